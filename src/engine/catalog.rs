@@ -1,0 +1,103 @@
+//! The catalog: durable metadata (which streams, queues and topics exist, with their settings),
+//! kept as JSON records in a log of its own under `DATA_DIR/catalog/`.
+//!
+//! Every change is appended (and fsynced, whatever the engine's durability mode) before it takes
+//! effect; opening the engine replays the records in order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::{Compression, RecordRef};
+use crate::log::io::Vfs;
+use crate::log::{Durability, Log, LogConfig};
+use crate::stream::StreamMeta;
+
+/// One change to the catalog, as stored (JSON, tagged by `op`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CatalogRecord {
+    /// A stream was created (or its shard map replaced, on resharding).
+    PutStream {
+        /// Its full description.
+        stream: StreamMeta,
+    },
+    /// A stream was deleted.
+    DeleteStream {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// The replayed state of the catalog.
+#[derive(Debug, Default, Clone)]
+pub struct CatalogState {
+    /// Streams by name.
+    pub streams: BTreeMap<String, StreamMeta>,
+    /// Names deleted since the last time their directories were seen removed.
+    pub deleted_streams: Vec<String>,
+}
+
+impl CatalogState {
+    fn apply(&mut self, record: CatalogRecord) {
+        match record {
+            CatalogRecord::PutStream { stream } => {
+                self.deleted_streams.retain(|n| n != &stream.name);
+                self.streams.insert(stream.name.clone(), stream);
+            }
+            CatalogRecord::DeleteStream { name } => {
+                self.streams.remove(&name);
+                self.deleted_streams.push(name);
+            }
+        }
+    }
+}
+
+/// The catalog log and its replayed state.
+#[derive(Debug)]
+pub struct Catalog {
+    log: Log,
+    state: CatalogState,
+}
+
+impl Catalog {
+    /// Opens the catalog in `dir` and replays it.
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Catalog> {
+        let config = LogConfig {
+            segment_bytes: 4 << 20,
+            index_interval_bytes: 4096,
+            durability: Durability::Always,
+            compression: Compression::None,
+        };
+        let log = Log::open(vfs, dir, config, 0)?;
+        let mut state = CatalogState::default();
+        let mut at = log.first_seq();
+        loop {
+            let records = log.read(at, 4096, 16 << 20)?;
+            let Some(last) = records.last() else { break };
+            at = last.seq + 1;
+            for r in records {
+                let record: CatalogRecord = serde_json::from_slice(&r.value)
+                    .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;
+                state.apply(record);
+            }
+        }
+        Ok(Catalog { log, state })
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &CatalogState {
+        &self.state
+    }
+
+    /// Durably records a change, then applies it.
+    pub fn append(&mut self, record: CatalogRecord, now_ms: u64) -> Result<()> {
+        let value = serde_json::to_vec(&record).map_err(|e| Error::InvalidArgument(format!("catalog record: {e}")))?;
+        self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
+        self.state.apply(record);
+        Ok(())
+    }
+}

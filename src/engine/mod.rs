@@ -1,0 +1,303 @@
+//! The engine: opening a data directory (lock, catalog, recovery of every log), the registry
+//! of open streams, queues and topics, and background maintenance (periodic sync, retention).
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! DATA_DIR/LOCK                       exclusive lock: one process per directory
+//! DATA_DIR/catalog/                   log of catalog records (JSON)
+//! DATA_DIR/streams/<name>/shard-NNNNNN/   one log per shard
+//! ```
+
+pub mod catalog;
+pub mod lock;
+pub mod names;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::format::Compression;
+use crate::log::io::{RealFs, Vfs};
+pub use crate::log::Durability;
+use crate::log::LogConfig;
+use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
+use catalog::{Catalog, CatalogRecord};
+use lock::DirLock;
+
+/// How an engine is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When acknowledged writes are durable. Default: [`Durability::Always`].
+    pub durability: Durability,
+    /// Segment size at which logs roll. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Largest stream record (data plus partition key). Default 1 MiB, as Kinesis.
+    pub max_record_bytes: usize,
+    /// Whether batches may be zstd-compressed when it pays. Default: yes.
+    pub compression: Compression,
+    /// Time source. Default: the system clock.
+    pub clock: Arc<dyn Clock>,
+    /// File system. Default: the real one.
+    pub vfs: Arc<dyn Vfs>,
+    /// How long `open` waits for another process to release the directory. Default: not at all.
+    pub lock_wait: Duration,
+    /// Run the maintenance thread (periodic sync for `Interval`, retention every
+    /// `maintenance_interval`). Tests with a manual clock turn it off and call
+    /// [`Engine::run_maintenance`].
+    pub background: bool,
+    /// How often the maintenance thread enforces retention. Default: 10 s.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Always,
+            segment_bytes: 64 << 20,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            compression: Compression::Auto,
+            clock: Arc::new(SystemClock),
+            vfs: Arc::new(RealFs),
+            lock_wait: Duration::ZERO,
+            background: true,
+            maintenance_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Options {
+    fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes,
+            index_interval_bytes: 4096,
+            durability: self.durability,
+            compression: self.compression,
+        }
+    }
+}
+
+pub(crate) struct EngineInner {
+    dir: PathBuf,
+    options: Options,
+    catalog: Mutex<Catalog>,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    shutdown: Mutex<bool>,
+    wake: Condvar,
+    _lock: DirLock,
+}
+
+/// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
+/// method takes `&self` and is safe to call from many threads.
+pub struct Engine {
+    inner: Arc<EngineInner>,
+    maintenance: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `dir`: takes its lock, replays the catalog
+    /// and recovers every log.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        let dir = dir.as_ref().to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::io(
+                "open data directory",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "it exists and is not a directory"),
+            ));
+        }
+        options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir, options.lock_wait)?;
+        let catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
+        let state = catalog.state().clone();
+        for name in &state.deleted_streams {
+            // A delete that crashed before its directory was gone finishes now.
+            let _ = options.vfs.remove_dir_all(&dir.join("streams").join(name));
+        }
+        let mut streams = BTreeMap::new();
+        for (name, meta) in state.streams {
+            let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options))?;
+            streams.insert(name, Arc::new(stream));
+        }
+        let inner = Arc::new(EngineInner {
+            dir,
+            options,
+            catalog: Mutex::new(catalog),
+            streams: RwLock::new(streams),
+            shutdown: Mutex::new(false),
+            wake: Condvar::new(),
+            _lock: lock,
+        });
+        let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
+        Ok(Engine { inner, maintenance })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the engine was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.options.clock
+    }
+
+    /// Creates a stream with `shards` shards (1-1024) splitting the hash-key space evenly, and
+    /// `retention` (24 hours to 365 days; default 24 hours, as Kinesis).
+    pub fn create_stream(&self, name: &str, shards: u32, retention: Option<Duration>) -> Result<()> {
+        names::validate_stream_name(name)?;
+        let retention_ms = retention.map_or(MIN_RETENTION_MS, |d| d.as_millis() as u64);
+        let meta = StreamMeta::new(name, shards, retention_ms)?;
+        let mut catalog = self.inner.catalog.lock();
+        if catalog.state().streams.contains_key(name) {
+            return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
+        }
+        let dir = self.stream_dir(name);
+        // Leftovers of a stream of the same name deleted before a crash must not leak in.
+        self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+        let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options))?;
+        catalog.append(CatalogRecord::PutStream { stream: meta }, self.inner.options.clock.now_ms())?;
+        self.inner.streams.write().insert(name.to_string(), Arc::new(stream));
+        Ok(())
+    }
+
+    /// Deletes a stream and all its records.
+    pub fn delete_stream(&self, name: &str) -> Result<()> {
+        names::validate_stream_name(name)?;
+        let mut catalog = self.inner.catalog.lock();
+        if !catalog.state().streams.contains_key(name) {
+            return Err(Error::NotFound { kind: "stream", name: name.to_string() });
+        }
+        catalog.append(CatalogRecord::DeleteStream { name: name.to_string() }, self.inner.options.clock.now_ms())?;
+        let stream = self.inner.streams.write().remove(name);
+        drop(stream);
+        let dir = self.stream_dir(name);
+        self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))
+    }
+
+    /// An open stream by name.
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>> {
+        names::validate_stream_name(name)?;
+        self.inner
+            .streams
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { kind: "stream", name: name.to_string() })
+    }
+
+    /// Names of all streams.
+    pub fn list_streams(&self) -> Vec<String> {
+        self.inner.streams.read().keys().cloned().collect()
+    }
+
+    /// A stream's shards, ranges and stored sequence numbers.
+    pub fn describe_stream(&self, name: &str) -> Result<StreamDescription> {
+        Ok(self.stream(name)?.describe())
+    }
+
+    fn stream_dir(&self, name: &str) -> PathBuf {
+        self.inner.dir.join("streams").join(name)
+    }
+
+    /// Runs one round of maintenance now: retention on every stream. The background thread
+    /// calls this periodically; tests driving a manual clock call it directly.
+    pub fn run_maintenance(&self) -> Result<()> {
+        self.inner.run_maintenance()
+    }
+
+    /// Syncs every log (useful before a planned shutdown under `Interval` or `Never`; dropping
+    /// the engine does the same).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl EngineInner {
+    fn run_maintenance(&self) -> Result<()> {
+        let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        for stream in streams {
+            stream.enforce_retention()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        for stream in streams {
+            stream.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn stream_env(options: &Options) -> StreamEnv {
+    StreamEnv {
+        vfs: options.vfs.clone(),
+        clock: options.clock.clone(),
+        log_config: options.log_config(),
+        max_record_bytes: options.max_record_bytes,
+    }
+}
+
+/// The maintenance thread: syncs `Interval` logs on time and runs retention. It holds only a
+/// weak reference, so dropping the engine ends it.
+fn spawn_maintenance(inner: Weak<EngineInner>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut since_retention = Duration::ZERO;
+        loop {
+            let Some(engine) = inner.upgrade() else { return };
+            let tick = match engine.options.durability {
+                Durability::Interval(ms) => Duration::from_millis(ms.max(1)),
+                _ => engine.options.maintenance_interval,
+            };
+            {
+                let mut stop = engine.shutdown.lock();
+                if *stop {
+                    return;
+                }
+                engine.wake.wait_for(&mut stop, tick);
+                if *stop {
+                    return;
+                }
+            }
+            if let Durability::Interval(_) = engine.options.durability {
+                // A failed sync poisons the log; the next write reports it to its caller.
+                let _ = engine.flush();
+            }
+            since_retention += tick;
+            if since_retention >= engine.options.maintenance_interval {
+                since_retention = Duration::ZERO;
+                let _ = engine.run_maintenance();
+            }
+        }
+    })
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        *self.inner.shutdown.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(handle) = self.maintenance.take() {
+            let _ = handle.join();
+        }
+        let _ = self.inner.flush();
+    }
+}

@@ -1,0 +1,94 @@
+//! Name rules, checked before a name reaches the file system.
+
+use crate::error::{Error, Result};
+
+/// Longest stream name, as Kinesis allows.
+pub const MAX_STREAM_NAME_LEN: usize = 128;
+/// Longest queue or topic name including a `.fifo` suffix, as SQS and SNS allow.
+pub const MAX_QUEUE_NAME_LEN: usize = 80;
+
+fn shorten(name: &str) -> String {
+    if name.chars().count() > 64 {
+        let mut s: String = name.chars().take(61).collect();
+        s.push_str("...");
+        s
+    } else {
+        name.to_string()
+    }
+}
+
+fn reject(kind: &'static str, name: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidName { kind, name: shorten(name), reason: reason.into() }
+}
+
+/// Streams: 1-128 characters of `[A-Za-z0-9_.-]`, and not `.` or `..`.
+pub fn validate_stream_name(name: &str) -> Result<()> {
+    let kind = "stream";
+    if name.is_empty() || name.len() > MAX_STREAM_NAME_LEN {
+        return Err(reject(kind, name, format!("must be 1 to {MAX_STREAM_NAME_LEN} characters long")));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(reject(kind, name, format!("may contain only A-Z, a-z, 0-9, '_', '.' and '-', not {c:?}")));
+    }
+    if name == "." || name == ".." {
+        return Err(reject(kind, name, "may not be '.' or '..'"));
+    }
+    Ok(())
+}
+
+/// Queues and topics: 1-80 characters of `[A-Za-z0-9_-]`, where FIFO ones end in `.fifo`
+/// (counted in the 80).
+pub fn validate_queue_name(kind: &'static str, name: &str, fifo: bool) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_QUEUE_NAME_LEN {
+        return Err(reject(kind, name, format!("must be 1 to {MAX_QUEUE_NAME_LEN} characters long")));
+    }
+    let stem = match (fifo, name.strip_suffix(".fifo")) {
+        (true, Some(stem)) => stem,
+        (true, None) => return Err(reject(kind, name, format!("a FIFO {kind} name must end in \".fifo\""))),
+        (false, Some(_)) => return Err(reject(kind, name, format!("only FIFO {kind}s may end in \".fifo\""))),
+        (false, None) => name,
+    };
+    if stem.is_empty() {
+        return Err(reject(kind, name, "needs at least one character before \".fifo\""));
+    }
+    if let Some(c) = stem.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))) {
+        return Err(reject(
+            kind,
+            name,
+            format!("may contain only A-Z, a-z, 0-9, '_' and '-' (and a \".fifo\" suffix), not {c:?}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_stream_names_are_rejected() {
+        for bad in ["", ".", "..", "a/b", "../x", "a\0b", "ｃｌｉｃｋｓ", "a b", &"x".repeat(129), &"y".repeat(10_000)]
+        {
+            let err = validate_stream_name(bad).expect_err(bad);
+            assert!(matches!(err, Error::InvalidName { kind: "stream", .. }), "{err}");
+        }
+        for good in ["a", "clicks.v1", "A-b_c", &"z".repeat(128)] {
+            validate_stream_name(good).expect(good);
+        }
+    }
+
+    #[test]
+    fn queue_names_follow_sqs_rules() {
+        validate_queue_name("queue", "orders", false).expect("plain");
+        validate_queue_name("queue", "orders.fifo", true).expect("fifo");
+        for (bad, fifo) in
+            [("orders", true), ("orders.fifo", false), (".fifo", true), ("a.b", false), ("a/b", false), ("..", false)]
+        {
+            assert!(validate_queue_name("queue", bad, fifo).is_err(), "{bad} accepted");
+        }
+        assert!(validate_queue_name("queue", &"q".repeat(81), false).is_err());
+        let long = "y".repeat(10_000);
+        let msg = validate_queue_name("queue", &long, false).expect_err("long").to_string();
+        assert!(msg.len() < 300, "error message echoes a 10 KB name: {} bytes", msg.len());
+    }
+}

@@ -1,0 +1,25 @@
+//! # weir
+//!
+//! A durable, embedded message-log storage engine: SQS-style queues, SNS-style topics and
+//! Kinesis-style streams inside one process, over one append-only segmented log.
+//!
+//! ```no_run
+//! use weir::{Engine, Options};
+//! let engine = Engine::open("./weir-data", Options::default())?;
+//! engine.create_stream("clicks", 2, None)?;
+//! let put = engine.stream("clicks")?.put(b"user-1", b"hello")?;
+//! println!("shard {} seq {}", put.shard, put.seq);
+//! # Ok::<(), weir::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod log;
+pub mod stream;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Durability, Engine, Options};
+pub use error::{Error, Result};

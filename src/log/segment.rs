@@ -1,0 +1,204 @@
+//! One segment: a file of frames after a [`SegmentHeader`], its sparse index, and reads from it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{Error, Result};
+use crate::format::batch::{decode_frame, decode_records, FrameError, FRAME_HEADER_LEN};
+use crate::format::segment_header::SEGMENT_HEADER_LEN;
+use crate::format::{IndexEntry, IndexFile, Record};
+use crate::log::io::LogFile;
+
+/// File name of the segment whose first sequence number is `base_seq`.
+pub fn segment_file_name(base_seq: u64) -> String {
+    format!("{base_seq:020}.seg")
+}
+
+/// File name of the index of that segment.
+pub fn index_file_name(base_seq: u64) -> String {
+    format!("{base_seq:020}.idx")
+}
+
+/// Parses a segment file name back into its base sequence number.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Where a segment stops being readable: a frame that failed its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Offset of the first bad byte range within the segment file.
+    pub offset: u64,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+/// The mutable facts about a segment; they change only while it is the active segment.
+#[derive(Debug, Clone)]
+pub struct SegmentState {
+    /// Bytes of whole frames (header included). Readers never look past this.
+    pub len: u64,
+    /// One past the last sequence number written to the segment.
+    pub next_seq: u64,
+    /// Append time of the first frame (0 while empty).
+    pub first_time_ms: u64,
+    /// Append time of the last frame (0 while empty).
+    pub last_time_ms: u64,
+    /// Sparse index: one entry for the first frame and then one at least every
+    /// `index_interval_bytes`.
+    pub entries: Vec<IndexEntry>,
+    /// Bytes written since the last index entry.
+    pub bytes_since_entry: u64,
+    /// Frames that failed their checks, found at open; nothing at or after it is served.
+    pub damage: Option<Damage>,
+}
+
+/// A segment file and what is known about it.
+#[derive(Debug)]
+pub struct Segment {
+    /// First sequence number of the segment (also in its name and header).
+    pub base_seq: u64,
+    /// Path of the `.seg` file.
+    pub path: PathBuf,
+    /// Path of the `.idx` file.
+    pub index_path: PathBuf,
+    pub(crate) file: Arc<dyn LogFile>,
+    pub(crate) state: RwLock<SegmentState>,
+    /// A mapping of the file, replaced when the file has grown past it.
+    map: Mutex<Option<Bytes>>,
+}
+
+impl Segment {
+    pub(crate) fn new(dir: &Path, base_seq: u64, file: Arc<dyn LogFile>, state: SegmentState) -> Segment {
+        Segment {
+            base_seq,
+            path: dir.join(segment_file_name(base_seq)),
+            index_path: dir.join(index_file_name(base_seq)),
+            file,
+            state: RwLock::new(state),
+            map: Mutex::new(None),
+        }
+    }
+
+    /// An empty state for a segment that holds only its header.
+    pub fn empty_state(base_seq: u64) -> SegmentState {
+        SegmentState {
+            len: SEGMENT_HEADER_LEN as u64,
+            next_seq: base_seq,
+            first_time_ms: 0,
+            last_time_ms: 0,
+            entries: Vec::new(),
+            bytes_since_entry: 0,
+            damage: None,
+        }
+    }
+
+    /// A snapshot of the segment's state.
+    pub fn snapshot(&self) -> SegmentState {
+        self.state.read().clone()
+    }
+
+    /// The index file describing the segment as it is now.
+    pub fn index_file(&self) -> IndexFile {
+        let s = self.state.read();
+        IndexFile { segment_len: s.len, next_seq: s.next_seq, last_time_ms: s.last_time_ms, entries: s.entries.clone() }
+    }
+
+    /// Bytes `[start, end)` of the file, through the memory map where there is one.
+    fn bytes(&self, start: u64, end: u64) -> Result<Bytes> {
+        debug_assert!(start <= end, "byte range reversed");
+        let mut cached = self.map.lock();
+        if cached.as_ref().is_none_or(|m| (m.len() as u64) < end) {
+            match self.file.map() {
+                Some(Ok(m)) if m.len() as u64 >= end => *cached = Some(Bytes::from_owner(m)),
+                Some(Err(e)) => return Err(Error::io("map", &self.path, e)),
+                _ => {
+                    drop(cached);
+                    let mut buf = vec![0u8; (end - start) as usize];
+                    self.file.read_exact_at(&mut buf, start).map_err(|e| Error::io("read", &self.path, e))?;
+                    return Ok(Bytes::from(buf));
+                }
+            }
+        }
+        match cached.as_ref() {
+            Some(m) => Ok(m.slice(start as usize..end as usize)),
+            None => Err(Error::corrupt(&self.path, start, "segment could not be mapped")),
+        }
+    }
+
+    /// Appends records with sequence numbers in `[from_seq, limit_seq)` to `out`, at most
+    /// `max_records` of them and stopping once `max_bytes` of values have been collected (at
+    /// least one record is always returned if one exists). Returns true if it stopped at a limit.
+    pub fn read_into(
+        &self,
+        from_seq: u64,
+        limit_seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Record>,
+        bytes_so_far: &mut usize,
+    ) -> Result<bool> {
+        let (offset, len, damage) = {
+            let s = self.state.read();
+            let i = s.entries.partition_point(|e| e.seq <= from_seq);
+            let offset = if i == 0 { SEGMENT_HEADER_LEN as u64 } else { s.entries[i - 1].offset };
+            (offset, s.len, s.damage.clone())
+        };
+        if offset >= len {
+            return self.check_damage(damage, limit_seq, from_seq).map(|()| false);
+        }
+        let view = self.bytes(offset, len)?;
+        let mut at = 0usize;
+        while at < view.len() {
+            let frame_offset = offset + at as u64;
+            let header = match decode_frame(&view[at..]) {
+                Ok(h) => h,
+                Err(FrameError::Incomplete { .. }) => {
+                    return Err(Error::corrupt(&self.path, frame_offset, "frame runs past the end of the segment"))
+                }
+                Err(FrameError::Corrupt(e)) => {
+                    return Err(Error::corrupt(&self.path, frame_offset + e.offset as u64, e.reason))
+                }
+            };
+            let frame_end = at + header.frame_len as usize;
+            if header.base_seq >= limit_seq {
+                return Ok(true);
+            }
+            if header.next_seq() > from_seq {
+                let frame = view.slice(at..frame_end);
+                let records = decode_records(&header, &frame).map_err(|e| {
+                    Error::corrupt(&self.path, frame_offset + FRAME_HEADER_LEN as u64 + e.offset as u64, e.reason)
+                })?;
+                for r in records {
+                    if r.seq < from_seq || r.seq >= limit_seq {
+                        continue;
+                    }
+                    if out.len() >= max_records || (*bytes_so_far >= max_bytes && !out.is_empty()) {
+                        return Ok(true);
+                    }
+                    *bytes_so_far += r.value.len() + r.key.len();
+                    out.push(r);
+                }
+            }
+            at = frame_end;
+        }
+        let next = out.last().map(|r| r.seq + 1).unwrap_or(from_seq);
+        self.check_damage(damage, limit_seq, next).map(|()| false)
+    }
+
+    /// A read that reached the end of the whole frames of a damaged segment reports the damage
+    /// instead of silently skipping the sequence numbers it hides.
+    fn check_damage(&self, damage: Option<Damage>, limit_seq: u64, next_wanted: u64) -> Result<()> {
+        match damage {
+            Some(d) if next_wanted < limit_seq => Err(Error::corrupt(&self.path, d.offset, d.reason)),
+            _ => Ok(()),
+        }
+    }
+}

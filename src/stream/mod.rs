@@ -1,0 +1,354 @@
+//! Streams with Kinesis semantics: shards chosen by partition key, per-shard sequence numbers,
+//! immutable records read through iterators, retention by age.
+//!
+//! A stream is a set of shards; each shard owns a contiguous range of the 128-bit hash-key
+//! space and one [`Log`]. This module touches files only through `log`.
+
+pub mod hash;
+pub mod iterator;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::format::RecordRef;
+use crate::log::io::Vfs;
+use crate::log::{Log, LogConfig};
+pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
+
+/// Most records in one `put_batch`, as Kinesis's PutRecords.
+pub const MAX_BATCH_RECORDS: usize = 500;
+/// Most bytes (data and partition keys) in one `put_batch`, as Kinesis's PutRecords.
+pub const MAX_BATCH_BYTES: usize = 5 << 20;
+/// Default largest record (data plus partition key), as Kinesis.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+/// Longest partition key, as Kinesis.
+pub const MAX_PARTITION_KEY_LEN: usize = 256;
+/// Most shards in one stream.
+pub const MAX_SHARDS: u32 = 1024;
+/// Shortest and longest retention, as Kinesis (24 hours to 365 days).
+pub const MIN_RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// Longest retention.
+pub const MAX_RETENTION_MS: u64 = 8760 * 3600 * 1000;
+
+/// The durable description of a shard, kept in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMeta {
+    /// Shard id, unique within the stream.
+    pub id: u32,
+    /// First hash key of the shard's range.
+    #[serde(with = "hash::dec_u128")]
+    pub hash_start: u128,
+    /// Last hash key of the shard's range (inclusive).
+    #[serde(with = "hash::dec_u128")]
+    pub hash_end: u128,
+    /// Shards this one was split or merged from.
+    #[serde(default)]
+    pub parents: Vec<u32>,
+    /// False once split or merged: no more writes.
+    pub open: bool,
+    /// The first sequence number the shard hands out.
+    #[serde(default)]
+    pub initial_seq: u64,
+}
+
+/// The durable description of a stream, kept in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The stream's name.
+    pub name: String,
+    /// Records older than this are deleted (whole segments at a time).
+    pub retention_ms: u64,
+    /// Every shard, open or closed, by id.
+    pub shards: Vec<ShardMeta>,
+}
+
+impl StreamMeta {
+    /// A new stream's description with `shards` shards splitting the hash-key space evenly.
+    pub fn new(name: &str, shards: u32, retention_ms: u64) -> Result<StreamMeta> {
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(Error::InvalidArgument(format!("a stream needs 1 to {MAX_SHARDS} shards, not {shards}")));
+        }
+        if !(MIN_RETENTION_MS..=MAX_RETENTION_MS).contains(&retention_ms) {
+            return Err(Error::InvalidArgument(format!(
+                "stream retention must be 24 to 8760 hours, not {} ms",
+                retention_ms
+            )));
+        }
+        let shards = hash::even_ranges(shards)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (hash_start, hash_end))| ShardMeta {
+                id: i as u32,
+                hash_start,
+                hash_end,
+                parents: Vec::new(),
+                open: true,
+                initial_seq: 0,
+            })
+            .collect();
+        Ok(StreamMeta { name: name.to_string(), retention_ms, shards })
+    }
+}
+
+/// One shard: its description and its log.
+#[derive(Debug)]
+pub struct Shard {
+    /// The shard's description.
+    pub meta: ShardMeta,
+    pub(crate) log: Log,
+}
+
+impl Shard {
+    /// The shard's log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+/// Where a put landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PutResult {
+    /// The shard.
+    pub shard: u32,
+    /// The record's sequence number in that shard.
+    pub seq: u64,
+}
+
+/// One record of a [`Stream::put_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct PutRecord<'a> {
+    /// Chooses the shard (through its MD5) and orders records: same key, same order.
+    pub partition_key: &'a [u8],
+    /// The data.
+    pub data: &'a [u8],
+    /// Overrides the hash of the partition key.
+    pub explicit_hash_key: Option<u128>,
+}
+
+/// A summary of a shard for `describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardDescription {
+    /// Shard id.
+    pub id: u32,
+    /// First hash key, decimal.
+    pub hash_start: String,
+    /// Last hash key, decimal.
+    pub hash_end: String,
+    /// Oldest stored sequence number, if any record is stored.
+    pub first_seq: Option<u64>,
+    /// Newest sequence number, if any record is stored.
+    pub last_seq: Option<u64>,
+    /// Parent shards.
+    pub parents: Vec<u32>,
+    /// Whether the shard takes writes.
+    pub open: bool,
+}
+
+/// A summary of a stream for `describe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamDescription {
+    /// The stream's name.
+    pub name: String,
+    /// Retention in hours.
+    pub retention_hours: u64,
+    /// Its shards.
+    pub shards: Vec<ShardDescription>,
+}
+
+/// How a stream is opened: everything that comes from the engine's options.
+#[derive(Debug, Clone)]
+pub struct StreamEnv {
+    /// The file system.
+    pub vfs: Arc<dyn Vfs>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Log layout and durability.
+    pub log_config: LogConfig,
+    /// Largest record (data plus partition key).
+    pub max_record_bytes: usize,
+}
+
+/// An open stream.
+#[derive(Debug)]
+pub struct Stream {
+    meta: RwLock<StreamMeta>,
+    shards: RwLock<BTreeMap<u32, Arc<Shard>>>,
+    dir: PathBuf,
+    env: StreamEnv,
+}
+
+/// Directory of a shard's log within its stream's directory.
+pub fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
+    stream_dir.join(format!("shard-{shard:06}"))
+}
+
+impl Stream {
+    /// Opens (or creates) the logs of every shard of `meta` under `dir`.
+    pub fn open(dir: &Path, meta: StreamMeta, env: StreamEnv) -> Result<Stream> {
+        let mut shards = BTreeMap::new();
+        for shard in &meta.shards {
+            let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
+            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log }));
+        }
+        Ok(Stream { meta: RwLock::new(meta), shards: RwLock::new(shards), dir: dir.to_path_buf(), env })
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> String {
+        self.meta.read().name.clone()
+    }
+
+    /// The stream's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shard whose open range holds `hash`.
+    fn shard_for_hash(&self, hash: u128) -> Result<Arc<Shard>> {
+        let shards = self.shards.read();
+        shards
+            .values()
+            .find(|s| s.meta.open && s.meta.hash_start <= hash && hash <= s.meta.hash_end)
+            .cloned()
+            .ok_or_else(|| Error::corrupt(&self.dir, 0, format!("no open shard owns hash key {hash}")))
+    }
+
+    /// A shard by id.
+    pub fn shard(&self, id: u32) -> Result<Arc<Shard>> {
+        self.shards
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { kind: "shard", name: format!("{}/{id}", self.name()) })
+    }
+
+    /// Every shard, by id.
+    pub fn shards(&self) -> Vec<Arc<Shard>> {
+        self.shards.read().values().cloned().collect()
+    }
+
+    fn check_record(&self, r: &PutRecord<'_>) -> Result<()> {
+        if r.partition_key.is_empty() || r.partition_key.len() > MAX_PARTITION_KEY_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "partition key must be 1 to {MAX_PARTITION_KEY_LEN} bytes, not {}",
+                r.partition_key.len()
+            )));
+        }
+        let size = r.data.len() + r.partition_key.len();
+        if size > self.env.max_record_bytes {
+            return Err(Error::TooLarge {
+                what: "record (data plus partition key)",
+                size,
+                limit: self.env.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts one record; returns once it is durable under the engine's durability mode.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let engine = weir::Engine::open(dir.path(), weir::Options::default())?;
+    /// engine.create_stream("events", 1, None)?;
+    /// let put = engine.stream("events")?.put(b"user-7", b"clicked")?;
+    /// assert_eq!((put.shard, put.seq), (0, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, partition_key: &[u8], data: &[u8]) -> Result<PutResult> {
+        let results = self.put_batch(&[PutRecord { partition_key, data, explicit_hash_key: None }])?;
+        results.into_iter().next().ok_or_else(|| Error::InvalidArgument("empty put".into()))
+    }
+
+    /// Puts up to 500 records (5 MiB in all). Records with the same partition key keep their
+    /// order. Each shard's records are appended as one frame and all shards are synced before
+    /// the call returns. If a shard's append fails, the call fails; records already appended to
+    /// other shards stay (at-least-once, as Kinesis's PutRecords on retry).
+    pub fn put_batch(&self, records: &[PutRecord<'_>]) -> Result<Vec<PutResult>> {
+        if records.is_empty() || records.len() > MAX_BATCH_RECORDS {
+            return Err(Error::InvalidArgument(format!(
+                "a batch holds 1 to {MAX_BATCH_RECORDS} records, not {}",
+                records.len()
+            )));
+        }
+        let mut total = 0usize;
+        for r in records {
+            self.check_record(r)?;
+            total += r.data.len() + r.partition_key.len();
+        }
+        if total > MAX_BATCH_BYTES {
+            return Err(Error::TooLarge { what: "batch", size: total, limit: MAX_BATCH_BYTES });
+        }
+        // Group by shard, keeping the caller's order inside each group.
+        let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            let hash = r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key));
+            let shard = self.shard_for_hash(hash)?;
+            groups.entry(shard.meta.id).or_insert_with(|| (shard, Vec::new())).1.push(i);
+        }
+        let now = self.env.clock.now_ms();
+        let mut results = vec![PutResult { shard: 0, seq: 0 }; records.len()];
+        for (shard_id, (shard, indexes)) in &groups {
+            let refs: Vec<RecordRef<'_>> =
+                indexes.iter().map(|&i| RecordRef { key: records[i].partition_key, value: records[i].data }).collect();
+            let outcome = shard.log.append(&refs, now)?;
+            for (k, &i) in indexes.iter().enumerate() {
+                results[i] = PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 };
+            }
+        }
+        Ok(results)
+    }
+
+    /// An iterator over one shard from `start`.
+    pub fn iterator(&self, shard: u32, start: StartingPosition) -> Result<ShardIterator> {
+        ShardIterator::new(self.shard(shard)?, start)
+    }
+
+    /// The stream's shards with their ranges and stored sequence numbers.
+    pub fn describe(&self) -> StreamDescription {
+        let meta = self.meta.read().clone();
+        let shards = self.shards.read();
+        let shards = meta
+            .shards
+            .iter()
+            .map(|m| {
+                let (first, next) = shards.get(&m.id).map_or((0, 0), |s| (s.log.first_seq(), s.log.next_seq()));
+                ShardDescription {
+                    id: m.id,
+                    hash_start: m.hash_start.to_string(),
+                    hash_end: m.hash_end.to_string(),
+                    first_seq: (first < next).then_some(first),
+                    last_seq: (first < next).then(|| next - 1),
+                    parents: m.parents.clone(),
+                    open: m.open,
+                }
+            })
+            .collect();
+        StreamDescription { name: meta.name, retention_hours: meta.retention_ms / 3_600_000, shards }
+    }
+
+    /// Deletes segments whose records are all older than the retention period. Returns the
+    /// number of segments deleted.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        let cutoff = self.env.clock.now_ms().saturating_sub(self.meta.read().retention_ms);
+        let mut deleted = 0;
+        for shard in self.shards() {
+            deleted += shard.log.delete_older_than(cutoff)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Syncs every shard (the periodic sync of `Interval` durability).
+    pub fn flush(&self) -> Result<()> {
+        for shard in self.shards() {
+            shard.log.flush()?;
+        }
+        Ok(())
+    }
+}
