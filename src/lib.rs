@@ -17,6 +17,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod inspect;
 pub mod log;
 pub mod stream;
 

@@ -1,0 +1,239 @@
+//! `weir verify`: a strict, read-only check of every frame and index of a data directory.
+//!
+//! Verify reports everything the engine would notice at open and more: a torn tail in the last
+//! segment of a log (which recovery silently cuts off) is a problem here, as is a sealed
+//! segment whose index disagrees with it, or a run of sequence numbers no segment holds. It
+//! never takes the directory lock and never writes, so it can run beside a live engine.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::index::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
+use crate::format::IndexFile;
+use crate::log::recovery::ScanEnd;
+use crate::log::segment::index_file_name;
+
+use super::{is_not_found, log_dirs, segment_files, ScannedSegment, SegmentFiles};
+
+/// How long verify waits before looking again at a last segment that ends in a partial frame:
+/// on a live directory that is usually a write in flight.
+const TORN_RECHECK_DELAY: Duration = Duration::from_millis(100);
+
+/// One thing wrong with a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub path: PathBuf,
+    /// Byte offset within the file the problem refers to.
+    pub offset: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `FILE:OFFSET: what is wrong`, the line `weir verify` prints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.offset, self.message)
+    }
+}
+
+impl Problem {
+    fn new(path: impl Into<PathBuf>, offset: u64, message: impl Into<String>) -> Problem {
+        Problem { path: path.into(), offset, message: message.into() }
+    }
+}
+
+/// Checks every log directory under `dir` (or the one segment file `dir` names): every frame of
+/// every segment, every index file against its segment, and sequence continuity between
+/// consecutive segments. Returns the problems found, in path order; an empty list means
+/// everything checks out. Fails only if `dir` itself cannot be read.
+pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
+    let meta = fs::metadata(dir).map_err(|e| Error::io("verify", dir, e))?;
+    let mut problems = Vec::new();
+    if meta.is_dir() {
+        for log in log_dirs(dir)? {
+            match verify_log(&log, &mut problems) {
+                Err(e) if is_not_found(&e) => {}
+                other => other?,
+            }
+        }
+    } else {
+        let segment = ScannedSegment::read(dir)?;
+        check_frames(&segment, true, &mut problems);
+    }
+    Ok(problems)
+}
+
+fn verify_log(dir: &Path, problems: &mut Vec<Problem>) -> Result<()> {
+    let SegmentFiles { segments: files, unrecognized } = segment_files(dir)?;
+    for path in unrecognized {
+        problems.push(Problem::new(path, 0, "not a segment name (20 digits and .seg): the engine ignores this file"));
+    }
+    // (one past the last sequence number, whether the segment was whole) of the previous one
+    let mut previous: Option<(u64, bool)> = None;
+    for (i, (base, path)) in files.iter().enumerate() {
+        let is_last = i + 1 == files.len();
+        let segment = match read_for_verify(path, is_last) {
+            Ok(s) => s,
+            // Removed by retention since the directory was listed.
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => {
+                problems.push(Problem::new(path, 0, format!("cannot be read: {e}")));
+                previous = None;
+                continue;
+            }
+        };
+        if let Some((prev_next, true)) = previous {
+            if *base > prev_next {
+                problems.push(Problem::new(
+                    path,
+                    0,
+                    format!(
+                        "sequence numbers {prev_next} to {} are in no segment: the previous segment ends before \
+                         this one begins (a segment was deleted?)",
+                        base - 1
+                    ),
+                ));
+            } else if *base < prev_next {
+                problems.push(Problem::new(
+                    path,
+                    0,
+                    format!(
+                        "segment starts at sequence {base}, below the {prev_next} the previous segment reaches \
+                         (overlapping segments; the engine refuses to open this log)"
+                    ),
+                ));
+            }
+        }
+        let whole = check_frames(&segment, is_last, problems);
+        if whole {
+            check_index(&segment, is_last, problems);
+        }
+        previous = Some((segment.next_seq(), whole));
+    }
+    Ok(())
+}
+
+/// Reads and scans a segment; a last segment ending in a partial frame is read once more after
+/// a moment, in case a live engine was in the middle of appending to it.
+fn read_for_verify(path: &Path, is_last: bool) -> Result<ScannedSegment> {
+    let segment = ScannedSegment::read(path)?;
+    if is_last && matches!(segment.outcome.end, ScanEnd::Torn { .. }) {
+        std::thread::sleep(TORN_RECHECK_DELAY);
+        return ScannedSegment::read(path);
+    }
+    Ok(segment)
+}
+
+/// Reports a scan that did not reach the end of the file. Returns true if the segment is whole.
+fn check_frames(segment: &ScannedSegment, is_last: bool, problems: &mut Vec<Problem>) -> bool {
+    let file_len = segment.bytes.len() as u64;
+    match &segment.outcome.end {
+        ScanEnd::Clean => true,
+        ScanEnd::Torn { offset, reason } => {
+            let what = if is_last {
+                "torn tail (an interrupted write; the engine cuts it off at open)"
+            } else {
+                "sealed segment ends in a partial frame"
+            };
+            problems.push(Problem::new(
+                &segment.path,
+                *offset,
+                format!("{what}: {reason}; {} bytes after the last whole frame", file_len.saturating_sub(*offset)),
+            ));
+            false
+        }
+        ScanEnd::Damaged { offset, reason, resync_next_seq } => {
+            problems.push(Problem::new(
+                &segment.path,
+                *offset,
+                format!(
+                    "damaged frame: {reason}; valid frames follow it (up to sequence {}), so these bytes were \
+                     once whole and have changed",
+                    resync_next_seq.saturating_sub(1)
+                ),
+            ));
+            false
+        }
+    }
+}
+
+/// Checks the segment's `.idx` file, if there is one, against a scan of the segment.
+fn check_index(segment: &ScannedSegment, is_last: bool, problems: &mut Vec<Problem>) {
+    let Some(dir) = segment.path.parent() else { return };
+    let path = dir.join(index_file_name(segment.base_seq));
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        // A missing index is rebuilt at open: an accelerator gone, not damage.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            problems.push(Problem::new(path, 0, format!("cannot be read: {e}")));
+            return;
+        }
+    };
+    let index = match IndexFile::decode(&bytes) {
+        Ok(index) => index,
+        Err(e) => {
+            problems.push(Problem::new(path, e.offset as u64, format!("index does not decode: {}", e.reason)));
+            return;
+        }
+    };
+    let file_len = segment.bytes.len() as u64;
+    if index.segment_len != file_len {
+        // The active segment may keep an index from before a crash; the engine ignores it
+        // because the lengths differ, and replaces it when the segment is sealed.
+        if !is_last {
+            problems.push(Problem::new(
+                path,
+                16,
+                format!(
+                    "index describes a segment of {} bytes but {} has {file_len} bytes",
+                    index.segment_len,
+                    segment.path.display()
+                ),
+            ));
+        }
+        return;
+    }
+    for (offset, message) in index_mismatches(&index, segment) {
+        problems.push(Problem::new(&path, offset, message));
+    }
+}
+
+/// Differences between an index file and what a scan of its segment produces, as (offset in
+/// the index file, message). Empty when they agree.
+pub(crate) fn index_mismatches(index: &IndexFile, segment: &ScannedSegment) -> Vec<(u64, String)> {
+    let state = &segment.outcome.state;
+    let mut out = Vec::new();
+    if index.segment_len != state.len {
+        out.push((16, format!("index says the segment is {} bytes, a scan finds {}", index.segment_len, state.len)));
+    }
+    if index.next_seq != state.next_seq {
+        out.push((24, format!("index says next sequence {}, a scan finds {}", index.next_seq, state.next_seq)));
+    }
+    if index.last_time_ms != state.last_time_ms {
+        out.push((
+            32,
+            format!("index says last time {} ms, a scan finds {} ms", index.last_time_ms, state.last_time_ms),
+        ));
+    }
+    if index.entries.len() != state.entries.len() {
+        out.push((12, format!("index has {} entries, a scan finds {}", index.entries.len(), state.entries.len())));
+    }
+    let first_diff = index.entries.iter().zip(&state.entries).position(|(a, b)| a != b);
+    if let Some(i) = first_diff {
+        let (a, b) = (index.entries[i], state.entries[i]);
+        out.push((
+            (INDEX_HEADER_LEN + i * INDEX_ENTRY_LEN) as u64,
+            format!(
+                "index entry {i} is (seq {}, offset {}, time {}) but the segment has (seq {}, offset {}, time {})",
+                a.seq, a.offset, a.time_ms, b.seq, b.offset, b.time_ms
+            ),
+        ));
+    }
+    out
+}
