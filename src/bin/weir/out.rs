@@ -1,0 +1,193 @@
+//! Output helpers shared by the subcommands: line-flushed stdout, JSON encoding of record
+//! bytes, and human-readable times and sizes.
+
+use std::fmt::Display;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// Print `weir: <message>` to stderr and exit 1.
+    Failed(String),
+    /// Stdout was closed by its reader: stop quietly.
+    BrokenPipe,
+}
+
+/// The result of a command step.
+pub type CliResult<T> = Result<T, CliError>;
+
+impl From<weir::Error> for CliError {
+    fn from(e: weir::Error) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Stdout, flushed after every line so a reader sees each line as soon as it is true.
+pub struct Out {
+    stdout: io::StdoutLock<'static>,
+}
+
+impl Out {
+    /// Locks stdout.
+    pub fn new() -> Out {
+        Out { stdout: io::stdout().lock() }
+    }
+
+    /// Prints one line of text.
+    pub fn line(&mut self, text: impl Display) -> CliResult<()> {
+        writeln!(self.stdout, "{text}").and_then(|()| self.stdout.flush()).map_err(stdout_error)
+    }
+
+    /// Prints one JSON object on a line of its own (fields in declaration order).
+    pub fn json(&mut self, value: &impl Serialize) -> CliResult<()> {
+        let text = serde_json::to_string(value).map_err(|e| CliError::Failed(format!("encode JSON: {e}")))?;
+        self.line(text)
+    }
+}
+
+fn stdout_error(e: io::Error) -> CliError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        CliError::BrokenPipe
+    } else {
+        CliError::Failed(format!("write to stdout: {e}"))
+    }
+}
+
+/// A record as JSON: `key` and `data` are strings when the bytes are UTF-8; otherwise
+/// `key_base64` / `data_base64` carry them in base64 instead. Lossless either way.
+#[derive(Debug, Serialize)]
+pub struct RecordJson {
+    /// Sequence number.
+    pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_base64: Option<String>,
+    /// Append time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+impl RecordJson {
+    /// Builds the JSON form of a record.
+    pub fn new(seq: u64, key: &[u8], data: &[u8], time_ms: u64) -> RecordJson {
+        let (key, key_base64) = text_or_base64(key);
+        let (data, data_base64) = text_or_base64(data);
+        RecordJson { seq, key, key_base64, data, data_base64, time_ms }
+    }
+}
+
+/// The bytes as text when they are UTF-8, else as base64.
+fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (Some(text.to_string()), None),
+        Err(_) => (None, Some(base64(bytes))),
+    }
+}
+
+/// Standard base64 (RFC 4648 alphabet, `=` padding).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let triple = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(triple >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Record bytes for a person to read: quoted and escaped text, or base64 when not UTF-8;
+/// shortened past `max` characters.
+pub fn show_bytes(bytes: &[u8], max: usize) -> String {
+    let shown = match std::str::from_utf8(bytes) {
+        Ok(text) if text.chars().count() > max => {
+            let head: String = text.chars().take(max).collect();
+            format!("{head:?}...")
+        }
+        Ok(text) => format!("{text:?}"),
+        Err(_) if bytes.len() > max => format!("base64:{}...", base64(&bytes[..max])),
+        Err(_) => format!("base64:{}", base64(bytes)),
+    };
+    if bytes.len() > max {
+        format!("{shown} ({} bytes)", bytes.len())
+    } else {
+        shown
+    }
+}
+
+/// A time in milliseconds since the Unix epoch as UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let sod = secs % 86_400;
+    // Days since 1970-01-01 to a proleptic Gregorian date, counting in 400-year eras that
+    // start on March 1st so leap days fall at the end of each year.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", sod / 3600, sod / 60 % 60, sod % 60, ms % 1000)
+}
+
+/// A byte count for a person: `512 B`, `4.0 KiB`, `1.5 MiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let cases =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
+    }
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        let _ = utc(u64::MAX);
+    }
+
+    #[test]
+    fn bytes_become_text_or_base64() {
+        let record = RecordJson::new(7, &[0xc3, 0x28], b"hi", 9);
+        let text = serde_json::to_string(&record).expect("encodes");
+        assert_eq!(text, r#"{"seq":7,"key_base64":"wyg=","data":"hi","time_ms":9}"#);
+        assert_eq!(size(1536), "1.5 KiB");
+    }
+}
