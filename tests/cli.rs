@@ -1,0 +1,359 @@
+//! The `weir` command line, driven as scripts drive it: exact JSON field names, exit codes,
+//! stdin, the directory lock, and `verify` / `inspect` on clean and damaged directories.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn weir_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS");
+    cmd
+}
+
+fn weir(data: &Path, args: &[&str]) -> Output {
+    weir_cmd(data).args(args).output().expect("run weir")
+}
+
+fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = weir_cmd(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child.wait_with_output().expect("wait for weir")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs weir, expects success, and parses every stdout line as one JSON object.
+fn json_lines(data: &Path, args: &[&str]) -> Vec<Value> {
+    let out = weir(data, args);
+    assert!(out.status.success(), "weir {args:?} failed: {}", stderr(&out));
+    parse_lines(&out)
+}
+
+fn parse_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+fn seqs(records: &[Value]) -> Vec<u64> {
+    records.iter().map(|r| r["seq"].as_u64().expect("seq")).collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(segment_files(&path));
+        } else if path.extension().is_some_and(|e| e == "seg") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn create_put_read_describe_round_trip() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+
+    let created = json_lines(&data, &["stream", "create", "clicks", "--shards", "2", "--retention-hours", "48"]);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["name"], "clicks");
+    assert_eq!(created[0]["retention_hours"], 48);
+
+    let put = json_lines(&data, &["stream", "put", "clicks", "--key", "user-1", "hello world"]);
+    assert_eq!(put.len(), 1);
+    assert_eq!(keys(&put[0]), ["seq", "shard"]);
+    assert_eq!(put[0]["seq"], 0);
+    let shard = put[0]["shard"].as_u64().expect("shard id");
+    let again = json_lines(&data, &["stream", "put", "clicks", "--key", "user-1", "second"]);
+    assert_eq!((again[0]["shard"].as_u64(), again[0]["seq"].as_u64()), (Some(shard), Some(1)));
+
+    let describe = json_lines(&data, &["stream", "describe", "clicks"]);
+    assert_eq!(describe.len(), 1);
+    let d = &describe[0];
+    assert_eq!(d["name"], "clicks");
+    let shards = d["shards"].as_array().expect("shards array");
+    assert_eq!(shards.len(), 2);
+    for s in shards {
+        assert_eq!(keys(s), ["first_seq", "hash_end", "hash_start", "id", "last_seq", "open", "parents"]);
+        assert!(s["hash_start"].as_str().expect("decimal string").parse::<u128>().is_ok());
+        assert!(s["hash_end"].as_str().expect("decimal string").parse::<u128>().is_ok());
+        assert_eq!(s["open"], true);
+        assert_eq!(s["parents"], Value::Array(vec![]));
+    }
+    assert_eq!(shards[0]["hash_start"], "0");
+    assert_eq!(shards[1]["hash_end"], u128::MAX.to_string());
+    let written = &shards[shard as usize];
+    assert_eq!((written["first_seq"].as_u64(), written["last_seq"].as_u64()), (Some(0), Some(1)));
+    assert!(shards[1 - shard as usize]["first_seq"].is_null(), "the other shard is empty");
+
+    let shard_arg = shard.to_string();
+    let records = json_lines(&data, &["stream", "read", "clicks", "--shard", &shard_arg, "--from", "trim-horizon"]);
+    assert_eq!(records.len(), 2);
+    assert_eq!(keys(&records[0]), ["data", "key", "seq", "time_ms"]);
+    assert_eq!(records[0]["key"], "user-1");
+    assert_eq!(records[0]["data"], "hello world");
+    assert_eq!(records[1]["data"], "second");
+    assert!(records[0]["time_ms"].as_u64().expect("time") > 1_600_000_000_000);
+
+    let list = json_lines(&data, &["stream", "list"]);
+    assert_eq!(list, vec![serde_json::json!({ "name": "clicks" })]);
+    json_lines(&data, &["stream", "delete", "clicks"]);
+    assert!(json_lines(&data, &["stream", "list"]).is_empty());
+}
+
+#[test]
+fn stdin_put_writes_every_line_in_order() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["stream", "create", "lines", "--shards", "3"]);
+    let input = b"first\nsecond\r\n\n\xff\xfe binary\nlast line without newline";
+    let out = weir_stdin(data, &["stream", "put", "lines", "--key", "k"], input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let puts = parse_lines(&out);
+    assert_eq!(puts.len(), 5, "one result per line");
+    let shard = puts[0]["shard"].as_u64().expect("shard");
+    assert!(puts.iter().all(|p| p["shard"].as_u64() == Some(shard)), "same key, same shard");
+    assert_eq!(seqs(&puts), [0, 1, 2, 3, 4]);
+
+    let shard_arg = shard.to_string();
+    let records = json_lines(data, &["stream", "read", "lines", "--shard", &shard_arg, "--from", "trim-horizon"]);
+    let texts: Vec<&Value> = records.iter().map(|r| &r["data"]).collect();
+    assert_eq!(texts[..3], [&Value::from("first"), &Value::from("second"), &Value::from("")]);
+    assert!(records[3].get("data").is_none(), "non-UTF-8 data is not given as text");
+    assert_eq!(records[3]["data_base64"], "//4gYmluYXJ5");
+    assert_eq!(records[4]["data"], "last line without newline");
+
+    // An oversized line fails the command, but the lines before it are in and reported.
+    let mut input = b"ok-1\nok-2\n".to_vec();
+    input.extend(vec![b'x'; 2 << 20]);
+    input.extend(b"\nnever\n");
+    let out = weir_stdin(data, &["stream", "put", "lines", "--key", "k"], &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stdin line 3"), "{}", stderr(&out));
+    assert_eq!(seqs(&parse_lines(&out)), [5, 6]);
+}
+
+#[test]
+fn every_starting_position() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["stream", "create", "s", "--shards", "1"]);
+    let before = json_lines(data, &["stream", "put", "s", "--key", "k", "r0"]);
+    assert_eq!(before[0]["shard"], 0);
+    let out = weir_stdin(data, &["stream", "put", "s", "--key", "k"], b"r1\nr2\nr3\nr4\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = json_lines(data, &["stream", "read", "s", "--shard", "0", "--from", "trim-horizon"]);
+    assert_eq!(seqs(&all), [0, 1, 2, 3, 4]);
+    let read = |from: &str| seqs(&json_lines(data, &["stream", "read", "s", "--shard", "0", "--from", from]));
+    assert_eq!(read("latest"), Vec::<u64>::new());
+    assert_eq!(read("at:2"), [2, 3, 4]);
+    assert_eq!(read("after:2"), [3, 4]);
+    assert_eq!(read("at:5"), Vec::<u64>::new());
+    assert_eq!(read("time:0"), [0, 1, 2, 3, 4]);
+    let last_time = all[4]["time_ms"].as_u64().expect("time");
+    let from_last = read(&format!("time:{last_time}"));
+    assert!(!from_last.is_empty() && from_last.last() == Some(&4), "{from_last:?}");
+    assert_eq!(read(&format!("time:{}", last_time + 60_000)), Vec::<u64>::new());
+    let limited = json_lines(data, &["stream", "read", "s", "--shard", "0", "--from", "at:1", "--limit", "2"]);
+    assert_eq!(seqs(&limited), [1, 2]);
+
+    let beyond = weir(data, &["stream", "read", "s", "--shard", "0", "--from", "at:99"]);
+    assert_eq!(beyond.status.code(), Some(1));
+    assert!(stderr(&beyond).starts_with("weir: "), "{}", stderr(&beyond));
+    let no_shard = weir(data, &["stream", "read", "s", "--shard", "7", "--from", "latest"]);
+    assert_eq!(no_shard.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["stream", "read", "s", "--shard", "0"],
+        &["stream", "read", "s", "--shard", "0", "--from", "yesterday"],
+        &["stream", "read", "s", "--shard", "0", "--from", "at:x"],
+        &["stream", "read", "s", "--shard", "0", "--from", "latest", "--limit", "0"],
+        &["stream", "create", "s"],
+        &["stream", "create", "s", "--shards", "-1"],
+        &["stream", "put", "s", "data-without-key"],
+        &["verify"],
+    ] {
+        let out = weir(data, args);
+        assert_eq!(out.status.code(), Some(2), "weir {args:?}: {}", stderr(&out));
+        assert!(!out.stderr.is_empty(), "weir {args:?} says nothing");
+    }
+}
+
+#[test]
+fn errors_exit_1_with_a_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    for name in ["../x", "a/b", "..", ""] {
+        let out = weir(&data, &["stream", "create", name, "--shards", "1"]);
+        assert_eq!(out.status.code(), Some(1), "name {name:?} accepted");
+        let err = stderr(&out);
+        assert!(err.starts_with("weir: invalid stream name"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!tmp.path().join("x").exists(), "a bad name touched the file system");
+    assert!(!data.exists(), "a bad name created the data directory");
+
+    json_lines(&data, &["stream", "create", "s", "--shards", "1"]);
+    for (args, expect) in [
+        (&["stream", "create", "s", "--shards", "1"][..], "already exists"),
+        (&["stream", "create", "t", "--shards", "0"], "shards"),
+        (&["stream", "create", "t", "--shards", "1", "--retention-hours", "1"], "retention"),
+        (&["stream", "describe", "missing"], "does not exist"),
+        (&["stream", "put", "missing", "--key", "k", "v"], "does not exist"),
+        (&["stream", "put", "s", "--key", "", "v"], "partition key"),
+        (&["stream", "read", "../etc", "--shard", "0", "--from", "latest"], "invalid stream name"),
+        (&["stream", "delete", "missing"], "does not exist"),
+        (&["inspect", "/definitely/not/here"], "not/here"),
+    ] {
+        let out = weir(&data, args);
+        assert_eq!(out.status.code(), Some(1), "weir {args:?}");
+        let err = stderr(&out);
+        assert!(err.starts_with("weir: ") && err.contains(expect), "weir {args:?}: {err}");
+    }
+}
+
+#[test]
+fn data_directory_comes_from_weir_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("from-env");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["stream", "create", "e", "--shards", "1"])
+        .env("WEIR_DATA", &data)
+        .current_dir(tmp.path())
+        .output()
+        .expect("run weir");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(data.join("streams").join("e").is_dir());
+}
+
+#[test]
+fn verify_passes_clean_directories_and_names_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["stream", "create", "v", "--shards", "1"]);
+    let out = weir_stdin(data, &["stream", "put", "v", "--key", "k"], b"one\ntwo\n");
+    assert!(out.status.success());
+    for line in ["three", "four", "five"] {
+        json_lines(data, &["stream", "put", "v", "--key", "k", line]);
+    }
+    let clean = weir(data, &["verify", data.to_str().expect("utf-8 path")]);
+    assert_eq!(clean.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&clean.stdout), stderr(&clean));
+    assert!(clean.stdout.is_empty());
+
+    let segment = data.join("streams/v/shard-000000/00000000000000000000.seg");
+    let mut bytes = std::fs::read(&segment).expect("read segment");
+    // Inside the payload of the first frame (32-byte segment header, 40-byte frame header).
+    bytes[32 + 40 + 2] ^= 0x20;
+    std::fs::write(&segment, &bytes).expect("write segment");
+    let damaged = weir(data, &["verify", data.to_str().expect("utf-8 path")]);
+    assert_eq!(damaged.status.code(), Some(1));
+    let stdout = String::from_utf8(damaged.stdout.clone()).expect("UTF-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "no problem listed; stderr: {}", stderr(&damaged));
+    let first = lines[0];
+    let (file, rest) = first.split_once(".seg:").expect("FILE:OFFSET: form");
+    let (offset, message) = rest.split_once(": ").expect("FILE:OFFSET: form");
+    assert_eq!(PathBuf::from(format!("{file}.seg")), segment);
+    assert_eq!(offset.parse::<u64>().expect("numeric offset"), 32, "the damaged frame starts after the header");
+    assert!(message.contains("checksum"), "{message}");
+    for line in &lines {
+        assert!(line.contains(".seg:") || line.contains(".idx:"), "{line}");
+    }
+    // Verify only reads: the damaged bytes are still there.
+    assert_eq!(std::fs::read(&segment).expect("read segment"), bytes);
+}
+
+#[test]
+fn inspect_json_and_text_describe_segments() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["stream", "create", "i", "--shards", "1"]);
+    let big = "z".repeat(4000);
+    for value in ["alpha", "beta", big.as_str()] {
+        json_lines(data, &["stream", "put", "i", "--key", "k", value]);
+    }
+    let path = data.to_str().expect("utf-8 path");
+    let lines = json_lines(data, &["inspect", path, "--json"]);
+    assert!(lines.len() >= 2, "catalog and shard segments");
+    assert!(lines.iter().all(|l| l["kind"] == "segment"));
+    let shard = lines
+        .iter()
+        .find(|l| l["log"].as_str().is_some_and(|d| d.ends_with("shard-000000")))
+        .expect("the shard's segment");
+    assert_eq!(shard["records"], 3);
+    assert_eq!(shard["frames"], 3);
+    assert_eq!(shard["compressed_frames"], 1, "the 4000-byte record compresses");
+    assert_eq!((shard["base_seq"].as_u64(), shard["next_seq"].as_u64()), (Some(0), Some(3)));
+    assert!(shard["first_time_ms"].as_u64() <= shard["last_time_ms"].as_u64());
+    assert!(shard["damage"].is_null());
+    assert!(shard["payload_bytes"].as_u64() > shard["stored_payload_bytes"].as_u64());
+
+    let segment = segment_files(&data.join("streams/i"))[0].clone();
+    let with_records = json_lines(data, &["inspect", segment.to_str().expect("utf-8"), "--json", "--records"]);
+    let records: Vec<&Value> = with_records.iter().filter(|l| l["kind"] == "record").collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["data"], "alpha");
+    assert_eq!(records[2]["data"], big.as_str());
+
+    let text = weir(data, &["inspect", path, "--records"]);
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).expect("UTF-8");
+    assert!(text.contains("\"beta\"") && text.contains("3 records"), "{text}");
+}
+
+#[test]
+fn a_locked_directory_fails_after_waiting_but_verify_still_reads_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["stream", "create", "l", "--shards", "1"]);
+    json_lines(data, &["stream", "put", "l", "--key", "k", "v"]);
+    let engine = weir::Engine::open(data, weir::Options::default()).expect("open engine");
+
+    let started = Instant::now();
+    let out = weir_cmd(data).args(["stream", "list"]).env("WEIR_LOCK_WAIT_MS", "300").output().expect("run weir");
+    let waited = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("weir: ") && err.contains("locked by another process"), "{err}");
+    assert!(waited >= Duration::from_millis(300), "gave up after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}, not the configured 300 ms");
+
+    let verify = weir(data, &["verify", data.to_str().expect("utf-8 path")]);
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stdout));
+    let inspect = weir(data, &["inspect", data.to_str().expect("utf-8 path"), "--json"]);
+    assert!(inspect.status.success());
+
+    drop(engine);
+    assert_eq!(json_lines(data, &["stream", "list"]).len(), 1, "usable once released");
+}
