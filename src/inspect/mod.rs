@@ -366,3 +366,6 @@ impl Iterator for SegmentRecords {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
