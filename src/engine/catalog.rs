@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
+use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
 
 /// One change to the catalog, as stored (JSON, tagged by `op`).
@@ -30,6 +31,35 @@ pub enum CatalogRecord {
         /// Its name.
         name: String,
     },
+    /// The engine's secret (hex), written once when the data directory is created. It keys the
+    /// MAC of receipt handles.
+    Init {
+        /// 32 bytes, hex.
+        secret: String,
+    },
+    /// A queue was created or its attributes changed.
+    PutQueue {
+        /// Its id in the message log (never reused).
+        id: u32,
+        /// Its name.
+        name: String,
+        /// Its attributes.
+        config: QueueConfig,
+    },
+    /// A queue was deleted.
+    DeleteQueue {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A queue as the catalog knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEntry {
+    /// Id in the message log.
+    pub id: u32,
+    /// Attributes.
+    pub config: QueueConfig,
 }
 
 /// The replayed state of the catalog.
@@ -39,6 +69,12 @@ pub struct CatalogState {
     pub streams: BTreeMap<String, StreamMeta>,
     /// Names deleted since the last time their directories were seen removed.
     pub deleted_streams: Vec<String>,
+    /// The engine's secret.
+    pub secret: Option<[u8; 32]>,
+    /// Queues by name.
+    pub queues: BTreeMap<String, QueueEntry>,
+    /// The id the next new queue gets.
+    pub next_queue_id: u32,
 }
 
 impl CatalogState {
@@ -52,8 +88,50 @@ impl CatalogState {
                 self.streams.remove(&name);
                 self.deleted_streams.push(name);
             }
+            CatalogRecord::Init { secret } => {
+                if self.secret.is_none() {
+                    self.secret = parse_secret(&secret);
+                }
+            }
+            CatalogRecord::PutQueue { id, name, config } => {
+                self.next_queue_id = self.next_queue_id.max(id + 1);
+                self.queues.insert(name, QueueEntry { id, config });
+            }
+            CatalogRecord::DeleteQueue { name } => {
+                self.queues.remove(&name);
+            }
         }
     }
+}
+
+fn parse_secret(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// 32 bytes from the operating system's random source, or (if that fails) a hash of the time,
+/// the process id and an address: only receipt-handle MACs depend on it.
+pub fn new_secret() -> [u8; 32] {
+    use std::io::Read;
+    let mut out = [0u8; 32];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut out)).is_ok() {
+        return out;
+    }
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{:?}{}{:p}", std::time::SystemTime::now(), std::process::id(), &out));
+    h.finalize().into()
+}
+
+/// Hex of a secret, as the catalog stores it.
+pub fn secret_hex(secret: &[u8; 32]) -> String {
+    secret.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The catalog log and its replayed state.
@@ -73,7 +151,7 @@ impl Catalog {
             compression: Compression::None,
         };
         let log = Log::open(vfs, dir, config, 0)?;
-        let mut state = CatalogState::default();
+        let mut state = CatalogState { next_queue_id: 1, ..CatalogState::default() };
         let mut at = log.first_seq();
         loop {
             let records = log.read(at, 4096, 16 << 20)?;

@@ -7,6 +7,7 @@
 //! DATA_DIR/LOCK                       exclusive lock: one process per directory
 //! DATA_DIR/catalog/                   log of catalog records (JSON)
 //! DATA_DIR/streams/<name>/shard-NNNNNN/   one log per shard
+//! DATA_DIR/queues/                    the message log shared by every queue
 //! ```
 
 pub mod catalog;
@@ -27,6 +28,8 @@ use crate::format::Compression;
 use crate::log::io::{RealFs, Vfs};
 pub use crate::log::Durability;
 use crate::log::LogConfig;
+use crate::queue::store::{QueueDef, QueueStore};
+use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use catalog::{Catalog, CatalogRecord};
 use lock::DirLock;
@@ -88,6 +91,7 @@ pub(crate) struct EngineInner {
     options: Options,
     catalog: Mutex<Catalog>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    queues: Arc<QueueStore>,
     shutdown: Mutex<bool>,
     wake: Condvar,
     _lock: DirLock,
@@ -120,7 +124,15 @@ impl Engine {
         }
         options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
         let lock = DirLock::acquire(&dir, options.lock_wait)?;
-        let catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
+        let mut catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
+        let secret = match catalog.state().secret {
+            Some(secret) => secret,
+            None => {
+                let secret = catalog::new_secret();
+                catalog.append(CatalogRecord::Init { secret: catalog::secret_hex(&secret) }, options.clock.now_ms())?;
+                secret
+            }
+        };
         let state = catalog.state().clone();
         for name in &state.deleted_streams {
             // A delete that crashed before its directory was gone finishes now.
@@ -131,11 +143,25 @@ impl Engine {
             let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options))?;
             streams.insert(name, Arc::new(stream));
         }
+        let queue_defs = state
+            .queues
+            .iter()
+            .map(|(name, q)| QueueDef { id: q.id, name: name.clone(), config: q.config.clone() })
+            .collect();
+        let queues = QueueStore::open(
+            options.vfs.clone(),
+            &dir.join("queues"),
+            options.log_config(),
+            options.clock.clone(),
+            secret,
+            queue_defs,
+        )?;
         let inner = Arc::new(EngineInner {
             dir,
             options,
             catalog: Mutex::new(catalog),
             streams: RwLock::new(streams),
+            queues: Arc::new(queues),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
             _lock: lock,
@@ -213,6 +239,89 @@ impl Engine {
         Ok(self.stream(name)?.describe())
     }
 
+    /// Creates a queue. Creating one that exists with the same attributes succeeds (as SQS);
+    /// with different attributes it fails. A redrive policy must name an existing queue of the
+    /// same type (FIFO for a FIFO queue).
+    pub fn create_queue(&self, name: &str, config: QueueConfig) -> Result<()> {
+        names::validate_queue_name("queue", name, config.fifo)?;
+        config.validate()?;
+        let mut catalog = self.inner.catalog.lock();
+        if let Some(existing) = catalog.state().queues.get(name) {
+            if existing.config == config {
+                return Ok(());
+            }
+            return Err(Error::AlreadyExists { kind: "queue", name: name.to_string() });
+        }
+        check_redrive(catalog.state(), name, &config)?;
+        let id = catalog.state().next_queue_id;
+        catalog.append(
+            CatalogRecord::PutQueue { id, name: name.to_string(), config: config.clone() },
+            self.inner.options.clock.now_ms(),
+        )?;
+        self.inner.queues.add_queue(QueueDef { id, name: name.to_string(), config });
+        Ok(())
+    }
+
+    /// Changes a queue's attributes (all but `fifo`, which is fixed at creation).
+    pub fn set_queue_attributes(&self, name: &str, config: QueueConfig) -> Result<()> {
+        let queue = self.queue(name)?;
+        config.validate()?;
+        let mut catalog = self.inner.catalog.lock();
+        let Some(existing) = catalog.state().queues.get(name).cloned() else {
+            return Err(Error::NotFound { kind: "queue", name: name.to_string() });
+        };
+        if existing.config.fifo != config.fifo {
+            return Err(Error::InvalidArgument("a queue's type (FIFO or standard) cannot change".into()));
+        }
+        check_redrive(catalog.state(), name, &config)?;
+        catalog.append(
+            CatalogRecord::PutQueue { id: existing.id, name: name.to_string(), config: config.clone() },
+            self.inner.options.clock.now_ms(),
+        )?;
+        self.inner.queues.set_config(&queue.cell, config);
+        Ok(())
+    }
+
+    /// A queue's attributes and approximate counts.
+    pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes> {
+        Ok(self.queue(name)?.attributes())
+    }
+
+    /// Deletes a queue and its messages.
+    pub fn delete_queue(&self, name: &str) -> Result<()> {
+        self.queue(name)?;
+        let mut catalog = self.inner.catalog.lock();
+        catalog.append(CatalogRecord::DeleteQueue { name: name.to_string() }, self.inner.options.clock.now_ms())?;
+        self.inner.queues.remove_queue(name);
+        Ok(())
+    }
+
+    /// Names of all queues, sorted.
+    pub fn list_queues(&self) -> Vec<String> {
+        self.inner.queues.names()
+    }
+
+    /// A queue by name.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        let fifo = name.ends_with(".fifo");
+        names::validate_queue_name("queue", name, fifo)?;
+        let cell =
+            self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
+        Ok(Queue { store: Arc::clone(&self.inner.queues), cell })
+    }
+
+    /// Moves the messages of dead-letter queue `dlq` back to their source queues, or all to `to`.
+    pub fn redrive(&self, dlq: &str, to: Option<&str>) -> Result<RedriveResult> {
+        let dlq = self.queue(dlq)?;
+        let to = to.map(|name| self.queue(name)).transpose()?;
+        self.inner.queues.redrive(&dlq.cell, to.as_ref().map(|q| &q.cell))
+    }
+
+    /// Wakes every long poll so it rereads the clock: for tests that move a manual clock.
+    pub fn notify_clock_advanced(&self) {
+        self.inner.queues.wake_all();
+    }
+
     fn stream_dir(&self, name: &str) -> PathBuf {
         self.inner.dir.join("streams").join(name)
     }
@@ -236,6 +345,7 @@ impl EngineInner {
         for stream in streams {
             stream.enforce_retention()?;
         }
+        self.queues.maintain()?;
         Ok(())
     }
 
@@ -244,8 +354,27 @@ impl EngineInner {
         for stream in streams {
             stream.flush()?;
         }
-        Ok(())
+        self.queues.flush()
     }
+}
+
+fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig) -> Result<()> {
+    let Some(redrive) = &config.redrive else { return Ok(()) };
+    if redrive.dead_letter_queue == name {
+        return Err(Error::InvalidArgument("a queue cannot be its own dead-letter queue".into()));
+    }
+    let dlq = state
+        .queues
+        .get(&redrive.dead_letter_queue)
+        .ok_or_else(|| Error::NotFound { kind: "dead-letter queue", name: redrive.dead_letter_queue.clone() })?;
+    if dlq.config.fifo != config.fifo {
+        return Err(Error::InvalidArgument(format!(
+            "the dead-letter queue of a {} queue must be {} too",
+            if config.fifo { "FIFO" } else { "standard" },
+            if config.fifo { "FIFO" } else { "standard" }
+        )));
+    }
+    Ok(())
 }
 
 fn stream_env(options: &Options) -> StreamEnv {

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod index;
+pub mod queue_record;
 pub mod segment_header;
 
 pub use batch::{BatchHeader, Compression, EncodedBatch, FrameError, Record, RecordRef};

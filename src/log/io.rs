@@ -11,6 +11,8 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 /// An open file of the log: positional reads and writes, fsync, length.
+// `len` is fallible, so an `is_empty` would only restate it.
+#[allow(clippy::len_without_is_empty)]
 pub trait LogFile: Send + Sync + Debug {
     /// Reads exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;

@@ -146,9 +146,8 @@ impl Log {
         bases.sort_unstable();
         for name in &names {
             // Leftovers of an interrupted atomic write, or indexes of segments retention removed.
-            let orphan_index = name
-                .strip_suffix(".idx")
-                .is_some_and(|stem| stem.parse::<u64>().map_or(false, |b| !bases.contains(&b)));
+            let orphan_index =
+                name.strip_suffix(".idx").is_some_and(|stem| stem.parse::<u64>().is_ok_and(|b| !bases.contains(&b)));
             if name.ends_with(".tmp") || orphan_index {
                 let _ = vfs.remove_file(&dir.join(name));
             }
@@ -216,6 +215,15 @@ impl Log {
     /// Appends `records` as one frame stamped `now_ms` (or the previous frame's time, if later)
     /// and returns once they are durable under the log's [`Durability`].
     pub fn append(&self, records: &[RecordRef<'_>], now_ms: u64) -> Result<AppendOutcome> {
+        let outcome = self.write(records, now_ms)?;
+        self.wait_durable(outcome.next_seq)?;
+        Ok(outcome)
+    }
+
+    /// Writes `records` as one frame to the page cache without waiting for durability; pair it
+    /// with [`Log::wait_durable`] before acknowledging anything. Lets a caller assign sequence
+    /// numbers under its own lock and wait for the (shared) fsync outside it.
+    pub fn write(&self, records: &[RecordRef<'_>], now_ms: u64) -> Result<AppendOutcome> {
         if records.is_empty() {
             return Err(Error::InvalidArgument("an append needs at least one record".into()));
         }
@@ -224,13 +232,19 @@ impl Log {
             return Err(Error::TooLarge { what: "batch", size: batch.len(), limit: MAX_FRAME_LEN });
         }
         let outcome = self.write_frame(&mut batch, now_ms)?;
-        match self.config.durability {
-            Durability::Always => self.sync_to(outcome.next_seq)?,
-            Durability::Interval(_) | Durability::Never => {
-                self.visible_next.fetch_max(outcome.next_seq, Ordering::SeqCst);
-            }
+        if self.config.durability != Durability::Always {
+            self.visible_next.fetch_max(outcome.next_seq, Ordering::SeqCst);
         }
         Ok(outcome)
+    }
+
+    /// Returns once every record below `next_seq` is durable as the log's mode promises:
+    /// under `Always` after an fsync covers it, otherwise at once.
+    pub fn wait_durable(&self, next_seq: u64) -> Result<()> {
+        match self.config.durability {
+            Durability::Always => self.sync_to(next_seq),
+            Durability::Interval(_) | Durability::Never => Ok(()),
+        }
     }
 
     fn write_frame(&self, batch: &mut EncodedBatch, now_ms: u64) -> Result<AppendOutcome> {
@@ -368,7 +382,22 @@ impl Log {
     /// are gone: the read starts at the first one still stored), stopping after `max_bytes` of
     /// keys and values (but always returning at least one record if one exists).
     pub fn read(&self, from_seq: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
-        let limit = self.next_seq();
+        self.read_below(self.next_seq(), from_seq, max_records, max_bytes)
+    }
+
+    /// Like [`Log::read`], but also sees records written and not yet durable. Only for a caller
+    /// that orders its own acknowledgements behind a later durable point (the message log: a
+    /// receive's own record is fsynced after the message it delivers).
+    pub fn read_written(&self, from_seq: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
+        self.read_below(self.written_next(), from_seq, max_records, max_bytes)
+    }
+
+    /// One past the last sequence number written (durable or not).
+    pub fn written_next(&self) -> u64 {
+        self.writer.lock().next_seq
+    }
+
+    fn read_below(&self, limit: u64, from_seq: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         if from_seq >= limit || max_records == 0 {
             return Ok(out);

@@ -1,0 +1,541 @@
+//! The in-memory index of one queue: which messages are live, where their latest full record
+//! is (the anchor), which are visible, in flight or delayed, the FIFO groups, and the dedup
+//! window. Pure logic, no I/O: the store decides what to write, this decides what is true.
+//!
+//! Live operations keep the ready list, timer heap and group queues up to date incrementally;
+//! replay only fills `msgs` and then calls [`QueueState::rebuild`], and the two must agree.
+//!
+//! Costs: a receive pops from the ready list (or ready groups) and the timer heap, never scans;
+//! every structure is O(1) or O(log n) per message.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::queue::config::QueueConfig;
+use crate::queue::dedup::DedupWindow;
+
+const IN_FLIGHT: u8 = 1;
+const DELAYED: u8 = 2;
+const NO_GROUP: u32 = u32::MAX;
+
+/// What the index keeps per live message (the body stays in the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Msg {
+    /// Sequence number of the latest full record of the message (where its body is read).
+    pub anchor: u64,
+    /// When it was first sent.
+    pub sent_ms: u64,
+    /// When it is (next) visible.
+    pub visible_at_ms: u64,
+    /// When it was first received (0: never).
+    pub first_receive_ms: u64,
+    /// How often it has been received.
+    pub receive_count: u32,
+    group: u32,
+    flags: u8,
+}
+
+impl Msg {
+    /// True while a receiver holds it.
+    pub fn in_flight(&self) -> bool {
+        self.flags & IN_FLIGHT != 0
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    name: Bytes,
+    /// Live messages of the group in send order; the in-flight ones are a prefix.
+    pending: VecDeque<u64>,
+    in_flight: u32,
+    queued: bool,
+}
+
+/// A message taken by a receive.
+#[derive(Debug, Clone, Copy)]
+pub struct Taken {
+    /// Message key.
+    pub key: u64,
+    /// Its state after the receive (or at removal, for a dead-letter move).
+    pub msg: Msg,
+}
+
+/// What a receive selected.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Messages now in flight for this receiver.
+    pub delivered: Vec<Taken>,
+    /// Messages over the max-receive count, removed for a move to the dead-letter queue.
+    pub to_dead_letter: Vec<Taken>,
+}
+
+/// Approximate counts for `attributes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Visible now.
+    pub visible: u64,
+    /// Held by receivers.
+    pub in_flight: u64,
+    /// Not yet visible (delivery delay).
+    pub delayed: u64,
+    /// Sent time of the oldest live message.
+    pub oldest_sent_ms: Option<u64>,
+}
+
+/// One queue's index.
+#[derive(Debug)]
+pub struct QueueState {
+    /// Catalog id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Attributes.
+    pub config: QueueConfig,
+    msgs: HashMap<u64, Msg>,
+    ready: VecDeque<u64>,
+    timers: BinaryHeap<Reverse<(u64, u64)>>,
+    groups: Vec<Group>,
+    group_ids: HashMap<Bytes, u32>,
+    free_groups: Vec<u32>,
+    ready_groups: VecDeque<u32>,
+    /// FIFO deduplication window.
+    pub dedup: DedupWindow,
+}
+
+impl QueueState {
+    /// An empty index.
+    pub fn new(id: u32, name: String, config: QueueConfig) -> Self {
+        QueueState {
+            id,
+            name,
+            config,
+            msgs: HashMap::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            groups: Vec::new(),
+            group_ids: HashMap::new(),
+            free_groups: Vec::new(),
+            ready_groups: VecDeque::new(),
+            dedup: DedupWindow::default(),
+        }
+    }
+
+    /// Live messages.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// True if no message is live.
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// A live message.
+    pub fn get(&self, key: u64) -> Option<&Msg> {
+        self.msgs.get(&key)
+    }
+
+    /// Every live message (unordered).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Msg)> {
+        self.msgs.iter().map(|(k, m)| (*k, m))
+    }
+
+    /// The FIFO group of a message (empty for standard queues).
+    pub fn group_name(&self, msg: &Msg) -> Bytes {
+        self.groups.get(msg.group as usize).map(|g| g.name.clone()).unwrap_or_default()
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.config.retention.as_millis() as u64
+    }
+
+    /// True if the message is past the queue's retention at `now_ms`.
+    pub fn expired(&self, msg: &Msg, now_ms: u64) -> bool {
+        msg.sent_ms.saturating_add(self.retention_ms()) <= now_ms
+    }
+
+    fn group_slot(&mut self, name: &Bytes) -> u32 {
+        if !self.config.fifo {
+            return NO_GROUP;
+        }
+        if let Some(&g) = self.group_ids.get(name) {
+            return g;
+        }
+        let group = Group { name: name.clone(), ..Group::default() };
+        let g = match self.free_groups.pop() {
+            Some(g) => {
+                self.groups[g as usize] = group;
+                g
+            }
+            None => {
+                self.groups.push(group);
+                (self.groups.len() - 1) as u32
+            }
+        };
+        self.group_ids.insert(name.clone(), g);
+        g
+    }
+
+    fn release_group_if_idle(&mut self, g: u32) {
+        let Some(group) = self.groups.get_mut(g as usize) else { return };
+        if group.pending.is_empty() && group.in_flight == 0 {
+            let name = std::mem::take(&mut group.name);
+            self.group_ids.remove(&name);
+            *group = Group::default();
+            self.free_groups.push(g);
+        }
+    }
+
+    fn enqueue_group(&mut self, g: u32) {
+        if let Some(group) = self.groups.get_mut(g as usize) {
+            if !group.queued && group.in_flight == 0 && !group.pending.is_empty() {
+                group.queued = true;
+                self.ready_groups.push_back(g);
+            }
+        }
+    }
+
+    /// Adds a message (a new send, a dead-letter arrival, a redrive) as of `now_ms`.
+    /// `visible_at_ms` in the future makes it delayed.
+    pub fn insert(&mut self, key: u64, anchor: u64, sent_ms: u64, visible_at_ms: u64, group: &Bytes, now_ms: u64) {
+        let group = self.group_slot(group);
+        let mut msg = Msg { anchor, sent_ms, visible_at_ms, first_receive_ms: 0, receive_count: 0, group, flags: 0 };
+        if visible_at_ms > now_ms {
+            msg.flags |= DELAYED;
+            self.timers.push(Reverse((visible_at_ms, key)));
+        }
+        debug_assert!(!self.msgs.contains_key(&key), "message key {key} inserted twice");
+        self.msgs.insert(key, msg);
+        if group == NO_GROUP {
+            if visible_at_ms <= now_ms {
+                self.ready.push_back(key);
+            }
+        } else {
+            self.groups[group as usize].pending.push_back(key);
+            self.enqueue_group(group);
+        }
+    }
+
+    /// Moves due timers: in-flight messages whose visibility ran out and delayed messages whose
+    /// delay ended become visible.
+    pub fn pump(&mut self, now_ms: u64) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now_ms {
+                break;
+            }
+            self.timers.pop();
+            let Some(msg) = self.msgs.get_mut(&key) else { continue };
+            if msg.visible_at_ms != at || msg.flags & (IN_FLIGHT | DELAYED) == 0 {
+                continue; // superseded by a later change
+            }
+            let was_in_flight = msg.flags & IN_FLIGHT != 0;
+            msg.flags &= !(IN_FLIGHT | DELAYED);
+            let g = msg.group;
+            self.became_visible(key, g, was_in_flight);
+        }
+    }
+
+    fn became_visible(&mut self, key: u64, g: u32, was_in_flight: bool) {
+        if g == NO_GROUP {
+            self.ready.push_back(key);
+            return;
+        }
+        if was_in_flight {
+            if let Some(group) = self.groups.get_mut(g as usize) {
+                group.in_flight = group.in_flight.saturating_sub(1);
+            }
+        }
+        self.enqueue_group(g);
+    }
+
+    /// True if a receive might find something now (after [`QueueState::pump`]); long polls
+    /// check it before sleeping. Stale entries make it true at most once each: the receive that
+    /// follows discards them.
+    pub fn has_visible(&self, _now_ms: u64) -> bool {
+        if self.config.fifo {
+            !self.ready_groups.is_empty()
+        } else {
+            !self.ready.is_empty()
+        }
+    }
+
+    /// When the next timer fires, if any (for long polling).
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes a message, wherever it is. Returns it.
+    pub fn remove(&mut self, key: u64) -> Option<Msg> {
+        let msg = self.msgs.remove(&key)?;
+        if msg.group != NO_GROUP {
+            let g = msg.group;
+            if let Some(group) = self.groups.get_mut(g as usize) {
+                if let Some(pos) = group.pending.iter().position(|&k| k == key) {
+                    group.pending.remove(pos);
+                }
+                if msg.flags & IN_FLIGHT != 0 {
+                    group.in_flight = group.in_flight.saturating_sub(1);
+                }
+            }
+            self.enqueue_group(g);
+            self.release_group_if_idle(g);
+        }
+        // Ready-list and timer entries of a removed message are skipped when they come up.
+        Some(msg)
+    }
+
+    /// Selects up to `max` visible messages, marking them in flight until `now + visibility`.
+    /// Expired messages met on the way are dropped; messages already received `max_receives`
+    /// times (with a dead-letter queue) are removed for the move.
+    pub fn select(&mut self, now_ms: u64, max: usize, visibility_ms: u64, max_receives: Option<u32>) -> Selection {
+        self.pump(now_ms);
+        let mut out = Selection::default();
+        if self.config.fifo {
+            self.select_fifo(now_ms, max, visibility_ms, max_receives, &mut out);
+        } else {
+            while out.delivered.len() < max {
+                let Some(key) = self.ready.pop_front() else { break };
+                let Some(msg) = self.msgs.get(&key) else { continue };
+                if msg.flags & (IN_FLIGHT | DELAYED) != 0 || msg.visible_at_ms > now_ms {
+                    continue;
+                }
+                self.take(key, now_ms, visibility_ms, max_receives, &mut out);
+            }
+        }
+        out
+    }
+
+    fn select_fifo(
+        &mut self,
+        now_ms: u64,
+        max: usize,
+        visibility_ms: u64,
+        max_receives: Option<u32>,
+        out: &mut Selection,
+    ) {
+        let mut blocked = Vec::new();
+        while out.delivered.len() < max {
+            let Some(g) = self.ready_groups.pop_front() else { break };
+            let Some(group) = self.groups.get_mut(g as usize) else { continue };
+            group.queued = false;
+            if group.in_flight > 0 {
+                continue;
+            }
+            let mut taken_here = 0;
+            while out.delivered.len() < max {
+                let Some(&key) = self.groups[g as usize].pending.get(taken_here) else { break };
+                let Some(msg) = self.msgs.get(&key) else {
+                    self.groups[g as usize].pending.remove(taken_here);
+                    continue;
+                };
+                if msg.visible_at_ms > now_ms || msg.flags & DELAYED != 0 {
+                    break; // order: nothing after a delayed message of the group goes first
+                }
+                let before = out.delivered.len();
+                self.take(key, now_ms, visibility_ms, max_receives, out);
+                if out.delivered.len() > before {
+                    taken_here += 1;
+                }
+            }
+            let group = &self.groups[g as usize];
+            if taken_here == 0 && !group.pending.is_empty() && group.in_flight == 0 {
+                // Head still delayed: its timer requeues the group. Anything else: try again.
+                blocked.push(g);
+            }
+        }
+        for g in blocked {
+            let head_delayed = self.groups[g as usize]
+                .pending
+                .front()
+                .and_then(|k| self.msgs.get(k))
+                .is_some_and(|m| m.visible_at_ms > now_ms);
+            if !head_delayed {
+                self.enqueue_group(g);
+            }
+        }
+    }
+
+    /// Takes one visible message: expired -> dropped, over the receive limit -> dead-letter,
+    /// otherwise delivered.
+    fn take(&mut self, key: u64, now_ms: u64, visibility_ms: u64, max_receives: Option<u32>, out: &mut Selection) {
+        let Some(msg) = self.msgs.get(&key).copied() else { return };
+        if self.expired(&msg, now_ms) {
+            self.remove(key);
+            return;
+        }
+        if max_receives.is_some_and(|limit| msg.receive_count >= limit) {
+            if let Some(msg) = self.remove(key) {
+                out.to_dead_letter.push(Taken { key, msg });
+            }
+            return;
+        }
+        let visible_at = now_ms.saturating_add(visibility_ms);
+        let msg = self.mark_received(key, msg.receive_count + 1, visible_at, now_ms);
+        if let Some(msg) = msg {
+            out.delivered.push(Taken { key, msg });
+        }
+    }
+
+    /// Records a receive (live or replayed): the receive count, and invisibility until
+    /// `visible_at_ms`.
+    pub fn mark_received(&mut self, key: u64, receive_count: u32, visible_at_ms: u64, received_ms: u64) -> Option<Msg> {
+        let msg = self.msgs.get_mut(&key)?;
+        let was_in_flight = msg.flags & IN_FLIGHT != 0;
+        msg.receive_count = receive_count;
+        msg.visible_at_ms = visible_at_ms;
+        if msg.first_receive_ms == 0 {
+            msg.first_receive_ms = received_ms.max(1);
+        }
+        msg.flags = (msg.flags & !DELAYED) | IN_FLIGHT;
+        let msg = *msg;
+        if !was_in_flight && msg.group != NO_GROUP {
+            self.groups[msg.group as usize].in_flight += 1;
+        }
+        self.timers.push(Reverse((visible_at_ms, key)));
+        Some(msg)
+    }
+
+    /// Changes an in-flight message's visibility (a receipt handle's `change_visibility`).
+    pub fn change_visibility(&mut self, key: u64, visible_at_ms: u64, now_ms: u64) {
+        let Some(msg) = self.msgs.get_mut(&key) else { return };
+        msg.visible_at_ms = visible_at_ms;
+        if visible_at_ms > now_ms {
+            self.timers.push(Reverse((visible_at_ms, key)));
+        } else if msg.flags & IN_FLIGHT != 0 {
+            msg.flags &= !IN_FLIGHT;
+            let g = msg.group;
+            self.became_visible(key, g, true);
+        }
+    }
+
+    /// Sets the anchor of a message that compaction moved forward.
+    pub fn set_anchor(&mut self, key: u64, anchor: u64) {
+        if let Some(msg) = self.msgs.get_mut(&key) {
+            debug_assert!(anchor > msg.anchor, "anchors only move forward");
+            msg.anchor = anchor;
+        }
+    }
+
+    /// Deletes every message with a key below `before_key`.
+    pub fn purge(&mut self, before_key: u64) {
+        let doomed: Vec<u64> = self.msgs.keys().copied().filter(|&k| k < before_key).collect();
+        for key in doomed {
+            self.remove(key);
+        }
+    }
+
+    /// Replay: inserts or replaces a message with its full state, without touching the ready
+    /// structures ([`QueueState::rebuild`] builds them once replay is done).
+    #[allow(clippy::too_many_arguments)]
+    pub fn replay_message(
+        &mut self,
+        key: u64,
+        anchor: u64,
+        sent_ms: u64,
+        visible_at_ms: u64,
+        first_receive_ms: u64,
+        receive_count: u32,
+        group: &Bytes,
+    ) {
+        let group = self.group_slot(group);
+        self.msgs.insert(key, Msg { anchor, sent_ms, visible_at_ms, first_receive_ms, receive_count, group, flags: 0 });
+    }
+
+    /// Replay: a receive or visibility change of a message.
+    pub fn replay_visibility(&mut self, key: u64, receive_count: u32, visible_at_ms: u64, received_ms: Option<u64>) {
+        if let Some(msg) = self.msgs.get_mut(&key) {
+            if received_ms.is_none() && msg.receive_count != receive_count {
+                return; // a change through a handle that was stale by then
+            }
+            msg.receive_count = receive_count;
+            msg.visible_at_ms = visible_at_ms;
+            if let Some(at) = received_ms {
+                if msg.first_receive_ms == 0 {
+                    msg.first_receive_ms = at.max(1);
+                }
+            }
+        }
+    }
+
+    /// Replay: a delete (no ready structures yet).
+    pub fn replay_remove(&mut self, key: u64) {
+        self.msgs.remove(&key);
+    }
+
+    /// Replay: a purge (no ready structures yet).
+    pub fn replay_purge(&mut self, before_key: u64) {
+        self.msgs.retain(|&k, _| k >= before_key);
+    }
+
+    /// Rebuilds the ready list, timers and groups from the messages, in key (send) order, and
+    /// drops expired messages. Messages still invisible at `now_ms` are in flight (if ever
+    /// received) or delayed.
+    pub fn rebuild(&mut self, now_ms: u64) {
+        let mut keys: Vec<u64> = self.msgs.keys().copied().collect();
+        keys.sort_unstable();
+        let old: HashMap<u64, Msg> = std::mem::take(&mut self.msgs);
+        let group_names: Vec<Bytes> = self.groups.iter().map(|g| g.name.clone()).collect();
+        self.ready.clear();
+        self.timers.clear();
+        self.groups.clear();
+        self.group_ids.clear();
+        self.free_groups.clear();
+        self.ready_groups.clear();
+        for key in keys {
+            let Some(m) = old.get(&key) else { continue };
+            if self.expired(m, now_ms) {
+                continue;
+            }
+            let name = group_names.get(m.group as usize).cloned().unwrap_or_default();
+            let group = self.group_slot(&name);
+            let mut msg = Msg { group, flags: 0, ..*m };
+            if msg.visible_at_ms > now_ms {
+                msg.flags = if msg.receive_count > 0 { IN_FLIGHT } else { DELAYED };
+                self.timers.push(Reverse((msg.visible_at_ms, key)));
+            }
+            self.msgs.insert(key, msg);
+            if group == NO_GROUP {
+                if msg.flags == 0 {
+                    self.ready.push_back(key);
+                }
+            } else {
+                let g = &mut self.groups[group as usize];
+                g.pending.push_back(key);
+                if msg.flags & IN_FLIGHT != 0 {
+                    g.in_flight += 1;
+                }
+            }
+        }
+        for g in 0..self.groups.len() as u32 {
+            self.enqueue_group(g);
+        }
+    }
+
+    /// Drops expired messages that are waiting at the front (maintenance: frees memory for
+    /// queues nobody receives from). Returns how many.
+    pub fn drop_expired(&mut self, now_ms: u64) -> usize {
+        let doomed: Vec<u64> = self.msgs.iter().filter(|(_, m)| self.expired(m, now_ms)).map(|(k, _)| *k).collect();
+        for &key in &doomed {
+            self.remove(key);
+        }
+        doomed.len()
+    }
+
+    /// Approximate counts.
+    pub fn counts(&self, now_ms: u64) -> Counts {
+        let mut c = Counts::default();
+        for m in self.msgs.values() {
+            if m.flags & IN_FLIGHT != 0 && m.visible_at_ms > now_ms {
+                c.in_flight += 1;
+            } else if m.visible_at_ms > now_ms {
+                c.delayed += 1;
+            } else {
+                c.visible += 1;
+            }
+            c.oldest_sent_ms = Some(c.oldest_sent_ms.map_or(m.sent_ms, |o: u64| o.min(m.sent_ms)));
+        }
+        c
+    }
+}

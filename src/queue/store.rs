@@ -1,0 +1,892 @@
+//! The message store: one log shared by every queue, and the queues' indexes.
+//!
+//! Writes follow one discipline: take the locks of every queue involved (in id order), decide
+//! with the index, write the records as one frame (page cache), apply them to the index, drop
+//! the locks, then wait for the group-committed fsync. The log orders everything: an operation
+//! whose own record is durable has every earlier record durable too, so a receive can never
+//! acknowledge a message whose send is not on disk. A frame holding records of several queues
+//! (a dead-letter move, a redrive) is applied whole or not at all.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::format::queue_record::{MessageRecord, QueueRecord, MAX_ID_LEN, OWN_SEQ};
+use crate::format::RecordRef;
+use crate::log::io::Vfs;
+use crate::log::{AppendOutcome, Log, LogConfig};
+use crate::queue::attributes::{self, from_stored, to_stored};
+use crate::queue::config::{
+    check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
+};
+use crate::queue::dedup::{digest, FirstSend};
+use crate::queue::receipt::Receipt;
+use crate::queue::state::{Msg, QueueState};
+use crate::queue::{
+    PeekedMessage, QueueAttributes, ReceiveOptions, ReceivedMessage, RedriveResult, SendEntry, SendResult,
+    MAX_BATCH_ENTRIES, MAX_RECEIVE,
+};
+
+/// One queue: its index behind a lock, and the condition long polls wait on.
+#[derive(Debug)]
+pub struct QueueCell {
+    /// Catalog id (never reused).
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    pub(crate) state: Mutex<QueueState>,
+    wake: Condvar,
+    deleted: std::sync::atomic::AtomicBool,
+}
+
+/// A queue known to the catalog, as the store is opened with it.
+#[derive(Debug, Clone)]
+pub struct QueueDef {
+    /// Catalog id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// Attributes.
+    pub config: QueueConfig,
+}
+
+/// The shared message log and every queue's index.
+pub struct QueueStore {
+    log: Log,
+    clock: Arc<dyn Clock>,
+    secret: [u8; 32],
+    id_seed: [u8; 16],
+    id_counter: AtomicU64,
+    queues: RwLock<HashMap<String, Arc<QueueCell>>>,
+}
+
+impl std::fmt::Debug for QueueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueStore").field("log", &self.log).finish()
+    }
+}
+
+/// Most bytes of records written in one frame by redrive and compaction.
+const MOVE_FRAME_BYTES: usize = 4 << 20;
+
+impl QueueStore {
+    /// Opens the message log in `dir` and rebuilds every queue's index from it.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        log_config: LogConfig,
+        clock: Arc<dyn Clock>,
+        secret: [u8; 32],
+        queues: Vec<QueueDef>,
+    ) -> Result<QueueStore> {
+        let log = Log::open(vfs, dir, log_config, 0)?;
+        let mut states: HashMap<u32, QueueState> =
+            queues.into_iter().map(|q| (q.id, QueueState::new(q.id, q.name, q.config))).collect();
+        let now = clock.now_ms();
+        replay(&log, &mut states, now)?;
+        let mut seed_hasher = Sha256::new();
+        seed_hasher.update(secret);
+        seed_hasher.update(now.to_le_bytes());
+        seed_hasher.update(std::process::id().to_le_bytes());
+        seed_hasher.update(log.written_next().to_le_bytes());
+        let mut id_seed = [0u8; 16];
+        id_seed.copy_from_slice(&seed_hasher.finalize()[..16]);
+        let cells = states
+            .into_values()
+            .map(|mut st| {
+                st.rebuild(now);
+                let cell = Arc::new(QueueCell {
+                    id: st.id,
+                    name: st.name.clone(),
+                    state: Mutex::new(st),
+                    wake: Condvar::new(),
+                    deleted: Default::default(),
+                });
+                (cell.name.clone(), cell)
+            })
+            .collect();
+        Ok(QueueStore { log, clock, secret, id_seed, id_counter: AtomicU64::new(0), queues: RwLock::new(cells) })
+    }
+
+    /// The shared log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// A queue by name.
+    pub fn cell(&self, name: &str) -> Option<Arc<QueueCell>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    /// Names of all queues, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.queues.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Adds a new, empty queue (the catalog has recorded it).
+    pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
+        let cell = Arc::new(QueueCell {
+            id: def.id,
+            name: def.name.clone(),
+            state: Mutex::new(QueueState::new(def.id, def.name.clone(), def.config)),
+            wake: Condvar::new(),
+            deleted: Default::default(),
+        });
+        self.queues.write().insert(def.name, Arc::clone(&cell));
+        cell
+    }
+
+    /// Forgets a queue (the catalog has recorded its deletion); its records become garbage that
+    /// compaction reclaims. Long polls on it end with an error.
+    pub fn remove_queue(&self, name: &str) {
+        if let Some(cell) = self.queues.write().remove(name) {
+            cell.deleted.store(true, Ordering::SeqCst);
+            let _guard = cell.state.lock();
+            cell.wake.notify_all();
+        }
+    }
+
+    /// Replaces a queue's attributes (the catalog has recorded them).
+    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig) {
+        cell.state.lock().config = config;
+        cell.wake.notify_all();
+    }
+
+    /// Wakes every long poll so it looks at the clock again (tests that move a manual clock).
+    pub fn wake_all(&self) {
+        for cell in self.queues.read().values() {
+            let _guard = cell.state.lock();
+            cell.wake.notify_all();
+        }
+    }
+
+    fn new_message_id(&self) -> [u8; 16] {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        let mut h = Sha256::new();
+        h.update(self.id_seed);
+        h.update(n.to_le_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h.finalize()[..16]);
+        id
+    }
+
+    fn write(&self, records: &[QueueRecord], now_ms: u64) -> Result<AppendOutcome> {
+        let encoded: Vec<Vec<u8>> = records.iter().map(QueueRecord::encode).collect();
+        let refs: Vec<RecordRef<'_>> = encoded.iter().map(|v| RecordRef { key: b"", value: v }).collect();
+        self.log.write(&refs, now_ms)
+    }
+
+    /// Reads the full record of a message at its anchor.
+    fn read_message(&self, anchor: u64) -> Result<MessageRecord> {
+        let records = self.log.read_written(anchor, 1, 1)?;
+        let record = records.into_iter().next().filter(|r| r.seq == anchor).ok_or_else(|| {
+            Error::corrupt(self.log.dir(), 0, format!("message record at sequence {anchor} is missing from the log"))
+        })?;
+        match QueueRecord::decode(&record.value) {
+            Ok(QueueRecord::Message(m)) => Ok(m),
+            Ok(_) => Err(Error::corrupt(self.log.dir(), 0, format!("record {anchor} is not a message"))),
+            Err(e) => Err(Error::corrupt(self.log.dir(), 0, format!("message record {anchor}: {e}"))),
+        }
+    }
+
+    // ----- send -----
+
+    /// Sends a batch (1 to 10 entries); per-entry results, the outer error for storage failures.
+    pub fn send(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<Vec<Result<SendResult>>> {
+        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+            return Err(Error::InvalidArgument(format!(
+                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
+                entries.len()
+            )));
+        }
+        let now = self.clock.now_ms();
+        let mut st = self.lock_live(cell)?;
+        let config = st.config.clone();
+        let mut results: Vec<Option<Result<SendResult>>> = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        let mut written = Vec::new(); // (entry index, dedup digest)
+        let mut batch_dedup: HashMap<[u8; 16], usize> = HashMap::new();
+        let mut total = 0usize;
+        let mut wait_for = 0u64;
+        for (i, entry) in entries.iter().enumerate() {
+            let checked = check_send(&config, entry).and_then(|size| {
+                total += size;
+                if total > config.max_message_bytes.max(256 << 10) && entries.len() > 1 {
+                    return Err(Error::TooLarge {
+                        what: "batch",
+                        size: total,
+                        limit: config.max_message_bytes.max(256 << 10),
+                    });
+                }
+                Ok(size)
+            });
+            if let Err(e) = checked {
+                results.push(Some(Err(e)));
+                continue;
+            }
+            let dedup = dedup_id(&config, entry);
+            if let Some(d) = &dedup {
+                let key = digest(d);
+                if let Some(first) = st.dedup.lookup(&key, now) {
+                    wait_for = wait_for.max(first.key + 1);
+                    results.push(Some(Ok(send_result(&config, &first.message_id, first.key, true))));
+                    continue;
+                }
+                if batch_dedup.contains_key(&key) {
+                    results.push(None); // duplicate of an earlier entry of this batch
+                    written.push((i, Some(key)));
+                    continue;
+                }
+                batch_dedup.insert(key, i);
+            }
+            let delay = entry.options.delay.unwrap_or(config.delay);
+            let message = MessageRecord {
+                queue: cell.id,
+                key: OWN_SEQ,
+                message_id: self.new_message_id(),
+                sent_ms: now,
+                visible_at_ms: now + delay.as_millis() as u64,
+                first_receive_ms: 0,
+                receive_count: 0,
+                origin_queue: 0,
+                group: entry.options.group.as_ref().map(|g| Bytes::copy_from_slice(g.as_bytes())).unwrap_or_default(),
+                dedup: dedup.map(Bytes::from).unwrap_or_default(),
+                attributes: to_stored(&entry.options.attributes),
+                body: entry.body.clone(),
+            };
+            written.push((i, (!message.dedup.is_empty()).then(|| digest(&message.dedup))));
+            records.push(QueueRecord::Message(message));
+            results.push(None);
+        }
+        if !records.is_empty() {
+            let outcome = self.write(&records, now)?;
+            let mut seq = outcome.base_seq;
+            let mut first_of: HashMap<[u8; 16], (u64, [u8; 16])> = HashMap::new();
+            let mut record_iter = records.iter();
+            for &(i, dedup_key) in &written {
+                if results[i].is_some() {
+                    continue;
+                }
+                if let Some(key) = dedup_key {
+                    if let Some(&(k, id)) = first_of.get(&key) {
+                        results[i] = Some(Ok(send_result(&config, &id, k, true)));
+                        continue;
+                    }
+                }
+                let Some(QueueRecord::Message(m)) = record_iter.next() else { continue };
+                st.insert(seq, seq, m.sent_ms, m.visible_at_ms, &m.group, now);
+                if let Some(key) = dedup_key {
+                    let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
+                    st.dedup.remember(key, FirstSend { message_id: m.message_id, key: seq, expires_ms });
+                    first_of.insert(key, (seq, m.message_id));
+                }
+                results[i] = Some(Ok(send_result(&config, &m.message_id, seq, false)));
+                seq += 1;
+            }
+            debug_assert_eq!(seq, outcome.next_seq, "every written message was indexed");
+            wait_for = wait_for.max(outcome.next_seq);
+        }
+        drop(st);
+        cell.wake.notify_all();
+        if wait_for > 0 {
+            self.log.wait_durable(wait_for)?;
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::InvalidArgument("entry not processed".into()))))
+            .collect())
+    }
+
+    fn lock_live<'a>(&self, cell: &'a QueueCell) -> Result<MutexGuard<'a, QueueState>> {
+        let st = cell.state.lock();
+        if cell.deleted.load(Ordering::SeqCst) {
+            return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
+        }
+        Ok(st)
+    }
+
+    // ----- receive -----
+
+    /// Receives messages, long-polling up to the wait.
+    pub fn receive(&self, cell: &QueueCell, options: &ReceiveOptions) -> Result<Vec<ReceivedMessage>> {
+        let max = options.max.max(1);
+        if max > MAX_RECEIVE {
+            return Err(Error::InvalidArgument(format!("a receive returns 1 to {MAX_RECEIVE} messages, not {max}")));
+        }
+        if let Some(v) = options.visibility_timeout {
+            check_range("visibility timeout", v, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
+        }
+        let wait = match options.wait {
+            Some(w) => {
+                check_range("receive wait time", w, Duration::ZERO, MAX_RECEIVE_WAIT)?;
+                w
+            }
+            None => cell.state.lock().config.receive_wait,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout)?;
+            if !delivered.is_empty() {
+                return Ok(delivered);
+            }
+            if moved {
+                continue; // everything taken went to the dead-letter queue; look again
+            }
+            let mut st = self.lock_live(cell)?;
+            let now_real = Instant::now();
+            if now_real >= deadline {
+                return Ok(Vec::new());
+            }
+            let now = self.clock.now_ms();
+            st.pump(now);
+            if st.has_visible(now) {
+                continue;
+            }
+            let mut nap = deadline - now_real;
+            if let Some(at) = st.next_timer_ms() {
+                nap = nap.min(Duration::from_millis(at.saturating_sub(now).max(1)));
+            }
+            cell.wake.wait_for(&mut st, nap);
+        }
+    }
+
+    fn receive_once(
+        &self,
+        cell: &QueueCell,
+        max: usize,
+        visibility: Option<Duration>,
+    ) -> Result<(Vec<ReceivedMessage>, bool)> {
+        let now = self.clock.now_ms();
+        let redrive = cell.state.lock().config.redrive.clone();
+        let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
+        let mut guards = lock_in_order(cell, dlq.as_deref());
+        if cell.deleted.load(Ordering::SeqCst) {
+            return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
+        }
+        let (st, mut dlq_st) = split_guards(&mut guards, cell.id);
+        let visibility_ms = visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64;
+        let max_receives = dlq_st.as_ref().and(redrive.as_ref()).map(|r| r.max_receives);
+        let selection = st.select(now, max, visibility_ms, max_receives);
+        if selection.delivered.is_empty() && selection.to_dead_letter.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let mut records: Vec<QueueRecord> = selection
+            .delivered
+            .iter()
+            .map(|t| QueueRecord::Receive {
+                queue: cell.id,
+                key: t.key,
+                receive_count: t.msg.receive_count,
+                visible_at_ms: t.msg.visible_at_ms,
+                received_ms: now,
+            })
+            .collect();
+        let mut last = 0u64;
+        if !records.is_empty() {
+            last = self.write(&records, now)?.next_seq;
+        }
+        // Each move is its own frame: the delete here and the message there, atomically.
+        for taken in &selection.to_dead_letter {
+            let (Some(dlq_cell), Some(dlq_state)) = (dlq.as_ref(), dlq_st.as_mut()) else { break };
+            let mut m = self.read_message(taken.msg.anchor)?;
+            m.queue = dlq_cell.id;
+            m.key = OWN_SEQ;
+            m.visible_at_ms = now;
+            m.receive_count = 0;
+            m.first_receive_ms = 0;
+            m.origin_queue = cell.id;
+            m.dedup = Bytes::new();
+            let sent_ms = m.sent_ms;
+            let group = m.group.clone();
+            records = vec![QueueRecord::Delete { queue: cell.id, key: taken.key }, QueueRecord::Message(m)];
+            let outcome = self.write(&records, now)?;
+            let key = outcome.base_seq + 1;
+            dlq_state.insert(key, key, sent_ms, now, &group, now);
+            last = outcome.next_seq;
+        }
+        let fifo = st.config.fifo;
+        let mut out = Vec::with_capacity(selection.delivered.len());
+        for t in &selection.delivered {
+            let m = self.read_message(t.msg.anchor)?;
+            out.push(received(&self.secret, cell.id, t.key, &t.msg, m, fifo));
+        }
+        drop(guards);
+        if let Some(d) = &dlq {
+            d.wake.notify_all();
+        }
+        self.log.wait_durable(last)?;
+        Ok((out, !selection.to_dead_letter.is_empty()))
+    }
+
+    // ----- delete / change visibility -----
+
+    fn check_receipt(&self, cell: &QueueCell, st: &QueueState, handle: &str) -> Result<(Receipt, Msg)> {
+        let r = Receipt::decode(handle, &self.secret)?;
+        if r.queue != cell.id {
+            return Err(Error::InvalidReceiptHandle(format!("it belongs to another queue, not to {:?}", cell.name)));
+        }
+        let msg = st
+            .get(r.key)
+            .copied()
+            .ok_or_else(|| Error::InvalidReceiptHandle("its message is gone (deleted, purged or expired)".into()))?;
+        if msg.receive_count != r.receive_count {
+            return Err(Error::InvalidReceiptHandle(
+                "it is stale: the message was received again after this handle was issued".into(),
+            ));
+        }
+        Ok((r, msg))
+    }
+
+    /// Deletes by receipt handle; per-entry results.
+    pub fn delete(&self, cell: &QueueCell, handles: &[&str]) -> Result<Vec<Result<()>>> {
+        if handles.is_empty() || handles.len() > MAX_BATCH_ENTRIES {
+            return Err(Error::InvalidArgument(format!(
+                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
+                handles.len()
+            )));
+        }
+        let now = self.clock.now_ms();
+        let mut st = self.lock_live(cell)?;
+        let mut results = Vec::with_capacity(handles.len());
+        let mut keys = Vec::new();
+        for handle in handles {
+            match self.check_receipt(cell, &st, handle) {
+                Ok((r, _)) if keys.contains(&r.key) => results.push(Ok(())),
+                Ok((r, _)) => {
+                    keys.push(r.key);
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if keys.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<QueueRecord> = keys.iter().map(|&key| QueueRecord::Delete { queue: cell.id, key }).collect();
+        let outcome = self.write(&records, now)?;
+        for key in keys {
+            st.remove(key);
+        }
+        drop(st);
+        cell.wake.notify_all(); // a FIFO group may have unblocked
+        self.log.wait_durable(outcome.next_seq)?;
+        Ok(results)
+    }
+
+    /// Changes visibility by receipt handle; per-entry results.
+    pub fn change_visibility(&self, cell: &QueueCell, entries: &[(&str, Duration)]) -> Result<Vec<Result<()>>> {
+        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
+            return Err(Error::InvalidArgument(format!(
+                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
+                entries.len()
+            )));
+        }
+        let now = self.clock.now_ms();
+        let mut st = self.lock_live(cell)?;
+        let mut results = Vec::with_capacity(entries.len());
+        let mut changes = Vec::new();
+        for (handle, timeout) in entries {
+            let checked = check_range("visibility timeout", *timeout, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)
+                .and_then(|()| self.check_receipt(cell, &st, handle));
+            match checked {
+                Ok((_, msg)) if !msg.in_flight() || msg.visible_at_ms <= now => {
+                    results.push(Err(Error::InvalidReceiptHandle(
+                        "its message is not in flight (the visibility timeout already ran out)".into(),
+                    )))
+                }
+                Ok((r, _)) => {
+                    changes.push((r, now + timeout.as_millis() as u64));
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if changes.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<QueueRecord> = changes
+            .iter()
+            .map(|(r, at)| QueueRecord::ChangeVisibility {
+                queue: cell.id,
+                key: r.key,
+                receive_count: r.receive_count,
+                visible_at_ms: *at,
+            })
+            .collect();
+        let outcome = self.write(&records, now)?;
+        for (r, at) in changes {
+            st.change_visibility(r.key, at, now);
+        }
+        drop(st);
+        cell.wake.notify_all();
+        self.log.wait_durable(outcome.next_seq)?;
+        Ok(results)
+    }
+
+    /// Deletes every message of the queue.
+    pub fn purge(&self, cell: &QueueCell) -> Result<()> {
+        let now = self.clock.now_ms();
+        let mut st = self.lock_live(cell)?;
+        // Holding the queue's lock, no send to it can be between this bound and the record.
+        let before_key = self.log.written_next();
+        let outcome = self.write(&[QueueRecord::Purge { queue: cell.id, before_key }], now)?;
+        st.purge(before_key);
+        drop(st);
+        self.log.wait_durable(outcome.next_seq)
+    }
+
+    /// Attributes and approximate counts.
+    pub fn attributes(&self, cell: &QueueCell) -> QueueAttributes {
+        let now = self.clock.now_ms();
+        let mut st = cell.state.lock();
+        st.pump(now);
+        let c = st.counts(now);
+        let cfg = &st.config;
+        QueueAttributes {
+            name: cell.name.clone(),
+            fifo: cfg.fifo,
+            content_based_dedup: cfg.content_based_dedup,
+            visibility_timeout_s: cfg.visibility_timeout.as_secs(),
+            delay_s: cfg.delay.as_secs(),
+            retention_s: cfg.retention.as_secs(),
+            max_message_bytes: cfg.max_message_bytes,
+            receive_wait_s: cfg.receive_wait.as_secs(),
+            dead_letter_queue: cfg.redrive.as_ref().map(|r| r.dead_letter_queue.clone()),
+            max_receives: cfg.redrive.as_ref().map(|r| r.max_receives),
+            approximate_visible: c.visible,
+            approximate_in_flight: c.in_flight,
+            approximate_delayed: c.delayed,
+            oldest_message_age_s: c.oldest_sent_ms.map_or(0, |t| now.saturating_sub(t) / 1000),
+        }
+    }
+
+    /// Live messages in send order, without receiving them.
+    pub fn peek(&self, cell: &QueueCell, limit: usize) -> Result<Vec<PeekedMessage>> {
+        let now = self.clock.now_ms();
+        let st = self.lock_live(cell)?;
+        let mut live: Vec<(u64, Msg)> = st.iter().filter(|(_, m)| !st.expired(m, now)).map(|(k, m)| (k, *m)).collect();
+        live.sort_unstable_by_key(|(k, _)| *k);
+        live.truncate(limit);
+        let mut out = Vec::with_capacity(live.len());
+        for (_, msg) in live {
+            let m = self.read_message(msg.anchor)?;
+            let state = if msg.in_flight() && msg.visible_at_ms > now {
+                "in_flight"
+            } else if msg.visible_at_ms > now {
+                "delayed"
+            } else {
+                "visible"
+            };
+            out.push(PeekedMessage {
+                message_id: format_id(&m.message_id),
+                body: m.body,
+                state,
+                receive_count: msg.receive_count,
+                sent_ms: msg.sent_ms,
+                group: (!m.group.is_empty()).then(|| String::from_utf8_lossy(&m.group).into_owned()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves the messages of a dead-letter queue back to the queues they came from (or all to
+    /// `to`). In-flight messages stay.
+    pub fn redrive(&self, dlq: &QueueCell, to: Option<&Arc<QueueCell>>) -> Result<RedriveResult> {
+        let now = self.clock.now_ms();
+        let mut result = RedriveResult { moved: 0, skipped: 0 };
+        let by_id: HashMap<u32, Arc<QueueCell>> = self.queues.read().values().map(|c| (c.id, Arc::clone(c))).collect();
+        let candidates: Vec<(u64, Msg)> = {
+            let st = self.lock_live(dlq)?;
+            let mut v: Vec<(u64, Msg)> = st.iter().map(|(k, m)| (k, *m)).collect();
+            v.sort_unstable_by_key(|(k, _)| *k);
+            v
+        };
+        let mut last = 0;
+        for (key, _) in candidates {
+            let current = dlq.state.lock().get(key).copied();
+            let Some(msg) = current else { continue };
+            if msg.in_flight() && msg.visible_at_ms > now {
+                result.skipped += 1;
+                continue;
+            }
+            let mut m = self.read_message(msg.anchor)?;
+            let target = match to {
+                Some(t) => Some(Arc::clone(t)),
+                None => by_id.get(&m.origin_queue).cloned(),
+            };
+            let Some(target) = target.filter(|t| t.id != dlq.id && !t.deleted.load(Ordering::SeqCst)) else {
+                result.skipped += 1;
+                continue;
+            };
+            let mut guards = lock_in_order(dlq, Some(&target));
+            let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
+            let Some(target_st) = target_st else { continue };
+            if dlq_st.get(key).is_none_or(|now_msg| now_msg.anchor != msg.anchor || now_msg.in_flight()) {
+                continue; // changed meanwhile
+            }
+            m.queue = target.id;
+            m.key = OWN_SEQ;
+            m.visible_at_ms = now;
+            m.receive_count = 0;
+            m.first_receive_ms = 0;
+            m.origin_queue = 0;
+            let (sent_ms, group) = (m.sent_ms, m.group.clone());
+            let outcome = self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
+            dlq_st.remove(key);
+            let new_key = outcome.base_seq + 1;
+            target_st.insert(new_key, new_key, sent_ms, now, &group, now);
+            drop(guards);
+            target.wake.notify_all();
+            result.moved += 1;
+            last = outcome.next_seq;
+        }
+        self.log.wait_durable(last)?;
+        Ok(result)
+    }
+
+    /// Maintenance: drops expired messages, moves messages that pin a mostly dead oldest
+    /// segment forward, and deletes segments nothing live needs. Returns segments deleted.
+    pub fn maintain(&self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let cells: Vec<Arc<QueueCell>> = self.queues.read().values().cloned().collect();
+        for cell in &cells {
+            let mut st = cell.state.lock();
+            st.pump(now);
+            st.drop_expired(now);
+        }
+        self.compact_oldest(&cells, now)?;
+        let min_anchor =
+            cells.iter().filter_map(|c| c.state.lock().iter().map(|(_, m)| m.anchor).min()).min().unwrap_or(u64::MAX);
+        // Deduplication ids are rebuilt from the log on open: keep the records of the window.
+        let dedup_floor = self.log.seq_at_time(now.saturating_sub(DEDUP_WINDOW.as_millis() as u64))?;
+        let floor = min_anchor.min(dedup_floor).min(self.log.written_next());
+        self.log.delete_below(floor)
+    }
+
+    /// If the oldest segment is less than half live, rewrites its live messages (with their
+    /// current state) at the head of the log so the segment can go.
+    fn compact_oldest(&self, cells: &[Arc<QueueCell>], now: u64) -> Result<()> {
+        let segments = self.log.segment_infos();
+        if segments.len() < 3 {
+            return Ok(());
+        }
+        let oldest = &segments[0];
+        let (lo, hi) = (oldest.base_seq, oldest.next_seq);
+        let live: usize =
+            cells.iter().map(|c| c.state.lock().iter().filter(|(_, m)| (lo..hi).contains(&m.anchor)).count()).sum();
+        if live == 0 || live as u64 * 2 >= hi.saturating_sub(lo) {
+            return Ok(());
+        }
+        let mut last = 0;
+        for cell in cells {
+            let mut st = cell.state.lock();
+            let mut pinned: Vec<(u64, Msg)> =
+                st.iter().filter(|(_, m)| (lo..hi).contains(&m.anchor)).map(|(k, m)| (k, *m)).collect();
+            pinned.sort_unstable_by_key(|(k, _)| *k);
+            for chunk in pinned.chunks(64) {
+                let mut records = Vec::with_capacity(chunk.len());
+                let mut bytes = 0;
+                for (key, msg) in chunk {
+                    let mut m = self.read_message(msg.anchor)?;
+                    m.key = *key;
+                    m.visible_at_ms = msg.visible_at_ms;
+                    m.receive_count = msg.receive_count;
+                    m.first_receive_ms = msg.first_receive_ms;
+                    bytes += m.body.len();
+                    records.push(QueueRecord::Message(m));
+                    if bytes > MOVE_FRAME_BYTES {
+                        break;
+                    }
+                }
+                let outcome = self.write(&records, now)?;
+                for (i, record) in records.iter().enumerate() {
+                    if let QueueRecord::Message(m) = record {
+                        st.set_anchor(m.key, outcome.base_seq + i as u64);
+                    }
+                }
+                last = outcome.next_seq;
+            }
+        }
+        self.log.wait_durable(last)
+    }
+
+    /// Syncs the message log.
+    pub fn flush(&self) -> Result<()> {
+        self.log.flush()
+    }
+}
+
+/// Rebuilds every known queue's messages from the log (ready structures come after).
+fn replay(log: &Log, states: &mut HashMap<u32, QueueState>, now: u64) -> Result<()> {
+    let mut at = log.first_seq();
+    loop {
+        let batch = log.read(at, 4096, 16 << 20)?;
+        let Some(last) = batch.last() else { break };
+        at = last.seq + 1;
+        for r in batch {
+            let record = QueueRecord::decode(&r.value).map_err(|e| {
+                Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq))
+            })?;
+            let Some(st) = states.get_mut(&record.queue()) else { continue };
+            match record {
+                QueueRecord::Message(m) => {
+                    let key = if m.key == OWN_SEQ { r.seq } else { m.key };
+                    if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
+                        let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+                        if expires_ms > now {
+                            st.dedup
+                                .remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                        }
+                    }
+                    st.replay_message(
+                        key,
+                        r.seq,
+                        m.sent_ms,
+                        m.visible_at_ms,
+                        m.first_receive_ms,
+                        m.receive_count,
+                        &m.group,
+                    );
+                }
+                QueueRecord::Receive { key, receive_count, visible_at_ms, received_ms, .. } => {
+                    st.replay_visibility(key, receive_count, visible_at_ms, Some(received_ms))
+                }
+                QueueRecord::ChangeVisibility { key, receive_count, visible_at_ms, .. } => {
+                    st.replay_visibility(key, receive_count, visible_at_ms, None)
+                }
+                QueueRecord::Delete { key, .. } => st.replay_remove(key),
+                QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates one send entry against the queue; returns its size (body plus attributes).
+fn check_send(config: &QueueConfig, entry: &SendEntry) -> Result<usize> {
+    if entry.body.is_empty() {
+        return Err(Error::InvalidArgument("a message body may not be empty".into()));
+    }
+    let size = entry.body.len() + attributes::validate(&entry.options.attributes)?;
+    if size > config.max_message_bytes {
+        return Err(Error::TooLarge { what: "message (body plus attributes)", size, limit: config.max_message_bytes });
+    }
+    let o = &entry.options;
+    if config.fifo {
+        if o.delay.is_some() {
+            return Err(Error::InvalidArgument(
+                "FIFO queues take no per-message delay; set the queue's delivery delay instead".into(),
+            ));
+        }
+        let group =
+            o.group.as_deref().ok_or_else(|| Error::InvalidArgument("a FIFO send needs a message group id".into()))?;
+        check_id("message group id", group)?;
+        match o.dedup_id.as_deref() {
+            Some(d) => check_id("deduplication id", d)?,
+            None if config.content_based_dedup => {}
+            None => {
+                return Err(Error::InvalidArgument(
+                    "a FIFO send needs a deduplication id unless content-based deduplication is on".into(),
+                ))
+            }
+        }
+    } else {
+        if o.group.is_some() || o.dedup_id.is_some() {
+            return Err(Error::InvalidArgument("message group and deduplication ids are for FIFO queues only".into()));
+        }
+        if let Some(d) = o.delay {
+            check_range("delivery delay", d, Duration::ZERO, MAX_DELAY)?;
+        }
+    }
+    Ok(size)
+}
+
+/// Group and deduplication ids: 1 to 128 printable ASCII characters, as SQS.
+fn check_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be 1 to {MAX_ID_LEN} printable ASCII characters (no spaces)"
+        )));
+    }
+    Ok(())
+}
+
+/// The deduplication id a FIFO send is remembered by: the explicit id, or the hex SHA-256 of the
+/// body with content-based deduplication.
+fn dedup_id(config: &QueueConfig, entry: &SendEntry) -> Option<Vec<u8>> {
+    if !config.fifo {
+        return None;
+    }
+    match &entry.options.dedup_id {
+        Some(d) => Some(d.as_bytes().to_vec()),
+        None if config.content_based_dedup => {
+            let digest = Sha256::digest(&entry.body);
+            Some(digest.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+        }
+        None => None,
+    }
+}
+
+fn send_result(config: &QueueConfig, message_id: &[u8; 16], key: u64, duplicate: bool) -> SendResult {
+    SendResult { message_id: format_id(message_id), sequence: config.fifo.then_some(key), duplicate }
+}
+
+/// Formats a message id as a UUID-shaped string.
+pub fn format_id(id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+fn received(secret: &[u8; 32], queue: u32, key: u64, msg: &Msg, m: MessageRecord, fifo: bool) -> ReceivedMessage {
+    ReceivedMessage {
+        message_id: format_id(&m.message_id),
+        receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(secret),
+        body: m.body,
+        attributes: from_stored(&m.attributes),
+        receive_count: msg.receive_count,
+        sent_ms: msg.sent_ms,
+        first_receive_ms: msg.first_receive_ms,
+        group: fifo.then(|| String::from_utf8_lossy(&m.group).into_owned()),
+        sequence: fifo.then_some(key),
+    }
+}
+
+/// Locks one or two queues in id order (the one lock order of the store).
+fn lock_in_order<'a>(a: &'a QueueCell, b: Option<&'a QueueCell>) -> Vec<(u32, MutexGuard<'a, QueueState>)> {
+    match b {
+        Some(b) if b.id != a.id => {
+            let (first, second) = if a.id < b.id { (a, b) } else { (b, a) };
+            let g1 = first.state.lock();
+            let g2 = second.state.lock();
+            vec![(first.id, g1), (second.id, g2)]
+        }
+        _ => vec![(a.id, a.state.lock())],
+    }
+}
+
+fn split_guards<'g, 'a>(
+    guards: &'g mut [(u32, MutexGuard<'a, QueueState>)],
+    main: u32,
+) -> (&'g mut QueueState, Option<&'g mut QueueState>) {
+    let (first, rest) = guards.split_at_mut(1);
+    let first = &mut first[0];
+    let other = rest.first_mut().map(|(_, g)| &mut **g);
+    if first.0 == main {
+        (&mut *first.1, other)
+    } else {
+        match other {
+            Some(o) => (o, Some(&mut *first.1)),
+            None => (&mut *first.1, None),
+        }
+    }
+}
