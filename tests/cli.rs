@@ -357,3 +357,45 @@ fn a_locked_directory_fails_after_waiting_but_verify_still_reads_it() {
     drop(engine);
     assert_eq!(json_lines(data, &["stream", "list"]).len(), 1, "usable once released");
 }
+
+#[test]
+fn verify_beside_a_busy_engine_finds_nothing_wrong() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().to_path_buf();
+    let options = weir::Options { segment_bytes: 1024, ..weir::Options::default() };
+    let engine = weir::Engine::open(&data, options).expect("open engine");
+    engine.create_stream("busy", 2, None).expect("create stream");
+    let stream = engine.stream("busy").expect("stream");
+    // Counts puts; u64::MAX tells the writer to stop.
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            for i in 0u64.. {
+                if written.load(Ordering::SeqCst) == u64::MAX {
+                    return;
+                }
+                let key = format!("key-{}", i % 7);
+                stream.put(key.as_bytes(), format!("record number {i}").as_bytes()).expect("put");
+                let _ = written.compare_exchange(i, i + 1, Ordering::SeqCst, Ordering::SeqCst);
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || (written.load(Ordering::SeqCst) < 200 && started.elapsed() < Duration::from_secs(5)) {
+        let out = weir(&data, &["verify", data.to_str().expect("utf-8 path")]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        runs += 1;
+    }
+    written.store(u64::MAX, Ordering::SeqCst);
+    writer.join().expect("writer");
+    drop(engine);
+    let segments = segment_files(&data.join("streams/busy")).len();
+    assert!(segments > 2, "the writer rolled segments meanwhile ({segments} segments after {runs} runs)");
+    let out = weir(&data, &["verify", data.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

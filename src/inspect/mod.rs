@@ -128,6 +128,12 @@ impl ScannedSegment {
     /// Reads and scans the segment at `path`. The base sequence number comes from the file
     /// name when it is a standard segment name, else from the header (0 if that fails too).
     pub(crate) fn read(path: &Path) -> Result<ScannedSegment> {
+        let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+        if !meta.is_file() {
+            // Devices and pipes could be endless; a segment is always a regular file.
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file, so not a segment");
+            return Err(Error::io("read", path, e));
+        }
         let bytes = Bytes::from(fs::read(path).map_err(|e| Error::io("read", path, e))?);
         let from_name = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_name);
         let base_seq = from_name.or_else(|| SegmentHeader::decode(&bytes).ok().map(|h| h.base_seq)).unwrap_or(0);
