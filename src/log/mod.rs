@@ -412,8 +412,29 @@ impl Log {
             if from >= segment_limit {
                 continue;
             }
-            if segment.read_into(from, segment_limit, max_records, max_bytes, &mut out, &mut bytes)? {
-                break;
+            match segment.read_into(from, segment_limit, max_records, max_bytes, &mut out, &mut bytes) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+            // A segment that ends short of where the next one begins lost records (a cut or a
+            // deleted file): a reader must hear about it, not skip them.
+            let segment_end = segment.state.read().next_seq;
+            let wanted = out.last().map_or(from, |r| r.seq + 1);
+            if segment_end < segment_limit && wanted < segment_limit && out.len() < max_records {
+                if !out.is_empty() {
+                    break;
+                }
+                let len = segment.state.read().len;
+                return Err(Error::corrupt(
+                    &segment.path,
+                    len,
+                    format!(
+                        "records {segment_end} to {} are missing (the segment ends early or a segment file is gone)",
+                        segment_limit - 1
+                    ),
+                ));
             }
             if out.len() >= max_records || bytes >= max_bytes {
                 break;
@@ -543,7 +564,7 @@ fn open_segment(
         }
         ScanEnd::Torn { offset, reason } if is_last => {
             // The unsynced end of the last write before a crash: never acknowledged, cut it off.
-            let keep = if offset == 0 { 0 } else { offset };
+            let keep = offset;
             file.set_len(keep).map_err(|e| Error::io("truncate", &path, e))?;
             if keep == 0 {
                 file.write_all_at(&SegmentHeader { base_seq }.encode(), 0).map_err(|e| Error::io("write", &path, e))?;

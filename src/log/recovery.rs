@@ -74,11 +74,9 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
             return out;
         }
         Err(e) => {
-            let end = if bytes.len() < SEGMENT_HEADER_LEN && bytes.iter().all(|&b| b == 0) || bytes.is_empty() {
-                ScanEnd::Torn { offset: 0, reason: e.reason }
-            } else {
-                damaged(bytes, e.offset as u64, e.reason, base_seq)
-            };
+            // A bad header makes the whole file unreadable from offset 0: either a segment whose
+            // creation was cut short (nothing follows) or damage (frames follow).
+            let end = damaged(bytes, 0, format!("segment header: {}", e.reason), base_seq);
             out.end = end;
             out.state.len = 0;
             return out;
@@ -107,11 +105,13 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
             }
             Err(p) => p,
         };
+        // Whether the frame looks cut short or corrupt, it is a torn tail only if no whole frame
+        // follows it: a flipped length field also looks like a frame running past the end.
         out.end = match problem {
-            FrameProblem::Incomplete(reason) => ScanEnd::Torn { offset: at as u64, reason },
+            FrameProblem::Incomplete(reason) => damaged(bytes, at as u64, reason, state.next_seq),
             FrameProblem::Corrupt(offset, reason) => damaged(bytes, (at + offset) as u64, reason, state.next_seq),
         };
-        if let ScanEnd::Damaged { offset, .. } = &mut out.end {
+        if let ScanEnd::Damaged { offset, .. } | ScanEnd::Torn { offset, .. } = &mut out.end {
             // Report the frame's start: that is where whole frames end.
             *offset = at as u64;
         }

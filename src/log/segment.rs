@@ -156,15 +156,22 @@ impl Segment {
         }
         let view = self.bytes(offset, len)?;
         let mut at = 0usize;
+        // Damage met after some records were collected ends the read with those records; the
+        // next read, starting at the damaged frame, reports it.
+        let stop_or_fail = |out: &Vec<Record>, e: Error| if out.is_empty() { Err(e) } else { Ok(true) };
         while at < view.len() {
+            if out.len() >= max_records || (*bytes_so_far >= max_bytes && !out.is_empty()) {
+                return Ok(true);
+            }
             let frame_offset = offset + at as u64;
             let header = match decode_frame(&view[at..]) {
                 Ok(h) => h,
                 Err(FrameError::Incomplete { .. }) => {
-                    return Err(Error::corrupt(&self.path, frame_offset, "frame runs past the end of the segment"))
+                    let e = Error::corrupt(&self.path, frame_offset, "frame runs past the end of the segment");
+                    return stop_or_fail(out, e);
                 }
                 Err(FrameError::Corrupt(e)) => {
-                    return Err(Error::corrupt(&self.path, frame_offset + e.offset as u64, e.reason))
+                    return stop_or_fail(out, Error::corrupt(&self.path, frame_offset + e.offset as u64, e.reason))
                 }
             };
             let frame_end = at + header.frame_len as usize;
@@ -173,9 +180,13 @@ impl Segment {
             }
             if header.next_seq() > from_seq {
                 let frame = view.slice(at..frame_end);
-                let records = decode_records(&header, &frame).map_err(|e| {
-                    Error::corrupt(&self.path, frame_offset + FRAME_HEADER_LEN as u64 + e.offset as u64, e.reason)
-                })?;
+                let records = match decode_records(&header, &frame) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let at = frame_offset + FRAME_HEADER_LEN as u64 + e.offset as u64;
+                        return stop_or_fail(out, Error::corrupt(&self.path, at, e.reason));
+                    }
+                };
                 for r in records {
                     if r.seq < from_seq || r.seq >= limit_seq {
                         continue;
@@ -190,7 +201,10 @@ impl Segment {
             at = frame_end;
         }
         let next = out.last().map(|r| r.seq + 1).unwrap_or(from_seq);
-        self.check_damage(damage, limit_seq, next).map(|()| false)
+        match self.check_damage(damage, limit_seq, next) {
+            Err(e) => stop_or_fail(out, e),
+            Ok(()) => Ok(false),
+        }
     }
 
     /// A read that reached the end of the whole frames of a damaged segment reports the damage
