@@ -16,6 +16,7 @@ use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
+use crate::topic::{SubscriptionDef, TopicConfig};
 
 /// One change to the catalog, as stored (JSON, tagged by `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,41 @@ pub enum CatalogRecord {
         /// Its name.
         name: String,
     },
+    /// A topic was created.
+    PutTopic {
+        /// Its id in the message log (never reused).
+        id: u32,
+        /// Its name.
+        name: String,
+        /// Its settings.
+        config: TopicConfig,
+    },
+    /// A topic (and its subscriptions) was deleted.
+    DeleteTopic {
+        /// Its name.
+        name: String,
+    },
+    /// A queue subscribed to a topic.
+    Subscribe {
+        /// The subscription.
+        subscription: SubscriptionDef,
+    },
+    /// A subscription was removed.
+    Unsubscribe {
+        /// Its id.
+        id: String,
+    },
+}
+
+/// A topic as the catalog knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicEntry {
+    /// Id in the message log.
+    pub id: u32,
+    /// Settings.
+    pub config: TopicConfig,
+    /// Durable (queue) subscriptions, in creation order.
+    pub subscriptions: Vec<SubscriptionDef>,
 }
 
 /// A queue as the catalog knows it.
@@ -75,6 +111,12 @@ pub struct CatalogState {
     pub queues: BTreeMap<String, QueueEntry>,
     /// The id the next new queue gets.
     pub next_queue_id: u32,
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicEntry>,
+    /// The id the next new topic gets.
+    pub next_topic_id: u32,
+    /// The number the next subscription id carries.
+    pub next_subscription: u64,
 }
 
 impl CatalogState {
@@ -99,6 +141,26 @@ impl CatalogState {
             }
             CatalogRecord::DeleteQueue { name } => {
                 self.queues.remove(&name);
+            }
+            CatalogRecord::PutTopic { id, name, config } => {
+                self.next_topic_id = self.next_topic_id.max(id + 1);
+                self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new() });
+            }
+            CatalogRecord::DeleteTopic { name } => {
+                self.topics.remove(&name);
+            }
+            CatalogRecord::Subscribe { subscription } => {
+                if let Some(n) = subscription.id.strip_prefix("sub-").and_then(|n| n.parse::<u64>().ok()) {
+                    self.next_subscription = self.next_subscription.max(n + 1);
+                }
+                if let Some(topic) = self.topics.get_mut(&subscription.topic) {
+                    topic.subscriptions.push(subscription);
+                }
+            }
+            CatalogRecord::Unsubscribe { id } => {
+                for topic in self.topics.values_mut() {
+                    topic.subscriptions.retain(|s| s.id != id);
+                }
             }
         }
     }
@@ -151,7 +213,8 @@ impl Catalog {
             compression: Compression::None,
         };
         let log = Log::open(vfs, dir, config, 0)?;
-        let mut state = CatalogState { next_queue_id: 1, ..CatalogState::default() };
+        let mut state =
+            CatalogState { next_queue_id: 1, next_topic_id: 1, next_subscription: 1, ..CatalogState::default() };
         let mut at = log.first_seq();
         loop {
             let records = log.read(at, 4096, 16 << 20)?;

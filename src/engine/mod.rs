@@ -7,7 +7,7 @@
 //! DATA_DIR/LOCK                       exclusive lock: one process per directory
 //! DATA_DIR/catalog/                   log of catalog records (JSON)
 //! DATA_DIR/streams/<name>/shard-NNNNNN/   one log per shard
-//! DATA_DIR/queues/                    the message log shared by every queue
+//! DATA_DIR/queues/                    the message log shared by every queue and topic
 //! ```
 
 pub mod catalog;
@@ -31,6 +31,7 @@ use crate::log::LogConfig;
 use crate::queue::store::{QueueDef, QueueStore};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
+use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
 use lock::DirLock;
 
@@ -92,6 +93,8 @@ pub(crate) struct EngineInner {
     catalog: Mutex<Catalog>,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     queues: Arc<QueueStore>,
+    topics: RwLock<BTreeMap<String, Arc<TopicCell>>>,
+    next_callback: std::sync::atomic::AtomicU64,
     shutdown: Mutex<bool>,
     wake: Condvar,
     _lock: DirLock,
@@ -155,13 +158,24 @@ impl Engine {
             options.clock.clone(),
             secret,
             queue_defs,
+            state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
         )?;
+        let mut topics = BTreeMap::new();
+        for (name, entry) in &state.topics {
+            let cell = TopicCell::new(entry.id, name.clone(), entry.config);
+            for sub in &entry.subscriptions {
+                cell.add_queue_subscription(sub)?;
+            }
+            topics.insert(name.clone(), Arc::new(cell));
+        }
         let inner = Arc::new(EngineInner {
             dir,
             options,
             catalog: Mutex::new(catalog),
             streams: RwLock::new(streams),
             queues: Arc::new(queues),
+            topics: RwLock::new(topics),
+            next_callback: std::sync::atomic::AtomicU64::new(1),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
             _lock: lock,
@@ -315,6 +329,132 @@ impl Engine {
         let dlq = self.queue(dlq)?;
         let to = to.map(|name| self.queue(name)).transpose()?;
         self.inner.queues.redrive(&dlq.cell, to.as_ref().map(|q| &q.cell))
+    }
+
+    /// Creates a topic (names as for queues; FIFO topics end in `.fifo`). Creating one that
+    /// exists with the same settings succeeds.
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        names::validate_queue_name("topic", name, config.fifo)?;
+        if config.content_based_dedup && !config.fifo {
+            return Err(Error::InvalidArgument("content-based deduplication is for FIFO topics only".into()));
+        }
+        let mut catalog = self.inner.catalog.lock();
+        if let Some(existing) = catalog.state().topics.get(name) {
+            if existing.config == config {
+                return Ok(());
+            }
+            return Err(Error::AlreadyExists { kind: "topic", name: name.to_string() });
+        }
+        let id = catalog.state().next_topic_id;
+        catalog.append(
+            CatalogRecord::PutTopic { id, name: name.to_string(), config },
+            self.inner.options.clock.now_ms(),
+        )?;
+        if config.fifo {
+            self.inner.queues.add_fifo_topic(id);
+        }
+        self.inner.topics.write().insert(name.to_string(), Arc::new(TopicCell::new(id, name.to_string(), config)));
+        Ok(())
+    }
+
+    /// Deletes a topic and its subscriptions (the queues stay).
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let topic = self.topic(name)?;
+        let mut catalog = self.inner.catalog.lock();
+        catalog.append(CatalogRecord::DeleteTopic { name: name.to_string() }, self.inner.options.clock.now_ms())?;
+        self.inner.topics.write().remove(name);
+        self.inner.queues.remove_topic(topic.cell.id);
+        Ok(())
+    }
+
+    /// Names of all topics, sorted.
+    pub fn list_topics(&self) -> Vec<String> {
+        self.inner.topics.read().keys().cloned().collect()
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Result<Topic> {
+        names::validate_queue_name("topic", name, name.ends_with(".fifo"))?;
+        let cell = self
+            .inner
+            .topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { kind: "topic", name: name.to_string() })?;
+        Ok(Topic { store: Arc::clone(&self.inner.queues), cell })
+    }
+
+    /// Subscribes an endpoint to a topic and returns the subscription id. A FIFO topic takes only
+    /// FIFO queues and a standard topic only standard queues, as SNS. A malformed filter policy
+    /// is rejected here with the reason. Queue subscriptions are durable; callbacks last until
+    /// the engine is dropped.
+    pub fn subscribe(&self, topic: &str, endpoint: Endpoint, options: SubscribeOptions) -> Result<String> {
+        let topic = self.topic(topic)?;
+        crate::topic::parse_policy(options.filter_policy.as_deref(), options.filter_scope)?;
+        let mut catalog = self.inner.catalog.lock();
+        let id = format!("sub-{:06}", catalog.state().next_subscription);
+        match endpoint {
+            Endpoint::Queue(queue) => {
+                let target = self.queue(&queue)?;
+                let fifo = target.cell.state.lock().config.fifo;
+                if fifo != topic.cell.config.fifo {
+                    return Err(Error::InvalidArgument(format!(
+                        "a {} topic delivers only to {} queues; {queue:?} is {}",
+                        if topic.cell.config.fifo { "FIFO" } else { "standard" },
+                        if topic.cell.config.fifo { "FIFO" } else { "standard" },
+                        if fifo { "FIFO" } else { "standard" },
+                    )));
+                }
+                let def = SubscriptionDef {
+                    id: id.clone(),
+                    topic: topic.cell.name.clone(),
+                    queue,
+                    filter_policy: options.filter_policy.clone(),
+                    filter_body: options.filter_scope == crate::topic::FilterScope::MessageBody,
+                    raw: options.raw,
+                };
+                catalog.append(
+                    CatalogRecord::Subscribe { subscription: def.clone() },
+                    self.inner.options.clock.now_ms(),
+                )?;
+                drop(catalog);
+                topic.cell.add_queue_subscription(&def)?;
+                if let Some(from_ms) = options.replay_from_ms {
+                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms)?;
+                }
+            }
+            Endpoint::Callback(f) => {
+                drop(catalog);
+                // Not durable, so not in the catalog: ids of their own kind never collide with
+                // the durable `sub-` ones.
+                let n = self.inner.next_callback.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = format!("cb-{n:06}");
+                topic.cell.add_callback(id.clone(), f, &options)?;
+                return Ok(id);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Removes a subscription.
+    pub fn unsubscribe(&self, subscription_id: &str) -> Result<()> {
+        let topics: Vec<Arc<TopicCell>> = self.inner.topics.read().values().cloned().collect();
+        let Some(topic) = topics.iter().find(|t| t.has_subscription(subscription_id)) else {
+            return Err(Error::NotFound { kind: "subscription", name: subscription_id.to_string() });
+        };
+        let mut catalog = self.inner.catalog.lock();
+        catalog.append(
+            CatalogRecord::Unsubscribe { id: subscription_id.to_string() },
+            self.inner.options.clock.now_ms(),
+        )?;
+        topic.remove_subscription(subscription_id);
+        Ok(())
+    }
+
+    /// The subscriptions of a topic.
+    pub fn list_subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionInfo>> {
+        Ok(self.topic(topic)?.cell.subscriptions())
     }
 
     /// Wakes every long poll so it rereads the clock: for tests that move a manual clock.

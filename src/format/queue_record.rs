@@ -18,6 +18,11 @@
 //!   attr_count u16, then per attribute:
 //!     name u16 len + bytes, type u16 len + bytes, value u32 len + bytes
 //!   body: u32 len + bytes
+//!
+//! Publish (kind 6): a topic's message, written in the same frame as its deliveries
+//!   kind u8 = 6, topic u32, message_id [16], sent_ms u64, group (u16 len + bytes),
+//!   dedup (u16 len + bytes), subject (u16 len + bytes), attributes as in Message,
+//!   body: u32 len + bytes
 //! ```
 
 use bytes::Bytes;
@@ -30,12 +35,15 @@ pub const OWN_SEQ: u64 = u64::MAX;
 pub const MAX_ID_LEN: usize = 128;
 /// Most message attributes, as SQS.
 pub const MAX_ATTRIBUTES: usize = 10;
+/// Longest subject of a publish, as SNS (100 characters).
+pub const MAX_SUBJECT_LEN: usize = 100;
 
 const KIND_MESSAGE: u8 = 1;
 const KIND_RECEIVE: u8 = 2;
 const KIND_DELETE: u8 = 3;
 const KIND_CHANGE_VISIBILITY: u8 = 4;
 const KIND_PURGE: u8 = 5;
+const KIND_PUBLISH: u8 = 6;
 
 /// One message attribute as stored: its SQS data type ("String", "Number", "Binary", with an
 /// optional ".custom" suffix) and value bytes.
@@ -72,6 +80,27 @@ pub struct MessageRecord {
     pub group: Bytes,
     /// FIFO deduplication key (empty: none).
     pub dedup: Bytes,
+    /// Message attributes.
+    pub attributes: Vec<StoredAttribute>,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// A message published to a topic (its deliveries follow it in the same frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRecord {
+    /// Topic id (from the catalog).
+    pub topic: u32,
+    /// The message id returned to the publisher.
+    pub message_id: [u8; 16],
+    /// When it was published.
+    pub sent_ms: u64,
+    /// FIFO topics: the message group.
+    pub group: Bytes,
+    /// FIFO topics: the deduplication id (empty: none).
+    pub dedup: Bytes,
+    /// The subject, for envelopes (empty: none).
+    pub subject: Bytes,
     /// Message attributes.
     pub attributes: Vec<StoredAttribute>,
     /// The body.
@@ -121,12 +150,15 @@ pub enum QueueRecord {
         /// Exclusive bound.
         before_key: u64,
     },
+    /// A topic publish.
+    Publish(PublishRecord),
 }
 
 impl QueueRecord {
-    /// The queue the record belongs to.
+    /// The queue the record belongs to (for a publish: its topic id, in the topic id space).
     pub fn queue(&self) -> u32 {
         match self {
+            QueueRecord::Publish(p) => p.topic,
             QueueRecord::Message(m) => m.queue,
             QueueRecord::Receive { queue, .. }
             | QueueRecord::Delete { queue, .. }
@@ -152,12 +184,7 @@ impl QueueRecord {
                 out.extend_from_slice(&m.origin_queue.to_le_bytes());
                 put_short(&mut out, &m.group);
                 put_short(&mut out, &m.dedup);
-                out.extend_from_slice(&(m.attributes.len() as u16).to_le_bytes());
-                for a in &m.attributes {
-                    put_short(&mut out, a.name.as_bytes());
-                    put_short(&mut out, a.data_type.as_bytes());
-                    super::put_len_prefixed(&mut out, &a.value);
-                }
+                put_attributes(&mut out, &m.attributes);
                 super::put_len_prefixed(&mut out, &m.body);
             }
             QueueRecord::Receive { queue, key, receive_count, visible_at_ms, received_ms } => {
@@ -185,6 +212,18 @@ impl QueueRecord {
                 out.extend_from_slice(&queue.to_le_bytes());
                 out.extend_from_slice(&before_key.to_le_bytes());
             }
+            QueueRecord::Publish(p) => {
+                out.reserve(64 + p.body.len());
+                out.push(KIND_PUBLISH);
+                out.extend_from_slice(&p.topic.to_le_bytes());
+                out.extend_from_slice(&p.message_id);
+                out.extend_from_slice(&p.sent_ms.to_le_bytes());
+                put_short(&mut out, &p.group);
+                put_short(&mut out, &p.dedup);
+                put_short(&mut out, &p.subject);
+                put_attributes(&mut out, &p.attributes);
+                super::put_len_prefixed(&mut out, &p.body);
+            }
         }
         out
     }
@@ -205,22 +244,7 @@ impl QueueRecord {
                 let origin_queue = r.u32("origin queue")?;
                 let group = short(&mut r, value, MAX_ID_LEN, "group")?;
                 let dedup = short(&mut r, value, MAX_ID_LEN, "deduplication id")?;
-                let count = r.u16("attribute count")? as usize;
-                if count > MAX_ATTRIBUTES {
-                    return Err(DecodeError::new(r.position(), format!("{count} attributes, over {MAX_ATTRIBUTES}")));
-                }
-                let mut attributes = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let at = r.position();
-                    let name = short(&mut r, value, 256, "attribute name")?;
-                    let data_type = short(&mut r, value, 256, "attribute type")?;
-                    let v = r.len_prefixed(value.len(), "attribute value")?;
-                    let name = String::from_utf8(name.to_vec())
-                        .map_err(|_| DecodeError::new(at, "attribute name is not UTF-8"))?;
-                    let data_type = String::from_utf8(data_type.to_vec())
-                        .map_err(|_| DecodeError::new(at, "attribute type is not UTF-8"))?;
-                    attributes.push(StoredAttribute { name, data_type, value: slice_of(value, v) });
-                }
+                let attributes = attributes(&mut r, value)?;
                 let body = r.len_prefixed(value.len(), "body")?;
                 let body = slice_of(value, body);
                 QueueRecord::Message(MessageRecord {
@@ -253,6 +277,27 @@ impl QueueRecord {
                 visible_at_ms: r.u64("visible time")?,
             },
             KIND_PURGE => QueueRecord::Purge { queue: r.u32("queue")?, before_key: r.u64("key")? },
+            KIND_PUBLISH => {
+                let topic = r.u32("topic")?;
+                let mut message_id = [0u8; 16];
+                message_id.copy_from_slice(r.bytes(16, "message id")?);
+                let sent_ms = r.u64("sent time")?;
+                let group = short(&mut r, value, MAX_ID_LEN, "group")?;
+                let dedup = short(&mut r, value, MAX_ID_LEN, "deduplication id")?;
+                let subject = short(&mut r, value, MAX_SUBJECT_LEN, "subject")?;
+                let attributes = attributes(&mut r, value)?;
+                let body = r.len_prefixed(value.len(), "body")?;
+                QueueRecord::Publish(PublishRecord {
+                    topic,
+                    message_id,
+                    sent_ms,
+                    group,
+                    dedup,
+                    subject,
+                    attributes,
+                    body: slice_of(value, body),
+                })
+            }
             other => return Err(DecodeError::new(0, format!("unknown queue record kind {other}"))),
         };
         if r.remaining() != 0 {
@@ -260,6 +305,34 @@ impl QueueRecord {
         }
         Ok(record)
     }
+}
+
+fn put_attributes(out: &mut Vec<u8>, attributes: &[StoredAttribute]) {
+    out.extend_from_slice(&(attributes.len() as u16).to_le_bytes());
+    for a in attributes {
+        put_short(out, a.name.as_bytes());
+        put_short(out, a.data_type.as_bytes());
+        super::put_len_prefixed(out, &a.value);
+    }
+}
+
+fn attributes(r: &mut Reader<'_>, value: &Bytes) -> Result<Vec<StoredAttribute>, DecodeError> {
+    let count = r.u16("attribute count")? as usize;
+    if count > MAX_ATTRIBUTES {
+        return Err(DecodeError::new(r.position(), format!("{count} attributes, over {MAX_ATTRIBUTES}")));
+    }
+    let mut attributes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.position();
+        let name = short(r, value, 256, "attribute name")?;
+        let data_type = short(r, value, 256, "attribute type")?;
+        let v = r.len_prefixed(value.len(), "attribute value")?;
+        let name = String::from_utf8(name.to_vec()).map_err(|_| DecodeError::new(at, "attribute name is not UTF-8"))?;
+        let data_type =
+            String::from_utf8(data_type.to_vec()).map_err(|_| DecodeError::new(at, "attribute type is not UTF-8"))?;
+        attributes.push(StoredAttribute { name, data_type, value: slice_of(value, v) });
+    }
+    Ok(attributes)
 }
 
 fn put_short(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -319,6 +392,16 @@ mod tests {
             QueueRecord::Delete { queue: 1, key: 2 },
             QueueRecord::ChangeVisibility { queue: 1, key: 2, receive_count: 3, visible_at_ms: 4 },
             QueueRecord::Purge { queue: 1, before_key: 9 },
+            QueueRecord::Publish(PublishRecord {
+                topic: 4,
+                message_id: [1; 16],
+                sent_ms: 5,
+                group: Bytes::from_static(b"g"),
+                dedup: Bytes::from_static(b"d"),
+                subject: Bytes::from_static(b"s"),
+                attributes: Vec::new(),
+                body: Bytes::from_static(b"{}"),
+            }),
         ];
         for r in records {
             assert_eq!(QueueRecord::decode(&Bytes::from(r.encode())), Ok(r));

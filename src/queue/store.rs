@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::format::queue_record::{MessageRecord, QueueRecord, MAX_ID_LEN, OWN_SEQ};
+use crate::format::queue_record::{MessageRecord, PublishRecord, QueueRecord, MAX_ID_LEN, OWN_SEQ};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
@@ -27,7 +27,7 @@ use crate::queue::attributes::{self, from_stored, to_stored};
 use crate::queue::config::{
     check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
-use crate::queue::dedup::{digest, FirstSend};
+use crate::queue::dedup::{digest, DedupWindow, FirstSend};
 use crate::queue::receipt::Receipt;
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
@@ -66,6 +66,31 @@ pub struct QueueStore {
     id_seed: [u8; 16],
     id_counter: AtomicU64,
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
+    /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
+    topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
+}
+
+/// One publish to write: the topic's record and the queue messages it fans out to (keys
+/// `OWN_SEQ`; their sequence numbers are assigned by the write).
+#[derive(Debug)]
+pub struct PublishWrite {
+    /// The publish record.
+    pub record: PublishRecord,
+    /// Deliveries: target queue and the message it receives.
+    pub deliveries: Vec<(Arc<QueueCell>, MessageRecord)>,
+}
+
+/// What happened to one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// The message id (for a duplicate: the first publish's).
+    pub message_id: [u8; 16],
+    /// Sequence number of the publish record (for a duplicate: the first's).
+    pub seq: u64,
+    /// True if deduplicated: nothing was written.
+    pub duplicate: bool,
+    /// Queues that received it.
+    pub delivered: usize,
 }
 
 impl std::fmt::Debug for QueueStore {
@@ -86,12 +111,15 @@ impl QueueStore {
         clock: Arc<dyn Clock>,
         secret: [u8; 32],
         queues: Vec<QueueDef>,
+        fifo_topics: Vec<u32>,
     ) -> Result<QueueStore> {
         let log = Log::open(vfs, dir, log_config, 0)?;
         let mut states: HashMap<u32, QueueState> =
             queues.into_iter().map(|q| (q.id, QueueState::new(q.id, q.name, q.config))).collect();
+        let mut topic_dedup: HashMap<u32, DedupWindow> =
+            fifo_topics.into_iter().map(|id| (id, DedupWindow::default())).collect();
         let now = clock.now_ms();
-        replay(&log, &mut states, now)?;
+        replay(&log, &mut states, &mut topic_dedup, now)?;
         let mut seed_hasher = Sha256::new();
         seed_hasher.update(secret);
         seed_hasher.update(now.to_le_bytes());
@@ -113,7 +141,15 @@ impl QueueStore {
                 (cell.name.clone(), cell)
             })
             .collect();
-        Ok(QueueStore { log, clock, secret, id_seed, id_counter: AtomicU64::new(0), queues: RwLock::new(cells) })
+        Ok(QueueStore {
+            log,
+            clock,
+            secret,
+            id_seed,
+            id_counter: AtomicU64::new(0),
+            queues: RwLock::new(cells),
+            topic_dedup: Mutex::new(topic_dedup),
+        })
     }
 
     /// The shared log.
@@ -170,7 +206,23 @@ impl QueueStore {
         }
     }
 
-    fn new_message_id(&self) -> [u8; 16] {
+    /// Starts remembering deduplication ids of a new FIFO topic.
+    pub fn add_fifo_topic(&self, topic: u32) {
+        self.topic_dedup.lock().entry(topic).or_default();
+    }
+
+    /// Forgets a deleted topic's window.
+    pub fn remove_topic(&self, topic: u32) {
+        self.topic_dedup.lock().remove(&topic);
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// A fresh message id.
+    pub fn new_message_id(&self) -> [u8; 16] {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
         let mut h = Sha256::new();
         h.update(self.id_seed);
@@ -313,6 +365,131 @@ impl QueueStore {
             return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
         }
         Ok(st)
+    }
+
+    /// Writes publishes of one topic, each with its deliveries, as one frame: a publish and
+    /// every queue's copy of it are durable together or not at all. `dedup` (FIFO topics) gives
+    /// each publish's deduplication digest; a duplicate within the window writes nothing.
+    pub fn publish(&self, topic: u32, items: Vec<(PublishWrite, Option<[u8; 16]>)>) -> Result<Vec<PublishOutcome>> {
+        let now = self.clock.now_ms();
+        let mut windows = self.topic_dedup.lock();
+        let mut cells: Vec<Arc<QueueCell>> =
+            items.iter().flat_map(|(w, _)| w.deliveries.iter().map(|(c, _)| Arc::clone(c))).collect();
+        cells.sort_by_key(|c| c.id);
+        cells.dedup_by_key(|c| c.id);
+        let mut guards: Vec<MutexGuard<'_, QueueState>> = cells.iter().map(|c| c.state.lock()).collect();
+        let slot = |id: u32| cells.iter().position(|c| c.id == id);
+        let mut outcomes: Vec<Option<PublishOutcome>> = Vec::with_capacity(items.len());
+        let mut records = Vec::new();
+        let mut plan = Vec::new(); // per written publish: (item index, [(slot, record index)])
+        let mut batch_seen: HashMap<[u8; 16], usize> = HashMap::new();
+        let mut wait_for = 0;
+        for (i, (write, dedup)) in items.into_iter().enumerate() {
+            if let Some(d) = dedup {
+                let first = windows.get_mut(&topic).and_then(|w| w.lookup(&d, now));
+                if let Some(first) = first {
+                    wait_for = wait_for.max(first.key + 1);
+                    let o =
+                        PublishOutcome { message_id: first.message_id, seq: first.key, duplicate: true, delivered: 0 };
+                    outcomes.push(Some(o));
+                    continue;
+                }
+                if let Some(&earlier) = batch_seen.get(&d) {
+                    outcomes.push(None);
+                    plan.push((i, Some(earlier), Vec::new(), d));
+                    continue;
+                }
+                batch_seen.insert(d, i);
+            }
+            let message_id = write.record.message_id;
+            records.push(QueueRecord::Publish(write.record));
+            let mut targets = Vec::new();
+            for (cell, message) in write.deliveries {
+                let Some(s) = slot(cell.id) else { continue };
+                if cell.deleted.load(Ordering::SeqCst) {
+                    continue;
+                }
+                // A FIFO queue's own window also applies to what a topic delivers into it.
+                let queue_dup = !message.dedup.is_empty()
+                    && guards[s].config.fifo
+                    && guards[s].dedup.lookup(&digest(&message.dedup), now).is_some();
+                if queue_dup {
+                    continue;
+                }
+                targets.push((s, records.len()));
+                records.push(QueueRecord::Message(message));
+            }
+            outcomes.push(Some(PublishOutcome { message_id, seq: 0, duplicate: false, delivered: targets.len() }));
+            plan.push((i, None, targets, dedup.unwrap_or_default()));
+        }
+        if !records.is_empty() {
+            let outcome = self.write(&records, now)?;
+            let mut publish_seq: HashMap<usize, u64> = HashMap::new();
+            let mut seq = outcome.base_seq;
+            for (i, earlier, targets, d) in plan {
+                if let Some(earlier) = earlier {
+                    let first = outcomes[earlier].map(|o| PublishOutcome { duplicate: true, delivered: 0, ..o });
+                    outcomes[i] = first;
+                    continue;
+                }
+                let publish_at = seq;
+                publish_seq.insert(i, publish_at);
+                seq += 1;
+                for (s, r) in &targets {
+                    let key = outcome.base_seq + *r as u64;
+                    if let Some(QueueRecord::Message(m)) = records.get(*r) {
+                        guards[*s].insert(key, key, m.sent_ms, m.visible_at_ms, &m.group, now);
+                        if guards[*s].config.fifo && !m.dedup.is_empty() {
+                            let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
+                            guards[*s]
+                                .dedup
+                                .remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                        }
+                    }
+                    seq += 1;
+                }
+                if let Some(Some(o)) = outcomes.get_mut(i) {
+                    o.seq = publish_at;
+                    if d != [0u8; 16] {
+                        if let Some(w) = windows.get_mut(&topic) {
+                            let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
+                            w.remember(d, FirstSend { message_id: o.message_id, key: publish_at, expires_ms });
+                        }
+                    }
+                }
+            }
+            debug_assert_eq!(seq, outcome.next_seq, "every record of the frame was accounted for");
+            wait_for = wait_for.max(outcome.next_seq);
+        }
+        drop(guards);
+        drop(windows);
+        for cell in &cells {
+            cell.wake.notify_all();
+        }
+        if wait_for > 0 {
+            self.log.wait_durable(wait_for)?;
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Publish records of `topic` appended at or after `from_ms` that the log still holds, in
+    /// order (for subscriptions created with a replay start).
+    pub fn publishes_since(&self, topic: u32, from_ms: u64) -> Result<Vec<(u64, PublishRecord)>> {
+        let mut at = self.log.seq_at_time(from_ms)?;
+        let mut out = Vec::new();
+        loop {
+            let batch = self.log.read(at, 1024, 16 << 20)?;
+            let Some(last) = batch.last() else { break };
+            at = last.seq + 1;
+            for r in batch {
+                if let Ok(QueueRecord::Publish(p)) = QueueRecord::decode(&r.value) {
+                    if p.topic == topic {
+                        out.push((r.seq, p));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     // ----- receive -----
@@ -727,7 +904,12 @@ impl QueueStore {
 }
 
 /// Rebuilds every known queue's messages from the log (ready structures come after).
-fn replay(log: &Log, states: &mut HashMap<u32, QueueState>, now: u64) -> Result<()> {
+fn replay(
+    log: &Log,
+    states: &mut HashMap<u32, QueueState>,
+    topic_dedup: &mut HashMap<u32, DedupWindow>,
+    now: u64,
+) -> Result<()> {
     let mut at = log.first_seq();
     loop {
         let batch = log.read(at, 4096, 16 << 20)?;
@@ -737,6 +919,13 @@ fn replay(log: &Log, states: &mut HashMap<u32, QueueState>, now: u64) -> Result<
             let record = QueueRecord::decode(&r.value).map_err(|e| {
                 Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq))
             })?;
+            if let QueueRecord::Publish(p) = &record {
+                let expires_ms = p.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+                if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
+                    w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
+                }
+                continue;
+            }
             let Some(st) = states.get_mut(&record.queue()) else { continue };
             match record {
                 QueueRecord::Message(m) => {
@@ -766,6 +955,7 @@ fn replay(log: &Log, states: &mut HashMap<u32, QueueState>, now: u64) -> Result<
                 }
                 QueueRecord::Delete { key, .. } => st.replay_remove(key),
                 QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
+                QueueRecord::Publish(_) => {}
             }
         }
     }

@@ -39,14 +39,7 @@ const NUMERIC_SCALE: f64 = 1e5;
 
 /// Operator names; an `$or` whose alternatives use one of them as a field name
 /// is not an `$or` for SNS, but an ordinary attribute called `$or`.
-const RESERVED_OPERATORS: &[&str] = &[
-    "prefix",
-    "suffix",
-    "equals-ignore-case",
-    "anything-but",
-    "numeric",
-    "exists",
-];
+const RESERVED_OPERATORS: &[&str] = &["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"];
 
 /// Where a policy looks: message attributes (default) or the JSON body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,21 +98,15 @@ impl FilterPolicy {
     /// the input, including arbitrarily deep JSON.
     pub fn parse(json: &str, scope: FilterScope) -> Result<FilterPolicy, PolicyError> {
         if json.len() > MAX_POLICY_BYTES {
-            return Err(PolicyError(format!(
-                "policy is {} bytes; the limit is {MAX_POLICY_BYTES} bytes",
-                json.len()
-            )));
+            return Err(PolicyError(format!("policy is {} bytes; the limit is {MAX_POLICY_BYTES} bytes", json.len())));
         }
         // serde_json stops at 128 levels of nesting with an error of its own,
         // so even a 10,000-deep document is refused here without deep
         // recursion; our own 32-level limit is enforced while compiling.
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| PolicyError(format!("policy is not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| PolicyError(format!("policy is not valid JSON: {e}")))?;
         let Value::Object(map) = &value else {
-            return Err(PolicyError(format!(
-                "policy must be a JSON object, found {}",
-                describe(&value)
-            )));
+            return Err(PolicyError(format!("policy must be a JSON object, found {}", describe(&value))));
         };
         if map.is_empty() {
             return Err(PolicyError("policy is empty".to_string()));
@@ -128,9 +115,7 @@ impl FilterPolicy {
 
         let keys = leaf_keys(&root);
         if keys > MAX_KEYS {
-            return Err(PolicyError(format!(
-                "policy uses {keys} keys; the limit is {MAX_KEYS}"
-            )));
+            return Err(PolicyError(format!("policy uses {keys} keys; the limit is {MAX_KEYS}")));
         }
         let combinations = combinations(&root);
         if combinations > MAX_COMBINATIONS {
@@ -138,11 +123,7 @@ impl FilterPolicy {
                 "policy has {combinations} value combinations; the limit is {MAX_COMBINATIONS}"
             )));
         }
-        Ok(FilterPolicy {
-            scope,
-            source: json.to_string(),
-            root,
-        })
+        Ok(FilterPolicy { scope, source: json.to_string(), root })
     }
 
     /// The scope the policy was parsed for.
@@ -253,17 +234,9 @@ struct Compiler {
 }
 
 impl Compiler {
-    fn node(
-        &self,
-        map: &Map<String, Value>,
-        path: &str,
-        depth: usize,
-    ) -> Result<Node, PolicyError> {
+    fn node(&self, map: &Map<String, Value>, path: &str, depth: usize) -> Result<Node, PolicyError> {
         check_depth(path, depth)?;
-        let mut node = Node {
-            keys: Vec::with_capacity(map.len()),
-            alternatives: Vec::new(),
-        };
+        let mut node = Node { keys: Vec::with_capacity(map.len()), alternatives: Vec::new() };
         for (key, value) in map {
             if key == "$or" {
                 if let Some(alternatives) = or_alternatives(value) {
@@ -275,23 +248,17 @@ impl Compiler {
                                 at(&alt_path)
                             )));
                         }
-                        node.alternatives
-                            .push(self.node(alternative, &alt_path, depth + 2)?);
+                        node.alternatives.push(self.node(alternative, &alt_path, depth + 2)?);
                     }
                     continue;
                 }
             }
             let key_path = join(path, key);
             let rule = match value {
-                Value::Array(items) => {
-                    Rule::Conditions(self.conditions(items, &key_path, depth + 1)?)
-                }
+                Value::Array(items) => Rule::Conditions(self.conditions(items, &key_path, depth + 1)?),
                 Value::Object(nested) if self.scope == FilterScope::MessageBody => {
                     if nested.is_empty() {
-                        return Err(PolicyError(format!(
-                            "{}: nested object must not be empty",
-                            at(&key_path)
-                        )));
+                        return Err(PolicyError(format!("{}: nested object must not be empty", at(&key_path))));
                     }
                     Rule::Nested(self.node(nested, &key_path, depth + 1)?)
                 }
@@ -315,18 +282,10 @@ impl Compiler {
         Ok(node)
     }
 
-    fn conditions(
-        &self,
-        items: &[Value],
-        path: &str,
-        depth: usize,
-    ) -> Result<Vec<Condition>, PolicyError> {
+    fn conditions(&self, items: &[Value], path: &str, depth: usize) -> Result<Vec<Condition>, PolicyError> {
         check_depth(path, depth)?;
         if items.is_empty() {
-            return Err(PolicyError(format!(
-                "{}: array of conditions must not be empty",
-                at(path)
-            )));
+            return Err(PolicyError(format!("{}: array of conditions must not be empty", at(path))));
         }
         items
             .iter()
@@ -335,21 +294,15 @@ impl Compiler {
                 Value::Number(n) => Ok(Condition::Exact(Literal::Num(policy_number(n, path)?))),
                 Value::Bool(b) => Ok(Condition::Exact(Literal::Bool(*b))),
                 Value::Null => Ok(Condition::Exact(Literal::Null)),
-                Value::Array(_) => Err(PolicyError(format!(
-                    "{}: arrays cannot be nested inside an array of conditions",
-                    at(path)
-                ))),
+                Value::Array(_) => {
+                    Err(PolicyError(format!("{}: arrays cannot be nested inside an array of conditions", at(path))))
+                }
                 Value::Object(op) => self.operator(op, path, depth + 1),
             })
             .collect()
     }
 
-    fn operator(
-        &self,
-        op: &Map<String, Value>,
-        path: &str,
-        depth: usize,
-    ) -> Result<Condition, PolicyError> {
+    fn operator(&self, op: &Map<String, Value>, path: &str, depth: usize) -> Result<Condition, PolicyError> {
         check_depth(path, depth)?;
         let mut entries = op.iter();
         let (name, operand) = match (entries.next(), entries.next()) {
@@ -365,9 +318,9 @@ impl Compiler {
         match name.as_str() {
             "prefix" => Ok(Condition::Prefix(string_operand(name, operand, path)?)),
             "suffix" => Ok(Condition::Suffix(string_operand(name, operand, path)?)),
-            "equals-ignore-case" => Ok(Condition::EqualsIgnoreCase(
-                string_operand(name, operand, path)?.to_lowercase(),
-            )),
+            "equals-ignore-case" => {
+                Ok(Condition::EqualsIgnoreCase(string_operand(name, operand, path)?.to_lowercase()))
+            }
             "exists" => match operand {
                 Value::Bool(b) => Ok(Condition::Exists(*b)),
                 other => Err(PolicyError(format!(
@@ -376,16 +329,9 @@ impl Compiler {
                     describe(other)
                 ))),
             },
-            "anything-but" => Ok(Condition::AnythingBut(anything_but(
-                operand,
-                path,
-                depth + 1,
-            )?)),
+            "anything-but" => Ok(Condition::AnythingBut(anything_but(operand, path, depth + 1)?)),
             "numeric" => numeric(operand, path, depth + 1),
-            other => Err(PolicyError(format!(
-                "{}: unknown operator `{other}`",
-                at(path)
-            ))),
+            other => Err(PolicyError(format!("{}: unknown operator `{other}`", at(path)))),
         }
     }
 }
@@ -426,14 +372,9 @@ fn anything_but(operand: &Value, path: &str, depth: usize) -> Result<Exclusion, 
         Value::String(_) | Value::Number(_) => Ok(Exclusion::Values(vec![literal(operand)?])),
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(PolicyError(format!(
-                    "{}: operator `anything-but` needs a non-empty list",
-                    at(path)
-                )));
+                return Err(PolicyError(format!("{}: operator `anything-but` needs a non-empty list", at(path))));
             }
-            Ok(Exclusion::Values(
-                items.iter().map(literal).collect::<Result<_, _>>()?,
-            ))
+            Ok(Exclusion::Values(items.iter().map(literal).collect::<Result<_, _>>()?))
         }
         Value::Object(map) => {
             let mut entries = map.iter();
@@ -476,17 +417,10 @@ fn numeric(operand: &Value, path: &str, depth: usize) -> Result<Condition, Polic
     for pair in items.chunks(2) {
         let (op_value, number_value) = match pair {
             [op, number] => (op, number),
-            _ => {
-                return Err(PolicyError(format!(
-                    "{}: operator `numeric` needs operator/number pairs",
-                    at(path)
-                )))
-            }
+            _ => return Err(PolicyError(format!("{}: operator `numeric` needs operator/number pairs", at(path)))),
         };
         let op = match op_value {
-            Value::String(op) if matches!(op.as_str(), "=" | "<" | "<=" | ">" | ">=") => {
-                op.as_str()
-            }
+            Value::String(op) if matches!(op.as_str(), "=" | "<" | "<=" | ">" | ">=") => op.as_str(),
             other => {
                 return Err(PolicyError(format!(
                     "{}: unknown numeric operator {}; expected one of =, <, <=, >, >=",
@@ -510,26 +444,11 @@ fn numeric(operand: &Value, path: &str, depth: usize) -> Result<Condition, Polic
 
     let bound = |value, inclusive| Some(Bound { value, inclusive });
     match pairs.as_slice() {
-        [("=", v)] => Ok(Condition::Numeric {
-            lower: bound(*v, true),
-            upper: bound(*v, true),
-        }),
-        [(">", v)] => Ok(Condition::Numeric {
-            lower: bound(*v, false),
-            upper: None,
-        }),
-        [(">=", v)] => Ok(Condition::Numeric {
-            lower: bound(*v, true),
-            upper: None,
-        }),
-        [("<", v)] => Ok(Condition::Numeric {
-            lower: None,
-            upper: bound(*v, false),
-        }),
-        [("<=", v)] => Ok(Condition::Numeric {
-            lower: None,
-            upper: bound(*v, true),
-        }),
+        [("=", v)] => Ok(Condition::Numeric { lower: bound(*v, true), upper: bound(*v, true) }),
+        [(">", v)] => Ok(Condition::Numeric { lower: bound(*v, false), upper: None }),
+        [(">=", v)] => Ok(Condition::Numeric { lower: bound(*v, true), upper: None }),
+        [("<", v)] => Ok(Condition::Numeric { lower: None, upper: bound(*v, false) }),
+        [("<=", v)] => Ok(Condition::Numeric { lower: None, upper: bound(*v, true) }),
         [(lo_op @ (">" | ">="), lo), (hi_op @ ("<" | "<="), hi)] => {
             if lo >= hi {
                 return Err(PolicyError(format!(
@@ -539,10 +458,7 @@ fn numeric(operand: &Value, path: &str, depth: usize) -> Result<Condition, Polic
                     unscaled(*hi)
                 )));
             }
-            Ok(Condition::Numeric {
-                lower: bound(*lo, *lo_op == ">="),
-                upper: bound(*hi, *hi_op == "<="),
-            })
+            Ok(Condition::Numeric { lower: bound(*lo, *lo_op == ">="), upper: bound(*hi, *hi_op == "<=") })
         }
         _ => Err(PolicyError(format!(
             "{}: numeric range must be a lower bound (`>` or `>=`) followed by an upper bound \
@@ -555,30 +471,20 @@ fn numeric(operand: &Value, path: &str, depth: usize) -> Result<Condition, Polic
 fn string_operand(name: &str, operand: &Value, path: &str) -> Result<String, PolicyError> {
     match operand {
         Value::String(s) => Ok(s.clone()),
-        other => Err(PolicyError(format!(
-            "{}: operator `{name}` needs a string, found {}",
-            at(path),
-            describe(other)
-        ))),
+        other => Err(PolicyError(format!("{}: operator `{name}` needs a string, found {}", at(path), describe(other)))),
     }
 }
 
 fn policy_number(n: &Number, path: &str) -> Result<i64, PolicyError> {
     match n.as_f64() {
         Some(f) if f.abs() <= NUMBER_LIMIT => Ok(scaled(f)),
-        _ => Err(PolicyError(format!(
-            "{}: number {n} is outside the supported range -1e9..=1e9",
-            at(path)
-        ))),
+        _ => Err(PolicyError(format!("{}: number {n} is outside the supported range -1e9..=1e9", at(path)))),
     }
 }
 
 fn check_depth(path: &str, depth: usize) -> Result<(), PolicyError> {
     if depth > MAX_DEPTH {
-        Err(PolicyError(format!(
-            "{}: policy is nested deeper than {MAX_DEPTH} levels",
-            at(path)
-        )))
+        Err(PolicyError(format!("{}: policy is nested deeper than {MAX_DEPTH} levels", at(path))))
     } else {
         Ok(())
     }
@@ -658,11 +564,7 @@ fn combinations(node: &Node) -> u64 {
     if node.alternatives.is_empty() {
         own
     } else {
-        let alternatives = node
-            .alternatives
-            .iter()
-            .map(combinations)
-            .fold(0, u64::saturating_add);
+        let alternatives = node.alternatives.iter().map(combinations).fold(0, u64::saturating_add);
         own.saturating_mul(alternatives)
     }
 }
@@ -677,12 +579,7 @@ fn match_attributes(node: &Node, attrs: &BTreeMap<String, AttrValue>) -> bool {
         // The compiler refuses nested objects in attribute scope.
         Rule::Nested(_) => false,
     });
-    keys_match
-        && (node.alternatives.is_empty()
-            || node
-                .alternatives
-                .iter()
-                .any(|alt| match_attributes(alt, attrs)))
+    keys_match && (node.alternatives.is_empty() || node.alternatives.iter().any(|alt| match_attributes(alt, attrs)))
 }
 
 fn attribute_leaves(value: &AttrValue) -> Vec<Leaf<'_>> {
@@ -725,10 +622,8 @@ fn scalar_leaf(value: &Value) -> Leaf<'_> {
 /// been flattened, so a key matches when any element along the way does.
 fn match_body(node: &Node, candidates: &[&Value]) -> bool {
     let keys_match = node.keys.iter().all(|(key, rule)| {
-        let children: Vec<&Value> = candidates
-            .iter()
-            .filter_map(|candidate| candidate.as_object().and_then(|o| o.get(key)))
-            .collect();
+        let children: Vec<&Value> =
+            candidates.iter().filter_map(|candidate| candidate.as_object().and_then(|o| o.get(key))).collect();
         let flat = flatten(children);
         match rule {
             Rule::Nested(nested) => {
@@ -738,21 +633,12 @@ fn match_body(node: &Node, candidates: &[&Value]) -> bool {
             Rule::Conditions(conditions) => {
                 // Objects are intermediate nodes, not values: like SNS, a key
                 // holding an object neither matches values nor "exists".
-                let leaves: Vec<Leaf<'_>> = flat
-                    .into_iter()
-                    .filter(|v| !v.is_object())
-                    .map(scalar_leaf)
-                    .collect();
+                let leaves: Vec<Leaf<'_>> = flat.into_iter().filter(|v| !v.is_object()).map(scalar_leaf).collect();
                 any_condition(conditions, !leaves.is_empty(), &leaves)
             }
         }
     });
-    keys_match
-        && (node.alternatives.is_empty()
-            || node
-                .alternatives
-                .iter()
-                .any(|alt| match_body(alt, candidates)))
+    keys_match && (node.alternatives.is_empty() || node.alternatives.iter().any(|alt| match_body(alt, candidates)))
 }
 
 /// Expands arrays (and arrays of arrays) into their elements with an explicit
@@ -807,12 +693,10 @@ fn leaf_matches(condition: &Condition, leaf: Leaf<'_>) -> bool {
 /// for booleans, nulls or binary data, so those never satisfy it.
 fn excluded_value_passes(exclusion: &Exclusion, leaf: Leaf<'_>) -> bool {
     match (exclusion, leaf) {
-        (Exclusion::Values(values), Leaf::Str(got)) => !values
-            .iter()
-            .any(|v| matches!(v, Literal::Str(s) if s == got)),
-        (Exclusion::Values(values), Leaf::Num(got)) => !values
-            .iter()
-            .any(|v| matches!(v, Literal::Num(n) if *n == got)),
+        (Exclusion::Values(values), Leaf::Str(got)) => !values.iter().any(|v| matches!(v, Literal::Str(s) if s == got)),
+        (Exclusion::Values(values), Leaf::Num(got)) => {
+            !values.iter().any(|v| matches!(v, Literal::Num(n) if *n == got))
+        }
         (Exclusion::Prefix(prefix), Leaf::Str(got)) => !got.starts_with(prefix.as_str()),
         (Exclusion::Suffix(suffix), Leaf::Str(got)) => !got.ends_with(suffix.as_str()),
         _ => false,
@@ -853,8 +737,7 @@ mod tests {
     fn check_attrs(policy: &str, cases: Vec<AttrCase>) {
         let parsed = attr_policy(policy);
         for (label, pairs, expected) in cases {
-            let attrs: BTreeMap<String, AttrValue> =
-                pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let attrs: BTreeMap<String, AttrValue> = pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(
                 parsed.matches_attributes(&attrs),
                 expected,
@@ -866,11 +749,7 @@ mod tests {
     fn check_body(policy: &str, cases: &[(&str, bool)]) {
         let parsed = body_policy(policy);
         for (body, expected) in cases {
-            assert_eq!(
-                parsed.matches_body(body.as_bytes()),
-                *expected,
-                "policy {policy}, body {body}"
-            );
+            assert_eq!(parsed.matches_body(body.as_bytes()), *expected, "policy {policy}, body {body}");
         }
     }
 
@@ -878,10 +757,9 @@ mod tests {
         for (policy, reason) in cases {
             match FilterPolicy::parse(policy, scope) {
                 Ok(_) => panic!("policy {policy} should be rejected ({reason})"),
-                Err(e) => assert!(
-                    e.to_string().contains(reason),
-                    "policy {policy}: error `{e}` should mention `{reason}`"
-                ),
+                Err(e) => {
+                    assert!(e.to_string().contains(reason), "policy {policy}: error `{e}` should mention `{reason}`")
+                }
             }
         }
     }
@@ -906,22 +784,10 @@ mod tests {
         check_attrs(
             r#"{"sport": ["rugby"], "price": [{"numeric": [">", 100]}]}"#,
             vec![
-                (
-                    "both match",
-                    vec![("sport", s("rugby")), ("price", n("150"))],
-                    true,
-                ),
-                (
-                    "price fails",
-                    vec![("sport", s("rugby")), ("price", n("50"))],
-                    false,
-                ),
+                ("both match", vec![("sport", s("rugby")), ("price", n("150"))], true),
+                ("price fails", vec![("sport", s("rugby")), ("price", n("50"))], false),
                 ("price missing", vec![("sport", s("rugby"))], false),
-                (
-                    "sport fails",
-                    vec![("sport", s("golf")), ("price", n("150"))],
-                    false,
-                ),
+                ("sport fails", vec![("sport", s("golf")), ("price", n("150"))], false),
             ],
         );
     }
@@ -946,16 +812,10 @@ mod tests {
 
     #[test]
     fn numeric_policy_does_not_match_string_attribute() {
-        check_attrs(
-            r#"{"qty": [5]}"#,
-            vec![("string five", vec![("qty", s("5"))], false)],
-        );
+        check_attrs(r#"{"qty": [5]}"#, vec![("string five", vec![("qty", s("5"))], false)]);
         check_attrs(
             r#"{"qty": [{"numeric": [">", 0]}]}"#,
-            vec![
-                ("string five", vec![("qty", s("5"))], false),
-                ("number five", vec![("qty", n("5"))], true),
-            ],
+            vec![("string five", vec![("qty", s("5"))], false), ("number five", vec![("qty", n("5"))], true)],
         );
     }
 
@@ -963,10 +823,7 @@ mod tests {
     fn string_policy_does_not_match_number_attribute() {
         check_attrs(
             r#"{"qty": ["5", {"prefix": "5"}]}"#,
-            vec![
-                ("number five", vec![("qty", n("5"))], false),
-                ("string five", vec![("qty", s("5"))], true),
-            ],
+            vec![("number five", vec![("qty", n("5"))], false), ("string five", vec![("qty", s("5"))], true)],
         );
     }
 
@@ -975,31 +832,11 @@ mod tests {
         check_attrs(
             r#"{"region": [{"prefix": "us-"}], "file": [{"suffix": ".png"}]}"#,
             vec![
-                (
-                    "both",
-                    vec![("region", s("us-west-2")), ("file", s("cat.png"))],
-                    true,
-                ),
-                (
-                    "bad prefix",
-                    vec![("region", s("eu-west-1")), ("file", s("cat.png"))],
-                    false,
-                ),
-                (
-                    "bad suffix",
-                    vec![("region", s("us-east-1")), ("file", s("cat.jpg"))],
-                    false,
-                ),
-                (
-                    "prefix is case-sensitive",
-                    vec![("region", s("US-east-1")), ("file", s("a.png"))],
-                    false,
-                ),
-                (
-                    "prefix on number",
-                    vec![("region", n("1")), ("file", s("a.png"))],
-                    false,
-                ),
+                ("both", vec![("region", s("us-west-2")), ("file", s("cat.png"))], true),
+                ("bad prefix", vec![("region", s("eu-west-1")), ("file", s("cat.png"))], false),
+                ("bad suffix", vec![("region", s("us-east-1")), ("file", s("cat.jpg"))], false),
+                ("prefix is case-sensitive", vec![("region", s("US-east-1")), ("file", s("a.png"))], false),
+                ("prefix on number", vec![("region", n("1")), ("file", s("a.png"))], false),
             ],
         );
     }
@@ -1026,11 +863,7 @@ mod tests {
                 ("listed", vec![("sport", s("rugby"))], false),
                 ("second listed", vec![("sport", s("tennis"))], false),
                 ("missing attribute", vec![], false),
-                (
-                    "binary attribute",
-                    vec![("sport", AttrValue::Binary(vec![1]))],
-                    false,
-                ),
+                ("binary attribute", vec![("sport", AttrValue::Binary(vec![1]))], false),
             ],
         );
         check_attrs(
@@ -1131,20 +964,13 @@ mod tests {
             vec![
                 ("string", vec![("store", s("x"))], true),
                 ("empty string", vec![("store", s(""))], true),
-                (
-                    "binary",
-                    vec![("store", AttrValue::Binary(vec![0, 1]))],
-                    true,
-                ),
+                ("binary", vec![("store", AttrValue::Binary(vec![0, 1]))], true),
                 ("missing", vec![], false),
             ],
         );
         check_attrs(
             r#"{"store": [{"exists": false}]}"#,
-            vec![
-                ("missing", vec![("other", s("x"))], true),
-                ("present", vec![("store", s("x"))], false),
-            ],
+            vec![("missing", vec![("other", s("x"))], true), ("present", vec![("store", s("x"))], false)],
         );
     }
 
@@ -1174,47 +1000,23 @@ mod tests {
         check_attrs(
             r#"{"interests": ["rugby", "soccer"]}"#,
             vec![
-                (
-                    "one element matches",
-                    vec![("interests", arr(r#"["hockey", "soccer"]"#))],
-                    true,
-                ),
-                (
-                    "no element matches",
-                    vec![("interests", arr(r#"["hockey", "golf"]"#))],
-                    false,
-                ),
+                ("one element matches", vec![("interests", arr(r#"["hockey", "soccer"]"#))], true),
+                ("no element matches", vec![("interests", arr(r#"["hockey", "golf"]"#))], false),
                 ("empty array", vec![("interests", arr("[]"))], false),
             ],
         );
         check_attrs(
             r#"{"scores": [{"numeric": [">", 90]}], "flags": [true]}"#,
             vec![
-                (
-                    "numbers and bools",
-                    vec![("scores", arr("[10, 95]")), ("flags", arr("[false, true]"))],
-                    true,
-                ),
-                (
-                    "string number element",
-                    vec![("scores", arr(r#"["95"]"#)), ("flags", arr("[true]"))],
-                    false,
-                ),
+                ("numbers and bools", vec![("scores", arr("[10, 95]")), ("flags", arr("[false, true]"))], true),
+                ("string number element", vec![("scores", arr(r#"["95"]"#)), ("flags", arr("[true]"))], false),
             ],
         );
         check_attrs(
             r#"{"interests": [{"anything-but": "rugby"}]}"#,
             vec![
-                (
-                    "another element differs",
-                    vec![("interests", arr(r#"["rugby", "golf"]"#))],
-                    true,
-                ),
-                (
-                    "only excluded",
-                    vec![("interests", arr(r#"["rugby"]"#))],
-                    false,
-                ),
+                ("another element differs", vec![("interests", arr(r#"["rugby", "golf"]"#))], true),
+                ("only excluded", vec![("interests", arr(r#"["rugby"]"#))], false),
             ],
         );
     }
@@ -1224,26 +1026,10 @@ mod tests {
         check_attrs(
             r#"{"source": ["cw"], "$or": [{"metric": ["cpu"]}, {"namespace": ["ec2"]}]}"#,
             vec![
-                (
-                    "first alternative",
-                    vec![("source", s("cw")), ("metric", s("cpu"))],
-                    true,
-                ),
-                (
-                    "second alternative",
-                    vec![("source", s("cw")), ("namespace", s("ec2"))],
-                    true,
-                ),
-                (
-                    "no alternative",
-                    vec![("source", s("cw")), ("metric", s("mem"))],
-                    false,
-                ),
-                (
-                    "sibling fails",
-                    vec![("source", s("x")), ("metric", s("cpu"))],
-                    false,
-                ),
+                ("first alternative", vec![("source", s("cw")), ("metric", s("cpu"))], true),
+                ("second alternative", vec![("source", s("cw")), ("namespace", s("ec2"))], true),
+                ("no alternative", vec![("source", s("cw")), ("metric", s("mem"))], false),
+                ("sibling fails", vec![("source", s("x")), ("metric", s("cpu"))], false),
             ],
         );
     }
@@ -1266,10 +1052,7 @@ mod tests {
     fn or_key_without_two_objects_is_an_ordinary_attribute() {
         check_attrs(
             r#"{"$or": ["x"]}"#,
-            vec![
-                ("attribute named $or", vec![("$or", s("x"))], true),
-                ("other attribute", vec![("x", s("x"))], false),
-            ],
+            vec![("attribute named $or", vec![("$or", s("x"))], true), ("other attribute", vec![("x", s("x"))], false)],
         );
     }
 
@@ -1278,18 +1061,9 @@ mod tests {
         check_body(
             r#"{"order": {"customer": {"tier": ["gold"]}, "total": [{"numeric": [">=", 100]}]}}"#,
             &[
-                (
-                    r#"{"order": {"customer": {"tier": "gold"}, "total": 100}}"#,
-                    true,
-                ),
-                (
-                    r#"{"order": {"customer": {"tier": "gold"}, "total": 99.5}}"#,
-                    false,
-                ),
-                (
-                    r#"{"order": {"customer": {"tier": "silver"}, "total": 500}}"#,
-                    false,
-                ),
+                (r#"{"order": {"customer": {"tier": "gold"}, "total": 100}}"#, true),
+                (r#"{"order": {"customer": {"tier": "gold"}, "total": 99.5}}"#, false),
+                (r#"{"order": {"customer": {"tier": "silver"}, "total": 500}}"#, false),
                 (r#"{"order": {"customer": "gold", "total": 500}}"#, false),
                 (r#"{"tier": "gold", "total": 500}"#, false),
             ],
@@ -1300,11 +1074,7 @@ mod tests {
     fn body_numbers_compare_numerically_but_not_with_strings() {
         check_body(
             r#"{"qty": [5]}"#,
-            &[
-                (r#"{"qty": 5.0}"#, true),
-                (r#"{"qty": 5}"#, true),
-                (r#"{"qty": "5"}"#, false),
-            ],
+            &[(r#"{"qty": 5.0}"#, true), (r#"{"qty": 5}"#, true), (r#"{"qty": "5"}"#, false)],
         );
     }
 
@@ -1313,18 +1083,9 @@ mod tests {
         check_body(
             r#"{"interests": ["rugby"], "items": {"sku": [{"prefix": "A-"}]}}"#,
             &[
-                (
-                    r#"{"interests": ["golf", "rugby"], "items": [{"sku": "B-1"}, {"sku": "A-2"}]}"#,
-                    true,
-                ),
-                (
-                    r#"{"interests": ["golf"], "items": [{"sku": "A-2"}]}"#,
-                    false,
-                ),
-                (
-                    r#"{"interests": [["rugby"]], "items": {"sku": ["A-9"]}}"#,
-                    true,
-                ),
+                (r#"{"interests": ["golf", "rugby"], "items": [{"sku": "B-1"}, {"sku": "A-2"}]}"#, true),
+                (r#"{"interests": ["golf"], "items": [{"sku": "A-2"}]}"#, false),
+                (r#"{"interests": [["rugby"]], "items": {"sku": ["A-9"]}}"#, true),
                 (r#"{"interests": "rugby", "items": []}"#, false),
             ],
         );
@@ -1363,15 +1124,9 @@ mod tests {
             r#"{"kind": ["order"], "$or": [{"total": [{"numeric": [">", 100]}]}, {"customer": {"$or": [{"vip": [true]}, {"tier": ["gold"]}]}}]}"#,
             &[
                 (r#"{"kind": "order", "total": 150}"#, true),
-                (
-                    r#"{"kind": "order", "total": 10, "customer": {"vip": true}}"#,
-                    true,
-                ),
+                (r#"{"kind": "order", "total": 10, "customer": {"vip": true}}"#, true),
                 (r#"{"kind": "order", "customer": {"tier": "gold"}}"#, true),
-                (
-                    r#"{"kind": "order", "total": 10, "customer": {"tier": "bronze"}}"#,
-                    false,
-                ),
+                (r#"{"kind": "order", "total": 10, "customer": {"tier": "bronze"}}"#, false),
                 (r#"{"kind": "refund", "total": 150}"#, false),
             ],
         );
@@ -1381,13 +1136,7 @@ mod tests {
     fn body_that_is_not_a_json_object_never_matches() {
         check_body(
             r#"{"a": [{"exists": false}]}"#,
-            &[
-                ("{}", true),
-                ("not json", false),
-                ("[1, 2]", false),
-                ("\"text\"", false),
-                ("", false),
-            ],
+            &[("{}", true), ("not json", false), ("[1, 2]", false), ("\"text\"", false), ("", false)],
         );
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert!(!body_policy(r#"{"a": [{"exists": false}]}"#).matches_body(deep.as_bytes()));
@@ -1425,97 +1174,37 @@ mod tests {
                 ("{}", "policy is empty"),
                 (r#"{"a": "x"}"#, "key `a`: value must be an array"),
                 (r#"{"a": 5}"#, "value must be an array"),
-                (
-                    r#"{"a": []}"#,
-                    "key `a`: array of conditions must not be empty",
-                ),
-                (
-                    r#"{"a": {"b": ["x"]}}"#,
-                    "only allowed in message body scope",
-                ),
+                (r#"{"a": []}"#, "key `a`: array of conditions must not be empty"),
+                (r#"{"a": {"b": ["x"]}}"#, "only allowed in message body scope"),
                 (r#"{"a": [["x"]]}"#, "cannot be nested"),
                 (r#"{"a": [{"regex": "x"}]}"#, "unknown operator `regex`"),
                 (r#"{"a": [{}]}"#, "exactly one operator"),
-                (
-                    r#"{"a": [{"prefix": "x", "suffix": "y"}]}"#,
-                    "exactly one operator",
-                ),
-                (
-                    r#"{"a": [{"prefix": 1}]}"#,
-                    "operator `prefix` needs a string",
-                ),
-                (
-                    r#"{"a": [{"suffix": null}]}"#,
-                    "operator `suffix` needs a string",
-                ),
-                (
-                    r#"{"a": [{"equals-ignore-case": ["x"]}]}"#,
-                    "operator `equals-ignore-case` needs a string",
-                ),
-                (
-                    r#"{"a": [{"exists": "yes"}]}"#,
-                    "operator `exists` needs true or false",
-                ),
+                (r#"{"a": [{"prefix": "x", "suffix": "y"}]}"#, "exactly one operator"),
+                (r#"{"a": [{"prefix": 1}]}"#, "operator `prefix` needs a string"),
+                (r#"{"a": [{"suffix": null}]}"#, "operator `suffix` needs a string"),
+                (r#"{"a": [{"equals-ignore-case": ["x"]}]}"#, "operator `equals-ignore-case` needs a string"),
+                (r#"{"a": [{"exists": "yes"}]}"#, "operator `exists` needs true or false"),
                 (r#"{"a": [{"anything-but": []}]}"#, "non-empty list"),
-                (
-                    r#"{"a": [{"anything-but": [true]}]}"#,
-                    "only strings and numbers",
-                ),
-                (
-                    r#"{"a": [{"anything-but": {"equals-ignore-case": "x"}}]}"#,
-                    "`prefix` or `suffix` object",
-                ),
-                (
-                    r#"{"a": [{"anything-but": {"prefix": 5}}]}"#,
-                    "anything-but prefix` needs a string",
-                ),
-                (
-                    r#"{"a": [{"anything-but": null}]}"#,
-                    "operator `anything-but` needs",
-                ),
+                (r#"{"a": [{"anything-but": [true]}]}"#, "only strings and numbers"),
+                (r#"{"a": [{"anything-but": {"equals-ignore-case": "x"}}]}"#, "`prefix` or `suffix` object"),
+                (r#"{"a": [{"anything-but": {"prefix": 5}}]}"#, "anything-but prefix` needs a string"),
+                (r#"{"a": [{"anything-but": null}]}"#, "operator `anything-but` needs"),
                 (
                     r#"{"price": [{"numeric": [">", "abc"]}]}"#,
                     r#"key `price`: numeric operator `>` needs a number, found "abc""#,
                 ),
-                (
-                    r#"{"a": [{"numeric": ["!=", 1]}]}"#,
-                    "unknown numeric operator",
-                ),
+                (r#"{"a": [{"numeric": ["!=", 1]}]}"#, "unknown numeric operator"),
                 (r#"{"a": [{"numeric": [">"]}]}"#, "needs [op, number]"),
                 (r#"{"a": [{"numeric": 5}]}"#, "needs [op, number]"),
-                (
-                    r#"{"a": [{"numeric": ["<", 5, ">", 1]}]}"#,
-                    "lower bound (`>` or `>=`) followed by an upper bound",
-                ),
-                (
-                    r#"{"a": [{"numeric": ["=", 5, "<", 9]}]}"#,
-                    "lower bound (`>` or `>=`)",
-                ),
-                (
-                    r#"{"a": [{"numeric": [">", 10, "<", 5]}]}"#,
-                    "lower bound 10 must be below upper bound 5",
-                ),
-                (
-                    r#"{"a": [{"numeric": [">=", 5, "<=", 5]}]}"#,
-                    "must be below",
-                ),
+                (r#"{"a": [{"numeric": ["<", 5, ">", 1]}]}"#, "lower bound (`>` or `>=`) followed by an upper bound"),
+                (r#"{"a": [{"numeric": ["=", 5, "<", 9]}]}"#, "lower bound (`>` or `>=`)"),
+                (r#"{"a": [{"numeric": [">", 10, "<", 5]}]}"#, "lower bound 10 must be below upper bound 5"),
+                (r#"{"a": [{"numeric": [">=", 5, "<=", 5]}]}"#, "must be below"),
                 (r#"{"a": [1000000001]}"#, "outside the supported range"),
-                (
-                    r#"{"a": [{"numeric": [">", -2e9]}]}"#,
-                    "outside the supported range",
-                ),
-                (
-                    r#"{"a": [{"anything-but": [1e10]}]}"#,
-                    "outside the supported range",
-                ),
-                (
-                    r#"{"$or": [{"a": ["x"]}, {}]}"#,
-                    "`$or` alternative must not be empty",
-                ),
-                (
-                    r#"{"$or": [{"numeric": 123}, {"prefix": "abc"}]}"#,
-                    "key `$or`",
-                ),
+                (r#"{"a": [{"numeric": [">", -2e9]}]}"#, "outside the supported range"),
+                (r#"{"a": [{"anything-but": [1e10]}]}"#, "outside the supported range"),
+                (r#"{"$or": [{"a": ["x"]}, {}]}"#, "`$or` alternative must not be empty"),
+                (r#"{"$or": [{"numeric": 123}, {"prefix": "abc"}]}"#, "key `$or`"),
             ],
         );
         check_rejected(
@@ -1523,10 +1212,7 @@ mod tests {
             &[
                 (r#"{"a": {}}"#, "key `a`: nested object must not be empty"),
                 (r#"{"a": {"b": "x"}}"#, "key `a.b`: value must be an array"),
-                (
-                    r#"{"a": {"b": [{"numeric": ["<", "x"]}]}}"#,
-                    "key `a.b`: numeric operator `<` needs a number",
-                ),
+                (r#"{"a": {"b": [{"numeric": ["<", "x"]}]}}"#, "key `a.b`: numeric operator `<` needs a number"),
             ],
         );
     }
@@ -1539,8 +1225,7 @@ mod tests {
         let five_keys = r#"{"a":["1"],"b":["1"],"c":["1"],"d":["1"],"e":["1"]}"#;
         assert!(FilterPolicy::parse(five_keys, Attrs).is_ok());
 
-        let six_leaves =
-            r#"{"x":{"a":["1"],"b":["1"],"c":{"d":["1"],"e":["1"],"f":["1"]}},"g":["1"]}"#;
+        let six_leaves = r#"{"x":{"a":["1"],"b":["1"],"c":{"d":["1"],"e":["1"],"f":["1"]}},"g":["1"]}"#;
         check_rejected(Body, &[(six_leaves, "policy uses 6 keys")]);
         let five_leaves = r#"{"x":{"a":["1"],"b":["1"],"c":{"d":["1"],"e":["1"],"f":["1"]}}}"#;
         assert!(FilterPolicy::parse(five_leaves, Body).is_ok());
@@ -1556,31 +1241,13 @@ mod tests {
             let items: Vec<String> = (0..k).map(|i| format!("\"v{i}\"")).collect();
             format!("[{}]", items.join(","))
         };
-        let at_limit = format!(
-            r#"{{"a":{},"b":{},"c":{}}}"#,
-            values(5),
-            values(5),
-            values(6)
-        );
+        let at_limit = format!(r#"{{"a":{},"b":{},"c":{}}}"#, values(5), values(5), values(6));
         assert!(FilterPolicy::parse(&at_limit, Attrs).is_ok());
-        let over = format!(
-            r#"{{"a":{},"b":{},"c":{}}}"#,
-            values(5),
-            values(5),
-            values(7)
-        );
-        check_rejected(
-            Attrs,
-            &[(over.as_str(), "175 value combinations; the limit is 150")],
-        );
+        let over = format!(r#"{{"a":{},"b":{},"c":{}}}"#, values(5), values(5), values(7));
+        check_rejected(Attrs, &[(over.as_str(), "175 value combinations; the limit is 150")]);
 
         // $or alternatives add up: 10 * (10 + 6) = 160.
-        let or_over = format!(
-            r#"{{"a":{},"$or":[{{"b":{}}},{{"c":{}}}]}}"#,
-            values(10),
-            values(10),
-            values(6)
-        );
+        let or_over = format!(r#"{{"a":{},"$or":[{{"b":{}}},{{"c":{}}}]}}"#, values(10), values(10), values(6));
         check_rejected(Attrs, &[(or_over.as_str(), "160 value combinations")]);
 
         let huge = format!(r#"{{"a":["{}"]}}"#, "x".repeat(MAX_POLICY_BYTES));
