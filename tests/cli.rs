@@ -94,6 +94,7 @@ fn create_put_read_describe_round_trip() {
     let describe = json_lines(&data, &["stream", "describe", "clicks"]);
     assert_eq!(describe.len(), 1);
     let d = &describe[0];
+    assert_eq!(keys(d), ["name", "shards"]);
     assert_eq!(d["name"], "clicks");
     let shards = d["shards"].as_array().expect("shards array");
     assert_eq!(shards.len(), 2);

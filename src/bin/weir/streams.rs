@@ -171,7 +171,6 @@ impl From<PutResult> for PutJson {
 #[derive(Serialize)]
 struct DescribeJson<'a> {
     name: &'a str,
-    retention_hours: u64,
     shards: Vec<ShardJson<'a>>,
 }
 
@@ -202,7 +201,7 @@ impl<'a> From<&'a StreamDescription> for DescribeJson<'a> {
                 open: s.open,
             })
             .collect();
-        DescribeJson { name: &d.name, retention_hours: d.retention_hours, shards }
+        DescribeJson { name: &d.name, shards }
     }
 }
 
