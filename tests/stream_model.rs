@@ -195,6 +195,17 @@ impl Model {
     }
 }
 
+/// Whether a read from `position` asks for record `r` (stored or not).
+fn wanted(position: StartingPosition, r: &ModelRecord) -> bool {
+    match position {
+        StartingPosition::TrimHorizon => true,
+        StartingPosition::Latest => false,
+        StartingPosition::AtSequence(q) => r.seq >= q,
+        StartingPosition::AfterSequence(q) => r.seq > q,
+        StartingPosition::AtTimestamp(t) => r.time_ms >= t,
+    }
+}
+
 fn assert_served(served: &[StreamRecord], expected: &[ModelRecord], what: &str) {
     let served: Vec<ModelRecord> = served
         .iter()
@@ -261,21 +272,17 @@ impl Harness {
         let next = self.model.shards[shard].max_seq.map_or(0, |m| m + 1);
         let pick = |i: usize, candidates: &[u64]| candidates[i % candidates.len()];
         let seqs: Vec<u64> = records.iter().map(|r| r.seq).chain([0, next]).collect();
-        let (position, wanted): (StartingPosition, Box<dyn Fn(&ModelRecord) -> bool>) = match *start {
-            Start::TrimHorizon => (StartingPosition::TrimHorizon, Box::new(|_| true)),
-            Start::Latest => (StartingPosition::Latest, Box::new(|_| false)),
-            Start::AtSequence(i) => {
-                let q = pick(i, &seqs);
-                (StartingPosition::AtSequence(q), Box::new(move |r| r.seq >= q))
-            }
+        let position = match *start {
+            Start::TrimHorizon => StartingPosition::TrimHorizon,
+            Start::Latest => StartingPosition::Latest,
+            Start::AtSequence(i) => StartingPosition::AtSequence(pick(i, &seqs)),
             Start::AfterSequence(i) => {
-                // Just after a record that was put (or after nothing, if none was).
+                // Just after a record that was put (there is nothing to be after otherwise).
                 let candidates: Vec<u64> = records.iter().map(|r| r.seq).collect();
                 if candidates.is_empty() {
                     return;
                 }
-                let q = pick(i, &candidates);
-                (StartingPosition::AfterSequence(q), Box::new(move |r| r.seq > q))
+                StartingPosition::AfterSequence(pick(i, &candidates))
             }
             Start::AtTimestamp(i) => {
                 let now = self.clock.now_ms();
@@ -284,8 +291,7 @@ impl Harness {
                     .flat_map(|r| [r.time_ms, r.time_ms + 1])
                     .chain([0, START_MS, now, now + 1])
                     .collect();
-                let t = pick(i, &times);
-                (StartingPosition::AtTimestamp(t), Box::new(move |r| r.time_ms >= t))
+                StartingPosition::AtTimestamp(pick(i, &times))
             }
             Start::BeyondTheEnd => {
                 let beyond = next + 1_000_000;
@@ -296,7 +302,8 @@ impl Harness {
                 return;
             }
         };
-        let expected: Vec<ModelRecord> = records[stored_from..].iter().filter(|r| wanted(r)).cloned().collect();
+        let expected: Vec<ModelRecord> =
+            records[stored_from..].iter().filter(|r| wanted(position, r)).cloned().collect();
         let outcome = read_to_end(&stream, shard as u32, position, limit);
         let what = format!("shard {shard} read from {position:?} in batches of {limit}");
         assert!(outcome.error.is_none(), "{what}: {:?}", outcome.error);

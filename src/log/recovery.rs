@@ -209,3 +209,200 @@ pub fn damage_of(end: &ScanEnd) -> Option<Damage> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::batch::EncodedBatch;
+    use crate::format::{Compression, IndexFile, RecordRef};
+    use crate::log::io::RealFs;
+    use crate::log::{Durability, Log, LogConfig};
+
+    /// One frame of records `values` (key "k") starting at `seq`, stamped `time_ms`.
+    fn frame(seq: u64, time_ms: u64, values: &[&[u8]], compression: Compression) -> Vec<u8> {
+        let refs: Vec<RecordRef<'_>> = values.iter().map(|v| RecordRef { key: b"k", value: v }).collect();
+        EncodedBatch::encode(&refs, compression).seal(seq, time_ms).to_vec()
+    }
+
+    /// A segment starting at `base` holding `count` one-record frames of 100-byte values, one
+    /// per millisecond from time 1000. Returns the bytes and the offset of each frame.
+    fn segment(base: u64, count: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = SegmentHeader { base_seq: base }.encode().to_vec();
+        let mut offsets = Vec::new();
+        for i in 0..count {
+            offsets.push(bytes.len());
+            bytes.extend(frame(base + i, 1000 + i, &[&[i as u8; 100]], Compression::None));
+        }
+        (bytes, offsets)
+    }
+
+    fn scan(bytes: &[u8], base: u64) -> ScanOutcome {
+        scan_segment(&Bytes::copy_from_slice(bytes), base, 4096)
+    }
+
+    #[test]
+    fn a_clean_segment_scans_to_its_end() {
+        let (bytes, offsets) = segment(100, 5);
+        let out = scan(&bytes, 100);
+        assert_eq!(out.end, ScanEnd::Clean);
+        assert_eq!((out.frames, out.records, out.compressed_frames), (5, 5, 0));
+        assert_eq!(out.state.len, bytes.len() as u64);
+        assert_eq!(out.state.next_seq, 105);
+        assert_eq!((out.state.first_time_ms, out.state.last_time_ms), (1000, 1004));
+        assert_eq!(out.state.entries[0], IndexEntry { seq: 100, offset: offsets[0] as u64, time_ms: 1000 });
+        assert_eq!(damage_of(&out.end), None);
+    }
+
+    #[test]
+    fn an_index_rebuilt_by_a_scan_equals_the_one_written_when_the_segment_was_sealed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 300,
+            durability: Durability::Never,
+            compression: Compression::None,
+        };
+        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+        for i in 0..30u64 {
+            let value = vec![i as u8; 20 + 7 * i as usize];
+            log.append(&[RecordRef { key: b"key", value: &value }], 500 + i).expect("append");
+        }
+        let sealed: Vec<_> = log.segment_infos().into_iter().rev().skip(1).collect();
+        assert!(!sealed.is_empty(), "the appends rolled at least one segment");
+        for info in sealed {
+            let written = IndexFile::decode(&std::fs::read(info.path.with_extension("idx")).expect("read index"))
+                .expect("the index written at roll decodes");
+            let bytes = Bytes::from(std::fs::read(&info.path).expect("read segment"));
+            let out = scan_segment(&bytes, info.base_seq, config.index_interval_bytes);
+            assert_eq!(out.end, ScanEnd::Clean);
+            assert!(written.entries.len() > 1, "the interval is small enough for several entries");
+            assert_eq!(out.state.entries, written.entries, "{}", info.path.display());
+            assert_eq!(
+                (out.state.len, out.state.next_seq, out.state.last_time_ms),
+                (written.segment_len, written.next_seq, written.last_time_ms)
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_cut_short_at_the_end_is_a_torn_tail_at_its_start() {
+        let (bytes, offsets) = segment(0, 3);
+        for cut in offsets[2] + 1..bytes.len() {
+            let out = scan(&bytes[..cut], 0);
+            assert!(
+                matches!(out.end, ScanEnd::Torn { offset, .. } if offset == offsets[2] as u64),
+                "cut {cut}: {:?}",
+                out.end
+            );
+            assert_eq!((out.state.len, out.state.next_seq), (offsets[2] as u64, 2), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_frame_followed_by_whole_frames_is_damage_that_says_how_far_they_reach() {
+        let (mut bytes, offsets) = segment(10, 4);
+        bytes[offsets[1] + 45] ^= 0x01;
+        let out = scan(&bytes, 10);
+        assert_eq!(
+            out.end,
+            ScanEnd::Damaged { offset: offsets[1] as u64, reason: out.end_reason(), resync_next_seq: 14 }
+        );
+        assert_eq!((out.state.len, out.state.next_seq, out.frames), (offsets[1] as u64, 11, 1));
+        assert_eq!(damage_of(&out.end).map(|d| d.offset), Some(offsets[1] as u64));
+    }
+
+    #[test]
+    fn a_corrupt_last_frame_is_a_torn_tail() {
+        let (mut bytes, offsets) = segment(0, 3);
+        bytes[offsets[2] + 45] ^= 0x01;
+        let out = scan(&bytes, 0);
+        assert!(matches!(out.end, ScanEnd::Torn { offset, .. } if offset == offsets[2] as u64), "{:?}", out.end);
+    }
+
+    #[test]
+    fn a_length_field_running_past_the_end_is_damage_when_whole_frames_follow() {
+        let (mut bytes, offsets) = segment(0, 3);
+        bytes[offsets[0] + 4..offsets[0] + 8].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        let out = scan(&bytes, 0);
+        assert!(
+            matches!(out.end, ScanEnd::Damaged { offset, resync_next_seq: 3, .. } if offset == offsets[0] as u64),
+            "{:?}",
+            out.end
+        );
+    }
+
+    #[test]
+    fn a_frame_with_an_unexpected_sequence_number_is_damage() {
+        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
+        bytes.extend(frame(0, 1, &[b"a"], Compression::None));
+        let gap_at = bytes.len();
+        bytes.extend(frame(5, 2, &[b"b"], Compression::None));
+        bytes.extend(frame(6, 3, &[b"c"], Compression::None));
+        let out = scan(&bytes, 0);
+        assert!(matches!(out.end, ScanEnd::Damaged { offset, .. } if offset == gap_at as u64), "{:?}", out.end);
+        assert_eq!(out.state.next_seq, 1);
+    }
+
+    #[test]
+    fn a_frame_whose_time_goes_backwards_is_damage() {
+        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
+        bytes.extend(frame(0, 100, &[b"a"], Compression::None));
+        let back_at = bytes.len();
+        bytes.extend(frame(1, 50, &[b"b"], Compression::None));
+        bytes.extend(frame(2, 200, &[b"c"], Compression::None));
+        let out = scan(&bytes, 0);
+        assert!(matches!(out.end, ScanEnd::Damaged { offset, .. } if offset == back_at as u64), "{:?}", out.end);
+    }
+
+    #[test]
+    fn a_header_naming_another_base_sequence_is_damage_from_offset_zero() {
+        let (bytes, _) = segment(5, 2);
+        let out = scan(&bytes, 6);
+        assert!(matches!(out.end, ScanEnd::Damaged { offset: 0, .. }), "{:?}", out.end);
+        assert_eq!(out.state.len, 0, "nothing in the file can be trusted");
+    }
+
+    #[test]
+    fn a_file_without_a_whole_header_and_nothing_after_is_torn_at_zero() {
+        let (bytes, _) = segment(0, 0);
+        for cut in 0..bytes.len() {
+            let out = scan(&bytes[..cut], 0);
+            assert!(matches!(out.end, ScanEnd::Torn { offset: 0, .. }), "cut {cut}: {:?}", out.end);
+        }
+        let out = scan(&[0u8; 10], 0);
+        assert!(matches!(out.end, ScanEnd::Torn { offset: 0, .. }), "{:?}", out.end);
+    }
+
+    #[test]
+    fn compressed_frames_are_validated_and_counted() {
+        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
+        let value = vec![b'a'; 4096];
+        bytes.extend(frame(0, 1, &[&value, &value], Compression::Auto));
+        bytes.extend(frame(2, 2, &[b"small"], Compression::Auto));
+        let out = scan(&bytes, 0);
+        assert_eq!(out.end, ScanEnd::Clean);
+        assert_eq!((out.frames, out.records, out.compressed_frames), (2, 3, 1));
+    }
+
+    #[test]
+    fn resync_finds_the_highest_sequence_of_the_whole_frames_after_a_point() {
+        let mut bytes = b"WBF1 garbage that starts like a frame".to_vec();
+        bytes.extend(frame(10, 1, &[b"a", b"b"], Compression::None));
+        bytes.extend_from_slice(b"more junk");
+        bytes.extend(frame(12, 2, &[b"c"], Compression::None));
+        assert_eq!(resync(&bytes, 0, 0), Some(13));
+        assert_eq!(resync(&bytes, 0, 12), Some(13), "frames below the minimum sequence do not count");
+        assert_eq!(resync(&bytes, 0, 13), None);
+        assert_eq!(resync(&bytes[..bytes.len() - 1], 0, 11), None, "a cut frame is not whole");
+    }
+
+    impl ScanOutcome {
+        /// The reason of a damaged or torn end, to compare the rest of it.
+        fn end_reason(&self) -> String {
+            match &self.end {
+                ScanEnd::Clean => String::new(),
+                ScanEnd::Torn { reason, .. } | ScanEnd::Damaged { reason, .. } => reason.clone(),
+            }
+        }
+    }
+}
