@@ -1,15 +1,38 @@
 //! `weir demo`: a tour of the engine on the data directory, in plain text. Safe to run again:
-//! it reuses what an earlier run created and only adds records.
+//! it reuses what an earlier run created, adds records to the stream, and empties the demo
+//! queues before it uses them.
 
 use std::path::Path;
+use std::time::Duration;
 
+use weir::queue::{
+    AttributeValue, Attributes, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy, SendOptions,
+};
 use weir::stream::{PutRecord, StartingPosition, Stream, StreamRecord};
+use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::Engine;
 
 use crate::out::{show_bytes, utc, CliResult, Out};
 
 /// The demo stream.
 const STREAM: &str = "demo-clicks";
+/// The demo work queue and its dead-letter queue.
+const JOBS: &str = "demo-jobs";
+const JOBS_DLQ: &str = "demo-jobs-dlq";
+/// Receives after which a demo job goes to the dead-letter queue.
+const JOBS_MAX_RECEIVES: u32 = 2;
+/// The demo FIFO queue.
+const ORDERS: &str = "demo-orders.fifo";
+/// The demo topic and the queues subscribed to it.
+const EVENTS: &str = "demo-events";
+const AUDIT: &str = "demo-audit";
+const BILLING: &str = "demo-billing";
+/// The filter policy of the billing subscription.
+const BILLING_POLICY: &str = r#"{"kind":["invoice"]}"#;
+/// Longest body shown in queue and topic output.
+const SHOW_BODY: usize = 60;
+/// Longest envelope shown.
+const ENVELOPE_CHARS: usize = 200;
 /// Most records listed per shard when reading from the trim horizon.
 const SHOW_PER_SHARD: usize = 8;
 
@@ -19,7 +42,8 @@ pub fn run(data: &Path) -> CliResult<()> {
     let mut out = Out::new();
     out.line(format!("weir demo in {}", engine.dir().display()))?;
     demo_streams(&engine, &mut out)?;
-    // Queue and topic sections (demo_queues, demo_topics) join here as those models land.
+    demo_queues(&engine, &mut out)?;
+    demo_topics(&engine, &mut out)?;
     out.line("")?;
     out.line(format!("Done. Run it again to add more, or look at the files: weir inspect {}", engine.dir().display()))
 }
@@ -123,4 +147,228 @@ fn record_line(r: &StreamRecord) -> String {
         show_bytes(&r.partition_key, 40),
         show_bytes(&r.data, 60)
     )
+}
+
+/// Creates a queue, or makes an existing one (from an earlier run) match `config`, then empties
+/// it so this run starts clean.
+fn fresh_queue(engine: &Engine, name: &str, config: QueueConfig, out: &mut Out) -> CliResult<Queue> {
+    match engine.create_queue(name, config.clone()) {
+        Ok(()) => {}
+        Err(weir::Error::AlreadyExists { .. }) => engine.set_queue_attributes(name, config)?,
+        Err(e) => return Err(e.into()),
+    }
+    let queue = engine.queue(name)?;
+    let left = queue.attributes();
+    let left = left.approximate_visible + left.approximate_in_flight + left.approximate_delayed;
+    queue.purge()?;
+    if left > 0 {
+        let plural = if left == 1 { "" } else { "s" };
+        out.line(format!("queue {name:?} is ready (purged {left} message{plural} an earlier run left)"))?;
+    } else {
+        out.line(format!("queue {name:?} is ready"))?;
+    }
+    Ok(queue)
+}
+
+/// Receives right away (no long poll); `visibility` overrides the queue's timeout.
+fn receive_now(queue: &Queue, visibility: Option<Duration>) -> CliResult<Vec<ReceivedMessage>> {
+    let options =
+        ReceiveOptions { max: weir::queue::MAX_RECEIVE, wait: Some(Duration::ZERO), visibility_timeout: visibility };
+    Ok(queue.receive(options)?)
+}
+
+fn body(m: &ReceivedMessage) -> String {
+    show_bytes(&m.body, SHOW_BODY)
+}
+
+/// Queues: a work queue with a dead-letter queue (receive, delete, a poison message that keeps
+/// failing, redrive), then a FIFO queue (order within a message group, deduplication).
+fn demo_queues(engine: &Engine, out: &mut Out) -> CliResult<()> {
+    out.line("")?;
+    out.line("== Queues (SQS-style: receive hides a message until it is deleted or its timeout ends) ==")?;
+    fresh_queue(engine, JOBS_DLQ, QueueConfig::default(), out)?;
+    let redrive = RedrivePolicy { dead_letter_queue: JOBS_DLQ.to_string(), max_receives: JOBS_MAX_RECEIVES };
+    let jobs = fresh_queue(engine, JOBS, QueueConfig { redrive: Some(redrive), ..QueueConfig::default() }, out)?;
+    out.line(format!(
+        "  ({JOBS:?} sends a message to {JOBS_DLQ:?} once it has been received {JOBS_MAX_RECEIVES} times without being deleted)"
+    ))?;
+
+    out.line("")?;
+    out.line("send (each call returns once the message is on disk):")?;
+    let poison = "resize corrupt.jpg";
+    for text in ["resize photo-1.jpg", "resize photo-2.jpg", poison] {
+        let sent = jobs.send(text.as_bytes(), SendOptions::default())?;
+        out.line(format!("  {text:<20} -> message {}", sent.message_id))?;
+    }
+
+    out.line("")?;
+    out.line(
+        "a worker receives (visibility timeout 0 here, so a failure is retried at once) and deletes what it finished:",
+    )?;
+    for round in 1..=JOBS_MAX_RECEIVES {
+        for m in receive_now(&jobs, Some(Duration::ZERO))? {
+            if &m.body[..] == poison.as_bytes() {
+                out.line(format!(
+                    "  round {round}: {} (receive {}) -> fails, not deleted: it comes back",
+                    body(&m),
+                    m.receive_count
+                ))?;
+            } else {
+                jobs.delete(&m.receipt_handle)?;
+                out.line(format!("  round {round}: {} (receive {}) -> done, deleted", body(&m), m.receive_count))?;
+            }
+        }
+    }
+    let next = receive_now(&jobs, Some(Duration::ZERO))?;
+    out.line(format!(
+        "  round {}: {} messages: the poison message was received {JOBS_MAX_RECEIVES} times, so this receive moved it to {JOBS_DLQ:?}",
+        JOBS_MAX_RECEIVES + 1,
+        next.len()
+    ))?;
+    for m in engine.queue(JOBS_DLQ)?.peek(10)? {
+        out.line(format!("  peek {JOBS_DLQ}: {} ({})", show_bytes(&m.body, SHOW_BODY), m.state))?;
+    }
+    let moved = engine.redrive(JOBS_DLQ, None)?;
+    out.line(format!("redrive {JOBS_DLQ}: moved {} back to {JOBS:?} (skipped {})", moved.moved, moved.skipped))?;
+    for m in jobs.peek(10)? {
+        out.line(format!(
+            "  peek {JOBS}: {} ({}, received {} times)",
+            show_bytes(&m.body, SHOW_BODY),
+            m.state,
+            m.receive_count
+        ))?;
+    }
+    out.line("  (it waits there for a fixed worker; the next demo run purges it)")?;
+
+    out.line("")?;
+    out.line("FIFO: order within each message group, duplicates dropped for 5 minutes:")?;
+    let orders = fresh_queue(engine, ORDERS, QueueConfig::fifo(), out)?;
+    // Deduplication ids unique to this run: a run a minute ago must not swallow this one's.
+    let run = engine.clock().now_ms();
+    let steps = [("alice", "placed"), ("bob", "placed"), ("alice", "paid"), ("bob", "paid"), ("alice", "shipped")];
+    let mut first_id = String::new();
+    for (i, (group, step)) in steps.iter().enumerate() {
+        let text = format!("{group}: order {step}");
+        let options = SendOptions {
+            group: Some(group.to_string()),
+            dedup_id: Some(format!("{run}-{i}")),
+            ..SendOptions::default()
+        };
+        let sent = orders.send(text.as_bytes(), options)?;
+        out.line(format!(
+            "  group {group:<5} {text:<20} -> message {} sequence {}",
+            sent.message_id,
+            sent.sequence.unwrap_or_default()
+        ))?;
+        if i == 0 {
+            first_id = sent.message_id;
+        }
+    }
+    let again =
+        SendOptions { group: Some("alice".into()), dedup_id: Some(format!("{run}-0")), ..SendOptions::default() };
+    let duplicate = orders.send(b"alice: order placed", again)?;
+    out.line(format!(
+        "  the first send again, same deduplication id -> message {} ({}: nothing stored)",
+        duplicate.message_id,
+        if duplicate.message_id == first_id { "the first one's id" } else { "a new id?" }
+    ))?;
+    let head = orders.receive(ReceiveOptions { max: 1, wait: Some(Duration::ZERO), visibility_timeout: None })?;
+    for m in &head {
+        out.line(format!("receive 1: {} (group {})", body(m), m.group.as_deref().unwrap_or("-")))?;
+    }
+    let rest = receive_now(&orders, None)?;
+    out.line("receive 10 while that one is in flight: its group waits, the other group is served in order")?;
+    for m in &rest {
+        out.line(format!("  {} (group {})", body(m), m.group.as_deref().unwrap_or("-")))?;
+        orders.delete(&m.receipt_handle)?;
+    }
+    for m in &head {
+        orders.delete(&m.receipt_handle)?;
+    }
+    out.line("delete the first, receive 10 again: the rest of its group, in order")?;
+    for m in receive_now(&orders, None)? {
+        out.line(format!("  {} (group {})", body(&m), m.group.as_deref().unwrap_or("-")))?;
+        orders.delete(&m.receipt_handle)?;
+    }
+    out.line(format!(
+        "  (the same from a script: weir --data {} queue receive {ORDERS} --max 10)",
+        engine.dir().display()
+    ))
+}
+
+/// Topics: one publish fans out to two queues, one of them behind a filter policy.
+fn demo_topics(engine: &Engine, out: &mut Out) -> CliResult<()> {
+    out.line("")?;
+    out.line("== Topics (SNS-style: a publish reaches every subscribed queue whose filter matches) ==")?;
+    let audit = fresh_queue(engine, AUDIT, QueueConfig::default(), out)?;
+    let billing = fresh_queue(engine, BILLING, QueueConfig::default(), out)?;
+    engine.create_topic(EVENTS, TopicConfig::default())?;
+    out.line(format!("topic {EVENTS:?} is ready"))?;
+
+    // Keep one subscription of each wanted kind from earlier runs; drop anything else.
+    let audit_endpoint = format!("queue:{AUDIT}");
+    let billing_endpoint = format!("queue:{BILLING}");
+    let (mut have_audit, mut have_billing) = (false, false);
+    for sub in engine.list_subscriptions(EVENTS)? {
+        let is_audit = sub.endpoint == audit_endpoint && sub.raw && sub.filter_policy.is_none();
+        let is_billing = sub.endpoint == billing_endpoint
+            && !sub.raw
+            && sub.filter_scope == "attributes"
+            && sub.filter_policy.as_deref() == Some(BILLING_POLICY);
+        if is_audit && !have_audit {
+            have_audit = true;
+        } else if is_billing && !have_billing {
+            have_billing = true;
+        } else {
+            engine.unsubscribe(&sub.subscription_id)?;
+        }
+    }
+    if !have_audit {
+        let options = SubscribeOptions { raw: true, ..SubscribeOptions::default() };
+        engine.subscribe(EVENTS, Endpoint::Queue(AUDIT.to_string()), options)?;
+    }
+    if !have_billing {
+        let options =
+            SubscribeOptions { filter_policy: Some(BILLING_POLICY.to_string()), ..SubscribeOptions::default() };
+        engine.subscribe(EVENTS, Endpoint::Queue(BILLING.to_string()), options)?;
+    }
+    out.line(format!("  {AUDIT:?} subscribes raw (the body as published), with no filter"))?;
+    out.line(format!("  {BILLING:?} subscribes with the filter policy {BILLING_POLICY} (and gets a JSON envelope)"))?;
+
+    out.line("")?;
+    out.line("publish (the publish and every queue's copy are written as one: all durable, or none):")?;
+    let topic = engine.topic(EVENTS)?;
+    for (kind, text) in [("invoice", "invoice 1001: 250.00 EUR"), ("signup", "user alice signed up")] {
+        let attributes: Attributes = [("kind".to_string(), AttributeValue::String(kind.to_string()))].into();
+        let published = topic.publish(text.as_bytes(), PublishOptions { attributes, ..PublishOptions::default() })?;
+        out.line(format!(
+            "  kind={kind:<8} {text:<26} -> delivered to {}, filtered out by {}",
+            published.delivered, published.filtered
+        ))?;
+    }
+
+    out.line("")?;
+    for (name, queue) in [(AUDIT, &audit), (BILLING, &billing)] {
+        let got = receive_now(queue, None)?;
+        out.line(format!("receive from {name:?}: {} message{}", got.len(), if got.len() == 1 { "" } else { "s" }))?;
+        for m in &got {
+            match (m.attributes.get("kind"), std::str::from_utf8(&m.body)) {
+                (Some(AttributeValue::String(kind)), _) => {
+                    out.line(format!("  {} (attribute kind={kind})", body(m)))?;
+                }
+                // A non-raw delivery: the SNS-style JSON envelope, shown as it is.
+                (_, Ok(text)) if text.starts_with('{') => {
+                    let shown: String = text.chars().take(ENVELOPE_CHARS).collect();
+                    let more = if shown.len() < text.len() { "..." } else { "" };
+                    out.line(format!("  envelope: {shown}{more}"))?;
+                }
+                _ => out.line(format!("  {}", body(m)))?,
+            }
+            queue.delete(&m.receipt_handle)?;
+        }
+    }
+    out.line(format!(
+        "  (the same from a script: weir --data {} topic publish {EVENTS} TEXT --attr kind=invoice)",
+        engine.dir().display()
+    ))
 }

@@ -7,7 +7,9 @@
 mod demo;
 mod files;
 mod out;
+mod queues;
 mod streams;
+mod topics;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,12 +39,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// A guided tour: creates, writes, reads and describes a demo stream in the data directory.
+    /// A guided tour of streams, queues and topics, run in the data directory (safe to repeat).
     Demo,
     /// Create, list, describe, delete, write to and read from streams.
     Stream {
         #[command(subcommand)]
         command: streams::StreamCommand,
+    },
+    /// Create and manage queues; send, receive, delete and peek at messages; redrive.
+    Queue {
+        #[command(subcommand)]
+        command: queues::QueueCommand,
+    },
+    /// Create and manage topics and their queue subscriptions; publish.
+    Topic {
+        #[command(subcommand)]
+        command: topics::TopicCommand,
     },
     /// Summarize a segment file or a whole data directory (read-only, no lock taken).
     Inspect(files::InspectArgs),
@@ -57,6 +69,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(&data).map(|()| ExitCode::SUCCESS),
         Command::Stream { command } => streams::run(&data, command).map(|()| ExitCode::SUCCESS),
+        Command::Queue { command } => queues::run(&data, command).map(|()| ExitCode::SUCCESS),
+        Command::Topic { command } => topics::run(&data, command).map(|()| ExitCode::SUCCESS),
         Command::Inspect(args) => files::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => files::verify(&args),
     };

@@ -1,10 +1,12 @@
-//! Output helpers shared by the subcommands: line-flushed stdout, JSON encoding of record
-//! bytes, and human-readable times and sizes.
+//! Helpers shared by the subcommands: line-flushed stdout, JSON encoding of record and message
+//! bytes, stdin read as batches of lines, and human-readable times and sizes.
 
 use std::fmt::Display;
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
+use std::sync::mpsc;
 
 use serde::Serialize;
+use weir::queue::{AttributeValue, Attributes};
 
 /// How a command failed.
 #[derive(Debug)]
@@ -82,6 +84,24 @@ impl RecordJson {
     }
 }
 
+/// A message body in JSON: `"body"` when the bytes are UTF-8, else `"body_base64"`. Flatten it
+/// into the object that carries it.
+#[derive(Debug, Serialize)]
+pub struct BodyJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+impl BodyJson {
+    /// The JSON form of a body.
+    pub fn new(bytes: &[u8]) -> BodyJson {
+        let (body, body_base64) = text_or_base64(bytes);
+        BodyJson { body, body_base64 }
+    }
+}
+
 /// The bytes as text when they are UTF-8, else as base64.
 fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(bytes) {
@@ -106,6 +126,139 @@ pub fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A line of stdin without its line ending, numbered from 1 for error messages.
+pub type Line = (u64, Vec<u8>);
+
+/// Lines read from stdin that may wait for the writer before the reader blocks.
+const STDIN_QUEUE_LINES: usize = 4096;
+
+/// Stdin as batches of lines: a reader thread blocks on stdin so that the writer can take
+/// whatever has already arrived as one batch. If the writer stops early, the process exits and
+/// takes the reader with it.
+pub struct StdinLines {
+    rx: mpsc::Receiver<io::Result<Line>>,
+    /// A line that did not fit the previous batch.
+    carry: Option<Line>,
+    /// A read error met after the lines of the previous batch.
+    error: Option<io::Error>,
+}
+
+impl StdinLines {
+    /// Starts reading stdin.
+    pub fn spawn() -> StdinLines {
+        let (tx, rx) = mpsc::sync_channel::<io::Result<Line>>(STDIN_QUEUE_LINES);
+        std::thread::spawn(move || {
+            let mut stdin = io::stdin().lock();
+            for number in 1.. {
+                let mut line = Vec::new();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        if line.last() == Some(&b'\n') {
+                            line.pop();
+                            if line.last() == Some(&b'\r') {
+                                line.pop();
+                            }
+                        }
+                        if tx.send(Ok((number, line))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        StdinLines { rx, carry: None, error: None }
+    }
+
+    /// Waits for the next line, then adds the lines that have already arrived, up to `max` in
+    /// all, while `joins(batch so far, line)` says the line may join. An empty batch means the
+    /// input has ended.
+    pub fn next_batch(&mut self, max: usize, mut joins: impl FnMut(&[Line], &Line) -> bool) -> CliResult<Vec<Line>> {
+        let read_error = |e: io::Error| CliError::Failed(format!("read stdin: {e}"));
+        let first = match self.carry.take() {
+            Some(line) => line,
+            None => {
+                if let Some(e) = self.error.take() {
+                    return Err(read_error(e));
+                }
+                match self.rx.recv() {
+                    Ok(line) => line.map_err(read_error)?,
+                    Err(_) => return Ok(Vec::new()),
+                }
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match self.rx.try_recv() {
+                Ok(Ok(line)) if joins(&batch, &line) => batch.push(line),
+                Ok(Ok(line)) => {
+                    self.carry = Some(line);
+                    break;
+                }
+                Ok(Err(e)) => {
+                    self.error = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// Most bytes (bodies plus attributes) one send or publish batch carries, as SQS and SNS.
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
+/// Prints the result of each line of a batch sent from stdin, in line order. Every entry that
+/// succeeded is durable and printed; the first that failed fails the command with its line
+/// number.
+pub fn report_lines<T, J: Serialize>(
+    numbers: &[u64],
+    results: Vec<weir::Result<T>>,
+    out: &mut Out,
+    json: impl Fn(T) -> J,
+) -> CliResult<()> {
+    let mut failed = None;
+    for (number, result) in numbers.iter().zip(results) {
+        match result {
+            Ok(r) => out.json(&json(r))?,
+            Err(e) => {
+                failed.get_or_insert_with(|| format!("stdin line {number}: {e}"));
+            }
+        }
+    }
+    failed.map_or(Ok(()), |message| Err(CliError::Failed(message)))
+}
+
+/// Parses `K=V` (split at the first `=`) for `--attr` and `--attr-number`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) => Ok((key.to_string(), value.to_string())),
+        None => Err(format!("expected NAME=VALUE, not {text:?} (no '=')")),
+    }
+}
+
+/// Message attributes from `--attr K=V` (String) and `--attr-number K=N` (Number) flags; a
+/// name given twice is an error. The library checks names and values.
+pub fn message_attributes(strings: Vec<(String, String)>, numbers: Vec<(String, String)>) -> CliResult<Attributes> {
+    let mut attributes = Attributes::new();
+    let typed = strings
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::String(v)))
+        .chain(numbers.into_iter().map(|(k, v)| (k, AttributeValue::Number(v))));
+    for (name, value) in typed {
+        if attributes.contains_key(&name) {
+            return Err(CliError::Failed(format!("invalid argument: attribute {name:?} is given more than once")));
+        }
+        attributes.insert(name, value);
+    }
+    Ok(attributes)
 }
 
 /// Record bytes for a person to read: quoted and escaped text, or base64 when not UTF-8;
@@ -189,5 +342,16 @@ mod tests {
         let text = serde_json::to_string(&record).expect("encodes");
         assert_eq!(text, r#"{"seq":7,"key_base64":"wyg=","data":"hi","time_ms":9}"#);
         assert_eq!(size(1536), "1.5 KiB");
+        let body = serde_json::to_string(&BodyJson::new(b"hi")).expect("encodes");
+        assert_eq!(body, r#"{"body":"hi"}"#);
+        let body = serde_json::to_string(&BodyJson::new(&[0xff])).expect("encodes");
+        assert_eq!(body, r#"{"body_base64":"/w=="}"#);
+    }
+
+    #[test]
+    fn key_value_splits_at_the_first_equals_sign() {
+        assert_eq!(parse_key_value("a=b=c"), Ok(("a".to_string(), "b=c".to_string())));
+        assert_eq!(parse_key_value("a="), Ok(("a".to_string(), String::new())));
+        assert!(parse_key_value("novalue").is_err());
     }
 }

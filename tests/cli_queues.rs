@@ -1,0 +1,445 @@
+//! `weir queue ...` driven as scripts drive it: exact JSON field names, stdin sends, FIFO
+//! fields, exit codes, and visibility state handed from one process to the next.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn weir_cmd(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS");
+    cmd
+}
+
+fn weir(data: &Path, args: &[&str]) -> Output {
+    weir_cmd(data).args(args).output().expect("run weir")
+}
+
+fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = weir_cmd(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child.wait_with_output().expect("wait for weir")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs weir, expects success, and parses every stdout line as one JSON object.
+fn json_lines(data: &Path, args: &[&str]) -> Vec<Value> {
+    let out = weir(data, args);
+    assert!(out.status.success(), "weir {args:?} failed: {}", stderr(&out));
+    parse_lines(&out)
+}
+
+fn parse_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs weir and expects exit code `code` with `expect` in a `weir: ` message and no output.
+fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
+    let out = weir(data, args);
+    assert_eq!(out.status.code(), Some(code), "weir {args:?}: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(expect), "weir {args:?}: {err:?} lacks {expect:?}");
+    if code == 1 {
+        assert!(err.starts_with("weir: "), "{err}");
+    }
+    assert!(out.stdout.is_empty(), "weir {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+    k.sort_unstable();
+    k
+}
+
+fn bodies(messages: &[Value]) -> Vec<&str> {
+    messages.iter().map(|m| m["body"].as_str().expect("text body")).collect()
+}
+
+const RECEIVED_KEYS: [&str; 5] = ["attributes", "body", "message_id", "receipt_handle", "receive_count"];
+
+#[test]
+fn create_list_attributes_purge_and_delete_queues() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    let dlq = json_lines(data, &["queue", "create", "jobs-dlq"]);
+    assert_eq!(dlq, vec![json!({ "name": "jobs-dlq", "fifo": false })]);
+    let args = [
+        "queue",
+        "create",
+        "jobs",
+        "--visibility-timeout",
+        "60",
+        "--delay",
+        "0",
+        "--retention",
+        "3600",
+        "--max-message-size",
+        "2048",
+        "--receive-wait",
+        "1",
+        "--dead-letter",
+        "jobs-dlq",
+        "--max-receives",
+        "3",
+    ];
+    assert_eq!(json_lines(data, &args), vec![json!({ "name": "jobs", "fifo": false })]);
+    // The same attributes again: fine. Others: an error.
+    assert_eq!(json_lines(data, &args).len(), 1);
+    fails(data, &["queue", "create", "jobs", "--visibility-timeout", "61"], 1, "already exists");
+
+    let attributes = json_lines(data, &["queue", "attributes", "jobs"]);
+    assert_eq!(attributes.len(), 1);
+    let a = &attributes[0];
+    assert_eq!(
+        keys(a),
+        [
+            "approximate_delayed",
+            "approximate_in_flight",
+            "approximate_visible",
+            "content_based_dedup",
+            "dead_letter_queue",
+            "delay_s",
+            "fifo",
+            "max_message_bytes",
+            "max_receives",
+            "name",
+            "oldest_message_age_s",
+            "receive_wait_s",
+            "retention_s",
+            "visibility_timeout_s",
+        ]
+    );
+    assert_eq!(a["name"], "jobs");
+    assert_eq!(a["visibility_timeout_s"], 60);
+    assert_eq!(a["retention_s"], 3600);
+    assert_eq!(a["max_message_bytes"], 2048);
+    assert_eq!(a["receive_wait_s"], 1);
+    assert_eq!(a["dead_letter_queue"], "jobs-dlq");
+    assert_eq!(a["max_receives"], 3);
+    let plain = &json_lines(data, &["queue", "attributes", "jobs-dlq"])[0];
+    assert_eq!((plain["visibility_timeout_s"].as_u64(), plain["retention_s"].as_u64()), (Some(30), Some(345_600)));
+    assert!(plain["dead_letter_queue"].is_null() && plain["max_receives"].is_null());
+
+    let out = weir_stdin(data, &["queue", "send", "jobs"], b"one\ntwo\nthree\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_lines(data, &["queue", "attributes", "jobs"])[0]["approximate_visible"], 3);
+    assert_eq!(json_lines(data, &["queue", "receive", "jobs"]).len(), 1, "--max defaults to 1");
+    let counts = &json_lines(data, &["queue", "attributes", "jobs"])[0];
+    assert_eq!((counts["approximate_visible"].as_u64(), counts["approximate_in_flight"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(json_lines(data, &["queue", "purge", "jobs"]), vec![json!({ "name": "jobs", "purged": true })]);
+    let counts = &json_lines(data, &["queue", "attributes", "jobs"])[0];
+    assert_eq!((counts["approximate_visible"].as_u64(), counts["approximate_in_flight"].as_u64()), (Some(0), Some(0)));
+    assert!(json_lines(data, &["queue", "peek", "jobs"]).is_empty());
+
+    let list = json_lines(data, &["queue", "list"]);
+    assert_eq!(list, vec![json!({ "name": "jobs" }), json!({ "name": "jobs-dlq" })]);
+    let deleted = json_lines(data, &["queue", "delete-queue", "jobs"]);
+    assert_eq!(deleted, vec![json!({ "name": "jobs", "deleted": true })]);
+    assert_eq!(json_lines(data, &["queue", "list"]), vec![json!({ "name": "jobs-dlq" })]);
+    fails(data, &["queue", "attributes", "jobs"], 1, "does not exist");
+    fails(data, &["queue", "delete-queue", "jobs"], 1, "does not exist");
+}
+
+#[test]
+fn visibility_and_receipt_handles_carry_from_process_to_process() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "q"]);
+    let sent = json_lines(data, &["queue", "send", "q", "hello", "--attr", "color=red", "--attr", "eq=a=b"]);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(keys(&sent[0]), ["message_id"], "no sequence for a standard queue");
+    let id = sent[0]["message_id"].as_str().expect("id").to_string();
+
+    // Process 2 receives; process 3 finds nothing: the message is in flight.
+    let got = json_lines(data, &["queue", "receive", "q", "--max", "10"]);
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(keys(m), RECEIVED_KEYS, "no group for a standard queue");
+    assert_eq!(m["message_id"], id.as_str());
+    assert_eq!(m["body"], "hello");
+    assert_eq!(m["receive_count"], 1);
+    assert_eq!(
+        m["attributes"],
+        json!({ "color": { "type": "String", "value": "red" }, "eq": { "type": "String", "value": "a=b" } })
+    );
+    let handle = m["receipt_handle"].as_str().expect("handle").to_string();
+    assert!(json_lines(data, &["queue", "receive", "q", "--max", "10"]).is_empty(), "in flight");
+    let peek = json_lines(data, &["queue", "peek", "q"]);
+    assert_eq!(peek.len(), 1);
+    assert_eq!(keys(&peek[0]), ["body", "message_id", "receive_count", "sent_ms", "state"]);
+    assert_eq!((peek[0]["state"].as_str(), peek[0]["receive_count"].as_u64()), (Some("in_flight"), Some(1)));
+
+    // Process 4 deletes with the handle process 2 got.
+    let deleted = json_lines(data, &["queue", "delete", "q", &handle]);
+    assert_eq!(deleted, vec![json!({ "queue": "q", "deleted": true })]);
+    assert!(json_lines(data, &["queue", "peek", "q"]).is_empty());
+    fails(data, &["queue", "delete", "q", &handle], 1, "receipt handle rejected");
+
+    // change-visibility: hidden for 10 minutes, then visible again at once.
+    json_lines(data, &["queue", "send", "q", "again"]);
+    let got = json_lines(data, &["queue", "receive", "q", "--visibility-timeout", "600"]);
+    let first = got[0]["receipt_handle"].as_str().expect("handle").to_string();
+    assert!(json_lines(data, &["queue", "receive", "q"]).is_empty());
+    let changed = json_lines(data, &["queue", "change-visibility", "q", &first, "0"]);
+    assert_eq!(changed, vec![json!({ "queue": "q", "visibility_timeout_s": 0 })]);
+    let again = json_lines(data, &["queue", "receive", "q"]);
+    assert_eq!((bodies(&again), again[0]["receive_count"].as_u64()), (vec!["again"], Some(2)));
+    fails(data, &["queue", "delete", "q", &first], 1, "stale");
+    let current = again[0]["receipt_handle"].as_str().expect("handle");
+    fails(data, &["queue", "change-visibility", "q", current, "43201"], 1, "visibility timeout");
+    json_lines(data, &["queue", "delete", "q", current]);
+
+    // A forged handle and one from another queue are refused.
+    let mut forged = current.to_string().into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    let forged = String::from_utf8(forged).expect("ascii");
+    fails(data, &["queue", "delete", "q", &forged], 1, "receipt handle rejected");
+    fails(data, &["queue", "delete", "q", "not-a-handle"], 1, "receipt handle rejected");
+    json_lines(data, &["queue", "create", "other"]);
+    json_lines(data, &["queue", "send", "q", "third"]);
+    let third = json_lines(data, &["queue", "receive", "q"]);
+    let third = third[0]["receipt_handle"].as_str().expect("handle");
+    fails(data, &["queue", "delete", "other", third], 1, "another queue");
+    fails(data, &["queue", "change-visibility", "q", &forged, "5"], 1, "receipt handle rejected");
+}
+
+#[test]
+fn stdin_send_takes_every_line_and_stops_at_a_bad_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "lines"]);
+    let input = b"first\nsecond\r\nthird\n\xff\xfe binary\nfifth without newline";
+    let out = weir_stdin(data, &["queue", "send", "lines", "--attr", "src=stdin"], input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = parse_lines(&out);
+    assert_eq!(sent.len(), 5, "one result per line");
+    assert!(sent.iter().all(|s| keys(s) == ["message_id"]));
+    let peek = json_lines(data, &["queue", "peek", "lines"]);
+    let ids: Vec<&Value> = peek.iter().map(|p| &p["message_id"]).collect();
+    assert_eq!(ids, sent.iter().map(|s| &s["message_id"]).collect::<Vec<_>>(), "stored in line order");
+    assert_eq!(peek[1]["body"], "second");
+    assert!(peek[3].get("body").is_none(), "non-UTF-8 bodies are not given as text");
+    assert_eq!(peek[3]["body_base64"], "//4gYmluYXJ5");
+    let got = json_lines(data, &["queue", "receive", "lines", "--max", "10"]);
+    assert_eq!(got.len(), 5);
+    assert!(got.iter().all(|m| m["attributes"] == json!({ "src": { "type": "String", "value": "stdin" } })));
+    json_lines(data, &["queue", "purge", "lines"]);
+
+    // An empty line cannot be a message: the lines before it are in and reported, none after.
+    let out = weir_stdin(data, &["queue", "send", "lines"], b"ok-1\nok-2\n\nnever\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stdin line 3") && stderr(&out).contains("empty"), "{}", stderr(&out));
+    assert_eq!(parse_lines(&out).len(), 2);
+    assert_eq!(bodies(&json_lines(data, &["queue", "peek", "lines"])), ["ok-1", "ok-2"]);
+
+    // Too large for the queue: the same.
+    json_lines(data, &["queue", "create", "small", "--max-message-size", "1024"]);
+    let mut input = b"fits\n".to_vec();
+    input.extend(vec![b'x'; 2000]);
+    input.extend(b"\nafter\n");
+    let out = weir_stdin(data, &["queue", "send", "small"], &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stdin line 2"), "{}", stderr(&out));
+    assert_eq!(bodies(&json_lines(data, &["queue", "peek", "small"])), ["fits"]);
+
+    // Many lines at once go in batches and all arrive, in order.
+    let many: String = (0..45).map(|i| format!("m{i}\n")).collect();
+    let out = weir_stdin(data, &["queue", "send", "small"], many.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(parse_lines(&out).len(), 45);
+    let peek = json_lines(data, &["queue", "peek", "small", "--limit", "100"]);
+    let expected: Vec<String> = std::iter::once("fits".to_string()).chain((0..45).map(|i| format!("m{i}"))).collect();
+    assert_eq!(bodies(&peek), expected);
+    assert_eq!(json_lines(data, &["queue", "peek", "small", "--limit", "3"]).len(), 3);
+}
+
+#[test]
+fn fifo_queues_print_sequence_and_group() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    assert_eq!(
+        json_lines(data, &["queue", "create", "o.fifo", "--fifo"]),
+        vec![json!({ "name": "o.fifo", "fifo": true })]
+    );
+    let send = |body: &str, group: &str, dedup: &str| {
+        let sent = json_lines(data, &["queue", "send", "o.fifo", body, "--group", group, "--dedup-id", dedup]);
+        assert_eq!(keys(&sent[0]), ["message_id", "sequence"]);
+        sent[0].clone()
+    };
+    let a1 = send("a1", "a", "d1");
+    let b1 = send("b1", "b", "d2");
+    let a2 = send("a2", "a", "d3");
+    assert!(a1["sequence"].as_u64() < b1["sequence"].as_u64() && b1["sequence"].as_u64() < a2["sequence"].as_u64());
+    let duplicate = send("a1 again", "a", "d1");
+    assert_eq!(duplicate["message_id"], a1["message_id"], "a duplicate returns the first id");
+    assert_eq!(duplicate["sequence"], a1["sequence"]);
+    fails(data, &["queue", "send", "o.fifo", "x", "--dedup-id", "d9"], 1, "group");
+    fails(data, &["queue", "send", "o.fifo", "x", "--group", "a"], 1, "deduplication id");
+    fails(data, &["queue", "send", "o.fifo", "x", "--group", "a", "--dedup-id", "d9", "--delay", "5"], 1, "delay");
+
+    let peek = json_lines(data, &["queue", "peek", "o.fifo"]);
+    assert_eq!(bodies(&peek), ["a1", "b1", "a2"]);
+    assert_eq!(keys(&peek[0]), ["body", "group", "message_id", "receive_count", "sent_ms", "state"]);
+    assert_eq!(peek[1]["group"], "b");
+
+    let first = json_lines(data, &["queue", "receive", "o.fifo"]);
+    assert_eq!(keys(&first[0]), ["attributes", "body", "group", "message_id", "receipt_handle", "receive_count"]);
+    assert_eq!((first[0]["body"].as_str(), first[0]["group"].as_str()), (Some("a1"), Some("a")));
+    // Group "a" is blocked while a1 is in flight, in the next process too.
+    let others = json_lines(data, &["queue", "receive", "o.fifo", "--max", "10"]);
+    assert_eq!(bodies(&others), ["b1"]);
+    json_lines(data, &["queue", "delete", "o.fifo", first[0]["receipt_handle"].as_str().expect("handle")]);
+    assert_eq!(bodies(&json_lines(data, &["queue", "receive", "o.fifo", "--max", "10"])), ["a2"]);
+
+    // Content-based deduplication from stdin: a repeated line is the same message.
+    json_lines(data, &["queue", "create", "c.fifo", "--fifo", "--content-dedup"]);
+    let out = weir_stdin(data, &["queue", "send", "c.fifo", "--group", "g"], b"x\ny\nx\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = parse_lines(&out);
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2]["message_id"], sent[0]["message_id"]);
+    assert_ne!(sent[1]["message_id"], sent[0]["message_id"]);
+    assert_eq!(bodies(&json_lines(data, &["queue", "peek", "c.fifo"])), ["x", "y"]);
+}
+
+#[test]
+fn delays_dead_letters_and_redrive() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "dlq"]);
+    json_lines(data, &["queue", "create", "work", "--dead-letter", "dlq", "--max-receives", "1"]);
+    json_lines(data, &["queue", "create", "elsewhere"]);
+
+    json_lines(data, &["queue", "send", "work", "later", "--delay", "600"]);
+    let peek = json_lines(data, &["queue", "peek", "work"]);
+    assert_eq!((peek[0]["state"].as_str(), peek[0]["receive_count"].as_u64()), (Some("delayed"), Some(0)));
+    assert!(json_lines(data, &["queue", "receive", "work"]).is_empty(), "delayed");
+    json_lines(data, &["queue", "purge", "work"]);
+
+    json_lines(data, &["queue", "send", "work", "poison"]);
+    let got = json_lines(data, &["queue", "receive", "work", "--visibility-timeout", "0"]);
+    assert_eq!(got[0]["receive_count"], 1);
+    // Received once already: the next receive moves it to the dead-letter queue.
+    assert!(json_lines(data, &["queue", "receive", "work", "--max", "10"]).is_empty());
+    let dead = json_lines(data, &["queue", "peek", "dlq"]);
+    assert_eq!(bodies(&dead), ["poison"]);
+    assert_eq!(dead[0]["state"], "visible");
+
+    assert_eq!(json_lines(data, &["queue", "redrive", "dlq"]), vec![json!({ "moved": 1, "skipped": 0 })]);
+    assert!(json_lines(data, &["queue", "peek", "dlq"]).is_empty());
+    assert_eq!(bodies(&json_lines(data, &["queue", "peek", "work"])), ["poison"]);
+
+    // Again, this time back to another queue; a message in flight in the DLQ stays.
+    json_lines(data, &["queue", "receive", "work", "--visibility-timeout", "0"]);
+    json_lines(data, &["queue", "receive", "work"]);
+    json_lines(data, &["queue", "send", "dlq", "held"]);
+    let held = json_lines(data, &["queue", "receive", "dlq", "--max", "10"]);
+    assert_eq!(bodies(&held).len(), 2, "the moved message and the held one");
+    json_lines(data, &["queue", "change-visibility", "dlq", held[0]["receipt_handle"].as_str().expect("handle"), "0"]);
+    let result = json_lines(data, &["queue", "redrive", "dlq", "--to", "elsewhere"]);
+    assert_eq!(result, vec![json!({ "moved": 1, "skipped": 1 })]);
+    assert_eq!(json_lines(data, &["queue", "peek", "elsewhere"]).len(), 1);
+    fails(data, &["queue", "redrive", "dlq", "--to", "missing"], 1, "does not exist");
+}
+
+#[test]
+fn receive_wait_long_polls() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "lp"]);
+    let started = Instant::now();
+    assert!(json_lines(data, &["queue", "receive", "lp", "--wait", "1"]).is_empty());
+    assert!(started.elapsed() >= Duration::from_secs(1), "returned after {:?}", started.elapsed());
+
+    json_lines(data, &["queue", "send", "lp", "soon", "--delay", "1"]);
+    let started = Instant::now();
+    let got = json_lines(data, &["queue", "receive", "lp", "--wait", "5"]);
+    assert_eq!(bodies(&got), ["soon"], "the long poll sees the delay end");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    for args in [
+        &["queue"][..],
+        &["queue", "frobnicate"],
+        &["queue", "create"],
+        &["queue", "create", "q", "--dead-letter", "dlq"],
+        &["queue", "create", "q", "--max-receives", "3"],
+        &["queue", "create", "q", "--visibility-timeout", "-1"],
+        &["queue", "create", "q", "--visibility-timeout", "1.5"],
+        &["queue", "send", "q", "body", "--attr", "no-equals-sign"],
+        &["queue", "receive", "q", "--max", "0"],
+        &["queue", "receive", "q", "--max", "11"],
+        &["queue", "receive", "q", "--wait", "soon"],
+        &["queue", "delete", "q"],
+        &["queue", "change-visibility", "q", "handle"],
+        &["queue", "peek", "q", "--limit", "0"],
+        &["queue", "redrive"],
+    ] {
+        let out = weir(data, args);
+        assert_eq!(out.status.code(), Some(2), "weir {args:?}: {}", stderr(&out));
+        assert!(!out.stderr.is_empty(), "weir {args:?} says nothing");
+    }
+    let out = weir(data, &["queue", "send", "q", "body", "--attr", "oops"]);
+    assert!(stderr(&out).contains("NAME=VALUE"), "{}", stderr(&out));
+    assert!(!data.join("catalog").exists(), "a usage error opened the data directory");
+}
+
+#[test]
+fn bad_names_and_attributes_fail_with_a_message() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    for name in ["a/b", "..", "", "../x", "a.b"] {
+        fails(&data, &["queue", "create", name], 1, "invalid queue name");
+        fails(&data, &["queue", "send", name, "x"], 1, "invalid queue name");
+    }
+    fails(&data, &["queue", "create", "o.fifo"], 1, "--fifo");
+    fails(&data, &["queue", "create", "o", "--fifo"], 1, ".fifo");
+    assert!(!data.exists(), "a bad name created the data directory");
+
+    json_lines(&data, &["queue", "create", "q"]);
+    for (args, expect) in [
+        (&["queue", "create", "v", "--visibility-timeout", "43201"][..], "visibility timeout"),
+        (&["queue", "create", "v", "--delay", "901"], "delay"),
+        (&["queue", "create", "v", "--retention", "59"], "retention"),
+        (&["queue", "create", "v", "--max-message-size", "10"], "maximum message size"),
+        (&["queue", "create", "v", "--receive-wait", "21"], "receive wait"),
+        (&["queue", "create", "v", "--content-dedup"], "FIFO"),
+        (&["queue", "create", "v", "--dead-letter", "missing", "--max-receives", "1"], "does not exist"),
+        (&["queue", "create", "v", "--dead-letter", "q", "--max-receives", "0"], "max receives"),
+        (&["queue", "create", "v", "--dead-letter", "v", "--max-receives", "1"], "own dead-letter"),
+        (&["queue", "send", "missing", "x"], "does not exist"),
+        (&["queue", "send", "q", ""], "empty"),
+        (&["queue", "send", "q", "x", "--group", "g"], "FIFO"),
+        (&["queue", "send", "q", "x", "--delay", "901"], "delay"),
+        (&["queue", "send", "q", "x", "--attr", "bad name=v"], "attribute name"),
+        (&["queue", "send", "q", "x", "--attr", "k=v", "--attr", "k=w"], "more than once"),
+        (&["queue", "receive", "q", "--wait", "21"], "wait"),
+        (&["queue", "receive", "q", "--visibility-timeout", "43201"], "visibility timeout"),
+        (&["queue", "peek", "missing"], "does not exist"),
+        (&["queue", "purge", "missing"], "does not exist"),
+    ] {
+        fails(&data, args, 1, expect);
+    }
+    assert_eq!(json_lines(&data, &["queue", "list"]), vec![json!({ "name": "q" })], "nothing half-created");
+}
