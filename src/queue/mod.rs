@@ -26,6 +26,9 @@ use store::{QueueCell, QueueStore};
 
 /// Most entries in one batch call, as SQS.
 pub const MAX_BATCH_ENTRIES: usize = 10;
+/// Most bytes (bodies plus attributes) in one `send_batch` when the queue's maximum message size
+/// is smaller: SQS's 256 KiB batch payload. A queue with a larger maximum allows that much.
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
 /// Most messages one receive returns, as SQS.
 pub const MAX_RECEIVE: usize = 10;
 

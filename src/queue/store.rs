@@ -32,7 +32,7 @@ use crate::queue::receipt::Receipt;
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
     PeekedMessage, QueueAttributes, ReceiveOptions, ReceivedMessage, RedriveResult, SendEntry, SendResult,
-    MAX_BATCH_ENTRIES, MAX_RECEIVE,
+    MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_RECEIVE,
 };
 
 /// One queue: its index behind a lock, and the condition long polls wait on.
@@ -273,11 +273,11 @@ impl QueueStore {
         for (i, entry) in entries.iter().enumerate() {
             let checked = check_send(&config, entry).and_then(|size| {
                 total += size;
-                if total > config.max_message_bytes.max(256 << 10) && entries.len() > 1 {
+                if total > config.max_message_bytes.max(MAX_BATCH_BYTES) && entries.len() > 1 {
                     return Err(Error::TooLarge {
                         what: "batch",
                         size: total,
-                        limit: config.max_message_bytes.max(256 << 10),
+                        limit: config.max_message_bytes.max(MAX_BATCH_BYTES),
                     });
                 }
                 Ok(size)

@@ -233,7 +233,8 @@ impl Stream {
         self.shards.read().values().cloned().collect()
     }
 
-    fn check_record(&self, r: &PutRecord<'_>) -> Result<()> {
+    /// Checks one record against the partition-key and size limits, as a put would.
+    pub fn check_record(&self, r: &PutRecord<'_>) -> Result<()> {
         if r.partition_key.is_empty() || r.partition_key.len() > MAX_PARTITION_KEY_LEN {
             return Err(Error::InvalidArgument(format!(
                 "partition key must be 1 to {MAX_PARTITION_KEY_LEN} bytes, not {}",
