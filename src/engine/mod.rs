@@ -248,6 +248,25 @@ impl Engine {
         self.inner.streams.read().keys().cloned().collect()
     }
 
+    /// Splits an open shard at `at` (the first hash key of the upper child; default: the middle
+    /// of its range). The parent closes; returns the two children.
+    pub fn split_shard(&self, stream: &str, shard: u32, at: Option<u128>) -> Result<[u32; 2]> {
+        let s = self.stream(stream)?;
+        let mut catalog = self.inner.catalog.lock();
+        let now = self.inner.options.clock.now_ms();
+        s.split_shard(shard, at, &mut |meta| catalog.append(CatalogRecord::PutStream { stream: meta.clone() }, now))
+    }
+
+    /// Merges two adjacent open shards; both close; returns the child.
+    pub fn merge_shards(&self, stream: &str, shard: u32, adjacent: u32) -> Result<u32> {
+        let s = self.stream(stream)?;
+        let mut catalog = self.inner.catalog.lock();
+        let now = self.inner.options.clock.now_ms();
+        s.merge_shards(shard, adjacent, &mut |meta| {
+            catalog.append(CatalogRecord::PutStream { stream: meta.clone() }, now)
+        })
+    }
+
     /// A stream's shards, ranges and stored sequence numbers.
     pub fn describe_stream(&self, name: &str) -> Result<StreamDescription> {
         Ok(self.stream(name)?.describe())

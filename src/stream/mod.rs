@@ -4,8 +4,11 @@
 //! A stream is a set of shards; each shard owns a contiguous range of the 128-bit hash-key
 //! space and one [`Log`]. This module touches files only through `log`.
 
+pub mod checkpoint;
+pub mod consumer;
 pub mod hash;
 pub mod iterator;
+pub mod reshard;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,8 @@ use crate::error::{Error, Result};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{Log, LogConfig};
+use checkpoint::CheckpointStore;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
 pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
 
 /// Most records in one `put_batch`, as Kinesis's PutRecords.
@@ -101,7 +106,7 @@ impl StreamMeta {
 pub struct Shard {
     /// The shard's description.
     pub meta: ShardMeta,
-    pub(crate) log: Log,
+    pub(crate) log: Arc<Log>,
 }
 
 impl Shard {
@@ -181,6 +186,10 @@ pub struct Stream {
     shards: RwLock<BTreeMap<u32, Arc<Shard>>>,
     dir: PathBuf,
     env: StreamEnv,
+    /// Puts hold it shared while they choose a shard and append; a reshard holds it exclusively.
+    reshard: RwLock<()>,
+    checkpoints: CheckpointStore,
+    leases: parking_lot::Mutex<consumer::LeaseTable>,
 }
 
 /// Directory of a shard's log within its stream's directory.
@@ -194,9 +203,29 @@ impl Stream {
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
-            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log }));
+            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log) }));
         }
-        Ok(Stream { meta: RwLock::new(meta), shards: RwLock::new(shards), dir: dir.to_path_buf(), env })
+        let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
+        Ok(Stream {
+            meta: RwLock::new(meta),
+            shards: RwLock::new(shards),
+            dir: dir.to_path_buf(),
+            env,
+            reshard: RwLock::new(()),
+            checkpoints,
+            leases: parking_lot::Mutex::new(consumer::LeaseTable::default()),
+        })
+    }
+
+    fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
+        let log =
+            Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
+        Ok(Shard { meta: meta.clone(), log: Arc::new(log) })
+    }
+
+    /// The stream's current description (shard map included).
+    pub fn meta(&self) -> StreamMeta {
+        self.meta.read().clone()
     }
 
     /// The stream's name.
@@ -286,6 +315,8 @@ impl Stream {
         if total > MAX_BATCH_BYTES {
             return Err(Error::TooLarge { what: "batch", size: total, limit: MAX_BATCH_BYTES });
         }
+        // No reshard may close a shard between choosing it and appending to it.
+        let _shared = self.reshard.read();
         // Group by shard, keeping the caller's order inside each group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
@@ -350,6 +381,6 @@ impl Stream {
         for shard in self.shards() {
             shard.log.flush()?;
         }
-        Ok(())
+        self.checkpoints.flush()
     }
 }
