@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod log;
 pub mod queue;
 pub mod stream;
+pub mod text;
 pub mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -202,9 +202,23 @@ impl Engine {
     /// Creates a stream with `shards` shards (1-1024) splitting the hash-key space evenly, and
     /// `retention` (24 hours to 365 days; default 24 hours, as Kinesis).
     pub fn create_stream(&self, name: &str, shards: u32, retention: Option<Duration>) -> Result<()> {
+        self.create_stream_with(name, shards, retention, false)
+    }
+
+    /// [`Engine::create_stream`] with Kinesis's per-shard throughput limits switched on or off:
+    /// writes over 1 MiB/s or 1,000 records/s, or reads over 2 MiB/s, in a shard fail with
+    /// [`Error::ThroughputExceeded`], which a caller backs off on.
+    pub fn create_stream_with(
+        &self,
+        name: &str,
+        shards: u32,
+        retention: Option<Duration>,
+        throughput_limits: bool,
+    ) -> Result<()> {
         names::validate_stream_name(name)?;
         let retention_ms = retention.map_or(MIN_RETENTION_MS, |d| d.as_millis() as u64);
-        let meta = StreamMeta::new(name, shards, retention_ms)?;
+        let mut meta = StreamMeta::new(name, shards, retention_ms)?;
+        meta.throughput_limits = throughput_limits;
         let mut catalog = self.inner.catalog.lock();
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });

@@ -162,9 +162,9 @@ impl Consumer {
             if out.len() >= limit {
                 break;
             }
-            let log = &self.stream.shard(shard)?.log;
-            let from = (*cursor).max(log.first_seq());
-            for r in log.read(from, limit - out.len(), 10 << 20)? {
+            let s = self.stream.shard(shard)?;
+            let from = (*cursor).max(s.log.first_seq());
+            for r in s.read_limited(from, limit - out.len())? {
                 *cursor = r.seq + 1;
                 out.push(ConsumedRecord {
                     shard,
@@ -180,10 +180,10 @@ impl Consumer {
         let meta = self.stream.meta();
         let mut table = self.stream.leases.lock();
         let group = self.group.clone();
-        // Forget shards whose lease this worker lost.
-        self.cursors.retain(|shard, _| {
-            table.leases.get(&(group.clone(), *shard)).is_some_and(|l| l.worker == self.worker && l.expires_ms > now)
-        });
+        // Forget shards whose lease another worker took. An expired lease nobody took is still
+        // this worker's: expiry only makes it available.
+        self.cursors
+            .retain(|shard, _| table.leases.get(&(group.clone(), *shard)).is_some_and(|l| l.worker == self.worker));
         for shard in self.cursors.keys() {
             if let Some(l) = table.leases.get_mut(&(group.clone(), *shard)) {
                 l.expires_ms = now + self.config.lease_ms;

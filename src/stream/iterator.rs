@@ -100,7 +100,7 @@ impl ShardIterator {
         let log = &self.shard.log;
         // Records that expired since the last read are skipped, as Kinesis does.
         let from = self.next_seq.max(log.first_seq());
-        let records = log.read(from, limit, MAX_BYTES_PER_READ)?;
+        let records = self.shard.read_limited(from, limit)?;
         if let Some(last) = records.last() {
             self.next_seq = last.seq + 1;
         } else {

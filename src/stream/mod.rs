@@ -6,8 +6,10 @@
 
 pub mod checkpoint;
 pub mod consumer;
+pub mod deliver;
 pub mod hash;
 pub mod iterator;
+pub mod limits;
 pub mod reshard;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use crate::log::io::Vfs;
 use crate::log::{Log, LogConfig};
 use checkpoint::CheckpointStore;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
+pub use deliver::{Delivery, DeliveryCompression, DeliveryConfig, DeliveryFormat};
 pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
 
 /// Most records in one `put_batch`, as Kinesis's PutRecords.
@@ -71,6 +74,9 @@ pub struct StreamMeta {
     pub retention_ms: u64,
     /// Every shard, open or closed, by id.
     pub shards: Vec<ShardMeta>,
+    /// Per-shard throughput limits as Kinesis provisions them (off by default).
+    #[serde(default)]
+    pub throughput_limits: bool,
 }
 
 impl StreamMeta {
@@ -97,7 +103,7 @@ impl StreamMeta {
                 initial_seq: 0,
             })
             .collect();
-        Ok(StreamMeta { name: name.to_string(), retention_ms, shards })
+        Ok(StreamMeta { name: name.to_string(), retention_ms, shards, throughput_limits: false })
     }
 }
 
@@ -107,12 +113,28 @@ pub struct Shard {
     /// The shard's description.
     pub meta: ShardMeta,
     pub(crate) log: Arc<Log>,
+    /// Token buckets and the clock that refills them, when the stream has throughput limits.
+    pub(crate) limits: Option<ShardLimiter>,
 }
 
 impl Shard {
     /// The shard's log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Reads up to `limit` records from `from` (at most 10 MiB), within the shard's read limit
+    /// when it has one.
+    pub(crate) fn read_limited(&self, from: u64, limit: usize) -> Result<Vec<crate::format::Record>> {
+        let Some((clock, limits)) = &self.limits else {
+            return self.log.read(from, limit, iterator::MAX_BYTES_PER_READ);
+        };
+        let now = clock.now_ms();
+        limits.lock().admit_read(self.meta.id, now)?;
+        let records = self.log.read(from, limit, iterator::MAX_BYTES_PER_READ)?;
+        let bytes = records.iter().map(|r| r.key.len() + r.value.len()).sum();
+        limits.lock().charge_read(bytes, now);
+        Ok(records)
     }
 }
 
@@ -192,6 +214,16 @@ pub struct Stream {
     leases: parking_lot::Mutex<consumer::LeaseTable>,
 }
 
+/// A shard's token buckets with the clock that refills them.
+pub(crate) type ShardLimiter = (Arc<dyn Clock>, Arc<parking_lot::Mutex<limits::ShardLimits>>);
+
+fn shard_limits(meta: &StreamMeta, env: &StreamEnv) -> Option<ShardLimiter> {
+    meta.throughput_limits.then(|| {
+        let buckets = limits::ShardLimits::new(env.clock.now_ms());
+        (Arc::clone(&env.clock), Arc::new(parking_lot::Mutex::new(buckets)))
+    })
+}
+
 /// Directory of a shard's log within its stream's directory.
 pub fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
     stream_dir.join(format!("shard-{shard:06}"))
@@ -203,7 +235,8 @@ impl Stream {
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
-            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log) }));
+            let limits = shard_limits(&meta, &env);
+            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits }));
         }
         let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
         Ok(Stream {
@@ -220,7 +253,7 @@ impl Stream {
     fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
         let log =
             Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
-        Ok(Shard { meta: meta.clone(), log: Arc::new(log) })
+        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits: shard_limits(&self.meta.read(), &self.env) })
     }
 
     /// The stream's current description (shard map included).
@@ -325,6 +358,12 @@ impl Stream {
             groups.entry(shard.meta.id).or_insert_with(|| (shard, Vec::new())).1.push(i);
         }
         let now = self.env.clock.now_ms();
+        for (shard_id, (shard, indexes)) in &groups {
+            if let Some((_, limits)) = &shard.limits {
+                let bytes = indexes.iter().map(|&i| records[i].data.len() + records[i].partition_key.len()).sum();
+                limits.lock().admit_write(*shard_id, indexes.len(), bytes, now)?;
+            }
+        }
         let mut results = vec![PutResult { shard: 0, seq: 0 }; records.len()];
         for (shard_id, (shard, indexes)) in &groups {
             let refs: Vec<RecordRef<'_>> =

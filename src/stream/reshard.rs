@@ -103,7 +103,8 @@ impl Stream {
         let mut shards = self.shards.write();
         for &id in parents {
             if let (Some(old), Some(closed)) = (shards.get(&id).cloned(), meta.shards.iter().find(|s| s.id == id)) {
-                shards.insert(id, Arc::new(Shard { meta: closed.clone(), log: Arc::clone(&old.log) }));
+                let shard = Shard { meta: closed.clone(), log: Arc::clone(&old.log), limits: old.limits.clone() };
+                shards.insert(id, Arc::new(shard));
             }
         }
         for shard in opened {
