@@ -320,7 +320,7 @@ fn inspect_json_and_text_describe_segments() {
     assert!(shard["damage"].is_null());
     assert!(shard["payload_bytes"].as_u64() > shard["stored_payload_bytes"].as_u64());
 
-    let segment = segment_files(&data.join("streams/i"))[0].clone();
+    let segment = segment_files(&data.join("streams/i/shard-000000"))[0].clone();
     let with_records = json_lines(data, &["inspect", segment.to_str().expect("utf-8"), "--json", "--records"]);
     let records: Vec<&Value> = with_records.iter().filter(|l| l["kind"] == "record").collect();
     assert_eq!(records.len(), 3);
