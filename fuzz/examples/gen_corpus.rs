@@ -1,0 +1,159 @@
+//! Writes the seed corpus: small valid inputs for each fuzz target, made by weir itself.
+//!
+//! ```text
+//! cd fuzz && cargo run --example gen_corpus
+//! ```
+//!
+//! Every seed is checked to run through its target's code without a panic, and the `open_dir`
+//! seeds to open and serve records, before it is written.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir::format::batch::EncodedBatch;
+use weir::format::{Compression, IndexEntry, IndexFile, RecordRef, SegmentHeader};
+use weir::stream::PutRecord;
+use weir::{Durability, Engine, ManualClock, Options};
+use weir_fuzz::{decode_case, join, make_template, open_dir_case, DirFile, NOW_MS, SHARD_DIR, STREAM};
+
+const MAX_SEED_BYTES: usize = 4096;
+
+fn frame(seq: u64, time_ms: u64, records: &[(&[u8], &[u8])], compression: Compression) -> Vec<u8> {
+    let refs: Vec<RecordRef<'_>> = records.iter().map(|(key, value)| RecordRef { key, value }).collect();
+    EncodedBatch::encode(&refs, compression).seal(seq, time_ms).to_vec()
+}
+
+fn decode_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let text = b"the quick brown fox jumps over the lazy dog; ".repeat(40);
+    let mut segment = SegmentHeader { base_seq: 3 }.encode().to_vec();
+    segment.extend(frame(3, 10, &[(b"a", b"one")], Compression::None));
+    segment.extend(frame(4, 11, &[(b"b", b"two"), (b"c", b"three")], Compression::None));
+    segment.extend(frame(6, 12, &[(b"d", &text[..1200])], Compression::Auto));
+    let index = IndexFile {
+        segment_len: 4096,
+        next_seq: 30,
+        last_time_ms: 99,
+        entries: vec![
+            IndexEntry { seq: 0, offset: 32, time_ms: 5 },
+            IndexEntry { seq: 10, offset: 1200, time_ms: 7 },
+            IndexEntry { seq: 20, offset: 2600, time_ms: 9 },
+        ],
+    };
+    vec![
+        ("frame-one-record.bin", frame(0, 1_700_000_000_000, &[(b"key", b"value")], Compression::None)),
+        ("frame-three-records.bin", frame(41, 5, &[(b"k1", b"v1"), (b"", b"no key"), (b"k3", b"")], Compression::None)),
+        ("frame-zstd.bin", frame(7, 8, &[(b"text", &text[..]), (b"again", &text[..600])], Compression::Auto)),
+        ("index.bin", index.encode()),
+        ("segment-header.bin", SegmentHeader { base_seq: 12345 }.encode().to_vec()),
+        ("segment-three-frames.bin", segment),
+    ]
+}
+
+/// The shard files of a small real stream, read back as `DirFile`s.
+fn shard_files(dir: &Path) -> Vec<DirFile> {
+    let shard = dir.join(SHARD_DIR);
+    let mut bases: Vec<u64> = fs::read_dir(&shard)
+        .expect("list shard")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().into_string().expect("utf-8");
+            name.strip_suffix(".seg").and_then(|b| b.parse().ok())
+        })
+        .collect();
+    bases.sort_unstable();
+    bases
+        .into_iter()
+        .map(|base| DirFile {
+            base,
+            segment: fs::read(shard.join(format!("{base:020}.seg"))).expect("read segment"),
+            index: fs::read(shard.join(format!("{base:020}.idx"))).ok(),
+        })
+        .collect()
+}
+
+/// Writes a stream with the given puts (one frame per entry) and returns its shard files.
+fn real_stream(batches: &[Vec<(&str, Vec<u8>)>], expire_first: bool) -> Vec<DirFile> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(NOW_MS - 3_600_000));
+    let options = Options {
+        clock: clock.clone(),
+        background: false,
+        durability: Durability::Never,
+        segment_bytes: 512,
+        ..Options::default()
+    };
+    let engine = Engine::open(tmp.path(), options).expect("open");
+    engine.create_stream(STREAM, 1, None).expect("create stream");
+    let stream = engine.stream(STREAM).expect("stream");
+    for (i, batch) in batches.iter().enumerate() {
+        if expire_first && i == batches.len() / 2 {
+            clock.advance(Duration::from_secs(25 * 3600));
+            engine.run_maintenance().expect("retention");
+        }
+        clock.advance(Duration::from_millis(250));
+        let records: Vec<PutRecord<'_>> = batch
+            .iter()
+            .map(|(key, data)| PutRecord { partition_key: key.as_bytes(), data, explicit_hash_key: None })
+            .collect();
+        stream.put_batch(&records).expect("put");
+    }
+    drop(stream);
+    drop(engine);
+    shard_files(tmp.path())
+}
+
+fn open_dir_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let small: Vec<Vec<(&str, Vec<u8>)>> = (0..9u8)
+        .map(|i| {
+            if i % 4 == 3 {
+                vec![("batch-a", vec![i; 30]), ("batch-b", b"second record of the batch".to_vec())]
+            } else {
+                vec![("key", format!("record number {i} with some text").into_bytes())]
+            }
+        })
+        .collect();
+    let all = real_stream(&small, false);
+    assert!(all.len() >= 2, "the small stream rolled segments: {} files", all.len());
+    let compressible: Vec<Vec<(&str, Vec<u8>)>> =
+        (0..3u8).map(|i| vec![("z", b"abcdefgh".repeat(160)), ("z", vec![i; 10])]).collect();
+    let expired = real_stream(&small, true);
+    assert!(expired[0].base > 0, "retention removed the first segments");
+    let last = all.last().expect("segments").clone();
+    let without_index: Vec<DirFile> = all.iter().map(|f| DirFile { index: None, ..f.clone() }).collect();
+    vec![
+        ("engine-segments-with-indexes.bin", join(&all[all.len().saturating_sub(4)..])),
+        ("engine-last-segment-only.bin", join(&[last])),
+        ("engine-without-indexes.bin", join(&without_index[without_index.len().saturating_sub(3)..])),
+        ("engine-after-retention.bin", join(&expired[expired.len().saturating_sub(4)..])),
+        ("engine-compressed.bin", join(&real_stream(&compressible, false)[..1])),
+    ]
+}
+
+fn write_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    fs::create_dir_all(&dir).expect("corpus directory");
+    for (name, bytes) in seeds {
+        assert!(bytes.len() < MAX_SEED_BYTES, "seed {target}/{name} is {} bytes", bytes.len());
+        fs::write(dir.join(name), bytes).expect("write seed");
+        println!("{target}/{name}: {} bytes", bytes.len());
+    }
+    dir
+}
+
+fn main() {
+    let decode_seeds = decode_frame_seeds();
+    for (_, bytes) in &decode_seeds {
+        decode_case(bytes);
+    }
+    write_seeds("decode_frame", &decode_seeds);
+
+    let template = tempfile::tempdir().expect("template");
+    make_template(template.path());
+    let dir_seeds = open_dir_seeds();
+    for (name, bytes) in &dir_seeds {
+        let summary = open_dir_case(bytes, template.path());
+        assert!(summary.opened && summary.records > 0 && !summary.read_failed, "seed {name}: {summary:?}");
+    }
+    write_seeds("open_dir", &dir_seeds);
+}
