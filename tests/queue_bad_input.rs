@@ -318,7 +318,6 @@ fn oversized_and_empty_batches_are_rejected_whole() {
 }
 
 #[test]
-#[ignore = "bug: a batch over 256 KiB in total stores its first entries and rejects only the rest (SQS rejects the whole request)"]
 fn batch_over_the_total_size_limit_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
@@ -504,4 +503,26 @@ fn a_deleted_queue_refuses_every_operation() {
     assert!(matches!(q.delete(&handle), Err(Error::NotFound { .. })));
     assert!(matches!(q.purge(), Err(Error::NotFound { .. })));
     assert!(matches!(q.peek(10), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn redrive_to_a_queue_of_the_other_type_is_rejected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = open(dir.path(), &clock);
+    engine.create_queue("dead", QueueConfig::default()).expect("dlq");
+    let redrive = RedrivePolicy { dead_letter_queue: "dead".into(), max_receives: 1 };
+    engine.create_queue("work", QueueConfig { redrive: Some(redrive), ..QueueConfig::default() }).expect("work");
+    engine.create_queue("f.fifo", QueueConfig::fifo()).expect("fifo");
+    let work = engine.queue("work").expect("work");
+    work.send(b"poison", SendOptions::default()).expect("send");
+    assert_eq!(receive(&work, 1).len(), 1);
+    clock.advance(Duration::from_secs(30));
+    assert!(receive(&work, 1).is_empty(), "moved to the dead-letter queue");
+    let (dead, fifo) = (engine.queue("dead").expect("dead"), engine.queue("f.fifo").expect("fifo"));
+    let (dead_before, fifo_before) = (snapshot(&dead), snapshot(&fifo));
+    let result = engine.redrive("dead", Some("f.fifo"));
+    assert!(matches!(result, Err(Error::InvalidArgument(_))), "standard to FIFO: {result:?}");
+    assert_unchanged(&dead, &dead_before, "a redrive to a FIFO queue");
+    assert_unchanged(&fifo, &fifo_before, "a redrive from a standard queue");
 }

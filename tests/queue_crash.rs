@@ -8,6 +8,8 @@
 //! - every acknowledged send is still there, with its id, unless a delete of it was started (a
 //!   delete the kill cut off before its acknowledgement may or may not have happened);
 //! - no acknowledged delete comes back;
+//! - each message of the standard queue is in exactly one of it and its dead-letter queue (a
+//!   move is atomic);
 //! - a FIFO deduplication id sent again after the restart, within the window, returns the
 //!   original message id and stores nothing;
 //! - draining the FIFO queue serves each group in send order (bodies carry a per-group counter).
@@ -24,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir::queue::{Queue, QueueConfig, ReceiveOptions, ReceivedMessage, SendEntry, SendOptions};
+use weir::queue::{Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy, SendEntry, SendOptions};
 use weir::{Clock, Durability, Engine, Error, ManualClock, Options, SystemClock};
 
 use common::Rng;
@@ -34,6 +36,9 @@ const ITERATION_ENV: &str = "WEIR_QUEUE_CRASH_ITERATION";
 const TEST_NAME: &str = "acknowledged_queue_operations_survive_the_process_being_killed";
 const ITERATIONS: u64 = 15;
 const STANDARD: &str = "plain";
+/// The standard queue's dead-letter queue: a message received twice moves there at its next
+/// receive (the children often receive with a visibility timeout of 0 to get there).
+const DEAD: &str = "plain-dead";
 const FIFO: &str = "ordered.fifo";
 const HOUR_MS: u64 = 3_600_000;
 
@@ -76,6 +81,7 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
     let mut sent = 0u64;
     let mut counters = [0u64; 2];
     let mut held: Vec<(&Queue, &str, ReceivedMessage)> = Vec::new();
+    let dead = engine.queue(DEAD).expect("dead-letter queue");
     loop {
         match rng.range(0, 10) {
             0..=2 => {
@@ -104,11 +110,15 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
                 say(&format!("sent {FIFO} {} {body}", result.message_id));
             }
             5..=7 => {
-                let (q, name) = if rng.range(0, 2) == 0 { (&plain, STANDARD) } else { (&fifo, FIFO) };
+                let (q, name) = match rng.range(0, 10) {
+                    0..=4 => (&plain, STANDARD),
+                    5..=8 => (&fifo, FIFO),
+                    _ => (&dead, DEAD),
+                };
                 let options = ReceiveOptions {
                     max: rng.range(1, 11) as usize,
                     wait: Some(Duration::ZERO),
-                    visibility_timeout: None,
+                    visibility_timeout: (name == STANDARD && rng.range(0, 2) == 0).then_some(Duration::ZERO),
                 };
                 for m in q.receive(options).expect("receive") {
                     let body = String::from_utf8_lossy(&m.body).into_owned();
@@ -116,9 +126,7 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
                     if rng.range(0, 3) == 0 {
                         held.push((q, name, m));
                     } else {
-                        say(&format!("deleting {name} {body}"));
-                        q.delete(&m.receipt_handle).expect("delete");
-                        say(&format!("deleted {name} {body}"));
+                        delete(q, name, &m);
                     }
                 }
             }
@@ -127,15 +135,22 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
                     continue;
                 }
                 let (q, name, m) = held.remove(rng.range(0, held.len() as u64) as usize);
-                say(&format!("deleting {name} {}", String::from_utf8_lossy(&m.body)));
-                match q.delete(&m.receipt_handle) {
-                    Ok(()) => say(&format!("deleted {name} {}", String::from_utf8_lossy(&m.body))),
-                    // Received again by another thread after its visibility ran out.
-                    Err(Error::InvalidReceiptHandle(_)) => {}
-                    Err(e) => panic!("delete: {e}"),
-                }
+                delete(q, name, &m);
             }
         }
+    }
+}
+
+/// Deletes a received message, announcing the attempt and acknowledging success.
+fn delete(q: &Queue, name: &str, m: &ReceivedMessage) {
+    let body = String::from_utf8_lossy(&m.body);
+    say(&format!("deleting {name} {body}"));
+    match q.delete(&m.receipt_handle) {
+        Ok(()) => say(&format!("deleted {name} {body}")),
+        // Received again by another thread (its visibility ran out), or moved to the
+        // dead-letter queue meanwhile.
+        Err(Error::InvalidReceiptHandle(_)) => {}
+        Err(e) => panic!("delete: {e}"),
     }
 }
 
@@ -156,9 +171,11 @@ struct Acknowledged {
     deletes: usize,
 }
 
+/// The queue family a line is about: a message of the standard queue may be in its dead-letter
+/// queue, and is the same message (same id) there.
 fn queue_name(text: &str) -> &'static str {
     match text {
-        STANDARD => STANDARD,
+        STANDARD | DEAD => STANDARD,
         FIFO => FIFO,
         other => panic!("unknown queue {other:?} in the child's output"),
     }
@@ -248,11 +265,13 @@ fn verify(dir: &Path, ack: &Acknowledged, context: &str) {
         assert_eq!(&again.message_id, id, "{context}: a duplicate of {body} returned another id");
     }
     clock.set_ms(now + HOUR_MS);
-    for name in [STANDARD, FIFO] {
-        let drained = drain(&engine.queue(name).expect("queue"), context);
+    // The standard queue first: draining it may move messages to its dead-letter queue.
+    for (name, queues) in [(STANDARD, vec![STANDARD, DEAD]), (FIFO, vec![FIFO])] {
+        let drained: Vec<(String, String)> =
+            queues.iter().flat_map(|q| drain(&engine.queue(q).expect("queue"), context)).collect();
         let mut seen: HashMap<&str, &str> = HashMap::new();
         for (id, body) in &drained {
-            assert!(seen.insert(body, id).is_none(), "{context}: {body} is twice in {name}");
+            assert!(seen.insert(body, id).is_none(), "{context}: {body} is twice in {queues:?}");
             if let Some(sent_id) = ack.sent.get(name).and_then(|s| s.get(body)) {
                 assert_eq!(id, sent_id, "{context}: {body} has another id than its send returned");
             }
@@ -290,7 +309,9 @@ fn parent() {
     let data = dir.path().join("data");
     {
         let engine = Engine::open(&data, Options { background: false, ..Options::default() }).expect("open");
-        engine.create_queue(STANDARD, QueueConfig::default()).expect("standard queue");
+        engine.create_queue(DEAD, QueueConfig::default()).expect("dead-letter queue");
+        let redrive = RedrivePolicy { dead_letter_queue: DEAD.into(), max_receives: 2 };
+        engine.create_queue(STANDARD, QueueConfig { redrive: Some(redrive), ..QueueConfig::default() }).expect("queue");
         engine.create_queue(FIFO, QueueConfig::fifo()).expect("FIFO queue");
     }
     let exe = std::env::current_exe().expect("test binary");

@@ -361,6 +361,16 @@ impl Engine {
     pub fn redrive(&self, dlq: &str, to: Option<&str>) -> Result<RedriveResult> {
         let dlq = self.queue(dlq)?;
         let to = to.map(|name| self.queue(name)).transpose()?;
+        if let Some(target) = &to {
+            let fifo = |q: &Queue| q.cell.state.lock().config.fifo;
+            if fifo(target) != fifo(&dlq) {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot redrive {:?} into {:?}: both must be FIFO or both standard",
+                    dlq.name(),
+                    target.name()
+                )));
+            }
+        }
         self.inner.queues.redrive(&dlq.cell, to.as_ref().map(|q| &q.cell))
     }
 

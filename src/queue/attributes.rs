@@ -44,6 +44,11 @@ impl AttributeValue {
     }
 }
 
+/// Bytes attributes count toward a message's size: names, data types and values, as SQS counts.
+pub fn size(attributes: &Attributes) -> usize {
+    attributes.iter().map(|(name, v)| name.len() + v.data_type().len() + v.bytes().len()).sum()
+}
+
 /// Checks attributes as SQS does and returns their size (names, types and values), which counts
 /// toward the message size limit.
 pub fn validate(attributes: &Attributes) -> Result<usize> {
@@ -53,7 +58,6 @@ pub fn validate(attributes: &Attributes) -> Result<usize> {
             attributes.len()
         )));
     }
-    let mut size = 0;
     for (name, value) in attributes {
         validate_name(name)?;
         match value {
@@ -66,9 +70,8 @@ pub fn validate(attributes: &Attributes) -> Result<usize> {
             }
             _ => {}
         }
-        size += name.len() + value.data_type().len() + value.bytes().len();
     }
-    Ok(size)
+    Ok(size(attributes))
 }
 
 fn validate_name(name: &str) -> Result<()> {

@@ -156,6 +156,12 @@ impl QueueState {
         msg.sent_ms.saturating_add(self.retention_ms()) <= now_ms
     }
 
+    /// When a timer for `msg` must fire: when it becomes visible, or earlier when it expires
+    /// first (an expired message is gone even while in flight or delayed).
+    fn timer_at(&self, msg: &Msg) -> u64 {
+        msg.visible_at_ms.min(msg.sent_ms.saturating_add(self.retention_ms()))
+    }
+
     fn group_slot(&mut self, name: &Bytes) -> u32 {
         if !self.config.fifo {
             return NO_GROUP;
@@ -204,7 +210,7 @@ impl QueueState {
         let mut msg = Msg { anchor, sent_ms, visible_at_ms, first_receive_ms: 0, receive_count: 0, group, flags: 0 };
         if visible_at_ms > now_ms {
             msg.flags |= DELAYED;
-            self.timers.push(Reverse((visible_at_ms, key)));
+            self.timers.push(Reverse((self.timer_at(&msg), key)));
         }
         debug_assert!(!self.msgs.contains_key(&key), "message key {key} inserted twice");
         self.msgs.insert(key, msg);
@@ -226,9 +232,14 @@ impl QueueState {
                 break;
             }
             self.timers.pop();
+            let Some(current) = self.msgs.get(&key).copied() else { continue };
+            if self.expired(&current, now_ms) {
+                self.remove(key);
+                continue;
+            }
             let Some(msg) = self.msgs.get_mut(&key) else { continue };
-            if msg.visible_at_ms != at || msg.flags & (IN_FLIGHT | DELAYED) == 0 {
-                continue; // superseded by a later change
+            if msg.visible_at_ms > now_ms || msg.flags & (IN_FLIGHT | DELAYED) == 0 {
+                continue; // superseded by a later change, or an expiry timer of a message since moved on
             }
             let was_in_flight = msg.flags & IN_FLIGHT != 0;
             msg.flags &= !(IN_FLIGHT | DELAYED);
@@ -298,7 +309,12 @@ impl QueueState {
             while out.delivered.len() < max {
                 let Some(key) = self.ready.pop_front() else { break };
                 let Some(msg) = self.msgs.get(&key) else { continue };
-                if msg.flags & (IN_FLIGHT | DELAYED) != 0 || msg.visible_at_ms > now_ms {
+                if msg.flags & (IN_FLIGHT | DELAYED) != 0 {
+                    continue; // stale: a timer tracks it
+                }
+                if msg.visible_at_ms > now_ms {
+                    // Listed by someone whose clock reading was later than this receive's.
+                    self.defer(key);
                     continue;
                 }
                 self.take(key, now_ms, visibility_ms, max_receives, &mut out);
@@ -331,6 +347,9 @@ impl QueueState {
                     continue;
                 };
                 if msg.visible_at_ms > now_ms || msg.flags & DELAYED != 0 {
+                    if msg.flags & (DELAYED | IN_FLIGHT) == 0 {
+                        self.defer(key);
+                    }
                     break; // order: nothing after a delayed message of the group goes first
                 }
                 let before = out.delivered.len();
@@ -355,6 +374,16 @@ impl QueueState {
                 self.enqueue_group(g);
             }
         }
+    }
+
+    /// Turns a message that is not yet visible (but was listed as if it were) into a delayed
+    /// one, so its timer brings it back.
+    fn defer(&mut self, key: u64) {
+        let Some(msg) = self.msgs.get_mut(&key) else { return };
+        msg.flags |= DELAYED;
+        let msg = *msg;
+        let at = self.timer_at(&msg);
+        self.timers.push(Reverse((at, key)));
     }
 
     /// Takes one visible message: expired -> dropped, over the receive limit -> dead-letter,
@@ -393,7 +422,7 @@ impl QueueState {
         if !was_in_flight && msg.group != NO_GROUP {
             self.groups[msg.group as usize].in_flight += 1;
         }
-        self.timers.push(Reverse((visible_at_ms, key)));
+        self.timers.push(Reverse((self.timer_at(&msg), key)));
         Some(msg)
     }
 
@@ -493,7 +522,7 @@ impl QueueState {
             let mut msg = Msg { group, flags: 0, ..*m };
             if msg.visible_at_ms > now_ms {
                 msg.flags = if msg.receive_count > 0 { IN_FLIGHT } else { DELAYED };
-                self.timers.push(Reverse((msg.visible_at_ms, key)));
+                self.timers.push(Reverse((self.timer_at(&msg), key)));
             }
             self.msgs.insert(key, msg);
             if group == NO_GROUP {
@@ -526,7 +555,7 @@ impl QueueState {
     /// Approximate counts.
     pub fn counts(&self, now_ms: u64) -> Counts {
         let mut c = Counts::default();
-        for m in self.msgs.values() {
+        for m in self.msgs.values().filter(|m| !self.expired(m, now_ms)) {
             if m.flags & IN_FLIGHT != 0 && m.visible_at_ms > now_ms {
                 c.in_flight += 1;
             } else if m.visible_at_ms > now_ms {

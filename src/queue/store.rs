@@ -261,27 +261,24 @@ impl QueueStore {
                 entries.len()
             )));
         }
-        let now = self.clock.now_ms();
         let mut st = self.lock_live(cell)?;
+        // Read under the lock: times then follow the order in which operations see the index.
+        let now = self.clock.now_ms();
         let config = st.config.clone();
+        let limit = config.max_message_bytes.max(MAX_BATCH_BYTES);
+        if entries.len() > 1 {
+            let total: usize = entries.iter().map(|e| e.body.len() + attributes::size(&e.options.attributes)).sum();
+            if total > limit {
+                return Err(Error::TooLarge { what: "batch (all entries together)", size: total, limit });
+            }
+        }
         let mut results: Vec<Option<Result<SendResult>>> = Vec::with_capacity(entries.len());
         let mut records = Vec::new();
         let mut written = Vec::new(); // (entry index, dedup digest)
         let mut batch_dedup: HashMap<[u8; 16], usize> = HashMap::new();
-        let mut total = 0usize;
         let mut wait_for = 0u64;
         for (i, entry) in entries.iter().enumerate() {
-            let checked = check_send(&config, entry).and_then(|size| {
-                total += size;
-                if total > config.max_message_bytes.max(MAX_BATCH_BYTES) && entries.len() > 1 {
-                    return Err(Error::TooLarge {
-                        what: "batch",
-                        size: total,
-                        limit: config.max_message_bytes.max(MAX_BATCH_BYTES),
-                    });
-                }
-                Ok(size)
-            });
+            let checked = check_send(&config, entry);
             if let Err(e) = checked {
                 results.push(Some(Err(e)));
                 continue;
@@ -543,7 +540,6 @@ impl QueueStore {
         max: usize,
         visibility: Option<Duration>,
     ) -> Result<(Vec<ReceivedMessage>, bool)> {
-        let now = self.clock.now_ms();
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
         let mut guards = lock_in_order(cell, dlq.as_deref());
@@ -551,6 +547,7 @@ impl QueueStore {
             return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
         }
         let (st, mut dlq_st) = split_guards(&mut guards, cell.id);
+        let now = self.clock.now_ms();
         let visibility_ms = visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64;
         let max_receives = dlq_st.as_ref().and(redrive.as_ref()).map(|r| r.max_receives);
         let selection = st.select(now, max, visibility_ms, max_receives);
@@ -632,8 +629,8 @@ impl QueueStore {
                 handles.len()
             )));
         }
-        let now = self.clock.now_ms();
         let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(handles.len());
         let mut keys = Vec::new();
         for handle in handles {
@@ -668,8 +665,8 @@ impl QueueStore {
                 entries.len()
             )));
         }
-        let now = self.clock.now_ms();
         let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(entries.len());
         let mut changes = Vec::new();
         for (handle, timeout) in entries {
@@ -712,8 +709,8 @@ impl QueueStore {
 
     /// Deletes every message of the queue.
     pub fn purge(&self, cell: &QueueCell) -> Result<()> {
-        let now = self.clock.now_ms();
         let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
         // Holding the queue's lock, no send to it can be between this bound and the record.
         let before_key = self.log.written_next();
         let outcome = self.write(&[QueueRecord::Purge { queue: cell.id, before_key }], now)?;
@@ -783,7 +780,8 @@ impl QueueStore {
         let mut result = RedriveResult { moved: 0, skipped: 0 };
         let by_id: HashMap<u32, Arc<QueueCell>> = self.queues.read().values().map(|c| (c.id, Arc::clone(c))).collect();
         let candidates: Vec<(u64, Msg)> = {
-            let st = self.lock_live(dlq)?;
+            let mut st = self.lock_live(dlq)?;
+            st.pump(now);
             let mut v: Vec<(u64, Msg)> = st.iter().map(|(k, m)| (k, *m)).collect();
             v.sort_unstable_by_key(|(k, _)| *k);
             v
@@ -808,8 +806,14 @@ impl QueueStore {
             let mut guards = lock_in_order(dlq, Some(&target));
             let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
             let Some(target_st) = target_st else { continue };
-            if dlq_st.get(key).is_none_or(|now_msg| now_msg.anchor != msg.anchor || now_msg.in_flight()) {
+            dlq_st.pump(now);
+            let current = dlq_st.get(key).copied();
+            if current.is_none_or(|m| m.anchor != msg.anchor || (m.in_flight() && m.visible_at_ms > now)) {
                 continue; // changed meanwhile
+            }
+            if current.is_some_and(|m| dlq_st.expired(&m, now)) {
+                dlq_st.remove(key); // past retention: gone, not redriven
+                continue;
             }
             m.queue = target.id;
             m.key = OWN_SEQ;
