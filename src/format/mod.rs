@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod index;
+pub mod lost;
 pub mod queue_record;
 pub mod segment_header;
 

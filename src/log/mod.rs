@@ -20,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::format::batch::{EncodedBatch, MAX_FRAME_LEN};
+use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{Compression, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
 use group_commit::{GroupCommit, Turn};
@@ -127,6 +128,8 @@ pub struct Log {
     /// Records below this are readable: durable ones under `Always`, written ones otherwise.
     visible_next: AtomicU64,
     report: RecoveryReport,
+    /// Ranges a salvage gave up on: reads skip them instead of failing.
+    lost: LostRanges,
 }
 
 impl std::fmt::Debug for Log {
@@ -153,6 +156,11 @@ impl Log {
             }
         }
         let mut report = RecoveryReport::default();
+        let lost = match vfs.read_file(&dir.join(LOST_FILE)) {
+            Ok(bytes) => LostRanges::decode(&bytes).map_err(|e| Error::corrupt(dir.join(LOST_FILE), 0, e.reason))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LostRanges::default(),
+            Err(e) => return Err(Error::io("read", dir.join(LOST_FILE), e)),
+        };
         let mut segments = Vec::with_capacity(bases.len().max(1));
         let mut next_seq = initial_seq;
         let mut last_time_ms = 0;
@@ -168,7 +176,7 @@ impl Log {
                     format!("segment starts at sequence {base}, below the {next_seq} its predecessor reaches"),
                 ));
             }
-            if i > 0 && base > next_seq {
+            if i > 0 && base > next_seq && !lost.covers(next_seq, base) {
                 report.missing.push((next_seq, base));
             }
             next_seq = state.next_seq.max(resync_next.unwrap_or(0));
@@ -194,6 +202,7 @@ impl Log {
             commit: GroupCommit::new(next_seq),
             visible_next: AtomicU64::new(next_seq),
             report,
+            lost,
         })
     }
 
@@ -205,6 +214,11 @@ impl Log {
     /// The configuration the log was opened with.
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Ranges a salvage recorded as lost (reads skip them).
+    pub fn lost_ranges(&self) -> &LostRanges {
+        &self.lost
     }
 
     /// What recovery found at open.
@@ -422,7 +436,8 @@ impl Log {
             // deleted file): a reader must hear about it, not skip them.
             let segment_end = segment.state.read().next_seq;
             let wanted = out.last().map_or(from, |r| r.seq + 1);
-            if segment_end < segment_limit && wanted < segment_limit && out.len() < max_records {
+            let known_lost = self.lost.covers(segment_end.max(wanted), segment_limit);
+            if segment_end < segment_limit && wanted < segment_limit && out.len() < max_records && !known_lost {
                 if !out.is_empty() {
                     break;
                 }
