@@ -180,6 +180,22 @@ impl EncodedBatch {
     }
 }
 
+/// The sequence range and length of the frame at the start of `buf`, from its header alone
+/// (magic and length bounds checked, checksum NOT checked): for stepping over frames a read
+/// does not return. Anything served must still go through [`decode_frame`].
+pub fn peek_frame(buf: &[u8]) -> Option<(usize, u64, u64)> {
+    if buf.len() < FRAME_HEADER_LEN || buf[0..4] != FRAME_MAGIC {
+        return None;
+    }
+    let frame_len = le_u32(buf, 4) as usize;
+    if !(FRAME_HEADER_LEN..=MAX_FRAME_LEN).contains(&frame_len) || buf.len() < frame_len {
+        return None;
+    }
+    let base_seq = le_u64(buf, 16);
+    let next_seq = base_seq.checked_add(u64::from(le_u32(buf, 24)))?;
+    Some((frame_len, base_seq, next_seq))
+}
+
 /// Reads and checks the frame at the start of `buf`: magic, length, checksum and header fields.
 /// Returns the header; the stored payload is `buf[FRAME_HEADER_LEN..header.frame_len]`.
 pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {

@@ -416,7 +416,9 @@ impl Log {
         if from_seq >= limit || max_records == 0 {
             return Ok(out);
         }
-        let segments: Vec<Arc<Segment>> = self.segments.read().clone();
+        // Reads hold the segment list shared for their duration (a roll or retention waits for
+        // at most one read) instead of copying it.
+        let segments = self.segments.read();
         let start = segments.partition_point(|s| s.base_seq <= from_seq).saturating_sub(1);
         let mut bytes = 0usize;
         let mut from = from_seq;

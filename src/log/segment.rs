@@ -7,7 +7,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, FrameError, FRAME_HEADER_LEN};
+use crate::format::batch::{decode_frame, decode_records, peek_frame, FrameError, FRAME_HEADER_LEN};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{IndexEntry, IndexFile, Record};
 use crate::log::io::LogFile;
@@ -164,6 +164,14 @@ impl Segment {
                 return Ok(true);
             }
             let frame_offset = offset + at as u64;
+            // Frames wholly before the wanted record are stepped over by their length; only the
+            // frames a read returns pay for the checksum.
+            if let Some((frame_len, _, next_seq)) = peek_frame(&view[at..]) {
+                if next_seq <= from_seq {
+                    at += frame_len;
+                    continue;
+                }
+            }
             let header = match decode_frame(&view[at..]) {
                 Ok(h) => h,
                 Err(FrameError::Incomplete { .. }) => {

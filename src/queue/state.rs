@@ -10,11 +10,40 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 
 use crate::queue::config::QueueConfig;
 use crate::queue::dedup::DedupWindow;
+
+/// Hashes message keys (sequence numbers) with a multiply-xorshift mix: the keys are not chosen
+/// by an adversary, and SipHash's cost shows on the receive path.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 const IN_FLIGHT: u8 = 1;
 const DELAYED: u8 = 2;
@@ -29,8 +58,9 @@ pub struct Msg {
     pub sent_ms: u64,
     /// When it is (next) visible.
     pub visible_at_ms: u64,
-    /// When it was first received (0: never).
-    pub first_receive_ms: u64,
+    /// When it was first received, as milliseconds after `sent_ms` plus one (0: never). A u32
+    /// holds 49 days, beyond any retention, and keeps the index at 40 bytes a message.
+    first_receive_after_ms: u32,
     /// How often it has been received.
     pub receive_count: u32,
     group: u32,
@@ -38,6 +68,21 @@ pub struct Msg {
 }
 
 impl Msg {
+    /// When it was first received (0: never).
+    pub fn first_receive_ms(&self) -> u64 {
+        match self.first_receive_after_ms {
+            0 => 0,
+            n => self.sent_ms + u64::from(n) - 1,
+        }
+    }
+
+    fn note_first_receive(&mut self, received_ms: u64) {
+        if self.first_receive_after_ms == 0 {
+            let after = received_ms.saturating_sub(self.sent_ms).saturating_add(1);
+            self.first_receive_after_ms = u32::try_from(after).unwrap_or(u32::MAX);
+        }
+    }
+
     /// True while a receiver holds it.
     pub fn in_flight(&self) -> bool {
         self.flags & IN_FLIGHT != 0
@@ -93,7 +138,7 @@ pub struct QueueState {
     pub name: String,
     /// Attributes.
     pub config: QueueConfig,
-    msgs: HashMap<u64, Msg>,
+    msgs: KeyMap<Msg>,
     ready: VecDeque<u64>,
     timers: BinaryHeap<Reverse<(u64, u64)>>,
     groups: Vec<Group>,
@@ -111,7 +156,7 @@ impl QueueState {
             id,
             name,
             config,
-            msgs: HashMap::new(),
+            msgs: KeyMap::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             groups: Vec::new(),
@@ -207,7 +252,8 @@ impl QueueState {
     /// `visible_at_ms` in the future makes it delayed.
     pub fn insert(&mut self, key: u64, anchor: u64, sent_ms: u64, visible_at_ms: u64, group: &Bytes, now_ms: u64) {
         let group = self.group_slot(group);
-        let mut msg = Msg { anchor, sent_ms, visible_at_ms, first_receive_ms: 0, receive_count: 0, group, flags: 0 };
+        let mut msg =
+            Msg { anchor, sent_ms, visible_at_ms, first_receive_after_ms: 0, receive_count: 0, group, flags: 0 };
         if visible_at_ms > now_ms {
             msg.flags |= DELAYED;
             self.timers.push(Reverse((self.timer_at(&msg), key)));
@@ -414,9 +460,7 @@ impl QueueState {
         let was_in_flight = msg.flags & IN_FLIGHT != 0;
         msg.receive_count = receive_count;
         msg.visible_at_ms = visible_at_ms;
-        if msg.first_receive_ms == 0 {
-            msg.first_receive_ms = received_ms.max(1);
-        }
+        msg.note_first_receive(received_ms);
         msg.flags = (msg.flags & !DELAYED) | IN_FLIGHT;
         let msg = *msg;
         if !was_in_flight && msg.group != NO_GROUP {
@@ -469,7 +513,11 @@ impl QueueState {
         group: &Bytes,
     ) {
         let group = self.group_slot(group);
-        self.msgs.insert(key, Msg { anchor, sent_ms, visible_at_ms, first_receive_ms, receive_count, group, flags: 0 });
+        let mut msg = Msg { anchor, sent_ms, visible_at_ms, first_receive_after_ms: 0, receive_count, group, flags: 0 };
+        if first_receive_ms != 0 {
+            msg.note_first_receive(first_receive_ms);
+        }
+        self.msgs.insert(key, msg);
     }
 
     /// Replay: a receive or visibility change of a message.
@@ -481,9 +529,7 @@ impl QueueState {
             msg.receive_count = receive_count;
             msg.visible_at_ms = visible_at_ms;
             if let Some(at) = received_ms {
-                if msg.first_receive_ms == 0 {
-                    msg.first_receive_ms = at.max(1);
-                }
+                msg.note_first_receive(at);
             }
         }
     }
@@ -504,7 +550,7 @@ impl QueueState {
     pub fn rebuild(&mut self, now_ms: u64) {
         let mut keys: Vec<u64> = self.msgs.keys().copied().collect();
         keys.sort_unstable();
-        let old: HashMap<u64, Msg> = std::mem::take(&mut self.msgs);
+        let old: KeyMap<Msg> = std::mem::take(&mut self.msgs);
         let group_names: Vec<Bytes> = self.groups.iter().map(|g| g.name.clone()).collect();
         self.ready.clear();
         self.timers.clear();
@@ -566,5 +612,33 @@ impl QueueState {
             c.oldest_sent_ms = Some(c.oldest_sent_ms.map_or(m.sent_ms, |o: u64| o.min(m.sent_ms)));
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_keeps_at_most_40_bytes_per_message() {
+        assert!(std::mem::size_of::<Msg>() <= 40, "Msg is {} bytes", std::mem::size_of::<Msg>());
+    }
+
+    #[test]
+    fn first_receive_time_is_exact_within_retention() {
+        let mut m = Msg {
+            anchor: 0,
+            sent_ms: 1_000,
+            visible_at_ms: 0,
+            first_receive_after_ms: 0,
+            receive_count: 0,
+            group: NO_GROUP,
+            flags: 0,
+        };
+        assert_eq!(m.first_receive_ms(), 0);
+        m.note_first_receive(1_000 + 14 * 86_400_000);
+        assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000);
+        m.note_first_receive(5_000_000_000_000);
+        assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000, "the first receive stays");
     }
 }

@@ -882,7 +882,7 @@ impl QueueStore {
                     m.key = *key;
                     m.visible_at_ms = msg.visible_at_ms;
                     m.receive_count = msg.receive_count;
-                    m.first_receive_ms = msg.first_receive_ms;
+                    m.first_receive_ms = msg.first_receive_ms();
                     bytes += m.body.len();
                     records.push(QueueRecord::Message(m));
                     if bytes > MOVE_FRAME_BYTES {
@@ -1049,7 +1049,7 @@ fn received(secret: &[u8; 32], queue: u32, key: u64, msg: &Msg, m: MessageRecord
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
         sent_ms: msg.sent_ms,
-        first_receive_ms: msg.first_receive_ms,
+        first_receive_ms: msg.first_receive_ms(),
         group: fifo.then(|| String::from_utf8_lossy(&m.group).into_owned()),
         sequence: fifo.then_some(key),
     }
