@@ -215,17 +215,12 @@ impl Catalog {
         let log = Log::open(vfs, dir, config, 0)?;
         let mut state =
             CatalogState { next_queue_id: 1, next_topic_id: 1, next_subscription: 1, ..CatalogState::default() };
-        let mut at = log.first_seq();
-        loop {
-            let records = log.read(at, 4096, 16 << 20)?;
-            let Some(last) = records.last() else { break };
-            at = last.seq + 1;
-            for r in records {
-                let record: CatalogRecord = serde_json::from_slice(&r.value)
-                    .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;
-                state.apply(record);
-            }
-        }
+        log.for_each_from(log.first_seq(), |r| {
+            let record: CatalogRecord = serde_json::from_slice(&r.value)
+                .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;
+            state.apply(record);
+            Ok(())
+        })?;
         Ok(Catalog { log, state })
     }
 

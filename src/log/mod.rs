@@ -6,6 +6,7 @@
 //! through memory maps and never see records that are not yet durable under the log's mode.
 //! This module knows nothing of queues, topics or streams.
 
+pub mod fault;
 pub mod group_commit;
 pub mod io;
 pub mod recovery;
@@ -459,6 +460,20 @@ impl Log {
         }
         debug_assert!(out.windows(2).all(|w| w[0].seq < w[1].seq), "reads return increasing sequence numbers");
         Ok(out)
+    }
+
+    /// Calls `f` with every readable record from `from_seq` on, in order, reading in chunks:
+    /// the replay loop of everything built on a log (catalog, checkpoints, message store).
+    pub fn for_each_from(&self, from_seq: u64, mut f: impl FnMut(Record) -> Result<()>) -> Result<()> {
+        let mut at = from_seq;
+        loop {
+            let batch = self.read(at, 4096, 16 << 20)?;
+            let Some(last) = batch.last() else { return Ok(()) };
+            at = last.seq + 1;
+            for record in batch {
+                f(record)?;
+            }
+        }
     }
 
     /// The first sequence number whose record was appended at or after `time_ms`

@@ -255,12 +255,7 @@ impl QueueStore {
 
     /// Sends a batch (1 to 10 entries); per-entry results, the outer error for storage failures.
     pub fn send(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<Vec<Result<SendResult>>> {
-        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
-            return Err(Error::InvalidArgument(format!(
-                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
-                entries.len()
-            )));
-        }
+        check_batch_len(entries.len())?;
         let mut st = self.lock_live(cell)?;
         // Read under the lock: times then follow the order in which operations see the index.
         let now = self.clock.now_ms();
@@ -472,20 +467,15 @@ impl QueueStore {
     /// Publish records of `topic` appended at or after `from_ms` that the log still holds, in
     /// order (for subscriptions created with a replay start).
     pub fn publishes_since(&self, topic: u32, from_ms: u64) -> Result<Vec<(u64, PublishRecord)>> {
-        let mut at = self.log.seq_at_time(from_ms)?;
         let mut out = Vec::new();
-        loop {
-            let batch = self.log.read(at, 1024, 16 << 20)?;
-            let Some(last) = batch.last() else { break };
-            at = last.seq + 1;
-            for r in batch {
-                if let Ok(QueueRecord::Publish(p)) = QueueRecord::decode(&r.value) {
-                    if p.topic == topic {
-                        out.push((r.seq, p));
-                    }
+        self.log.for_each_from(self.log.seq_at_time(from_ms)?, |r| {
+            if let Ok(QueueRecord::Publish(p)) = QueueRecord::decode(&r.value) {
+                if p.topic == topic {
+                    out.push((r.seq, p));
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -623,12 +613,7 @@ impl QueueStore {
 
     /// Deletes by receipt handle; per-entry results.
     pub fn delete(&self, cell: &QueueCell, handles: &[&str]) -> Result<Vec<Result<()>>> {
-        if handles.is_empty() || handles.len() > MAX_BATCH_ENTRIES {
-            return Err(Error::InvalidArgument(format!(
-                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
-                handles.len()
-            )));
-        }
+        check_batch_len(handles.len())?;
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(handles.len());
@@ -659,12 +644,7 @@ impl QueueStore {
 
     /// Changes visibility by receipt handle; per-entry results.
     pub fn change_visibility(&self, cell: &QueueCell, entries: &[(&str, Duration)]) -> Result<Vec<Result<()>>> {
-        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
-            return Err(Error::InvalidArgument(format!(
-                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
-                entries.len()
-            )));
-        }
+        check_batch_len(entries.len())?;
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(entries.len());
@@ -914,54 +894,54 @@ fn replay(
     topic_dedup: &mut HashMap<u32, DedupWindow>,
     now: u64,
 ) -> Result<()> {
-    let mut at = log.first_seq();
-    loop {
-        let batch = log.read(at, 4096, 16 << 20)?;
-        let Some(last) = batch.last() else { break };
-        at = last.seq + 1;
-        for r in batch {
-            let record = QueueRecord::decode(&r.value).map_err(|e| {
-                Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq))
-            })?;
-            if let QueueRecord::Publish(p) = &record {
-                let expires_ms = p.sent_ms + DEDUP_WINDOW.as_millis() as u64;
-                if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
-                    w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
-                }
-                continue;
+    log.for_each_from(log.first_seq(), |r| {
+        let record = QueueRecord::decode(&r.value)
+            .map_err(|e| Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq)))?;
+        if let QueueRecord::Publish(p) = &record {
+            let expires_ms = p.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+            if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
+                w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
             }
-            let Some(st) = states.get_mut(&record.queue()) else { continue };
-            match record {
-                QueueRecord::Message(m) => {
-                    let key = if m.key == OWN_SEQ { r.seq } else { m.key };
-                    if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
-                        let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
-                        if expires_ms > now {
-                            st.dedup
-                                .remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
-                        }
-                    }
-                    st.replay_message(
-                        key,
-                        r.seq,
-                        m.sent_ms,
-                        m.visible_at_ms,
-                        m.first_receive_ms,
-                        m.receive_count,
-                        &m.group,
-                    );
-                }
-                QueueRecord::Receive { key, receive_count, visible_at_ms, received_ms, .. } => {
-                    st.replay_visibility(key, receive_count, visible_at_ms, Some(received_ms))
-                }
-                QueueRecord::ChangeVisibility { key, receive_count, visible_at_ms, .. } => {
-                    st.replay_visibility(key, receive_count, visible_at_ms, None)
-                }
-                QueueRecord::Delete { key, .. } => st.replay_remove(key),
-                QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
-                QueueRecord::Publish(_) => {}
-            }
+            return Ok(());
         }
+        let Some(st) = states.get_mut(&record.queue()) else { return Ok(()) };
+        match record {
+            QueueRecord::Message(m) => {
+                let key = if m.key == OWN_SEQ { r.seq } else { m.key };
+                if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
+                    let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+                    if expires_ms > now {
+                        st.dedup.remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                    }
+                }
+                st.replay_message(
+                    key,
+                    r.seq,
+                    m.sent_ms,
+                    m.visible_at_ms,
+                    m.first_receive_ms,
+                    m.receive_count,
+                    &m.group,
+                );
+            }
+            QueueRecord::Receive { key, receive_count, visible_at_ms, received_ms, .. } => {
+                st.replay_visibility(key, receive_count, visible_at_ms, Some(received_ms))
+            }
+            QueueRecord::ChangeVisibility { key, receive_count, visible_at_ms, .. } => {
+                st.replay_visibility(key, receive_count, visible_at_ms, None)
+            }
+            QueueRecord::Delete { key, .. } => st.replay_remove(key),
+            QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
+            QueueRecord::Publish(_) => {}
+        }
+        Ok(())
+    })
+}
+
+/// SQS's batch calls take 1 to 10 entries.
+pub fn check_batch_len(len: usize) -> Result<()> {
+    if len == 0 || len > MAX_BATCH_ENTRIES {
+        return Err(Error::InvalidArgument(format!("a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {len}")));
     }
     Ok(())
 }

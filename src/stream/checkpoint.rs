@@ -57,24 +57,19 @@ impl CheckpointStore {
         };
         let log = Log::open(vfs, dir, config, 0)?;
         let mut positions = BTreeMap::new();
-        let mut at = log.first_seq();
-        loop {
-            let batch = log.read(at, 4096, 16 << 20)?;
-            let Some(last) = batch.last() else { break };
-            at = last.seq + 1;
-            for r in batch {
-                let record: CheckpointRecord = serde_json::from_slice(&r.value)
-                    .map_err(|e| Error::corrupt(dir, 0, format!("checkpoint record {} does not decode: {e}", r.seq)))?;
-                match record {
-                    CheckpointRecord::Checkpoint { group, shard, seq } => {
-                        positions.insert((group, shard), seq);
-                    }
-                    CheckpointRecord::Snapshot { positions: all } => {
-                        positions = all.into_iter().map(|(g, s, q)| ((g, s), q)).collect();
-                    }
+        log.for_each_from(log.first_seq(), |r| {
+            let record: CheckpointRecord = serde_json::from_slice(&r.value)
+                .map_err(|e| Error::corrupt(dir, 0, format!("checkpoint record {} does not decode: {e}", r.seq)))?;
+            match record {
+                CheckpointRecord::Checkpoint { group, shard, seq } => {
+                    positions.insert((group, shard), seq);
+                }
+                CheckpointRecord::Snapshot { positions: all } => {
+                    positions = all.into_iter().map(|(g, s, q)| ((g, s), q)).collect();
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(CheckpointStore { log, positions: Mutex::new(positions) })
     }
 

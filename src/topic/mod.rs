@@ -351,12 +351,7 @@ impl Topic {
 
     /// Publishes up to 10 messages in one durable write; each entry succeeds or fails on its own.
     pub fn publish_batch(&self, entries: &[PublishEntry]) -> Result<Vec<Result<PublishResult>>> {
-        if entries.is_empty() || entries.len() > MAX_BATCH_ENTRIES {
-            return Err(Error::InvalidArgument(format!(
-                "a batch holds 1 to {MAX_BATCH_ENTRIES} entries, not {}",
-                entries.len()
-            )));
-        }
+        crate::queue::store::check_batch_len(entries.len())?;
         let now = self.store.clock().now_ms();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
         let mut results: Vec<Option<Result<PublishResult>>> = Vec::with_capacity(entries.len());
