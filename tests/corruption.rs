@@ -230,6 +230,7 @@ fn check_flip(fx: &Fixture, segment: usize, offset: u64, mask: u8) {
 }
 
 #[test]
+#[ignore = "bug: Segment::read_into steps over frames by their unchecked header (peek_frame, log/segment.rs), so a flipped sequence or count field drops records silently"]
 fn every_flipped_byte_of_a_sealed_segment_is_served_intact_or_reported_corrupt() {
     let fx = Fixture::new();
     for offset in 0..fx.segment_len(0) {
@@ -247,6 +248,34 @@ fn every_flipped_byte_of_the_last_segment_is_served_intact_cut_as_torn_tail_or_r
             check_flip(&fx, fx.last_segment(), offset, mask);
         }
     }
+}
+
+#[test]
+#[ignore = "bug: Segment::read_into steps over frames by their unchecked header (peek_frame, log/segment.rs): a frame whose record count reads 0 is skipped without an error"]
+fn a_corrupt_record_count_in_a_sealed_segment_is_reported_not_skipped() {
+    let fx = Fixture::new();
+    let frame = fx.frames.iter().filter(|f| f.segment == 0).nth(1).expect("second frame of segment 0").clone();
+    assert_eq!(frame.records.len(), 1, "a one-record frame");
+    let (_tmp, dir) = fx.copy();
+    let file = dir.join(&fx.segments[0]);
+    let mut bytes = std::fs::read(&file).expect("read");
+    // record_count (offset 24 of the frame) from 1 to 0.
+    bytes[frame.start as usize + 24] ^= 0x01;
+    std::fs::write(&file, &bytes).expect("write");
+
+    let outcome = fx.read_all(&dir);
+    assert_records_match(&outcome.records, &fx.frames[0].records, "record count");
+    let error = outcome.error.expect("the damaged frame is reported, not stepped over");
+    assert_corrupt_names(&error, &file, "record count");
+    // Reading from a record after the damaged frame (in the same segment) still meets it.
+    let after = fx.frames.iter().filter(|f| f.segment == 0).nth(2).expect("third frame").records[0].seq;
+    let engine = Engine::open(&dir, fx.options()).expect("open");
+    let stream = engine.stream(STREAM).expect("stream");
+    let outcome = read_to_end(&stream, 0, StartingPosition::AtSequence(after), READ_LIMIT);
+    if let Some(error) = &outcome.error {
+        assert_corrupt_names(error, &file, "read after the damaged frame");
+    }
+    assert_prefix(&outcome.records, &fx.all_records()[after as usize..], "read after the damaged frame");
 }
 
 #[test]
