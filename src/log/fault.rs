@@ -1,0 +1,1104 @@
+//! A fault-injecting, in-memory file system for tests: [`FaultyFs`].
+//!
+//! It implements [`Vfs`] over memory and keeps, for every file and directory, what a power cut
+//! would leave apart from what the running process sees:
+//!
+//! * a file has `current` contents (what reads return) and `synced` contents (what survives a
+//!   power cut); [`LogFile::sync_data`] copies the first to the second;
+//! * a directory has `current` entries and `durable` entries; creating, renaming or removing a
+//!   file or directory changes only the current ones, and [`Vfs::sync_dir`] of the directory
+//!   copies them to the durable ones. A file created and never dir-synced vanishes on a power
+//!   cut; a rename or removal that was not dir-synced is undone.
+//!
+//! Faults are armed through methods on the (shared) [`FaultyFs`] while an engine uses it:
+//!
+//! * [`FaultyFs::fail_writes_after_bytes`]: after a budget of bytes, writes fail as a short
+//!   write, ENOSPC or EIO ([`WriteFault`]);
+//! * [`FaultyFs::fail_next_fsync`]: the next `sync_data` fails once with EIO and, as Linux may,
+//!   drops the file's unsynced data (the pessimistic case);
+//! * [`FaultyFs::lying_fsync`]: syncs report success and make nothing durable (a disk that
+//!   lies about its cache; the next power cut shows it);
+//! * [`FaultyFs::crash_after_ops`]: after `n` more mutating operations every operation fails
+//!   with EIO, as if the process had died at that point;
+//! * [`FaultyFs::power_cut`]: everything reverts to its durable state and the faults clear.
+//!
+//! [`FaultyFs::op_count`] counts mutating operations (file creation, write, truncation, sync,
+//! rename, removal, directory creation and sync), so a test can run a workload once to count
+//! them and then crash it at every boundary in turn.
+//!
+//! Paths are only names here: nothing touches the real disk, so a test can hand an engine a
+//! real (empty) directory, which it locks on the real disk, while every data file lives in
+//! memory. Relative paths are taken from the root of the in-memory tree.
+//!
+//! ```
+//! use std::path::Path;
+//! use std::sync::Arc;
+//! use weir::log::fault::FaultyFs;
+//! use weir::log::io::Vfs;
+//!
+//! let fs = Arc::new(FaultyFs::new());
+//! fs.create_durable_dir_all(Path::new("/data"));
+//! let file = fs.open_file(Path::new("/data/a"), true)?;
+//! fs.sync_dir(Path::new("/data"))?;
+//! file.write_all_at(b"durable", 0)?;
+//! file.sync_data()?;
+//! file.write_all_at(b" and not", 7)?;
+//! fs.power_cut();
+//! assert_eq!(fs.read_file(Path::new("/data/a"))?, b"durable");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::io::{tmp_path, LogFile, Vfs};
+
+/// `EIO` on Linux.
+const EIO: i32 = 5;
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
+/// Id of the root directory.
+const ROOT: u64 = 0;
+
+/// How writes fail once the budget of [`FaultyFs::fail_writes_after_bytes`] is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFault {
+    /// The write that crosses the budget stores the bytes that still fit, then fails with
+    /// [`io::ErrorKind::WriteZero`] (what `write_all` reports when the device stops taking
+    /// bytes).
+    ShortWrite,
+    /// Disk full: the write that crosses the budget stores the bytes that still fit, then fails
+    /// with `ENOSPC` (raw OS error 28).
+    Enospc,
+    /// The write that crosses the budget stores nothing and fails with `EIO` (raw OS error 5).
+    Eio,
+}
+
+/// An entry of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File(u64),
+    Dir(u64),
+}
+
+#[derive(Debug, Default)]
+struct FileNode {
+    /// What reads see.
+    current: Vec<u8>,
+    /// What a power cut leaves.
+    synced: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct DirNode {
+    /// What `list_dir` and path lookups see.
+    current: BTreeMap<String, Node>,
+    /// What a power cut leaves.
+    durable: BTreeMap<String, Node>,
+}
+
+/// Which file the next failing fsync hits.
+#[derive(Debug, Clone)]
+enum FsyncTarget {
+    Any,
+    Path(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    /// Bytes writes may still store, and how they fail after that.
+    write_budget: Option<(u64, WriteFault)>,
+    /// The next matching `sync_data` fails (once).
+    fail_fsync: Option<FsyncTarget>,
+    /// Syncs succeed without making anything durable.
+    lying: bool,
+    /// Mutating operations left before the crash.
+    crash_countdown: Option<u64>,
+    /// The crash happened: every operation fails.
+    crashed: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    files: HashMap<u64, FileNode>,
+    dirs: HashMap<u64, DirNode>,
+    next_id: u64,
+    /// Bumped by every power cut; handles opened before it fail.
+    generation: u64,
+    /// Mutating operations performed.
+    ops: u64,
+    faults: Faults,
+    /// Directory creation is durable at once (see [`FaultyFs::mkdir_is_durable`]).
+    mkdir_durable: bool,
+}
+
+/// A fault-injecting in-memory file system. See the [module documentation](self).
+///
+/// Every method takes `&self` and is thread-safe: keep an `Arc<FaultyFs>`, hand a clone to
+/// [`Options::vfs`](crate::Options::vfs) and arm faults through the other one.
+pub struct FaultyFs {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for FaultyFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("FaultyFs")
+            .field("files", &s.files.len())
+            .field("dirs", &s.dirs.len())
+            .field("ops", &s.ops)
+            .field("generation", &s.generation)
+            .field("faults", &s.faults)
+            .finish()
+    }
+}
+
+impl Default for FaultyFs {
+    fn default() -> Self {
+        FaultyFs::new()
+    }
+}
+
+fn os_error(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display()))
+}
+
+fn not_a_directory(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotADirectory, format!("{}: not a directory", path.display()))
+}
+
+fn is_a_directory(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::IsADirectory, format!("{}: is a directory", path.display()))
+}
+
+/// The names along `path`, with `.` and `..` resolved.
+fn components(path: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => match name.to_str() {
+                Some(name) => out.push(name.to_string()),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{}: names must be UTF-8", path.display()),
+                    ))
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+impl State {
+    fn new() -> State {
+        let mut dirs = HashMap::new();
+        dirs.insert(ROOT, DirNode::default());
+        State {
+            files: HashMap::new(),
+            dirs,
+            next_id: ROOT + 1,
+            generation: 0,
+            ops: 0,
+            faults: Faults::default(),
+            mkdir_durable: false,
+        }
+    }
+
+    /// Fails every operation once the crash happened.
+    fn alive(&self) -> io::Result<()> {
+        if self.faults.crashed {
+            return Err(os_error(EIO));
+        }
+        Ok(())
+    }
+
+    /// Fails operations through a handle opened before the last power cut.
+    fn check_handle(&self, generation: u64) -> io::Result<()> {
+        self.alive()?;
+        if generation != self.generation {
+            return Err(io::Error::other("file handle opened before a power cut"));
+        }
+        Ok(())
+    }
+
+    /// The gate every mutating operation passes: counts it, or crashes here.
+    fn mutate(&mut self) -> io::Result<()> {
+        self.alive()?;
+        if let Some(left) = self.faults.crash_countdown.as_mut() {
+            if *left == 0 {
+                self.faults.crashed = true;
+                self.faults.crash_countdown = None;
+                return Err(os_error(EIO));
+            }
+            *left -= 1;
+        }
+        self.ops += 1;
+        Ok(())
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn dir(&self, id: u64) -> io::Result<&DirNode> {
+        self.dirs.get(&id).ok_or_else(|| io::Error::other("dangling directory id"))
+    }
+
+    fn dir_mut(&mut self, id: u64) -> io::Result<&mut DirNode> {
+        self.dirs.get_mut(&id).ok_or_else(|| io::Error::other("dangling directory id"))
+    }
+
+    fn file(&self, id: u64) -> io::Result<&FileNode> {
+        self.files.get(&id).ok_or_else(|| io::Error::other("dangling file id"))
+    }
+
+    fn file_mut(&mut self, id: u64) -> io::Result<&mut FileNode> {
+        self.files.get_mut(&id).ok_or_else(|| io::Error::other("dangling file id"))
+    }
+
+    /// The directory at `names` (current view).
+    fn walk(&self, names: &[String], path: &Path) -> io::Result<u64> {
+        let mut at = ROOT;
+        for name in names {
+            match self.dir(at)?.current.get(name) {
+                Some(Node::Dir(id)) => at = *id,
+                Some(Node::File(_)) => return Err(not_a_directory(path)),
+                None => return Err(not_found(path)),
+            }
+        }
+        Ok(at)
+    }
+
+    /// The parent directory of `path` and the last name in it.
+    fn parent_of(&self, path: &Path) -> io::Result<(u64, String)> {
+        let mut names = components(path)?;
+        let Some(name) = names.pop() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the root has no parent"));
+        };
+        Ok((self.walk(&names, path)?, name))
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<Option<Node>> {
+        let names = components(path)?;
+        if names.is_empty() {
+            return Ok(Some(Node::Dir(ROOT)));
+        }
+        let (parent, name) = self.parent_of(path)?;
+        Ok(self.dir(parent)?.current.get(&name).copied())
+    }
+
+    fn dir_at(&self, path: &Path) -> io::Result<u64> {
+        match self.lookup(path)? {
+            Some(Node::Dir(id)) => Ok(id),
+            Some(Node::File(_)) => Err(not_a_directory(path)),
+            None => Err(not_found(path)),
+        }
+    }
+
+    fn file_at(&self, path: &Path) -> io::Result<u64> {
+        match self.lookup(path)? {
+            Some(Node::File(id)) => Ok(id),
+            Some(Node::Dir(_)) => Err(is_a_directory(path)),
+            None => Err(not_found(path)),
+        }
+    }
+
+    /// Opens `path`, creating it (one mutating operation) if `create` and missing.
+    fn open(&mut self, path: &Path, create: bool) -> io::Result<u64> {
+        self.alive()?;
+        let (parent, name) = self.parent_of(path)?;
+        match self.dir(parent)?.current.get(&name) {
+            Some(Node::File(id)) => Ok(*id),
+            Some(Node::Dir(_)) => Err(is_a_directory(path)),
+            None if !create => Err(not_found(path)),
+            None => {
+                self.mutate()?;
+                let id = self.new_id();
+                self.files.insert(id, FileNode::default());
+                self.dir_mut(parent)?.current.insert(name, Node::File(id));
+                Ok(id)
+            }
+        }
+    }
+
+    fn write(&mut self, id: u64, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.mutate()?;
+        let (fits, failure) = match self.faults.write_budget {
+            Some((left, kind)) if buf.len() as u64 > left => {
+                let fits = if kind == WriteFault::Eio { 0 } else { left as usize };
+                let error = match kind {
+                    WriteFault::ShortWrite => io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("short write: {fits} of {} bytes written", buf.len()),
+                    ),
+                    WriteFault::Enospc => os_error(ENOSPC),
+                    WriteFault::Eio => os_error(EIO),
+                };
+                // Once a write failed, every later one fails too.
+                self.faults.write_budget = Some((0, kind));
+                (fits, Some(error))
+            }
+            Some((left, kind)) => {
+                self.faults.write_budget = Some((left - buf.len() as u64, kind));
+                (buf.len(), None)
+            }
+            None => (buf.len(), None),
+        };
+        let file = self.file_mut(id)?;
+        let start = usize::try_from(offset).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset"))?;
+        let end = start + fits;
+        if fits > 0 {
+            if file.current.len() < end {
+                file.current.resize(end, 0);
+            }
+            file.current[start..end].copy_from_slice(&buf[..fits]);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn sync_file(&mut self, id: u64, path: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let fails = match &self.faults.fail_fsync {
+            Some(FsyncTarget::Any) => true,
+            Some(FsyncTarget::Path(p)) => p == path,
+            None => false,
+        };
+        let lying = self.faults.lying;
+        let file = self.file_mut(id)?;
+        if fails {
+            // Linux may drop the dirty pages of a file whose writeback failed; the pessimistic
+            // model drops all of them.
+            file.current = file.synced.clone();
+            self.faults.fail_fsync = None;
+            return Err(os_error(EIO));
+        }
+        if !lying {
+            file.synced = file.current.clone();
+        }
+        Ok(())
+    }
+
+    fn set_len(&mut self, id: u64, len: u64) -> io::Result<()> {
+        self.mutate()?;
+        let len = usize::try_from(len).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length"))?;
+        self.file_mut(id)?.current.resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let id = self.dir_at(path)?;
+        if !self.faults.lying {
+            let dir = self.dir_mut(id)?;
+            dir.durable = dir.current.clone();
+        }
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mutate()?;
+        let (from_parent, from_name) = self.parent_of(from)?;
+        let node = self.dir(from_parent)?.current.get(&from_name).copied().ok_or_else(|| not_found(from))?;
+        let (to_parent, to_name) = self.parent_of(to)?;
+        if let Node::Dir(_) = node {
+            let (f, t) = (components(from)?, components(to)?);
+            if t.len() > f.len() && t.starts_with(&f) {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot move a directory into itself"));
+            }
+        }
+        match (node, self.dir(to_parent)?.current.get(&to_name).copied()) {
+            (Node::File(_), Some(Node::Dir(_))) => return Err(is_a_directory(to)),
+            (Node::Dir(_), Some(Node::File(_))) => return Err(not_a_directory(to)),
+            (Node::Dir(_), Some(Node::Dir(target))) if !self.dir(target)?.current.is_empty() => {
+                return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, format!("{}", to.display())))
+            }
+            _ => {}
+        }
+        self.dir_mut(from_parent)?.current.remove(&from_name);
+        self.dir_mut(to_parent)?.current.insert(to_name, node);
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &Path, dir: bool) -> io::Result<()> {
+        self.alive()?;
+        let names = components(path)?;
+        if names.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot remove the root"));
+        }
+        let (parent, name) = self.parent_of(path)?;
+        match (self.dir(parent)?.current.get(&name), dir) {
+            (None, _) => return Err(not_found(path)),
+            (Some(Node::Dir(_)), false) => return Err(is_a_directory(path)),
+            (Some(Node::File(_)), true) => return Err(not_a_directory(path)),
+            _ => {}
+        }
+        self.mutate()?;
+        self.dir_mut(parent)?.current.remove(&name);
+        Ok(())
+    }
+
+    /// Creates the missing directories along `names`, each one a mutating operation (durable
+    /// at once if `durable`).
+    fn mkdirs(&mut self, path: &Path, durable: bool, count: bool) -> io::Result<()> {
+        self.alive()?;
+        let names = components(path)?;
+        let mut at = ROOT;
+        for name in names {
+            match self.dir(at)?.current.get(&name).copied() {
+                Some(Node::Dir(id)) => {
+                    if durable {
+                        self.dir_mut(at)?.durable.insert(name, Node::Dir(id));
+                    }
+                    at = id;
+                }
+                Some(Node::File(_)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!("{}: a file is in the way", path.display()),
+                    ))
+                }
+                None => {
+                    if count {
+                        self.mutate()?;
+                    }
+                    let id = self.new_id();
+                    self.dirs.insert(id, DirNode::default());
+                    let parent = self.dir_mut(at)?;
+                    parent.current.insert(name.clone(), Node::Dir(id));
+                    if durable {
+                        parent.durable.insert(name, Node::Dir(id));
+                    }
+                    at = id;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What the file at `path` would hold after a power cut now (durable entries, synced bytes).
+    fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let names = components(path).ok()?;
+        let (last, parents) = names.split_last()?;
+        let mut at = ROOT;
+        for name in parents {
+            match self.dirs.get(&at)?.durable.get(name)? {
+                Node::Dir(id) => at = *id,
+                Node::File(_) => return None,
+            }
+        }
+        match self.dirs.get(&at)?.durable.get(last)? {
+            Node::File(id) => Some(self.files.get(id)?.synced.clone()),
+            Node::Dir(_) => None,
+        }
+    }
+
+    fn power_cut(&mut self, keep_unsynced: u64, garbage: u64) {
+        for file in self.files.values_mut() {
+            let mut after = file.synced.clone();
+            let base = after.len();
+            // Assumption 2 of the format: unsynced appends may survive in part, or as garbage,
+            // at the end of the file only. Anything but an append just reverts.
+            if file.current.len() > base && file.current[..base] == file.synced[..] {
+                let extra = (file.current.len() - base) as u64;
+                let kept = keep_unsynced.min(extra) as usize;
+                after.extend_from_slice(&file.current[base..base + kept]);
+                let junk = garbage.min(extra - kept as u64) as usize;
+                after.extend((0..junk).map(|i| 0xA5 ^ (i as u8).wrapping_mul(31)));
+            }
+            file.current = after.clone();
+            file.synced = after;
+        }
+        for dir in self.dirs.values_mut() {
+            dir.current = dir.durable.clone();
+        }
+        // Forget what no durable directory reaches any more.
+        let mut live_dirs = HashSet::from([ROOT]);
+        let mut live_files = HashSet::new();
+        let mut stack = vec![ROOT];
+        while let Some(id) = stack.pop() {
+            let Some(dir) = self.dirs.get(&id) else { continue };
+            for node in dir.current.values() {
+                match *node {
+                    Node::Dir(d) if live_dirs.insert(d) => stack.push(d),
+                    Node::Dir(_) => {}
+                    Node::File(f) => {
+                        live_files.insert(f);
+                    }
+                }
+            }
+        }
+        self.dirs.retain(|id, _| live_dirs.contains(id));
+        self.files.retain(|id, _| live_files.contains(id));
+        self.faults = Faults::default();
+        self.generation += 1;
+    }
+}
+
+impl FaultyFs {
+    /// An empty file system (just the root directory), with no faults armed.
+    pub fn new() -> FaultyFs {
+        FaultyFs { state: Arc::new(Mutex::new(State::new())) }
+    }
+
+    /// Creates `dir` and its missing parents as directories that already existed durably (the
+    /// place a test puts its data directory). Counts no operation and ignores faults.
+    pub fn create_durable_dir_all(&self, dir: &Path) {
+        let mut s = self.state.lock();
+        let crashed = std::mem::take(&mut s.faults.crashed);
+        // Only a file in the way can fail this, which a test setting up its tree does not do.
+        let _ = s.mkdirs(dir, true, false);
+        s.faults.crashed = crashed;
+    }
+
+    /// After `bytes` more bytes have been written (to any file), writes fail as `kind` says;
+    /// once one has failed, every later write fails the same way, storing nothing, until
+    /// [`FaultyFs::clear_faults`] or [`FaultyFs::power_cut`].
+    pub fn fail_writes_after_bytes(&self, bytes: u64, kind: WriteFault) {
+        self.state.lock().faults.write_budget = Some((bytes, kind));
+    }
+
+    /// The next `sync_data` of any file fails once with `EIO` and drops that file's unsynced
+    /// data (its current contents revert to its synced ones), as Linux may after a writeback
+    /// error.
+    pub fn fail_next_fsync(&self) {
+        self.state.lock().faults.fail_fsync = Some(FsyncTarget::Any);
+    }
+
+    /// Like [`FaultyFs::fail_next_fsync`], for the next `sync_data` of a file opened at `path`.
+    pub fn fail_next_fsync_of(&self, path: &Path) {
+        self.state.lock().faults.fail_fsync = Some(FsyncTarget::Path(path.to_path_buf()));
+    }
+
+    /// While on, `sync_data` and `sync_dir` report success and make nothing durable: a disk that
+    /// acknowledges cache flushes it never did. A later [`FaultyFs::power_cut`] loses it all.
+    pub fn lying_fsync(&self, on: bool) {
+        self.state.lock().faults.lying = on;
+    }
+
+    /// After `n` more mutating operations, every operation (reads included) fails with `EIO`:
+    /// the point where the process died. `crash_after_ops(0)` fails the next mutating one.
+    pub fn crash_after_ops(&self, n: u64) {
+        self.state.lock().faults.crash_countdown = Some(n);
+    }
+
+    /// True once a crash armed by [`FaultyFs::crash_after_ops`] has happened.
+    pub fn crashed(&self) -> bool {
+        self.state.lock().faults.crashed
+    }
+
+    /// Disarms every fault (a crash that happened included) without losing anything.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults = Faults::default();
+    }
+
+    /// Whether a directory is durable in its parent as soon as it is created. Off by default,
+    /// as POSIX has it (a new directory's entry needs an fsync of its parent); on models file
+    /// systems that journal the creation with the next fsync of anything.
+    pub fn mkdir_is_durable(&self, on: bool) {
+        self.state.lock().mkdir_durable = on;
+    }
+
+    /// Power loss: every file reverts to its synced contents and every directory to its
+    /// durable entries (files and directories reachable only through undurable entries are
+    /// gone); faults clear; handles opened before now fail.
+    pub fn power_cut(&self) {
+        self.state.lock().power_cut(0, 0);
+    }
+
+    /// Power loss as [`FaultyFs::power_cut`], except that a file whose unsynced change is an
+    /// append keeps up to `keep_unsynced` bytes of it, followed by up to `garbage` bytes of
+    /// junk (never more than was appended): the torn tails format-spec.md allows.
+    pub fn power_cut_with_torn_tails(&self, keep_unsynced: u64, garbage: u64) {
+        self.state.lock().power_cut(keep_unsynced, garbage);
+    }
+
+    /// Makes every file's contents and every directory entry durable, as `sync(2)` followed by
+    /// a clean shutdown would. Counts no operation and ignores faults.
+    pub fn sync_all(&self) {
+        let mut s = self.state.lock();
+        for file in s.files.values_mut() {
+            file.synced = file.current.clone();
+        }
+        for dir in s.dirs.values_mut() {
+            dir.durable = dir.current.clone();
+        }
+    }
+
+    /// Mutating operations performed so far (one that a crash refused is not counted).
+    pub fn op_count(&self) -> u64 {
+        self.state.lock().ops
+    }
+
+    /// What the file at `path` holds now, as reads see it (`None` if there is no such file).
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state.lock();
+        let id = s.file_at(path).ok()?;
+        s.files.get(&id).map(|f| f.current.clone())
+    }
+
+    /// What the file at `path` would hold after a power cut now (`None` if it would be gone).
+    pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        self.state.lock().durable_contents(path)
+    }
+}
+
+/// An open file of a [`FaultyFs`].
+struct FaultyFile {
+    state: Arc<Mutex<State>>,
+    id: u64,
+    path: PathBuf,
+    generation: u64,
+}
+
+impl fmt::Debug for FaultyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultyFile").field("path", &self.path).field("id", &self.id).finish()
+    }
+}
+
+impl LogFile for FaultyFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let s = self.state.lock();
+        s.check_handle(self.generation)?;
+        let data = &s.file(self.id)?.current;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(buf.len()) {
+            Some(end) if end <= data.len() => {
+                buf.copy_from_slice(&data[start..end]);
+                Ok(())
+            }
+            _ => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file")),
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_handle(self.generation)?;
+        s.write(self.id, buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_handle(self.generation)?;
+        s.sync_file(self.id, &self.path)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let s = self.state.lock();
+        s.check_handle(self.generation)?;
+        Ok(s.file(self.id)?.current.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.check_handle(self.generation)?;
+        s.set_len(self.id, len)
+    }
+}
+
+impl Vfs for FaultyFs {
+    fn open_file(&self, path: &Path, create: bool) -> io::Result<Arc<dyn LogFile>> {
+        let mut s = self.state.lock();
+        let id = s.open(path, create)?;
+        Ok(Arc::new(FaultyFile {
+            state: Arc::clone(&self.state),
+            id,
+            path: path.to_path_buf(),
+            generation: s.generation,
+        }))
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let s = self.state.lock();
+        s.alive()?;
+        let id = s.file_at(path)?;
+        Ok(s.file(id)?.current.clone())
+    }
+
+    /// Temporary file (created or truncated), write, fsync, rename, fsync of the directory:
+    /// five mutating operations, each of which a fault can hit.
+    fn write_file_atomic(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let tmp = tmp_path(path);
+        let existed = matches!(s.lookup(&tmp), Ok(Some(Node::File(_))));
+        let id = s.open(&tmp, true)?;
+        if existed {
+            s.set_len(id, 0)?;
+        }
+        s.write(id, data, 0)?;
+        s.sync_file(id, &tmp)?;
+        s.rename(&tmp, path)?;
+        s.sync_dir(path.parent().unwrap_or(Path::new("/")))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.state.lock().remove(path, false)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.state.lock().rename(from, to)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.state.lock();
+        s.alive()?;
+        let id = s.dir_at(dir)?;
+        Ok(s.dir(id)?.current.keys().cloned().collect())
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let durable = s.mkdir_durable;
+        s.mkdirs(dir, durable, true)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        match self.state.lock().remove(dir, true) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.state.lock().sync_dir(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs_with_dir() -> (FaultyFs, PathBuf) {
+        let fs = FaultyFs::new();
+        let dir = PathBuf::from("/data");
+        fs.create_durable_dir_all(&dir);
+        (fs, dir)
+    }
+
+    fn raw(e: &io::Error) -> Option<i32> {
+        e.raw_os_error()
+    }
+
+    #[test]
+    fn only_synced_bytes_survive_a_power_cut() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"hello", 0)?;
+        f.sync_data()?;
+        f.write_all_at(b" world", 5)?;
+        assert_eq!(fs.contents(&path).as_deref(), Some(&b"hello world"[..]));
+        assert_eq!(fs.durable_contents(&path).as_deref(), Some(&b"hello"[..]));
+        fs.power_cut();
+        assert_eq!(fs.read_file(&path)?, b"hello");
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_whose_directory_was_never_synced_vanishes_on_a_power_cut() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        f.write_all_at(b"data", 0)?;
+        f.sync_data()?;
+        assert_eq!(fs.durable_contents(&path), None, "the entry is not durable");
+        fs.power_cut();
+        let err = fs.read_file(&path).err().map(|e| e.kind());
+        assert_eq!(err, Some(io::ErrorKind::NotFound));
+        assert!(fs.list_dir(&dir)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_rename_reverts_unless_its_directory_is_synced() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let f = fs.open_file(&a, true)?;
+        f.write_all_at(b"x", 0)?;
+        f.sync_data()?;
+        fs.sync_dir(&dir)?;
+        fs.rename(&a, &b)?;
+        assert_eq!(fs.list_dir(&dir)?, vec!["b".to_string()]);
+        fs.power_cut();
+        assert_eq!(fs.list_dir(&dir)?, vec!["a".to_string()], "the rename was not durable");
+        fs.rename(&a, &b)?;
+        fs.sync_dir(&dir)?;
+        fs.power_cut();
+        assert_eq!(fs.list_dir(&dir)?, vec!["b".to_string()]);
+        assert_eq!(fs.read_file(&b)?, b"x");
+        Ok(())
+    }
+
+    #[test]
+    fn a_removal_reverts_unless_its_directory_is_synced() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        fs.open_file(&path, true)?.sync_data()?;
+        fs.sync_dir(&dir)?;
+        fs.remove_file(&path)?;
+        assert!(fs.list_dir(&dir)?.is_empty());
+        fs.power_cut();
+        assert_eq!(fs.list_dir(&dir)?, vec!["f".to_string()]);
+        fs.remove_file(&path)?;
+        fs.sync_dir(&dir)?;
+        fs.power_cut();
+        assert!(fs.list_dir(&dir)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_directory_needs_its_parent_synced_unless_mkdir_is_durable() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let sub = dir.join("sub/deeper");
+        fs.create_dir_all(&sub)?;
+        let f = fs.open_file(&sub.join("f"), true)?;
+        f.sync_data()?;
+        fs.sync_dir(&sub)?;
+        fs.power_cut();
+        assert!(fs.list_dir(&dir)?.is_empty(), "the directories were never made durable in their parents");
+        fs.mkdir_is_durable(true);
+        fs.create_dir_all(&sub)?;
+        fs.open_file(&sub.join("f"), true)?.sync_data()?;
+        fs.sync_dir(&sub)?;
+        fs.power_cut();
+        assert_eq!(fs.list_dir(&sub)?, vec!["f".to_string()]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_removed_directory_comes_back_unless_its_parent_is_synced() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        fs.mkdir_is_durable(true);
+        let sub = dir.join("sub");
+        fs.create_dir_all(&sub)?;
+        fs.open_file(&sub.join("f"), true)?.sync_data()?;
+        fs.sync_dir(&sub)?;
+        fs.remove_dir_all(&sub)?;
+        fs.remove_dir_all(&sub)?; // removing what is gone succeeds, as on the real file system
+        assert!(fs.list_dir(&dir)?.is_empty());
+        fs.power_cut();
+        assert_eq!(fs.list_dir(&sub)?, vec!["f".to_string()]);
+        Ok(())
+    }
+
+    #[test]
+    fn writes_past_the_byte_budget_fail_as_armed() -> io::Result<()> {
+        for (kind, stored) in [(WriteFault::ShortWrite, 3), (WriteFault::Enospc, 3), (WriteFault::Eio, 0)] {
+            let (fs, dir) = fs_with_dir();
+            let path = dir.join("f");
+            let f = fs.open_file(&path, true)?;
+            fs.fail_writes_after_bytes(5, kind);
+            f.write_all_at(b"ab", 0)?;
+            let err = f.write_all_at(b"cdefg", 2).err();
+            match kind {
+                WriteFault::ShortWrite => {
+                    assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::WriteZero))
+                }
+                WriteFault::Enospc => assert_eq!(err.as_ref().and_then(raw), Some(ENOSPC)),
+                WriteFault::Eio => assert_eq!(err.as_ref().and_then(raw), Some(EIO)),
+            }
+            assert_eq!(fs.contents(&path).map(|c| c.len()), Some(2 + stored), "{kind:?}");
+            assert!(f.write_all_at(b"z", 0).is_err(), "{kind:?}: later writes fail too");
+            assert_eq!(fs.contents(&path).map(|c| c[0]), Some(b'a'), "{kind:?}: a failed write stores nothing");
+            fs.clear_faults();
+            f.write_all_at(b"z", 0)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_fsync_fails_once_and_drops_the_unsynced_data() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        f.write_all_at(b"kept", 0)?;
+        f.sync_data()?;
+        f.write_all_at(b"-dropped", 4)?;
+        fs.fail_next_fsync();
+        assert_eq!(f.sync_data().err().as_ref().and_then(raw), Some(EIO));
+        assert_eq!(fs.contents(&path).as_deref(), Some(&b"kept"[..]));
+        f.sync_data()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_targeted_fsync_failure_waits_for_its_file() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let (a, b) = (fs.open_file(&dir.join("a"), true)?, fs.open_file(&dir.join("b"), true)?);
+        fs.fail_next_fsync_of(&dir.join("b"));
+        a.sync_data()?;
+        assert!(b.sync_data().is_err());
+        b.sync_data()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_lying_fsync_succeeds_and_loses_everything_at_the_power_cut() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"old", 0)?;
+        f.sync_data()?;
+        fs.lying_fsync(true);
+        f.write_all_at(b"new", 3)?;
+        f.sync_data()?;
+        let g = fs.open_file(&dir.join("g"), true)?;
+        g.sync_data()?;
+        fs.sync_dir(&dir)?;
+        fs.power_cut();
+        assert_eq!(fs.read_file(&path)?, b"old");
+        assert_eq!(fs.list_dir(&dir)?, vec!["f".to_string()]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_crash_fails_every_operation_after_n_mutations_until_the_power_cut() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?; // 1
+        fs.sync_dir(&dir)?; // 2
+        let before = fs.op_count();
+        fs.crash_after_ops(2);
+        f.write_all_at(b"a", 0)?;
+        assert_eq!(fs.read_file(&path)?, b"a", "reads do not count");
+        f.sync_data()?;
+        assert!(!fs.crashed());
+        assert_eq!(f.write_all_at(b"b", 1).err().as_ref().and_then(raw), Some(EIO));
+        assert!(fs.crashed());
+        assert_eq!(fs.op_count(), before + 2);
+        assert!(fs.read_file(&path).is_err(), "after the crash reads fail too");
+        assert!(fs.list_dir(&dir).is_err());
+        assert!(f.len().is_err());
+        fs.power_cut();
+        assert!(!fs.crashed());
+        assert_eq!(fs.read_file(&path)?, b"a");
+        assert!(f.len().is_err(), "a handle from before the power cut is dead");
+        fs.open_file(&path, false)?.write_all_at(b"b", 1)?;
+        Ok(())
+    }
+
+    #[test]
+    fn op_count_counts_only_mutations() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        f.write_all_at(b"abc", 0)?;
+        f.set_len(2)?;
+        f.sync_data()?;
+        fs.sync_dir(&dir)?;
+        assert_eq!(fs.op_count(), 5);
+        fs.open_file(&path, true)?; // exists: no creation
+        fs.read_file(&path)?;
+        fs.list_dir(&dir)?;
+        f.len()?;
+        f.read_exact_at(&mut [0u8; 2], 0)?;
+        assert_eq!(fs.op_count(), 5);
+        fs.write_file_atomic(&dir.join("g"), b"g")?;
+        assert_eq!(fs.op_count(), 10, "temporary file, write, fsync, rename, directory fsync");
+        Ok(())
+    }
+
+    #[test]
+    fn an_atomic_write_cut_at_any_step_leaves_the_old_or_the_new_contents() -> io::Result<()> {
+        for n in 0..6 {
+            let (fs, dir) = fs_with_dir();
+            let path = dir.join("idx");
+            fs.write_file_atomic(&path, b"old")?;
+            fs.crash_after_ops(n);
+            let result = fs.write_file_atomic(&path, b"new contents");
+            fs.power_cut();
+            let after = fs.read_file(&path)?;
+            assert!(after == b"old" || after == b"new contents", "cut after {n} steps: {after:?}");
+            if result.is_ok() {
+                assert_eq!(after, b"new contents", "an acknowledged atomic write is durable");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_torn_power_cut_keeps_part_of_an_unsynced_append_and_garbage_only_after_it() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"synced", 0)?;
+        f.sync_data()?;
+        f.write_all_at(b"0123456789", 6)?;
+        fs.power_cut_with_torn_tails(4, 3);
+        let after = fs.read_file(&path)?;
+        assert_eq!(after.len(), 6 + 4 + 3);
+        assert_eq!(&after[..10], b"synced0123");
+        assert_ne!(&after[10..], b"456", "the last bytes are junk");
+        Ok(())
+    }
+
+    #[test]
+    fn reads_past_the_end_fail_and_map_is_not_offered() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let f = fs.open_file(&dir.join("f"), true)?;
+        f.write_all_at(b"abc", 0)?;
+        let mut buf = [0u8; 2];
+        f.read_exact_at(&mut buf, 1)?;
+        assert_eq!(&buf, b"bc");
+        assert_eq!(f.read_exact_at(&mut buf, 2).err().map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
+        assert!(f.map().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn paths_that_do_not_exist_or_have_the_wrong_kind_fail_like_the_real_file_system() {
+        let (fs, dir) = fs_with_dir();
+        let kind = |r: io::Result<()>| r.err().map(|e| e.kind());
+        assert_eq!(kind(fs.open_file(&dir.join("missing"), false).map(|_| ())), Some(io::ErrorKind::NotFound));
+        assert_eq!(kind(fs.open_file(&dir.join("no/such"), true).map(|_| ())), Some(io::ErrorKind::NotFound));
+        assert_eq!(kind(fs.open_file(&dir, true).map(|_| ())), Some(io::ErrorKind::IsADirectory));
+        assert_eq!(kind(fs.remove_file(&dir.join("missing"))), Some(io::ErrorKind::NotFound));
+        assert_eq!(kind(fs.list_dir(&dir.join("missing")).map(|_| ())), Some(io::ErrorKind::NotFound));
+        assert_eq!(kind(fs.sync_dir(&dir.join("missing"))), Some(io::ErrorKind::NotFound));
+        assert_eq!(kind(fs.rename(&dir.join("missing"), &dir.join("x"))), Some(io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn a_log_over_the_faulty_fs_keeps_what_it_acknowledged_across_a_power_cut() -> crate::Result<()> {
+        use crate::format::RecordRef;
+        use crate::log::{Log, LogConfig};
+        let fs = Arc::new(FaultyFs::new());
+        fs.create_durable_dir_all(Path::new("/log"));
+        fs.mkdir_is_durable(true);
+        let config = LogConfig { segment_bytes: 200, ..LogConfig::default() };
+        let log = Log::open(fs.clone(), Path::new("/log"), config, 0)?;
+        for i in 0..10u8 {
+            log.append(&[RecordRef { key: b"k", value: &[i; 40] }], 1)?;
+        }
+        drop(log);
+        fs.power_cut();
+        let log = Log::open(fs.clone(), Path::new("/log"), config, 0)?;
+        let records = log.read(0, 100, usize::MAX)?;
+        assert_eq!(records.len(), 10);
+        assert!(records.iter().enumerate().all(|(i, r)| r.seq == i as u64 && r.value[..] == [i as u8; 40]));
+        assert!(log.segment_infos().len() > 1, "the log rolled");
+        Ok(())
+    }
+}
