@@ -1,14 +1,16 @@
-//! Read-only views of weir files, for the `weir inspect` and `weir verify` commands and any
-//! other tool that looks at a data directory from outside the engine.
+//! Views of weir files from outside the engine: `weir inspect` and `weir verify`, read-only, and
+//! `weir salvage` ([`salvage`]), which sets damage aside.
 //!
-//! Nothing here takes the directory lock or writes a byte: every function works on a directory
-//! a running engine holds, and on copies of segments taken elsewhere. Segments are validated
-//! with the same scan recovery uses ([`crate::log::recovery::scan_segment`]), so what these
-//! functions call damage is exactly what the engine would refuse to serve.
+//! Nothing here but [`salvage`] takes the directory lock or writes a byte: every other function
+//! works on a directory a running engine holds, and on copies of segments taken elsewhere.
+//! Segments are validated with the same scan recovery uses
+//! ([`crate::log::recovery::scan_segment`]), so what these functions call damage is exactly
+//! what the engine would refuse to serve.
 //!
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
 //! `streams/<name>/shard-NNNNNN/`, and whatever later models add.
 
+pub mod salvage;
 pub mod verify;
 
 use std::fs;
@@ -26,7 +28,8 @@ use crate::log::recovery::{scan_segment, ScanEnd, ScanOutcome};
 use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
-pub use verify::{verify_dir, Problem};
+pub use salvage::{salvage_dir, SalvageReport};
+pub use verify::{verify_dir, verify_dir_with_progress, Problem};
 
 /// Deepest directory nesting walked below the given root; guards against pathological trees.
 const MAX_WALK_DEPTH: usize = 32;
@@ -163,7 +166,8 @@ pub(crate) fn is_not_found(e: &Error) -> bool {
 }
 
 /// Every log directory at or below `root` (directories holding `*.seg` files), sorted.
-/// Symbolic links are not followed.
+/// Symbolic links are not followed, and `root/quarantine/` (where `weir salvage` keeps what it
+/// took out of the logs; the engine never reads it) is not walked.
 pub fn log_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     walk(root, 0, &mut out)?;
@@ -191,6 +195,9 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
         out.push(dir.to_path_buf());
     }
     for sub in subdirs {
+        if depth == 0 && sub.file_name().is_some_and(|n| n == salvage::QUARANTINE_DIR) {
+            continue;
+        }
         match walk(&sub, depth + 1, out) {
             // A directory removed while walking (a deleted stream) has nothing to report.
             Err(e) if is_not_found(&e) => {}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::index::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
+use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::IndexFile;
 use crate::log::recovery::ScanEnd;
 use crate::log::segment::index_file_name;
@@ -49,30 +50,87 @@ impl Problem {
 
 /// Checks every log directory under `dir` (or the one segment file `dir` names): every frame of
 /// every segment, every index file against its segment, and sequence continuity between
-/// consecutive segments. Returns the problems found, in path order; an empty list means
-/// everything checks out. Fails only if `dir` itself cannot be read.
+/// consecutive segments (a gap a salvage recorded in the log's `LOST` file is not a problem).
+/// Returns the problems found, in path order; an empty list means everything checks out. Fails
+/// only if `dir` itself cannot be read.
 pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
+    verify_dir_with_progress(dir, &mut |_, _| {})
+}
+
+/// [`verify_dir`], calling `progress` with (bytes checked so far, bytes to check) after each
+/// segment it reads.
+pub fn verify_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<Problem>> {
     let meta = fs::metadata(dir).map_err(|e| Error::io("verify", dir, e))?;
     let mut problems = Vec::new();
     if meta.is_dir() {
-        for log in log_dirs(dir)? {
-            match verify_log(&log, &mut problems) {
+        let logs = log_dirs(dir)?;
+        let total = logs.iter().map(|l| segments_size(l)).sum();
+        let mut tally = Tally { done: 0, total, progress };
+        for log in logs {
+            match verify_log(&log, &mut problems, &mut tally) {
                 Err(e) if is_not_found(&e) => {}
                 other => other?,
             }
         }
     } else {
         let segment = ScannedSegment::read(dir)?;
+        let len = segment.bytes.len() as u64;
+        progress(len, len);
         check_frames(&segment, true, &mut problems);
     }
     Ok(problems)
 }
 
-fn verify_log(dir: &Path, problems: &mut Vec<Problem>) -> Result<()> {
+/// Bytes checked so far, out of how many, and whom to tell.
+struct Tally<'a> {
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl Tally<'_> {
+    fn add(&mut self, bytes: u64) {
+        self.done += bytes;
+        // Segments grow while a live engine appends: never report more done than total.
+        self.total = self.total.max(self.done);
+        (self.progress)(self.done, self.total);
+    }
+}
+
+/// Total size of the `*.seg` files of a log directory (0 if it cannot be listed).
+fn segments_size(dir: &Path) -> u64 {
+    segment_files(dir)
+        .map(|f| f.segments.iter().filter_map(|(_, p)| fs::metadata(p).ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+/// The log's `LOST` ranges. A file that does not decode is a problem (the engine refuses to
+/// open the log) and counts as no ranges.
+fn lost_ranges(dir: &Path, problems: &mut Vec<Problem>) -> LostRanges {
+    let path = dir.join(LOST_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => LostRanges::decode(&bytes).unwrap_or_else(|e| {
+            problems.push(Problem::new(
+                &path,
+                e.offset as u64,
+                format!("{} (the engine refuses to open this log)", e.reason),
+            ));
+            LostRanges::default()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => LostRanges::default(),
+        Err(e) => {
+            problems.push(Problem::new(&path, 0, format!("cannot be read: {e}")));
+            LostRanges::default()
+        }
+    }
+}
+
+fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) -> Result<()> {
     let SegmentFiles { segments: files, unrecognized } = segment_files(dir)?;
     for path in unrecognized {
         problems.push(Problem::new(path, 0, "not a segment name (20 digits and .seg): the engine ignores this file"));
     }
+    let lost = lost_ranges(dir, problems);
     // (one past the last sequence number, whether the segment was whole) of the previous one
     let mut previous: Option<(u64, bool)> = None;
     for (i, (base, path)) in files.iter().enumerate() {
@@ -87,8 +145,9 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>) -> Result<()> {
                 continue;
             }
         };
+        tally.add(segment.bytes.len() as u64);
         if let Some((prev_next, true)) = previous {
-            if *base > prev_next {
+            if *base > prev_next && !lost.covers(prev_next, *base) {
                 problems.push(Problem::new(
                     path,
                     0,

@@ -1,11 +1,14 @@
-//! `weir inspect` and `weir verify`: read-only looks at segment files, without the engine.
+//! `weir inspect` and `weir verify`: read-only looks at segment files, without the engine;
+//! `weir salvage`: set damaged bytes aside so a data directory opens again.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use weir::inspect::{self, SegmentReport};
+use weir::inspect::{self, SalvageReport, SegmentReport};
 
 use crate::out::{show_bytes, size, utc, CliError, CliResult, Out, RecordJson};
 
@@ -30,6 +33,16 @@ pub struct InspectArgs {
 pub struct VerifyArgs {
     /// A data directory (or a log directory, or one segment file).
     dir: PathBuf,
+}
+
+/// Arguments of `weir salvage`.
+#[derive(Debug, Args)]
+pub struct SalvageArgs {
+    /// The data directory (it takes the directory's lock: stop the process using it first).
+    dir: PathBuf,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `weir inspect PATH [--records] [--json]`.
@@ -147,7 +160,10 @@ fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResul
 /// `weir verify DIR`: exit 0 when everything checks out, else one `FILE:OFFSET: problem` line
 /// per problem on stdout and exit 1.
 pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
-    let problems = inspect::verify_dir(&args.dir)?;
+    let mut progress = Progress::new();
+    let problems = inspect::verify_dir_with_progress(&args.dir, &mut |done, total| progress.show(done, total));
+    progress.finish();
+    let problems = problems?;
     if problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -156,4 +172,114 @@ pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
         out.line(problem)?;
     }
     Err(CliError::Failed(format!("{}: {} problem(s) found", args.dir.display(), problems.len())))
+}
+
+/// `weir salvage DIR [--json]`: exit 0 when the engine opens afterwards, 1 otherwise.
+pub fn salvage(args: &SalvageArgs) -> CliResult<ExitCode> {
+    let mut progress = Progress::new();
+    let report = inspect::salvage_dir(&args.dir, &mut |done, total| progress.show(done, total));
+    progress.finish();
+    let report = report?;
+    let mut out = Out::new();
+    if args.json {
+        out.json(&report)?;
+    } else {
+        for line in salvage_text(&report) {
+            out.line(line)?;
+        }
+    }
+    match &report.open_error {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => {
+            Err(CliError::Failed(format!("{}: the engine still does not open after salvage: {e}", args.dir.display())))
+        }
+    }
+}
+
+/// The text form of a salvage report: a paragraph per log that changed, then a summary.
+fn salvage_text(report: &SalvageReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    for log in report.logs.iter().filter(|l| l.changed() || !l.findings.is_empty()) {
+        lines.push(format!("{} ({})", log.relative.display(), log.kind));
+        for finding in &log.findings {
+            lines.push(format!("  found: {finding}"));
+        }
+        if log.lost.is_empty() {
+            lines.push("  lost: nothing".to_string());
+        } else {
+            let ranges: Vec<String> = log
+                .lost
+                .iter()
+                .map(|&(s, e)| if e - s == 1 { format!("{s}") } else { format!("{s}..={}", e - 1) })
+                .collect();
+            lines.push(format!("  lost: sequence numbers {} ({} in all)", ranges.join(", "), log.lost_count()));
+        }
+        if log.torn_bytes_cut > 0 {
+            lines.push(format!("  torn tail cut: {} (an unfinished write)", size(log.torn_bytes_cut)));
+        }
+        for path in &log.quarantined {
+            lines.push(format!("  quarantined: {}", path.display()));
+        }
+        for path in &log.written {
+            lines.push(format!("  written: {}", path.display()));
+        }
+        lines.push(format!("  kept: {} of segments", size(log.bytes_kept)));
+    }
+    let changed = report.logs.iter().filter(|l| l.changed()).count();
+    let lost: u64 = report.logs.iter().map(|l| l.lost_count()).sum();
+    lines.push(format!(
+        "checked {} logs ({}): {changed} changed, {lost} records lost",
+        report.logs.len(),
+        size(report.bytes_checked)
+    ));
+    if changed > 0 {
+        lines.push(format!("original bytes kept in {}", report.quarantine.display()));
+    }
+    if report.metadata_lost {
+        lines.push(
+            "METADATA LOST: catalog records are gone; queues, topics, streams or subscriptions they created or \
+             changed may be missing or out of date"
+                .to_string(),
+        );
+    }
+    lines.push(match &report.open_error {
+        None => "the engine opens: yes".to_string(),
+        Some(e) => format!("the engine opens: NO ({e})"),
+    });
+    lines
+}
+
+/// "checked X of Y bytes" on stderr, updated in place, only when stderr is a terminal.
+struct Progress {
+    tty: bool,
+    shown: bool,
+    last: Option<Instant>,
+}
+
+/// How often the progress line is redrawn at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { tty: std::io::stderr().is_terminal(), shown: false, last: None }
+    }
+
+    fn show(&mut self, done: u64, total: u64) {
+        if !self.tty || (self.last.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) && done < total) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.shown = true;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[Kchecked {} of {} bytes", done, total);
+        let _ = err.flush();
+    }
+
+    /// Clears the progress line so what follows starts on a clean line.
+    fn finish(&mut self) {
+        if self.shown {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+            self.shown = false;
+        }
+    }
 }

@@ -60,6 +60,9 @@ enum Command {
     Inspect(files::InspectArgs),
     /// Check every frame and index under a directory; exit 1 and list problems if any.
     Verify(files::VerifyArgs),
+    /// Set damaged bytes of a data directory aside (into DIR/quarantine/, nothing is deleted)
+    /// so it opens again; report what was lost. Takes the directory's lock.
+    Salvage(files::SalvageArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Topic { command } => topics::run(&data, command).map(|()| ExitCode::SUCCESS),
         Command::Inspect(args) => files::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => files::verify(&args),
+        Command::Salvage(args) => files::salvage(&args),
     };
     match result {
         Ok(code) => code,
