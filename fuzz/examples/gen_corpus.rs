@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use weir::format::batch::EncodedBatch;
+use weir::format::lost::LostRanges;
+use weir::format::queue_record::{MessageRecord, QueueRecord, StoredAttribute};
 use weir::format::{Compression, IndexEntry, IndexFile, RecordRef, SegmentHeader};
 use weir::stream::PutRecord;
 use weir::{Durability, Engine, ManualClock, Options};
@@ -41,7 +44,30 @@ fn decode_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
             IndexEntry { seq: 20, offset: 2600, time_ms: 9 },
         ],
     };
+    let message = QueueRecord::Message(MessageRecord {
+        queue: 3,
+        key: 17,
+        message_id: [7; 16],
+        sent_ms: 1_700_000_000_000,
+        visible_at_ms: 1_700_000_030_000,
+        first_receive_ms: 0,
+        receive_count: 0,
+        origin_queue: 0,
+        group: Bytes::from_static(b"group-1"),
+        dedup: Bytes::from_static(b"dedup-1"),
+        attributes: vec![StoredAttribute {
+            name: "color".into(),
+            data_type: "String".into(),
+            value: Bytes::from_static(b"blue"),
+        }],
+        body: Bytes::from_static(b"hello queue"),
+    });
+    let receive = QueueRecord::Receive { queue: 3, key: 17, receive_count: 1, visible_at_ms: 5, received_ms: 4 };
+    let lost = LostRanges { lost: vec![(1, 5), (9, 12)] };
     vec![
+        ("queue-record-message.bin", message.encode()),
+        ("queue-record-receive.bin", receive.encode()),
+        ("lost-ranges.bin", lost.encode()),
         ("frame-one-record.bin", frame(0, 1_700_000_000_000, &[(b"key", b"value")], Compression::None)),
         ("frame-three-records.bin", frame(41, 5, &[(b"k1", b"v1"), (b"", b"no key"), (b"k3", b"")], Compression::None)),
         ("frame-zstd.bin", frame(7, 8, &[(b"text", &text[..]), (b"again", &text[..600])], Compression::Auto)),

@@ -1,7 +1,8 @@
 //! What the fuzz targets run, shared with the seed generator (`examples/gen_corpus.rs`) so seeds
 //! can be checked without libFuzzer.
 //!
-//! * [`decode_case`]: every decoder of `weir::format` and the recovery scan on arbitrary bytes.
+//! * [`decode_case`]: every decoder of `weir::format` (frames, indexes, segment headers, `LOST`
+//!   files, queue records) and the recovery scan on arbitrary bytes.
 //!   None may panic; whatever decodes must survive a re-encode round trip.
 //! * [`open_dir_case`]: arbitrary bytes laid out as segment and index files of one stream shard
 //!   (see [`split`]), then `Engine::open` and reads through every kind of iterator. Errors are
@@ -12,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use weir::format::batch::{decode_frame, decode_records, EncodedBatch, FRAME_HEADER_LEN};
+use weir::format::batch::{decode_frame, decode_records, peek_frame, EncodedBatch, FRAME_HEADER_LEN};
+use weir::format::lost::LostRanges;
+use weir::format::queue_record::QueueRecord;
 use weir::format::{Compression, IndexFile, RecordRef, SegmentHeader};
 use weir::log::recovery::{resync, scan_segment};
 use weir::stream::StartingPosition;
@@ -29,6 +32,11 @@ pub const NOW_MS: u64 = 1_700_000_000_000;
 pub fn decode_case(data: &[u8]) {
     if let Ok(header) = decode_frame(data) {
         let len = header.frame_len as usize;
+        assert_eq!(
+            peek_frame(data),
+            Some((len, header.base_seq, header.next_seq())),
+            "peeking a valid frame agrees with decoding it"
+        );
         assert!((FRAME_HEADER_LEN..=data.len()).contains(&len), "frame length {len} outside the buffer");
         let frame = Bytes::copy_from_slice(&data[..len]);
         if let Ok(records) = decode_records(&header, &frame) {
@@ -58,6 +66,14 @@ pub fn decode_case(data: &[u8]) {
     assert!(outcome.state.len as usize <= data.len(), "whole frames end inside the file");
     assert!(outcome.records >= outcome.frames, "every frame holds a record");
     let _ = resync(data, 0, 0);
+    let _ = peek_frame(data);
+    if let Ok(lost) = LostRanges::decode(data) {
+        assert_eq!(LostRanges::decode(&lost.encode()).as_ref(), Ok(&lost), "LOST round trip");
+        let _ = lost.covers(0, u64::MAX);
+    }
+    if let Ok(record) = QueueRecord::decode(&Bytes::copy_from_slice(data)) {
+        assert_eq!(QueueRecord::decode(&Bytes::from(record.encode())).as_ref(), Ok(&record), "queue record round trip");
+    }
 }
 
 /// One segment file (and maybe its index) of an `open_dir` input.
