@@ -145,11 +145,15 @@ impl Segment {
         out: &mut Vec<Record>,
         bytes_so_far: &mut usize,
     ) -> Result<bool> {
-        let (offset, len, damage) = {
+        let (offset, mut expected_seq, len, damage, segment_next) = {
             let s = self.state.read();
             let i = s.entries.partition_point(|e| e.seq <= from_seq);
-            let offset = if i == 0 { SEGMENT_HEADER_LEN as u64 } else { s.entries[i - 1].offset };
-            (offset, s.len, s.damage.clone())
+            let (offset, seq) = if i == 0 {
+                (SEGMENT_HEADER_LEN as u64, self.base_seq)
+            } else {
+                (s.entries[i - 1].offset, s.entries[i - 1].seq)
+            };
+            (offset, seq, s.len, s.damage.clone(), s.next_seq)
         };
         if offset >= len {
             return self.check_damage(damage, limit_seq, from_seq).map(|()| false);
@@ -166,9 +170,12 @@ impl Segment {
             let frame_offset = offset + at as u64;
             // Frames wholly before the wanted record are stepped over by their length; only the
             // frames a read returns pay for the checksum.
-            if let Some((frame_len, _, next_seq)) = peek_frame(&view[at..]) {
-                if next_seq <= from_seq {
+            // Each must start where the previous one ended: a damaged header among the skipped
+            // frames then shows up as a discontinuity below instead of hiding records.
+            if let Some((frame_len, base_seq, next_seq)) = peek_frame(&view[at..]) {
+                if base_seq == expected_seq && next_seq <= from_seq {
                     at += frame_len;
+                    expected_seq = next_seq;
                     continue;
                 }
             }
@@ -182,6 +189,18 @@ impl Segment {
                     return stop_or_fail(out, Error::corrupt(&self.path, frame_offset + e.offset as u64, e.reason))
                 }
             };
+            if header.base_seq != expected_seq {
+                let e = Error::corrupt(
+                    &self.path,
+                    frame_offset,
+                    format!(
+                        "frame starts at sequence {} where {expected_seq} was expected (a frame before it is damaged)",
+                        header.base_seq
+                    ),
+                );
+                return stop_or_fail(out, e);
+            }
+            expected_seq = header.next_seq();
             let frame_end = at + header.frame_len as usize;
             if header.base_seq >= limit_seq {
                 return Ok(true);
@@ -209,6 +228,14 @@ impl Segment {
             at = frame_end;
         }
         let next = out.last().map(|r| r.seq + 1).unwrap_or(from_seq);
+        if expected_seq != segment_next && next < segment_next.min(limit_seq) {
+            let e = Error::corrupt(
+                &self.path,
+                len,
+                format!("frames end at sequence {expected_seq} but the segment holds records to {segment_next}"),
+            );
+            return stop_or_fail(out, e);
+        }
         match self.check_damage(damage, limit_seq, next) {
             Err(e) => stop_or_fail(out, e),
             Ok(()) => Ok(false),
