@@ -1,7 +1,8 @@
 //! Queues under many threads: at-least-once delivery (here: exactly once, as nothing outlives
 //! its visibility timeout), FIFO group exclusion and order with concurrent receivers,
-//! dead-letter moves racing each other, and long polls woken by sends, deletes, delays and a
-//! manual clock. These use the system clock and real threads; each finishes in a few seconds.
+//! dead-letter moves racing each other, maintenance (compaction, segment deletion) racing sends
+//! and receives, and long polls woken by sends, deletes, delays and a manual clock. Real
+//! threads; each test finishes in a few seconds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -433,4 +434,91 @@ fn a_fifo_message_sent_while_a_receive_reads_an_earlier_time_is_still_delivered(
     clock.set_ms(T0 + 60_000);
     let got = poll(&q, 10, 0);
     assert_eq!(got.len(), 1, "the group's only message is never delivered (attributes: {:?})", q.attributes());
+}
+
+#[test]
+fn maintenance_alongside_senders_and_receivers_loses_nothing_and_revives_nothing() {
+    const SENDERS: usize = 2;
+    const PER_SENDER: usize = 400;
+    const TOTAL: usize = SENDERS * PER_SENDER;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    // Small segments so maintenance has something to move and delete; a manual clock that the
+    // maintenance thread moves on, so visibility timeouts and the deduplication window pass.
+    let options = Options {
+        clock: clock.clone(),
+        background: false,
+        segment_bytes: 4096,
+        durability: weir::Durability::Never,
+        ..Options::default()
+    };
+    let engine = Arc::new(Engine::open(dir.path(), options).expect("open"));
+    engine.create_queue("work", QueueConfig::default()).expect("create");
+    // body -> the number of acknowledged deletes before it was acknowledged deleted.
+    let deleted: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for s in 0..SENDERS {
+        let q = engine.queue("work").expect("queue");
+        threads.push(thread::spawn(move || {
+            for i in 0..PER_SENDER {
+                let body = format!("s{s}-{i:04}-{}", ".".repeat(300));
+                q.send(body.as_bytes(), SendOptions::default()).expect("send");
+            }
+        }));
+    }
+    for _ in 0..2 {
+        let q = engine.queue("work").expect("queue");
+        let (deleted, acknowledged) = (Arc::clone(&deleted), Arc::clone(&acknowledged));
+        threads.push(thread::spawn(move || {
+            while deleted.lock().expect("lock").len() < TOTAL {
+                assert!(started.elapsed() < DEADLINE, "receivers did not finish");
+                let before = acknowledged.load(Ordering::SeqCst);
+                for m in poll(&q, 10, 0) {
+                    let body = String::from_utf8(m.body.to_vec()).expect("utf8");
+                    if let Some(&at) = deleted.lock().expect("lock").get(&body) {
+                        assert!(at >= before, "{body} was received after its delete was acknowledged");
+                    }
+                    match q.delete(&m.receipt_handle) {
+                        Ok(()) => {
+                            let n = acknowledged.fetch_add(1, Ordering::SeqCst);
+                            let earlier = deleted.lock().expect("lock").insert(body.clone(), n);
+                            assert!(earlier.is_none(), "{body} was deleted twice");
+                        }
+                        // Received again by the other receiver after its visibility ran out.
+                        Err(weir::Error::InvalidReceiptHandle(_)) => {}
+                        Err(e) => panic!("delete: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    {
+        let (engine, clock, deleted) = (Arc::clone(&engine), clock.clone(), Arc::clone(&deleted));
+        threads.push(thread::spawn(move || {
+            while deleted.lock().expect("lock").len() < TOTAL {
+                assert!(started.elapsed() < DEADLINE, "maintenance loop did not finish");
+                clock.advance(Duration::from_secs(31));
+                engine.run_maintenance().expect("maintenance");
+            }
+        }));
+    }
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_empty(&engine.queue("work").expect("queue"));
+    // Everything is deleted: past the deduplication window, maintenance frees every segment but
+    // the one being written.
+    clock.advance(Duration::from_secs(301));
+    engine.run_maintenance().expect("maintenance");
+    let segments = std::fs::read_dir(dir.path().join("queues"))
+        .expect("list")
+        .filter(|e| e.as_ref().expect("entry").path().extension().is_some_and(|x| x == "seg"))
+        .count();
+    assert!(segments <= 2, "maintenance left {segments} segments behind");
+    let engine = Arc::try_unwrap(engine).expect("sole owner");
+    drop(engine);
+    let engine = Engine::open(dir.path(), Options { clock, background: false, ..Options::default() }).expect("reopen");
+    assert_empty(&engine.queue("work").expect("queue after reopen"));
 }
