@@ -1,8 +1,9 @@
 //! Queues survive the process being killed at any moment.
 //!
 //! The test re-runs its own binary as a child (`WEIR_QUEUE_CRASH_CHILD=<data dir>`) that sends,
-//! receives and deletes from four threads on a standard and a FIFO queue, printing a line for
-//! every acknowledged operation, and kills it with SIGKILL after a random 20-150 ms. Then, on a
+//! receives and deletes from four threads on a standard and a FIFO queue (and now and then runs
+//! maintenance over its 16 KiB segments), printing a line for every acknowledged operation, and
+//! kills it with SIGKILL after a random 20-150 ms. Then, on a
 //! copy of the data directory, it checks that:
 //!
 //! - every acknowledged send is still there, with its id, unless a delete of it was started (a
@@ -61,7 +62,10 @@ fn say(line: &str) {
 
 fn child(dir: &Path) -> ! {
     let iteration: u64 = std::env::var(ITERATION_ENV).expect("iteration").parse().expect("iteration number");
-    let engine = Arc::new(Engine::open(dir, Options::default()).expect("child opens the data directory"));
+    // Small segments, so that logs roll and maintenance moves messages and deletes segments
+    // while the kill may come.
+    let options = Options { segment_bytes: 16 << 10, ..Options::default() };
+    let engine = Arc::new(Engine::open(dir, options).expect("child opens the data directory"));
     let workers: Vec<_> = (0..4u64)
         .map(|t| {
             let engine = Arc::clone(&engine);
@@ -130,6 +134,7 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
                     }
                 }
             }
+            8 if t == 0 && rng.range(0, 4) == 0 => engine.run_maintenance().expect("maintenance"),
             _ => {
                 if held.is_empty() {
                     continue;
