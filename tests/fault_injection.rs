@@ -1,0 +1,423 @@
+//! Storage faults under every model: short writes, ENOSPC, EIO on write, an fsync that fails
+//! once, and a disk whose fsync lies, injected through `weir::log::fault::FaultyFs`.
+//!
+//! For each fault and each model (stream puts; queue send, receive and delete; topic publish
+//! to two subscribed queues) a workload runs until the fault surfaces. The call that meets it
+//! must fail with `Error::Io` or `Error::Poisoned` naming a file of the data directory (never a
+//! panic, never `Ok`); then the engine is dropped, the power cut, the faults cleared and the
+//! engine reopened, and every acknowledged write the durability mode covers must be there,
+//! nothing else (no garbage, no duplicate, no hole), and new writes must be accepted with
+//! sequence numbers above the surviving ones.
+
+#[path = "common/faults.rs"]
+mod faults;
+
+use std::io;
+use std::path::Path;
+
+use faults::{
+    assert_storage_error, check_new_writes_continue, hash_of_shard, log_dir, setup, verify, Acked, Driver, Ledger,
+    Model, Promise, Rig, STREAM,
+};
+use weir::log::fault::WriteFault;
+use weir::log::{Log, LogConfig};
+use weir::queue::SendOptions;
+use weir::stream::PutRecord;
+use weir::topic::PublishOptions;
+use weir::{Durability, Engine, Error};
+
+/// Acknowledged operations before a fault is armed.
+const WARMUP: usize = 8;
+/// Operations after which a fault that has not surfaced fails the test.
+const LIMIT: usize = 60;
+const MODES: [Durability; 3] = [Durability::Always, Durability::Interval(50), Durability::Never];
+
+/// A write straight to the log the failure happened in (`shard` for streams): it must not
+/// succeed while that log is poisoned. It is not in the ledger: it must never be on disk.
+fn probe_write(engine: &Engine, model: Model, shard: u32) -> weir::Result<()> {
+    match model {
+        Model::Streams => {
+            let record = PutRecord {
+                partition_key: b"probe",
+                data: b"probe-write",
+                explicit_hash_key: Some(hash_of_shard(shard)),
+            };
+            engine.stream(STREAM)?.put_batch(&[record]).map(|_| ())
+        }
+        Model::Queues => engine.queue(faults::WORK)?.send(b"probe-write", SendOptions::default()).map(|_| ()),
+        Model::Topics => {
+            let options = PublishOptions { group: Some("probe".into()), ..PublishOptions::default() };
+            engine.topic(faults::TOPIC)?.publish(b"probe-write", options).map(|_| ())
+        }
+    }
+}
+
+/// The shard a stream error names (0 for the message log).
+fn shard_of(error: &Error) -> u32 {
+    let path = match error {
+        Error::Io { path, .. } | Error::Poisoned { path, .. } => path.to_string_lossy().into_owned(),
+        _ => return 0,
+    };
+    u32::from(path.contains("shard-000001"))
+}
+
+/// Runs the workload on an open engine until a call fails; returns that error.
+fn run_until_error(engine: &Engine, driver: &mut Driver, ledger: &mut Ledger, context: &str) -> Error {
+    for _ in 0..LIMIT {
+        if let Err(e) = driver.step(engine, ledger) {
+            return e;
+        }
+    }
+    panic!("{context}: the armed fault never surfaced in {LIMIT} operations");
+}
+
+/// Drops nothing: reopens after the caller dropped the engine and cut the power, checks the
+/// ledger under `promise`, and checks that writes continue. Returns how many acknowledged
+/// writes were lost.
+fn reopen_and_check(rig: &Rig, model: Model, ledger: &mut Ledger, promise: Promise, context: &str) -> usize {
+    let engine = rig.open().unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+    let verdict = verify(&engine, model, ledger, promise, context);
+    let lost = verdict.lost(ledger);
+    verdict.resolve(ledger);
+    check_new_writes_continue(&engine, model, ledger, "after", context);
+    lost
+}
+
+fn source_matches(error: &Error, kind: WriteFault) -> bool {
+    let Error::Io { source, .. } = error else { return false };
+    match kind {
+        WriteFault::ShortWrite => source.kind() == io::ErrorKind::WriteZero,
+        WriteFault::Enospc => source.raw_os_error() == Some(28),
+        WriteFault::Eio => source.raw_os_error() == Some(5),
+    }
+}
+
+/// A write fault armed after the warm-up, `budget` bytes later.
+fn write_fault_case(model: Model, durability: Durability, kind: WriteFault, budget: u64) {
+    let context = format!("{} under {durability:?}, {kind:?} after {budget} bytes", model.name());
+    let rig = Rig::new(durability);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, model).expect("setup");
+        let mut driver = Driver::new(model, "w", durability);
+        for _ in 0..WARMUP {
+            driver.step(&engine, &mut ledger).unwrap_or_else(|e| panic!("{context}: before the fault: {e}"));
+        }
+        rig.fs.fail_writes_after_bytes(budget, kind);
+        let error = run_until_error(&engine, &mut driver, &mut ledger, &context);
+        assert_storage_error(&error, rig.dir(), &context);
+        assert!(
+            source_matches(&error, kind),
+            "{context}: the first failure should carry the injected error: {error:?}"
+        );
+        let again = probe_write(&engine, model, shard_of(&error));
+        let again = again.err().unwrap_or_else(|| panic!("{context}: a write after the failure succeeded"));
+        assert_storage_error(&again, rig.dir(), &context);
+    }
+    rig.fs.power_cut();
+    reopen_and_check(&rig, model, &mut ledger, Promise::of(durability), &context);
+}
+
+fn write_fault_all(kind: WriteFault) {
+    for model in Model::ALL {
+        for durability in MODES {
+            // Budgets that end inside the next frame, on its header, and a few frames later
+            // (some of which meet a segment roll).
+            for budget in [0, 1, 39, 40, 333, 1000, 2500] {
+                write_fault_case(model, durability, kind, budget);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_short_write_fails_the_call_with_a_typed_error_and_keeps_every_acknowledged_write() {
+    write_fault_all(WriteFault::ShortWrite);
+}
+
+#[test]
+fn enospc_after_n_bytes_fails_the_call_with_a_typed_error_and_keeps_every_acknowledged_write() {
+    write_fault_all(WriteFault::Enospc);
+}
+
+#[test]
+fn eio_on_write_fails_the_call_with_a_typed_error_and_keeps_every_acknowledged_write() {
+    write_fault_all(WriteFault::Eio);
+}
+
+/// The next fsync fails once (dropping the file's unsynced data) after `warmup` operations.
+fn fsync_fault_case(model: Model, durability: Durability, warmup: usize, power_cut: bool) {
+    let context = format!("{} under {durability:?}, fsync fails after {warmup} operations", model.name());
+    let rig = Rig::new(durability);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, model).expect("setup");
+        let mut driver = Driver::new(model, "f", durability);
+        for _ in 0..warmup {
+            driver.step(&engine, &mut ledger).unwrap_or_else(|e| panic!("{context}: before the fault: {e}"));
+        }
+        rig.fs.fail_next_fsync();
+        let error = run_until_error(&engine, &mut driver, &mut ledger, &context);
+        assert_storage_error(&error, rig.dir(), &context);
+        let failed_log = log_dir(rig.dir(), model, shard_of(&error));
+        // The log refuses every later write until it is reopened, saying why.
+        match probe_write(&engine, model, shard_of(&error)) {
+            Err(Error::Poisoned { path, reason }) => {
+                assert_eq!(path, failed_log, "{context}: the poisoned log");
+                assert!(reason.contains("fsync"), "{context}: the reason names the failed fsync: {reason}");
+            }
+            other => panic!("{context}: a write after a failed fsync returned {other:?}, not Error::Poisoned"),
+        }
+        assert!(
+            matches!(probe_write(&engine, model, shard_of(&error)), Err(Error::Poisoned { .. })),
+            "{context}: the log stays poisoned"
+        );
+        if model == Model::Streams {
+            // Poisoning is per log: the other shard still takes writes.
+            let other = 1 - shard_of(&error);
+            let pending = ledger.pending.take();
+            let data = format!("other-shard-{other}");
+            let record = PutRecord {
+                partition_key: b"other",
+                data: data.as_bytes(),
+                explicit_hash_key: Some(hash_of_shard(other)),
+            };
+            let put = engine.stream(STREAM).and_then(|s| s.put_batch(&[record]));
+            let put = put.unwrap_or_else(|e| panic!("{context}: the healthy shard refused a write: {e}"));
+            ledger.ack(Acked::Put { shard: other, seq: put[0].seq, data });
+            ledger.pending = pending;
+        }
+    }
+    if power_cut {
+        rig.fs.power_cut();
+    } else {
+        rig.fs.clear_faults();
+    }
+    reopen_and_check(&rig, model, &mut ledger, Promise::of(durability), &context);
+}
+
+#[test]
+fn a_failed_fsync_fails_the_call_poisons_the_log_until_reopen_and_keeps_every_acknowledged_write() {
+    for model in Model::ALL {
+        for durability in MODES {
+            for warmup in [0, 3, 8, 11] {
+                fsync_fault_case(model, durability, warmup, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reopen_after_a_failed_fsync_without_power_loss_recovers_and_accepts_writes_again() {
+    for model in Model::ALL {
+        for durability in MODES {
+            for warmup in [0, 5, 10] {
+                fsync_fault_case(model, durability, warmup, false);
+            }
+        }
+    }
+}
+
+/// Counts the torn tails recovery cut off in every log of the model (opening the logs directly,
+/// before the engine does, since the engine does not expose the message log's report).
+fn torn_tails(rig: &Rig, model: Model) -> usize {
+    let dirs: Vec<_> = match model {
+        Model::Streams => (0..2).map(|s| log_dir(rig.dir(), model, s)).collect(),
+        Model::Queues | Model::Topics => vec![log_dir(rig.dir(), model, 0)],
+    };
+    let mut torn = 0;
+    for dir in dirs {
+        let log = Log::open(rig.fs.clone(), &dir, LogConfig::default(), 0).expect("open the log directly");
+        let report = log.recovery_report();
+        assert!(report.damaged.is_empty(), "lost writes must read as a torn tail, not damage: {report:?}");
+        assert!(report.missing.is_empty(), "lost writes must not leave a hole: {report:?}");
+        torn += report.truncated.len();
+    }
+    torn
+}
+
+/// No engine can survive a disk that acknowledges fsyncs it never did: what this checks is
+/// that the loss shows up as what it is (a tail of each log cut off, or simply missing at the
+/// end) and that nothing else is served: no garbage, no hole, no reordering.
+fn lying_fsync_case(model: Model, keep_unsynced: u64, garbage: u64) {
+    let context = format!("{} with a lying fsync, power cut keeping {keep_unsynced}+{garbage} bytes", model.name());
+    let rig = Rig::new(Durability::Always);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, model).expect("setup");
+        let mut driver = Driver::new(model, "l", Durability::Always);
+        for _ in 0..3 {
+            driver.step(&engine, &mut ledger).expect("before the disk starts lying");
+        }
+        rig.fs.lying_fsync(true);
+        for _ in 0..12 {
+            driver
+                .step(&engine, &mut ledger)
+                .unwrap_or_else(|e| panic!("{context}: the lying disk reports success: {e}"));
+        }
+    }
+    rig.fs.power_cut_with_torn_tails(keep_unsynced, garbage);
+    let torn = torn_tails(&rig, model);
+    if garbage > 0 {
+        assert!(torn > 0, "{context}: junk at the end of a segment must be cut off as a torn tail");
+    }
+    let engine = rig.open().unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+    let verdict = verify(&engine, model, &ledger, Promise::Prefix, &context);
+    let lost = verdict.lost(&ledger);
+    assert!(lost > 0, "{context}: a lying disk lost nothing, so this test tests nothing");
+    assert!(
+        verdict.kept.iter().take(3).all(|k| *k),
+        "{context}: what was acknowledged before the disk started lying must survive"
+    );
+    verdict.resolve(&mut ledger);
+    check_new_writes_continue(&engine, model, &mut ledger, "after", &context);
+}
+
+#[test]
+fn a_lying_fsync_loses_acknowledged_writes_at_a_power_cut_as_a_cut_tail_never_as_garbage() {
+    for model in Model::ALL {
+        for (keep, garbage) in [(0, 0), (0, 9), (100, 0), (700, 13)] {
+            lying_fsync_case(model, keep, garbage);
+        }
+    }
+}
+
+/// The first segment of shard 0 of the stream.
+fn segment_path(dir: &Path, base: u64) -> std::path::PathBuf {
+    log_dir(dir, Model::Streams, 0).join(format!("{base:020}.seg"))
+}
+
+/// A roll whose new segment cannot be made durable (its fsync fails) fails the put; then a
+/// smaller put that fits in the old segment is acknowledged and lands there, below a segment
+/// file that claims the same sequence numbers.
+#[test]
+#[ignore = "bug: a failed segment creation at roll neither poisons the log nor removes the new file; later small writes go to the old segment and reopen fails"]
+fn a_failed_segment_roll_leaves_a_log_that_reopens_with_every_acknowledged_record() {
+    let rig = Rig::new(Durability::Always);
+    let put = |engine: &Engine, data: &[u8]| {
+        let record = PutRecord { partition_key: b"k", data, explicit_hash_key: Some(hash_of_shard(0)) };
+        engine.stream(STREAM).and_then(|s| s.put_batch(&[record]))
+    };
+    let big = vec![b'b'; 1000];
+    let mut acked = 0;
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, Model::Streams).expect("setup");
+        for _ in 0..3 {
+            put(&engine, &big).expect("put");
+            acked += 1;
+        }
+        // The next big put rolls to segment 3; its creation's fsync fails.
+        rig.fs.fail_next_fsync_of(&segment_path(rig.dir(), 3));
+        let failed = put(&engine, &big).expect_err("the roll fails");
+        assert!(matches!(&failed, Error::Io { op: "fsync", .. }), "{failed:?}");
+        // format-spec.md: a failed fsync poisons the log. Refusing this put is right; accepting
+        // it is right only if the data directory still opens afterwards.
+        match put(&engine, b"small") {
+            Err(Error::Poisoned { .. }) => {}
+            Err(other) => panic!("unexpected error after a failed roll: {other:?}"),
+            Ok(r) => {
+                assert_eq!(r[0].seq, 3);
+                acked += 1;
+            }
+        }
+    }
+    // A restart, not a power cut: the half-created segment file is still there.
+    let engine = rig.open().expect("a restart after a failed roll opens the data directory");
+    let next = engine.stream(STREAM).and_then(|s| s.shard(0)).map(|s| s.log().next_seq()).expect("shard 0");
+    assert_eq!(next, acked, "every acknowledged put is there, nothing else");
+}
+
+/// The same through ENOSPC: the new segment's header does not fit, space is freed, a small put
+/// fits in the old segment.
+#[test]
+#[ignore = "bug: a failed segment creation at roll neither poisons the log nor removes the new file; later small writes go to the old segment and reopen fails"]
+fn a_segment_roll_that_hit_enospc_leaves_a_log_that_reopens_with_every_acknowledged_record() {
+    let rig = Rig::new(Durability::Always);
+    let put = |engine: &Engine, data: &[u8]| {
+        let record = PutRecord { partition_key: b"k", data, explicit_hash_key: Some(hash_of_shard(0)) };
+        engine.stream(STREAM).and_then(|s| s.put_batch(&[record]))
+    };
+    let big = vec![b'b'; 1000];
+    let mut acked = Vec::new();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, Model::Streams).expect("setup");
+        for i in 0..3 {
+            acked.push((put(&engine, &big).expect("put")[0].seq, i));
+        }
+        // Disk full: the roll seals the old segment (its fsync writes nothing), cannot write
+        // its index (ignored: open rebuilds it) nor the new segment's header.
+        rig.fs.fail_writes_after_bytes(0, WriteFault::Enospc);
+        let failed = put(&engine, &big).expect_err("the roll fails");
+        assert!(matches!(&failed, Error::Io { .. }), "{failed:?}");
+        rig.fs.clear_faults();
+        match put(&engine, b"small") {
+            Err(Error::Poisoned { .. }) => {}
+            Err(other) => panic!("unexpected error after a failed roll: {other:?}"),
+            Ok(r) => acked.push((r[0].seq, 3)),
+        }
+    }
+    let engine = rig.open().expect("a restart after a failed roll opens the data directory");
+    let next = engine.stream(STREAM).and_then(|s| s.shard(0)).map(|s| s.log().next_seq()).expect("shard 0");
+    assert_eq!(next, acked.len() as u64, "every acknowledged put is there, nothing else");
+}
+
+/// On a file system where a new directory's entry is durable only once its parent is synced
+/// (POSIX; ext4 without the journal, for example), everything the engine creates must
+/// survive a power cut once acknowledged.
+#[test]
+#[ignore = "bug: Engine::open / Log::open create directories (catalog/, queues/, streams/<s>/shard-N/) without fsyncing their parents; a power cut loses them"]
+fn new_directories_survive_a_power_cut() {
+    let rig = Rig::new(Durability::Always);
+    rig.fs.mkdir_is_durable(false);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, Model::Streams).expect("create the stream");
+        let mut driver = Driver::new(Model::Streams, "d", Durability::Always);
+        for _ in 0..4 {
+            driver.step(&engine, &mut ledger).expect("put");
+        }
+    }
+    rig.fs.power_cut();
+    let engine = rig.open().expect("reopen");
+    assert!(engine.stream(STREAM).is_ok(), "the acknowledged stream creation survived");
+    let verdict = verify(&engine, Model::Streams, &ledger, Promise::Everything, "strict directories");
+    assert_eq!(verdict.lost(&ledger), 0);
+}
+
+/// Deleting a stream removes its directory; creating one of the same name makes a new one.
+/// Neither change is made durable in `streams/`, so after a power cut the old directory, with
+/// the deleted stream's records, is back under the new stream's name.
+#[test]
+#[ignore = "bug: delete_stream/create_stream never fsync streams/ after removing and creating the stream's directory; a power cut brings the deleted records back"]
+fn a_stream_deleted_and_created_again_never_serves_the_deleted_records_after_a_power_cut() {
+    let rig = Rig::new(Durability::Always);
+    let put = |engine: &Engine, data: &[u8]| {
+        let record = PutRecord { partition_key: b"k", data, explicit_hash_key: Some(hash_of_shard(0)) };
+        engine.stream(STREAM).and_then(|s| s.put_batch(&[record])).map(|r| r[0].seq)
+    };
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, Model::Streams).expect("create the stream");
+        for _ in 0..3 {
+            put(&engine, b"deleted").expect("put");
+        }
+        // From here on, directories are as durable as POSIX makes them.
+        rig.fs.mkdir_is_durable(false);
+        engine.delete_stream(STREAM).expect("delete");
+        setup(&engine, Model::Streams).expect("create it again");
+        assert_eq!(put(&engine, b"new").expect("put"), 0);
+    }
+    rig.fs.power_cut();
+    let engine = rig.open().expect("reopen");
+    let stream = engine.stream(STREAM).expect("the acknowledged re-creation survived");
+    let mut it = stream.iterator(0, weir::stream::StartingPosition::TrimHorizon).expect("iterator");
+    let records = it.next_batch(100).expect("read").records;
+    let data: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
+    assert_eq!(data, vec![&b"new"[..]], "the new stream holds its acknowledged put and nothing of the deleted one");
+}
