@@ -522,3 +522,40 @@ fn maintenance_alongside_senders_and_receivers_loses_nothing_and_revives_nothing
     let engine = Engine::open(dir.path(), Options { clock, background: false, ..Options::default() }).expect("reopen");
     assert_empty(&engine.queue("work").expect("queue after reopen"));
 }
+
+#[test]
+fn long_poll_ends_with_an_error_when_its_queue_is_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(open(dir.path()));
+    engine.create_queue("q", QueueConfig::default()).expect("create");
+    let q = engine.queue("q").expect("queue");
+    let waiter = thread::spawn(move || {
+        let options = ReceiveOptions { max: 1, wait: Some(Duration::from_secs(5)), visibility_timeout: None };
+        (q.receive(options), Instant::now())
+    });
+    thread::sleep(Duration::from_millis(200));
+    let deleted_at = Instant::now();
+    engine.delete_queue("q").expect("delete queue");
+    let (result, returned) = waiter.join().expect("waiter");
+    assert!(matches!(result, Err(weir::Error::NotFound { .. })), "{result:?}");
+    assert!(returned.duration_since(deleted_at) < Duration::from_secs(2), "the delete woke the long poll");
+}
+
+#[test]
+fn receive_without_a_wait_long_polls_for_the_queues_receive_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(open(dir.path()));
+    let config = QueueConfig { receive_wait: Duration::from_secs(5), ..QueueConfig::default() };
+    engine.create_queue("q", config).expect("create");
+    let q = engine.queue("q").expect("queue");
+    let waiter = thread::spawn(move || {
+        let got = q.receive(ReceiveOptions { max: 1, wait: None, visibility_timeout: None }).expect("receive");
+        (got.len(), Instant::now())
+    });
+    thread::sleep(Duration::from_millis(200));
+    let sent_at = Instant::now();
+    engine.queue("q").expect("queue").send(b"m", SendOptions::default()).expect("send");
+    let (n, returned) = waiter.join().expect("waiter");
+    assert_eq!(n, 1, "the receive waited (the queue's default) and got the message");
+    assert!(returned.duration_since(sent_at) < Duration::from_secs(2), "woken by the send");
+}
