@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{copy_tree, index_file_of, read_to_end, segment_files, test_options, ReadOutcome};
+use common::{copy_tree, index_file_of, read_to_end, scratch_dir, segment_files, test_options, ReadOutcome};
 use weir::format::batch::FRAME_HEADER_LEN;
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, RecordRef};
@@ -60,7 +60,7 @@ fn shard_dir(data_dir: &Path) -> PathBuf {
 impl Fixture {
     /// Twelve single puts and one batch of three, about four frames per 512-byte segment.
     fn new() -> Fixture {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = scratch_dir();
         let dir = tmp.path().join("pristine");
         let clock = Arc::new(ManualClock::new(START_MS));
         let engine = Engine::open(&dir, test_options(clock.clone(), SEGMENT_BYTES)).expect("open");
@@ -152,7 +152,7 @@ impl Fixture {
 
     /// A fresh copy of the pristine directory.
     fn copy(&self) -> (tempfile::TempDir, PathBuf) {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        let tmp = scratch_dir();
         let dir = tmp.path().join("data");
         copy_tree(&self.dir, &dir);
         (tmp, dir)

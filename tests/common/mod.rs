@@ -21,6 +21,18 @@ pub fn test_options(clock: Arc<ManualClock>, segment_bytes: u64) -> Options {
     }
 }
 
+/// A temporary directory in memory (`/dev/shm`) where the machine has one, else in the temp
+/// dir: for tests that open many engines and do not test durability, so fsyncs cost nothing.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
+
 /// What reading a shard to its end returned: the records served before the first error, and
 /// that error if there was one.
 #[derive(Debug)]
