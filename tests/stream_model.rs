@@ -486,6 +486,9 @@ fn records_within_the_retention_period_survive_maintenance_and_older_whole_segme
     harness.final_check();
 }
 
+/// (sequence number, data) of the records one shard served.
+type ShardRecords = Vec<(u64, Vec<u8>)>;
+
 /// Writers on several threads and one tailing reader per shard: every reader sees exactly the
 /// acknowledged records of its shard, once each, in sequence order, under both durability modes.
 #[test]
@@ -530,7 +533,7 @@ fn concurrent_writers_and_tailing_readers_see_every_record_once_in_order() {
                     let writers_done = &writers_done;
                     scope.spawn(move || {
                         let mut iterator = stream.iterator(shard, StartingPosition::TrimHorizon).expect("iterator");
-                        let mut served: Vec<(u64, Vec<u8>)> = Vec::new();
+                        let mut served: ShardRecords = Vec::new();
                         let mut limit = 1;
                         loop {
                             // Read whether the writers were done before the read, so an empty
@@ -550,8 +553,7 @@ fn concurrent_writers_and_tailing_readers_see_every_record_once_in_order() {
                 })
                 .collect();
             let acked: Vec<(u32, u64, Vec<u8>)> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
-            let served: Vec<(u32, Vec<(u64, Vec<u8>)>)> =
-                readers.into_iter().map(|r| r.join().expect("reader")).collect();
+            let served: Vec<(u32, ShardRecords)> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
             (acked, served)
         });
         for (shard, served) in served {
