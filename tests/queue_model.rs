@@ -91,6 +91,7 @@ enum Op {
     Delete { pick: usize, cross: bool },
     DeleteBatch(Vec<usize>),
     ChangeVisibility { pick: usize, timeout: usize },
+    ChangeVisibilityBatch(Vec<(usize, usize)>),
     Advance(usize),
     Purge { queue: usize },
     Reopen,
@@ -130,6 +131,7 @@ fn op(kind: Kind) -> BoxedStrategy<Op> {
         4 => vec(any::<usize>(), 1..=4).prop_map(Op::DeleteBatch),
         8 => (any::<usize>(), 0..CHANGE_VISIBILITY_S.len())
             .prop_map(|(pick, timeout)| Op::ChangeVisibility { pick, timeout }),
+        3 => vec((any::<usize>(), 0..CHANGE_VISIBILITY_S.len()), 1..=4).prop_map(Op::ChangeVisibilityBatch),
         12 => (0..ADVANCES_MS.len()).prop_map(Op::Advance),
         1 => (0..queues).prop_map(|queue| Op::Purge { queue }),
         4 => Just(Op::Reopen),
@@ -375,6 +377,7 @@ impl Harness {
             Op::Delete { pick, cross } => self.delete(*pick, *cross),
             Op::DeleteBatch(picks) => self.delete_batch(picks),
             Op::ChangeVisibility { pick, timeout } => self.change_visibility(*pick, CHANGE_VISIBILITY_S[*timeout]),
+            Op::ChangeVisibilityBatch(entries) => self.change_visibility_batch(entries),
             Op::Advance(i) => self.clock.advance(Duration::from_millis(ADVANCES_MS[*i])),
             Op::Purge { queue } => {
                 let q = *queue % self.queues.len();
@@ -712,13 +715,45 @@ impl Harness {
         let (expect, i) = self.expect_handle(&h, h.queue, true);
         let result = self.queue(h.queue).change_visibility(&h.handle, Duration::from_secs(timeout_s));
         check_outcome(&result, expect, "change visibility", &h);
-        if expect == Expect::Either && result.is_ok() {
+        self.apply_visibility(&h, expect, i, result.is_ok(), now + timeout_s * 1000);
+    }
+
+    fn apply_visibility(&mut self, h: &Issued, expect: Expect, i: Option<usize>, ok: bool, visible_at_ms: u64) {
+        if expect == Expect::Either && ok {
             for (_, m) in self.lingering.iter_mut().filter(|(_, m)| m.id == h.id && m.incarnation == h.incarnation) {
-                m.visible_at_ms = now + timeout_s * 1000;
+                m.visible_at_ms = visible_at_ms;
             }
         }
         if let Some(i) = i {
-            self.queues[h.queue].msgs[i].visible_at_ms = now + timeout_s * 1000;
+            self.queues[h.queue].msgs[i].visible_at_ms = visible_at_ms;
+        }
+    }
+
+    /// Every entry is judged against the state before the batch; accepted changes apply in
+    /// order (the last one for a message wins).
+    fn change_visibility_batch(&mut self, entries: &[(usize, usize)]) {
+        if self.handles.is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut picked: Vec<(Issued, u64)> =
+            entries.iter().filter_map(|&(p, t)| self.pick(p).map(|h| (h, CHANGE_VISIBILITY_S[t]))).collect();
+        // Known library bug (see `visibility_batch_naming_one_message_twice_leaves_the_same_state
+        // _as_a_reopen`): one handle twice in a batch can leave inconsistent state. Until it is
+        // fixed, a batch names each handle once.
+        let mut seen = HashSet::new();
+        picked.retain(|(h, _)| seen.insert(h.handle.clone()));
+        // A batch goes to one queue: the first handle's.
+        let q = picked[0].0.queue;
+        let expected: Vec<(Expect, Option<usize>)> =
+            picked.iter().map(|(h, _)| self.expect_handle(h, q, true)).collect();
+        let args: Vec<(&str, Duration)> =
+            picked.iter().map(|(h, t)| (h.handle.as_str(), Duration::from_secs(*t))).collect();
+        let results = self.queue(q).change_visibility_batch(&args).expect("change visibility batch");
+        assert_eq!(results.len(), picked.len(), "one result per entry");
+        for (((h, t), (expect, i)), result) in picked.iter().zip(expected).zip(results) {
+            check_outcome(&result, expect, "change visibility in a batch", h);
+            self.apply_visibility(h, expect, i, result.is_ok(), now + t * 1000);
         }
     }
 
@@ -1068,4 +1103,32 @@ fn deduplication_window_ends_after_five_minutes_even_when_the_clock_stepped_back
     assert!(!again.duplicate, "five minutes after its send the id is forgotten");
     assert_ne!(again.message_id, early.message_id);
     assert!(send("late").duplicate, "\"late\" was sent 10 s later: still remembered");
+}
+
+#[test]
+#[ignore = "bug: change_visibility_batch judges every entry against the state before the batch: [0 s, 10 s] on one handle leaves a message neither in flight nor delayed in memory, and in flight after a reopen"]
+fn visibility_batch_naming_one_message_twice_leaves_the_same_state_as_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut engine = open_engine(dir.path(), &clock);
+    engine.create_queue("q", QueueConfig::default()).expect("create");
+    let q = engine.queue("q").expect("queue");
+    q.send(b"m", SendOptions::default()).expect("send");
+    let handle = receive_now(&q, 1, None).remove(0).receipt_handle;
+    // The first entry makes it visible; the second then finds it no longer in flight.
+    let results = q
+        .change_visibility_batch(&[(handle.as_str(), Duration::ZERO), (handle.as_str(), Duration::from_secs(10))])
+        .expect("batch");
+    assert!(results[0].is_ok(), "{results:?}");
+    let before = (q.peek(10).expect("peek"), q.attributes());
+    drop(q);
+    drop(engine);
+    engine = open_engine(dir.path(), &clock);
+    let q = engine.queue("q").expect("queue");
+    assert_eq!((q.peek(10).expect("peek"), q.attributes()), before, "a reopen changed the message's state");
+    assert!(
+        ["visible", "in_flight"].contains(&before.0[0].state),
+        "a received message is visible or in flight, not {:?}",
+        before.0[0].state
+    );
 }
