@@ -738,9 +738,9 @@ impl Harness {
         let now = self.now();
         let mut picked: Vec<(Issued, u64)> =
             entries.iter().filter_map(|&(p, t)| self.pick(p).map(|h| (h, CHANGE_VISIBILITY_S[t]))).collect();
-        // Known library bug (see `visibility_batch_naming_one_message_twice_leaves_the_same_state
-        // _as_a_reopen`): one handle twice in a batch can leave inconsistent state. Until it is
-        // fixed, a batch names each handle once.
+        // Known library bug: one handle twice in a batch can leave state a reopen changes (see
+        // `visibility_batch_naming_one_message_twice_leaves_the_same_state_as_a_reopen`). Until
+        // it is fixed, a batch names each handle once.
         let mut seen = HashSet::new();
         picked.retain(|(h, _)| seen.insert(h.handle.clone()));
         // A batch goes to one queue: the first handle's.
