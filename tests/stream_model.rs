@@ -65,6 +65,8 @@ enum Op {
     },
     Reopen,
     Advance(Duration),
+    /// The clock steps back: records keep the time of the record before them instead.
+    StepBack(Duration),
     Maintenance,
 }
 
@@ -95,6 +97,8 @@ struct ModelShard {
     observed_start: usize,
     /// Whether maintenance ran since `observed_start` was taken.
     maintenance_since_observed: bool,
+    /// Time of the newest record the shard's log remembers: appends are stamped no earlier.
+    last_time_ms: u64,
 }
 
 struct Model {
@@ -150,7 +154,9 @@ impl Model {
             );
         }
         shard.max_seq = Some(result.seq);
-        shard.records.push(ModelRecord { seq: result.seq, key: key.to_vec(), data: data.to_vec(), time_ms: now });
+        let time_ms = now.max(shard.last_time_ms);
+        shard.last_time_ms = time_ms;
+        shard.records.push(ModelRecord { seq: result.seq, key: key.to_vec(), data: data.to_vec(), time_ms });
     }
 
     /// Checks what the engine says shard `id` stores against the model and returns the index in
@@ -334,6 +340,13 @@ impl Harness {
             );
         }
         self.engine = Some(engine);
+        // A reopened log knows the times of the records it still stores, not of deleted ones.
+        let stream = self.stream();
+        for id in 0..self.model.shards.len() {
+            let start = self.model.stored_start(&stream, id);
+            let shard = &mut self.model.shards[id];
+            shard.last_time_ms = shard.records[start..].last().map_or(0, |r| r.time_ms);
+        }
     }
 
     fn run(&mut self, op: &Op) {
@@ -347,6 +360,7 @@ impl Harness {
             Op::LatestSeesOnlyNewPuts { key, data } => self.latest_sees_only_new_puts(*key, data),
             Op::Reopen => self.reopen(),
             Op::Advance(by) => self.clock.advance(*by),
+            Op::StepBack(by) => self.clock.set_ms(self.clock.now_ms().saturating_sub(by.as_millis() as u64)),
             Op::Maintenance => {
                 self.engine.as_ref().expect("engine open").run_maintenance().expect("maintenance");
                 let now = self.clock.now_ms();
@@ -391,6 +405,7 @@ fn op() -> impl Strategy<Value = Op> {
             3 => (1..=30u64).prop_map(|h| Duration::from_millis(h * HOUR_MS)),
         ]
         .prop_map(Op::Advance),
+        1 => (1..=30u64).prop_map(|h| Op::StepBack(Duration::from_millis(h * HOUR_MS / 2))),
         3 => Just(Op::Maintenance),
     ]
 }
