@@ -1081,7 +1081,6 @@ fn expired_in_flight_message_does_not_block_its_fifo_group() {
 }
 
 #[test]
-#[ignore = "bug: DedupWindow::lookup trusts prune, which stops at the first unexpired entry of an insertion-ordered deque: after a clock step back an id outlives its five minutes"]
 fn deduplication_window_ends_after_five_minutes_even_when_the_clock_stepped_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
@@ -1106,7 +1105,6 @@ fn deduplication_window_ends_after_five_minutes_even_when_the_clock_stepped_back
 }
 
 #[test]
-#[ignore = "bug: change_visibility_batch judges every entry against the state before the batch: [0 s, 10 s] on one handle leaves a message neither in flight nor delayed in memory, and in flight after a reopen"]
 fn visibility_batch_naming_one_message_twice_leaves_the_same_state_as_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
@@ -1134,7 +1132,6 @@ fn visibility_batch_naming_one_message_twice_leaves_the_same_state_as_a_reopen()
 }
 
 #[test]
-#[ignore = "bug: expiry is only computed from the current retention, never recorded: raise it again and expired messages are delivered"]
 fn lowering_retention_expires_old_messages_for_good() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));

@@ -321,6 +321,9 @@ impl Engine {
             return Err(Error::InvalidArgument("a queue's type (FIFO or standard) cannot change".into()));
         }
         check_redrive(catalog.state(), name, &config)?;
+        // Expiry is computed from the current retention: make it durable under the shorter of
+        // the two, so neither a shorter nor a longer setting revives what is already gone.
+        self.inner.queues.expire_for_retention(&queue.cell, config.retention.min(existing.config.retention))?;
         catalog.append(
             CatalogRecord::PutQueue { id: existing.id, name: name.to_string(), config: config.clone() },
             self.inner.options.clock.now_ms(),

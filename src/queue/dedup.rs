@@ -41,7 +41,16 @@ impl DedupWindow {
     /// The first send of `id`, if it is still remembered at `now_ms`.
     pub fn lookup(&mut self, id: &DedupDigest, now_ms: u64) -> Option<FirstSend> {
         self.prune(now_ms);
-        self.seen.get(id).copied()
+        // Pruning stops at the first live entry of the insertion order; after the clock stepped
+        // back, later entries can be older, so each answer checks its own expiry too.
+        match self.seen.get(id).copied() {
+            Some(first) if first.expires_ms > now_ms => Some(first),
+            Some(_) => {
+                self.seen.remove(id);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Remembers a first send (replay may offer an id again; the first one stays).

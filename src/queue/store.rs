@@ -192,6 +192,29 @@ impl QueueStore {
         }
     }
 
+    /// Durably deletes the messages of `cell` that a retention of `retention` has expired, so a
+    /// later, longer retention cannot bring them back. Call before recording a shorter retention.
+    pub fn expire_for_retention(&self, cell: &QueueCell, retention: Duration) -> Result<()> {
+        let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
+        let cutoff = now.saturating_sub(retention.as_millis() as u64);
+        let doomed: Vec<u64> = st.iter().filter(|(_, m)| m.sent_ms <= cutoff).map(|(k, _)| k).collect();
+        let mut last = 0;
+        for chunk in doomed.chunks(4096) {
+            let records: Vec<QueueRecord> =
+                chunk.iter().map(|&key| QueueRecord::Delete { queue: cell.id, key }).collect();
+            last = self.write(&records, now)?.next_seq;
+            for &key in chunk {
+                st.remove(key);
+            }
+        }
+        drop(st);
+        if last > 0 {
+            self.log.wait_durable(last)?;
+        }
+        Ok(())
+    }
+
     /// Replaces a queue's attributes (the catalog has recorded them).
     pub fn set_config(&self, cell: &QueueCell, config: QueueConfig) {
         cell.state.lock().config = config;
@@ -341,7 +364,10 @@ impl QueueStore {
             wait_for = wait_for.max(outcome.next_seq);
         }
         drop(st);
-        cell.wake.notify_all();
+        // One long poll per new message: waking them all makes them fight for one message.
+        for _ in 0..records.len() {
+            cell.wake.notify_one();
+        }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
         }
@@ -637,7 +663,7 @@ impl QueueStore {
             st.remove(key);
         }
         drop(st);
-        cell.wake.notify_all(); // a FIFO group may have unblocked
+        cell.wake.notify_one(); // a FIFO group may have unblocked
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
     }
@@ -659,7 +685,11 @@ impl QueueStore {
                     )))
                 }
                 Ok((r, _)) => {
-                    changes.push((r, now + timeout.as_millis() as u64));
+                    // Applied at once, so a later entry naming the same message is judged
+                    // against this one's effect, as replay will judge it.
+                    let at = now + timeout.as_millis() as u64;
+                    st.change_visibility(r.key, at, now);
+                    changes.push((r, at));
                     results.push(Ok(()));
                 }
                 Err(e) => results.push(Err(e)),
@@ -678,9 +708,7 @@ impl QueueStore {
             })
             .collect();
         let outcome = self.write(&records, now)?;
-        for (r, at) in changes {
-            st.change_visibility(r.key, at, now);
-        }
+
         drop(st);
         cell.wake.notify_all();
         self.log.wait_durable(outcome.next_seq)?;
