@@ -145,7 +145,9 @@ impl Fixture {
         let clock = Arc::new(ManualClock::new(START_MS));
         let mut rng = Rng::new(7);
         {
-            let engine = Engine::open(&dir, test_options(clock.clone(), SEGMENT_BYTES)).expect("open");
+            let options =
+                weir::Options { lock_wait: Duration::from_secs(5), ..test_options(clock.clone(), SEGMENT_BYTES) };
+            let engine = Engine::open(&dir, options).expect("open");
             engine.create_stream(STREAM, 1, None).expect("stream");
             engine.create_queue("q", QueueConfig::default()).expect("queue");
             engine.create_queue("tq", QueueConfig::default()).expect("queue");
@@ -199,7 +201,8 @@ impl Fixture {
         split_in_three(&dir.join(CATALOG));
         split_in_three(&dir.join(CHECKPOINTS));
         // One open as the engine does it writes the indexes of the split logs' sealed segments.
-        drop(Engine::open(&dir, test_options(clock.clone(), SEGMENT_BYTES)).expect("reopen"));
+        let options = weir::Options { lock_wait: Duration::from_secs(5), ..test_options(clock.clone(), SEGMENT_BYTES) };
+        drop(Engine::open(&dir, options).expect("reopen"));
         let _ = std::fs::remove_file(dir.join("LOCK"));
 
         let mut logs = BTreeMap::new();
@@ -227,8 +230,10 @@ impl Fixture {
         (tmp, dir)
     }
 
+    /// Opens wait a little for the lock: a child process another test is starting holds this
+    /// process's open files (the lock file's included) between its fork and its exec.
     fn options(&self) -> weir::Options {
-        test_options(self.clock.clone(), SEGMENT_BYTES)
+        weir::Options { lock_wait: Duration::from_secs(5), ..test_options(self.clock.clone(), SEGMENT_BYTES) }
     }
 }
 
