@@ -409,10 +409,12 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
     let mut prefix = Piece::empty(base);
     let mut last_time = 0u64;
     let mut stop: Option<usize> = None; // where the prefix stops being valid
+    let mut search_from = 0; // where the search for whole frames after it starts
     let mut bad_record = false;
     if header_ok && base < min_seq {
         find(0, format!("segment starts at sequence {base}, below the {min_seq} the previous segment reaches"));
         stop = Some(SEGMENT_HEADER_LEN.min(len));
+        search_from = SEGMENT_HEADER_LEN;
     } else if header_ok {
         let mut at = SEGMENT_HEADER_LEN;
         while at < len {
@@ -438,10 +440,12 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
                 Check::Bad(why) => find(at, why),
             }
             stop = Some(at);
+            search_from = at + 1;
             break;
         }
     } else {
         stop = Some(0);
+        search_from = 1;
     }
     let mut seen_next = prefix.next.max(base);
     let Some(stop) = stop else {
@@ -457,7 +461,7 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
         }
     } else {
         let mut min = floor;
-        let mut at = stop + 1;
+        let mut at = search_from;
         while at + 4 <= len {
             let Some(pos) = bytes[at..].windows(4).position(|w| w == crate::format::batch::FRAME_MAGIC) else { break };
             let start = at + pos;
@@ -923,6 +927,86 @@ fn sync_dirs_up(dir: &Path, top: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::batch::EncodedBatch;
+    use crate::format::{Compression, RecordRef};
+
+    /// A segment `base` of one-record frames for `seqs` (times 100, 101, ...), and the offset of
+    /// each frame.
+    fn segment(base: u64, seqs: &[u64]) -> (Vec<u8>, Vec<usize>) {
+        let mut out = SegmentHeader { base_seq: base }.encode().to_vec();
+        let mut offsets = Vec::new();
+        for (i, &seq) in seqs.iter().enumerate() {
+            offsets.push(out.len());
+            let value = format!("value {seq}");
+            let mut batch =
+                EncodedBatch::encode(&[RecordRef { key: b"k", value: value.as_bytes() }], Compression::None);
+            out.extend_from_slice(batch.seal(seq, 100 + i as u64));
+        }
+        (out, offsets)
+    }
+
+    fn run(bytes: &[u8], base: u64, min_seq: u64, upper: Option<u64>) -> Analysis {
+        analyze(Path::new("x.seg"), &Bytes::copy_from_slice(bytes), base, min_seq, upper, LogKind::Shard)
+    }
+
+    fn spans(plan: &Plan) -> Vec<(u64, u64)> {
+        match plan {
+            Plan::Replace { pieces } => pieces.iter().map(|p| (p.base, p.next)).collect(),
+            other => panic!("expected a replacement, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_whole_segment_is_kept_and_a_torn_last_one_cut() {
+        let (bytes, offsets) = segment(5, &[5, 6, 7]);
+        assert!(matches!(run(&bytes, 5, 5, Some(8)).plan, Plan::Keep { next: 8 }));
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(matches!(run(cut, 5, 5, None).plan, Plan::Cut { at, next: 7 } if at == offsets[2]));
+        // The same cut in a sealed segment loses sequence 7: the prefix is written back.
+        assert_eq!(spans(&run(cut, 5, 5, Some(8)).plan), vec![(5, 7)]);
+    }
+
+    #[test]
+    fn a_bad_header_keeps_the_frames_after_it() {
+        let (mut bytes, _) = segment(5, &[5, 6, 7]);
+        bytes[3] ^= 0xff;
+        let analysis = run(&bytes, 5, 5, None);
+        assert_eq!(spans(&analysis.plan), vec![(5, 8)]);
+        assert_eq!(analysis.findings[0].offset, 0);
+    }
+
+    #[test]
+    fn frames_after_damage_form_runs_split_where_sequence_numbers_jump() {
+        let (mut bytes, offsets) = segment(0, &[0, 1, 2, 3, 4, 5]);
+        bytes[offsets[1] + 45] ^= 1; // frame 1 fails its checksum
+        bytes[offsets[4] + 45] ^= 1; // so does frame 4
+        let analysis = run(&bytes, 0, 0, Some(6));
+        assert_eq!(spans(&analysis.plan), vec![(0, 1), (2, 4), (5, 6)]);
+        assert_eq!(analysis.seen_next, 6);
+        let offsets_found: Vec<u64> = analysis.findings.iter().map(|f| f.offset).collect();
+        assert_eq!(offsets_found, vec![offsets[1] as u64, offsets[4] as u64]);
+    }
+
+    #[test]
+    fn trailing_junk_in_a_sealed_segment_loses_nothing() {
+        let (mut bytes, _) = segment(0, &[0, 1]);
+        bytes.extend_from_slice(b"WBF1 and then some junk");
+        assert_eq!(spans(&run(&bytes, 0, 0, Some(2)).plan), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn an_overlapping_segment_keeps_only_the_frames_above_its_predecessor() {
+        let (bytes, _) = segment(3, &[3, 4, 5, 6]);
+        let analysis = run(&bytes, 3, 5, None);
+        assert_eq!(spans(&analysis.plan), vec![(5, 7)]);
+    }
+
+    #[test]
+    fn a_sealed_segment_never_keeps_frames_past_the_next_segment() {
+        let (bytes, _) = segment(0, &[0, 1, 2, 3]);
+        let analysis = run(&bytes, 0, 0, Some(2));
+        assert_eq!(spans(&analysis.plan), vec![(0, 2)]);
+    }
 
     #[test]
     fn uncovered_subtracts_known_ranges() {
