@@ -193,7 +193,7 @@ pub fn new_secret() -> [u8; 32] {
 
 /// Hex of a secret, as the catalog stores it.
 pub fn secret_hex(secret: &[u8; 32]) -> String {
-    secret.iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(secret)
 }
 
 /// The catalog log and its replayed state.

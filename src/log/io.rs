@@ -28,6 +28,12 @@ pub trait LogFile: Send + Sync + Debug {
     fn map(&self) -> Option<io::Result<Mmap>> {
         None
     }
+    /// A read-only memory map of the first `len` bytes, which may reach past the current end of
+    /// a growing file (only bytes below the end may then be read).
+    fn map_len(&self, len: u64) -> Option<io::Result<Mmap>> {
+        let _ = len;
+        None
+    }
 }
 
 /// The file-system operations the engine needs.
@@ -85,6 +91,13 @@ impl LogFile for RealFile {
         // never rewritten: the log only appends. A foreign process modifying the file breaks the
         // lock's contract, which format-spec.md states.
         Some(unsafe { Mmap::map(&self.file) })
+    }
+    fn map_len(&self, len: u64) -> Option<io::Result<Mmap>> {
+        let len = usize::try_from(len).ok()?;
+        // SAFETY: as for `map`. Pages of the mapping past the end of the file are never
+        // touched: readers only read below a segment's length of whole frames, which is never
+        // more than the file's length (a failed write truncates back to exactly that length).
+        Some(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) })
     }
 }
 

@@ -116,7 +116,11 @@ impl Segment {
         debug_assert!(start <= end, "byte range reversed");
         let mut cached = self.map.lock();
         if cached.as_ref().is_none_or(|m| (m.len() as u64) < end) {
-            match self.file.map() {
+            // A growing segment is mapped with headroom (doubling), so a reader following the
+            // writer remaps a handful of times per segment, not at every read.
+            let old_len = cached.as_ref().map_or(0, |m| m.len() as u64);
+            let want = end.max(old_len.saturating_mul(2)).max(1 << 20);
+            match self.file.map_len(want) {
                 Some(Ok(m)) if m.len() as u64 >= end => *cached = Some(Bytes::from_owner(m)),
                 Some(Err(e)) => return Err(Error::io("map", &self.path, e)),
                 _ => {

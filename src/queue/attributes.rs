@@ -21,7 +21,7 @@ pub enum AttributeValue {
 }
 
 fn ser_binary<S: serde::Serializer>(b: &Bytes, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    s.serialize_str(&crate::text::hex(b))
 }
 
 /// Message attributes by name.

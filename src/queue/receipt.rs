@@ -55,11 +55,10 @@ impl Receipt {
     pub fn encode(&self, secret: &[u8; 32]) -> String {
         let fields = self.fields();
         let mac = hmac_sha256(secret, &fields);
-        let mut out = String::with_capacity(2 * (FIELDS_LEN + MAC_LEN));
-        for b in fields.iter().chain(&mac[..MAC_LEN]) {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        let mut bytes = [0u8; FIELDS_LEN + MAC_LEN];
+        bytes[..FIELDS_LEN].copy_from_slice(&fields);
+        bytes[FIELDS_LEN..].copy_from_slice(&mac[..MAC_LEN]);
+        crate::text::hex(&bytes)
     }
 
     /// Decodes and checks a handle's MAC. Whether it is current is the queue's business.

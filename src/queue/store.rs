@@ -1033,7 +1033,7 @@ fn dedup_id(config: &QueueConfig, entry: &SendEntry) -> Option<Vec<u8>> {
         Some(d) => Some(d.as_bytes().to_vec()),
         None if config.content_based_dedup => {
             let digest = Sha256::digest(&entry.body);
-            Some(digest.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+            Some(crate::text::hex(&digest).into_bytes())
         }
         None => None,
     }
@@ -1045,7 +1045,7 @@ fn send_result(config: &QueueConfig, message_id: &[u8; 16], key: u64, duplicate:
 
 /// Formats a message id as a UUID-shaped string.
 pub fn format_id(id: &[u8; 16]) -> String {
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::text::hex(id);
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 

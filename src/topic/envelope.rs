@@ -14,7 +14,7 @@ pub fn envelope(topic: &str, publish: &PublishRecord, sequence: Option<u64>) -> 
         let (kind, text) = match value {
             AttributeValue::String(s) => ("String", s),
             AttributeValue::Number(n) => ("Number", n),
-            AttributeValue::Binary(b) => ("Binary", b.iter().map(|x| format!("{x:02x}")).collect()),
+            AttributeValue::Binary(b) => ("Binary", crate::text::hex(&b)),
         };
         attributes.insert(name, json!({ "Type": kind, "Value": text }));
     }

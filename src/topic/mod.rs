@@ -468,7 +468,7 @@ impl Topic {
         match &entry.options.dedup_id {
             Some(d) => Some(d.as_bytes().to_vec()),
             None if self.cell.config.content_based_dedup => {
-                Some(Sha256::digest(&entry.body).iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+                Some(crate::text::hex(&Sha256::digest(&entry.body)).into_bytes())
             }
             None => None,
         }
