@@ -19,6 +19,7 @@ pub mod error;
 pub mod format;
 pub mod inspect;
 pub mod log;
+pub mod names;
 pub mod queue;
 pub mod stream;
 pub mod text;

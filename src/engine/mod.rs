@@ -12,7 +12,6 @@
 
 pub mod catalog;
 pub mod lock;
-pub mod names;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +27,7 @@ use crate::format::Compression;
 use crate::log::io::{RealFs, Vfs};
 pub use crate::log::Durability;
 use crate::log::LogConfig;
+use crate::names;
 use crate::queue::store::{QueueDef, QueueStore};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
@@ -97,7 +97,7 @@ pub(crate) struct EngineInner {
     next_callback: std::sync::atomic::AtomicU64,
     shutdown: Mutex<bool>,
     wake: Condvar,
-    _lock: DirLock,
+    lock: Arc<DirLock>,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -126,7 +126,7 @@ impl Engine {
             ));
         }
         options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
-        let lock = DirLock::acquire(&dir, options.lock_wait)?;
+        let lock = Arc::new(DirLock::acquire(&dir, options.lock_wait)?);
         let mut catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
         let secret = match catalog.state().secret {
             Some(secret) => secret,
@@ -143,7 +143,7 @@ impl Engine {
         }
         let mut streams = BTreeMap::new();
         for (name, meta) in state.streams {
-            let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options))?;
+            let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options, &lock))?;
             streams.insert(name, Arc::new(stream));
         }
         let queue_defs = state
@@ -157,6 +157,7 @@ impl Engine {
             options.log_config(),
             options.clock.clone(),
             secret,
+            Arc::clone(&lock) as Arc<dyn std::any::Any + Send + Sync>,
             queue_defs,
             state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
         )?;
@@ -178,7 +179,7 @@ impl Engine {
             next_callback: std::sync::atomic::AtomicU64::new(1),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
-            _lock: lock,
+            lock,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         Ok(Engine { inner, maintenance })
@@ -226,7 +227,7 @@ impl Engine {
         let dir = self.stream_dir(name);
         // Leftovers of a stream of the same name deleted before a crash must not leak in.
         self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
-        let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options))?;
+        let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock))?;
         catalog.append(CatalogRecord::PutStream { stream: meta }, self.inner.options.clock.now_ms())?;
         self.inner.streams.write().insert(name.to_string(), Arc::new(stream));
         Ok(())
@@ -240,8 +241,9 @@ impl Engine {
             return Err(Error::NotFound { kind: "stream", name: name.to_string() });
         }
         catalog.append(CatalogRecord::DeleteStream { name: name.to_string() }, self.inner.options.clock.now_ms())?;
-        let stream = self.inner.streams.write().remove(name);
-        drop(stream);
+        if let Some(stream) = self.inner.streams.write().remove(name) {
+            stream.mark_deleted();
+        }
         let dir = self.stream_dir(name);
         self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))
     }
@@ -563,12 +565,13 @@ fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig
     Ok(())
 }
 
-fn stream_env(options: &Options) -> StreamEnv {
+fn stream_env(options: &Options, lock: &Arc<DirLock>) -> StreamEnv {
     StreamEnv {
         vfs: options.vfs.clone(),
         clock: options.clock.clone(),
         log_config: options.log_config(),
         max_record_bytes: options.max_record_bytes,
+        lock: Arc::clone(lock) as Arc<dyn std::any::Any + Send + Sync>,
     }
 }
 

@@ -68,6 +68,8 @@ pub struct QueueStore {
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
     /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
+    /// Held while any queue or topic handle lives: they can still write.
+    _lock: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 /// One publish to write: the topic's record and the queue messages it fans out to (keys
@@ -110,6 +112,7 @@ impl QueueStore {
         log_config: LogConfig,
         clock: Arc<dyn Clock>,
         secret: [u8; 32],
+        lock: Arc<dyn std::any::Any + Send + Sync>,
         queues: Vec<QueueDef>,
         fifo_topics: Vec<u32>,
     ) -> Result<QueueStore> {
@@ -149,6 +152,7 @@ impl QueueStore {
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
             topic_dedup: Mutex::new(topic_dedup),
+            _lock: lock,
         })
     }
 

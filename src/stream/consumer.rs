@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::engine::names::validate_stream_name;
 use crate::error::{Error, Result};
+use crate::names::validate_stream_name;
 use crate::stream::iterator::{StreamRecord, MAX_RECORDS_PER_READ};
 use crate::stream::{ShardMeta, Stream};
 

@@ -199,6 +199,10 @@ pub struct StreamEnv {
     pub log_config: LogConfig,
     /// Largest record (data plus partition key).
     pub max_record_bytes: usize,
+    /// Keeps the data directory's lock held: a handle that outlives its engine keeps the
+    /// directory locked for as long as it can write. (Opaque, so models need not know the
+    /// engine's lock type.)
+    pub lock: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 /// An open stream.
@@ -212,6 +216,7 @@ pub struct Stream {
     reshard: RwLock<()>,
     checkpoints: CheckpointStore,
     leases: parking_lot::Mutex<consumer::LeaseTable>,
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// A shard's token buckets with the clock that refills them.
@@ -247,6 +252,7 @@ impl Stream {
             reshard: RwLock::new(()),
             checkpoints,
             leases: parking_lot::Mutex::new(consumer::LeaseTable::default()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -259,6 +265,12 @@ impl Stream {
     /// The stream's current description (shard map included).
     pub fn meta(&self) -> StreamMeta {
         self.meta.read().clone()
+    }
+
+    /// Refuses every later put: the stream was deleted (its handle may live on in a caller).
+    pub(crate) fn mark_deleted(&self) {
+        let _exclusive = self.reshard.write();
+        self.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The stream's name.
@@ -350,6 +362,9 @@ impl Stream {
         }
         // No reshard may close a shard between choosing it and appending to it.
         let _shared = self.reshard.read();
+        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::NotFound { kind: "stream", name: self.name() });
+        }
         // Group by shard, keeping the caller's order inside each group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir::queue::{
     AttributeValue, Attributes, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy, SendOptions,
 };
-use weir::stream::{PutRecord, StartingPosition, Stream, StreamRecord};
+use weir::stream::{ConsumedRecord, ConsumerConfig, PutRecord, StartingPosition, Stream, StreamRecord};
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::Engine;
 
@@ -16,6 +16,11 @@ use crate::out::{show_bytes, utc, CliResult, Out};
 
 /// The demo stream.
 const STREAM: &str = "demo-clicks";
+/// The stream the resharding section splits, and the consumer group that reads it.
+const RESHARD: &str = "demo-reshard";
+const GROUP: &str = "demo-group";
+/// Records the first worker of the group reads before it stops.
+const FIRST_WORKER_READS: usize = 5;
 /// The demo work queue and its dead-letter queue.
 const JOBS: &str = "demo-jobs";
 const JOBS_DLQ: &str = "demo-jobs-dlq";
@@ -42,6 +47,7 @@ pub fn run(data: &Path) -> CliResult<()> {
     let mut out = Out::new();
     out.line(format!("weir demo in {}", engine.dir().display()))?;
     demo_streams(&engine, &mut out)?;
+    demo_resharding(&engine, &mut out)?;
     demo_queues(&engine, &mut out)?;
     demo_topics(&engine, &mut out)?;
     out.line("")?;
@@ -124,6 +130,133 @@ fn demo_streams(engine: &Engine, out: &mut Out) -> CliResult<()> {
         ))?;
     }
     out.line(format!("  (the same from a script: weir --data {} stream describe {STREAM})", engine.dir().display()))
+}
+
+/// Resharding and consumer groups: split a shard while records flow, show the lineage, then a
+/// worker of a group reads and checkpoints, stops, and a second worker resumes where it left.
+fn demo_resharding(engine: &Engine, out: &mut Out) -> CliResult<()> {
+    out.line("")?;
+    out.line("== Resharding and consumer groups (split or merge shards; groups read parents before children) ==")?;
+    if engine.list_streams().iter().any(|n| n == RESHARD) {
+        out.line(format!("stream {RESHARD:?} exists from an earlier run; adding to it"))?;
+    } else {
+        match engine.create_stream(RESHARD, 1, None) {
+            Ok(()) => out.line(format!("created stream {RESHARD:?} with 1 shard"))?,
+            Err(weir::Error::AlreadyExists { .. }) => out.line(format!("stream {RESHARD:?} exists already"))?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stream = engine.stream(RESHARD)?;
+    let users = ["user-1", "user-2", "user-3"];
+    out.line("put:")?;
+    for (i, user) in users.iter().enumerate() {
+        let put = stream.put(user.as_bytes(), format!("view /page-{i}").as_bytes())?;
+        out.line(format!("  key {user} -> shard {} seq {}", put.shard, put.seq))?;
+    }
+
+    let first_open = stream.describe().shards.into_iter().find(|s| s.open && s.parents.is_empty());
+    match first_open {
+        Some(shard) => {
+            let [low, high] = engine.split_shard(RESHARD, shard.id, None)?;
+            out.line(format!(
+                "split shard {} at the middle of its hash-key range -> shards {low} and {high}; shard {} is closed",
+                shard.id, shard.id
+            ))?;
+        }
+        None => out.line("shard 0 was split by an earlier run (a closed shard cannot be split again)")?,
+    }
+    out.line("put again (the keys land in the children now, numbered above the parent's records):")?;
+    for (i, user) in users.iter().enumerate() {
+        let put = stream.put(user.as_bytes(), format!("view /page-{}", i + users.len()).as_bytes())?;
+        out.line(format!("  key {user} -> shard {} seq {}", put.shard, put.seq))?;
+    }
+    out.line("describe:")?;
+    for s in stream.describe().shards {
+        let parents = if s.parents.is_empty() {
+            "no parents".to_string()
+        } else {
+            let ids: Vec<String> = s.parents.iter().map(u32::to_string).collect();
+            format!("parents [{}]", ids.join(", "))
+        };
+        let stored = match (s.first_seq, s.last_seq) {
+            (Some(first), Some(last)) => format!("seq {first}..={last}"),
+            _ => "empty".to_string(),
+        };
+        let state = if s.open { "open" } else { "closed" };
+        out.line(format!(
+            "  shard {}: {state}, {parents}, {stored}, hash keys {}..={}",
+            s.id, s.hash_start, s.hash_end
+        ))?;
+    }
+
+    out.line("")?;
+    out.line(format!(
+        "consumer group {GROUP:?}: worker-1 polls for up to {FIRST_WORKER_READS} records, checkpoints, and stops:"
+    ))?;
+    let mut first = stream.consumer(GROUP, "worker-1", ConsumerConfig::default())?;
+    let read = first.poll(FIRST_WORKER_READS)?;
+    for r in &read {
+        out.line(consumed_line(r))?;
+    }
+    first.checkpoint_all()?;
+    // Dropping a consumer gives its leases back, so the next worker need not wait for them to
+    // expire.
+    drop(first);
+    let saved = stream.checkpoints();
+    let checkpoints: Vec<String> = saved
+        .iter()
+        .filter(|((group, _), _)| group == GROUP)
+        .map(|((_, shard), seq)| format!("shard {shard} through seq {seq}"))
+        .collect();
+    out.line(format!("  checkpoints of {GROUP:?}: {}", checkpoints.join(", ")))?;
+
+    out.line("worker-2 starts and resumes from those checkpoints (parents to their end before children):")?;
+    let mut second = stream.consumer(GROUP, "worker-2", ConsumerConfig::default())?;
+    let mut resumed: Vec<u32> = Vec::new();
+    let mut total = 0;
+    loop {
+        let batch = second.poll(100)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            if !resumed.contains(&r.shard) {
+                resumed.push(r.shard);
+                match saved.get(&(GROUP.to_string(), r.shard)) {
+                    Some(seq) => out.line(format!(
+                        "  resumed in shard {} at seq {}, just after its checkpoint {seq}",
+                        r.shard, r.record.seq
+                    ))?,
+                    None => out.line(format!(
+                        "  started shard {} at its first record, seq {}, once its parents were finished",
+                        r.shard, r.record.seq
+                    ))?,
+                }
+            }
+            out.line(consumed_line(r))?;
+        }
+        total += batch.len();
+        second.checkpoint_all()?;
+    }
+    drop(second);
+    let plural = if total == 1 { "" } else { "s" };
+    out.line(format!(
+        "  worker-2 read {total} record{plural} and checkpointed: a third worker would find nothing new"
+    ))?;
+    out.line(format!(
+        "  (the same from a script: weir --data {} stream consume {RESHARD} --group {GROUP} --checkpoint)",
+        engine.dir().display()
+    ))
+}
+
+fn consumed_line(r: &ConsumedRecord) -> String {
+    format!(
+        "    shard {} seq {:<4} key {:<8} data {}",
+        r.shard,
+        r.record.seq,
+        show_bytes(&r.record.partition_key, 40),
+        show_bytes(&r.record.data, 60)
+    )
 }
 
 fn read_all(stream: &Stream, shard: u32, from: StartingPosition) -> CliResult<Vec<StreamRecord>> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Subcommand;
 use serde::Serialize;
-use weir::engine::names::validate_queue_name;
+use weir::names::validate_queue_name;
 use weir::queue::{
     attributes, Attributes, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy,
     SendEntry, SendOptions, SendResult, MAX_BATCH_ENTRIES, MAX_RECEIVE,

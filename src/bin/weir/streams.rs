@@ -1,23 +1,34 @@
-//! `weir stream ...`: create, list, describe, delete, put and read.
+//! `weir stream ...`: create, list, describe, delete, put and read; split and merge shards;
+//! consume as a worker of a consumer group, list checkpoints, and deliver to files.
+//!
+//! Leases live in the process: a `consume` that ends releases its shards, so the next call,
+//! with any worker id, resumes at the group's checkpoints at once.
 
 use std::ffi::OsString;
 use std::io::{self, BufRead};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use weir::stream::iterator::MAX_RECORDS_PER_READ;
 use weir::stream::{
-    PutRecord, PutResult, StartingPosition, Stream, StreamDescription, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
+    ConsumerConfig, DeliveryCompression, DeliveryConfig, DeliveryFormat, PutRecord, PutResult, StartingPosition,
+    Stream, StreamDescription, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
 };
 
 use crate::out::{CliError, CliResult, Out, RecordJson};
 
 /// Lines read from stdin that may wait for the writer before the reader blocks.
 const STDIN_QUEUE_LINES: usize = 4096;
+/// Records `stream consume` prints when not told otherwise.
+const DEFAULT_CONSUME_LIMIT: &str = "100";
+/// Longest `--max-age` of `stream deliver`: a year of seconds.
+const MAX_DELIVERY_AGE_S: u64 = 365 * 24 * 3600;
+/// How often a running `stream deliver` polls and writes what is due.
+const DELIVER_TICK: Duration = Duration::from_millis(200);
 
 /// The `weir stream` subcommands.
 #[derive(Debug, Subcommand)]
@@ -32,6 +43,10 @@ pub enum StreamCommand {
         /// How long records are kept, in hours (24-8760) [default: 24].
         #[arg(long, value_name = "H")]
         retention_hours: Option<u64>,
+        /// Limit each shard as Kinesis provisions it: writes to 1 MiB and 1,000 records per
+        /// second, reads to 2 MiB per second; calls over the rate fail and may be retried.
+        #[arg(long)]
+        throughput_limits: bool,
     },
     /// List streams, one {"name":..} per line.
     List,
@@ -71,6 +86,98 @@ pub enum StreamCommand {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         limit: Option<u64>,
     },
+    /// Split an open shard in two; prints {"children":[LOW,HIGH]}. The shard closes: no more
+    /// writes, its records stay readable.
+    Split {
+        /// Stream name.
+        name: String,
+        /// The open shard to split.
+        #[arg(long)]
+        shard: u32,
+        /// First hash key (decimal) of the upper child [default: the middle of the range].
+        #[arg(long, value_name = "HASHKEY")]
+        at: Option<u128>,
+    },
+    /// Merge two open shards whose hash-key ranges touch; prints {"child":ID}. Both close.
+    Merge {
+        /// Stream name.
+        name: String,
+        /// One open shard.
+        #[arg(long)]
+        shard: u32,
+        /// The open shard whose range borders it.
+        #[arg(long)]
+        adjacent: u32,
+    },
+    /// Read as a worker of a consumer group, parents before children; prints
+    /// {"shard","seq","key","data","time_ms"} per record.
+    Consume {
+        /// Stream name.
+        name: String,
+        /// Consumer group: 1-128 characters of A-Z a-z 0-9 _ . -
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// Worker id within the group [default: cli-<pid>].
+        #[arg(long, value_name = "W")]
+        worker: Option<String>,
+        /// Most records to print.
+        #[arg(long, value_name = "N", default_value = DEFAULT_CONSUME_LIMIT,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Store the group's position after the printed records, so the next consume resumes
+        /// there (without it, the next consume reads them again).
+        #[arg(long)]
+        checkpoint: bool,
+    },
+    /// List every consumer group's checkpoints, one {"group","shard","seq"} per line.
+    Checkpoints {
+        /// Stream name.
+        name: String,
+    },
+    /// Deliver the stream's records to files in batches, as group "deliver"; prints
+    /// {"file":PATH} per file once it is durable. Runs until stopped, or with --once writes
+    /// what there is and exits.
+    Deliver {
+        /// Stream name.
+        name: String,
+        /// Directory the files go to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Write a shard's batch once it holds this many bytes [default: 5 MiB].
+        #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
+        max_bytes: Option<u64>,
+        /// ... or once its oldest record has waited this many seconds (0-31536000, a year)
+        /// [default: 60].
+        #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(..=MAX_DELIVERY_AGE_S))]
+        max_age: Option<u64>,
+        /// Compress each file [default: none].
+        #[arg(long, value_enum, value_name = "C")]
+        compression: Option<CompressionArg>,
+        /// File format.
+        #[arg(long, value_enum, value_name = "F", default_value = "jsonl")]
+        format: FormatArg,
+        /// Write everything there is now, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// `--compression` of `stream deliver`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    /// Plain files.
+    None,
+    /// One zstd frame per file (.zst).
+    Zstd,
+}
+
+/// `--format` of `stream deliver`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// One JSON object per record and line: {"seq","key","data","time_ms"}.
+    Jsonl,
+    /// The record data as is, each followed by a newline.
+    Raw,
 }
 
 /// Parses `--from`.
@@ -97,21 +204,26 @@ pub fn run(data: &Path, command: StreamCommand) -> CliResult<()> {
     | StreamCommand::Describe { name }
     | StreamCommand::Delete { name }
     | StreamCommand::Put { name, .. }
-    | StreamCommand::Read { name, .. } = &command
+    | StreamCommand::Read { name, .. }
+    | StreamCommand::Split { name, .. }
+    | StreamCommand::Merge { name, .. }
+    | StreamCommand::Consume { name, .. }
+    | StreamCommand::Checkpoints { name }
+    | StreamCommand::Deliver { name, .. } = &command
     {
-        weir::engine::names::validate_stream_name(name)?;
+        weir::names::validate_stream_name(name)?;
     }
     let engine = crate::open_engine(data)?;
     let mut out = Out::new();
     match command {
-        StreamCommand::Create { name, shards, retention_hours } => {
+        StreamCommand::Create { name, shards, retention_hours, throughput_limits } => {
             let retention = match retention_hours {
                 Some(h) => Some(h.checked_mul(3600).map(Duration::from_secs).ok_or_else(|| {
                     CliError::Failed(format!("invalid argument: stream retention must be 24 to 8760 hours, not {h}"))
                 })?),
                 None => None,
             };
-            engine.create_stream(&name, shards, retention)?;
+            engine.create_stream_with(&name, shards, retention, throughput_limits)?;
             let retention_hours = engine.describe_stream(&name)?.retention_hours;
             out.json(&Created { name: &name, shards, retention_hours })
         }
@@ -151,7 +263,138 @@ pub fn run(data: &Path, command: StreamCommand) -> CliResult<()> {
             }
             Ok(())
         }
+        StreamCommand::Split { name, shard, at } => {
+            let children = engine.split_shard(&name, shard, at)?;
+            out.json(&Split { children })
+        }
+        StreamCommand::Merge { name, shard, adjacent } => {
+            let child = engine.merge_shards(&name, shard, adjacent)?;
+            out.json(&Merged { child })
+        }
+        StreamCommand::Consume { name, group, worker, limit, checkpoint } => {
+            let worker = worker.unwrap_or_else(|| format!("cli-{}", std::process::id()));
+            consume(&engine.stream(&name)?, &group, &worker, limit, checkpoint, &mut out)
+        }
+        StreamCommand::Checkpoints { name } => {
+            for ((group, shard), seq) in engine.stream(&name)?.checkpoints() {
+                out.json(&CheckpointJson { group: &group, shard, seq })?;
+            }
+            Ok(())
+        }
+        StreamCommand::Deliver { name, to, max_bytes, max_age, compression, format, once } => {
+            let mut config = DeliveryConfig::new(to);
+            if let Some(bytes) = max_bytes {
+                config.max_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            }
+            if let Some(seconds) = max_age {
+                config.max_age = Duration::from_secs(seconds);
+            }
+            config.compression = match compression {
+                None | Some(CompressionArg::None) => DeliveryCompression::None,
+                Some(CompressionArg::Zstd) => DeliveryCompression::Zstd,
+            };
+            config.format = match format {
+                FormatArg::Jsonl => DeliveryFormat::Jsonl,
+                FormatArg::Raw => DeliveryFormat::Raw,
+            };
+            let mut delivery = engine.stream(&name)?.deliver(config)?;
+            if once {
+                // A round that finishes a parent shard makes its children readable: run rounds
+                // until one writes nothing, so their records go out too.
+                loop {
+                    let files = delivery.run_once()?;
+                    if files.is_empty() {
+                        return Ok(());
+                    }
+                    print_files(&files, &mut out)?;
+                }
+            }
+            // Stopped by a signal: files are written atomically and checkpointed after, so a
+            // stop at any moment leaves whole files and at worst writes the last batch again.
+            loop {
+                print_files(&delivery.step()?, &mut out)?;
+                std::thread::sleep(DELIVER_TICK);
+            }
+        }
     }
+}
+
+/// Polls as worker `worker` of `group` until `limit` records are printed or a poll returns
+/// nothing. With `checkpoint`, each poll's records are checkpointed once printed, so a parent
+/// shard read to its end lets its children be read in the same call. The consumer is dropped
+/// on return, which releases its leases.
+fn consume(
+    stream: &Arc<Stream>,
+    group: &str,
+    worker: &str,
+    limit: u64,
+    checkpoint: bool,
+    out: &mut Out,
+) -> CliResult<()> {
+    let mut consumer = stream.consumer(group, worker, ConsumerConfig::default())?;
+    let mut left = limit;
+    while left > 0 {
+        let records = match consumer.poll(left.min(MAX_RECORDS_PER_READ as u64) as usize) {
+            Ok(records) => records,
+            // Over a shard's read rate after printing something: stop there, as a reader
+            // backing off would; what was printed is checkpointed already.
+            Err(weir::Error::ThroughputExceeded(_)) if left < limit => break,
+            Err(e) => return Err(e.into()),
+        };
+        if records.is_empty() {
+            break;
+        }
+        for r in &records {
+            let record = RecordJson::new(r.record.seq, &r.record.partition_key, &r.record.data, r.record.time_ms);
+            out.json(&ConsumedJson { shard: r.shard, record })?;
+        }
+        left = left.saturating_sub(records.len() as u64);
+        if checkpoint {
+            consumer.checkpoint_all()?;
+        }
+    }
+    Ok(())
+}
+
+fn print_files(files: &[PathBuf], out: &mut Out) -> CliResult<()> {
+    for file in files {
+        out.json(&FileJson { file: &file.to_string_lossy() })?;
+    }
+    Ok(())
+}
+
+/// `stream split` output.
+#[derive(Serialize)]
+struct Split {
+    children: [u32; 2],
+}
+
+/// `stream merge` output.
+#[derive(Serialize)]
+struct Merged {
+    child: u32,
+}
+
+/// `stream consume` output, one per record.
+#[derive(Serialize)]
+struct ConsumedJson {
+    shard: u32,
+    #[serde(flatten)]
+    record: RecordJson,
+}
+
+/// `stream checkpoints` output, one per (group, shard).
+#[derive(Serialize)]
+struct CheckpointJson<'a> {
+    group: &'a str,
+    shard: u32,
+    seq: u64,
+}
+
+/// `stream deliver` output, one per file written.
+#[derive(Serialize)]
+struct FileJson<'a> {
+    file: &'a str,
 }
 
 /// `stream put` output, one per record.

@@ -11,7 +11,7 @@ use std::path::Path;
 use bytes::Bytes;
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
-use weir::engine::names::validate_queue_name;
+use weir::names::validate_queue_name;
 use weir::queue::{attributes, MAX_BATCH_ENTRIES};
 use weir::topic::{
     Endpoint, FilterScope, PublishEntry, PublishOptions, PublishResult, SubscribeOptions, SubscriptionInfo, Topic,
