@@ -28,7 +28,7 @@ use crate::log::io::{RealFs, Vfs};
 pub use crate::log::Durability;
 use crate::log::LogConfig;
 use crate::names;
-use crate::queue::store::{QueueDef, QueueStore};
+use crate::queue::store::{QueueDef, QueueStore, StoreEnv};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
@@ -151,13 +151,16 @@ impl Engine {
             .iter()
             .map(|(name, q)| QueueDef { id: q.id, name: name.clone(), config: q.config.clone() })
             .collect();
-        let queues = QueueStore::open(
-            options.vfs.clone(),
-            &dir.join("queues"),
-            options.log_config(),
-            options.clock.clone(),
+        let store_env = StoreEnv {
+            vfs: options.vfs.clone(),
+            log_config: options.log_config(),
+            clock: options.clock.clone(),
             secret,
-            Arc::clone(&lock) as Arc<dyn std::any::Any + Send + Sync>,
+            lock: Arc::clone(&lock) as Arc<dyn std::any::Any + Send + Sync>,
+        };
+        let queues = QueueStore::open(
+            &dir.join("queues"),
+            store_env,
             queue_defs,
             state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
         )?;

@@ -101,21 +101,27 @@ impl std::fmt::Debug for QueueStore {
     }
 }
 
+/// What the store is opened with, from the engine.
+pub struct StoreEnv {
+    /// The file system.
+    pub vfs: Arc<dyn Vfs>,
+    /// Layout and durability of the message log.
+    pub log_config: LogConfig,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The key of receipt-handle MACs.
+    pub secret: [u8; 32],
+    /// Keeps the data directory's lock held while the store (any queue or topic handle) lives.
+    pub lock: Arc<dyn std::any::Any + Send + Sync>,
+}
+
 /// Most bytes of records written in one frame by redrive and compaction.
 const MOVE_FRAME_BYTES: usize = 4 << 20;
 
 impl QueueStore {
     /// Opens the message log in `dir` and rebuilds every queue's index from it.
-    pub fn open(
-        vfs: Arc<dyn Vfs>,
-        dir: &Path,
-        log_config: LogConfig,
-        clock: Arc<dyn Clock>,
-        secret: [u8; 32],
-        lock: Arc<dyn std::any::Any + Send + Sync>,
-        queues: Vec<QueueDef>,
-        fifo_topics: Vec<u32>,
-    ) -> Result<QueueStore> {
+    pub fn open(dir: &Path, env: StoreEnv, queues: Vec<QueueDef>, fifo_topics: Vec<u32>) -> Result<QueueStore> {
+        let StoreEnv { vfs, log_config, clock, secret, lock } = env;
         let log = Log::open(vfs, dir, log_config, 0)?;
         let mut states: HashMap<u32, QueueState> =
             queues.into_iter().map(|q| (q.id, QueueState::new(q.id, q.name, q.config))).collect();
