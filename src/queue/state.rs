@@ -548,35 +548,34 @@ impl QueueState {
     /// drops expired messages. Messages still invisible at `now_ms` are in flight (if ever
     /// received) or delayed.
     pub fn rebuild(&mut self, now_ms: u64) {
+        let retention = self.retention_ms();
+        self.msgs.retain(|_, m| m.sent_ms.saturating_add(retention) > now_ms);
         let mut keys: Vec<u64> = self.msgs.keys().copied().collect();
         keys.sort_unstable();
-        let old: KeyMap<Msg> = std::mem::take(&mut self.msgs);
-        let group_names: Vec<Bytes> = self.groups.iter().map(|g| g.name.clone()).collect();
         self.ready.clear();
         self.timers.clear();
-        self.groups.clear();
-        self.group_ids.clear();
-        self.free_groups.clear();
         self.ready_groups.clear();
+        for g in &mut self.groups {
+            g.pending.clear();
+            g.in_flight = 0;
+            g.queued = false;
+        }
         for key in keys {
-            let Some(m) = old.get(&key) else { continue };
-            if self.expired(m, now_ms) {
-                continue;
-            }
-            let name = group_names.get(m.group as usize).cloned().unwrap_or_default();
-            let group = self.group_slot(&name);
-            let mut msg = Msg { group, flags: 0, ..*m };
+            let Some(msg) = self.msgs.get_mut(&key) else { continue };
+            msg.flags = 0;
             if msg.visible_at_ms > now_ms {
                 msg.flags = if msg.receive_count > 0 { IN_FLIGHT } else { DELAYED };
-                self.timers.push(Reverse((self.timer_at(&msg), key)));
             }
-            self.msgs.insert(key, msg);
-            if group == NO_GROUP {
+            let msg = *msg;
+            if msg.flags != 0 {
+                let at = self.timer_at(&msg);
+                self.timers.push(Reverse((at, key)));
+            }
+            if msg.group == NO_GROUP {
                 if msg.flags == 0 {
                     self.ready.push_back(key);
                 }
-            } else {
-                let g = &mut self.groups[group as usize];
+            } else if let Some(g) = self.groups.get_mut(msg.group as usize) {
                 g.pending.push_back(key);
                 if msg.flags & IN_FLIGHT != 0 {
                     g.in_flight += 1;
@@ -584,7 +583,11 @@ impl QueueState {
             }
         }
         for g in 0..self.groups.len() as u32 {
-            self.enqueue_group(g);
+            let live_name = self.groups.get(g as usize).is_some_and(|grp| self.group_ids.contains_key(&grp.name));
+            if live_name {
+                self.release_group_if_idle(g);
+                self.enqueue_group(g);
+            }
         }
     }
 
