@@ -651,7 +651,6 @@ fn a_missing_first_catalog_segment_is_salvaged_as_lost_metadata() {
 }
 
 #[test]
-#[ignore = "bug: Engine::open accepts a catalog whose first segment is gone and silently drops the metadata and receipt secret it held"]
 fn a_catalog_whose_first_segment_is_gone_does_not_open_silently() {
     let fx = Fixture::new();
     let (_tmp, dir) = fx.copy();

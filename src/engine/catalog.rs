@@ -213,6 +213,16 @@ impl Catalog {
             compression: Compression::None,
         };
         let log = Log::open(vfs, dir, config, 0)?;
+        // The catalog is never trimmed: records missing from its start would silently forget
+        // queues, topics and streams (and the receipt secret), unless a salvage recorded them.
+        let first = log.first_seq();
+        if first > 0 && !log.lost_ranges().covers(0, first) {
+            return Err(Error::corrupt(
+                dir,
+                0,
+                format!("catalog records 0 to {} are missing (a segment file is gone); run `weir salvage`", first - 1),
+            ));
+        }
         let mut state =
             CatalogState { next_queue_id: 1, next_topic_id: 1, next_subscription: 1, ..CatalogState::default() };
         log.for_each_from(log.first_seq(), |r| {

@@ -17,6 +17,16 @@ pub struct DirLock {
     path: PathBuf,
 }
 
+fn held_by_us(file: &mut File, until: Instant) -> bool {
+    if Instant::now() >= until {
+        return false;
+    }
+    let mut holder = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_string(&mut holder);
+    holder.trim() == format!("pid {}", std::process::id())
+}
+
 impl DirLock {
     /// Takes the lock on `dir`, waiting up to `wait` for another process to release it.
     pub fn acquire(dir: &Path, wait: Duration) -> Result<DirLock> {
@@ -29,14 +39,18 @@ impl DirLock {
             .open(&path)
             .map_err(|e| Error::io("open lock file", &path, e))?;
         let deadline = Instant::now() + wait;
+        // A child process that another thread is starting shares our lock's file description
+        // between fork and exec: our own pid in the file means "released in a moment".
+        let own_grace = Instant::now() + Duration::from_secs(2);
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline || held_by_us(&mut file, own_grace) => {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(TryLockError::WouldBlock) => {
                     let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
                     let _ = file.read_to_string(&mut holder);
                     let holder = holder.trim();
                     return Err(Error::Locked {

@@ -127,6 +127,14 @@ impl Engine {
         }
         options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
         let lock = Arc::new(DirLock::acquire(&dir, options.lock_wait)?);
+        let catalog_was_there = options.vfs.list_dir(&dir.join("catalog")).is_ok_and(|names| !names.is_empty());
+        if !catalog_was_there && holds_data(&options, &dir) {
+            return Err(Error::corrupt(
+                dir.join("catalog"),
+                0,
+                "the catalog is missing but the directory holds queues or streams; restore it or run `weir salvage`",
+            ));
+        }
         let mut catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
         let secret = match catalog.state().secret {
             Some(secret) => secret,
@@ -547,6 +555,13 @@ impl EngineInner {
         }
         self.queues.flush()
     }
+}
+
+/// True if the data directory holds a message log or stream data (so a missing catalog is
+/// damage, not a new directory).
+fn holds_data(options: &Options, dir: &Path) -> bool {
+    let non_empty = |p: PathBuf| options.vfs.list_dir(&p).is_ok_and(|names| !names.is_empty());
+    non_empty(dir.join("streams")) || non_empty(dir.join("queues"))
 }
 
 fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig) -> Result<()> {
