@@ -236,8 +236,9 @@ impl Engine {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
         }
         let dir = self.stream_dir(name);
-        // Leftovers of a stream of the same name deleted before a crash must not leak in.
-        self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+        // Leftovers of a stream of the same name deleted before a crash must not leak in, and
+        // their removal must be durable before the new stream's files exist.
+        self.remove_dir_durably(&dir)?;
         let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock))?;
         catalog.append(CatalogRecord::PutStream { stream: meta }, self.inner.options.clock.now_ms())?;
         self.inner.streams.write().insert(name.to_string(), Arc::new(stream));
@@ -256,7 +257,18 @@ impl Engine {
             stream.mark_deleted();
         }
         let dir = self.stream_dir(name);
-        self.inner.options.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))
+        self.remove_dir_durably(&dir)
+    }
+
+    fn remove_dir_durably(&self, dir: &Path) -> Result<()> {
+        let vfs = &self.inner.options.vfs;
+        vfs.remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
+        if let Some(parent) = dir.parent() {
+            if vfs.list_dir(parent).is_ok() {
+                vfs.sync_dir(parent).map_err(|e| Error::io("fsync directory", parent, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// An open stream by name.

@@ -147,6 +147,31 @@ impl Vfs for RealFs {
     }
 }
 
+/// Creates `dir` and any missing parents, and makes each new entry durable by fsyncing the
+/// directory that holds it (a power cut must not take back a directory whose files were
+/// synced).
+pub fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || vfs.list_dir(p).is_ok() {
+            break;
+        }
+        missing.push(p.to_path_buf());
+        at = p.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    vfs.create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            vfs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
 /// The temporary name used while a file is replaced atomically.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();

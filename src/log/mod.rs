@@ -144,7 +144,7 @@ impl Log {
     /// segment. Recovery runs here: torn tails are cut, missing or stale indexes rebuilt, damage
     /// recorded (see [`Log::recovery_report`]).
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig, initial_seq: u64) -> Result<Log> {
-        vfs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        io::create_dir_durably(vfs.as_ref(), dir).map_err(|e| Error::io("create directory", dir, e))?;
         let names = vfs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
         let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
         bases.sort_unstable();
@@ -321,7 +321,17 @@ impl Log {
         self.visible_next.fetch_max(w.next_seq, Ordering::SeqCst);
         // The index is an accelerator: if it cannot be written, open rebuilds it.
         let _ = self.vfs.write_file_atomic(&w.active.index_path, &w.active.index_file().encode());
-        let segment = Arc::new(create_segment(&self.vfs, &self.dir, w.next_seq)?);
+        let segment = match create_segment(&self.vfs, &self.dir, w.next_seq) {
+            Ok(segment) => Arc::new(segment),
+            Err(e) => {
+                // A half-made segment named after the next sequence number would collide with
+                // frames the old segment takes later: remove it and stop writing until reopen.
+                let _ = self.vfs.remove_file(&self.dir.join(segment_file_name(w.next_seq)));
+                let _ = self.vfs.sync_dir(&self.dir);
+                w.poisoned = Some(format!("creating segment {} failed: {e}", w.next_seq));
+                return Err(e);
+            }
+        };
         self.segments.write().push(Arc::clone(&segment));
         w.active = segment;
         Ok(())

@@ -869,6 +869,9 @@ impl QueueStore {
         // Deduplication ids are rebuilt from the log on open: keep the records of the window.
         let dedup_floor = self.log.seq_at_time(now.saturating_sub(DEDUP_WINDOW.as_millis() as u64))?;
         let floor = min_anchor.min(dedup_floor).min(self.log.written_next());
+        // Compaction's copies must be on disk before the originals go, in every durability
+        // mode: deleting a segment is durable at once.
+        self.log.flush()?;
         self.log.delete_below(floor)
     }
 

@@ -122,7 +122,7 @@ impl Stream {
         Ok(log.first_seq())
     }
 
-    /// True once `group` has processed every record of closed shard `shard`.
+    /// True once `group` has processed every record of closed shard `shard` and its ancestors.
     fn finished(
         &self,
         table: &mut LeaseTable,
@@ -134,7 +134,21 @@ impl Stream {
             return Ok(false);
         }
         let next = self.shard(shard.id)?.log.next_seq();
-        Ok(self.group_position(table, group, shard, initial)? >= next)
+        if self.group_position(table, group, shard, initial)? < next {
+            return Ok(false);
+        }
+        // An empty closed shard is not finished while its parents are not: its children would
+        // otherwise be read before their grandparents.
+        let meta = self.meta();
+        for p in &shard.parents {
+            if let Some(parent) = meta.shards.iter().find(|s| s.id == *p) {
+                // Parents have lower ids, so this recursion ends (its depth is the reshard count).
+                if parent.id < shard.id && !self.finished(table, group, parent, initial)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -107,7 +107,9 @@ impl Delivery {
         let due: Vec<u32> = self
             .buffers
             .iter()
-            .filter(|(_, b)| !b.records.is_empty() && (b.bytes >= self.config.max_bytes || b.since_ms + max_age <= now))
+            .filter(|(_, b)| {
+                !b.records.is_empty() && (b.bytes >= self.config.max_bytes || b.since_ms.saturating_add(max_age) <= now)
+            })
             .map(|(&s, _)| s)
             .collect();
         due.into_iter().filter_map(|s| self.flush(s).transpose()).collect()
@@ -124,15 +126,20 @@ impl Delivery {
             for shard in full {
                 files.extend(self.flush(shard)?);
             }
-            if got == 0 {
-                break;
+            if got > 0 {
+                continue;
+            }
+            // Drained: write what is buffered. Finishing a closed shard makes its children
+            // readable, so look again until a round finds nothing at all.
+            let before = files.len();
+            let shards: Vec<u32> = self.buffers.keys().copied().collect();
+            for shard in shards {
+                files.extend(self.flush(shard)?);
+            }
+            if files.len() == before {
+                return Ok(files);
             }
         }
-        let shards: Vec<u32> = self.buffers.keys().copied().collect();
-        for shard in shards {
-            files.extend(self.flush(shard)?);
-        }
-        Ok(files)
     }
 
     fn poll_into_buffers(&mut self) -> Result<usize> {
