@@ -290,9 +290,9 @@ fn segment_path(dir: &Path, base: u64) -> std::path::PathBuf {
     log_dir(dir, Model::Streams, 0).join(format!("{base:020}.seg"))
 }
 
-/// A roll whose new segment cannot be made durable (its fsync fails) fails the put; then a
-/// smaller put that fits in the old segment is acknowledged and lands there, below a segment
-/// file that claims the same sequence numbers.
+/// A roll whose new segment cannot be made durable (its fsync fails) fails the put. A smaller
+/// put that would still fit in the old segment must not land there below a half-made segment
+/// file that claims the same sequence numbers: the data directory must reopen.
 #[test]
 fn a_failed_segment_roll_leaves_a_log_that_reopens_with_every_acknowledged_record() {
     let rig = Rig::new(Durability::Always);
@@ -330,8 +330,8 @@ fn a_failed_segment_roll_leaves_a_log_that_reopens_with_every_acknowledged_recor
     assert_eq!(next, acked, "every acknowledged put is there, nothing else");
 }
 
-/// The same through ENOSPC: the new segment's header does not fit, space is freed, a small put
-/// fits in the old segment.
+/// The same through ENOSPC: the new segment's header does not fit, then space is freed and a
+/// small put that fits in the old segment is tried.
 #[test]
 fn a_segment_roll_that_hit_enospc_leaves_a_log_that_reopens_with_every_acknowledged_record() {
     let rig = Rig::new(Durability::Always);
@@ -365,12 +365,11 @@ fn a_segment_roll_that_hit_enospc_leaves_a_log_that_reopens_with_every_acknowled
 }
 
 /// On a file system where a new directory's entry is durable only once its parent is synced
-/// (POSIX; ext4 without the journal, for example), everything the engine creates must
-/// survive a power cut once acknowledged.
+/// (POSIX; `FaultyFs` by default), everything the engine creates must survive a power cut
+/// once acknowledged.
 #[test]
 fn new_directories_survive_a_power_cut() {
     let rig = Rig::new(Durability::Always);
-    rig.fs.mkdir_is_durable(false);
     let mut ledger = Ledger::default();
     {
         let engine = rig.open().expect("open");
@@ -388,8 +387,8 @@ fn new_directories_survive_a_power_cut() {
 }
 
 /// Deleting a stream removes its directory; creating one of the same name makes a new one.
-/// Neither change is made durable in `streams/`, so after a power cut the old directory, with
-/// the deleted stream's records, is back under the new stream's name.
+/// Unless both changes are made durable in `streams/`, a power cut brings the old directory,
+/// with the deleted stream's records, back under the new stream's name.
 #[test]
 fn a_stream_deleted_and_created_again_never_serves_the_deleted_records_after_a_power_cut() {
     let rig = Rig::new(Durability::Always);
@@ -403,8 +402,6 @@ fn a_stream_deleted_and_created_again_never_serves_the_deleted_records_after_a_p
         for _ in 0..3 {
             put(&engine, b"deleted").expect("put");
         }
-        // From here on, directories are as durable as POSIX makes them.
-        rig.fs.mkdir_is_durable(false);
         engine.delete_stream(STREAM).expect("delete");
         setup(&engine, Model::Streams).expect("create it again");
         assert_eq!(put(&engine, b"new").expect("put"), 0);

@@ -320,10 +320,6 @@ impl Rig {
         let tmp = tempfile::tempdir().expect("tempdir");
         let fs = Arc::new(FaultyFs::new());
         fs.create_durable_dir_all(tmp.path());
-        // Workaround for a library bug (see `new_directories_survive_a_power_cut` in
-        // tests/fault_injection.rs): the engine never fsyncs the parent of a directory it
-        // creates, so on a strict file system a power cut loses whole logs.
-        fs.mkdir_is_durable(true);
         Rig { fs, clock: Arc::new(ManualClock::new(1_700_000_000_000)), durability, tmp }
     }
 
