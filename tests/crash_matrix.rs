@@ -311,7 +311,6 @@ fn queue_maintenance_under_never_keeps_messages_that_were_durable_before_it_ran(
 /// Under `Interval` and `Never` the snapshot is still only in the page cache at that moment,
 /// so a power cut loses checkpoints that a roll had made durable.
 #[test]
-#[ignore = "bug: CheckpointStore::put deletes the old segments before its snapshot is synced under Interval/Never; a power cut loses every checkpoint"]
 fn stream_checkpoints_made_durable_by_a_roll_survive_a_snapshot_and_a_power_cut_under_never() {
     use weir::log::fault::FaultyFs;
     use weir::log::io::Vfs;

@@ -26,6 +26,9 @@ impl Log {
     }
 
     fn delete_prefix_where(&self, expired: impl Fn(&SegmentState) -> bool) -> Result<usize> {
+        // Deleting is durable at once, so whatever replaced the deleted records (compaction's
+        // copies, a checkpoint snapshot) must be durable first, in every durability mode.
+        self.flush()?;
         let mut writer = self.writer.lock();
         let active_state = writer.active.snapshot();
         if active_state.len > SEGMENT_HEADER_LEN as u64 && expired(&active_state) {

@@ -869,9 +869,7 @@ impl QueueStore {
         // Deduplication ids are rebuilt from the log on open: keep the records of the window.
         let dedup_floor = self.log.seq_at_time(now.saturating_sub(DEDUP_WINDOW.as_millis() as u64))?;
         let floor = min_anchor.min(dedup_floor).min(self.log.written_next());
-        // Compaction's copies must be on disk before the originals go, in every durability
-        // mode: deleting a segment is durable at once.
-        self.log.flush()?;
+        // Log::delete_below makes compaction's copies durable before the originals go.
         self.log.delete_below(floor)
     }
 
@@ -895,20 +893,19 @@ impl QueueStore {
             let mut pinned: Vec<(u64, Msg)> =
                 st.iter().filter(|(_, m)| (lo..hi).contains(&m.anchor)).map(|(k, m)| (k, *m)).collect();
             pinned.sort_unstable_by_key(|(k, _)| *k);
-            for chunk in pinned.chunks(64) {
-                let mut records = Vec::with_capacity(chunk.len());
-                let mut bytes = 0;
-                for (key, msg) in chunk {
-                    let mut m = self.read_message(msg.anchor)?;
-                    m.key = *key;
-                    m.visible_at_ms = msg.visible_at_ms;
-                    m.receive_count = msg.receive_count;
-                    m.first_receive_ms = msg.first_receive_ms();
-                    bytes += m.body.len();
-                    records.push(QueueRecord::Message(m));
-                    if bytes > MOVE_FRAME_BYTES {
-                        break;
-                    }
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            let mut iter = pinned.iter().peekable();
+            while let Some((key, msg)) = iter.next() {
+                let mut m = self.read_message(msg.anchor)?;
+                m.key = *key;
+                m.visible_at_ms = msg.visible_at_ms;
+                m.receive_count = msg.receive_count;
+                m.first_receive_ms = msg.first_receive_ms();
+                bytes += m.body.len();
+                records.push(QueueRecord::Message(m));
+                if records.len() < 64 && bytes < MOVE_FRAME_BYTES && iter.peek().is_some() {
+                    continue;
                 }
                 let outcome = self.write(&records, now)?;
                 for (i, record) in records.iter().enumerate() {
@@ -917,6 +914,8 @@ impl QueueStore {
                     }
                 }
                 last = outcome.next_seq;
+                records.clear();
+                bytes = 0;
             }
         }
         self.log.wait_durable(last)
