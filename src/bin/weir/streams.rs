@@ -299,15 +299,7 @@ pub fn run(data: &Path, command: StreamCommand) -> CliResult<()> {
             };
             let mut delivery = engine.stream(&name)?.deliver(config)?;
             if once {
-                // A round that finishes a parent shard makes its children readable: run rounds
-                // until one writes nothing, so their records go out too.
-                loop {
-                    let files = delivery.run_once()?;
-                    if files.is_empty() {
-                        return Ok(());
-                    }
-                    print_files(&files, &mut out)?;
-                }
+                return print_files(&delivery.run_once()?, &mut out);
             }
             // Stopped by a signal: files are written atomically and checkpointed after, so a
             // stop at any moment leaves whole files and at worst writes the last batch again.
