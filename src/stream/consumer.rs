@@ -84,8 +84,17 @@ pub struct Consumer {
 impl Stream {
     /// A worker `worker` of consumer group `group` (names: 1-128 of `[A-Za-z0-9_.-]`).
     pub fn consumer(self: &Arc<Self>, group: &str, worker: &str, config: ConsumerConfig) -> Result<Consumer> {
-        validate_stream_name(group).map_err(|e| Error::InvalidArgument(format!("consumer group: {e}")))?;
-        validate_stream_name(worker).map_err(|e| Error::InvalidArgument(format!("worker id: {e}")))?;
+        // Group and worker names follow the stream-name rules (1-128 of [A-Za-z0-9_.-]).
+        let check = |what: &str, name: &str| {
+            validate_stream_name(name).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "{what} {:?} must be 1 to 128 characters of A-Z, a-z, 0-9, '_', '.' and '-'",
+                    name.chars().take(64).collect::<String>()
+                ))
+            })
+        };
+        check("consumer group", group)?;
+        check("worker id", worker)?;
         if config.lease_ms == 0 {
             return Err(Error::InvalidArgument("lease time must be at least 1 ms".into()));
         }

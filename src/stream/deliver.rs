@@ -103,7 +103,7 @@ impl Delivery {
     pub fn step(&mut self) -> Result<Vec<PathBuf>> {
         self.poll_into_buffers()?;
         let now = self.stream.env.clock.now_ms();
-        let max_age = self.config.max_age.as_millis() as u64;
+        let max_age = u64::try_from(self.config.max_age.as_millis()).unwrap_or(u64::MAX);
         let due: Vec<u32> = self
             .buffers
             .iter()
