@@ -4,21 +4,15 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-fn weir_cmd(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS");
-    cmd
-}
-
-fn weir(data: &Path, args: &[&str]) -> Output {
-    weir_cmd(data).args(args).output().expect("run weir")
-}
+#[path = "common/cli.rs"]
+mod cli_support;
+use cli_support::*;
 
 fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
     let mut child = weir_cmd(data)
@@ -35,25 +29,6 @@ fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().expect("wait for weir")
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn parse_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .expect("stdout is UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect()
-}
-
-/// Runs weir, expects success, and parses every stdout line as one JSON object.
-fn json_lines(data: &Path, args: &[&str]) -> Vec<Value> {
-    let out = weir(data, args);
-    assert!(out.status.success(), "weir {args:?} failed: {}", stderr(&out));
-    parse_lines(&out)
-}
-
 /// Runs weir, expects exit code `code` and a `weir: ` message containing `expect`.
 fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
     let out = weir(data, args);
@@ -63,12 +38,6 @@ fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
     if code == 1 {
         assert!(err.starts_with("weir: "), "weir {args:?}: {err}");
     }
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    let mut k: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
-    k.sort_unstable();
-    k
 }
 
 fn shards(data: &Path, stream: &str) -> Vec<Value> {

@@ -1,52 +1,13 @@
 //! `weir topic ...` driven as scripts drive it: exact JSON field names, fan-out with filter
 //! policies, stdin publishes, FIFO topics, exit codes; and `weir demo` run twice.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-fn weir_cmd(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS");
-    cmd
-}
-
-fn weir(data: &Path, args: &[&str]) -> Output {
-    weir_cmd(data).args(args).output().expect("run weir")
-}
-
-fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = weir_cmd(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
-    child.wait_with_output().expect("wait for weir")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Runs weir, expects success, and parses every stdout line as one JSON object.
-fn json_lines(data: &Path, args: &[&str]) -> Vec<Value> {
-    let out = weir(data, args);
-    assert!(out.status.success(), "weir {args:?} failed: {}", stderr(&out));
-    parse_lines(&out)
-}
-
-fn parse_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .expect("stdout is UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect()
-}
+#[path = "common/cli.rs"]
+mod cli_support;
+use cli_support::*;
 
 /// Runs weir and expects exit code `code` with `expect` in the message and no output.
 fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
@@ -58,12 +19,6 @@ fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
         assert!(err.starts_with("weir: "), "{err}");
     }
     assert!(out.stdout.is_empty(), "weir {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    let mut k: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
-    k.sort_unstable();
-    k
 }
 
 fn bodies(messages: &[Value]) -> Vec<&str> {
