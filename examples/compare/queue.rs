@@ -111,6 +111,8 @@ fn weir_cycle(ctx: &Ctx, dir: &Path, cycle: Cycle, body: &[u8]) -> f64 {
         for _ in 0..cycle.prefill / 10 {
             q.send_batch(&entries).expect("weir: prefill");
         }
+        // Handles keep the directory locked: drop the queue before the engine is reopened.
+        drop(q);
         drop(engine);
         let reopen = Instant::now();
         drop(open_weir(dir, cycle.durability()));
