@@ -5,10 +5,9 @@
 //! with any worker id, resumes at the group's checkpoints at once.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
@@ -19,10 +18,8 @@ use weir::stream::{
     Stream, StreamDescription, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
 };
 
-use crate::out::{CliError, CliResult, Out, RecordJson};
+use crate::out::{CliError, CliResult, Line, Out, RecordJson, StdinLines};
 
-/// Lines read from stdin that may wait for the writer before the reader blocks.
-const STDIN_QUEUE_LINES: usize = 4096;
 /// Records `stream consume` prints when not told otherwise.
 const DEFAULT_CONSUME_LIMIT: &str = "100";
 /// Longest `--max-age` of `stream deliver`: a year of seconds.
@@ -461,74 +458,19 @@ struct Deleted<'a> {
     deleted: bool,
 }
 
-/// A line of stdin, numbered from 1 for error messages.
-type Line = (u64, Vec<u8>);
-
 /// Puts every line of stdin (without its line ending) as a record. Lines that arrive together
 /// are put as one batch; each result is printed once its record is durable.
 fn put_stdin(stream: &Stream, key: &[u8], out: &mut Out) -> CliResult<()> {
-    let (tx, rx) = mpsc::sync_channel::<io::Result<Line>>(STDIN_QUEUE_LINES);
-    // The reader blocks on stdin so the writer can batch whatever has already arrived. If the
-    // writer stops early, the process exits and takes the reader with it.
-    std::thread::spawn(move || {
-        let mut stdin = io::stdin().lock();
-        for number in 1.. {
-            let mut line = Vec::new();
-            match stdin.read_until(b'\n', &mut line) {
-                Ok(0) => return,
-                Ok(_) => {
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
-                        if line.last() == Some(&b'\r') {
-                            line.pop();
-                        }
-                    }
-                    if tx.send(Ok((number, line))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-    });
-    let read_error = |e: io::Error| CliError::Failed(format!("read stdin: {e}"));
-    let mut carry: Option<Line> = None;
+    let size = |line: &Line| line.1.len() + key.len();
+    let mut stdin = StdinLines::spawn();
     loop {
-        let first = match carry.take() {
-            Some(line) => line,
-            None => match rx.recv() {
-                Ok(line) => line.map_err(read_error)?,
-                Err(_) => return Ok(()), // end of input
-            },
-        };
-        let mut size = first.1.len() + key.len();
-        let mut batch = vec![first];
-        let mut pending_error = None;
-        while batch.len() < MAX_BATCH_RECORDS {
-            match rx.try_recv() {
-                Ok(Ok(line)) => {
-                    let line_size = line.1.len() + key.len();
-                    if size + line_size > MAX_BATCH_BYTES {
-                        carry = Some(line);
-                        break;
-                    }
-                    size += line_size;
-                    batch.push(line);
-                }
-                Ok(Err(e)) => {
-                    pending_error = Some(e);
-                    break;
-                }
-                Err(_) => break,
-            }
+        let batch = stdin.next_batch(MAX_BATCH_RECORDS, |batch, line| {
+            batch.iter().map(size).sum::<usize>() + size(line) <= MAX_BATCH_BYTES
+        })?;
+        if batch.is_empty() {
+            return Ok(());
         }
         put_lines(stream, key, &batch, out)?;
-        if let Some(e) = pending_error {
-            return Err(read_error(e));
-        }
     }
 }
 
