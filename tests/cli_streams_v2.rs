@@ -2,9 +2,9 @@
 //! drive them: split, merge, describe's lineage, consume with and without checkpoints,
 //! checkpoints, deliver (once and running), create with throughput limits, and exit codes.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,21 +13,6 @@ use serde_json::Value;
 #[path = "common/cli.rs"]
 mod cli_support;
 use cli_support::*;
-
-fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = weir_cmd(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    let mut stdin = child.stdin.take().expect("stdin");
-    // The command may stop reading early (it fails on the first refused batch).
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    child.wait_with_output().expect("wait for weir")
-}
 
 /// Runs weir, expects exit code `code` and a `weir: ` message containing `expect`.
 fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {

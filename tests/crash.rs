@@ -9,10 +9,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{from_hex, read_to_end, to_hex, Rng};
@@ -149,24 +148,7 @@ fn parent() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("child stdout");
-        let (lines_tx, lines_rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match stdout.read_until(b'\n', &mut line) {
-                    // A line cut short by the kill has no newline: it was never a whole ack.
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if line.ends_with(b"\n") => {
-                        if lines_tx.send(String::from_utf8_lossy(&line).trim_end().to_string()).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => return,
-                }
-            }
-        });
+        let (lines_rx, reader) = common::child::whole_lines(stdout);
         let mut lines = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -15,13 +15,13 @@
 //! page cache survives a process crash, so in every mode every acknowledged operation must be
 //! there after each restart.
 
+#[path = "common/child.rs"]
+mod child;
 #[path = "common/faults.rs"]
 mod faults;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use faults::{assert_storage_error, check_new_writes_continue, setup, verify, Driver, Ledger, Model, Promise, Rig};
@@ -414,23 +414,7 @@ fn sigkill_case(test_name: &str, model: Model, durability: Durability) {
             .spawn()
             .expect("spawn the child");
         let stdout = child.stdout.take().expect("child stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            let mut stdout = BufReader::new(stdout);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match stdout.read_until(b'\n', &mut line) {
-                    // A line the kill cut short has no newline: it was never said.
-                    Ok(_) if line.ends_with(b"\n") => {
-                        if tx.send(String::from_utf8_lossy(&line).trim_end().to_string()).is_err() {
-                            return;
-                        }
-                    }
-                    _ => return,
-                }
-            }
-        });
+        let (rx, reader) = child::whole_lines(stdout);
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut early = Vec::new();
         loop {

@@ -19,10 +19,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,24 +161,7 @@ fn run_child(exe: &Path, spec: &str, delay: Duration, stderr_path: &Path, contex
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().expect("child stdout");
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdout.read_until(b'\n', &mut line) {
-                // A line cut short by the kill was never said.
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.ends_with(b"\n") => {
-                    if tx.send(String::from_utf8_lossy(&line).trim_end().to_string()).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => return,
-            }
-        }
-    });
+    let (rx, reader) = common::child::whole_lines(stdout);
     // What the test harness prints before the child is ready is not the child's to say.
     let mut before_ready = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -2,6 +2,8 @@
 //! copying a data directory, a small seeded random generator.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
