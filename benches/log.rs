@@ -76,7 +76,13 @@ fn frames(c: &mut Criterion) {
 }
 
 fn log_config(durability: Durability) -> LogConfig {
-    LogConfig { segment_bytes: 64 << 20, index_interval_bytes: 4096, durability, compression: Compression::Auto }
+    LogConfig {
+        segment_bytes: 64 << 20,
+        index_interval_bytes: 4096,
+        durability,
+        compression: Compression::Auto,
+        preallocate: true,
+    }
 }
 
 fn appends(c: &mut Criterion) {

@@ -112,9 +112,17 @@ impl Fixture {
             ends[segment] += len;
             frames.push(Frame { segment, start, end: start + len, records });
         }
-        for (path, end) in seg_paths.iter().zip(&ends) {
-            let actual = std::fs::metadata(path).expect("stat segment").len();
-            assert_eq!(actual, *end, "layout of {} is not the expected frames", path.display());
+        for (i, (path, end)) in seg_paths.iter().zip(&ends).enumerate() {
+            let bytes = std::fs::read(path).expect("read segment");
+            if i + 1 < seg_paths.len() {
+                assert_eq!(bytes.len() as u64, *end, "layout of {} is not the expected frames", path.display());
+            } else {
+                // The active segment keeps preallocated zeros after its frames; flips and cuts
+                // below cover them too.
+                assert!(bytes.len() as u64 >= *end, "layout of {} is not the expected frames", path.display());
+                let tail = &bytes[*end as usize..];
+                assert!(tail.iter().all(|&b| b == 0), "{} has more than zeros after its frames", path.display());
+            }
         }
         let segments = seg_paths.iter().map(|p| p.strip_prefix(&dir).expect("relative").to_path_buf()).collect();
         let fixture = Fixture { _tmp: tmp, dir, clock, segments, frames };
@@ -281,13 +289,13 @@ fn a_torn_last_frame_of_the_log_is_cut_and_reported_on_open() {
     let fx = Fixture::new();
     let (_tmp, dir) = fx.copy();
     let file = dir.join(&fx.segments[fx.last_segment()]);
-    let len = fx.segment_len(fx.last_segment());
-    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(len - 3).expect("truncate");
+    let last = fx.frames.last().expect("frames");
+    // The last frame loses its final three bytes (and the preallocated zeros after it).
+    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
 
     let engine = Engine::open(&dir, fx.options()).expect("open");
     let stream = engine.stream(STREAM).expect("stream");
     let report = stream.shard(0).expect("shard").log().recovery_report().clone();
-    let last = fx.frames.last().expect("frames");
     assert_eq!(report.truncated.len(), 1, "one torn tail: {report:?}");
     assert_eq!(report.truncated[0].0, file);
     assert_eq!(report.truncated[0].1, last.start, "cut where the whole frames end");
@@ -495,11 +503,13 @@ fn records_appended_after_a_damaged_empty_last_segment_survive_the_next_reopen()
         index_interval_bytes: 4096,
         durability: Durability::Always,
         compression: Compression::None,
+        preallocate: true,
     };
     drop(Log::open(Arc::new(RealFs), tmp.path(), config, 0).expect("create log"));
     let file = segment_files(tmp.path()).pop().expect("segment");
     let mut bytes = std::fs::read(&file).expect("read");
-    assert_eq!(bytes.len(), SEGMENT_HEADER_LEN, "an empty segment is just its header");
+    assert!(bytes.len() >= SEGMENT_HEADER_LEN, "an empty segment has its header");
+    assert!(bytes[SEGMENT_HEADER_LEN..].iter().all(|&b| b == 0), "and then only preallocated zeros");
     bytes[20] ^= 0x01;
     std::fs::write(&file, &bytes).expect("write");
 

@@ -105,7 +105,8 @@ fn frames_of(path: &Path) -> Vec<FrameAt> {
     let bytes = std::fs::read(path).expect("read segment");
     let mut at = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
-    while at < bytes.len() {
+    // The active segment ends in preallocated zeros.
+    while at < bytes.len() && bytes[at..].iter().any(|&b| b != 0) {
         let h = decode_frame(&bytes[at..]).expect("fixture frames are whole");
         let end = at + h.frame_len as usize;
         out.push(FrameAt { bytes: at as u64..end as u64, seqs: h.base_seq..h.next_seq() });
@@ -126,8 +127,9 @@ fn split_in_three(dir: &Path) {
     let bytes = std::fs::read(&files[0]).expect("read");
     let frames = frames_of(&files[0]);
     assert!(frames.len() >= 9, "{}: too few frames to split", dir.display());
-    let cut1 = frames.iter().position(|f| f.bytes.start >= bytes.len() as u64 / 3).expect("first cut");
-    let cut2 = frames.iter().position(|f| f.bytes.start >= 2 * bytes.len() as u64 / 3).expect("second cut");
+    let end = frames.last().map_or(0, |f| f.bytes.end);
+    let cut1 = frames.iter().position(|f| f.bytes.start >= end / 3).expect("first cut");
+    let cut2 = frames.iter().position(|f| f.bytes.start >= 2 * end / 3).expect("second cut");
     std::fs::remove_file(&files[0]).expect("remove original");
     let _ = std::fs::remove_file(files[0].with_extension("idx"));
     for part in [&frames[..cut1], &frames[cut1..cut2], &frames[cut2..]] {
@@ -546,23 +548,32 @@ fn damage_to_a_stream_index_is_detected_rebuilt_and_loses_nothing() {
 fn a_torn_tail_of_the_last_segment_is_cut_into_the_quarantine() {
     let fx = Fixture::new();
     let (_tmp, dir) = fx.copy();
-    let last = dir.join(&fx.logs[SHARD].segments.last().expect("segments").path);
+    let segment = fx.logs[SHARD].segments.last().expect("segments");
+    let last = dir.join(&segment.path);
     let whole = std::fs::read(&last).expect("read");
-    // Half a frame: an append the process died in the middle of.
+    let frames_end = segment.frames.last().expect("frames").bytes.end as usize;
+    // Half a frame where the next append goes, over the preallocated zeros (or past the end of
+    // the file, if there were none): an append the process died in the middle of.
     let mut batch = EncodedBatch::encode(&[RecordRef { key: b"k", value: &[7u8; 300] }], Compression::None);
     let frame = batch.seal(fx.logs[SHARD].records.last().expect("records").seq + 1, START_MS + 1_000_000).to_vec();
     let torn = &frame[..frame.len() / 2];
     let mut bytes = whole.clone();
-    bytes.extend_from_slice(torn);
+    bytes.resize(bytes.len().max(frames_end + torn.len()), 0);
+    bytes[frames_end..frames_end + torn.len()].copy_from_slice(torn);
     std::fs::write(&last, &bytes).expect("write");
 
     let report = salvage_dir(&dir, &mut |_, _| {}).expect("salvage");
     let log = report.log(SHARD).expect("shard");
-    assert_eq!(log.torn_bytes_cut, torn.len() as u64);
+    let cut = &bytes[frames_end..];
+    assert_eq!(log.torn_bytes_cut, cut.len() as u64, "the torn frame and what follows it");
     assert!(log.lost.is_empty(), "a torn write loses no acknowledged record: {:?}", log.lost);
-    assert_eq!(std::fs::read(&last).expect("read"), whole, "the segment is cut back to its whole frames");
+    assert_eq!(
+        std::fs::read(&last).expect("read"),
+        &whole[..frames_end],
+        "the segment is cut back to its whole frames"
+    );
     assert_eq!(log.quarantined.len(), 1, "{:?}", log.quarantined);
-    assert_eq!(std::fs::read(&log.quarantined[0]).expect("read"), torn, "the quarantine holds exactly the cut bytes");
+    assert_eq!(std::fs::read(&log.quarantined[0]).expect("read"), cut, "the quarantine holds exactly the cut bytes");
     check_after_salvage(&fx, &dir, &report, SHARD, &BTreeSet::new(), "torn tail");
 }
 

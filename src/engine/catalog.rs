@@ -211,6 +211,8 @@ impl Catalog {
             index_interval_bytes: 4096,
             durability: Durability::Always,
             compression: Compression::None,
+            // Written a few times a day: no fsync worth preallocating for.
+            preallocate: false,
         };
         let log = Log::open(vfs, dir, config, 0)?;
         // The catalog is never trimmed: records missing from its start would silently forget

@@ -83,6 +83,7 @@ impl Options {
             index_interval_bytes: 4096,
             durability: self.durability,
             compression: self.compression,
+            preallocate: true,
         }
     }
 }

@@ -102,8 +102,12 @@ pub struct SegmentReport {
     pub compressed_frames: u64,
     /// Size of the file.
     pub file_bytes: u64,
-    /// Bytes of header and valid frames (equal to `file_bytes` for a healthy segment).
+    /// Bytes of header and valid frames.
     pub valid_bytes: u64,
+    /// Zeros after the valid frames, to the end of the file: space the writer preallocated and
+    /// has not used yet (only an active segment has any). A healthy segment's `valid_bytes` and
+    /// `preallocated_bytes` add up to `file_bytes`.
+    pub preallocated_bytes: u64,
     /// Payload bytes as stored (after compression).
     pub stored_payload_bytes: u64,
     /// Payload bytes once decompressed.
@@ -287,6 +291,7 @@ fn summarize(s: &ScannedSegment) -> SegmentReport {
         compressed_frames: s.outcome.compressed_frames,
         file_bytes: s.bytes.len() as u64,
         valid_bytes: s.valid_len(),
+        preallocated_bytes: s.outcome.preallocated,
         stored_payload_bytes: stored,
         payload_bytes: payload,
         first_time_ms: (!empty).then_some(state.first_time_ms),

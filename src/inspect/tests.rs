@@ -46,7 +46,7 @@ fn a_clean_log_verifies_and_inspects() {
     assert_eq!(segments[1].first_time_ms, Some(1_001));
     assert!(segments[..3].iter().all(|s| s.index == IndexState::Ok), "sealed segments have matching indexes");
     assert_eq!(segments[3].index, IndexState::Missing, "the active segment has none");
-    assert!(segments.iter().all(|s| s.damage.is_none() && s.valid_bytes == s.file_bytes));
+    assert!(segments.iter().all(|s| s.damage.is_none() && s.valid_bytes + s.preallocated_bytes == s.file_bytes));
 
     let records: Vec<Record> =
         segment_records(&seg(&log, 2)).expect("open").collect::<Result<_>>().expect("records decode");

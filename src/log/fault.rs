@@ -514,15 +514,24 @@ impl State {
     fn power_cut(&mut self, keep_unsynced: u64, garbage: u64) {
         for file in self.files.values_mut() {
             let mut after = file.synced.clone();
-            let base = after.len();
-            // Assumption 2 of the format: unsynced appends may survive in part, or as garbage,
-            // at the end of the file only. Anything but an append just reverts.
-            if file.current.len() > base && file.current[..base] == file.synced[..] {
-                let extra = (file.current.len() - base) as u64;
+            // Assumption 2 of the format: an unsynced write may survive in part, or as garbage,
+            // from where it starts on, whether it was appended or overwrote preallocated zeros;
+            // what lies before it stays, and so does the synced length if the file was cut
+            // since (the cut was not synced either).
+            if let Some((start, end)) = unsynced_change(&file.synced, &file.current) {
+                let extra = (end - start) as u64;
                 let kept = keep_unsynced.min(extra) as usize;
-                after.extend_from_slice(&file.current[base..base + kept]);
                 let junk = garbage.min(extra - kept as u64) as usize;
-                after.extend((0..junk).map(|i| 0xA5 ^ (i as u8).wrapping_mul(31)));
+                let tail = file.current[start..start + kept]
+                    .iter()
+                    .copied()
+                    .chain((0..junk).map(|i| 0xA5 ^ (i as u8).wrapping_mul(31)));
+                for (i, byte) in tail.enumerate() {
+                    match after.get_mut(start + i) {
+                        Some(b) => *b = byte,
+                        None => after.push(byte),
+                    }
+                }
             }
             file.current = after.clone();
             file.synced = after;
@@ -551,6 +560,20 @@ impl State {
         self.faults = Faults::default();
         self.generation += 1;
     }
+}
+
+/// Where `current` differs from `synced`, as `[start, end)`: the bytes a power cut may tear.
+/// An append differs from the old end on; an overwrite of preallocated zeros from its first
+/// changed byte. A file that only shrank (a cut not yet synced) has no such bytes: it reverts.
+fn unsynced_change(synced: &[u8], current: &[u8]) -> Option<(usize, usize)> {
+    let common = synced.len().min(current.len());
+    let start = current[..common].iter().zip(synced).position(|(a, b)| a != b).unwrap_or(common);
+    let end = if current.len() > synced.len() {
+        current.len()
+    } else {
+        current.iter().zip(synced).rposition(|(a, b)| a != b).map_or(start, |i| i + 1)
+    };
+    (start < end).then_some((start, end))
 }
 
 impl FaultyFs {
@@ -624,9 +647,11 @@ impl FaultyFs {
         self.state.lock().power_cut(0, 0);
     }
 
-    /// Power loss as [`FaultyFs::power_cut`], except that a file whose unsynced change is an
-    /// append keeps up to `keep_unsynced` bytes of it, followed by up to `garbage` bytes of
-    /// junk (never more than was appended): the torn tails format-spec.md allows.
+    /// Power loss as [`FaultyFs::power_cut`], except that a file changed since its last sync
+    /// (appended to, or overwritten from some offset on, without shrinking) keeps up to
+    /// `keep_unsynced` bytes of the change from its first changed byte, followed by up to
+    /// `garbage` bytes of junk (never more than was changed): the torn tails format-spec.md
+    /// allows.
     pub fn power_cut_with_torn_tails(&self, keep_unsynced: u64, garbage: u64) {
         self.state.lock().power_cut(keep_unsynced, garbage);
     }
@@ -1051,6 +1076,31 @@ mod tests {
         assert_eq!(after.len(), 6 + 4 + 3);
         assert_eq!(&after[..10], b"synced0123");
         assert_ne!(&after[10..], b"456", "the last bytes are junk");
+        Ok(())
+    }
+
+    #[test]
+    fn a_power_cut_tears_an_overwrite_of_preallocated_zeros_from_its_first_changed_byte() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"head", 0)?;
+        f.write_all_at(&[0; 16], 4)?;
+        f.sync_data()?;
+        f.write_all_at(b"0123456789", 4)?;
+        fs.power_cut_with_torn_tails(4, 3);
+        let after = fs.read_file(&path)?;
+        assert_eq!(after.len(), 20, "an overwrite does not change the length");
+        assert_eq!(&after[..8], b"head0123");
+        assert_ne!(&after[8..11], b"456", "then junk");
+        assert_eq!(&after[11..], &[0; 9][..], "the rest of the synced zeros stays");
+
+        let g = fs.open_file(&path, false)?;
+        g.write_all_at(b"xy", 18)?;
+        g.set_len(10)?;
+        fs.power_cut_with_torn_tails(100, 100);
+        assert_eq!(fs.read_file(&path)?, after, "a file that shrank reverts to its synced bytes");
         Ok(())
     }
 

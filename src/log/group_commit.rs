@@ -288,6 +288,7 @@ mod tests {
             index_interval_bytes: 4096,
             durability: Durability::Always,
             compression: Compression::None,
+            preallocate: true,
         }
     }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 
 /// An open file of the log: positional reads and writes, fsync, length.
 // `len` is fallible, so an `is_empty` would only restate it.
@@ -31,6 +31,14 @@ pub trait LogFile: Send + Sync + Debug {
     /// A read-only memory map of the first `len` bytes, which may reach past the current end of
     /// a growing file (only bytes below the end may then be read).
     fn map_len(&self, len: u64) -> Option<io::Result<Mmap>> {
+        let _ = len;
+        None
+    }
+    /// A shared writable memory map of the first `len` bytes, which must all lie inside the
+    /// file: the log's writer copies frames into the zero-filled space it preallocated instead
+    /// of making a `write` call per append. `None` where the file system does not support it
+    /// (the writer then uses [`LogFile::write_all_at`]).
+    fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
         let _ = len;
         None
     }
@@ -86,9 +94,10 @@ impl LogFile for RealFile {
     }
     fn map(&self) -> Option<io::Result<Mmap>> {
         // SAFETY: weir holds the data directory's exclusive lock, so no other weir process
-        // writes this file; within the process a segment is never truncated while mapped (torn
-        // tails are cut at open, before any reader exists) and bytes below the mapped length are
-        // never rewritten: the log only appends. A foreign process modifying the file breaks the
+        // writes this file. Within the process a segment is only ever shortened past the end
+        // of its whole frames (a torn tail cut at open, the zero-filled preallocation cut when
+        // the segment is sealed), readers only read whole frames, and whole frames are never
+        // rewritten: the log only appends. A foreign process modifying the file breaks the
         // lock's contract, which format-spec.md states.
         Some(unsafe { Mmap::map(&self.file) })
     }
@@ -96,8 +105,17 @@ impl LogFile for RealFile {
         let len = usize::try_from(len).ok()?;
         // SAFETY: as for `map`. Pages of the mapping past the end of the file are never
         // touched: readers only read below a segment's length of whole frames, which is never
-        // more than the file's length (a failed write truncates back to exactly that length).
+        // more than the file's length (a failed write or a seal truncates back to no less than
+        // that length).
         Some(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) })
+    }
+    fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
+        let len = usize::try_from(len).ok()?;
+        // SAFETY: the directory lock keeps other weir processes from writing the file. The log's
+        // writer asks only for bytes inside the file (its zero-filled preallocation), is the
+        // only one writing them, and drops the mapping before it ever shortens the file, so no
+        // write through it can land past the end of the file (which would raise SIGBUS).
+        Some(unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file) })
     }
 }
 

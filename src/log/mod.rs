@@ -12,6 +12,7 @@ pub mod io;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use group_commit::{GroupCommit, Turn};
 use io::Vfs;
 use recovery::{read_whole, scan_segment, ScanEnd};
 use segment::{index_file_name, parse_segment_name, segment_file_name, Damage, Segment};
+use tail::ActiveTail;
 
 /// When an acknowledged append is on stable storage. See `format-spec.md`, "Durability".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +57,11 @@ pub struct LogConfig {
     pub durability: Durability,
     /// Whether frames may be compressed.
     pub compression: Compression,
+    /// Whether the active segment keeps zero-filled space ahead of its frames, so appends
+    /// overwrite blocks the file already has (a much cheaper fsync) and are copied through a
+    /// memory map instead of a `write` call. Worth it for logs that are written often; the
+    /// unused space is cut when the segment is sealed.
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -64,6 +71,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             durability: Durability::Always,
             compression: Compression::Auto,
+            preallocate: true,
         }
     }
 }
@@ -115,6 +123,8 @@ struct Writer {
     next_seq: u64,
     last_time_ms: u64,
     active: Arc<Segment>,
+    /// The active segment's file past its frames.
+    tail: ActiveTail,
     poisoned: Option<String>,
 }
 
@@ -187,19 +197,29 @@ impl Log {
             }
             segments.push(Arc::new(segment));
         }
+        let mut fresh_tail = None;
         if needs_fresh_segment {
-            segments.push(Arc::new(create_segment(&vfs, dir, next_seq)?));
+            let (segment, tail) = create_segment(&vfs, dir, next_seq, &config)?;
+            segments.push(Arc::new(segment));
+            fresh_tail = Some(tail);
         }
         let active = match segments.last() {
             Some(s) => Arc::clone(s),
             None => return Err(Error::corrupt(dir, 0, "log has no segment")),
+        };
+        let tail = match fresh_tail {
+            Some(tail) => tail,
+            // Recovery left the file as whole frames, possibly followed by zeros only.
+            None => {
+                ActiveTail::new(active.file.len().map_err(|e| Error::io("stat", &active.path, e))?, config.preallocate)
+            }
         };
         Ok(Log {
             dir: dir.to_path_buf(),
             vfs,
             config,
             segments: RwLock::new(segments),
-            writer: Mutex::new(Writer { next_seq, last_time_ms, active, poisoned: None }),
+            writer: Mutex::new(Writer { next_seq, last_time_ms, active, tail, poisoned: None }),
             commit: GroupCommit::new(next_seq),
             visible_next: AtomicU64::new(next_seq),
             report,
@@ -278,10 +298,10 @@ impl Log {
         let offset = state.len;
         debug_assert_eq!(state.next_seq, base_seq, "writer and segment disagree on the next sequence number");
         let frame = batch.seal(base_seq, time_ms);
-        if let Err(e) = active.file.write_all_at(frame, offset) {
+        if let Err(e) = w.tail.write(active.file.as_ref(), frame, offset, self.config.segment_bytes) {
             // The tail is now unknown: cut back what may have been written, and refuse writes
             // until recovery has looked at the file again.
-            let _ = active.file.set_len(offset);
+            let _ = w.tail.cut(active.file.as_ref(), offset);
             let reason = format!("write to {} failed: {e}", active.path.display());
             w.poisoned = Some(reason);
             return Err(Error::io("write", &active.path, e));
@@ -301,6 +321,7 @@ impl Log {
         state.last_time_ms = time_ms;
         debug_assert!(next_seq > base_seq, "sequence numbers strictly increase");
         debug_assert!(state.len > offset && offset >= SEGMENT_HEADER_LEN as u64, "frame lies inside its segment");
+        debug_assert!(state.len <= w.tail.file_len(), "frames lie inside the file");
         drop(state);
         w.next_seq = next_seq;
         w.last_time_ms = time_ms;
@@ -310,8 +331,11 @@ impl Log {
     /// Seals the active segment (fsync, index file) and starts a new one.
     fn roll(&self, w: &mut Writer) -> Result<()> {
         // A sealed segment is whole on disk in every durability mode, so recovery never has to
-        // treat anything but the last segment as possibly torn.
-        if let Err(e) = w.active.file.sync_data() {
+        // treat anything but the last segment as possibly torn. Its unused preallocation goes
+        // first, so the sync also makes its final length durable.
+        let len = w.active.state.read().len;
+        let active = Arc::clone(&w.active);
+        if let Err(e) = w.tail.cut(active.file.as_ref(), len).and_then(|()| active.file.sync_data()) {
             let reason = format!("fsync of {} failed: {e}", w.active.path.display());
             w.poisoned = Some(reason.clone());
             self.commit.fail(reason);
@@ -321,8 +345,11 @@ impl Log {
         self.visible_next.fetch_max(w.next_seq, Ordering::SeqCst);
         // The index is an accelerator: if it cannot be written, open rebuilds it.
         let _ = self.vfs.write_file_atomic(&w.active.index_path, &w.active.index_file().encode());
-        let segment = match create_segment(&self.vfs, &self.dir, w.next_seq) {
-            Ok(segment) => Arc::new(segment),
+        let segment = match create_segment(&self.vfs, &self.dir, w.next_seq, &self.config) {
+            Ok((segment, tail)) => {
+                w.tail = tail;
+                Arc::new(segment)
+            }
             Err(e) => {
                 // A half-made segment named after the next sequence number would collide with
                 // frames the old segment takes later: remove it and stop writing until reopen.
@@ -546,15 +573,20 @@ impl Drop for Log {
     }
 }
 
-/// Creates an empty segment holding only its header, durably (file and directory entry).
-fn create_segment(vfs: &Arc<dyn Vfs>, dir: &Path, base_seq: u64) -> Result<Segment> {
+/// Creates an empty segment holding only its header and its first preallocated zeros,
+/// durably (file and directory entry).
+fn create_segment(vfs: &Arc<dyn Vfs>, dir: &Path, base_seq: u64, config: &LogConfig) -> Result<(Segment, ActiveTail)> {
     let path = dir.join(segment_file_name(base_seq));
     let file = vfs.open_file(&path, true).map_err(|e| Error::io("create", &path, e))?;
     file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
     file.write_all_at(&SegmentHeader { base_seq }.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
+    let header_len = SEGMENT_HEADER_LEN as u64;
+    let file_len = ActiveTail::initial_len(header_len, config.segment_bytes, config.preallocate);
+    ActiveTail::fill_new(file.as_ref(), header_len, file_len).map_err(|e| Error::io("write", &path, e))?;
     file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok(Segment::new(dir, base_seq, file, Segment::empty_state(base_seq)))
+    let tail = ActiveTail::new(file_len, config.preallocate);
+    Ok((Segment::new(dir, base_seq, file, Segment::empty_state(base_seq)), tail))
 }
 
 /// Opens one segment, validating it as far as its position requires. Returns the segment and,
@@ -593,6 +625,12 @@ fn open_segment(
     let mut resync_next = None;
     match outcome.end {
         ScanEnd::Clean => {
+            if !is_last && file_len > state.len {
+                // Zeros a crash left between the seal's cut and its fsync: a sealed segment
+                // ends at its last frame, so its index can be checked against its length.
+                file.set_len(state.len).map_err(|e| Error::io("truncate", &path, e))?;
+                file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
+            }
             if !is_last {
                 report.rebuilt_indexes.push(path.clone());
                 let index = IndexFile {

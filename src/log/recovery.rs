@@ -54,13 +54,22 @@ pub struct ScanOutcome {
     pub compressed_frames: u64,
     /// Records in the whole frames.
     pub records: u64,
+    /// Zero bytes after the last whole frame, to the end of the file: the space the writer
+    /// preallocated and had not used yet.
+    pub preallocated: u64,
 }
 
 /// Scans a segment's bytes (header included). `base_seq` is what its file name says.
 pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> ScanOutcome {
     let mut state = Segment::empty_state(base_seq);
-    let mut out =
-        ScanOutcome { state: state.clone(), end: ScanEnd::Clean, frames: 0, compressed_frames: 0, records: 0 };
+    let mut out = ScanOutcome {
+        state: state.clone(),
+        end: ScanEnd::Clean,
+        frames: 0,
+        compressed_frames: 0,
+        records: 0,
+        preallocated: 0,
+    };
     match SegmentHeader::decode(bytes) {
         Ok(h) if h.base_seq == base_seq => {}
         Ok(h) => {
@@ -105,6 +114,12 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
             }
             Err(p) => p,
         };
+        if bytes[at..].iter().all(|&b| b == 0) {
+            // Nothing was ever written here: the writer's preallocated space. (Any byte a torn
+            // write left makes this false, and the classification below takes over.)
+            out.preallocated = (bytes.len() - at) as u64;
+            break;
+        }
         // Whether the frame looks cut short or corrupt, it is a torn tail only if no whole frame
         // follows it: a flipped length field also looks like a frame running past the end.
         out.end = match problem {
@@ -261,6 +276,7 @@ mod tests {
             index_interval_bytes: 300,
             durability: Durability::Never,
             compression: Compression::None,
+            preallocate: true,
         };
         let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
         for i in 0..30u64 {

@@ -76,6 +76,7 @@ mod tests {
             index_interval_bytes: 4096,
             durability: Durability::Never,
             compression: Compression::None,
+            preallocate: true,
         }
     }
 

@@ -54,6 +54,8 @@ impl CheckpointStore {
             index_interval_bytes: 4096,
             durability,
             compression: Compression::None,
+            // Small and written once per checkpoint interval: keep its files tight.
+            preallocate: false,
         };
         let log = Log::open(vfs, dir, config, 0)?;
         let mut positions = BTreeMap::new();

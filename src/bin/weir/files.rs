@@ -123,8 +123,12 @@ fn segment_text(s: &SegmentReport) -> String {
         inspect::IndexState::Stale => "stale",
         inspect::IndexState::Bad => "BAD",
     };
+    let preallocated = match s.preallocated_bytes {
+        0 => String::new(),
+        n => format!(" ({} preallocated)", size(n)),
+    };
     let mut line = format!(
-        "  {name}  {seqs}  {} frames ({} compressed)  {}  {compression}{times}  index: {index}",
+        "  {name}  {seqs}  {} frames ({} compressed)  {}{preallocated}  {compression}{times}  index: {index}",
         s.frames,
         s.compressed_frames,
         size(s.file_bytes),
