@@ -31,6 +31,12 @@ pub fn headroom(len: u64) -> u64 {
     len.clamp(MIN_HEADROOM, MAX_HEADROOM)
 }
 
+/// Frames at least this large never make the writer preallocate: they are appended. A writer
+/// of large frames is bound by the disk's bandwidth, which zeroing ahead would spend twice,
+/// while what an append adds to its fsync (the inode and allocation writes) is small beside
+/// the data. (Measured here: 100 KiB per fsync is about even, 1 MiB clearly favours appending.)
+pub const PREALLOCATE_BELOW: usize = 64 << 10;
+
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// The writer's view of the active segment's file beyond its whole frames.
@@ -62,7 +68,7 @@ impl ActiveTail {
     /// segment's roll size; a single larger frame still gets exactly its own space).
     pub fn write(&mut self, file: &dyn LogFile, frame: &[u8], offset: u64, segment_cap: u64) -> io::Result<()> {
         let end = offset + frame.len() as u64;
-        if self.preallocate && end > self.file_len {
+        if self.preallocate && end > self.file_len && frame.len() < PREALLOCATE_BELOW {
             let target = (end + headroom(end)).min(segment_cap.max(end));
             if self.extend(file, target).is_err() {
                 // Preallocation only makes fsyncs cheaper: without it the frame is appended.
@@ -188,6 +194,22 @@ mod tests {
         let on_disk = std::fs::read(dir.path().join("f")).expect("read");
         assert_eq!(&on_disk[..100], &[7; 100][..]);
         assert_eq!(&on_disk[100..], &[8; 5000][..]);
+    }
+
+    #[test]
+    fn a_large_frame_is_appended_and_small_ones_preallocate_again_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = open(dir.path());
+        let mut tail = ActiveTail::new(0, true);
+        let large = vec![9u8; PREALLOCATE_BELOW + MIN_HEADROOM as usize];
+        tail.write(file.as_ref(), &large, 0, 1 << 30).expect("write");
+        assert_eq!(tail.file_len(), large.len() as u64, "no zeros after a large frame");
+        let end = large.len() as u64;
+        tail.write(file.as_ref(), &[1; 10], end, 1 << 30).expect("write");
+        assert!(tail.file_len() > end + 10, "a small frame preallocates again");
+        let on_disk = std::fs::read(dir.path().join("f")).expect("read");
+        assert_eq!(&on_disk[..large.len()], &large[..]);
+        assert_eq!(&on_disk[large.len()..large.len() + 10], &[1; 10]);
     }
 
     #[test]
