@@ -77,11 +77,30 @@ pub fn base64(bytes: &[u8]) -> String {
 /// Lower-case hex of `bytes` (message ids, receipt handles, digests): a table lookup, because
 /// formatting byte by byte showed at the top of the receive path's profile.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+        let [hi, lo] = hex_pair(b);
+        out.push(hi);
+        out.push(lo);
+    }
+    out
+}
+
+fn hex_pair(b: u8) -> [char; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [char::from(DIGITS[usize::from(b >> 4)]), char::from(DIGITS[usize::from(b & 15)])]
+}
+
+/// 16 bytes as a UUID-shaped string: lowercase hex in groups of 8-4-4-4-12.
+pub fn uuid(id: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, &b) in id.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let [hi, lo] = hex_pair(b);
+        out.push(hi);
+        out.push(lo);
     }
     out
 }
@@ -123,6 +142,8 @@ mod tests {
     fn hex_is_lower_case_and_two_digits_a_byte() {
         assert_eq!(hex(&[0, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(hex(&[]), "");
+        let id: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
+        assert_eq!(uuid(&id), "00112233-4455-6677-8899-aabbccddeeff");
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub trait LogFile: Send + Sync + Debug {
         let _ = len;
         None
     }
+    /// Extends the file to at least `offset + len` bytes, the new ones reading as zeros, with
+    /// their blocks reserved: later writes into the range, through a map too, cannot run out of
+    /// space. The default writes the zeros.
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        write_zeros(self, offset, offset + len)
+    }
     /// A shared writable memory map of the first `len` bytes, which must all lie inside the
     /// file: the log's writer copies frames into the zero-filled space it preallocated instead
     /// of making a `write` call per append. `None` where the file system does not support it
@@ -42,6 +48,19 @@ pub trait LogFile: Send + Sync + Debug {
         let _ = len;
         None
     }
+}
+
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Writes zeros over `[from, to)` of `file`.
+pub fn write_zeros(file: &(impl LogFile + ?Sized), from: u64, to: u64) -> io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// The file-system operations the engine needs.
@@ -108,6 +127,16 @@ impl LogFile for RealFile {
         // more than the file's length (a failed write or a seal truncates back to no less than
         // that length).
         Some(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) })
+    }
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), offset, len) {
+            Ok(()) => Ok(()),
+            // A file system without fallocate gets the zeros written.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                write_zeros(self, offset, offset + len)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
     fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
         let len = usize::try_from(len).ok()?;

@@ -17,7 +17,7 @@ use std::io;
 
 use memmap2::MmapMut;
 
-use crate::log::io::LogFile;
+use crate::log::io::{write_zeros, LogFile};
 
 /// At least this much zero-filled space is kept ahead of the frames of an active segment.
 pub const MIN_HEADROOM: u64 = 64 << 10;
@@ -37,15 +37,26 @@ pub fn headroom(len: u64) -> u64 {
 /// the data. (Measured here: 100 KiB per fsync is about even, 1 MiB clearly favours appending.)
 pub const PREALLOCATE_BELOW: usize = 64 << 10;
 
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+/// How the space ahead of the frames is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preallocation {
+    /// None: the file ends at the last frame and appends use `write`.
+    Off,
+    /// Blocks reserved with `fallocate`, not written. Enough for the writable map (a write
+    /// into it cannot hit ENOSPC) where fsyncs are rare, so a cheaper fsync is not worth
+    /// writing the zeros: durability `Never` and `Interval`.
+    Reserve,
+    /// Zeros written: an fsync after overwriting them writes only data. Durability `Always`.
+    ZeroFill,
+}
 
 /// The writer's view of the active segment's file beyond its whole frames.
 #[derive(Debug)]
 pub struct ActiveTail {
     /// Length of the file: whole frames, then zeros.
     file_len: u64,
-    /// Whether to keep zeros ahead of the frames.
-    preallocate: bool,
+    /// How to keep zeros ahead of the frames.
+    mode: Preallocation,
     /// A writable mapping of the file's first `map.len()` bytes, all inside the file.
     map: Option<MmapMut>,
     /// False once the file system said it cannot map the file (appends then use `write`).
@@ -54,8 +65,8 @@ pub struct ActiveTail {
 
 impl ActiveTail {
     /// The tail of a file currently `file_len` bytes long (everything past the frames is zero).
-    pub fn new(file_len: u64, preallocate: bool) -> ActiveTail {
-        ActiveTail { file_len, preallocate, map: None, mappable: preallocate }
+    pub fn new(file_len: u64, mode: Preallocation) -> ActiveTail {
+        ActiveTail { file_len, mode, map: None, mappable: mode != Preallocation::Off }
     }
 
     /// Length of the file, preallocated space included.
@@ -68,14 +79,13 @@ impl ActiveTail {
     /// segment's roll size; a single larger frame still gets exactly its own space).
     pub fn write(&mut self, file: &dyn LogFile, frame: &[u8], offset: u64, segment_cap: u64) -> io::Result<()> {
         let end = offset + frame.len() as u64;
-        if self.preallocate && end > self.file_len && frame.len() < PREALLOCATE_BELOW {
+        if self.mode != Preallocation::Off && end > self.file_len && frame.len() < PREALLOCATE_BELOW {
             let target = (end + headroom(end)).min(segment_cap.max(end));
             if self.extend(file, target).is_err() {
-                // Preallocation only makes fsyncs cheaper: without it the frame is appended.
+                // Preallocation only makes appends cheaper: without it the frame is appended.
                 self.map = None;
                 self.mappable = false;
-                file.set_len(self.file_len.max(offset))?;
-                self.file_len = self.file_len.max(offset);
+                file.set_len(self.file_len)?;
             }
         }
         if end <= self.file_len && self.mappable {
@@ -106,13 +116,14 @@ impl ActiveTail {
 
     /// Grows the file to `target` bytes of which everything past the current length is zero.
     fn extend(&mut self, file: &dyn LogFile, target: u64) -> io::Result<()> {
-        let mut at = self.file_len;
-        while at < target {
-            let n = (target - at).min(ZEROS.len() as u64) as usize;
-            file.write_all_at(&ZEROS[..n], at)?;
-            at += n as u64;
+        if target > self.file_len {
+            match self.mode {
+                Preallocation::Off => return Ok(()),
+                Preallocation::Reserve => file.allocate(self.file_len, target - self.file_len)?,
+                Preallocation::ZeroFill => write_zeros(file, self.file_len, target)?,
+            }
+            self.file_len = target;
         }
-        self.file_len = target;
         Ok(())
     }
 
@@ -128,19 +139,17 @@ impl ActiveTail {
         Ok(())
     }
 
-    /// Zero-filled space to give a new segment whose header is `header_len` bytes.
-    pub fn initial_len(header_len: u64, segment_cap: u64, preallocate: bool) -> u64 {
-        if preallocate {
-            (header_len + headroom(header_len)).min(segment_cap.max(header_len))
-        } else {
-            header_len
-        }
-    }
-
-    /// Writes the zeros of a new segment's initial preallocation, after its header.
-    pub fn fill_new(file: &dyn LogFile, header_len: u64, file_len: u64) -> io::Result<()> {
-        let mut tail = ActiveTail::new(header_len, true);
-        tail.extend(file, file_len)
+    /// The tail of a new segment whose header is `header_len` bytes: its first preallocated
+    /// space is made here, before the segment's creation is synced.
+    pub fn for_new_segment(
+        file: &dyn LogFile,
+        header_len: u64,
+        segment_cap: u64,
+        mode: Preallocation,
+    ) -> io::Result<ActiveTail> {
+        let mut tail = ActiveTail::new(header_len, mode);
+        tail.extend(file, (header_len + headroom(header_len)).min(segment_cap.max(header_len)))?;
+        Ok(tail)
     }
 }
 
@@ -166,7 +175,7 @@ mod tests {
     fn frames_land_in_preallocated_zeros_and_the_file_grows_ahead_of_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = open(dir.path());
-        let mut tail = ActiveTail::new(0, true);
+        let mut tail = ActiveTail::new(0, Preallocation::ZeroFill);
         let mut expected = Vec::new();
         for i in 0..200u32 {
             let frame = vec![(i % 251) as u8 + 1; 1000 + i as usize];
@@ -186,7 +195,7 @@ mod tests {
     fn preallocation_stops_at_the_segment_size_but_a_large_frame_gets_its_space() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = open(dir.path());
-        let mut tail = ActiveTail::new(0, true);
+        let mut tail = ActiveTail::new(0, Preallocation::ZeroFill);
         tail.write(file.as_ref(), &[7; 100], 0, 1000).expect("write");
         assert_eq!(tail.file_len(), 1000, "capped at the segment size");
         tail.write(file.as_ref(), &[8; 5000], 100, 1000).expect("write");
@@ -200,7 +209,7 @@ mod tests {
     fn a_large_frame_is_appended_and_small_ones_preallocate_again_after_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = open(dir.path());
-        let mut tail = ActiveTail::new(0, true);
+        let mut tail = ActiveTail::new(0, Preallocation::ZeroFill);
         let large = vec![9u8; PREALLOCATE_BELOW + MIN_HEADROOM as usize];
         tail.write(file.as_ref(), &large, 0, 1 << 30).expect("write");
         assert_eq!(tail.file_len(), large.len() as u64, "no zeros after a large frame");
@@ -213,10 +222,23 @@ mod tests {
     }
 
     #[test]
+    fn reserved_space_reads_as_zeros_and_takes_frames_like_written_zeros() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = open(dir.path());
+        let mut tail = ActiveTail::for_new_segment(file.as_ref(), 32, 1 << 30, Preallocation::Reserve).expect("new");
+        assert_eq!(tail.file_len(), 32 + MIN_HEADROOM);
+        tail.write(file.as_ref(), &[5; 100], 32, 1 << 30).expect("write");
+        let on_disk = std::fs::read(dir.path().join("f")).expect("read");
+        assert_eq!(on_disk.len() as u64, 32 + MIN_HEADROOM);
+        assert_eq!(&on_disk[32..132], &[5; 100][..]);
+        assert!(on_disk[132..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
     fn without_preallocation_the_file_ends_at_the_last_frame() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = open(dir.path());
-        let mut tail = ActiveTail::new(0, false);
+        let mut tail = ActiveTail::new(0, Preallocation::Off);
         tail.write(file.as_ref(), b"abc", 0, 1 << 20).expect("write");
         tail.write(file.as_ref(), b"defg", 3, 1 << 20).expect("write");
         assert_eq!(std::fs::read(dir.path().join("f")).expect("read"), b"abcdefg");

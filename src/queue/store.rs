@@ -28,7 +28,7 @@ use crate::queue::config::{
     check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::queue::dedup::{digest, DedupWindow, FirstSend};
-use crate::queue::receipt::Receipt;
+use crate::queue::receipt::{Receipt, ReceiptKey};
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
     PeekedMessage, QueueAttributes, ReceiveOptions, ReceivedMessage, RedriveResult, SendEntry, SendResult,
@@ -62,7 +62,7 @@ pub struct QueueDef {
 pub struct QueueStore {
     log: Log,
     clock: Arc<dyn Clock>,
-    secret: [u8; 32],
+    receipt_key: ReceiptKey,
     id_seed: [u8; 16],
     id_counter: AtomicU64,
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
@@ -153,7 +153,7 @@ impl QueueStore {
         Ok(QueueStore {
             log,
             clock,
-            secret,
+            receipt_key: ReceiptKey::new(&secret),
             id_seed,
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
@@ -618,7 +618,7 @@ impl QueueStore {
         let mut out = Vec::with_capacity(selection.delivered.len());
         for t in &selection.delivered {
             let m = self.read_message(t.msg.anchor)?;
-            out.push(received(&self.secret, cell.id, t.key, &t.msg, m, fifo));
+            out.push(received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo));
         }
         drop(guards);
         if let Some(d) = &dlq {
@@ -631,7 +631,7 @@ impl QueueStore {
     // ----- delete / change visibility -----
 
     fn check_receipt(&self, cell: &QueueCell, st: &QueueState, handle: &str) -> Result<(Receipt, Msg)> {
-        let r = Receipt::decode(handle, &self.secret)?;
+        let r = Receipt::decode(handle, &self.receipt_key)?;
         if r.queue != cell.id {
             return Err(Error::InvalidReceiptHandle(format!("it belongs to another queue, not to {:?}", cell.name)));
         }
@@ -1057,14 +1057,20 @@ fn send_result(config: &QueueConfig, message_id: &[u8; 16], key: u64, duplicate:
 
 /// Formats a message id as a UUID-shaped string.
 pub fn format_id(id: &[u8; 16]) -> String {
-    let hex = crate::text::hex(id);
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    crate::text::uuid(id)
 }
 
-fn received(secret: &[u8; 32], queue: u32, key: u64, msg: &Msg, m: MessageRecord, fifo: bool) -> ReceivedMessage {
+fn received(
+    receipt_key: &ReceiptKey,
+    queue: u32,
+    key: u64,
+    msg: &Msg,
+    m: MessageRecord,
+    fifo: bool,
+) -> ReceivedMessage {
     ReceivedMessage {
         message_id: format_id(&m.message_id),
-        receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(secret),
+        receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(receipt_key),
         body: m.body,
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
