@@ -34,15 +34,9 @@ pub trait LogFile: Send + Sync + Debug {
         let _ = len;
         None
     }
-    /// Extends the file to at least `offset + len` bytes, the new ones reading as zeros, with
-    /// their blocks reserved: later writes into the range, through a map too, cannot run out of
-    /// space. The default writes the zeros.
-    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        write_zeros(self, offset, offset + len)
-    }
-    /// A shared writable memory map of the first `len` bytes, which must all lie inside the
-    /// file: the log's writer copies frames into the zero-filled space it preallocated instead
-    /// of making a `write` call per append. `None` where the file system does not support it
+    /// A shared writable memory map of the first `len` bytes, which may reach past the end of
+    /// the file (those pages must never be touched): the log's writer copies frames into the
+    /// space it preallocated instead of making a `write` call per append. `None` where the file system does not support it
     /// (the writer then uses [`LogFile::write_all_at`]).
     fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
         let _ = len;
@@ -128,22 +122,14 @@ impl LogFile for RealFile {
         // that length).
         Some(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) })
     }
-    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), offset, len) {
-            Ok(()) => Ok(()),
-            // A file system without fallocate gets the zeros written.
-            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
-                write_zeros(self, offset, offset + len)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
     fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
         let len = usize::try_from(len).ok()?;
         // SAFETY: the directory lock keeps other weir processes from writing the file. The log's
-        // writer asks only for bytes inside the file (its zero-filled preallocation), is the
-        // only one writing them, and drops the mapping before it ever shortens the file, so no
-        // write through it can land past the end of the file (which would raise SIGBUS).
+        // writer writes through the mapping only below the file's length (into the zeros it
+        // wrote ahead, whose blocks are reserved, so no write can fail for lack of room), is
+        // the only one writing those bytes, and drops the mapping before it ever shortens the
+        // file, so no write through it lands past the end of the file (which would raise
+        // SIGBUS).
         Some(unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file) })
     }
 }

@@ -29,7 +29,7 @@ use group_commit::{GroupCommit, Turn};
 use io::Vfs;
 use recovery::{read_whole, scan_segment, ScanEnd};
 use segment::{index_file_name, parse_segment_name, segment_file_name, Damage, Segment};
-use tail::{ActiveTail, Preallocation};
+use tail::ActiveTail;
 
 /// When an acknowledged append is on stable storage. See `format-spec.md`, "Durability".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,18 +62,6 @@ pub struct LogConfig {
     /// memory map instead of a `write` call. Worth it for logs that are written often; the
     /// unused space is cut when the segment is sealed.
     pub preallocate: bool,
-}
-
-impl LogConfig {
-    /// How the active segment's space ahead of the frames is made: written zeros where every
-    /// append is fsynced (the cheaper fsync pays for them), reserved blocks otherwise.
-    fn preallocation(&self) -> Preallocation {
-        match (self.preallocate, self.durability) {
-            (false, _) => Preallocation::Off,
-            (true, Durability::Always) => Preallocation::ZeroFill,
-            (true, Durability::Interval(_) | Durability::Never) => Preallocation::Reserve,
-        }
-    }
 }
 
 impl Default for LogConfig {
@@ -222,10 +210,9 @@ impl Log {
         let tail = match fresh_tail {
             Some(tail) => tail,
             // Recovery left the file as whole frames, possibly followed by zeros only.
-            None => ActiveTail::new(
-                active.file.len().map_err(|e| Error::io("stat", &active.path, e))?,
-                config.preallocation(),
-            ),
+            None => {
+                ActiveTail::new(active.file.len().map_err(|e| Error::io("stat", &active.path, e))?, config.preallocate)
+            }
         };
         Ok(Log {
             dir: dir.to_path_buf(),
@@ -594,7 +581,7 @@ fn create_segment(vfs: &Arc<dyn Vfs>, dir: &Path, base_seq: u64, config: &LogCon
     file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
     file.write_all_at(&SegmentHeader { base_seq }.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
     let header_len = SEGMENT_HEADER_LEN as u64;
-    let tail = ActiveTail::for_new_segment(file.as_ref(), header_len, config.segment_bytes, config.preallocation())
+    let tail = ActiveTail::for_new_segment(file.as_ref(), header_len, config.segment_bytes, config.preallocate)
         .map_err(|e| Error::io("preallocate", &path, e))?;
     file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
