@@ -308,6 +308,53 @@ fn long_polls_return_as_soon_as_another_thread_sends() {
 }
 
 #[test]
+fn single_sends_into_a_burst_of_long_polls_are_all_received_without_waiting_out_a_poll() {
+    // A send wakes at most one sleeping poll at a time; the woken one takes its batch and wakes
+    // the next if it leaves messages behind. Nothing may sit visible while every poll sleeps.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Arc::new(open(dir.path()));
+    engine.create_queue("q", QueueConfig::default()).expect("create");
+    const MESSAGES: usize = 60;
+    let received = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(5));
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let (q, received, barrier) =
+                (engine.queue("q").expect("queue"), Arc::clone(&received), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                while received.load(Ordering::SeqCst) < MESSAGES {
+                    let got = poll(&q, 3, 20_000);
+                    delete_all(&q, &got);
+                    received.fetch_add(got.len(), Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let q = engine.queue("q").expect("queue");
+    for i in 0..MESSAGES {
+        q.send(format!("m{i}").as_bytes(), SendOptions::default()).expect("send");
+        if i % 7 == 0 {
+            thread::yield_now();
+        }
+    }
+    while received.load(Ordering::SeqCst) < MESSAGES {
+        assert!(started.elapsed() < Duration::from_secs(10), "messages sat visible while the polls slept");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The receivers still polling wait for a message that never comes: send them one each.
+    for i in 0..4 {
+        q.send(format!("release {i}").as_bytes(), SendOptions::default()).expect("send");
+    }
+    for r in receivers {
+        r.join().expect("receiver");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "a poll waited out its time");
+}
+
+#[test]
 fn long_poll_returns_when_a_delete_unblocks_a_fifo_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Arc::new(open(dir.path()));

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,34 @@ pub struct QueueCell {
     pub name: String,
     pub(crate) state: Mutex<QueueState>,
     wake: Condvar,
-    deleted: std::sync::atomic::AtomicBool,
+    /// Long polls asleep on `wake` (changed only under `state`'s lock).
+    waiting: AtomicU64,
+    /// One of them has been woken and has not run yet (changed only under `state`'s lock).
+    wake_pending: AtomicBool,
+    deleted: AtomicBool,
+}
+
+impl QueueCell {
+    fn new(id: u32, name: String, state: QueueState) -> QueueCell {
+        QueueCell {
+            id,
+            name,
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            waiting: AtomicU64::new(0),
+            wake_pending: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether to wake a long poll for messages that just became visible; call under the lock,
+    /// notify after releasing it. At most one woken poll is on its way at a time: it takes up
+    /// to its batch and wakes the next if it leaves visible messages behind (`receive_once`),
+    /// so a burst of single sends wakes a few receivers that each take a batch, instead of one
+    /// receiver (and one context switch) per message.
+    fn claim_wake(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0 && !self.wake_pending.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// A queue known to the catalog, as the store is opened with it.
@@ -140,13 +167,7 @@ impl QueueStore {
             .into_values()
             .map(|mut st| {
                 st.rebuild(now);
-                let cell = Arc::new(QueueCell {
-                    id: st.id,
-                    name: st.name.clone(),
-                    state: Mutex::new(st),
-                    wake: Condvar::new(),
-                    deleted: Default::default(),
-                });
+                let cell = Arc::new(QueueCell::new(st.id, st.name.clone(), st));
                 (cell.name.clone(), cell)
             })
             .collect();
@@ -181,13 +202,8 @@ impl QueueStore {
 
     /// Adds a new, empty queue (the catalog has recorded it).
     pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
-        let cell = Arc::new(QueueCell {
-            id: def.id,
-            name: def.name.clone(),
-            state: Mutex::new(QueueState::new(def.id, def.name.clone(), def.config)),
-            wake: Condvar::new(),
-            deleted: Default::default(),
-        });
+        let cell =
+            Arc::new(QueueCell::new(def.id, def.name.clone(), QueueState::new(def.id, def.name.clone(), def.config)));
         self.queues.write().insert(def.name, Arc::clone(&cell));
         cell
     }
@@ -373,9 +389,9 @@ impl QueueStore {
             debug_assert_eq!(seq, outcome.next_seq, "every written message was indexed");
             wait_for = wait_for.max(outcome.next_seq);
         }
+        let wake = !records.is_empty() && cell.claim_wake();
         drop(st);
-        // One long poll per new message: waking them all makes them fight for one message.
-        for _ in 0..records.len() {
+        if wake {
             cell.wake.notify_one();
         }
         if wait_for > 0 {
@@ -556,7 +572,10 @@ impl QueueStore {
             if let Some(at) = st.next_timer_ms() {
                 nap = nap.min(Duration::from_millis(at.saturating_sub(now).max(1)));
             }
+            cell.waiting.fetch_add(1, Ordering::Relaxed);
             cell.wake.wait_for(&mut st, nap);
+            cell.waiting.fetch_sub(1, Ordering::Relaxed);
+            cell.wake_pending.store(false, Ordering::Relaxed);
         }
     }
 
@@ -615,15 +634,22 @@ impl QueueStore {
             last = outcome.next_seq;
         }
         let fifo = st.config.fifo;
-        let mut out = Vec::with_capacity(selection.delivered.len());
+        // Read under the lock (compaction may move a message and drop its old segment once the
+        // lock is free); sign handles and format ids after it.
+        let mut taken = Vec::with_capacity(selection.delivered.len());
         for t in &selection.delivered {
-            let m = self.read_message(t.msg.anchor)?;
-            out.push(received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo));
+            taken.push((t, self.read_message(t.msg.anchor)?));
         }
+        let wake_next = st.has_visible(now) && cell.claim_wake();
         drop(guards);
+        if wake_next {
+            cell.wake.notify_one();
+        }
         if let Some(d) = &dlq {
             d.wake.notify_all();
         }
+        let out: Vec<ReceivedMessage> =
+            taken.into_iter().map(|(t, m)| received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo)).collect();
         self.log.wait_durable(last)?;
         Ok((out, !selection.to_dead_letter.is_empty()))
     }
@@ -672,8 +698,12 @@ impl QueueStore {
         for key in keys {
             st.remove(key);
         }
+        // A FIFO group may have unblocked.
+        let wake = st.config.fifo && st.has_visible(now) && cell.claim_wake();
         drop(st);
-        cell.wake.notify_one(); // a FIFO group may have unblocked
+        if wake {
+            cell.wake.notify_one();
+        }
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
     }
