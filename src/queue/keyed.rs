@@ -107,7 +107,7 @@ impl<V: Copy> Chunk<V> {
         let i = self.keys.len();
         self.keys.push(key);
         self.vals.push(value);
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             self.live.push(0);
         }
         self.set_live(i);
@@ -119,7 +119,7 @@ impl<V: Copy> Chunk<V> {
         let len = self.keys.len();
         self.keys.insert(at, key);
         self.vals.insert(at, value);
-        if len % 64 == 0 {
+        if len.is_multiple_of(64) {
             self.live.push(0);
         }
         // Shift bits at..len up by one, high words first so each reads its lower neighbour
@@ -164,17 +164,21 @@ impl<V: Copy> Chunk<V> {
         }
         self.keys.truncate(kept);
         self.vals.truncate(kept);
-        self.keys.shrink_to_fit();
-        self.vals.shrink_to_fit();
         self.live.clear();
         self.live.resize(kept.div_ceil(64), u64::MAX);
-        if kept % 64 != 0 {
+        if !kept.is_multiple_of(64) {
             if let Some(last) = self.live.last_mut() {
                 *last = (1u64 << (kept % 64)) - 1;
             }
         }
-        self.live.shrink_to_fit();
         self.live_count = kept;
+        // A small chunk keeps its memory: a shallow queue compacts its one chunk every few
+        // messages, and reallocating each time would cost more than the few bytes kept.
+        if self.keys.capacity() > kept + FIRST_CAPACITY * 4 {
+            self.keys.shrink_to_fit();
+            self.vals.shrink_to_fit();
+            self.live.shrink_to_fit();
+        }
     }
 
     /// Appends the live entries of `right`, whose keys are all greater than this chunk's.
@@ -229,6 +233,18 @@ impl<V: Copy> KeyedStore<V> {
     /// The chunk a key belongs in: the last whose first key is at most `key` (none if `key` is
     /// below every chunk).
     fn chunk_for(&self, key: u64) -> Option<usize> {
+        // Sends append to the last chunk and receives and deletes mostly work at the front:
+        // look there before searching.
+        let last = self.chunks.len().checked_sub(1)?;
+        if self.chunks[last].first_key() <= key {
+            return Some(last);
+        }
+        if key < self.chunks[0].first_key() {
+            return None;
+        }
+        if key < self.chunks[1].first_key() {
+            return Some(0);
+        }
         self.chunks.partition_point(|c| c.first_key() <= key).checked_sub(1)
     }
 
