@@ -9,6 +9,7 @@
 pub mod attributes;
 pub mod config;
 pub mod dedup;
+pub mod keyed;
 pub mod receipt;
 pub mod state;
 pub mod store;

@@ -2,48 +2,26 @@
 //! is (the anchor), which are visible, in flight or delayed, the FIFO groups, and the dedup
 //! window. Pure logic, no I/O: the store decides what to write, this decides what is true.
 //!
-//! Live operations keep the ready list, timer heap and group queues up to date incrementally;
+//! Messages live in a [`KeyedStore`] in key (send) order; a waiting message costs its entry
+//! there and nothing else. Standard queues find visible messages with a cursor that moves
+//! forward through that order, passing each message once, plus a short list of messages behind
+//! the cursor that became visible again (visibility ran out, changed to zero, delay ended).
+//! FIFO queues keep per-group queues of keys.
+//!
+//! Live operations keep the cursor, timer heap and group queues up to date incrementally;
 //! replay only fills `msgs` and then calls [`QueueState::rebuild`], and the two must agree.
 //!
-//! Costs: a receive pops from the ready list (or ready groups) and the timer heap, never scans;
-//! every structure is O(1) or O(log n) per message.
+//! Costs: a receive moves the cursor (or pops the returned list, or ready groups) and the timer
+//! heap, never scans; every structure is O(1) amortized or O(log n) per message.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use bytes::Bytes;
 
 use crate::queue::config::QueueConfig;
 use crate::queue::dedup::DedupWindow;
-
-/// Hashes message keys (sequence numbers) with a multiply-xorshift mix: the keys are not chosen
-/// by an adversary, and SipHash's cost shows on the receive path.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 30;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 27;
-        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+use crate::queue::keyed::KeyedStore;
 
 const IN_FLIGHT: u8 = 1;
 const DELAYED: u8 = 2;
@@ -138,8 +116,15 @@ pub struct QueueState {
     pub name: String,
     /// Attributes.
     pub config: QueueConfig,
-    msgs: KeyMap<Msg>,
-    ready: VecDeque<u64>,
+    msgs: KeyedStore<Msg>,
+    /// Standard queues: the ready scan has passed every key below this one. Messages at or
+    /// above it that are visible are ready; it only moves forward (until a rebuild).
+    cursor: u64,
+    /// Standard queues: messages behind the cursor that became visible again, in the order
+    /// they did, each with the store's next key at that moment. One waits until the cursor has
+    /// passed that key, so it queues behind everything already waiting, as in one ready list.
+    /// May hold stale entries (removed or taken since); they are skipped when they come up.
+    returned: VecDeque<(u64, u64)>,
     timers: BinaryHeap<Reverse<(u64, u64)>>,
     groups: Vec<Group>,
     group_ids: HashMap<Bytes, u32>,
@@ -156,8 +141,9 @@ impl QueueState {
             id,
             name,
             config,
-            msgs: KeyMap::default(),
-            ready: VecDeque::new(),
+            msgs: KeyedStore::new(),
+            cursor: 0,
+            returned: VecDeque::new(),
             timers: BinaryHeap::new(),
             groups: Vec::new(),
             group_ids: HashMap::new(),
@@ -179,12 +165,12 @@ impl QueueState {
 
     /// A live message.
     pub fn get(&self, key: u64) -> Option<&Msg> {
-        self.msgs.get(&key)
+        self.msgs.get(key)
     }
 
-    /// Every live message (unordered).
+    /// Every live message, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Msg)> {
-        self.msgs.iter().map(|(k, m)| (*k, m))
+        self.msgs.iter()
     }
 
     /// The FIFO group of a message (empty for standard queues).
@@ -201,10 +187,9 @@ impl QueueState {
         msg.sent_ms.saturating_add(self.retention_ms()) <= now_ms
     }
 
-    /// When a timer for `msg` must fire: when it becomes visible, or earlier when it expires
-    /// first (an expired message is gone even while in flight or delayed).
+    /// [`timer_at`] with this queue's retention.
     fn timer_at(&self, msg: &Msg) -> u64 {
-        msg.visible_at_ms.min(msg.sent_ms.saturating_add(self.retention_ms()))
+        timer_at(msg, self.retention_ms())
     }
 
     fn group_slot(&mut self, name: &Bytes) -> u32 {
@@ -258,11 +243,14 @@ impl QueueState {
             msg.flags |= DELAYED;
             self.timers.push(Reverse((self.timer_at(&msg), key)));
         }
-        debug_assert!(!self.msgs.contains_key(&key), "message key {key} inserted twice");
+        debug_assert!(!self.msgs.contains_key(key), "message key {key} inserted twice");
+        // Keys only grow here (the store assigns and indexes them under this queue's lock), so
+        // this appends; the store would place an older key correctly all the same.
+        debug_assert!(key >= self.msgs.next_key(), "message key {key} inserted out of order");
         self.msgs.insert(key, msg);
         if group == NO_GROUP {
             if visible_at_ms <= now_ms {
-                self.ready.push_back(key);
+                self.make_ready(key);
             }
         } else {
             self.groups[group as usize].pending.push_back(key);
@@ -278,12 +266,12 @@ impl QueueState {
                 break;
             }
             self.timers.pop();
-            let Some(current) = self.msgs.get(&key).copied() else { continue };
+            let Some(current) = self.msgs.get(key).copied() else { continue };
             if self.expired(&current, now_ms) {
                 self.remove(key);
                 continue;
             }
-            let Some(msg) = self.msgs.get_mut(&key) else { continue };
+            let Some(msg) = self.msgs.get_mut(key) else { continue };
             if msg.visible_at_ms > now_ms || msg.flags & (IN_FLIGHT | DELAYED) == 0 {
                 continue; // superseded by a later change, or an expiry timer of a message since moved on
             }
@@ -296,7 +284,7 @@ impl QueueState {
 
     fn became_visible(&mut self, key: u64, g: u32, was_in_flight: bool) {
         if g == NO_GROUP {
-            self.ready.push_back(key);
+            self.make_ready(key);
             return;
         }
         if was_in_flight {
@@ -307,6 +295,40 @@ impl QueueState {
         self.enqueue_group(g);
     }
 
+    /// Lists a visible message of a standard queue: one the cursor has not reached yet needs
+    /// nothing, the cursor will find it.
+    fn make_ready(&mut self, key: u64) {
+        if key < self.cursor {
+            self.returned.push_back((self.msgs.next_key(), key));
+        }
+    }
+
+    /// The next listed key of a standard queue: the returned list's front once the cursor has
+    /// passed every key that was waiting before it, else the next live message at the cursor.
+    /// Moves past what it lists, so each message is listed once per time it becomes visible.
+    fn next_listed(&mut self) -> Option<u64> {
+        loop {
+            if let Some(&(behind, key)) = self.returned.front() {
+                if behind <= self.cursor {
+                    self.returned.pop_front();
+                    return Some(key);
+                }
+            }
+            match self.msgs.first_from(self.cursor) {
+                Some((key, _)) => {
+                    self.cursor = key.saturating_add(1);
+                    return Some(key);
+                }
+                None if self.returned.is_empty() => {
+                    self.cursor = self.cursor.max(self.msgs.next_key());
+                    return None;
+                }
+                // Nothing left ahead: the returned list's entries are all due.
+                None => self.cursor = self.cursor.max(self.msgs.next_key()),
+            }
+        }
+    }
+
     /// True if a receive might find something now (after [`QueueState::pump`]); long polls
     /// check it before sleeping. Stale entries make it true at most once each: the receive that
     /// follows discards them.
@@ -314,7 +336,7 @@ impl QueueState {
         if self.config.fifo {
             !self.ready_groups.is_empty()
         } else {
-            !self.ready.is_empty()
+            !self.returned.is_empty() || self.cursor < self.msgs.next_key()
         }
     }
 
@@ -325,7 +347,7 @@ impl QueueState {
 
     /// Removes a message, wherever it is. Returns it.
     pub fn remove(&mut self, key: u64) -> Option<Msg> {
-        let msg = self.msgs.remove(&key)?;
+        let msg = self.msgs.remove(key)?;
         if msg.group != NO_GROUP {
             let g = msg.group;
             if let Some(group) = self.groups.get_mut(g as usize) {
@@ -339,7 +361,7 @@ impl QueueState {
             self.enqueue_group(g);
             self.release_group_if_idle(g);
         }
-        // Ready-list and timer entries of a removed message are skipped when they come up.
+        // Returned-list and timer entries of a removed message are skipped when they come up.
         Some(msg)
     }
 
@@ -353,8 +375,8 @@ impl QueueState {
             self.select_fifo(now_ms, max, visibility_ms, max_receives, &mut out);
         } else {
             while out.delivered.len() < max {
-                let Some(key) = self.ready.pop_front() else { break };
-                let Some(msg) = self.msgs.get(&key) else { continue };
+                let Some(key) = self.next_listed() else { break };
+                let Some(msg) = self.msgs.get(key) else { continue };
                 if msg.flags & (IN_FLIGHT | DELAYED) != 0 {
                     continue; // stale: a timer tracks it
                 }
@@ -388,7 +410,7 @@ impl QueueState {
             let mut taken_here = 0;
             while out.delivered.len() < max {
                 let Some(&key) = self.groups[g as usize].pending.get(taken_here) else { break };
-                let Some(msg) = self.msgs.get(&key) else {
+                let Some(msg) = self.msgs.get(key) else {
                     self.groups[g as usize].pending.remove(taken_here);
                     continue;
                 };
@@ -414,7 +436,7 @@ impl QueueState {
             let head_delayed = self.groups[g as usize]
                 .pending
                 .front()
-                .and_then(|k| self.msgs.get(k))
+                .and_then(|&k| self.msgs.get(k))
                 .is_some_and(|m| m.visible_at_ms > now_ms);
             if !head_delayed {
                 self.enqueue_group(g);
@@ -425,7 +447,7 @@ impl QueueState {
     /// Turns a message that is not yet visible (but was listed as if it were) into a delayed
     /// one, so its timer brings it back.
     fn defer(&mut self, key: u64) {
-        let Some(msg) = self.msgs.get_mut(&key) else { return };
+        let Some(msg) = self.msgs.get_mut(key) else { return };
         msg.flags |= DELAYED;
         let msg = *msg;
         let at = self.timer_at(&msg);
@@ -435,7 +457,7 @@ impl QueueState {
     /// Takes one visible message: expired -> dropped, over the receive limit -> dead-letter,
     /// otherwise delivered.
     fn take(&mut self, key: u64, now_ms: u64, visibility_ms: u64, max_receives: Option<u32>, out: &mut Selection) {
-        let Some(msg) = self.msgs.get(&key).copied() else { return };
+        let Some(msg) = self.msgs.get(key).copied() else { return };
         if self.expired(&msg, now_ms) {
             self.remove(key);
             return;
@@ -456,7 +478,7 @@ impl QueueState {
     /// Records a receive (live or replayed): the receive count, and invisibility until
     /// `visible_at_ms`.
     pub fn mark_received(&mut self, key: u64, receive_count: u32, visible_at_ms: u64, received_ms: u64) -> Option<Msg> {
-        let msg = self.msgs.get_mut(&key)?;
+        let msg = self.msgs.get_mut(key)?;
         let was_in_flight = msg.flags & IN_FLIGHT != 0;
         msg.receive_count = receive_count;
         msg.visible_at_ms = visible_at_ms;
@@ -472,7 +494,7 @@ impl QueueState {
 
     /// Changes an in-flight message's visibility (a receipt handle's `change_visibility`).
     pub fn change_visibility(&mut self, key: u64, visible_at_ms: u64, now_ms: u64) {
-        let Some(msg) = self.msgs.get_mut(&key) else { return };
+        let Some(msg) = self.msgs.get_mut(key) else { return };
         msg.visible_at_ms = visible_at_ms;
         if visible_at_ms > now_ms {
             self.timers.push(Reverse((visible_at_ms, key)));
@@ -485,7 +507,7 @@ impl QueueState {
 
     /// Sets the anchor of a message that compaction moved forward.
     pub fn set_anchor(&mut self, key: u64, anchor: u64) {
-        if let Some(msg) = self.msgs.get_mut(&key) {
+        if let Some(msg) = self.msgs.get_mut(key) {
             debug_assert!(anchor > msg.anchor, "anchors only move forward");
             msg.anchor = anchor;
         }
@@ -493,14 +515,15 @@ impl QueueState {
 
     /// Deletes every message with a key below `before_key`.
     pub fn purge(&mut self, before_key: u64) {
-        let doomed: Vec<u64> = self.msgs.keys().copied().filter(|&k| k < before_key).collect();
+        let doomed: Vec<u64> = self.msgs.iter().map(|(k, _)| k).take_while(|&k| k < before_key).collect();
         for key in doomed {
             self.remove(key);
         }
     }
 
     /// Replay: inserts or replaces a message with its full state, without touching the ready
-    /// structures ([`QueueState::rebuild`] builds them once replay is done).
+    /// structures (keys come in log order, except a compaction copy whose original is gone,
+    /// which the store places by key) ([`QueueState::rebuild`] builds them once replay is done).
     #[allow(clippy::too_many_arguments)]
     pub fn replay_message(
         &mut self,
@@ -522,7 +545,7 @@ impl QueueState {
 
     /// Replay: a receive or visibility change of a message.
     pub fn replay_visibility(&mut self, key: u64, receive_count: u32, visible_at_ms: u64, received_ms: Option<u64>) {
-        if let Some(msg) = self.msgs.get_mut(&key) {
+        if let Some(msg) = self.msgs.get_mut(key) {
             if received_ms.is_none() && msg.receive_count != receive_count {
                 return; // a change through a handle that was stale by then
             }
@@ -536,23 +559,23 @@ impl QueueState {
 
     /// Replay: a delete (no ready structures yet).
     pub fn replay_remove(&mut self, key: u64) {
-        self.msgs.remove(&key);
+        self.msgs.remove(key);
     }
 
     /// Replay: a purge (no ready structures yet).
     pub fn replay_purge(&mut self, before_key: u64) {
-        self.msgs.retain(|&k, _| k >= before_key);
+        self.msgs.retain(|k, _| k >= before_key);
     }
 
-    /// Rebuilds the ready list, timers and groups from the messages, in key (send) order, and
+    /// Rebuilds the cursor, timers and groups from the messages, in key (send) order, and
     /// drops expired messages. Messages still invisible at `now_ms` are in flight (if ever
     /// received) or delayed.
     pub fn rebuild(&mut self, now_ms: u64) {
         let retention = self.retention_ms();
         self.msgs.retain(|_, m| m.sent_ms.saturating_add(retention) > now_ms);
-        let mut keys: Vec<u64> = self.msgs.keys().copied().collect();
-        keys.sort_unstable();
-        self.ready.clear();
+        // Every visible message is at or after the cursor: the scan finds them in key order.
+        self.cursor = 0;
+        self.returned.clear();
         self.timers.clear();
         self.ready_groups.clear();
         for g in &mut self.groups {
@@ -560,22 +583,19 @@ impl QueueState {
             g.in_flight = 0;
             g.queued = false;
         }
-        for key in keys {
-            let Some(msg) = self.msgs.get_mut(&key) else { continue };
+        for (key, msg) in self.msgs.iter_mut() {
             msg.flags = 0;
             if msg.visible_at_ms > now_ms {
                 msg.flags = if msg.receive_count > 0 { IN_FLIGHT } else { DELAYED };
             }
             let msg = *msg;
             if msg.flags != 0 {
-                let at = self.timer_at(&msg);
-                self.timers.push(Reverse((at, key)));
+                self.timers.push(Reverse((timer_at(&msg, retention), key)));
             }
             if msg.group == NO_GROUP {
-                if msg.flags == 0 {
-                    self.ready.push_back(key);
-                }
-            } else if let Some(g) = self.groups.get_mut(msg.group as usize) {
+                continue;
+            }
+            if let Some(g) = self.groups.get_mut(msg.group as usize) {
                 g.pending.push_back(key);
                 if msg.flags & IN_FLIGHT != 0 {
                     g.in_flight += 1;
@@ -594,7 +614,7 @@ impl QueueState {
     /// Drops expired messages that are waiting at the front (maintenance: frees memory for
     /// queues nobody receives from). Returns how many.
     pub fn drop_expired(&mut self, now_ms: u64) -> usize {
-        let doomed: Vec<u64> = self.msgs.iter().filter(|(_, m)| self.expired(m, now_ms)).map(|(k, _)| *k).collect();
+        let doomed: Vec<u64> = self.msgs.iter().filter(|(_, m)| self.expired(m, now_ms)).map(|(k, _)| k).collect();
         for &key in &doomed {
             self.remove(key);
         }
@@ -604,7 +624,7 @@ impl QueueState {
     /// Approximate counts.
     pub fn counts(&self, now_ms: u64) -> Counts {
         let mut c = Counts::default();
-        for m in self.msgs.values().filter(|m| !self.expired(m, now_ms)) {
+        for (_, m) in self.msgs.iter().filter(|(_, m)| !self.expired(m, now_ms)) {
             if m.flags & IN_FLIGHT != 0 && m.visible_at_ms > now_ms {
                 c.in_flight += 1;
             } else if m.visible_at_ms > now_ms {
@@ -616,6 +636,12 @@ impl QueueState {
         }
         c
     }
+}
+
+/// When a timer for `msg` must fire: when it becomes visible, or earlier when it expires first
+/// (an expired message is gone even while in flight or delayed).
+fn timer_at(msg: &Msg, retention_ms: u64) -> u64 {
+    msg.visible_at_ms.min(msg.sent_ms.saturating_add(retention_ms))
 }
 
 #[cfg(test)]
@@ -643,5 +669,165 @@ mod tests {
         assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000);
         m.note_first_receive(5_000_000_000_000);
         assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000, "the first receive stays");
+    }
+
+    const VIS: u64 = 1_000;
+
+    fn standard() -> QueueState {
+        QueueState::new(1, "q".into(), QueueConfig::default())
+    }
+
+    fn send(q: &mut QueueState, keys: impl IntoIterator<Item = u64>, now: u64) {
+        for k in keys {
+            q.insert(k, k, now, now, &Bytes::new(), now);
+        }
+    }
+
+    fn receive(q: &mut QueueState, now: u64, max: usize) -> Vec<u64> {
+        q.select(now, max, VIS, None).delivered.iter().map(|t| t.key).collect()
+    }
+
+    #[test]
+    fn never_received_messages_come_in_send_order() {
+        let mut q = standard();
+        send(&mut q, [3, 8, 9, 20, 21], 0);
+        assert!(q.has_visible(0));
+        assert_eq!(receive(&mut q, 0, 2), [3, 8]);
+        send(&mut q, [30], 0);
+        assert_eq!(receive(&mut q, 0, 10), [9, 20, 21, 30]);
+        assert!(!q.has_visible(0), "everything is in flight");
+        assert_eq!(receive(&mut q, 0, 10), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn returned_messages_queue_behind_those_already_waiting() {
+        let mut q = standard();
+        send(&mut q, 0..5, 0);
+        assert_eq!(receive(&mut q, 0, 2), [0, 1]);
+        // Their visibility runs out while 2..5 wait; 5 is sent after.
+        q.pump(VIS);
+        assert!(q.has_visible(VIS));
+        send(&mut q, [5], VIS);
+        assert_eq!(receive(&mut q, VIS, 10), [2, 3, 4, 0, 1, 5]);
+        let m = q.get(0).copied();
+        assert_eq!(m.map(|m| m.receive_count), Some(2));
+        // A change to zero makes a message visible at once, behind what waits.
+        send(&mut q, [6, 7], VIS);
+        q.change_visibility(3, VIS, VIS);
+        assert_eq!(receive(&mut q, VIS, 10), [6, 7, 3]);
+    }
+
+    #[test]
+    fn removed_and_taken_entries_are_skipped() {
+        let mut q = standard();
+        send(&mut q, 0..6, 0);
+        assert_eq!(receive(&mut q, 0, 3), [0, 1, 2]);
+        q.pump(VIS);
+        // 0 deleted after it came back; 4 deleted before the cursor got there.
+        assert!(q.remove(0).is_some());
+        assert!(q.remove(4).is_some());
+        assert_eq!(receive(&mut q, VIS, 10), [3, 5, 1, 2]);
+        assert_eq!(q.len(), 4);
+        assert!(!q.has_visible(VIS));
+    }
+
+    #[test]
+    fn delayed_messages_wait_their_turn_or_come_back() {
+        let mut q = standard();
+        let g = Bytes::new();
+        q.insert(1, 1, 0, 500, &g, 0); // delayed until 500
+        send(&mut q, [2, 3], 0);
+        assert_eq!(receive(&mut q, 0, 10), [2, 3], "the cursor passes the delayed message");
+        assert_eq!(q.next_timer_ms(), Some(500));
+        assert_eq!(receive(&mut q, 500, 10), [1]);
+        // A delay that ends before the cursor gets there: found in place.
+        q.insert(4, 4, 600, 700, &g, 600);
+        send(&mut q, [5], 600);
+        q.pump(700);
+        assert_eq!(receive(&mut q, 700, 10), [4, 5]);
+    }
+
+    #[test]
+    fn a_message_listed_early_by_a_later_clock_is_deferred() {
+        let mut q = standard();
+        let g = Bytes::new();
+        // Inserted as visible by a sender whose clock read 100; a receive reads 50.
+        q.insert(1, 1, 100, 100, &g, 100);
+        assert_eq!(receive(&mut q, 50, 10), Vec::<u64>::new());
+        assert_eq!(q.next_timer_ms(), Some(100));
+        assert_eq!(receive(&mut q, 100, 10), [1]);
+    }
+
+    #[test]
+    fn rebuild_lists_visible_messages_in_key_order_and_times_the_rest() {
+        let mut q = standard();
+        let g = Bytes::new();
+        // Replay order is log order; a compaction copy (key 2) arrives after newer keys.
+        q.replay_message(5, 5, 0, 0, 0, 0, &g);
+        q.replay_message(7, 7, 0, 0, 0, 0, &g);
+        q.replay_message(9, 9, 0, 0, 0, 0, &g);
+        q.replay_message(2, 12, 0, 0, 0, 0, &g);
+        q.replay_message(1, 13, 0, 0, 0, 0, &g);
+        q.replay_visibility(7, 1, 5_000, Some(10)); // in flight until 5,000
+        q.replay_message(11, 11, 0, 3_000, 0, 0, &g); // delayed until 3,000
+        q.replay_remove(9);
+        q.rebuild(100);
+        assert_eq!(q.iter().map(|(k, _)| k).collect::<Vec<_>>(), [1, 2, 5, 7, 11]);
+        assert_eq!(q.get(2).map(|m| m.anchor), Some(12));
+        let got = q.select(100, 10, 10_000, None).delivered;
+        assert_eq!(got.iter().map(|t| t.key).collect::<Vec<_>>(), [1, 2, 5]);
+        assert_eq!(receive(&mut q, 3_000, 10), [11]);
+        // 11's visibility ran out at 4,000, 7's replayed one at 5,000: returned in that order.
+        let got = q.select(5_000, 10, VIS, None).delivered;
+        assert_eq!(got.iter().map(|t| (t.key, t.msg.receive_count)).collect::<Vec<_>>(), [(11, 2), (7, 2)]);
+    }
+
+    #[test]
+    fn purge_and_expiry_clear_what_the_cursor_would_find() {
+        let mut q = standard();
+        send(&mut q, 0..10, 0);
+        assert_eq!(receive(&mut q, 0, 3), [0, 1, 2]);
+        q.purge(6);
+        assert_eq!(q.len(), 4);
+        assert_eq!(receive(&mut q, 0, 10), [6, 7, 8, 9]);
+        let retention = q.retention_ms();
+        send(&mut q, [10, 11], 10);
+        assert_eq!(q.drop_expired(10 + retention), 6);
+        assert!(q.is_empty());
+        assert_eq!(receive(&mut q, 10 + retention, 10), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_deep_queue_delivers_each_message_once_in_order() {
+        let mut q = standard();
+        let n = 200_000u64;
+        // Keys with gaps, as when queues share the log.
+        send(&mut q, (0..n).map(|i| i * 3), 0);
+        let mut expected = 0;
+        let mut now = 0;
+        while expected < n {
+            now += 1;
+            let got = receive(&mut q, now, 10);
+            assert!(!got.is_empty(), "ran dry at {expected}");
+            for k in got {
+                assert_eq!(k, expected * 3);
+                expected += 1;
+                assert!(q.remove(k).is_some());
+            }
+        }
+        assert!(q.is_empty());
+        assert!(!q.has_visible(now));
+        assert_eq!(receive(&mut q, now, 10), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn counts_follow_the_states() {
+        let mut q = standard();
+        let g = Bytes::new();
+        send(&mut q, 0..4, 10);
+        q.insert(4, 4, 20, 900, &g, 20);
+        assert_eq!(receive(&mut q, 30, 1), [0]);
+        let c = q.counts(30);
+        assert_eq!((c.visible, c.in_flight, c.delayed, c.oldest_sent_ms), (3, 1, 1, Some(10)));
     }
 }
