@@ -14,8 +14,7 @@
 //! Costs: a receive moves the cursor (or pops the returned list, or ready groups) and the timer
 //! heap, never scans; every structure is O(1) amortized or O(log n) per message.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -125,7 +124,11 @@ pub struct QueueState {
     /// passed that key, so it queues behind everything already waiting, as in one ready list.
     /// May hold stale entries (removed or taken since); they are skipped when they come up.
     returned: VecDeque<(u64, u64)>,
-    timers: BinaryHeap<Reverse<(u64, u64)>>,
+    /// (when, key): when a message's visibility or delay ends, or it expires. Entries a later
+    /// change superseded are skipped when they come due; the one a message has when it is
+    /// removed is removed with it, so the set holds about one entry per in-flight or delayed
+    /// message instead of one per receive of the last visibility timeout.
+    timers: BTreeSet<(u64, u64)>,
     groups: Vec<Group>,
     group_ids: HashMap<Bytes, u32>,
     free_groups: Vec<u32>,
@@ -144,7 +147,7 @@ impl QueueState {
             msgs: KeyedStore::new(),
             cursor: 0,
             returned: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             groups: Vec::new(),
             group_ids: HashMap::new(),
             free_groups: Vec::new(),
@@ -241,7 +244,7 @@ impl QueueState {
             Msg { anchor, sent_ms, visible_at_ms, first_receive_after_ms: 0, receive_count: 0, group, flags: 0 };
         if visible_at_ms > now_ms {
             msg.flags |= DELAYED;
-            self.timers.push(Reverse((self.timer_at(&msg), key)));
+            self.timers.insert((self.timer_at(&msg), key));
         }
         debug_assert!(!self.msgs.contains_key(key), "message key {key} inserted twice");
         // Keys only grow here (the store assigns and indexes them under this queue's lock), so
@@ -261,11 +264,11 @@ impl QueueState {
     /// Moves due timers: in-flight messages whose visibility ran out and delayed messages whose
     /// delay ended become visible.
     pub fn pump(&mut self, now_ms: u64) {
-        while let Some(&Reverse((at, key))) = self.timers.peek() {
+        while let Some(&(at, key)) = self.timers.first() {
             if at > now_ms {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
             let Some(current) = self.msgs.get(key).copied() else { continue };
             if self.expired(&current, now_ms) {
                 self.remove(key);
@@ -342,12 +345,15 @@ impl QueueState {
 
     /// When the next timer fires, if any (for long polling).
     pub fn next_timer_ms(&self) -> Option<u64> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.first().map(|&(at, _)| at)
     }
 
     /// Removes a message, wherever it is. Returns it.
     pub fn remove(&mut self, key: u64) -> Option<Msg> {
         let msg = self.msgs.remove(key)?;
+        if msg.flags & (IN_FLIGHT | DELAYED) != 0 {
+            self.timers.remove(&(self.timer_at(&msg), key));
+        }
         if msg.group != NO_GROUP {
             let g = msg.group;
             if let Some(group) = self.groups.get_mut(g as usize) {
@@ -451,7 +457,7 @@ impl QueueState {
         msg.flags |= DELAYED;
         let msg = *msg;
         let at = self.timer_at(&msg);
-        self.timers.push(Reverse((at, key)));
+        self.timers.insert((at, key));
     }
 
     /// Takes one visible message: expired -> dropped, over the receive limit -> dead-letter,
@@ -488,7 +494,7 @@ impl QueueState {
         if !was_in_flight && msg.group != NO_GROUP {
             self.groups[msg.group as usize].in_flight += 1;
         }
-        self.timers.push(Reverse((self.timer_at(&msg), key)));
+        self.timers.insert((self.timer_at(&msg), key));
         Some(msg)
     }
 
@@ -497,7 +503,7 @@ impl QueueState {
         let Some(msg) = self.msgs.get_mut(key) else { return };
         msg.visible_at_ms = visible_at_ms;
         if visible_at_ms > now_ms {
-            self.timers.push(Reverse((visible_at_ms, key)));
+            self.timers.insert((visible_at_ms, key));
         } else if msg.flags & IN_FLIGHT != 0 {
             msg.flags &= !IN_FLIGHT;
             let g = msg.group;
@@ -590,7 +596,7 @@ impl QueueState {
             }
             let msg = *msg;
             if msg.flags != 0 {
-                self.timers.push(Reverse((timer_at(&msg, retention), key)));
+                self.timers.insert((timer_at(&msg, retention), key));
             }
             if msg.group == NO_GROUP {
                 continue;
@@ -672,6 +678,29 @@ mod tests {
     }
 
     const VIS: u64 = 1_000;
+
+    #[test]
+    fn a_deleted_message_takes_its_timer_with_it() {
+        let mut q = standard();
+        send(&mut q, 0..1000, 10);
+        let mut taken = Vec::new();
+        while taken.len() < 1000 {
+            let got = receive(&mut q, 20, 10);
+            assert!(!got.is_empty(), "every message is visible");
+            for &key in &got {
+                q.remove(key);
+            }
+            taken.extend(got);
+            assert!(q.timers.len() <= 10, "timers of deleted messages linger: {}", q.timers.len());
+        }
+        assert!(q.timers.is_empty());
+        // A message still in flight keeps its timer and comes back when it fires.
+        send(&mut q, [5000], 30);
+        assert_eq!(receive(&mut q, 40, 1), vec![5000]);
+        assert_eq!(q.timers.len(), 1);
+        let back = q.next_timer_ms().expect("a timer");
+        assert_eq!(receive(&mut q, back, 1), vec![5000], "visible again when its visibility ends");
+    }
 
     fn standard() -> QueueState {
         QueueState::new(1, "q".into(), QueueConfig::default())
