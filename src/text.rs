@@ -77,32 +77,67 @@ pub fn base64(bytes: &[u8]) -> String {
 /// Lower-case hex of `bytes` (message ids, receipt handles, digests): a table lookup, because
 /// formatting byte by byte showed at the top of the receive path's profile.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        let [hi, lo] = hex_pair(b);
-        out.push(hi);
-        out.push(lo);
+        out.extend_from_slice(&hex_pair(b));
     }
-    out
+    ascii_string(out)
 }
 
-fn hex_pair(b: u8) -> [char; 2] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    [char::from(DIGITS[usize::from(b >> 4)]), char::from(DIGITS[usize::from(b & 15)])]
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_pair(b: u8) -> [u8; 2] {
+    [HEX_DIGITS[usize::from(b >> 4)], HEX_DIGITS[usize::from(b & 15)]]
+}
+
+/// A `String` of bytes built from ASCII only (hex digits and dashes here).
+fn ascii_string(bytes: Vec<u8>) -> String {
+    debug_assert!(bytes.is_ascii());
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// 16 bytes as a UUID-shaped string: lowercase hex in groups of 8-4-4-4-12.
 pub fn uuid(id: &[u8; 16]) -> String {
-    let mut out = String::with_capacity(36);
+    let mut out = Vec::with_capacity(36);
     for (i, &b) in id.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            out.push(b'-');
         }
-        let [hi, lo] = hex_pair(b);
-        out.push(hi);
-        out.push(lo);
+        out.extend_from_slice(&hex_pair(b));
     }
-    out
+    ascii_string(out)
+}
+
+/// Decodes hex (either case) into `out`, which must be exactly half as long as `text`.
+/// Returns false, leaving `out` partly written, if `text` is not that.
+pub fn unhex_into(text: &[u8], out: &mut [u8]) -> bool {
+    const BAD: u8 = 0xff;
+    const VALUES: [u8; 256] = {
+        let mut t = [BAD; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            t[b'A' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    if text.len() != 2 * out.len() {
+        return false;
+    }
+    for (b, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let (hi, lo) = (VALUES[usize::from(pair[0])], VALUES[usize::from(pair[1])]);
+        if hi == BAD || lo == BAD {
+            return false;
+        }
+        *b = hi << 4 | lo;
+    }
+    true
 }
 
 /// Milliseconds since the Unix epoch as UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian).
@@ -142,6 +177,13 @@ mod tests {
     fn hex_is_lower_case_and_two_digits_a_byte() {
         assert_eq!(hex(&[0, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(hex(&[]), "");
+        let mut out = [0u8; 4];
+        assert!(unhex_into(b"000fA0ff", &mut out));
+        assert_eq!(out, [0, 0x0f, 0xa0, 0xff]);
+        assert!(!unhex_into(b"000fa0f", &mut out), "odd length");
+        assert!(!unhex_into(b"000fa0fg", &mut out), "not a digit");
+        assert!(!unhex_into(b"+00fa0ff", &mut out), "a sign is not a digit");
+        assert!(!unhex_into(b"000fa0ff00", &mut out), "too long");
         let id: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
         assert_eq!(uuid(&id), "00112233-4455-6677-8899-aabbccddeeff");
     }

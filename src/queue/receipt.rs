@@ -87,15 +87,8 @@ impl Receipt {
             ));
         }
         let mut bytes = [0u8; FIELDS_LEN + MAC_LEN];
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        };
-        for (b, pair) in bytes.iter_mut().zip(handle.as_bytes().chunks_exact(2)) {
-            let (hi, lo) = digit(pair[0]).zip(digit(pair[1])).ok_or_else(|| bad("malformed: not hex"))?;
-            *b = hi << 4 | lo;
+        if !crate::text::unhex_into(handle.as_bytes(), &mut bytes) {
+            return Err(bad("malformed: not hex"));
         }
         if bytes[0] != VERSION {
             return Err(bad("malformed: unknown version"));
