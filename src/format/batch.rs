@@ -134,7 +134,7 @@ impl EncodedBatch {
             && payload_len >= COMPRESS_MIN_PAYLOAD
             && sample_compresses(&buf[FRAME_HEADER_LEN..])
         {
-            if let Ok(packed) = zstd::bulk::compress(&buf[FRAME_HEADER_LEN..], 1) {
+            if let Ok(packed) = compress(&buf[FRAME_HEADER_LEN..]) {
                 if packed.len() <= payload_len - payload_len / 8 {
                     buf.truncate(FRAME_HEADER_LEN);
                     buf.extend_from_slice(&packed);
@@ -222,7 +222,27 @@ fn sample_compresses(payload: &[u8]) -> bool {
     }
     let start = payload.len() / 2 - COMPRESS_SAMPLE / 2;
     let sample = &payload[start..start + COMPRESS_SAMPLE];
-    zstd::bulk::compress(sample, 1).is_ok_and(|packed| packed.len() <= COMPRESS_SAMPLE - COMPRESS_SAMPLE / 8)
+    compress(sample).is_ok_and(|packed| packed.len() <= COMPRESS_SAMPLE - COMPRESS_SAMPLE / 8)
+}
+
+thread_local! {
+    /// One compression context per thread (zstd level 1): creating one per frame showed in the
+    /// put profile.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Compressor::new(1)?);
+        }
+        match slot.as_mut() {
+            Some(c) => c.compress(data),
+            None => zstd::bulk::compress(data, 1),
+        }
+    })
 }
 
 thread_local! {

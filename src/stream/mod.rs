@@ -284,11 +284,26 @@ impl Stream {
     }
 
     /// The shard whose open range holds `hash`.
-    fn shard_for_hash(&self, hash: u128) -> Result<Arc<Shard>> {
-        let shards = self.shards.read();
-        shards
-            .values()
-            .find(|s| s.meta.open && s.meta.hash_start <= hash && hash <= s.meta.hash_end)
+    /// The open shards, ordered by hash range, for routing one put (under the reshard lock,
+    /// so they stay open while it runs).
+    fn open_shards(&self) -> Vec<Arc<Shard>> {
+        let mut open: Vec<Arc<Shard>> = self.shards.read().values().filter(|s| s.meta.open).cloned().collect();
+        open.sort_by_key(|s| s.meta.hash_start);
+        open
+    }
+
+    /// The open shard whose range holds the record's hash key. A stream with one open shard
+    /// owning every key skips the MD5 of the partition key (it was the top of the put profile).
+    fn route(&self, open: &[Arc<Shard>], r: &PutRecord<'_>) -> Result<Arc<Shard>> {
+        if let [only] = open {
+            if only.meta.hash_start == 0 && only.meta.hash_end == u128::MAX {
+                return Ok(Arc::clone(only));
+            }
+        }
+        let hash = r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key));
+        let i = open.partition_point(|s| s.meta.hash_end < hash);
+        open.get(i)
+            .filter(|s| s.meta.hash_start <= hash)
             .cloned()
             .ok_or_else(|| Error::corrupt(&self.dir, 0, format!("no open shard owns hash key {hash}")))
     }
@@ -367,9 +382,9 @@ impl Stream {
         }
         // Group by shard, keeping the caller's order inside each group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
+        let open = self.open_shards();
         for (i, r) in records.iter().enumerate() {
-            let hash = r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key));
-            let shard = self.shard_for_hash(hash)?;
+            let shard = self.route(&open, r)?;
             groups.entry(shard.meta.id).or_insert_with(|| (shard, Vec::new())).1.push(i);
         }
         let now = self.env.clock.now_ms();
