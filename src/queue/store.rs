@@ -305,6 +305,8 @@ impl QueueStore {
     /// Sends a batch (1 to 10 entries); per-entry results, the outer error for storage failures.
     pub fn send(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<Vec<Result<SendResult>>> {
         check_batch_len(entries.len())?;
+        // Ids hash a counter (SHA-256): made before the lock, which every other sender waits on.
+        let mut ids = entries.iter().map(|_| self.new_message_id()).collect::<Vec<_>>().into_iter();
         let mut st = self.lock_live(cell)?;
         // Read under the lock: times then follow the order in which operations see the index.
         let now = self.clock.now_ms();
@@ -346,7 +348,7 @@ impl QueueStore {
             let message = MessageRecord {
                 queue: cell.id,
                 key: OWN_SEQ,
-                message_id: self.new_message_id(),
+                message_id: ids.next().unwrap_or_else(|| self.new_message_id()),
                 sent_ms: now,
                 visible_at_ms: now + delay.as_millis() as u64,
                 first_receive_ms: 0,
@@ -656,11 +658,18 @@ impl QueueStore {
 
     // ----- delete / change visibility -----
 
-    fn check_receipt(&self, cell: &QueueCell, st: &QueueState, handle: &str) -> Result<(Receipt, Msg)> {
+    /// Checks a handle's MAC and queue: no index needed, so callers do it before taking the
+    /// queue's lock (a delete batch checks ten MACs).
+    fn verify_receipt(&self, cell: &QueueCell, handle: &str) -> Result<Receipt> {
         let r = Receipt::decode(handle, &self.receipt_key)?;
         if r.queue != cell.id {
             return Err(Error::InvalidReceiptHandle(format!("it belongs to another queue, not to {:?}", cell.name)));
         }
+        Ok(r)
+    }
+
+    /// Checks that a verified handle names the current receive of a live message.
+    fn check_current(st: &QueueState, r: Receipt) -> Result<(Receipt, Msg)> {
         let msg = st
             .get(r.key)
             .copied()
@@ -676,12 +685,13 @@ impl QueueStore {
     /// Deletes by receipt handle; per-entry results.
     pub fn delete(&self, cell: &QueueCell, handles: &[&str]) -> Result<Vec<Result<()>>> {
         check_batch_len(handles.len())?;
+        let verified: Vec<Result<Receipt>> = handles.iter().map(|h| self.verify_receipt(cell, h)).collect();
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(handles.len());
         let mut keys = Vec::new();
-        for handle in handles {
-            match self.check_receipt(cell, &st, handle) {
+        for receipt in verified {
+            match receipt.and_then(|r| Self::check_current(&st, r)) {
                 Ok((r, _)) if keys.contains(&r.key) => results.push(Ok(())),
                 Ok((r, _)) => {
                     keys.push(r.key);
@@ -711,14 +721,19 @@ impl QueueStore {
     /// Changes visibility by receipt handle; per-entry results.
     pub fn change_visibility(&self, cell: &QueueCell, entries: &[(&str, Duration)]) -> Result<Vec<Result<()>>> {
         check_batch_len(entries.len())?;
+        let verified: Vec<Result<Receipt>> = entries
+            .iter()
+            .map(|(handle, timeout)| {
+                check_range("visibility timeout", *timeout, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)
+                    .and_then(|()| self.verify_receipt(cell, handle))
+            })
+            .collect();
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(entries.len());
         let mut changes = Vec::new();
-        for (handle, timeout) in entries {
-            let checked = check_range("visibility timeout", *timeout, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)
-                .and_then(|()| self.check_receipt(cell, &st, handle));
-            match checked {
+        for ((_, timeout), receipt) in entries.iter().zip(verified) {
+            match receipt.and_then(|r| Self::check_current(&st, r)) {
                 Ok((_, msg)) if !msg.in_flight() || msg.visible_at_ms <= now => {
                     results.push(Err(Error::InvalidReceiptHandle(
                         "its message is not in flight (the visibility timeout already ran out)".into(),
