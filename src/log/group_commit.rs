@@ -352,7 +352,27 @@ mod tests {
     }
 
     #[test]
-    fn appends_under_never_sync_only_on_roll_and_close() {
+    fn under_never_a_writer_syncs_once_a_flush_ahead_is_unsynced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = LogConfig { durability: Durability::Never, segment_bytes: 1 << 30, ..always() };
+        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+        let value = vec![3u8; 32 << 10];
+        let mut written = 0u64;
+        while written + 2 * value.len() as u64 <= crate::log::FLUSH_AHEAD_BYTES {
+            log.append(&[RecordRef { key: b"", value: &value }], 1).expect("append");
+            written += value.len() as u64;
+        }
+        assert_eq!(log.sync_count(), 0, "less than a flush-ahead is unsynced");
+        for _ in 0..3 {
+            log.append(&[RecordRef { key: b"", value: &value }], 1).expect("append");
+        }
+        assert_eq!(log.sync_count(), 1, "the writer that crossed the mark synced");
+        log.append(&[RecordRef { key: b"", value: &value }], 1).expect("append");
+        assert_eq!(log.sync_count(), 1, "and the count starts again from there");
+    }
+
+    #[test]
+    fn small_appends_under_never_sync_only_on_roll_and_close() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig { durability: Durability::Never, segment_bytes: 256, ..always() };
         let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
