@@ -9,9 +9,8 @@
 //! topics, the CLI and the directory itself.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,9 @@ use weir::queue::{AttributeValue, QueueConfig, ReceiveOptions, SendOptions};
 use weir::stream::{ConsumerConfig, PutRecord, StartingPosition};
 use weir::topic::{Endpoint, FilterScope, PublishEntry, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine, Error, Options};
+
+#[path = "common/cli.rs"]
+mod cli_support;
 
 /// The system clock: the CLI, which the tests run beside the library, uses it too. Opens wait a
 /// little for the lock: a child process another test is starting holds this process's open files
@@ -570,21 +572,7 @@ fn weir_plain(args: &[&str]) -> Output {
 }
 
 fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = weir_cmd(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait for weir");
-    let _ = writer.join();
-    out
+    cli_support::run_with_stdin(weir_cmd(data).args(args), input)
 }
 
 /// Asserts a non-zero exit with a message on stderr; returns the message.

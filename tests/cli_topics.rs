@@ -9,18 +9,6 @@ use serde_json::{json, Value};
 mod cli_support;
 use cli_support::*;
 
-/// Runs weir and expects exit code `code` with `expect` in the message and no output.
-fn fails(data: &Path, args: &[&str], code: i32, expect: &str) {
-    let out = weir(data, args);
-    assert_eq!(out.status.code(), Some(code), "weir {args:?}: {}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains(expect), "weir {args:?}: {err:?} lacks {expect:?}");
-    if code == 1 {
-        assert!(err.starts_with("weir: "), "{err}");
-    }
-    assert!(out.stdout.is_empty(), "weir {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
-}
-
 fn bodies(messages: &[Value]) -> Vec<&str> {
     messages.iter().map(|m| m["body"].as_str().expect("text body")).collect()
 }

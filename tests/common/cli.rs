@@ -19,19 +19,24 @@ pub fn weir(data: &Path, args: &[&str]) -> Output {
 }
 
 pub fn weir_stdin(data: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = weir_cmd(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
+    run_with_stdin(weir_cmd(data).args(args), input)
+}
+
+/// Runs `cmd` with `input` on its stdin, written from another thread so that a command that
+/// prints while it reads cannot fill its stdout pipe and stall both sides.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn weir");
     let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
     // The command may stop reading early (it fails on the first refused batch); what it did
     // is in its output, which the caller checks.
-    let _ = stdin.write_all(input);
-    drop(stdin);
-    child.wait_with_output().expect("wait for weir")
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for weir");
+    let _ = writer.join();
+    out
 }
 
 pub fn stderr(out: &Output) -> String {

@@ -5,8 +5,9 @@ use std::fmt::Display;
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc;
 
+use bytes::Bytes;
 use serde::Serialize;
-use weir::queue::{AttributeValue, Attributes};
+use weir::queue::{AttributeValue, Attributes, MAX_BATCH_ENTRIES};
 pub use weir::text::{base64, BodyJson, RecordJson};
 
 /// How a command failed.
@@ -142,13 +143,70 @@ impl StdinLines {
     }
 }
 
+/// `list` output of queues, topics and streams: one per name.
+#[derive(Serialize)]
+pub struct Named<'a> {
+    /// The name.
+    pub name: &'a str,
+}
+
+/// `delete-queue`, `delete-topic` and `stream delete` output.
+#[derive(Serialize)]
+pub struct Deleted<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// Always true: a failed delete is an error.
+    pub deleted: bool,
+}
+
 /// Most bytes (bodies plus attributes) one send or publish batch carries, as SQS and SNS.
 pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
+/// Sends every line of stdin (without its line ending) as a message body, for `queue send` and
+/// `topic publish`. Lines that arrive together go as one batch (at most [`MAX_BATCH_ENTRIES`],
+/// their sizes plus `attribute_bytes` each at most `batch_bytes` together), and each result is
+/// printed once the batch is durable. A line that is not `plain` (empty, too large, or what
+/// `acceptable` rejects) goes on its own, so the lines before it are in and its error names it.
+pub fn submit_stdin_lines<T, J: Serialize>(
+    out: &mut Out,
+    limits: LineLimits,
+    acceptable: impl Fn(&[u8]) -> bool,
+    mut submit: impl FnMut(Vec<Bytes>) -> weir::Result<Vec<weir::Result<T>>>,
+    json: impl Fn(T) -> J,
+) -> CliResult<()> {
+    let size = |line: &Line| line.1.len() + limits.attribute_bytes;
+    let plain = |line: &Line| !line.1.is_empty() && size(line) <= limits.message_bytes && acceptable(&line.1);
+    let mut stdin = StdinLines::spawn();
+    loop {
+        let batch = stdin.next_batch(MAX_BATCH_ENTRIES, |batch, line| {
+            batch.iter().all(&plain)
+                && plain(line)
+                && batch.iter().map(size).sum::<usize>() + size(line) <= limits.batch_bytes
+        })?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let numbers: Vec<u64> = batch.iter().map(|(number, _)| *number).collect();
+        let results = submit(batch.into_iter().map(|(_, body)| Bytes::from(body)).collect())?;
+        report_lines(&numbers, results, out, &json)?;
+    }
+}
+
+/// Sizes that decide how stdin lines are batched by [`submit_stdin_lines`].
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimits {
+    /// Bytes the attributes add to every message.
+    pub attribute_bytes: usize,
+    /// Most bytes (body plus attributes) of one message.
+    pub message_bytes: usize,
+    /// Most bytes of one batch.
+    pub batch_bytes: usize,
+}
 
 /// Prints the result of each line of a batch sent from stdin, in line order. Every entry that
 /// succeeded is durable and printed; the first that failed fails the command with its line
 /// number.
-pub fn report_lines<T, J: Serialize>(
+fn report_lines<T, J: Serialize>(
     numbers: &[u64],
     results: Vec<weir::Result<T>>,
     out: &mut Out,

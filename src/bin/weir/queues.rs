@@ -15,12 +15,12 @@ use serde::Serialize;
 use weir::names::validate_queue_name;
 use weir::queue::{
     attributes, Attributes, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy,
-    SendEntry, SendOptions, SendResult, MAX_BATCH_ENTRIES, MAX_RECEIVE,
+    SendEntry, SendOptions, SendResult, MAX_RECEIVE,
 };
 
 use crate::out::{
-    message_attributes, parse_key_value, report_lines, BodyJson, CliError, CliResult, Line, Out, StdinLines,
-    MAX_BATCH_BYTES,
+    message_attributes, parse_key_value, submit_stdin_lines, BodyJson, CliError, CliResult, Deleted, LineLimits, Named,
+    Out, MAX_BATCH_BYTES,
 };
 
 /// Messages `queue peek` lists when not told otherwise.
@@ -295,28 +295,19 @@ fn check_names(command: &QueueCommand) -> CliResult<()> {
 /// durable. A line the queue cannot take (empty, too large) is sent on its own, so the lines
 /// before it are in and the error names it.
 fn send_stdin(queue: &Queue, options: &SendOptions, out: &mut Out) -> CliResult<()> {
-    let max_message = queue.attributes().max_message_bytes;
-    // Bad attributes fail every line alike; the library reports them on the first.
-    let attribute_bytes = attributes::validate(&options.attributes).unwrap_or(0);
-    let size = |line: &Line| line.1.len() + attribute_bytes;
-    let plain = |line: &Line| !line.1.is_empty() && size(line) <= max_message;
-    let batch_limit = max_message.max(MAX_BATCH_BYTES);
-    let mut stdin = StdinLines::spawn();
-    loop {
-        let batch = stdin.next_batch(MAX_BATCH_ENTRIES, |batch, line| {
-            batch.iter().all(&plain) && plain(line) && batch.iter().map(size).sum::<usize>() + size(line) <= batch_limit
-        })?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let numbers: Vec<u64> = batch.iter().map(|(number, _)| *number).collect();
-        let entries: Vec<SendEntry> = batch
-            .into_iter()
-            .map(|(_, body)| SendEntry { body: Bytes::from(body), options: options.clone() })
-            .collect();
-        let results = queue.send_batch(&entries)?;
-        report_lines(&numbers, results, out, SendJson::from)?;
-    }
+    let message_bytes = queue.attributes().max_message_bytes;
+    let limits = LineLimits {
+        // Bad attributes fail every line alike; the library reports them on the first.
+        attribute_bytes: attributes::validate(&options.attributes).unwrap_or(0),
+        message_bytes,
+        batch_bytes: message_bytes.max(MAX_BATCH_BYTES),
+    };
+    let submit = |bodies: Vec<Bytes>| {
+        let entries: Vec<SendEntry> =
+            bodies.into_iter().map(|body| SendEntry { body, options: options.clone() }).collect();
+        queue.send_batch(&entries)
+    };
+    submit_stdin_lines(out, limits, |_| true, submit, SendJson::from)
 }
 
 /// `queue send` output, one per message.
@@ -392,24 +383,11 @@ struct Created<'a> {
     fifo: bool,
 }
 
-/// `queue list` output.
-#[derive(Serialize)]
-struct Named<'a> {
-    name: &'a str,
-}
-
 /// `queue purge` output.
 #[derive(Serialize)]
 struct Purged<'a> {
     name: &'a str,
     purged: bool,
-}
-
-/// `queue delete-queue` output.
-#[derive(Serialize)]
-struct Deleted<'a> {
-    name: &'a str,
-    deleted: bool,
 }
 
 /// `queue delete` output.

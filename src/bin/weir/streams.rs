@@ -18,7 +18,7 @@ use weir::stream::{
     Stream, StreamDescription, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
 };
 
-use crate::out::{CliError, CliResult, Line, Out, RecordJson, StdinLines};
+use crate::out::{CliError, CliResult, Deleted, Line, Named, Out, RecordJson, StdinLines};
 
 /// Records `stream consume` prints when not told otherwise.
 const DEFAULT_CONSUME_LIMIT: &str = "100";
@@ -443,19 +443,6 @@ struct Created<'a> {
     name: &'a str,
     shards: u32,
     retention_hours: u64,
-}
-
-/// `stream list` output.
-#[derive(Serialize)]
-struct Named<'a> {
-    name: &'a str,
-}
-
-/// `stream delete` output.
-#[derive(Serialize)]
-struct Deleted<'a> {
-    name: &'a str,
-    deleted: bool,
 }
 
 /// Puts every line of stdin (without its line ending) as a record. Lines that arrive together

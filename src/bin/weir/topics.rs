@@ -12,14 +12,15 @@ use bytes::Bytes;
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use weir::names::validate_queue_name;
-use weir::queue::{attributes, MAX_BATCH_ENTRIES};
+use weir::queue::attributes;
 use weir::topic::{
     Endpoint, FilterScope, PublishEntry, PublishOptions, PublishResult, SubscribeOptions, SubscriptionInfo, Topic,
     TopicConfig, MAX_PUBLISH_BYTES,
 };
 
 use crate::out::{
-    message_attributes, parse_key_value, report_lines, CliError, CliResult, Line, Out, StdinLines, MAX_BATCH_BYTES,
+    message_attributes, parse_key_value, submit_stdin_lines, CliError, CliResult, Deleted, LineLimits, Named, Out,
+    MAX_BATCH_BYTES,
 };
 
 /// The `weir topic` subcommands.
@@ -187,29 +188,18 @@ fn check_names(command: &TopicCommand) -> CliResult<()> {
 /// the topic cannot take (empty, not UTF-8, too large) is published on its own, so the lines
 /// before it are in and the error names it.
 fn publish_stdin(topic: &Topic, options: &PublishOptions, out: &mut Out) -> CliResult<()> {
-    // Bad attributes fail every line alike; the library reports them on the first.
-    let attribute_bytes = attributes::validate(&options.attributes).unwrap_or(0);
-    let size = |line: &Line| line.1.len() + attribute_bytes;
-    let plain =
-        |line: &Line| !line.1.is_empty() && size(line) <= MAX_PUBLISH_BYTES && std::str::from_utf8(&line.1).is_ok();
-    let mut stdin = StdinLines::spawn();
-    loop {
-        let batch = stdin.next_batch(MAX_BATCH_ENTRIES, |batch, line| {
-            batch.iter().all(&plain)
-                && plain(line)
-                && batch.iter().map(size).sum::<usize>() + size(line) <= MAX_BATCH_BYTES
-        })?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let numbers: Vec<u64> = batch.iter().map(|(number, _)| *number).collect();
-        let entries: Vec<PublishEntry> = batch
-            .into_iter()
-            .map(|(_, body)| PublishEntry { body: Bytes::from(body), options: options.clone() })
-            .collect();
-        let results = topic.publish_batch(&entries)?;
-        report_lines(&numbers, results, out, PublishJson::from)?;
-    }
+    let limits = LineLimits {
+        // Bad attributes fail every line alike; the library reports them on the first.
+        attribute_bytes: attributes::validate(&options.attributes).unwrap_or(0),
+        message_bytes: MAX_PUBLISH_BYTES,
+        batch_bytes: MAX_BATCH_BYTES,
+    };
+    let submit = |bodies: Vec<Bytes>| {
+        let entries: Vec<PublishEntry> =
+            bodies.into_iter().map(|body| PublishEntry { body, options: options.clone() }).collect();
+        topic.publish_batch(&entries)
+    };
+    submit_stdin_lines(out, limits, |body| std::str::from_utf8(body).is_ok(), submit, PublishJson::from)
 }
 
 /// `topic publish` output, one per message.
@@ -258,19 +248,6 @@ impl<'a> From<&'a SubscriptionInfo> for SubscriptionJson<'a> {
 struct Created<'a> {
     name: &'a str,
     fifo: bool,
-}
-
-/// `topic list` output.
-#[derive(Serialize)]
-struct Named<'a> {
-    name: &'a str,
-}
-
-/// `topic delete-topic` output.
-#[derive(Serialize)]
-struct Deleted<'a> {
-    name: &'a str,
-    deleted: bool,
 }
 
 /// `topic subscribe` output.
