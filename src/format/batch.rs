@@ -225,43 +225,41 @@ fn sample_compresses(payload: &[u8]) -> bool {
     compress(sample).is_ok_and(|packed| packed.len() <= COMPRESS_SAMPLE - COMPRESS_SAMPLE / 8)
 }
 
+type Cached<C> = std::thread::LocalKey<std::cell::RefCell<Option<C>>>;
+
 thread_local! {
-    /// One compression context per thread (zstd level 1): creating one per frame showed in the
-    /// put profile.
+    /// Zstd contexts, one of each per thread, made on first use: making one per frame was a
+    /// fifth of recovery (decompression) and showed in the put profile (compression).
     static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
         const { std::cell::RefCell::new(None) };
-}
-
-fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Compressor::new(1)?);
-        }
-        match slot.as_mut() {
-            Some(c) => c.compress(data),
-            None => zstd::bulk::compress(data, 1),
-        }
-    })
-}
-
-thread_local! {
-    /// One decompression context per thread: creating one per frame was a fifth of recovery.
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
 }
 
-fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
-    DECOMPRESSOR.with(|cell| {
+/// Runs `work` with this thread's context from `cache`, making it with `make` the first time.
+fn with_context<C, R>(
+    cache: &'static Cached<C>,
+    make: impl FnOnce() -> std::io::Result<C>,
+    work: impl FnOnce(&mut C) -> std::io::Result<R>,
+) -> std::io::Result<R> {
+    cache.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new()?);
-        }
-        match slot.as_mut() {
-            Some(d) => d.decompress(stored, capacity),
-            None => zstd::bulk::decompress(stored, capacity),
-        }
+        let mut context = match slot.take() {
+            Some(context) => context,
+            None => make()?,
+        };
+        let result = work(&mut context);
+        *slot = Some(context);
+        result
     })
+}
+
+fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    with_context(&COMPRESSOR, || zstd::bulk::Compressor::new(1), |c| c.compress(data))
+}
+
+fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    with_context(&DECOMPRESSOR, zstd::bulk::Decompressor::new, |d| d.decompress(stored, capacity))
 }
 
 /// Reads and checks the frame at the start of `buf`: magic, length, checksum and header fields.

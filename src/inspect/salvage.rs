@@ -418,7 +418,7 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
     } else if header_ok {
         let mut at = SEGMENT_HEADER_LEN;
         // Zeros to the end of the file are the writer's preallocated space, not damage.
-        while at < len && bytes[at..].iter().any(|&b| b != 0) {
+        while at < len && !crate::log::recovery::is_unused_space(&bytes[at..]) {
             match check_frame(bytes, at, kind) {
                 Check::Good(f)
                     if f.base == prefix.next && f.time_ms >= last_time && upper.is_none_or(|u| f.next <= u) =>

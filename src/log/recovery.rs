@@ -114,7 +114,7 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
             }
             Err(p) => p,
         };
-        if bytes[at..].iter().all(|&b| b == 0) {
+        if is_unused_space(&bytes[at..]) {
             // Nothing was ever written here: the writer's preallocated space. (Any byte a torn
             // write left makes this false, and the classification below takes over.)
             out.preallocated = (bytes.len() - at) as u64;
@@ -134,6 +134,12 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
     }
     out.state = state;
     out
+}
+
+/// True if `rest`, everything from the end of a segment's whole frames to the end of its file,
+/// is the writer's preallocated space: zeros only (a frame never starts with a zero byte).
+pub fn is_unused_space(rest: &[u8]) -> bool {
+    rest.iter().all(|&b| b == 0)
 }
 
 enum FrameProblem {
