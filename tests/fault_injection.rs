@@ -414,3 +414,39 @@ fn a_stream_deleted_and_created_again_never_serves_the_deleted_records_after_a_p
     let data: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
     assert_eq!(data, vec![&b"new"[..]], "the new stream holds its acknowledged put and nothing of the deleted one");
 }
+
+/// A data directory `Engine::open` creates, and a directory a delivery creates, are durable
+/// in their parents before anything in them is acknowledged: otherwise a power cut removes the
+/// whole directory, acknowledged writes and delivered files with it.
+#[test]
+fn directories_the_engine_creates_survive_a_power_cut() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fs = std::sync::Arc::new(weir::log::fault::FaultyFs::new());
+    fs.create_durable_dir_all(tmp.path());
+    // The lock file lives on the real disk; every data file lives in `fs`.
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("real directory for LOCK");
+    let clock = std::sync::Arc::new(weir::ManualClock::new(1_700_000_000_000));
+    let options = faults::options(fs.clone(), Durability::Always, clock);
+    let delivered_to = tmp.path().join("archive").join("events");
+    {
+        let engine = Engine::open(&data, options.clone()).expect("open creates the data directory");
+        engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+        engine.queue(faults::WORK).and_then(|q| q.send(b"acknowledged", SendOptions::default())).expect("send");
+        setup(&engine, Model::Streams).expect("create the stream");
+        let stream = engine.stream(STREAM).expect("stream");
+        stream.put(b"k", b"record").expect("put");
+        let files = stream
+            .deliver(weir::stream::DeliveryConfig::new(&delivered_to))
+            .and_then(|mut d| d.run_once())
+            .expect("deliver");
+        assert_eq!(files.len(), 1, "one shard held a record");
+    }
+    fs.power_cut();
+    let engine = Engine::open(&data, options).expect("reopen");
+    let queue = engine.queue(faults::WORK).expect("the acknowledged queue creation survived");
+    let peeked = queue.peek(10).expect("peek");
+    assert_eq!(peeked.len(), 1, "the acknowledged send survived");
+    let listed = weir::log::io::Vfs::list_dir(fs.as_ref(), &delivered_to).expect("the delivery directory survived");
+    assert_eq!(listed.len(), 1, "the delivered file survived: {listed:?}");
+}

@@ -126,7 +126,10 @@ impl Engine {
                 std::io::Error::new(std::io::ErrorKind::NotADirectory, "it exists and is not a directory"),
             ));
         }
-        options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
+        // Durably: a data directory whose entry a power cut can undo takes everything
+        // acknowledged in it along.
+        crate::log::io::create_dir_durably(options.vfs.as_ref(), &dir)
+            .map_err(|e| Error::io("create data directory", &dir, e))?;
         let lock = Arc::new(DirLock::acquire(&dir, options.lock_wait)?);
         let catalog_was_there = options.vfs.list_dir(&dir.join("catalog")).is_ok_and(|names| !names.is_empty());
         if !catalog_was_there && holds_data(&options, &dir) {
