@@ -450,3 +450,99 @@ fn directories_the_engine_creates_survive_a_power_cut() {
     let listed = weir::log::io::Vfs::list_dir(fs.as_ref(), &delivered_to).expect("the delivery directory survived");
     assert_eq!(listed.len(), 1, "the delivered file survived: {listed:?}");
 }
+
+/// Waits (up to ten seconds) for the engine's own maintenance thread to bring `done` about.
+fn wait_for_maintenance(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "the maintenance thread never got there: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// True if some segment of the log in `dir` holds `needle` durably (what a power cut keeps).
+fn durable_in(fs: &weir::log::fault::FaultyFs, dir: &Path, needle: &[u8]) -> bool {
+    let names = weir::log::io::Vfs::list_dir(fs, dir).unwrap_or_default();
+    names.iter().filter(|n| n.ends_with(".seg")).any(|n| {
+        fs.durable_contents(&dir.join(n)).is_some_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+/// Under `Interval`, with the maintenance thread running: an fsync that fails on one stream's
+/// shard poisons that log and is reported (`Engine::health`), while every other log is still
+/// synced on every tick and still has its retention and compaction: after a power cut, what
+/// the other logs acknowledged before the last tick is there.
+#[test]
+fn a_failed_background_fsync_stays_with_its_log() {
+    let rig = Rig::new(Durability::Interval(5));
+    let options = weir::Options {
+        background: true,
+        maintenance_interval: std::time::Duration::from_millis(20),
+        ..rig.options()
+    };
+    let engine = Engine::open(rig.dir(), options.clone()).expect("open");
+    for name in ["a", "b"] {
+        engine.create_stream(name, 1, None).expect("create stream");
+    }
+    engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+    let (a, b) = (engine.stream("a").expect("a"), engine.stream("b").expect("b"));
+    let queue = engine.queue(faults::WORK).expect("queue");
+    // Old records for retention (streams) and garbage for compaction (the message log).
+    for i in 0..40 {
+        b.put(b"k", faults::body("old", i).as_bytes()).expect("put to b");
+        queue.send(faults::body("old", i).as_bytes(), SendOptions::default()).expect("send");
+    }
+    let options_receive = weir::queue::ReceiveOptions { max: 10, ..Default::default() };
+    loop {
+        let got = queue.receive(options_receive.clone()).expect("receive");
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            queue.delete(&m.receipt_handle).expect("delete");
+        }
+    }
+    let a_log = a.shard(0).expect("shard").log().dir().to_path_buf();
+    let b_log = b.shard(0).expect("shard").log().dir().to_path_buf();
+    let message_log = rig.dir().join("queues");
+    let segments = |dir: &Path| {
+        weir::log::io::Vfs::list_dir(rig.fs.as_ref(), dir).unwrap_or_default().iter().filter(|n| n.ends_with(".seg")).count()
+    };
+    let (b_segments, queue_segments) = (segments(&b_log), segments(&message_log));
+    assert!(b_segments > 2 && queue_segments > 2, "{b_segments} and {queue_segments} segments to expire");
+
+    rig.fs.fail_next_fsync_of(&a_log.join("00000000000000000000.seg"));
+    a.put(b"k", b"lost with the failed fsync").expect("put to a (in the page cache)");
+    wait_for_maintenance("the failure is reported", || !engine.health().failures.is_empty());
+    let health = engine.health();
+    assert_eq!(health.failures.len(), 1, "{health:?}");
+    assert_eq!((health.failures[0].log.as_path(), health.failures[0].task), (a_log.as_path(), "sync"));
+    assert_eq!(health.poisoned, vec![a_log.clone()]);
+    let refused = a.put(b"k", b"refused").expect_err("a poisoned log refuses writes");
+    assert!(matches!(refused, Error::Poisoned { .. }), "{refused:?}");
+
+    // The other logs still have their retention and compaction...
+    rig.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    wait_for_maintenance("b's retention ran", || segments(&b_log) < b_segments);
+    wait_for_maintenance("the message log was compacted", || segments(&message_log) < queue_segments);
+    // ... and are synced on time.
+    b.put(b"k", b"b after the failure").expect("put to b");
+    queue.send(b"queue after the failure", SendOptions::default()).expect("send");
+    wait_for_maintenance("b is synced", || durable_in(&rig.fs, &b_log, b"b after the failure"));
+    wait_for_maintenance("the queue is synced", || durable_in(&rig.fs, &message_log, b"queue after the failure"));
+    let health = engine.health();
+    assert_eq!(health.failures.len(), 1, "reported once, whatever later ticks met: {health:?}");
+
+    rig.fs.power_cut();
+    drop((a, b, queue));
+    drop(engine);
+    let engine = rig.open().expect("reopen");
+    assert!(engine.health().is_healthy(), "a reopened engine starts clean");
+    let b = engine.stream("b").expect("b");
+    let mut it = b.iterator(0, weir::stream::StartingPosition::TrimHorizon).expect("iterator");
+    let data: Vec<Vec<u8>> = it.next_batch(1000).expect("read").records.iter().map(|r| r.data.to_vec()).collect();
+    assert_eq!(data, vec![b"b after the failure".to_vec()], "b's synced put survived, its expired ones did not");
+    let peeked = engine.queue(faults::WORK).and_then(|q| q.peek(100)).expect("peek");
+    let bodies: Vec<&[u8]> = peeked.iter().map(|m| &m.body[..]).collect();
+    assert_eq!(bodies, vec![&b"queue after the failure"[..]], "the queue's synced send survived, nothing else");
+}

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod catalog;
+pub mod health;
 pub mod lock;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
+pub use health::{Health, LogFailure};
+use health::{FailureBook, Pass};
 use lock::DirLock;
 
 /// How an engine is opened.
@@ -99,6 +102,8 @@ pub(crate) struct EngineInner {
     shutdown: Mutex<bool>,
     wake: Condvar,
     lock: Arc<DirLock>,
+    /// What the maintenance thread failed at, per log.
+    failures: FailureBook,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -195,6 +200,7 @@ impl Engine {
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
             lock,
+            failures: FailureBook::default(),
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         Ok(Engine { inner, maintenance })
@@ -541,35 +547,68 @@ impl Engine {
         self.inner.dir.join("streams").join(name)
     }
 
-    /// Runs one round of maintenance now: retention on every stream. The background thread
-    /// calls this periodically; tests driving a manual clock call it directly.
+    /// Runs one round of maintenance now: retention on every stream shard, then retention and
+    /// compaction of the message log. The background thread calls this periodically; tests
+    /// driving a manual clock call it directly. Every log has its turn whatever the others do;
+    /// the first error is returned.
     pub fn run_maintenance(&self) -> Result<()> {
-        self.inner.run_maintenance()
+        self.inner.run_maintenance(Pass::foreground())
     }
 
     /// Syncs every log (useful before a planned shutdown under `Interval` or `Never`; dropping
-    /// the engine does the same).
+    /// the engine does the same). A log that fails does not keep the others from being
+    /// synced; the first error is returned.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
+        self.inner.sync_logs(Pass::foreground())
+    }
+
+    /// The failures of background work (each log's first, also printed once on stderr) and
+    /// the logs that refuse writes. Under `Interval`, a failed periodic fsync reaches no caller
+    /// otherwise: this is where an application (or a server's health check) sees it.
+    pub fn health(&self) -> Health {
+        let mut poisoned = Vec::new();
+        self.inner.for_each_log(&mut |log| {
+            if log.is_poisoned() {
+                poisoned.push(log.dir().to_path_buf());
+            }
+        });
+        Health { failures: self.inner.failures.list(), poisoned }
     }
 }
 
 impl EngineInner {
-    fn run_maintenance(&self) -> Result<()> {
+    /// Calls `f` with every log but the catalog (which syncs every record itself): each live
+    /// stream's, then the message log.
+    fn for_each_log(&self, f: &mut dyn FnMut(&crate::log::Log)) {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for stream in streams {
-            stream.enforce_retention()?;
+            stream.for_each_log(f);
         }
-        self.queues.maintain()?;
-        Ok(())
+        f(self.queues.log());
     }
 
-    fn flush(&self) -> Result<()> {
+    /// Syncs every log, each on its own: one that fails is noted and the rest still are.
+    fn sync_logs(&self, mut pass: Pass<'_>) -> Result<()> {
+        self.for_each_log(&mut |log| pass.check(log.dir(), "sync", log.flush()));
+        pass.finish()
+    }
+
+    /// Retention of every stream shard, then the message log's; each log on its own.
+    fn run_maintenance(&self, mut pass: Pass<'_>) -> Result<()> {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for stream in streams {
-            stream.flush()?;
+            let cutoff = stream.retention_cutoff_ms();
+            for shard in stream.shards() {
+                pass.check(shard.log.dir(), "retention", shard.log.delete_older_than(cutoff));
+            }
         }
-        self.queues.flush()
+        pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        pass.finish()
+    }
+
+    /// A pass of the maintenance thread: failures are recorded against their logs.
+    fn background_pass(&self) -> Pass<'_> {
+        Pass::background(&self.failures, self.options.clock.now_ms())
     }
 }
 
@@ -631,13 +670,14 @@ fn spawn_maintenance(inner: Weak<EngineInner>) -> JoinHandle<()> {
                 }
             }
             if let Durability::Interval(_) = engine.options.durability {
-                // A failed sync poisons the log; the next write reports it to its caller.
-                let _ = engine.flush();
+                // A failed sync poisons its log (the next write there reports it to its
+                // caller) and is recorded for `Engine::health`; the other logs are synced.
+                let _ = engine.sync_logs(engine.background_pass());
             }
             since_retention += tick;
             if since_retention >= engine.options.maintenance_interval {
                 since_retention = Duration::ZERO;
-                let _ = engine.run_maintenance();
+                let _ = engine.run_maintenance(engine.background_pass());
             }
         }
     })
@@ -650,6 +690,6 @@ impl Drop for Engine {
         if let Some(handle) = self.maintenance.take() {
             let _ = handle.join();
         }
-        let _ = self.inner.flush();
+        let _ = self.inner.sync_logs(Pass::foreground());
     }
 }

@@ -110,4 +110,9 @@ impl CheckpointStore {
     pub fn flush(&self) -> Result<()> {
         self.log.flush()
     }
+
+    /// The checkpoint log.
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
+    }
 }

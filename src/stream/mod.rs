@@ -435,21 +435,45 @@ impl Stream {
     }
 
     /// Deletes segments whose records are all older than the retention period. Returns the
-    /// number of segments deleted.
+    /// number of segments deleted. A shard that fails does not keep the others from their
+    /// retention; the first error is returned after all of them had their turn.
     pub fn enforce_retention(&self) -> Result<usize> {
-        let cutoff = self.env.clock.now_ms().saturating_sub(self.meta.read().retention_ms);
+        let cutoff = self.retention_cutoff_ms();
         let mut deleted = 0;
+        let mut first_error = None;
         for shard in self.shards() {
-            deleted += shard.log.delete_older_than(cutoff)?;
+            match shard.log.delete_older_than(cutoff) {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(deleted)
+        first_error.map_or(Ok(deleted), Err)
     }
 
-    /// Syncs every shard (the periodic sync of `Interval` durability).
-    pub fn flush(&self) -> Result<()> {
+    /// Records appended before this time have outlived the stream's retention.
+    pub(crate) fn retention_cutoff_ms(&self) -> u64 {
+        self.env.clock.now_ms().saturating_sub(self.meta.read().retention_ms)
+    }
+
+    /// Calls `f` with every log of the stream: each shard's, then the checkpoints'.
+    pub(crate) fn for_each_log(&self, f: &mut dyn FnMut(&Log)) {
         for shard in self.shards() {
-            shard.log.flush()?;
+            f(&shard.log);
         }
-        self.checkpoints.flush()
+        f(self.checkpoints.log());
+    }
+
+    /// Syncs every shard and the checkpoints (the periodic sync of `Interval` durability). A
+    /// log that fails does not keep the others from being synced; the first error is returned.
+    pub fn flush(&self) -> Result<()> {
+        let mut first_error = None;
+        self.for_each_log(&mut |log| {
+            if let Err(e) = log.flush() {
+                first_error.get_or_insert(e);
+            }
+        });
+        first_error.map_or(Ok(()), Err)
     }
 }
