@@ -475,11 +475,8 @@ fn durable_in(fs: &weir::log::fault::FaultyFs, dir: &Path, needle: &[u8]) -> boo
 #[test]
 fn a_failed_background_fsync_stays_with_its_log() {
     let rig = Rig::new(Durability::Interval(5));
-    let options = weir::Options {
-        background: true,
-        maintenance_interval: std::time::Duration::from_millis(20),
-        ..rig.options()
-    };
+    let options =
+        weir::Options { background: true, maintenance_interval: std::time::Duration::from_millis(20), ..rig.options() };
     let engine = Engine::open(rig.dir(), options.clone()).expect("open");
     for name in ["a", "b"] {
         engine.create_stream(name, 1, None).expect("create stream");
@@ -506,7 +503,11 @@ fn a_failed_background_fsync_stays_with_its_log() {
     let b_log = b.shard(0).expect("shard").log().dir().to_path_buf();
     let message_log = rig.dir().join("queues");
     let segments = |dir: &Path| {
-        weir::log::io::Vfs::list_dir(rig.fs.as_ref(), dir).unwrap_or_default().iter().filter(|n| n.ends_with(".seg")).count()
+        weir::log::io::Vfs::list_dir(rig.fs.as_ref(), dir)
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| n.ends_with(".seg"))
+            .count()
     };
     let (b_segments, queue_segments) = (segments(&b_log), segments(&message_log));
     assert!(b_segments > 2 && queue_segments > 2, "{b_segments} and {queue_segments} segments to expire");
@@ -545,4 +546,39 @@ fn a_failed_background_fsync_stays_with_its_log() {
     let peeked = engine.queue(faults::WORK).and_then(|q| q.peek(100)).expect("peek");
     let bodies: Vec<&[u8]> = peeked.iter().map(|m| &m.body[..]).collect();
     assert_eq!(bodies, vec![&b"queue after the failure"[..]], "the queue's synced send survived, nothing else");
+}
+
+/// Under `Never`, a power cut loses the unsynced tail of the message log, and the next sends
+/// are given the lost messages' keys again. A receipt handle of a lost message must not
+/// match the new message that took its key (same queue, same key, same receive count, even
+/// the same send time on this manual clock): it is rejected and the new message is intact.
+#[test]
+fn a_receipt_handle_of_a_message_lost_to_a_power_cut_matches_no_later_message() {
+    let rig = Rig::new(Durability::Never);
+    let receive = weir::queue::ReceiveOptions { max: 10, ..Default::default() };
+    let (old_handle, old_id) = {
+        let engine = rig.open().expect("open");
+        engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+        let queue = engine.queue(faults::WORK).expect("queue");
+        queue.send(b"lost to the power cut", SendOptions::default()).expect("send (page cache only)");
+        let got = queue.receive(receive.clone()).expect("receive");
+        assert_eq!(got.len(), 1);
+        rig.fs.power_cut();
+        (got[0].receipt_handle.clone(), got[0].message_id.clone())
+    };
+    let engine = rig.open().expect("reopen");
+    let queue = engine.queue(faults::WORK).expect("the queue's creation was durable");
+    assert!(queue.peek(10).expect("peek").is_empty(), "the unsynced send is gone");
+    queue.send(b"new message", SendOptions::default()).expect("send");
+    let got = queue.receive(receive).expect("receive");
+    assert_eq!(got.len(), 1);
+    assert_ne!(got[0].message_id, old_id, "message ids are never handed out twice");
+    let refused = queue.delete(&old_handle).expect_err("the lost message's handle names no live message");
+    assert!(matches!(refused, Error::InvalidReceiptHandle(_)), "{refused:?}");
+    let refused = queue.change_visibility(&old_handle, std::time::Duration::ZERO);
+    assert!(matches!(refused, Err(Error::InvalidReceiptHandle(_))), "{refused:?}");
+    let peeked = queue.peek(10).expect("peek");
+    assert_eq!(peeked.len(), 1, "the new message is intact");
+    assert_eq!((&peeked[0].body[..], peeked[0].state), (&b"new message"[..], "in_flight"));
+    queue.delete(&got[0].receipt_handle).expect("its own handle deletes it");
 }

@@ -34,8 +34,8 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
-pub use health::{Health, LogFailure};
 use health::{FailureBook, Pass};
+pub use health::{Health, LogFailure};
 use lock::DirLock;
 
 /// How an engine is opened.

@@ -161,6 +161,10 @@ impl QueueStore {
         seed_hasher.update(now.to_le_bytes());
         seed_hasher.update(std::process::id().to_le_bytes());
         seed_hasher.update(log.written_next().to_le_bytes());
+        // After a power cut the log can be back where an earlier opening left it, at the same
+        // time (a manual clock) in the same process: only fresh randomness keeps ids unique,
+        // and receipt handles rely on them to tell a message from one that reused its key.
+        seed_hasher.update(fresh_entropy());
         let mut id_seed = [0u8; 16];
         id_seed.copy_from_slice(&seed_hasher.finalize()[..16]);
         let cells = states
@@ -379,7 +383,7 @@ impl QueueStore {
                     }
                 }
                 let Some(QueueRecord::Message(m)) = record_iter.next() else { continue };
-                st.insert(seq, seq, m.sent_ms, m.visible_at_ms, &m.group, now);
+                st.insert(seq, seq, &m.message_id, m.sent_ms, m.visible_at_ms, &m.group, now);
                 if let Some(key) = dedup_key {
                     let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
                     st.dedup.remember(key, FirstSend { message_id: m.message_id, key: seq, expires_ms });
@@ -484,7 +488,7 @@ impl QueueStore {
                 for (s, r) in &targets {
                     let key = outcome.base_seq + *r as u64;
                     if let Some(QueueRecord::Message(m)) = records.get(*r) {
-                        guards[*s].insert(key, key, m.sent_ms, m.visible_at_ms, &m.group, now);
+                        guards[*s].insert(key, key, &m.message_id, m.sent_ms, m.visible_at_ms, &m.group, now);
                         if guards[*s].config.fifo && !m.dedup.is_empty() {
                             let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
                             guards[*s]
@@ -627,12 +631,11 @@ impl QueueStore {
             m.first_receive_ms = 0;
             m.origin_queue = cell.id;
             m.dedup = Bytes::new();
-            let sent_ms = m.sent_ms;
-            let group = m.group.clone();
+            let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
             records = vec![QueueRecord::Delete { queue: cell.id, key: taken.key }, QueueRecord::Message(m)];
             let outcome = self.write(&records, now)?;
             let key = outcome.base_seq + 1;
-            dlq_state.insert(key, key, sent_ms, now, &group, now);
+            dlq_state.insert(key, key, &message_id, sent_ms, now, &group, now);
             last = outcome.next_seq;
         }
         let fifo = st.config.fifo;
@@ -670,10 +673,10 @@ impl QueueStore {
 
     /// Checks that a verified handle names the current receive of a live message.
     fn check_current(st: &QueueState, r: Receipt) -> Result<(Receipt, Msg)> {
-        let msg = st
-            .get(r.key)
-            .copied()
-            .ok_or_else(|| Error::InvalidReceiptHandle("its message is gone (deleted, purged or expired)".into()))?;
+        let msg =
+            st.get(r.key).copied().filter(|m| r.names(m.sent_ms, m.id_tag())).ok_or_else(|| {
+                Error::InvalidReceiptHandle("its message is gone (deleted, purged or expired)".into())
+            })?;
         if msg.receive_count != r.receive_count {
             return Err(Error::InvalidReceiptHandle(
                 "it is stale: the message was received again after this handle was issued".into(),
@@ -884,11 +887,11 @@ impl QueueStore {
             m.receive_count = 0;
             m.first_receive_ms = 0;
             m.origin_queue = 0;
-            let (sent_ms, group) = (m.sent_ms, m.group.clone());
+            let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
             let outcome = self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
             dlq_st.remove(key);
             let new_key = outcome.base_seq + 1;
-            target_st.insert(new_key, new_key, sent_ms, now, &group, now);
+            target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
             drop(guards);
             target.wake.notify_all();
             result.moved += 1;
@@ -1002,6 +1005,7 @@ fn replay(
                 st.replay_message(
                     key,
                     r.seq,
+                    &m.message_id,
                     m.sent_ms,
                     m.visible_at_ms,
                     m.first_receive_ms,
@@ -1021,6 +1025,19 @@ fn replay(
         }
         Ok(())
     })
+}
+
+/// 16 bytes no earlier call returned, in this process or another: std's hash keys, seeded
+/// from the operating system's random source per process and stepped by every `RandomState`.
+fn fresh_entropy() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for half in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x7765_6972); // the keys, not this value, make the difference
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }
 
 /// SQS's batch calls take 1 to 10 entries.
@@ -1115,7 +1132,7 @@ fn received(
 ) -> ReceivedMessage {
     ReceivedMessage {
         message_id: format_id(&m.message_id),
-        receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(receipt_key),
+        receipt_handle: Receipt::new(queue, key, msg.receive_count, msg.sent_ms, msg.id_tag()).encode(receipt_key),
         body: m.body,
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
