@@ -6,7 +6,8 @@
 //! ```text
 //! DATA_DIR/LOCK                       exclusive lock: one process per directory
 //! DATA_DIR/catalog/                   log of catalog records (JSON)
-//! DATA_DIR/streams/<name>/shard-NNNNNN/   one log per shard
+//! DATA_DIR/streams/<name>[@N]/shard-NNNNNN/   one log per shard (`@N`: a later stream of
+//!                                     the name, see `StreamMeta::dir_name`)
 //! DATA_DIR/queues/                    the message log shared by every queue and topic
 //! ```
 
@@ -154,13 +155,13 @@ impl Engine {
             }
         };
         let state = catalog.state().clone();
-        for name in &state.deleted_streams {
+        for deleted in &state.deleted_streams {
             // A delete that crashed before its directory was gone finishes now.
-            let _ = options.vfs.remove_dir_all(&dir.join("streams").join(name));
+            let _ = options.vfs.remove_dir_all(&dir.join("streams").join(deleted));
         }
         let mut streams = BTreeMap::new();
         for (name, meta) in state.streams {
-            let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options, &lock))?;
+            let stream = Stream::open(&dir.join("streams").join(meta.dir_name()), meta, stream_env(&options, &lock))?;
             streams.insert(name, Arc::new(stream));
         }
         let queue_defs = state
@@ -245,8 +246,10 @@ impl Engine {
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
         }
-        let dir = self.stream_dir(name);
-        // Leftovers of a stream of the same name deleted before a crash must not leak in, and
+        // A directory of its own: handles to an earlier stream of this name keep theirs.
+        meta.incarnation = catalog.state().next_incarnation.get(name).copied().unwrap_or(0);
+        let dir = self.stream_dir(&meta);
+        // Leftovers of a creation that crashed before its catalog record must not leak in, and
         // their removal must be durable before the new stream's files exist.
         self.remove_dir_durably(&dir)?;
         let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock))?;
@@ -259,14 +262,14 @@ impl Engine {
     pub fn delete_stream(&self, name: &str) -> Result<()> {
         names::validate_stream_name(name)?;
         let mut catalog = self.inner.catalog.lock();
-        if !catalog.state().streams.contains_key(name) {
+        let Some(meta) = catalog.state().streams.get(name).cloned() else {
             return Err(Error::NotFound { kind: "stream", name: name.to_string() });
-        }
+        };
         catalog.append(CatalogRecord::DeleteStream { name: name.to_string() }, self.inner.options.clock.now_ms())?;
         if let Some(stream) = self.inner.streams.write().remove(name) {
             stream.mark_deleted();
         }
-        let dir = self.stream_dir(name);
+        let dir = self.stream_dir(&meta);
         self.remove_dir_durably(&dir)
     }
 
@@ -444,6 +447,7 @@ impl Engine {
         let mut catalog = self.inner.catalog.lock();
         catalog.append(CatalogRecord::DeleteTopic { name: name.to_string() }, self.inner.options.clock.now_ms())?;
         self.inner.topics.write().remove(name);
+        topic.cell.mark_deleted();
         self.inner.queues.remove_topic(topic.cell.id);
         Ok(())
     }
@@ -543,8 +547,8 @@ impl Engine {
         self.inner.queues.wake_all();
     }
 
-    fn stream_dir(&self, name: &str) -> PathBuf {
-        self.inner.dir.join("streams").join(name)
+    fn stream_dir(&self, meta: &StreamMeta) -> PathBuf {
+        self.inner.dir.join("streams").join(meta.dir_name())
     }
 
     /// Runs one round of maintenance now: retention on every stream shard, then retention and
@@ -581,7 +585,8 @@ impl EngineInner {
     /// stream's, then the message log.
     fn for_each_log(&self, f: &mut dyn FnMut(&crate::log::Log)) {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
-        for stream in streams {
+        // A stream deleted meanwhile has nothing left to keep.
+        for stream in streams.iter().filter(|s| !s.is_deleted()) {
             stream.for_each_log(f);
         }
         f(self.queues.log());
@@ -596,10 +601,14 @@ impl EngineInner {
     /// Retention of every stream shard, then the message log's; each log on its own.
     fn run_maintenance(&self, mut pass: Pass<'_>) -> Result<()> {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
-        for stream in streams {
+        for stream in streams.iter().filter(|s| !s.is_deleted()) {
             let cutoff = stream.retention_cutoff_ms();
             for shard in stream.shards() {
-                pass.check(shard.log.dir(), "retention", shard.log.delete_older_than(cutoff));
+                let outcome = shard.log.delete_older_than(cutoff);
+                // A stream deleted meanwhile took its files along: nothing failed.
+                if !stream.is_deleted() {
+                    pass.check(shard.log.dir(), "retention", outcome);
+                }
             }
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());

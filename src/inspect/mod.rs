@@ -8,7 +8,7 @@
 //! what the engine would refuse to serve.
 //!
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
-//! `streams/<name>/shard-NNNNNN/`, and whatever later models add.
+//! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
 pub mod salvage;
 pub mod verify;

@@ -230,6 +230,8 @@ pub struct TopicCell {
     /// Settings.
     pub config: TopicConfig,
     subs: RwLock<Vec<Arc<Subscription>>>,
+    /// Set when the topic is deleted: handles kept past that publish nothing.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TopicCell {
@@ -241,7 +243,12 @@ impl std::fmt::Debug for TopicCell {
 impl TopicCell {
     /// A topic with no subscriptions.
     pub fn new(id: u32, name: String, config: TopicConfig) -> Self {
-        TopicCell { id, name, config, subs: RwLock::new(Vec::new()) }
+        TopicCell { id, name, config, subs: RwLock::new(Vec::new()), deleted: Default::default() }
+    }
+
+    /// Refuses every later publish (the topic was deleted; a handle may live on in a caller).
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
     }
 
     /// Adds a durable queue subscription (validated already).
@@ -352,6 +359,9 @@ impl Topic {
     /// Publishes up to 10 messages in one durable write; each entry succeeds or fails on its own.
     pub fn publish_batch(&self, entries: &[PublishEntry]) -> Result<Vec<Result<PublishResult>>> {
         crate::queue::store::check_batch_len(entries.len())?;
+        if self.cell.deleted.load(Ordering::SeqCst) {
+            return Err(Error::Closed(format!("this handle to deleted topic {:?}", self.cell.name)));
+        }
         let now = self.store.clock().now_ms();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
         let mut results: Vec<Option<Result<PublishResult>>> = Vec::with_capacity(entries.len());
