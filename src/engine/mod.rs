@@ -13,6 +13,8 @@
 
 pub mod catalog;
 pub mod health;
+#[cfg(test)]
+mod interleavings;
 pub mod lock;
 
 use std::collections::BTreeMap;

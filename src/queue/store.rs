@@ -28,6 +28,7 @@ use crate::queue::config::{
     check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::queue::dedup::{digest, DedupWindow, FirstSend};
+use crate::queue::pause::{Pause, PausePoints};
 use crate::queue::receipt::{Receipt, ReceiptKey};
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
@@ -97,6 +98,8 @@ pub struct QueueStore {
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
     /// Held while any queue or topic handle lives: they can still write.
     _lock: Arc<dyn std::any::Any + Send + Sync>,
+    /// Where tests interleave other work with an operation.
+    pub(crate) pauses: PausePoints,
 }
 
 /// One publish to write: the topic's record and the queue messages it fans out to (keys
@@ -184,6 +187,7 @@ impl QueueStore {
             queues: RwLock::new(cells),
             topic_dedup: Mutex::new(topic_dedup),
             _lock: lock,
+            pauses: PausePoints::default(),
         })
     }
 
@@ -841,63 +845,88 @@ impl QueueStore {
 
     /// Moves the messages of a dead-letter queue back to the queues they came from (or all to
     /// `to`). In-flight messages stay.
+    ///
+    /// Each body is read under the dead-letter queue's lock, at the message's current anchor:
+    /// compaction moves records (and then deletes their old segment) only under that lock. The
+    /// moves written are awaited before returning, also when a later one fails.
     pub fn redrive(&self, dlq: &QueueCell, to: Option<&Arc<QueueCell>>) -> Result<RedriveResult> {
         let now = self.clock.now_ms();
         let mut result = RedriveResult { moved: 0, skipped: 0 };
         let by_id: HashMap<u32, Arc<QueueCell>> = self.queues.read().values().map(|c| (c.id, Arc::clone(c))).collect();
-        let candidates: Vec<(u64, Msg)> = {
+        let candidates: Vec<u64> = {
             let mut st = self.lock_live(dlq)?;
             st.pump(now);
-            let mut v: Vec<(u64, Msg)> = st.iter().map(|(k, m)| (k, *m)).collect();
-            v.sort_unstable_by_key(|(k, _)| *k);
-            v
+            let mut keys: Vec<u64> = st.iter().map(|(k, _)| k).collect();
+            keys.sort_unstable();
+            keys
         };
         let mut last = 0;
-        for (key, _) in candidates {
-            let current = dlq.state.lock().get(key).copied();
-            let Some(msg) = current else { continue };
-            if msg.in_flight() && msg.visible_at_ms > now {
-                result.skipped += 1;
-                continue;
+        let moves = || -> Result<()> {
+            for key in candidates {
+                self.pauses.at(Pause::RedriveRead);
+                // The record, read at the anchor the message has under the lock.
+                let (anchor, record) = {
+                    let mut st = self.lock_live(dlq)?;
+                    st.pump(now);
+                    let Some(msg) = st.get(key).copied() else { continue };
+                    if msg.in_flight() && msg.visible_at_ms > now {
+                        result.skipped += 1;
+                        continue;
+                    }
+                    (msg.anchor, self.read_message(msg.anchor)?)
+                };
+                let target = match to {
+                    Some(t) => Some(Arc::clone(t)),
+                    None => by_id.get(&record.origin_queue).cloned(),
+                };
+                let Some(target) = target.filter(|t| t.id != dlq.id) else {
+                    result.skipped += 1;
+                    continue;
+                };
+                let mut guards = lock_in_order(dlq, Some(&target));
+                let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
+                let Some(target_st) = target_st else { continue };
+                if target.deleted.load(Ordering::SeqCst) {
+                    result.skipped += 1;
+                    continue;
+                }
+                dlq_st.pump(now);
+                let Some(current) = dlq_st.get(key).copied() else { continue }; // deleted meanwhile
+                if current.in_flight() && current.visible_at_ms > now {
+                    result.skipped += 1; // received meanwhile
+                    continue;
+                }
+                if dlq_st.expired(&current, now) {
+                    dlq_st.remove(key); // past retention: gone, not redriven
+                    continue;
+                }
+                // Compaction may have moved it between the two locks: same message, new place.
+                let mut m = if current.anchor == anchor { record } else { self.read_message(current.anchor)? };
+                m.queue = target.id;
+                m.key = OWN_SEQ;
+                m.visible_at_ms = now;
+                m.receive_count = 0;
+                m.first_receive_ms = 0;
+                m.origin_queue = 0;
+                let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
+                let outcome =
+                    self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
+                dlq_st.remove(key);
+                let new_key = outcome.base_seq + 1;
+                target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
+                drop(guards);
+                target.wake.notify_all();
+                result.moved += 1;
+                last = outcome.next_seq;
             }
-            let mut m = self.read_message(msg.anchor)?;
-            let target = match to {
-                Some(t) => Some(Arc::clone(t)),
-                None => by_id.get(&m.origin_queue).cloned(),
-            };
-            let Some(target) = target.filter(|t| t.id != dlq.id && !t.deleted.load(Ordering::SeqCst)) else {
-                result.skipped += 1;
-                continue;
-            };
-            let mut guards = lock_in_order(dlq, Some(&target));
-            let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
-            let Some(target_st) = target_st else { continue };
-            dlq_st.pump(now);
-            let current = dlq_st.get(key).copied();
-            if current.is_none_or(|m| m.anchor != msg.anchor || (m.in_flight() && m.visible_at_ms > now)) {
-                continue; // changed meanwhile
-            }
-            if current.is_some_and(|m| dlq_st.expired(&m, now)) {
-                dlq_st.remove(key); // past retention: gone, not redriven
-                continue;
-            }
-            m.queue = target.id;
-            m.key = OWN_SEQ;
-            m.visible_at_ms = now;
-            m.receive_count = 0;
-            m.first_receive_ms = 0;
-            m.origin_queue = 0;
-            let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
-            let outcome = self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
-            dlq_st.remove(key);
-            let new_key = outcome.base_seq + 1;
-            target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
-            drop(guards);
-            target.wake.notify_all();
-            result.moved += 1;
-            last = outcome.next_seq;
-        }
-        self.log.wait_durable(last)?;
+            Ok(())
+        };
+        let moved = moves();
+        // What was moved is in the index already (and visible in its target): make it
+        // durable whether or not a later move failed.
+        let durable = self.log.wait_durable(last);
+        moved?;
+        durable?;
         Ok(result)
     }
 
