@@ -10,7 +10,7 @@ use crate::clock::ManualClock;
 use crate::format::Compression;
 use crate::queue::pause::Pause;
 use crate::queue::store::QueueStore;
-use crate::queue::{QueueConfig, ReceiveOptions, SendOptions};
+use crate::queue::{QueueConfig, ReceiveOptions, RedrivePolicy, SendOptions};
 use crate::{Engine, Options};
 
 /// An engine on a scratch directory with a manual clock, no maintenance thread and small
@@ -127,4 +127,26 @@ fn the_moves_of_a_redrive_that_fails_midway_are_durable_when_it_returns() {
     let engine = Engine::open(tmp.path(), options).expect("reopen");
     assert_eq!(bodies(&engine, "target"), vec!["dead 0"], "the move shown before the failure survived");
     assert_eq!(bodies(&engine, "dlq"), vec!["dead 1", "dead 2"]);
+}
+
+/// A receive that would move a message to its dead-letter queue while that queue is being
+/// deleted: the message must not go into the deleted queue (and vanish with it). It is
+/// delivered as if the queue had no dead-letter queue.
+#[test]
+fn a_receive_racing_the_deletion_of_its_dead_letter_queue_keeps_the_message() {
+    let (engine, _clock, _dir) = engine();
+    engine.create_queue("dlq", QueueConfig::default()).expect("create dlq");
+    let redrive = Some(RedrivePolicy { dead_letter_queue: "dlq".into(), max_receives: 1 });
+    engine.create_queue("work", QueueConfig { redrive, ..QueueConfig::default() }).expect("create queue");
+    let work = engine.queue("work").expect("queue");
+    work.send(b"precious", SendOptions::default()).expect("send");
+    let first = work.receive(ReceiveOptions::default()).expect("receive");
+    work.change_visibility(&first[0].receipt_handle, Duration::ZERO).expect("make it visible again");
+    // The second receive would move it; the dead-letter queue is deleted as it looks.
+    at_pass(&engine, Pause::ReceiveLocks, 1, |store| store.remove_queue("dlq"));
+    let second = work.receive(ReceiveOptions::default()).expect("receive");
+    let bodies: Vec<&[u8]> = second.iter().map(|m| &m.body[..]).collect();
+    assert_eq!(bodies, vec![&b"precious"[..]], "delivered, not moved into a deleted queue");
+    assert_eq!(second[0].receive_count, 2);
+    work.delete(&second[0].receipt_handle).expect("and its handle works");
 }

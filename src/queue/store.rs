@@ -597,11 +597,17 @@ impl QueueStore {
     ) -> Result<(Vec<ReceivedMessage>, bool)> {
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
+        self.pauses.at(Pause::ReceiveLocks);
         let mut guards = lock_in_order(cell, dlq.as_deref());
         if cell.deleted.load(Ordering::SeqCst) {
             return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
         }
         let (st, mut dlq_st) = split_guards(&mut guards, cell.id);
+        // Deleted since it was looked up (the flag is set before the deletion takes the
+        // queue's lock): nothing may move into it, or it would vanish with the queue.
+        if dlq.as_ref().is_some_and(|d| d.deleted.load(Ordering::SeqCst)) {
+            dlq_st = None;
+        }
         let now = self.clock.now_ms();
         let visibility_ms = visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64;
         let max_receives = dlq_st.as_ref().and(redrive.as_ref()).map(|r| r.max_receives);
