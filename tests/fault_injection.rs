@@ -582,3 +582,22 @@ fn a_receipt_handle_of_a_message_lost_to_a_power_cut_matches_no_later_message() 
     assert_eq!((&peeked[0].body[..], peeked[0].state), (&b"new message"[..], "in_flight"));
     queue.delete(&got[0].receipt_handle).expect("its own handle deletes it");
 }
+
+/// `peek` shows what a send acknowledged, never a message whose send has not returned `Ok`:
+/// here the send's fsync failed, so it was never acknowledged (and is not on disk).
+#[test]
+fn peek_shows_only_acknowledged_sends() {
+    let rig = Rig::new(Durability::Always);
+    let engine = rig.open().expect("open");
+    engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+    let queue = engine.queue(faults::WORK).expect("queue");
+    for body in ["first", "second"] {
+        queue.send(body.as_bytes(), SendOptions::default()).expect("send");
+    }
+    rig.fs.fail_next_fsync();
+    let failed = queue.send(b"never acknowledged", SendOptions::default()).expect_err("its fsync fails");
+    assert_storage_error(&failed, rig.dir(), "the failed send");
+    let bodies = |limit| -> Vec<Vec<u8>> { queue.peek(limit).expect("peek").iter().map(|m| m.body.to_vec()).collect() };
+    assert_eq!(bodies(10), vec![b"first".to_vec(), b"second".to_vec()], "only acknowledged sends");
+    assert_eq!(bodies(1), vec![b"first".to_vec()], "the oldest first");
+}

@@ -820,15 +820,23 @@ impl QueueStore {
         }
     }
 
-    /// Live messages in send order, without receiving them.
+    /// Up to `limit` live messages in send order, without receiving them: only messages whose
+    /// send was acknowledged (a send whose fsync has not returned, or failed, is not there).
     pub fn peek(&self, cell: &QueueCell, limit: usize) -> Result<Vec<PeekedMessage>> {
         let now = self.clock.now_ms();
+        // A key is the sequence number of the message's first record: below this, its send
+        // is durable as the log's mode promises.
+        let acknowledged = self.log.next_seq();
         let st = self.lock_live(cell)?;
-        let mut live: Vec<(u64, Msg)> = st.iter().filter(|(_, m)| !st.expired(m, now)).map(|(k, m)| (k, *m)).collect();
-        live.sort_unstable_by_key(|(k, _)| *k);
-        live.truncate(limit);
+        // The index iterates in key (send) order: take the first `limit`, copy nothing else.
+        let live: Vec<Msg> = st
+            .iter()
+            .filter(|(key, m)| *key < acknowledged && !st.expired(m, now))
+            .map(|(_, m)| *m)
+            .take(limit)
+            .collect();
         let mut out = Vec::with_capacity(live.len());
-        for (_, msg) in live {
+        for msg in live {
             let m = self.read_message(msg.anchor)?;
             let state = if msg.in_flight() && msg.visible_at_ms > now {
                 "in_flight"
