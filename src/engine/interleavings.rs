@@ -11,6 +11,7 @@ use crate::format::Compression;
 use crate::queue::pause::Pause;
 use crate::queue::store::QueueStore;
 use crate::queue::{QueueConfig, ReceiveOptions, RedrivePolicy, SendOptions};
+use crate::topic::{Endpoint, PublishOptions, SubscribeOptions, Topic, TopicConfig};
 use crate::{Engine, Options};
 
 /// An engine on a scratch directory with a manual clock, no maintenance thread and small
@@ -149,4 +150,28 @@ fn a_receive_racing_the_deletion_of_its_dead_letter_queue_keeps_the_message() {
     assert_eq!(bodies, vec![&b"precious"[..]], "delivered, not moved into a deleted queue");
     assert_eq!(second[0].receive_count, 2);
     work.delete(&second[0].receipt_handle).expect("and its handle works");
+}
+
+/// A publish that lands while a subscription with replay is being made: delivered once, live
+/// or by the replay, never by both.
+#[test]
+fn a_publish_during_a_subscribe_with_replay_is_delivered_once() {
+    let (engine, _clock, _dir) = engine();
+    engine.create_queue("audit", QueueConfig::default()).expect("create queue");
+    engine.create_topic("orders", TopicConfig::default()).expect("create topic");
+    let topic = engine.topic("orders").expect("topic");
+    topic.publish(b"before", PublishOptions::default()).expect("publish");
+    let cell = Arc::clone(&topic.cell);
+    let store = Arc::downgrade(&engine.inner.queues);
+    at_pass(&engine, Pause::SubscribeReplay, 1, move |_| {
+        let Some(store) = store.upgrade() else { return };
+        let topic = Topic { store, cell: Arc::clone(&cell) };
+        topic.publish(b"during", PublishOptions::default()).expect("publish during the subscribe");
+    });
+    let options = SubscribeOptions { raw: true, replay_from_ms: Some(0), ..SubscribeOptions::default() };
+    engine.subscribe("orders", Endpoint::Queue("audit".into()), options).expect("subscribe");
+    topic.publish(b"after", PublishOptions::default()).expect("publish");
+    let mut got = bodies(&engine, "audit");
+    got.sort();
+    assert_eq!(got, vec!["after", "before", "during"], "each publish exactly once");
 }

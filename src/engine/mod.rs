@@ -506,9 +506,11 @@ impl Engine {
                     self.inner.options.clock.now_ms(),
                 )?;
                 drop(catalog);
-                topic.cell.add_queue_subscription(&def)?;
+                let live_from =
+                    topic.cell.add_queue_subscription_at(&def, || self.inner.queues.log().written_next())?;
+                self.inner.queues.pauses.at(crate::queue::pause::Pause::SubscribeReplay);
                 if let Some(from_ms) = options.replay_from_ms {
-                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms)?;
+                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms, live_from)?;
                 }
             }
             Endpoint::Callback(f) => {

@@ -526,19 +526,25 @@ impl QueueStore {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Publish records of `topic` appended at or after `from_ms` that the log still holds, in
-    /// order (for subscriptions created with a replay start).
-    pub fn publishes_since(&self, topic: u32, from_ms: u64) -> Result<Vec<(u64, PublishRecord)>> {
-        let mut out = Vec::new();
+    /// Calls `f` with each publish record of `topic` appended at or after `from_ms` and below
+    /// `before_seq`, in order (for subscriptions created with a replay start). The log is read
+    /// in chunks: memory does not grow with the number of publishes.
+    pub fn for_each_publish(
+        &self,
+        topic: u32,
+        from_ms: u64,
+        before_seq: u64,
+        f: &mut dyn FnMut(PublishRecord) -> Result<()>,
+    ) -> Result<()> {
         self.log.for_each_from(self.log.seq_at_time(from_ms)?, |r| {
-            if let Ok(QueueRecord::Publish(p)) = QueueRecord::decode(&r.value) {
-                if p.topic == topic {
-                    out.push((r.seq, p));
-                }
+            if r.seq >= before_seq {
+                return Ok(());
             }
-            Ok(())
-        })?;
-        Ok(out)
+            match QueueRecord::decode(&r.value) {
+                Ok(QueueRecord::Publish(p)) if p.topic == topic => f(p),
+                _ => Ok(()),
+            }
+        })
     }
 
     // ----- receive -----
