@@ -601,3 +601,58 @@ fn peek_shows_only_acknowledged_sends() {
     assert_eq!(bodies(10), vec![b"first".to_vec(), b"second".to_vec()], "only acknowledged sends");
     assert_eq!(bodies(1), vec![b"first".to_vec()], "the oldest first");
 }
+
+/// Under `Never`, a checkpoint can be durable while the records it covers are not (two logs).
+/// After a power cut the checkpoint lies beyond the shard's end, and the records put next
+/// take the lost numbers: a consumer must read them, not resume past them, and must keep doing
+/// so after a further crash before it checkpoints again.
+#[test]
+fn a_checkpoint_beyond_the_end_of_a_shard_after_a_power_cut_skips_no_new_record() {
+    use weir::stream::{ConsumerConfig, StartingPosition};
+    let rig = Rig::new(Durability::Never);
+    let put =
+        |engine: &Engine, data: &str| engine.stream("s").and_then(|s| s.put(b"k", data.as_bytes())).map(|r| r.seq);
+    let consume = |engine: &Engine| -> Vec<String> {
+        let stream = engine.stream("s").expect("stream");
+        let mut consumer = stream.consumer("g", "w", ConsumerConfig::default()).expect("consumer");
+        let records = consumer.poll(1000).expect("poll");
+        records.iter().map(|r| String::from_utf8_lossy(&r.record.data).into_owned()).collect()
+    };
+    {
+        let engine = rig.open().expect("open");
+        engine.create_stream("s", 1, None).expect("create");
+        for i in 0..3 {
+            put(&engine, &format!("durable {i}")).expect("put");
+        }
+        engine.flush().expect("flush");
+        for i in 3..10 {
+            put(&engine, &format!("lost {i}")).expect("put");
+        }
+        let stream = engine.stream("s").expect("stream");
+        let mut consumer = stream.consumer("g", "w", ConsumerConfig::default()).expect("consumer");
+        assert_eq!(consumer.poll(1000).expect("poll").len(), 10);
+        consumer.checkpoint(0, 9).expect("checkpoint");
+        // The checkpoint log's file reaches the disk (a roll would do that), the shard's not.
+        let checkpoints = rig.dir().join("streams/s/checkpoints/00000000000000000000.seg");
+        weir::log::io::Vfs::open_file(rig.fs.as_ref(), &checkpoints, false)
+            .and_then(|f| f.sync_data())
+            .expect("sync the checkpoint log");
+        rig.fs.power_cut();
+    }
+    {
+        let engine = rig.open().expect("reopen");
+        let stream = engine.stream("s").expect("stream");
+        let mut it = stream.iterator(0, StartingPosition::TrimHorizon).expect("iterator");
+        assert_eq!(it.next_batch(100).expect("read").records.len(), 3, "the unsynced puts are gone");
+        for i in 0..10 {
+            put(&engine, &format!("new {i}")).expect("put");
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("new {i}")).collect();
+        assert_eq!(consume(&engine), expected, "the consumer resumes at the shard's end as it was");
+        engine.flush().expect("flush");
+        rig.fs.power_cut();
+    }
+    let engine = rig.open().expect("reopen again");
+    let expected: Vec<String> = (0..10).map(|i| format!("new {i}")).collect();
+    assert_eq!(consume(&engine), expected, "a second crash before any new checkpoint skips nothing either");
+}

@@ -295,6 +295,8 @@ impl Stream {
             shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted }));
         }
         let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
+        let ends = shards.iter().map(|(&id, shard)| (id, shard.log.next_seq())).collect();
+        checkpoints.clamp_to_ends(&ends, env.clock.now_ms())?;
         Ok(Stream {
             meta: RwLock::new(meta),
             shards: RwLock::new(shards),
