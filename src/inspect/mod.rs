@@ -29,7 +29,7 @@ use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
 pub use salvage::{salvage_dir, SalvageReport};
-pub use verify::{verify_dir, verify_dir_with_progress, Problem};
+pub use verify::{verify_dir, verify_dir_with_progress, Problem, Severity};
 
 /// Deepest directory nesting walked below the given root; guards against pathological trees.
 const MAX_WALK_DEPTH: usize = 32;
