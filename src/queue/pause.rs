@@ -13,11 +13,15 @@ pub(crate) enum Pause {
     SubscribeReplay,
 }
 
+/// Code a test runs at pause points.
+#[cfg(test)]
+type Hook = std::sync::Arc<dyn Fn(Pause) + Send + Sync>;
+
 /// The test's code, if any, run at every pause point.
 #[derive(Default)]
 pub(crate) struct PausePoints {
     #[cfg(test)]
-    hook: parking_lot::Mutex<Option<std::sync::Arc<dyn Fn(Pause) + Send + Sync>>>,
+    hook: parking_lot::Mutex<Option<Hook>>,
 }
 
 impl std::fmt::Debug for PausePoints {
