@@ -48,6 +48,27 @@ pub struct Msg {
 }
 
 impl Msg {
+    /// A message with no receive time and no flags yet.
+    fn new(
+        anchor: u64,
+        message_id: &[u8; 16],
+        sent_ms: u64,
+        visible_at_ms: u64,
+        receive_count: u32,
+        group: u32,
+    ) -> Msg {
+        Msg {
+            anchor,
+            sent_ms,
+            visible_at_ms,
+            first_receive_after_ms: 0,
+            receive_count,
+            group,
+            flags: 0,
+            id_tag: id_tag(message_id),
+        }
+    }
+
     /// When it was first received (0: never).
     pub fn first_receive_ms(&self) -> u64 {
         match self.first_receive_after_ms {
@@ -258,16 +279,7 @@ impl QueueState {
         now_ms: u64,
     ) {
         let group = self.group_slot(group);
-        let mut msg = Msg {
-            anchor,
-            sent_ms,
-            visible_at_ms,
-            first_receive_after_ms: 0,
-            receive_count: 0,
-            group,
-            flags: 0,
-            id_tag: id_tag(message_id),
-        };
+        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, 0, group);
         if visible_at_ms > now_ms {
             msg.flags |= DELAYED;
             self.timers.insert((self.timer_at(&msg), key));
@@ -569,16 +581,7 @@ impl QueueState {
         group: &Bytes,
     ) {
         let group = self.group_slot(group);
-        let mut msg = Msg {
-            anchor,
-            sent_ms,
-            visible_at_ms,
-            first_receive_after_ms: 0,
-            receive_count,
-            group,
-            flags: 0,
-            id_tag: id_tag(message_id),
-        };
+        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, receive_count, group);
         if first_receive_ms != 0 {
             msg.note_first_receive(first_receive_ms);
         }
@@ -697,16 +700,7 @@ mod tests {
 
     #[test]
     fn first_receive_time_is_exact_within_retention() {
-        let mut m = Msg {
-            anchor: 0,
-            sent_ms: 1_000,
-            visible_at_ms: 0,
-            first_receive_after_ms: 0,
-            receive_count: 0,
-            group: NO_GROUP,
-            flags: 0,
-            id_tag: [0; 3],
-        };
+        let mut m = Msg::new(0, &[0; 16], 1_000, 0, 0, NO_GROUP);
         assert_eq!(m.first_receive_ms(), 0);
         m.note_first_receive(1_000 + 14 * 86_400_000);
         assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000);
