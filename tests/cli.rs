@@ -230,8 +230,8 @@ fn verify_passes_clean_directories_and_names_damage() {
 
     let segment = data.join("streams/v/shard-000000/00000000000000000000.seg");
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    // Inside the payload of the first frame (32-byte segment header, 40-byte frame header).
-    bytes[32 + 40 + 2] ^= 0x20;
+    // Inside the payload of the first frame (48-byte segment header, 56-byte frame header).
+    bytes[48 + 56 + 2] ^= 0x20;
     std::fs::write(&segment, &bytes).expect("write segment");
     let damaged = weir(data, &["verify", data.to_str().expect("utf-8 path")]);
     assert_eq!(damaged.status.code(), Some(1));
@@ -242,7 +242,7 @@ fn verify_passes_clean_directories_and_names_damage() {
     let (file, rest) = first.split_once(".seg:").expect("FILE:OFFSET: form");
     let (offset, message) = rest.split_once(": ").expect("FILE:OFFSET: form");
     assert_eq!(PathBuf::from(format!("{file}.seg")), segment);
-    assert_eq!(offset.parse::<u64>().expect("numeric offset"), 32, "the damaged frame starts after the header");
+    assert_eq!(offset.parse::<u64>().expect("numeric offset"), 48, "the damaged frame starts after the header");
     assert!(message.contains("checksum"), "{message}");
     for line in &lines {
         assert!(line.contains(".seg:") || line.contains(".idx:"), "{line}");
@@ -261,9 +261,21 @@ fn inspect_json_and_text_describe_segments() {
         json_lines(data, &["stream", "put", "i", "--key", "k", value]);
     }
     let path = data.to_str().expect("utf-8 path");
-    let lines = json_lines(data, &["inspect", path, "--json"]);
+    let all = json_lines(data, &["inspect", path, "--json"]);
+    let lines: Vec<Value> = all.iter().filter(|l| l["kind"] == "segment").cloned().collect();
     assert!(lines.len() >= 2, "catalog and shard segments");
-    assert!(lines.iter().all(|l| l["kind"] == "segment"));
+    let heads: Vec<&Value> = all.iter().filter(|l| l["kind"] == "head").collect();
+    assert_eq!(lines.len() + heads.len(), all.len(), "segment and head lines only");
+    let head = heads
+        .iter()
+        .find(|l| l["log"].as_str().is_some_and(|d| d.ends_with("shard-000000")))
+        .expect("the shard's HEAD");
+    // Every command closed the engine cleanly: nothing reserved past the records, all durable.
+    assert_eq!(
+        (head["active_base"].as_u64(), head["reserved_next"].as_u64(), head["durable_next"].as_u64()),
+        (Some(0), Some(3), Some(3))
+    );
+    assert!(all.iter().all(|l| l.get("salt").is_none()), "the salt is never shown");
     let shard = lines
         .iter()
         .find(|l| l["log"].as_str().is_some_and(|d| d.ends_with("shard-000000")))
@@ -274,6 +286,7 @@ fn inspect_json_and_text_describe_segments() {
     assert_eq!((shard["base_seq"].as_u64(), shard["next_seq"].as_u64()), (Some(0), Some(3)));
     assert!(shard["first_time_ms"].as_u64() <= shard["last_time_ms"].as_u64());
     assert!(shard["damage"].is_null());
+    assert_eq!((shard["version"].as_u64(), shard["skipped_from"].is_null()), (Some(2), true));
     assert!(shard["payload_bytes"].as_u64() > shard["stored_payload_bytes"].as_u64());
 
     let segment = segment_files(&data.join("streams/i/shard-000000"))[0].clone();

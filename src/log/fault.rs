@@ -606,8 +606,11 @@ fn scrambled_pages(synced: &[u8], current: &[u8], seed: u64) -> Vec<u8> {
         return synced.to_vec();
     }
     let mut rng = seed;
-    let len =
-        if synced.len() == current.len() || next_random(&mut rng) % 2 == 0 { current.len() } else { synced.len() };
+    let len = if synced.len() == current.len() || next_random(&mut rng).is_multiple_of(2) {
+        current.len()
+    } else {
+        synced.len()
+    };
     let byte = |data: &[u8], i: usize| data.get(i).copied().unwrap_or(0);
     let mut after = Vec::with_capacity(len);
     for page_start in (0..len).step_by(PAGE) {
@@ -620,7 +623,7 @@ fn scrambled_pages(synced: &[u8], current: &[u8], seed: u64) -> Vec<u8> {
             let keep = match fate {
                 0 | 1 => true,
                 2 => false,
-                _ => next_random(&mut rng) % 2 == 0,
+                _ => next_random(&mut rng).is_multiple_of(2),
             };
             let source = if keep { current } else { synced };
             after.extend((sector_start..sector_end).map(|i| byte(source, i)));
@@ -745,6 +748,28 @@ impl FaultyFs {
         for dir in s.dirs.values_mut() {
             dir.durable = dir.current.clone();
         }
+    }
+
+    /// A separate file system holding what a power cut now would leave of this one (synced
+    /// contents, durable entries), with the same operation count and no faults: for trying
+    /// several futures of one crash.
+    pub fn durable_copy(&self) -> FaultyFs {
+        let s = self.state.lock();
+        let files = s
+            .files
+            .iter()
+            .map(|(&id, f)| (id, FileNode { current: f.synced.clone(), synced: f.synced.clone() }))
+            .collect();
+        let dirs = s
+            .dirs
+            .iter()
+            .map(|(&id, d)| (id, DirNode { current: d.durable.clone(), durable: d.durable.clone() }))
+            .collect();
+        let mut copy =
+            State { files, dirs, next_id: s.next_id, ops: s.ops, mkdir_durable: s.mkdir_durable, ..State::new() };
+        // Drops what no durable directory reaches, as a power cut does.
+        copy.power_cut(Loss::Tail { keep_unsynced: 0, garbage: 0 });
+        FaultyFs { state: Arc::new(Mutex::new(copy)) }
     }
 
     /// Mutating operations performed so far (one that a crash refused is not counted).
