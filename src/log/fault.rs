@@ -61,6 +61,9 @@ use parking_lot::Mutex;
 
 use super::io::{tmp_path, LogFile, Vfs};
 
+/// How often a sync under [`FaultyFs::concurrent_fsync`] lets other threads run.
+const CONCURRENT_FSYNC_YIELDS: usize = 20;
+
 /// `EIO` on Linux.
 const EIO: i32 = 5;
 /// `ENOSPC` on Linux.
@@ -95,6 +98,9 @@ struct FileNode {
     current: Vec<u8>,
     /// What a power cut leaves.
     synced: Vec<u8>,
+    /// The ticket of the sync `synced` came from: a sync that began earlier and ends later
+    /// makes nothing durable that the later one did not (durability only moves forward).
+    synced_ticket: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -138,6 +144,10 @@ struct State {
     faults: Faults,
     /// Directory creation is durable at once (see [`FaultyFs::mkdir_is_durable`]).
     mkdir_durable: bool,
+    /// File syncs let other threads run (see [`FaultyFs::concurrent_fsync`]).
+    concurrent_fsync: bool,
+    /// File syncs begun so far (their tickets).
+    sync_tickets: u64,
 }
 
 /// A fault-injecting in-memory file system. See the [module documentation](self).
@@ -218,6 +228,8 @@ impl State {
             ops: 0,
             faults: Faults::default(),
             mkdir_durable: false,
+            concurrent_fsync: false,
+            sync_tickets: 0,
         }
     }
 
@@ -379,7 +391,16 @@ impl State {
     }
 
     fn sync_file(&mut self, id: u64, path: &Path) -> io::Result<()> {
+        let begun = self.begin_sync(id, path)?;
+        self.finish_sync(id, begun)
+    }
+
+    /// The first half of a file sync: counts it, applies the armed faults, and returns what it
+    /// makes durable with its ticket (`None` for a lying disk).
+    fn begin_sync(&mut self, id: u64, path: &Path) -> io::Result<Option<(u64, Vec<u8>)>> {
         self.mutate()?;
+        self.sync_tickets += 1;
+        let ticket = self.sync_tickets;
         let fails = match &self.faults.fail_fsync {
             Some(FsyncTarget::Any) => true,
             Some(FsyncTarget::Path(p)) => p == path,
@@ -394,8 +415,18 @@ impl State {
             self.faults.fail_fsync = None;
             return Err(os_error(EIO));
         }
-        if !lying {
-            file.synced = file.current.clone();
+        Ok((!lying).then(|| (ticket, file.current.clone())))
+    }
+
+    /// The second half: what the sync took becomes durable, unless a sync that began later
+    /// already finished.
+    fn finish_sync(&mut self, id: u64, begun: Option<(u64, Vec<u8>)>) -> io::Result<()> {
+        let file = self.file_mut(id)?;
+        if let Some((ticket, contents)) = begun {
+            if ticket > file.synced_ticket {
+                file.synced = contents;
+                file.synced_ticket = ticket;
+            }
         }
         Ok(())
     }
@@ -703,6 +734,14 @@ impl FaultyFs {
         self.state.lock().faults = Faults::default();
     }
 
+    /// While on, `sync_data` makes durable what was written before it began and lets other
+    /// threads run before it returns (the state is unlocked meanwhile), as a real fsync lets
+    /// writers go on: frames written while it runs wait for the next one, so one group commit
+    /// covers frames of several writers. A crash or power cut meanwhile fails it.
+    pub fn concurrent_fsync(&self, on: bool) {
+        self.state.lock().concurrent_fsync = on;
+    }
+
     /// Whether a directory is durable in its parent as soon as it is created. Off by default,
     /// as POSIX has it (a new directory's entry needs an fsync of its parent); on models file
     /// systems that journal the creation with the next fsync of anything.
@@ -742,8 +781,11 @@ impl FaultyFs {
     /// a clean shutdown would. Counts no operation and ignores faults.
     pub fn sync_all(&self) {
         let mut s = self.state.lock();
+        s.sync_tickets += 1;
+        let ticket = s.sync_tickets;
         for file in s.files.values_mut() {
             file.synced = file.current.clone();
+            file.synced_ticket = ticket;
         }
         for dir in s.dirs.values_mut() {
             dir.durable = dir.current.clone();
@@ -758,15 +800,24 @@ impl FaultyFs {
         let files = s
             .files
             .iter()
-            .map(|(&id, f)| (id, FileNode { current: f.synced.clone(), synced: f.synced.clone() }))
+            .map(|(&id, f)| {
+                (id, FileNode { current: f.synced.clone(), synced: f.synced.clone(), synced_ticket: f.synced_ticket })
+            })
             .collect();
         let dirs = s
             .dirs
             .iter()
             .map(|(&id, d)| (id, DirNode { current: d.durable.clone(), durable: d.durable.clone() }))
             .collect();
-        let mut copy =
-            State { files, dirs, next_id: s.next_id, ops: s.ops, mkdir_durable: s.mkdir_durable, ..State::new() };
+        let mut copy = State {
+            files,
+            dirs,
+            next_id: s.next_id,
+            ops: s.ops,
+            mkdir_durable: s.mkdir_durable,
+            sync_tickets: s.sync_tickets,
+            ..State::new()
+        };
         // Drops what no durable directory reaches, as a power cut does.
         copy.power_cut(Loss::Tail { keep_unsynced: 0, garbage: 0 });
         FaultyFs { state: Arc::new(Mutex::new(copy)) }
@@ -828,7 +879,20 @@ impl LogFile for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check_handle(self.generation)?;
-        s.sync_file(self.id, &self.path)
+        if !s.concurrent_fsync {
+            return s.sync_file(self.id, &self.path);
+        }
+        // What the sync makes durable is what was written before it began; other threads write
+        // on while it runs (yielding, not sleeping: only the interleaving matters).
+        let begun = s.begin_sync(self.id, &self.path)?;
+        drop(s);
+        for _ in 0..CONCURRENT_FSYNC_YIELDS {
+            std::thread::yield_now();
+        }
+        let mut s = self.state.lock();
+        // A crash or power cut while it ran: the sync never completed.
+        s.check_handle(self.generation)?;
+        s.finish_sync(self.id, begun)
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -1268,6 +1332,32 @@ mod tests {
             fs.read_file(&dir.join("f"))
         };
         assert_eq!(run(5)?, run(5)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sync_that_began_earlier_and_ends_later_takes_back_nothing_a_later_one_made_durable() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"one", 0)?;
+        let mut s = fs.state.lock();
+        let id = s.file_at(&path)?;
+        let early = s.begin_sync(id, &path)?;
+        s.write(id, b"two", 3)?;
+        let late = s.begin_sync(id, &path)?;
+        s.finish_sync(id, late)?;
+        s.finish_sync(id, early)?;
+        drop(s);
+        assert_eq!(fs.durable_contents(&path).as_deref(), Some(&b"onetwo"[..]));
+        // And threads write while a concurrent sync runs; it makes durable what it began with.
+        fs.concurrent_fsync(true);
+        f.write_all_at(b"three", 6)?;
+        f.sync_data()?;
+        assert_eq!(fs.durable_contents(&path).as_deref(), Some(&b"onetwothree"[..]));
+        fs.crash_after_ops(0);
+        assert!(f.sync_data().is_err(), "a crashed file system syncs nothing");
         Ok(())
     }
 

@@ -80,6 +80,15 @@ pub enum Promise {
 }
 
 impl Promise {
+    /// The promise a test can check when it does not know when the last flush ran (a
+    /// background thread ran it): `UpToLastFlush` becomes `Prefix`.
+    pub fn min_prefix(self) -> Promise {
+        match self {
+            Promise::UpToLastFlush => Promise::Prefix,
+            other => other,
+        }
+    }
+
     /// What `durability` promises across a power cut.
     pub fn of(durability: Durability) -> Promise {
         match durability {
