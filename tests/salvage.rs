@@ -743,3 +743,57 @@ fn the_cli_verifies_salvages_and_prints_the_report() {
     assert_eq!(out.status.code(), Some(1), "salvage of a missing directory fails");
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("weir: "), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_deleted_active_segment_is_detected_and_salvaged_as_lost() {
+    let fx = Fixture::new();
+    let (_tmp, dir) = fx.copy();
+    let last = fx.logs[SHARD].segments.last().expect("segments").clone();
+    let path = dir.join(&last.path);
+    std::fs::remove_file(&path).expect("delete the active segment");
+    let lost: BTreeSet<u64> = last.frames.iter().flat_map(|f| f.seqs.clone()).collect();
+    assert!(!lost.is_empty(), "the active segment held records");
+
+    let problems = verify_dir(&dir).expect("verify");
+    assert!(problems.iter().any(|p| p.path == path && p.message.contains("active segment")), "{problems:#?}");
+    {
+        let probe = tempfile::tempdir().expect("tempdir");
+        copy_tree(&dir, probe.path());
+        let engine = Engine::open(probe.path(), fx.options()).expect("the engine opens and reports the loss");
+        let stream = engine.stream(STREAM).expect("stream");
+        let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+        assert!(report.damaged.iter().any(|(p, _)| p.ends_with(&last.path)), "{report:?}");
+        let outcome = common::read_to_end(&stream, 0, StartingPosition::TrimHorizon, 100);
+        assert!(matches!(outcome.error, Some(Error::Corrupt { .. })), "the lost records are not skipped silently");
+    }
+    let before = snapshot_files(&dir);
+    let report = salvage_dir(&dir, &mut |_, _| {}).expect("salvage");
+    check_after_salvage(&fx, &dir, &report, SHARD, &lost, "deleted active segment");
+    assert_nothing_deleted(&dir, &before, "deleted active segment");
+}
+
+#[test]
+fn a_head_file_that_does_not_decode_is_set_aside_and_written_again() {
+    let fx = Fixture::new();
+    let (_tmp, dir) = fx.copy();
+    let head = dir.join(SHARD).join("HEAD");
+    let mut bytes = std::fs::read(&head).expect("read");
+    bytes[20] ^= 0x01;
+    std::fs::write(&head, &bytes).expect("write");
+    match Engine::open(&dir, fx.options()) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, head),
+        other => panic!("a HEAD that does not decode must stop the open: {other:?}"),
+    }
+    let report = salvage_dir(&dir, &mut |_, _| {}).expect("salvage");
+    check_after_salvage(&fx, &dir, &report, SHARD, &BTreeSet::new(), "bad HEAD");
+    let log = report.log(SHARD).expect("shard");
+    let kept = dir.join(QUARANTINE_DIR).join(SHARD).join("HEAD");
+    assert!(log.quarantined.contains(&kept), "{:?}", log.quarantined);
+    assert_eq!(std::fs::read(&kept).expect("the old HEAD is kept"), bytes);
+    assert!(log.written.contains(&head), "{:?}", log.written);
+    // Numbers go on above every record the shard ever held.
+    let last = fx.logs[SHARD].records.last().expect("records").seq;
+    let engine = Engine::open(&dir, fx.options()).expect("open");
+    let put = engine.stream(STREAM).and_then(|s| s.put(b"k", b"after")).expect("put");
+    assert!(put.seq > last, "{} reuses a number", put.seq);
+}

@@ -425,4 +425,6 @@ impl Iterator for SegmentRecords {
 }
 
 #[cfg(test)]
+mod format_v2_tests;
+#[cfg(test)]
 mod tests;

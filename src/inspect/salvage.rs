@@ -1159,6 +1159,64 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_version_1_segment_is_written_back_as_version_2_with_the_same_records() {
+        let (v2, offsets) = segment(0, &[0, 1, 2, 3]);
+        // The same frames in the version-1 layout.
+        let mut bytes = SegmentHeader { base_seq: 0, version: crate::format::SegmentVersion::V1 }.encode();
+        let mut v1_offsets = Vec::new();
+        for (i, &at) in offsets.iter().enumerate() {
+            let end = offsets.get(i + 1).copied().unwrap_or(v2.len());
+            v1_offsets.push(bytes.len());
+            bytes.extend(crate::format::batch::v1_frame_from(&v2[at..end]));
+        }
+        bytes[v1_offsets[1] + 45] ^= 1;
+        let bytes = Bytes::from(bytes);
+        let analysis = analyze(Path::new("x.seg"), &bytes, 0, 0, Some(4), LogKind::Shard);
+        assert_eq!(analysis.layout, FrameLayout::V1);
+        let Plan::Replace { pieces } = &analysis.plan else { panic!("{:?}", analysis.plan) };
+        assert_eq!(pieces.iter().map(|p| (p.base, p.next)).collect::<Vec<_>>(), vec![(0, 1), (2, 4)]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, target) = stage_piece(dir.path(), &pieces[1], 2, analysis.layout, &bytes).expect("stage");
+        assert_eq!(target, dir.path().join(segment_file_name(2)));
+        let written = Bytes::from(fs::read(&tmp).expect("read"));
+        let header = SegmentHeader::decode(&written).expect("header");
+        assert_eq!((header.version_number(), header.base_seq, header.skipped_from()), (2, 2, 2));
+        let scan = crate::log::recovery::scan_segment(&written, 2, 4096);
+        assert_eq!((scan.end.clone(), scan.records, scan.state.next_seq), (crate::log::recovery::ScanEnd::Clean, 2, 4));
+        let mut at = header.len();
+        let mut values = Vec::new();
+        while at < written.len() {
+            let h = decode_frame(&written[at..], header.frame_layout()).expect("frame");
+            let records = decode_records(&h, &written.slice(at..at + h.frame_len as usize)).expect("records");
+            values.extend(records.into_iter().map(|r| (r.seq, r.time_ms, r.value)));
+            at += h.frame_len as usize;
+        }
+        assert_eq!(values, vec![(2, 102, Bytes::from("value 2")), (3, 103, Bytes::from("value 3"))]);
+    }
+
+    #[test]
+    fn a_hole_in_an_unacknowledged_tail_of_the_last_segment_is_cut_as_recovery_cuts_it() {
+        let (mut bytes, offsets) = segment(0, &[0, 1]);
+        let salt = match SegmentHeader::decode(&bytes).expect("header").frame_layout() {
+            FrameLayout::V2 { salt } => salt,
+            FrameLayout::V1 => unreachable!("the helper writes version 2"),
+        };
+        let hole = bytes.len();
+        // Frames 2..5 of one group commit, all written while the log was durable below 2.
+        for seq in 2..5u64 {
+            let mut batch =
+                EncodedBatch::encode(&[RecordRef { key: b"k", value: &[seq as u8; 700] }], Compression::None);
+            bytes.extend_from_slice(batch.seal(&FrameStamp { base_seq: seq, time_ms: 200, salt, durable_seq: 2 }));
+        }
+        bytes[hole + 100] ^= 0x40;
+        assert!(matches!(run(&bytes, 0, 0, None).plan, Plan::Cut { at, next: 2 } if at == hole), "{offsets:?}");
+        // A frame written once 2 was durable makes the same hole damage: salvage keeps what follows.
+        let mut batch = EncodedBatch::encode(&[RecordRef { key: b"k", value: b"later" }], Compression::None);
+        bytes.extend_from_slice(batch.seal(&FrameStamp { base_seq: 5, time_ms: 201, salt, durable_seq: 5 }));
+        assert_eq!(spans(&run(&bytes, 0, 0, None).plan), vec![(0, 2), (3, 6)]);
+    }
+
+    #[test]
     fn uncovered_subtracts_known_ranges() {
         let lost = LostRanges { lost: vec![(10, 20), (25, 30)] };
         assert_eq!(uncovered(&lost, 0, 5), vec![(0, 5)]);
