@@ -722,12 +722,23 @@ impl Drop for Log {
             return;
         }
         // Everything written is durable and nothing above it was handed out: the reservation
-        // comes back down, so a clean reopen goes on without a gap.
+        // comes back down, so a clean reopen goes on without a gap. Only if the directory still
+        // holds this log: a handle that outlived its log (a deleted stream, perhaps created
+        // again under the same name) must not write into what is there now.
         let mut w = self.writer.lock();
         let closed = Head { active_base: w.active.base_seq, reserved_next: w.next_seq, durable_next: w.next_seq };
-        if w.poisoned.is_none() && w.head != closed {
+        if w.poisoned.is_none() && w.head != closed && self.still_holds(&w.active) {
             let _ = self.store_head(&mut w, closed);
         }
+    }
+}
+
+impl Log {
+    /// True if the file at `segment`'s path is still that segment (its header, salt included).
+    fn still_holds(&self, segment: &Segment) -> bool {
+        let Ok(file) = self.vfs.open_file(&segment.path, false) else { return false };
+        let mut first = vec![0u8; segment.header.len()];
+        file.read_exact_at(&mut first, 0).is_ok() && SegmentHeader::decode(&first).is_ok_and(|h| h == segment.header)
     }
 }
 

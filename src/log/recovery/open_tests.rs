@@ -497,3 +497,28 @@ fn a_segment_whose_creation_was_cut_short_is_removed_and_created_again() {
     let header = SegmentHeader::decode(&fs.read_file(&unfinished).expect("read")).expect("a whole header now");
     assert_eq!(header.skipped_from(), 3);
 }
+
+#[test]
+fn a_handle_that_outlives_its_directory_leaves_the_next_log_there_alone_when_it_closes() {
+    // A deleted stream's shard log, still held by a caller, closed after a stream of the same
+    // name was created again.
+    let fs = faulty();
+    let old = open(&fs, config(Durability::Never, 1 << 20));
+    append_n(&old, 5);
+    fs.remove_dir_all(Path::new("/log")).expect("the stream is deleted");
+    let new = open(&fs, config(Durability::Never, 1 << 20));
+    append_n(&new, 2);
+    drop(new);
+    let head = fs.read_file(&Path::new("/log").join(HEAD_FILE)).expect("HEAD");
+    drop(old);
+    assert_eq!(fs.read_file(&Path::new("/log").join(HEAD_FILE)).expect("HEAD"), head, "the old handle wrote HEAD");
+    let log = open(&fs, config(Durability::Never, 1 << 20));
+    assert_clean(&log, "reopen");
+    assert_eq!(all(&log).len(), 2);
+}
+
+fn append_n(log: &Log, n: u64) {
+    for i in 0..n {
+        log.append(&[RecordRef { key: b"k", value: &value(i, 40) }], 1).expect("append");
+    }
+}
