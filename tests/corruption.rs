@@ -20,7 +20,7 @@ use weir::format::batch::FRAME_HEADER_LEN;
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, RecordRef};
 use weir::log::io::RealFs;
-use weir::log::{Durability, Log, LogConfig};
+use weir::log::{Durability, Log, LogConfig, RecoveryReport};
 use weir::stream::{PutRecord, StartingPosition, StreamRecord};
 use weir::{Engine, Error, ManualClock};
 
@@ -315,40 +315,41 @@ fn a_corrupt_record_count_in_a_sealed_segment_is_reported_not_skipped() {
     assert_prefix(&outcome.records, &fx.all_records()[after as usize..], "read after the damaged frame");
 }
 
+/// Cuts the last frame of the log in `dir` short by three bytes (and the preallocated zeros
+/// after it), opens the engine and reads the shard: the recovery report, the read, the file
+/// and the records before the cut frame.
+fn cut_the_last_frame(fx: &Fixture, dir: &Path) -> (RecoveryReport, ReadOutcome, PathBuf, Vec<Put>) {
+    let file = dir.join(&fx.segments[fx.last_segment()]);
+    let last = fx.frames.last().expect("frames");
+    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
+    let engine = Engine::open(dir, fx.options()).expect("open");
+    let stream = engine.stream(STREAM).expect("stream");
+    let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+    let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
+    (report, outcome, file, fx.records_before(fx.last_segment(), last.start))
+}
+
 #[test]
 fn a_torn_last_frame_of_the_log_is_cut_and_reported_on_open() {
     let fx = Fixture::new();
     let (_tmp, dir) = fx.copy_after_a_crash();
-    let file = dir.join(&fx.segments[fx.last_segment()]);
-    let last = fx.frames.last().expect("frames");
-    // The last frame loses its final three bytes (and the preallocated zeros after it).
-    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
-
-    let engine = Engine::open(&dir, fx.options()).expect("open");
-    let stream = engine.stream(STREAM).expect("stream");
-    let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
     assert_eq!(report.truncated.len(), 1, "one torn tail: {report:?}");
     assert_eq!(report.truncated[0].0, file);
+    let last = fx.frames.last().expect("frames");
     assert_eq!(report.truncated[0].1, last.start, "cut where the whole frames end");
-    let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    assert_records_match(&outcome.records, &fx.records_before(fx.last_segment(), last.start), "torn tail");
+    assert_records_match(&outcome.records, &before, "torn tail");
 }
 
 #[test]
 fn the_last_frame_of_a_cleanly_closed_log_cut_short_is_damage_not_a_torn_tail() {
     let fx = Fixture::new();
     let (_tmp, dir) = fx.copy();
-    let file = dir.join(&fx.segments[fx.last_segment()]);
-    let last = fx.frames.last().expect("frames");
-    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
-    let engine = Engine::open(&dir, fx.options()).expect("open");
-    let stream = engine.stream(STREAM).expect("stream");
-    let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
     assert!(report.truncated.is_empty(), "an acknowledged record was cut as a torn tail: {report:?}");
     assert_eq!(report.damaged.len(), 1, "{report:?}");
-    let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
-    assert_records_match(&outcome.records, &fx.records_before(fx.last_segment(), last.start), "records before it");
+    assert_records_match(&outcome.records, &before, "records before it");
     assert_corrupt_names(&outcome.error.expect("the lost record is reported"), &file, "cut after a clean close");
 }
 

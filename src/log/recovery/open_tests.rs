@@ -43,6 +43,27 @@ fn value(tag: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// Appends one record of `value(i, len)` per `i` of `tags`, one frame each; returns the next
+/// sequence number after the last.
+fn append_values(log: &Log, tags: std::ops::Range<u64>, len: usize) -> u64 {
+    let mut next = log.next_seq();
+    for i in tags {
+        next = log.append(&[RecordRef { key: b"k", value: &value(i, len) }], 1).expect("append").next_seq;
+    }
+    next
+}
+
+/// A log under `Never` with `kept` records synced and `lost` more acknowledged, then a power
+/// cut: the acknowledged tail is gone, its numbers reserved.
+fn lose_a_tail(fs: &Arc<FaultyFs>, kept: u64, lost: u64) {
+    let log = open(fs, config(Durability::Never, 1 << 20));
+    append_values(&log, 0..kept, 50);
+    log.flush().expect("flush");
+    append_values(&log, kept..kept + lost, 50);
+    fs.power_cut();
+    drop(log);
+}
+
 /// Every record of the log by sequence number (reads must not fail).
 fn all(log: &Log) -> BTreeMap<u64, Vec<u8>> {
     let mut out = BTreeMap::new();
@@ -97,9 +118,7 @@ fn a_hole_before_a_frame_written_once_it_was_durable_is_damage_and_nothing_after
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 1 << 20);
     let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
-    for i in 0..4 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 200) }], 1).expect("append");
-    }
+    append_values(&log, 0..4, 200);
     let path = log.segment_infos()[0].path.clone();
     drop(log);
     // Frames of 265 bytes (56 header, 8 record header, key, 200 value) after the 48-byte header.
@@ -125,9 +144,7 @@ fn the_last_frame_of_a_cleanly_closed_log_damaged_at_rest_is_damage_not_a_tail()
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 1 << 20);
     let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
-    for i in 0..3 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 100) }], 1).expect("append");
-    }
+    append_values(&log, 0..3, 100);
     let info = log.segment_infos()[0].clone();
     drop(log);
     let mut bytes = std::fs::read(&info.path).expect("read");
@@ -145,14 +162,9 @@ fn sequence_numbers_acknowledged_before_a_power_cut_are_never_handed_out_again()
     for durability in [Durability::Never, Durability::Interval(10), Durability::Always] {
         let fs = faulty();
         let log = open(&fs, config(durability, 1 << 20));
-        for i in 0..5 {
-            log.append(&[RecordRef { key: b"k", value: &value(i, 50) }], 1).expect("append");
-        }
+        append_values(&log, 0..5, 50);
         log.flush().expect("flush");
-        let mut acked = 0;
-        for i in 5..10 {
-            acked = log.append(&[RecordRef { key: b"k", value: &value(i, 50) }], 1).expect("append").next_seq;
-        }
+        let acked = append_values(&log, 5..10, 50);
         fs.power_cut();
         drop(log);
         let log = open(&fs, config(durability, 1 << 20));
@@ -176,16 +188,7 @@ fn sequence_numbers_acknowledged_before_a_power_cut_are_never_handed_out_again()
 #[test]
 fn a_skipped_range_reads_as_trimmed_records_in_every_later_open() {
     let fs = faulty();
-    let log = open(&fs, config(Durability::Never, 1 << 20));
-    for i in 0..3 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 50) }], 1).expect("append");
-    }
-    log.flush().expect("flush");
-    for i in 3..6 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 50) }], 1).expect("append");
-    }
-    fs.power_cut();
-    drop(log);
+    lose_a_tail(&fs, 3, 3);
     let log = open(&fs, config(Durability::Never, 1 << 20));
     let skipped = log.recovery_report().skipped.clone();
     assert_eq!(skipped.len(), 1, "{:?}", log.recovery_report());
@@ -209,9 +212,7 @@ fn a_deleted_active_segment_is_reported_and_its_numbers_are_never_handed_out_aga
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 400);
     let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
-    for i in 0..9 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 100) }], 1).expect("append");
-    }
+    append_values(&log, 0..9, 100);
     let last = log.segment_infos().last().cloned().expect("segment");
     assert!(last.base_seq > 0 && last.next_seq > last.base_seq, "the last segment holds records");
     drop(log);
@@ -473,14 +474,7 @@ fn a_segment_whose_creation_was_cut_short_is_removed_and_created_again() {
     // File systems that journal a creation before the file's data can leave the entry of a new
     // segment with part of its header. Here: the segment open creates to skip lost numbers.
     let fs = faulty();
-    let log = open(&fs, config(Durability::Never, 1 << 20));
-    for i in 0..3 {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 50) }], 1).expect("append");
-    }
-    log.flush().expect("flush");
-    log.append(&[RecordRef { key: b"k", value: &value(3, 50) }], 1).expect("append");
-    fs.power_cut();
-    drop(log);
+    lose_a_tail(&fs, 3, 1);
     let head = Head::decode(&fs.read_file(&Path::new("/log").join(HEAD_FILE)).expect("HEAD")).expect("decodes");
     let unfinished = Path::new("/log").join(segment_file_name(head.reserved_next));
     let half = &SegmentHeader::new(head.reserved_next, 9, 3).encode()[..20];
@@ -504,10 +498,10 @@ fn a_handle_that_outlives_its_directory_leaves_the_next_log_there_alone_when_it_
     // name was created again.
     let fs = faulty();
     let old = open(&fs, config(Durability::Never, 1 << 20));
-    append_n(&old, 5);
+    append_values(&old, 0..5, 40);
     fs.remove_dir_all(Path::new("/log")).expect("the stream is deleted");
     let new = open(&fs, config(Durability::Never, 1 << 20));
-    append_n(&new, 2);
+    append_values(&new, 0..2, 40);
     drop(new);
     let head = fs.read_file(&Path::new("/log").join(HEAD_FILE)).expect("HEAD");
     drop(old);
@@ -515,10 +509,4 @@ fn a_handle_that_outlives_its_directory_leaves_the_next_log_there_alone_when_it_
     let log = open(&fs, config(Durability::Never, 1 << 20));
     assert_clean(&log, "reopen");
     assert_eq!(all(&log).len(), 2);
-}
-
-fn append_n(log: &Log, n: u64) {
-    for i in 0..n {
-        log.append(&[RecordRef { key: b"k", value: &value(i, 40) }], 1).expect("append");
-    }
 }
