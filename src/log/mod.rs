@@ -8,7 +8,7 @@
 
 pub mod fault;
 pub mod group_commit;
-pub mod head;
+pub(crate) mod head;
 pub mod io;
 pub mod recovery;
 pub mod retention;

@@ -34,7 +34,7 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// A fresh random salt for a new segment. Unpredictable to anyone outside the process (the keys
 /// of std's `RandomState` come from the operating system's random source), distinct per call.
-pub fn new_salt() -> u64 {
+pub(crate) fn new_salt() -> u64 {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
