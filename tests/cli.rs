@@ -230,8 +230,8 @@ fn verify_passes_clean_directories_and_names_damage() {
 
     let segment = data.join("streams/v/shard-000000/00000000000000000000.seg");
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    // Inside the payload of the first frame (32-byte segment header, 40-byte frame header).
-    bytes[32 + 40 + 2] ^= 0x20;
+    // Inside the payload of the first frame (48-byte segment header, 56-byte frame header).
+    bytes[48 + 56 + 2] ^= 0x20;
     std::fs::write(&segment, &bytes).expect("write segment");
     let damaged = weir(data, &["verify", data.to_str().expect("utf-8 path")]);
     assert_eq!(damaged.status.code(), Some(1));
@@ -242,7 +242,7 @@ fn verify_passes_clean_directories_and_names_damage() {
     let (file, rest) = first.split_once(".seg:").expect("FILE:OFFSET: form");
     let (offset, message) = rest.split_once(": ").expect("FILE:OFFSET: form");
     assert_eq!(PathBuf::from(format!("{file}.seg")), segment);
-    assert_eq!(offset.parse::<u64>().expect("numeric offset"), 32, "the damaged frame starts after the header");
+    assert_eq!(offset.parse::<u64>().expect("numeric offset"), 48, "the damaged frame starts after the header");
     assert!(message.contains("checksum"), "{message}");
     for line in &lines {
         assert!(line.contains(".seg:") || line.contains(".idx:"), "{line}");
@@ -261,9 +261,21 @@ fn inspect_json_and_text_describe_segments() {
         json_lines(data, &["stream", "put", "i", "--key", "k", value]);
     }
     let path = data.to_str().expect("utf-8 path");
-    let lines = json_lines(data, &["inspect", path, "--json"]);
+    let all = json_lines(data, &["inspect", path, "--json"]);
+    let lines: Vec<Value> = all.iter().filter(|l| l["kind"] == "segment").cloned().collect();
     assert!(lines.len() >= 2, "catalog and shard segments");
-    assert!(lines.iter().all(|l| l["kind"] == "segment"));
+    let heads: Vec<&Value> = all.iter().filter(|l| l["kind"] == "head").collect();
+    assert_eq!(lines.len() + heads.len(), all.len(), "segment and head lines only");
+    let head = heads
+        .iter()
+        .find(|l| l["log"].as_str().is_some_and(|d| d.ends_with("shard-000000")))
+        .expect("the shard's HEAD");
+    // Every command closed the engine cleanly: nothing reserved past the records, all durable.
+    assert_eq!(
+        (head["active_base"].as_u64(), head["reserved_next"].as_u64(), head["durable_next"].as_u64()),
+        (Some(0), Some(3), Some(3))
+    );
+    assert!(all.iter().all(|l| l.get("salt").is_none()), "the salt is never shown");
     let shard = lines
         .iter()
         .find(|l| l["log"].as_str().is_some_and(|d| d.ends_with("shard-000000")))
@@ -274,6 +286,7 @@ fn inspect_json_and_text_describe_segments() {
     assert_eq!((shard["base_seq"].as_u64(), shard["next_seq"].as_u64()), (Some(0), Some(3)));
     assert!(shard["first_time_ms"].as_u64() <= shard["last_time_ms"].as_u64());
     assert!(shard["damage"].is_null());
+    assert_eq!((shard["version"].as_u64(), shard["skipped_from"].is_null()), (Some(2), true));
     assert!(shard["payload_bytes"].as_u64() > shard["stored_payload_bytes"].as_u64());
 
     let segment = segment_files(&data.join("streams/i/shard-000000"))[0].clone();
@@ -419,7 +432,8 @@ fn verify_tells_what_a_crash_leaves_from_damage() {
     let shard = data.join("streams/c/shard-000000");
     let (segment, valid, _) = last_segment(&data, &shard);
     let bytes = std::fs::read(&segment).expect("read segment");
-    let torn: Vec<u8> = bytes[32..32 + 29].to_vec(); // the first 29 bytes of a frame
+    let first_frame = weir::format::segment_header::SEGMENT_HEADER_LEN;
+    let torn: Vec<u8> = bytes[first_frame..first_frame + 29].to_vec(); // the first 29 bytes of a frame
     let mut file = std::fs::OpenOptions::new().write(true).open(&segment).expect("open segment");
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(valid)).expect("seek");
     file.write_all(&torn).expect("write torn tail");
@@ -458,11 +472,12 @@ fn verify_tells_what_a_crash_leaves_from_damage() {
     // may hold one frame only, if stdin delivered every line at once) is damage.
     let segment = catalog.join(format!("{:020}.seg", 0));
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    bytes[32 + 40 + 3] ^= 0x04;
+    let first_frame = weir::format::segment_header::SEGMENT_HEADER_LEN;
+    bytes[first_frame + weir::format::batch::FRAME_HEADER_LEN + 3] ^= 0x04;
     std::fs::write(&segment, &bytes).expect("write segment");
     let damaged = weir(&data, &["verify", path]);
     let stdout = String::from_utf8_lossy(&damaged.stdout).into_owned();
     assert_eq!(damaged.status.code(), Some(1), "{stdout}");
-    let expected = format!("{}:32: damage: ", segment.display());
+    let expected = format!("{}:{first_frame}: damage: ", segment.display());
     assert!(stdout.lines().any(|l| l.starts_with(&expected)), "{stdout}");
 }

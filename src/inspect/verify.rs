@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::head::{Head, HEAD_FILE};
 use crate::format::index::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::IndexFile;
 use crate::log::recovery::ScanEnd;
-use crate::log::segment::index_file_name;
+use crate::log::segment::{index_file_name, segment_file_name};
 
-use super::{is_not_found, log_dirs, segment_files, ScannedSegment, SegmentFiles};
+use super::{is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles};
 
 /// How long verify waits before looking again at a last segment that ends in a partial frame:
 /// on a live directory that is usually a write in flight.
@@ -161,6 +162,11 @@ fn lost_ranges(dir: &Path, problems: &mut Vec<Problem>) -> LostRanges {
 }
 
 fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) -> Result<()> {
+    // HEAD first: beside a live engine, what it names only moves forward after this read.
+    let (head, head_problem) = read_head_file(dir);
+    if let Some(problem) = head_problem {
+        problems.push(Problem::new(dir.join(HEAD_FILE), 0, format!("{problem} (the engine refuses to open this log)")));
+    }
     let SegmentFiles { segments: files, unrecognized } = segment_files(dir)?;
     for path in unrecognized {
         problems.push(Problem::new(path, 0, "not a segment name (20 digits and .seg): the engine ignores this file"));
@@ -168,6 +174,8 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
     let lost = lost_ranges(dir, problems);
     // (one past the last sequence number, whether the segment was whole) of the previous one
     let mut previous: Option<(u64, bool)> = None;
+    // The last segment read: its path, where its whole frames end, and their sequence number.
+    let mut last_read: Option<(PathBuf, u64, u64)> = None;
     for (i, (base, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
         let segment = match read_for_verify(path, is_last) {
@@ -182,14 +190,16 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
         };
         tally.add(segment.bytes.len() as u64);
         if let Some((prev_next, true)) = previous {
-            if *base > prev_next && !lost.covers(prev_next, *base) {
+            // Numbers the segment's header says were skipped (never written) are no gap.
+            let skipped_from = segment.outcome.header.map_or(*base, |h| h.skipped_from()).clamp(prev_next, *base);
+            if skipped_from > prev_next && !lost.covers(prev_next, skipped_from) {
                 problems.push(Problem::new(
                     path,
                     0,
                     format!(
                         "sequence numbers {prev_next} to {} are in no segment: the previous segment ends before \
                          this one begins (a segment was deleted?)",
-                        base - 1
+                        skipped_from - 1
                     ),
                 ));
             } else if *base < prev_next {
@@ -208,8 +218,53 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
             check_index(&segment, is_last, problems);
         }
         previous = Some((segment.next_seq(), whole));
+        last_read = Some((path.clone(), segment.valid_len(), segment.next_seq()));
+    }
+    if let Some(head) = head {
+        check_head(dir, &head, files.last().map(|(b, _)| *b), last_read, &lost, problems);
     }
     Ok(())
+}
+
+/// What the engine would call damage from the log's `HEAD` file: its active segment is gone, or
+/// the log ends below what was durable.
+fn check_head(
+    dir: &Path,
+    head: &Head,
+    last_base: Option<u64>,
+    last_read: Option<(PathBuf, u64, u64)>,
+    lost: &LostRanges,
+    problems: &mut Vec<Problem>,
+) {
+    if last_base.is_none_or(|b| b < head.active_base) {
+        let from = last_read.as_ref().map_or(head.active_base, |(_, _, end)| *end);
+        let to = head.reserved_next.max(head.active_base);
+        if from < to && !lost.covers(from, to) {
+            problems.push(Problem::new(
+                dir.join(segment_file_name(head.active_base)),
+                0,
+                format!(
+                    "the active segment HEAD names is missing: sequence numbers {from} to {} are lost",
+                    to.saturating_sub(1)
+                ),
+            ));
+        }
+        return;
+    }
+    if let Some((path, len, end)) = last_read {
+        if end < head.durable_next && !lost.covers(end, head.durable_next) {
+            problems.push(Problem::new(
+                path,
+                len,
+                format!(
+                    "the log ends at sequence {end} but HEAD says every record below {} was durable: records {end} \
+                     to {} are missing",
+                    head.durable_next,
+                    head.durable_next - 1
+                ),
+            ));
+        }
+    }
 }
 
 /// Reads and scans a segment; a last segment ending in a partial frame is read once more after

@@ -143,8 +143,9 @@ impl Stream {
         if shard.open {
             return Ok(false);
         }
-        let next = self.shard(shard.id)?.log.next_seq();
-        if self.group_position(table, group, shard, initial)? < next {
+        // Past the last record, not `next_seq`: numbers skipped after a crash are never written.
+        let end = self.shard(shard.id)?.log.end_of_records();
+        if self.group_position(table, group, shard, initial)? < end {
             return Ok(false);
         }
         // An empty closed shard is not finished while its parents are not: its children would
@@ -299,7 +300,7 @@ impl Consumer {
             )));
         }
         self.stream.checkpoints.put(&self.group, shard, seq, now)?;
-        if !s.meta.open && seq + 1 >= s.log.next_seq() {
+        if !s.meta.open && seq + 1 >= s.log.end_of_records() {
             table.leases.remove(&key);
             self.cursors.remove(&shard);
         }

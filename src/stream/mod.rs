@@ -484,7 +484,7 @@ impl Stream {
             .shards
             .iter()
             .map(|m| {
-                let (first, next) = shards.get(&m.id).map_or((0, 0), |s| (s.log.first_seq(), s.log.next_seq()));
+                let (first, next) = shards.get(&m.id).map_or((0, 0), |s| (s.log.first_seq(), s.log.end_of_records()));
                 ShardDescription {
                     id: m.id,
                     hash_start: m.hash_start.to_string(),

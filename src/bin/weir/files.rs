@@ -51,8 +51,25 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
     let mut out = Out::new();
     let (mut segments, mut records, mut bytes) = (0u64, 0u64, 0u64);
     for log in &report.logs {
-        if !args.json {
+        if args.json {
+            if log.head.is_some() || log.head_problem.is_some() {
+                out.json(&HeadLine {
+                    kind: "head",
+                    log: log.dir.display().to_string(),
+                    head: log.head.as_ref(),
+                    problem: log.head_problem.as_deref(),
+                })?;
+            }
+        } else {
             out.line(format!("{}  segments: {}", log.dir.display(), log.segments.len()))?;
+            match (&log.head, &log.head_problem) {
+                (Some(h), _) => out.line(format!(
+                    "  HEAD: active segment {}, numbers reserved below {}, durable below {}",
+                    h.active_base, h.reserved_next, h.durable_next
+                ))?,
+                (None, Some(problem)) => out.line(format!("  HEAD: BAD: {problem}"))?,
+                (None, None) => {}
+            }
         }
         for segment in &log.segments {
             segments += 1;
@@ -85,6 +102,17 @@ struct SegmentLine<'a> {
     log: String,
     #[serde(flatten)]
     segment: &'a SegmentReport,
+}
+
+/// A log's `HEAD` file in `inspect --json` output.
+#[derive(Serialize)]
+struct HeadLine<'a> {
+    kind: &'static str,
+    log: String,
+    #[serde(flatten)]
+    head: Option<&'a weir::format::Head>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
 }
 
 /// A record in `inspect --records --json` output.
@@ -127,8 +155,14 @@ fn segment_text(s: &SegmentReport) -> String {
         0 => String::new(),
         n => format!(" ({} preallocated)", size(n)),
     };
+    let version = match s.version {
+        Some(2) => String::new(),
+        Some(v) => format!("  (format version {v})"),
+        None => "  (header unreadable)".to_string(),
+    };
+    let skipped = s.skipped_from.map_or(String::new(), |from| format!("  (skipped {from}..={})", s.base_seq - 1));
     let mut line = format!(
-        "  {name}  {seqs}  {} frames ({} compressed)  {}{preallocated}  {compression}{times}  index: {index}",
+        "  {name}  {seqs}  {} frames ({} compressed)  {}{preallocated}  {compression}{times}  index: {index}{version}{skipped}",
         s.frames,
         s.compressed_frames,
         size(s.file_bytes),
