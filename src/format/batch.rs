@@ -30,6 +30,10 @@ pub const RECORD_OVERHEAD: usize = 8;
 pub const MAX_FRAME_LEN: usize = 64 << 20;
 /// Largest decompressed payload accepted: a guard against decompression bombs.
 pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
+/// The most a zstd frame can expand its bytes: a block of at most 128 KiB from 4 bytes (a 3-byte
+/// block header and one byte repeated). A compressed payload claiming more than this many times
+/// its stored bytes is corrupt, which bounds the buffer a decompression allocates.
+pub const MAX_ZSTD_RATIO: usize = (128 << 10) / 4;
 /// Payloads smaller than this are never compressed: zstd's frame overhead eats the gain.
 pub const COMPRESS_MIN_PAYLOAD: usize = 1024;
 const FLAG_ZSTD: u16 = 1;
@@ -315,12 +319,35 @@ pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {
 
 /// Decodes the records of a checked frame. `frame` holds the whole frame (as returned by a
 /// successful [`decode_frame`]); records borrow from it when it is not compressed.
+///
+/// Nothing is allocated for a count or length the frame's bytes cannot back: the record count
+/// is checked against the payload (every record takes [`RECORD_OVERHEAD`] bytes at least), and
+/// a compressed payload's length against what zstd can expand its stored bytes to
+/// ([`MAX_ZSTD_RATIO`]), before any buffer is sized by them.
 pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>, DecodeError> {
-    let stored = frame.slice(FRAME_HEADER_LEN..header.frame_len as usize);
+    let frame_len = header.frame_len as usize;
+    if frame_len < FRAME_HEADER_LEN || frame_len > frame.len() {
+        return Err(DecodeError::new(
+            4,
+            format!("frame length {frame_len} does not fit the {} bytes given", frame.len()),
+        ));
+    }
+    let stored = frame.slice(FRAME_HEADER_LEN..frame_len);
+    let payload_len = header.payload_len as usize;
+    if payload_len > MAX_PAYLOAD_LEN {
+        return Err(DecodeError::new(28, "payload length over the limit"));
+    }
+    check_record_count(header.record_count, payload_len)?;
     let payload = if header.compressed {
-        let out = decompress(&stored, header.payload_len as usize)
+        if payload_len > stored.len().saturating_mul(MAX_ZSTD_RATIO) {
+            return Err(DecodeError::new(
+                28,
+                format!("payload length {payload_len} is more than {} stored bytes can decompress to", stored.len()),
+            ));
+        }
+        let out = decompress(&stored, payload_len)
             .map_err(|e| DecodeError::new(FRAME_HEADER_LEN, format!("zstd payload does not decompress: {e}")))?;
-        if out.len() != header.payload_len as usize {
+        if out.len() != payload_len {
             return Err(DecodeError::new(28, "decompressed length disagrees with the header"));
         }
         Bytes::from(out)
@@ -341,8 +368,12 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
             Some(end) if end <= payload.len() => end,
             _ => return Err(DecodeError::new(at, format!("record {i} runs past the payload"))),
         };
+        let seq = header
+            .base_seq
+            .checked_add(u64::from(i))
+            .ok_or_else(|| DecodeError::new(at, format!("record {i}: sequence number overflows")))?;
         records.push(Record {
-            seq: header.base_seq + u64::from(i),
+            seq,
             time_ms: header.time_ms,
             key: payload.slice(start..start + key_len),
             value: payload.slice(start + key_len..end),
@@ -353,6 +384,18 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
         return Err(DecodeError::new(at, "bytes after the last record"));
     }
     Ok(records)
+}
+
+/// Checks a record count against the payload that must hold it, before anything is sized by it.
+fn check_record_count(record_count: u32, payload_len: usize) -> Result<(), DecodeError> {
+    let most = payload_len / RECORD_OVERHEAD;
+    if record_count as usize > most {
+        return Err(DecodeError::new(
+            24,
+            format!("{record_count} records cannot fit in a payload of {payload_len} bytes (at most {most})"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
