@@ -25,11 +25,16 @@ pub const FRAME_MAGIC: [u8; 4] = *b"WBF1";
 pub const FRAME_HEADER_LEN: usize = 40;
 /// Per-record overhead inside the payload.
 pub const RECORD_OVERHEAD: usize = 8;
-/// Largest frame accepted, header included. Bounds memory on decode: 16 MiB queue messages
-/// (SQS's largest configurable size) plus headroom for a batch of them.
-pub const MAX_FRAME_LEN: usize = 64 << 20;
-/// Largest decompressed payload accepted: a guard against decompression bombs.
+/// The one size limit of a frame: the largest payload (records with their 8-byte headers,
+/// before compression) that a writer may put in a frame and a reader accepts. The writer
+/// checks a batch against it before writing anything ([`payload_len`]), so whatever is
+/// acknowledged can be read back whether or not it compressed; it also bounds the memory a
+/// decode needs. 16 MiB queue messages (SQS's largest configurable size) plus headroom for a
+/// batch of them.
 pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
+/// Largest frame accepted, header included: a header and the largest payload, stored
+/// uncompressed (a payload is only stored compressed when that makes it smaller).
+pub const MAX_FRAME_LEN: usize = FRAME_HEADER_LEN + MAX_PAYLOAD_LEN;
 /// The most a zstd frame can expand its bytes: a block of at most 128 KiB from 4 bytes (a 3-byte
 /// block header and one byte repeated). A compressed payload claiming more than this many times
 /// its stored bytes is corrupt, which bounds the buffer a decompression allocates.
@@ -118,13 +123,26 @@ pub struct EncodedBatch {
     record_count: u32,
 }
 
+/// Bytes one record takes in a frame's payload (before compression).
+pub fn record_payload_len(key_len: usize, value_len: usize) -> usize {
+    RECORD_OVERHEAD.saturating_add(key_len).saturating_add(value_len)
+}
+
+/// Bytes the payload of a frame of `records` takes before compression: what
+/// [`MAX_PAYLOAD_LEN`] bounds. Saturates instead of overflowing.
+pub fn payload_len(records: &[RecordRef<'_>]) -> usize {
+    records.iter().fold(0usize, |sum, r| sum.saturating_add(record_payload_len(r.key.len(), r.value.len())))
+}
+
 impl EncodedBatch {
     /// Encodes records into a frame whose sequence number and time are not yet set.
     ///
-    /// Panics only in debug builds if `records` is empty; callers check sizes first.
+    /// Panics only in debug builds if `records` is empty or their [`payload_len`] is over
+    /// [`MAX_PAYLOAD_LEN`]; callers check sizes first (the log's writer does).
     pub fn encode(records: &[RecordRef<'_>], compression: Compression) -> EncodedBatch {
         debug_assert!(!records.is_empty(), "a frame holds at least one record");
-        let payload_len: usize = records.iter().map(|r| RECORD_OVERHEAD + r.key.len() + r.value.len()).sum();
+        let payload_len = payload_len(records);
+        debug_assert!(payload_len <= MAX_PAYLOAD_LEN, "a frame no reader would accept");
         let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + payload_len);
         buf.resize(FRAME_HEADER_LEN, 0);
         for r in records {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{EncodedBatch, MAX_FRAME_LEN};
+use crate::format::batch::{payload_len, EncodedBatch, MAX_FRAME_LEN, MAX_PAYLOAD_LEN};
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{Compression, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
@@ -278,10 +278,15 @@ impl Log {
         if records.is_empty() {
             return Err(Error::InvalidArgument("an append needs at least one record".into()));
         }
-        let mut batch = EncodedBatch::encode(records, self.config.compression);
-        if batch.len() > MAX_FRAME_LEN {
-            return Err(Error::TooLarge { what: "batch", size: batch.len(), limit: MAX_FRAME_LEN });
+        // Checked before compression, against the limit readers enforce: a batch that only
+        // fits once compressed would be acknowledged and then refused by every read.
+        let size = payload_len(records);
+        if size > MAX_PAYLOAD_LEN {
+            let what = "batch (its records with 8 bytes of header each)";
+            return Err(Error::TooLarge { what, size, limit: MAX_PAYLOAD_LEN });
         }
+        let mut batch = EncodedBatch::encode(records, self.config.compression);
+        debug_assert!(batch.len() <= MAX_FRAME_LEN, "a frame of an accepted payload fits the frame limit");
         let outcome = self.write_frame(&mut batch, now_ms)?;
         if self.config.durability != Durability::Always {
             self.visible_next.fetch_max(outcome.next_seq, Ordering::SeqCst);
