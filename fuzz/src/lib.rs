@@ -8,6 +8,9 @@
 //!   (see [`split`]), then `Engine::open` and reads through every kind of iterator. Errors are
 //!   fine; panics are not, and nothing may be served out of sequence order.
 
+#[path = "../../tests/common/behind_crc.rs"]
+pub mod behind_crc;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -331,6 +331,11 @@ impl Log {
         }
         let time_ms = now_ms.max(w.last_time_ms);
         let base_seq = w.next_seq;
+        let Some(next_seq) = base_seq.checked_add(u64::from(batch.record_count())) else {
+            // Only a log whose files claim sequence numbers near 2^64 gets here.
+            let reason = format!("sequence numbers from {base_seq} on leave no room for {} more", batch.record_count());
+            return Err(Error::corrupt(&w.active.path, 0, reason));
+        };
         let active = Arc::clone(&w.active);
         let mut state = active.state.write();
         let offset = state.len;
@@ -345,7 +350,6 @@ impl Log {
             return Err(Error::io("write", &active.path, e));
         }
         let frame_len = frame.len() as u64;
-        let next_seq = base_seq + u64::from(batch.record_count());
         if state.entries.is_empty() || state.bytes_since_entry >= self.config.index_interval_bytes {
             state.entries.push(IndexEntry { seq: base_seq, offset, time_ms });
             state.bytes_since_entry = 0;

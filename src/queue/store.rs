@@ -1024,7 +1024,7 @@ fn replay(
         let record = QueueRecord::decode(&r.value)
             .map_err(|e| Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq)))?;
         if let QueueRecord::Publish(p) = &record {
-            let expires_ms = p.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+            let expires_ms = p.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
             if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
                 w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
             }
@@ -1033,9 +1033,15 @@ fn replay(
         let Some(st) = states.get_mut(&record.queue()) else { return Ok(()) };
         match record {
             QueueRecord::Message(m) => {
+                if m.key != OWN_SEQ && m.key >= r.seq {
+                    // A moved message keeps the sequence number of its first record: an earlier one.
+                    let reason =
+                        format!("message-log record {} names message key {}, not an earlier one", r.seq, m.key);
+                    return Err(Error::corrupt(log.dir(), 0, reason));
+                }
                 let key = if m.key == OWN_SEQ { r.seq } else { m.key };
                 if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
-                    let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+                    let expires_ms = m.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
                     if expires_ms > now {
                         st.dedup.remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
                     }
