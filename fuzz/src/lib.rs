@@ -12,7 +12,7 @@
 pub mod behind_crc;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -152,15 +152,8 @@ pub fn join(files: &[DirFile]) -> Vec<u8> {
     out
 }
 
-/// Where scratch directories go: memory if the machine has `/dev/shm`, else the temp dir.
-pub fn scratch_root() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
+use behind_crc::copy_tree;
+pub use behind_crc::scratch_root;
 
 /// Makes a data directory holding only a catalog that names stream [`STREAM`] with one shard,
 /// the way a real engine writes it.
@@ -181,19 +174,6 @@ pub fn options() -> Options {
         segment_bytes: 1024,
         clock: Arc::new(ManualClock::new(NOW_MS)),
         ..Options::default()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create directory");
-    for entry in fs::read_dir(from).expect("list template") {
-        let entry = entry.expect("template entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy template file");
-        }
     }
 }
 

@@ -20,7 +20,11 @@
 //!   lies about its cache; the next power cut shows it);
 //! * [`FaultyFs::crash_after_ops`]: after `n` more mutating operations every operation fails
 //!   with EIO, as if the process had died at that point;
-//! * [`FaultyFs::power_cut`]: everything reverts to its durable state and the faults clear.
+//! * [`FaultyFs::power_cut`]: everything reverts to its durable state and the faults clear;
+//! * [`FaultyFs::fail_map_reads`], [`FaultyFs::fail_map_writes`]: accesses through memory maps
+//!   fault, as pages a real map cannot back do. Files offer maps as real ones do (the log reads
+//!   and appends through them), and a write through one is a write like any other: counted,
+//!   within the byte budget, torn by a power cut ([`FaultyFs::serve_maps`] turns maps off).
 //!
 //! [`FaultyFs::op_count`] counts mutating operations (file creation, write, truncation, sync,
 //! rename, removal, directory creation and sync), so a test can run a workload once to count
@@ -57,6 +61,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::io::{tmp_path, LogFile, Vfs};
+use super::mapped::{ReadMap, WriteMap};
+
+mod map;
 
 /// `EIO` on Linux.
 const EIO: i32 = 5;
@@ -102,7 +109,7 @@ struct DirNode {
     durable: BTreeMap<String, Node>,
 }
 
-/// Which file the next failing fsync hits.
+/// Which file the next failing fsync (or an armed map fault) hits.
 #[derive(Debug, Clone)]
 enum FsyncTarget {
     Any,
@@ -121,6 +128,10 @@ struct Faults {
     crash_countdown: Option<u64>,
     /// The crash happened: every operation fails.
     crashed: bool,
+    /// Reads through maps of this file fault (see `map.rs`).
+    map_reads: Option<FsyncTarget>,
+    /// Writes through maps of this file fault.
+    map_writes: Option<FsyncTarget>,
 }
 
 #[derive(Debug)]
@@ -135,6 +146,8 @@ struct State {
     faults: Faults,
     /// Directory creation is durable at once (see [`FaultyFs::mkdir_is_durable`]).
     mkdir_durable: bool,
+    /// Files offer memory maps (see [`FaultyFs::serve_maps`]).
+    serve_maps: bool,
 }
 
 /// A fault-injecting in-memory file system. See the [module documentation](self).
@@ -215,6 +228,7 @@ impl State {
             ops: 0,
             faults: Faults::default(),
             mkdir_durable: false,
+            serve_maps: true,
         }
     }
 
@@ -738,6 +752,14 @@ impl LogFile for FaultyFile {
         s.check_handle(self.generation)?;
         s.set_len(self.id, len)
     }
+
+    fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
+        self.read_map(len)
+    }
+
+    fn map_write(&self, len: u64) -> Option<io::Result<Box<dyn WriteMap>>> {
+        self.write_map(len)
+    }
 }
 
 impl Vfs for FaultyFs {
@@ -1105,7 +1127,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_past_the_end_fail_and_map_is_not_offered() -> io::Result<()> {
+    fn reads_past_the_end_fail() -> io::Result<()> {
         let (fs, dir) = fs_with_dir();
         let f = fs.open_file(&dir.join("f"), true)?;
         f.write_all_at(b"abc", 0)?;
@@ -1113,7 +1135,6 @@ mod tests {
         f.read_exact_at(&mut buf, 1)?;
         assert_eq!(&buf, b"bc");
         assert_eq!(f.read_exact_at(&mut buf, 2).err().map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
-        assert!(f.map().is_none());
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 pub mod fault;
 pub mod group_commit;
 pub mod io;
+pub mod mapped;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
@@ -27,7 +28,7 @@ use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{Compression, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
 use group_commit::{GroupCommit, Turn};
 use io::Vfs;
-use recovery::{read_whole, scan_segment, ScanEnd};
+use recovery::{scan_segment, with_whole, ScanEnd};
 use segment::{index_file_name, parse_segment_name, segment_file_name, Damage, Segment};
 use tail::ActiveTail;
 
@@ -663,9 +664,7 @@ fn open_segment(
             }
         }
     }
-    let bytes = read_whole(&file, &path)?;
-    let outcome = scan_segment(&bytes, base_seq, config.index_interval_bytes);
-    drop(bytes);
+    let outcome = with_whole(&file, &path, |bytes| scan_segment(bytes, base_seq, config.index_interval_bytes))?;
     let mut state = outcome.state;
     let mut resync_next = None;
     match outcome.end {

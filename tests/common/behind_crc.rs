@@ -329,7 +329,8 @@ pub fn scratch_root() -> PathBuf {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies the directory tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create directory");
     for entry in fs::read_dir(from).expect("list template") {
         let entry = entry.expect("template entry");
