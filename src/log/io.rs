@@ -26,8 +26,7 @@ pub trait LogFile: Send + Sync + Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// A read-only memory map of the first `len` bytes, which may reach past the current end of
     /// a growing file (only bytes below the end may then be read). Its bytes are read through
-    /// [`mapped::read`] and [`mapped::with_view`], which turn a page that cannot be read into an
-    /// error. `None` where the file system offers no maps (reads then use
+    /// [`mapped::with_view`], which turns a page that cannot be read into an error. `None` where the file system offers no maps (reads then use
     /// [`LogFile::read_exact_at`]).
     fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
         let _ = len;
@@ -36,7 +35,8 @@ pub trait LogFile: Send + Sync + Debug {
     /// A shared writable memory map of the first `len` bytes, which may reach past the end of
     /// the file (those pages must never be touched): the log's writer copies frames into the
     /// space it preallocated instead of making a `write` call per append, through
-    /// [`mapped::write`], which turns a page that cannot be written into an error. `None` where
+    /// [`mapped::write`](fn@mapped::write), which turns a page that cannot be written into an
+    /// error. `None` where
     /// the file system offers no maps (the writer then uses [`LogFile::write_all_at`]).
     fn map_write(&self, len: u64) -> Option<io::Result<Box<dyn WriteMap>>> {
         let _ = len;

@@ -10,7 +10,7 @@
 //!   registry, and a process-wide SIGBUS handler, installed once and chained to the handler
 //!   that was there before, looks the faulting address up in it;
 //! * weir touches a map only inside a *guarded access* ([`with_view`] for reads: the CRC checks
-//!   and decoding of a read or a recovery scan; [`write`] for the copy of a frame), marked by a
+//!   and decoding of a read or a recovery scan; [`write`](fn@write) for the copy of a frame), marked by a
 //!   thread-local flag. For a fault in one of weir's maps during a guarded access, the handler
 //!   maps a page of zeros over the faulting page (`MAP_FIXED`), counts the fault against that
 //!   map and returns, so the access completes (reading zeros, or writing into a page that is
@@ -67,7 +67,7 @@ pub trait WriteMap: Send + Sync + Debug {
     fn len(&self) -> usize;
     /// Copies `data` to `offset` (the range lies within `len()`), as a guarded access. A page
     /// that cannot be written marks the map faulted (what was copied to it is lost). Use
-    /// [`write`].
+    /// [`write`](fn@write).
     fn copy_in(&mut self, offset: usize, data: &[u8]);
     /// Faults in `[offset, offset + len)` writable ahead of the copies (an optimisation: a
     /// failure here is left to the copies to meet).

@@ -1,4 +1,5 @@
-//! One segment: a file of frames after a [`SegmentHeader`], its sparse index, and reads from it.
+//! One segment: a file of frames after a [`SegmentHeader`](crate::format::SegmentHeader), its
+//! sparse index, and reads from it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
