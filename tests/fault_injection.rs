@@ -20,6 +20,7 @@ use faults::{
     Model, Promise, Rig, STREAM,
 };
 use weir::log::fault::WriteFault;
+use weir::log::mapped::MapFault;
 use weir::log::{Log, LogConfig};
 use weir::queue::SendOptions;
 use weir::stream::{PutRecord, StartingPosition};
@@ -83,8 +84,13 @@ fn reopen_and_check(rig: &Rig, model: Model, ledger: &mut Ledger, promise: Promi
     lost
 }
 
+/// The failure carries the injected error, or (for a write copied through the writable map of
+/// the active segment, where a real fault is a SIGBUS without an error number) a map fault.
 fn source_matches(error: &Error, kind: WriteFault) -> bool {
     let Error::Io { source, .. } = error else { return false };
+    if MapFault::is(source) {
+        return true;
+    }
     match kind {
         WriteFault::ShortWrite => source.kind() == io::ErrorKind::WriteZero,
         WriteFault::Enospc => source.raw_os_error() == Some(28),
@@ -92,10 +98,13 @@ fn source_matches(error: &Error, kind: WriteFault) -> bool {
     }
 }
 
-/// A write fault armed after the warm-up, `budget` bytes later.
-fn write_fault_case(model: Model, durability: Durability, kind: WriteFault, budget: u64) {
-    let context = format!("{} under {durability:?}, {kind:?} after {budget} bytes", model.name());
+/// A write fault armed after the warm-up, `budget` bytes later. With `maps` off the files
+/// offer no memory maps, so every frame is appended with a `write` call; on (as on a real file
+/// system), small frames are copied through the active segment's writable map.
+fn write_fault_case(model: Model, durability: Durability, kind: WriteFault, budget: u64, maps: bool) {
+    let context = format!("{} under {durability:?}, {kind:?} after {budget} bytes, maps {maps}", model.name());
     let rig = Rig::new(durability);
+    rig.fs.serve_maps(maps);
     let mut ledger = Ledger::default();
     {
         let engine = rig.open().expect("open");
@@ -125,7 +134,9 @@ fn write_fault_all(kind: WriteFault) {
             // Budgets that end inside the next frame, on its header, and a few frames later
             // (some of which meet a segment roll).
             for budget in [0, 1, 39, 40, 333, 1000, 2500] {
-                write_fault_case(model, durability, kind, budget);
+                for maps in [true, false] {
+                    write_fault_case(model, durability, kind, budget, maps);
+                }
             }
         }
     }
@@ -215,6 +226,129 @@ fn a_reopen_after_a_failed_fsync_without_power_loss_recovers_and_accepts_writes_
         for durability in MODES {
             for warmup in [0, 5, 10] {
                 fsync_fault_case(model, durability, warmup, false);
+            }
+        }
+    }
+}
+
+/// Reads everything the model's logs hold (both shards; every queue's messages, bodies
+/// included); returns how many records or messages were served.
+fn read_everything(engine: &Engine, model: Model) -> weir::Result<usize> {
+    let queues: &[&str] = match model {
+        Model::Streams => {
+            let mut served = 0;
+            for shard in 0..2 {
+                let mut it = engine.stream(STREAM)?.iterator(shard, StartingPosition::TrimHorizon)?;
+                loop {
+                    let batch = it.next_batch(1000)?;
+                    if batch.records.is_empty() {
+                        break;
+                    }
+                    served += batch.records.len();
+                }
+            }
+            return Ok(served);
+        }
+        Model::Queues => &[faults::WORK, faults::ORDERED],
+        Model::Topics => &[faults::ALL, faults::EVEN],
+    };
+    let mut served = 0;
+    for queue in queues {
+        served += engine.queue(queue)?.peek(1000)?.len();
+    }
+    Ok(served)
+}
+
+fn assert_map_fault(error: &Error, dir: &Path, context: &str) {
+    assert_storage_error(error, dir, context);
+    match error {
+        Error::Io { source, .. } if MapFault::is(source) => {}
+        other => panic!("{context}: expected a fault of a memory map, got {other:?}"),
+    }
+}
+
+/// Reads through the maps fault (a disk that cannot read a page): every read fails with
+/// `Error::Io` and serves nothing; a read fault poisons nothing; once the disk reads again, a
+/// new map serves the same records; recovery over a faulting map fails the open, never
+/// serves zeros; and nothing acknowledged is lost, in any mode.
+fn map_read_fault_case(model: Model, durability: Durability) {
+    let context = format!("{} under {durability:?}, reads through maps fault", model.name());
+    let rig = Rig::new(durability);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, model).expect("setup");
+        let mut driver = Driver::new(model, "r", durability);
+        for _ in 0..WARMUP {
+            driver.step(&engine, &mut ledger).unwrap_or_else(|e| panic!("{context}: before the fault: {e}"));
+        }
+        let before = read_everything(&engine, model).unwrap_or_else(|e| panic!("{context}: read: {e}"));
+        assert!(before > 0, "{context}: nothing to read");
+        rig.fs.fail_map_reads(None);
+        match read_everything(&engine, model) {
+            Err(e) => assert_map_fault(&e, rig.dir(), &context),
+            Ok(n) => panic!("{context}: {n} records served through a faulting map"),
+        }
+        rig.fs.clear_faults();
+        let after = read_everything(&engine, model).unwrap_or_else(|e| panic!("{context}: read after: {e}"));
+        assert_eq!(after, before, "{context}: a new map serves the same");
+    }
+    rig.fs.fail_map_reads(None);
+    match rig.open() {
+        Err(e) => assert_map_fault(&e, rig.dir(), &context),
+        Ok(_) => panic!("{context}: recovery scanned a faulting map and opened"),
+    }
+    rig.fs.clear_faults();
+    let engine = rig.open().unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+    let verdict = verify(&engine, model, &ledger, Promise::Everything, &context);
+    assert_eq!(verdict.lost(&ledger), 0, "{context}");
+    verdict.resolve(&mut ledger);
+    check_new_writes_continue(&engine, model, &mut ledger, "after", &context);
+}
+
+#[test]
+fn a_read_fault_on_a_mapped_page_is_an_io_error_and_serves_nothing() {
+    for model in Model::ALL {
+        for durability in MODES {
+            map_read_fault_case(model, durability);
+        }
+    }
+}
+
+/// Writes through the active segment's writable map fault (a full file system that allocates
+/// on write): the call fails with `Error::Io`, the log is poisoned, and after a power cut the
+/// reopened engine holds everything the mode promises.
+fn map_write_fault_case(model: Model, durability: Durability, warmup: usize) {
+    let context = format!("{} under {durability:?}, writes through maps fault after {warmup}", model.name());
+    let rig = Rig::new(durability);
+    let mut ledger = Ledger::default();
+    {
+        let engine = rig.open().expect("open");
+        setup(&engine, model).expect("setup");
+        let mut driver = Driver::new(model, "m", durability);
+        for _ in 0..warmup {
+            driver.step(&engine, &mut ledger).unwrap_or_else(|e| panic!("{context}: before the fault: {e}"));
+        }
+        rig.fs.fail_map_writes(None);
+        let error = run_until_error(&engine, &mut driver, &mut ledger, &context);
+        assert_map_fault(&error, rig.dir(), &context);
+        match probe_write(&engine, model, shard_of(&error)) {
+            Err(Error::Poisoned { path, .. }) => {
+                assert_eq!(path, log_dir(rig.dir(), model, shard_of(&error)), "{context}: the poisoned log")
+            }
+            other => panic!("{context}: a write after a failed write through the map returned {other:?}"),
+        }
+    }
+    rig.fs.power_cut();
+    reopen_and_check(&rig, model, &mut ledger, Promise::of(durability), &context);
+}
+
+#[test]
+fn a_write_fault_through_the_writable_map_fails_the_call_poisons_the_log_and_keeps_every_acknowledged_write() {
+    for model in Model::ALL {
+        for durability in MODES {
+            for warmup in [0, 3, WARMUP] {
+                map_write_fault_case(model, durability, warmup);
             }
         }
     }

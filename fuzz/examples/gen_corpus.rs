@@ -13,12 +13,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use weir::format::batch::{EncodedBatch, FrameStamp};
+use weir::format::batch::{decode_frame, decode_records, EncodedBatch, FrameStamp};
 use weir::format::lost::LostRanges;
 use weir::format::queue_record::{MessageRecord, QueueRecord, StoredAttribute};
+use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, IndexEntry, IndexFile, RecordRef, SegmentHeader};
+use weir::log::recovery::scan_segment;
+use weir::queue::{AttributeValue, ReceiveOptions, SendOptions};
 use weir::stream::PutRecord;
+use weir::topic::PublishOptions;
 use weir::{Durability, Engine, ManualClock, Options};
+use weir_fuzz::behind_crc::{
+    behind_crc_case, make_queue_template, replay_options, BehindCrcSummary, CHAIN, COMPRESS, INDEX, REPLAY,
+};
 use weir_fuzz::{decode_case, join, make_template, open_dir_case, DirFile, NOW_MS, SHARD_DIR, STREAM};
 
 const MAX_SEED_BYTES: usize = 4096;
@@ -159,6 +166,105 @@ fn open_dir_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// A `behind_crc` input: `flags`, then `segment` with every frame stored uncompressed; frames
+/// whose index is in `mark_compressed` keep the "compressed" flag so the target compresses them.
+fn behind_crc_input(flags: u8, segment: &[u8], mark_compressed: &[usize]) -> Vec<u8> {
+    let mut out = vec![flags];
+    let layout = SegmentHeader::decode(segment).expect("a real segment header").frame_layout();
+    out.extend_from_slice(&segment[..SEGMENT_HEADER_LEN]);
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut i = 0;
+    while let Ok(header) = decode_frame(&segment[at..], layout) {
+        let frame = Bytes::copy_from_slice(&segment[at..at + header.frame_len as usize]);
+        let records = decode_records(&header, &frame).expect("a real frame decodes");
+        let refs: Vec<RecordRef<'_>> = records.iter().map(|r| RecordRef { key: &r.key, value: &r.value }).collect();
+        let mut plain = EncodedBatch::encode(&refs, Compression::None)
+            .seal(&FrameStamp {
+                base_seq: header.base_seq,
+                time_ms: header.time_ms,
+                salt: 0,
+                durable_seq: header.durable_seq,
+            })
+            .to_vec();
+        if mark_compressed.contains(&i) {
+            plain[12] |= 1;
+        }
+        out.extend_from_slice(&plain);
+        at += header.frame_len as usize;
+        i += 1;
+    }
+    out
+}
+
+/// The message log of a small queue workload on a copy of the replay template: sends with
+/// attributes, a FIFO send, receives, deletes, a visibility change, a dead-letter move and
+/// publishes to both topics. Returns the first segment up to the end of its frames.
+fn message_log_segment() -> Vec<u8> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    make_queue_template(tmp.path());
+    let engine = Engine::open(tmp.path(), Options { segment_bytes: 1 << 20, ..replay_options() }).expect("open");
+    let once = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
+    let std = engine.queue("std").expect("std");
+    let attributes = [("n".to_string(), AttributeValue::Number("7".into()))].into_iter().collect();
+    std.send(b"first", SendOptions { attributes, ..SendOptions::default() }).expect("send");
+    std.send(b"second", SendOptions::default()).expect("send");
+    let got = std.receive(once.clone()).expect("receive");
+    std.delete(&got[0].receipt_handle).expect("delete");
+    std.change_visibility(&got[1].receipt_handle, Duration::ZERO).expect("change visibility");
+    let fifo = engine.queue("f.fifo").expect("fifo");
+    let options = SendOptions { group: Some("g1".into()), dedup_id: Some("d1".into()), ..SendOptions::default() };
+    fifo.send(b"fifo one", options).expect("fifo send");
+    let work = engine.queue("work").expect("work");
+    work.send(b"poison", SendOptions::default()).expect("send");
+    for _ in 0..3 {
+        for m in work.receive(once.clone()).expect("receive") {
+            work.change_visibility(&m.receipt_handle, Duration::ZERO).expect("release");
+        }
+    }
+    for (topic, group) in [("t", None), ("t.fifo", Some("g2".to_string()))] {
+        let options = PublishOptions { group, ..PublishOptions::default() };
+        engine.topic(topic).expect("topic").publish(b"{\"published\":true}", options).expect("publish");
+    }
+    drop((std, fifo, work));
+    drop(engine);
+    let bytes = Bytes::from(fs::read(tmp.path().join("queues").join(format!("{:020}.seg", 0))).expect("read log"));
+    let whole = scan_segment(&bytes, 0, 4096).state.len as usize;
+    bytes[..whole].to_vec()
+}
+
+fn behind_crc_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut stream = SegmentHeader::new(5, 0, 5).encode();
+    stream.extend(frame(5, 10, &[(b"a", b"one")], Compression::None));
+    stream.extend(frame(6, 11, &[(b"b", b"two"), (b"c", b"three")], Compression::None));
+    stream.extend(frame(8, 12, &[(b"d", &b"compress me ".repeat(100)[..])], Compression::None));
+    let log = message_log_segment();
+    let frames_of_log = log.len();
+    let mut hostile = SegmentHeader::new(0, 0, 0).encode();
+    let mut count = frame(0, 1, &[(b"k", b"v")], Compression::None);
+    count[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+    hostile.extend(count);
+    let index = IndexFile {
+        segment_len: 900,
+        next_seq: 12,
+        last_time_ms: 40,
+        entries: vec![
+            IndexEntry { seq: 2, offset: SEGMENT_HEADER_LEN as u64, time_ms: 30 },
+            IndexEntry { seq: 7, offset: 400, time_ms: 40 },
+        ],
+    };
+    let mut index_input = vec![INDEX];
+    index_input.extend(index.encode());
+    assert!(frames_of_log > 32, "the workload wrote frames");
+    vec![
+        ("stream-chain.bin", behind_crc_input(CHAIN, &stream, &[])),
+        ("stream-compress.bin", behind_crc_input(CHAIN | COMPRESS, &stream, &[2])),
+        ("message-log.bin", behind_crc_input(CHAIN | REPLAY, &log, &[])),
+        ("message-log-compress.bin", behind_crc_input(CHAIN | REPLAY | COMPRESS, &log, &[0, 3, 5])),
+        ("hostile-record-count.bin", [&[0u8][..], &hostile].concat()),
+        ("index.bin", index_input),
+    ]
+}
+
 fn write_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
     fs::create_dir_all(&dir).expect("corpus directory");
@@ -185,4 +291,30 @@ fn main() {
         assert!(summary.opened && summary.records > 0 && !summary.read_failed, "seed {name}: {summary:?}");
     }
     write_seeds("open_dir", &dir_seeds);
+
+    let queue_template = tempfile::tempdir().expect("template");
+    make_queue_template(queue_template.path());
+    let crc_seeds = behind_crc_seeds();
+    for (name, bytes) in &crc_seeds {
+        let summary = behind_crc_case(bytes, Some(queue_template.path()));
+        check_behind_crc_seed(name, bytes[0], &summary);
+    }
+    write_seeds("behind_crc", &crc_seeds);
+}
+
+/// A seed must reach what it is for: its frames decode whole (the hostile one excepted), and
+/// a replay seed opens and serves messages.
+fn check_behind_crc_seed(name: &str, flags: u8, summary: &BehindCrcSummary) {
+    if flags & INDEX != 0 {
+        return;
+    }
+    if name.starts_with("hostile") {
+        assert_eq!((summary.frames, summary.decoded), (1, 0), "seed {name}: {summary:?}");
+        return;
+    }
+    assert!(summary.frames > 0 && summary.decoded == summary.frames, "seed {name}: {summary:?}");
+    if flags & REPLAY != 0 {
+        assert!(summary.queue_records > 0, "seed {name}: {summary:?}");
+        assert!(summary.replay_opened && summary.replay_received > 0, "seed {name}: {summary:?}");
+    }
 }

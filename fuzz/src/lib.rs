@@ -8,8 +8,11 @@
 //!   (see [`split`]), then `Engine::open` and reads through every kind of iterator. Errors are
 //!   fine; panics are not, and nothing may be served out of sequence order.
 
+#[path = "../../tests/common/behind_crc.rs"]
+pub mod behind_crc;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -95,8 +98,7 @@ fn frame_case(data: &[u8], layout: FrameLayout) {
             };
             let stamp = FrameStamp { base_seq: header.base_seq, time_ms: header.time_ms, salt, durable_seq: 0 };
             let again = Bytes::copy_from_slice(batch.seal(&stamp));
-            let header_again =
-                decode_frame(&again, FrameLayout::V2 { salt }).expect("a re-encoded frame decodes");
+            let header_again = decode_frame(&again, FrameLayout::V2 { salt }).expect("a re-encoded frame decodes");
             assert_eq!(decode_records(&header_again, &again).expect("re-encoded records decode"), records);
         }
     }
@@ -175,15 +177,8 @@ pub fn join(files: &[DirFile]) -> Vec<u8> {
     out
 }
 
-/// Where scratch directories go: memory if the machine has `/dev/shm`, else the temp dir.
-pub fn scratch_root() -> PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
+use behind_crc::copy_tree;
+pub use behind_crc::scratch_root;
 
 /// Makes a data directory holding only a catalog that names stream [`STREAM`] with one shard,
 /// the way a real engine writes it.
@@ -204,19 +199,6 @@ pub fn options() -> Options {
         segment_bytes: 1024,
         clock: Arc::new(ManualClock::new(NOW_MS)),
         ..Options::default()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create directory");
-    for entry in fs::read_dir(from).expect("list template") {
-        let entry = entry.expect("template entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy template file");
-        }
     }
 }
 

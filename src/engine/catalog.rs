@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::batch::{record_payload_len, MAX_PAYLOAD_LEN};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
@@ -251,6 +252,10 @@ impl Catalog {
     /// Durably records a change, then applies it.
     pub fn append(&mut self, record: CatalogRecord, now_ms: u64) -> Result<()> {
         let value = serde_json::to_vec(&record).map_err(|e| Error::InvalidArgument(format!("catalog record: {e}")))?;
+        let size = record_payload_len(0, value.len());
+        if size > MAX_PAYLOAD_LEN {
+            return Err(Error::TooLarge { what: "catalog record", size, limit: MAX_PAYLOAD_LEN });
+        }
         self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
         self.state.apply(record);
         Ok(())

@@ -33,11 +33,20 @@ pub const FRAME_V1_MAGIC: [u8; 4] = *b"WBF1";
 pub const FRAME_V1_HEADER_LEN: usize = 40;
 /// Per-record overhead inside the payload.
 pub const RECORD_OVERHEAD: usize = 8;
-/// Largest frame accepted, header included. Bounds memory on decode: 16 MiB queue messages
-/// (SQS's largest configurable size) plus headroom for a batch of them.
-pub const MAX_FRAME_LEN: usize = 64 << 20;
-/// Largest decompressed payload accepted: a guard against decompression bombs.
+/// The one size limit of a frame: the largest payload (records with their 8-byte headers,
+/// before compression) that a writer may put in a frame and a reader accepts. The writer
+/// checks a batch against it before writing anything ([`payload_len`]), so whatever is
+/// acknowledged can be read back whether or not it compressed; it also bounds the memory a
+/// decode needs. 16 MiB queue messages (SQS's largest configurable size) plus headroom for a
+/// batch of them.
 pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
+/// Largest frame accepted, header included: a header and the largest payload, stored
+/// uncompressed (a payload is only stored compressed when that makes it smaller).
+pub const MAX_FRAME_LEN: usize = FRAME_HEADER_LEN + MAX_PAYLOAD_LEN;
+/// The most a zstd frame can expand its bytes: a block of at most 128 KiB from 4 bytes (a 3-byte
+/// block header and one byte repeated). A compressed payload claiming more than this many times
+/// its stored bytes is corrupt, which bounds the buffer a decompression allocates.
+pub const MAX_ZSTD_RATIO: usize = (128 << 10) / 4;
 /// Payloads smaller than this are never compressed: zstd's frame overhead eats the gain.
 pub const COMPRESS_MIN_PAYLOAD: usize = 1024;
 const FLAG_ZSTD: u16 = 1;
@@ -184,13 +193,26 @@ pub struct EncodedBatch {
     record_count: u32,
 }
 
+/// Bytes one record takes in a frame's payload (before compression).
+pub fn record_payload_len(key_len: usize, value_len: usize) -> usize {
+    RECORD_OVERHEAD.saturating_add(key_len).saturating_add(value_len)
+}
+
+/// Bytes the payload of a frame of `records` takes before compression: what
+/// [`MAX_PAYLOAD_LEN`] bounds. Saturates instead of overflowing.
+pub fn payload_len(records: &[RecordRef<'_>]) -> usize {
+    records.iter().fold(0usize, |sum, r| sum.saturating_add(record_payload_len(r.key.len(), r.value.len())))
+}
+
 impl EncodedBatch {
     /// Encodes records into a frame whose sequence number and time are not yet set.
     ///
-    /// Panics only in debug builds if `records` is empty; callers check sizes first.
+    /// Panics only in debug builds if `records` is empty or their [`payload_len`] is over
+    /// [`MAX_PAYLOAD_LEN`]; callers check sizes first (the log's writer does).
     pub fn encode(records: &[RecordRef<'_>], compression: Compression) -> EncodedBatch {
         debug_assert!(!records.is_empty(), "a frame holds at least one record");
-        let payload_len: usize = records.iter().map(|r| RECORD_OVERHEAD + r.key.len() + r.value.len()).sum();
+        let payload_len = payload_len(records);
+        debug_assert!(payload_len <= MAX_PAYLOAD_LEN, "a frame no reader would accept");
         let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + payload_len);
         buf.resize(FRAME_HEADER_LEN, 0);
         for r in records {
@@ -413,12 +435,36 @@ pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, Fram
 
 /// Decodes the records of a checked frame. `frame` holds the whole frame (as returned by a
 /// successful [`decode_frame`]); records borrow from it when it is not compressed.
+///
+/// Nothing is allocated for a count or length the frame's bytes cannot back: the record count
+/// is checked against the payload (every record takes [`RECORD_OVERHEAD`] bytes at least), and
+/// a compressed payload's length against what zstd can expand its stored bytes to
+/// ([`MAX_ZSTD_RATIO`]), before any buffer is sized by them.
 pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>, DecodeError> {
-    let stored = frame.slice(header.header_len as usize..header.frame_len as usize);
+    let frame_len = header.frame_len as usize;
+    let header_len = header.header_len as usize;
+    if frame_len < header_len || frame_len > frame.len() {
+        return Err(DecodeError::new(
+            4,
+            format!("frame length {frame_len} does not fit the {} bytes given", frame.len()),
+        ));
+    }
+    let stored = frame.slice(header_len..frame_len);
+    let payload_len = header.payload_len as usize;
+    if payload_len > MAX_PAYLOAD_LEN {
+        return Err(DecodeError::new(28, "payload length over the limit"));
+    }
+    check_record_count(header.record_count, payload_len)?;
     let payload = if header.compressed {
-        let out = decompress(&stored, header.payload_len as usize)
-            .map_err(|e| DecodeError::new(FRAME_HEADER_LEN, format!("zstd payload does not decompress: {e}")))?;
-        if out.len() != header.payload_len as usize {
+        if payload_len > stored.len().saturating_mul(MAX_ZSTD_RATIO) {
+            return Err(DecodeError::new(
+                28,
+                format!("payload length {payload_len} is more than {} stored bytes can decompress to", stored.len()),
+            ));
+        }
+        let out = decompress(&stored, payload_len)
+            .map_err(|e| DecodeError::new(header_len, format!("zstd payload does not decompress: {e}")))?;
+        if out.len() != payload_len {
             return Err(DecodeError::new(28, "decompressed length disagrees with the header"));
         }
         Bytes::from(out)
@@ -439,8 +485,12 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
             Some(end) if end <= payload.len() => end,
             _ => return Err(DecodeError::new(at, format!("record {i} runs past the payload"))),
         };
+        let seq = header
+            .base_seq
+            .checked_add(u64::from(i))
+            .ok_or_else(|| DecodeError::new(at, format!("record {i}: sequence number overflows")))?;
         records.push(Record {
-            seq: header.base_seq + u64::from(i),
+            seq,
             time_ms: header.time_ms,
             key: payload.slice(start..start + key_len),
             value: payload.slice(start + key_len..end),
@@ -466,6 +516,18 @@ pub(crate) fn v1_frame_from(v2: &[u8]) -> Vec<u8> {
     let crc = crc32fast::hash(&out[12..]);
     out[8..12].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Checks a record count against the payload that must hold it, before anything is sized by it.
+fn check_record_count(record_count: u32, payload_len: usize) -> Result<(), DecodeError> {
+    let most = payload_len / RECORD_OVERHEAD;
+    if record_count as usize > most {
+        return Err(DecodeError::new(
+            24,
+            format!("{record_count} records cannot fit in a payload of {payload_len} bytes (at most {most})"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

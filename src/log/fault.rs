@@ -24,6 +24,10 @@
 //!   [`FaultyFs::power_cut_with_torn_tails`] keeps part of each unsynced tail (and junk), and
 //!   [`FaultyFs::power_cut_out_of_order`] keeps or drops each unsynced 4 KiB page (or 512-byte
 //!   sector) on its own, as a disk that writes pages back out of order does.
+//! * [`FaultyFs::fail_map_reads`], [`FaultyFs::fail_map_writes`]: accesses through memory maps
+//!   fault, as pages a real map cannot back do. Files offer maps as real ones do (the log reads
+//!   and appends through them), and a write through one is a write like any other: counted,
+//!   within the byte budget, torn by a power cut ([`FaultyFs::serve_maps`] turns maps off).
 //!
 //! [`FaultyFs::op_count`] counts mutating operations (file creation, write, truncation, sync,
 //! rename, removal, directory creation and sync), so a test can run a workload once to count
@@ -60,6 +64,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::io::{tmp_path, LogFile, Vfs};
+use super::mapped::{ReadMap, WriteMap};
+
+mod map;
 
 /// How often a sync under [`FaultyFs::concurrent_fsync`] lets other threads run.
 const CONCURRENT_FSYNC_YIELDS: usize = 20;
@@ -111,7 +118,7 @@ struct DirNode {
     durable: BTreeMap<String, Node>,
 }
 
-/// Which file the next failing fsync hits.
+/// Which file the next failing fsync (or an armed map fault) hits.
 #[derive(Debug, Clone)]
 enum FsyncTarget {
     Any,
@@ -130,6 +137,10 @@ struct Faults {
     crash_countdown: Option<u64>,
     /// The crash happened: every operation fails.
     crashed: bool,
+    /// Reads through maps of this file fault (see `map.rs`).
+    map_reads: Option<FsyncTarget>,
+    /// Writes through maps of this file fault.
+    map_writes: Option<FsyncTarget>,
 }
 
 #[derive(Debug)]
@@ -148,6 +159,8 @@ struct State {
     concurrent_fsync: bool,
     /// File syncs begun so far (their tickets).
     sync_tickets: u64,
+    /// Files offer memory maps (see [`FaultyFs::serve_maps`]).
+    serve_maps: bool,
 }
 
 /// A fault-injecting in-memory file system. See the [module documentation](self).
@@ -230,6 +243,7 @@ impl State {
             mkdir_durable: false,
             concurrent_fsync: false,
             sync_tickets: 0,
+            serve_maps: true,
         }
     }
 
@@ -906,6 +920,14 @@ impl LogFile for FaultyFile {
         s.check_handle(self.generation)?;
         s.set_len(self.id, len)
     }
+
+    fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
+        self.read_map(len)
+    }
+
+    fn map_write(&self, len: u64) -> Option<io::Result<Box<dyn WriteMap>>> {
+        self.write_map(len)
+    }
 }
 
 impl Vfs for FaultyFs {
@@ -1362,7 +1384,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_past_the_end_fail_and_map_is_not_offered() -> io::Result<()> {
+    fn reads_past_the_end_fail() -> io::Result<()> {
         let (fs, dir) = fs_with_dir();
         let f = fs.open_file(&dir.join("f"), true)?;
         f.write_all_at(b"abc", 0)?;
@@ -1370,7 +1392,6 @@ mod tests {
         f.read_exact_at(&mut buf, 1)?;
         assert_eq!(&buf, b"bc");
         assert_eq!(f.read_exact_at(&mut buf, 2).err().map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
-        assert!(f.map().is_none());
         Ok(())
     }
 

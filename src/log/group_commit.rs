@@ -108,11 +108,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use memmap2::Mmap;
-
     use crate::format::batch::FRAME_MAGIC;
     use crate::format::{Compression, RecordRef};
     use crate::log::io::{LogFile, RealFs, Vfs};
+    use crate::log::mapped::ReadMap;
     use crate::log::{Durability, Log, LogConfig};
 
     #[test]
@@ -246,8 +245,8 @@ mod tests {
         fn set_len(&self, len: u64) -> io::Result<()> {
             self.inner.set_len(len)
         }
-        fn map(&self) -> Option<io::Result<Mmap>> {
-            self.inner.map()
+        fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
+            self.inner.map_read(len)
         }
     }
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapMut};
+use crate::log::mapped::{self, ReadMap, WriteMap};
 
 /// An open file of the log: positional reads and writes, fsync, length.
 // `len` is fallible, so an `is_empty` would only restate it.
@@ -24,21 +24,21 @@ pub trait LogFile: Send + Sync + Debug {
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends the file.
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// A read-only memory map of the whole file, where the file system supports it.
-    fn map(&self) -> Option<io::Result<Mmap>> {
-        None
-    }
     /// A read-only memory map of the first `len` bytes, which may reach past the current end of
-    /// a growing file (only bytes below the end may then be read).
-    fn map_len(&self, len: u64) -> Option<io::Result<Mmap>> {
+    /// a growing file (only bytes below the end may then be read). Its bytes are read through
+    /// [`mapped::with_view`], which turns a page that cannot be read into an error. `None` where the file system offers no maps (reads then use
+    /// [`LogFile::read_exact_at`]).
+    fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
         let _ = len;
         None
     }
     /// A shared writable memory map of the first `len` bytes, which may reach past the end of
     /// the file (those pages must never be touched): the log's writer copies frames into the
-    /// space it preallocated instead of making a `write` call per append. `None` where the file system does not support it
-    /// (the writer then uses [`LogFile::write_all_at`]).
-    fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
+    /// space it preallocated instead of making a `write` call per append, through
+    /// [`mapped::write`](fn@mapped::write), which turns a page that cannot be written into an
+    /// error. `None` where
+    /// the file system offers no maps (the writer then uses [`LogFile::write_all_at`]).
+    fn map_write(&self, len: u64) -> Option<io::Result<Box<dyn WriteMap>>> {
         let _ = len;
         None
     }
@@ -105,32 +105,20 @@ impl LogFile for RealFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
     }
-    fn map(&self) -> Option<io::Result<Mmap>> {
-        // SAFETY: weir holds the data directory's exclusive lock, so no other weir process
-        // writes this file. Within the process a segment is only ever shortened past the end
-        // of its whole frames (a torn tail cut at open, the zero-filled preallocation cut when
-        // the segment is sealed), readers only read whole frames, and whole frames are never
-        // rewritten: the log only appends. A foreign process modifying the file breaks the
-        // lock's contract, which format-spec.md states.
-        Some(unsafe { Mmap::map(&self.file) })
+    fn map_read(&self, len: u64) -> Option<io::Result<Arc<dyn ReadMap>>> {
+        // Pages of the map past the end of the file are never touched on purpose: readers read
+        // below a segment's length of whole frames, which is never more than the file's length
+        // (a failed write or a seal truncates back to no less than that). If one is touched
+        // anyway (the file was cut short by someone else) or cannot be read, that is a fault
+        // of the map, reported as an error (`mapped`).
+        mapped::map_file(&self.file, usize::try_from(len).ok()?)
     }
-    fn map_len(&self, len: u64) -> Option<io::Result<Mmap>> {
-        let len = usize::try_from(len).ok()?;
-        // SAFETY: as for `map`. Pages of the mapping past the end of the file are never
-        // touched: readers only read below a segment's length of whole frames, which is never
-        // more than the file's length (a failed write or a seal truncates back to no less than
-        // that length).
-        Some(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) })
-    }
-    fn map_mut(&self, len: u64) -> Option<io::Result<MmapMut>> {
-        let len = usize::try_from(len).ok()?;
-        // SAFETY: the directory lock keeps other weir processes from writing the file. The log's
-        // writer writes through the mapping only below the file's length (into the zeros it
-        // wrote ahead, whose blocks are reserved, so no write can fail for lack of room), is
-        // the only one writing those bytes, and drops the mapping before it ever shortens the
-        // file, so no write through it lands past the end of the file (which would raise
-        // SIGBUS).
-        Some(unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file) })
+    fn map_write(&self, len: u64) -> Option<io::Result<Box<dyn WriteMap>>> {
+        // The log's writer writes through the map only below the file's length (into the zeros
+        // it wrote ahead, whose blocks are allocated), is the only one writing those bytes, and
+        // drops the map before it ever shortens the file. A write the file system still cannot
+        // back (it allocates on every write, and is full) is a fault of the map: an error.
+        mapped::map_file_mut(&self.file, usize::try_from(len).ok()?)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod fault;
 pub mod group_commit;
 pub(crate) mod head;
 pub mod io;
+pub mod mapped;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
@@ -22,14 +23,14 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{EncodedBatch, FrameLayout, FrameStamp, MAX_FRAME_LEN};
+use crate::format::batch::{payload_len, EncodedBatch, FrameLayout, FrameStamp, MAX_FRAME_LEN, MAX_PAYLOAD_LEN};
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{Compression, Head, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
 use group_commit::{GroupCommit, Turn};
 use head::{continue_after, read_head, write_head, LastSegment, Reservation};
 use io::Vfs;
-use recovery::{read_whole, scan_segment, ScanEnd};
+use recovery::{scan_segment, with_whole, ScanEnd};
 use segment::{index_file_name, new_salt, parse_segment_name, segment_file_name, Damage, Segment};
 use tail::ActiveTail;
 
@@ -335,10 +336,15 @@ impl Log {
         if records.is_empty() {
             return Err(Error::InvalidArgument("an append needs at least one record".into()));
         }
-        let mut batch = EncodedBatch::encode(records, self.config.compression);
-        if batch.len() > MAX_FRAME_LEN {
-            return Err(Error::TooLarge { what: "batch", size: batch.len(), limit: MAX_FRAME_LEN });
+        // Checked before compression, against the limit readers enforce: a batch that only
+        // fits once compressed would be acknowledged and then refused by every read.
+        let size = payload_len(records);
+        if size > MAX_PAYLOAD_LEN {
+            let what = "batch (its records with 8 bytes of header each)";
+            return Err(Error::TooLarge { what, size, limit: MAX_PAYLOAD_LEN });
         }
+        let mut batch = EncodedBatch::encode(records, self.config.compression);
+        debug_assert!(batch.len() <= MAX_FRAME_LEN, "a frame of an accepted payload fits the frame limit");
         let outcome = self.write_frame(&mut batch, now_ms)?;
         if self.config.durability != Durability::Always {
             self.visible_next.fetch_max(outcome.next_seq, Ordering::SeqCst);
@@ -384,7 +390,9 @@ impl Log {
         let time_ms = now_ms.max(w.last_time_ms);
         let base_seq = w.next_seq;
         let Some(next_seq) = base_seq.checked_add(u64::from(batch.record_count())) else {
-            return Err(Error::corrupt(&self.dir, 0, format!("sequence numbers exhausted at {base_seq}")));
+            // Only a log whose files claim sequence numbers near 2^64 gets here.
+            let reason = format!("sequence numbers from {base_seq} on leave no room for {} more", batch.record_count());
+            return Err(Error::corrupt(&w.active.path, 0, reason));
         };
         if next_seq > w.head.reserved_next {
             self.raise_reservation(&mut w, next_seq, now_ms)?;
@@ -802,11 +810,10 @@ fn remove_unfinished_segment(
     if SegmentHeader::decode(&first).is_ok() {
         return Ok(false);
     }
-    let bytes = read_whole(&file, &path)?;
-    let ScanEnd::Torn { offset: 0, reason } = scan_segment(&bytes, base_seq, config.index_interval_bytes).end else {
+    let end = with_whole(&file, &path, |bytes| scan_segment(bytes, base_seq, config.index_interval_bytes).end)?;
+    let ScanEnd::Torn { offset: 0, reason } = end else {
         return Ok(false);
     };
-    drop(bytes);
     drop(file);
     vfs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
@@ -835,9 +842,7 @@ fn open_segment(
             return Ok((segment, None));
         }
     }
-    let bytes = read_whole(&file, &path)?;
-    let outcome = scan_segment(&bytes, base_seq, config.index_interval_bytes);
-    drop(bytes);
+    let outcome = with_whole(&file, &path, |bytes| scan_segment(bytes, base_seq, config.index_interval_bytes))?;
     // A segment whose header is unreadable is read as nothing (its length of whole frames is 0).
     let mut header = outcome.header.unwrap_or_else(|| SegmentHeader::new(base_seq, 0, base_seq));
     let mut state = outcome.state;

@@ -29,6 +29,7 @@ use crate::format::batch::{decode_frame, decode_records, FrameError, FrameLayout
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{IndexEntry, SegmentHeader};
 use crate::log::io::LogFile;
+use crate::log::mapped;
 use crate::log::segment::{Damage, Segment, SegmentState};
 
 /// How a scan ended.
@@ -281,18 +282,22 @@ fn find_magic(bytes: &[u8], from: usize, magic: [u8; 4]) -> Option<usize> {
     rest.windows(magic.len()).position(|w| w == magic).map(|p| from + p)
 }
 
-/// The whole file as bytes, mapped where the file system allows.
-pub fn read_whole(file: &Arc<dyn LogFile>, path: &Path) -> Result<Bytes> {
+/// Runs `f` (a scan, which keeps none of the bytes) over the whole file, through a map where
+/// the file system offers one; a page of the map that cannot be read fails the pass with
+/// `Error::Io` (what `f` saw then holds zeros that are not in the file).
+pub fn with_whole<R>(file: &Arc<dyn LogFile>, path: &Path, f: impl FnOnce(&Bytes) -> R) -> Result<R> {
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     if len == 0 {
-        return Ok(Bytes::new());
+        return Ok(f(&Bytes::new()));
     }
-    if let Some(Ok(m)) = file.map() {
-        return Ok(Bytes::from_owner(m));
+    let len_bytes = len;
+    let len = usize::try_from(len).map_err(|_| Error::corrupt(path, 0, "file too large to read"))?;
+    if let Some(Ok(map)) = file.map_read(len_bytes) {
+        return mapped::with_view(&map, 0, len, f).map_err(|e| Error::io("read", path, e));
     }
-    let mut buf = vec![0u8; len as usize];
+    let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, 0).map_err(|e| Error::io("read", path, e))?;
-    Ok(Bytes::from(buf))
+    Ok(f(&Bytes::from(buf)))
 }
 
 /// Turns a scan's damage into the segment's damage marker.

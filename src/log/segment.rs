@@ -1,4 +1,5 @@
-//! One segment: a file of frames after a [`SegmentHeader`], its sparse index, and reads from it.
+//! One segment: a file of frames after a [`SegmentHeader`](crate::format::SegmentHeader), its
+//! sparse index, and reads from it.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::{decode_frame, decode_records, peek_frame, FrameError, FrameLayout};
 use crate::format::{IndexEntry, IndexFile, Record, SegmentHeader};
 use crate::log::io::LogFile;
+use crate::log::mapped::{self, ReadMap};
 
 /// File name of the segment whose first sequence number is `base_seq`.
 pub fn segment_file_name(base_seq: u64) -> String {
@@ -71,6 +73,23 @@ pub struct SegmentState {
     pub damage: Option<Damage>,
 }
 
+/// One read of a segment: what it wants, where it starts, what it knows of the segment.
+struct ReadPlan {
+    from_seq: u64,
+    limit_seq: u64,
+    max_records: usize,
+    max_bytes: usize,
+    /// Offset of the first frame to look at.
+    offset: u64,
+    /// Its sequence number.
+    expected_seq: u64,
+    /// Bytes of whole frames in the segment.
+    len: u64,
+    damage: Option<Damage>,
+    /// One past the segment's last sequence number.
+    segment_next: u64,
+}
+
 /// A segment file and what is known about it.
 #[derive(Debug)]
 pub struct Segment {
@@ -84,8 +103,8 @@ pub struct Segment {
     pub index_path: PathBuf,
     pub(crate) file: Arc<dyn LogFile>,
     pub(crate) state: RwLock<SegmentState>,
-    /// A mapping of the file, replaced when the file has grown past it.
-    map: Mutex<Option<Bytes>>,
+    /// A map of the file, replaced when the file has grown past it or it faulted.
+    map: Mutex<Option<Arc<dyn ReadMap>>>,
 }
 
 impl Segment {
@@ -142,30 +161,25 @@ impl Segment {
         IndexFile { segment_len: s.len, next_seq: s.next_seq, last_time_ms: s.last_time_ms, entries: s.entries.clone() }
     }
 
-    /// Bytes `[start, end)` of the file, through the memory map where there is one.
-    fn bytes(&self, start: u64, end: u64) -> Result<Bytes> {
-        debug_assert!(start <= end, "byte range reversed");
+    /// The map covering `[0, end)`, made (again) if there is none, it is too short, or it
+    /// faulted (a new map sees the file again); `None` where the file system offers no map.
+    fn map_covering(&self, end: u64) -> Result<Option<Arc<dyn ReadMap>>> {
         let mut cached = self.map.lock();
+        if cached.as_ref().is_some_and(|m| m.faulted()) {
+            *cached = None;
+        }
         if cached.as_ref().is_none_or(|m| (m.len() as u64) < end) {
             // A growing segment is mapped with headroom (doubling), so a reader following the
             // writer remaps a handful of times per segment, not at every read.
             let old_len = cached.as_ref().map_or(0, |m| m.len() as u64);
             let want = end.max(old_len.saturating_mul(2)).max(1 << 20);
-            match self.file.map_len(want) {
-                Some(Ok(m)) if m.len() as u64 >= end => *cached = Some(Bytes::from_owner(m)),
+            match self.file.map_read(want) {
+                Some(Ok(m)) if m.len() as u64 >= end => *cached = Some(m),
                 Some(Err(e)) => return Err(Error::io("map", &self.path, e)),
-                _ => {
-                    drop(cached);
-                    let mut buf = vec![0u8; (end - start) as usize];
-                    self.file.read_exact_at(&mut buf, start).map_err(|e| Error::io("read", &self.path, e))?;
-                    return Ok(Bytes::from(buf));
-                }
+                _ => return Ok(None),
             }
         }
-        match cached.as_ref() {
-            Some(m) => Ok(m.slice(start as usize..end as usize)),
-            None => Err(Error::corrupt(&self.path, start, "segment could not be mapped")),
-        }
+        Ok(cached.clone())
     }
 
     /// Appends records with sequence numbers in `[from_seq, limit_seq)` to `out`, at most
@@ -180,7 +194,7 @@ impl Segment {
         out: &mut Vec<Record>,
         bytes_so_far: &mut usize,
     ) -> Result<bool> {
-        let (offset, mut expected_seq, len, damage, segment_next) = {
+        let (offset, expected_seq, len, damage, segment_next) = {
             let s = self.state.read();
             let i = s.entries.partition_point(|e| e.seq <= from_seq);
             let (offset, seq) = if i == 0 {
@@ -193,7 +207,45 @@ impl Segment {
         if offset >= len {
             return self.check_damage(damage, limit_seq, from_seq).map(|()| false);
         }
-        let view = self.bytes(offset, len)?;
+        let plan =
+            ReadPlan { from_seq, limit_seq, max_records, max_bytes, offset, expected_seq, len, damage, segment_next };
+        let n = usize::try_from(len - offset).map_err(|_| Error::corrupt(&self.path, offset, "segment too large"))?;
+        let Some(map) = self.map_covering(len)? else {
+            let mut buf = vec![0u8; n];
+            self.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
+            return self.read_frames(&Bytes::from(buf), plan, out, bytes_so_far);
+        };
+        // The records are slices of the map: reading them is the guarded access, and a fault in
+        // it (a page that cannot be read) fails the read with what it collected dropped.
+        let (kept, bytes_before) = (out.len(), *bytes_so_far);
+        let read = mapped::with_view(&map, offset, n, |view| self.read_frames(view, plan, out, bytes_so_far));
+        read.unwrap_or_else(|e| {
+            out.truncate(kept);
+            *bytes_so_far = bytes_before;
+            Err(Error::io("read", &self.path, e))
+        })
+    }
+
+    /// The frames of `view` (the segment's bytes from `plan.offset` to its length of whole
+    /// frames), read as [`Segment::read_into`] says.
+    fn read_frames(
+        &self,
+        view: &Bytes,
+        plan: ReadPlan,
+        out: &mut Vec<Record>,
+        bytes_so_far: &mut usize,
+    ) -> Result<bool> {
+        let ReadPlan {
+            from_seq,
+            limit_seq,
+            max_records,
+            max_bytes,
+            offset,
+            mut expected_seq,
+            len,
+            damage,
+            segment_next,
+        } = plan;
         let layout = self.layout();
         let mut at = 0usize;
         // Damage met after some records were collected ends the read with those records; the

@@ -15,9 +15,8 @@
 
 use std::io;
 
-use memmap2::{Advice, MmapMut};
-
 use crate::log::io::{write_zeros, LogFile};
+use crate::log::mapped::{self, WriteMap};
 
 /// At least this much zero-filled space is kept ahead of the frames of an active segment.
 pub const MIN_HEADROOM: u64 = 64 << 10;
@@ -47,7 +46,7 @@ pub struct ActiveTail {
     /// A writable mapping of the file's first `map.len()` bytes; it may reach past the end of
     /// the file (it is made once per segment, as long as the segment may grow), but nothing
     /// is ever written through it at or past `file_len`.
-    map: Option<MmapMut>,
+    map: Option<Box<dyn WriteMap>>,
     /// Pages of the map below this are already faulted in writable.
     populated_to: u64,
     /// False once the file system said it cannot map the file (appends then use `write`).
@@ -81,8 +80,9 @@ impl ActiveTail {
         }
         if end <= self.file_len && self.mappable {
             if let Some(map) = self.mapping_to(file, offset, end, segment_cap) {
-                map[offset as usize..end as usize].copy_from_slice(frame);
-                return Ok(());
+                // A page the file system cannot back fails the write (the caller cuts the tail,
+                // which drops this map, and poisons the log) instead of killing the process.
+                return mapped::write(map, offset, frame);
             }
         }
         file.write_all_at(frame, offset)?;
@@ -92,11 +92,11 @@ impl ActiveTail {
 
     /// A mapping covering `[0, end)`, made (again) if the current one is too short, with the
     /// preallocated pages from `offset` on faulted in.
-    fn mapping_to(&mut self, file: &dyn LogFile, offset: u64, end: u64, segment_cap: u64) -> Option<&mut MmapMut> {
+    fn mapping_to(&mut self, file: &dyn LogFile, offset: u64, end: u64, segment_cap: u64) -> Option<&mut dyn WriteMap> {
         if self.map.as_ref().is_none_or(|m| (m.len() as u64) < end) {
             self.map = None;
             // As long as the segment may grow, so that its extensions need no new mapping.
-            match file.map_mut(end.max(segment_cap)) {
+            match file.map_write(end.max(segment_cap)) {
                 Some(Ok(m)) => self.map = Some(m),
                 Some(Err(_)) | None => {
                     self.mappable = false;
@@ -104,7 +104,7 @@ impl ActiveTail {
                 }
             }
         }
-        let map = self.map.as_mut()?;
+        let map = self.map.as_deref_mut()?;
         let from = self.populated_to.max(offset);
         if from < self.file_len {
             // One call faults in every page of the new space instead of one page fault per page
@@ -112,7 +112,7 @@ impl ActiveTail {
             // `offset`: faulting a page in writable dirties it, and frames are not rewritten.
             // Only an optimisation: a kernel without MADV_POPULATE_WRITE takes the faults.
             let from = from as usize;
-            let _ = map.advise_range(Advice::PopulateWrite, from, self.file_len as usize - from);
+            map.prefault(from, self.file_len as usize - from);
             self.populated_to = self.file_len;
         }
         Some(map)

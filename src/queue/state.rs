@@ -73,7 +73,7 @@ impl Msg {
     pub fn first_receive_ms(&self) -> u64 {
         match self.first_receive_after_ms {
             0 => 0,
-            n => self.sent_ms + u64::from(n) - 1,
+            n => self.sent_ms.saturating_add(u64::from(n) - 1),
         }
     }
 
@@ -513,7 +513,7 @@ impl QueueState {
             return;
         }
         let visible_at = now_ms.saturating_add(visibility_ms);
-        let msg = self.mark_received(key, msg.receive_count + 1, visible_at, now_ms);
+        let msg = self.mark_received(key, msg.receive_count.saturating_add(1), visible_at, now_ms);
         if let Some(msg) = msg {
             out.delivered.push(Taken { key, msg });
         }

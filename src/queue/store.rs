@@ -19,13 +19,14 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::format::queue_record::{MessageRecord, PublishRecord, QueueRecord, MAX_ID_LEN, OWN_SEQ};
+use crate::format::batch::{payload_len, record_payload_len, MAX_PAYLOAD_LEN, RECORD_OVERHEAD};
+use crate::format::queue_record::{MessageRecord, PublishRecord, QueueRecord, MAX_ATTRIBUTES, MAX_ID_LEN, OWN_SEQ};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
 use crate::queue::attributes::{self, from_stored, to_stored};
 use crate::queue::config::{
-    check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
+    check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_MAX_MESSAGE_BYTES, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::queue::dedup::{digest, DedupWindow, FirstSend};
 use crate::queue::pause::{Pause, PausePoints};
@@ -145,8 +146,18 @@ pub struct StoreEnv {
     pub lock: Arc<dyn std::any::Any + Send + Sync>,
 }
 
-/// Most bytes of records written in one frame by redrive and compaction.
+/// Most bytes of records written in one frame by compaction (a single larger message gets a
+/// frame of its own).
 const MOVE_FRAME_BYTES: usize = 4 << 20;
+
+/// Bytes a Message record takes beyond its body and attribute values: fixed fields, group and
+/// deduplication ids, and per attribute its name, type and lengths.
+const MESSAGE_RECORD_OVERHEAD: usize = 71 + 2 * (2 + MAX_ID_LEN) + MAX_ATTRIBUTES * (2 + 256 + 2 + 256 + 4) + 4;
+
+// A send batch (its entries together at most the largest message size) with every record's
+// overhead fits one frame a reader accepts.
+const _: () =
+    assert!(MAX_MAX_MESSAGE_BYTES + MAX_BATCH_ENTRIES * (MESSAGE_RECORD_OVERHEAD + RECORD_OVERHEAD) <= MAX_PAYLOAD_LEN);
 
 impl QueueStore {
     /// Opens the message log in `dir` and rebuilds every queue's index from it.
@@ -290,8 +301,23 @@ impl QueueStore {
     }
 
     fn write(&self, records: &[QueueRecord], now_ms: u64) -> Result<AppendOutcome> {
+        self.write_as(records, now_ms, "records written together (one frame)")
+    }
+
+    /// Writes `records` as one frame, or refuses them with [`Error::TooLarge`] naming `what`,
+    /// before anything is written, if the frame would be larger than a reader accepts.
+    fn write_as(&self, records: &[QueueRecord], now_ms: u64, what: &'static str) -> Result<AppendOutcome> {
         let encoded: Vec<Vec<u8>> = records.iter().map(QueueRecord::encode).collect();
+        self.write_encoded(&encoded, now_ms, what)
+    }
+
+    /// [`QueueStore::write_as`] for records already encoded.
+    fn write_encoded(&self, encoded: &[Vec<u8>], now_ms: u64, what: &'static str) -> Result<AppendOutcome> {
         let refs: Vec<RecordRef<'_>> = encoded.iter().map(|v| RecordRef { key: b"", value: v }).collect();
+        let size = payload_len(&refs);
+        if size > MAX_PAYLOAD_LEN {
+            return Err(Error::TooLarge { what, size, limit: MAX_PAYLOAD_LEN });
+        }
         self.log.write(&refs, now_ms)
     }
 
@@ -477,7 +503,9 @@ impl QueueStore {
             plan.push((i, None, targets, dedup.unwrap_or_default()));
         }
         if !records.is_empty() {
-            let outcome = self.write(&records, now)?;
+            // Refused whole (before the index or a window changes) if the publishes and their
+            // copies would not fit one frame: a publish and its deliveries are atomic.
+            let outcome = self.write_as(&records, now, "publish batch with a copy for every subscribed queue")?;
             let mut publish_seq: HashMap<usize, u64> = HashMap::new();
             let mut seq = outcome.base_seq;
             for (i, earlier, targets, d) in plan {
@@ -990,32 +1018,45 @@ impl QueueStore {
             let mut pinned: Vec<(u64, Msg)> =
                 st.iter().filter(|(_, m)| (lo..hi).contains(&m.anchor)).map(|(k, m)| (k, *m)).collect();
             pinned.sort_unstable_by_key(|(k, _)| *k);
-            let mut records = Vec::new();
+            // A frame is written before the record that would take it past MOVE_FRAME_BYTES
+            // (counted encoded: attributes can outweigh a body), so each is at most that or
+            // one message, which was read from a frame of the limit.
+            let mut keys = Vec::new();
+            let mut values: Vec<Vec<u8>> = Vec::new();
             let mut bytes = 0;
-            let mut iter = pinned.iter().peekable();
-            while let Some((key, msg)) = iter.next() {
+            for (i, (key, msg)) in pinned.iter().enumerate() {
                 let mut m = self.read_message(msg.anchor)?;
                 m.key = *key;
                 m.visible_at_ms = msg.visible_at_ms;
                 m.receive_count = msg.receive_count;
                 m.first_receive_ms = msg.first_receive_ms();
-                bytes += m.body.len();
-                records.push(QueueRecord::Message(m));
-                if records.len() < 64 && bytes < MOVE_FRAME_BYTES && iter.peek().is_some() {
-                    continue;
+                let value = QueueRecord::Message(m).encode();
+                let size = record_payload_len(0, value.len());
+                if !values.is_empty() && (values.len() == 64 || bytes + size > MOVE_FRAME_BYTES) {
+                    last = self.move_forward(&mut st, &keys, &values, now)?;
+                    keys.clear();
+                    values.clear();
+                    bytes = 0;
                 }
-                let outcome = self.write(&records, now)?;
-                for (i, record) in records.iter().enumerate() {
-                    if let QueueRecord::Message(m) = record {
-                        st.set_anchor(m.key, outcome.base_seq + i as u64);
-                    }
+                keys.push(*key);
+                values.push(value);
+                bytes += size;
+                if i + 1 == pinned.len() {
+                    last = self.move_forward(&mut st, &keys, &values, now)?;
                 }
-                last = outcome.next_seq;
-                records.clear();
-                bytes = 0;
             }
         }
         self.log.wait_durable(last)
+    }
+
+    /// Writes compaction's copies of the messages `keys` (encoded as `values`) as one frame
+    /// and points each message's anchor at its copy; returns one past the frame.
+    fn move_forward(&self, st: &mut QueueState, keys: &[u64], values: &[Vec<u8>], now: u64) -> Result<u64> {
+        let outcome = self.write_encoded(values, now, "compaction frame")?;
+        for (i, key) in keys.iter().enumerate() {
+            st.set_anchor(*key, outcome.base_seq + i as u64);
+        }
+        Ok(outcome.next_seq)
     }
 
     /// Syncs the message log.
@@ -1035,7 +1076,7 @@ fn replay(
         let record = QueueRecord::decode(&r.value)
             .map_err(|e| Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq)))?;
         if let QueueRecord::Publish(p) = &record {
-            let expires_ms = p.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+            let expires_ms = p.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
             if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
                 w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
             }
@@ -1044,9 +1085,15 @@ fn replay(
         let Some(st) = states.get_mut(&record.queue()) else { return Ok(()) };
         match record {
             QueueRecord::Message(m) => {
+                if m.key != OWN_SEQ && m.key >= r.seq {
+                    // A moved message keeps the sequence number of its first record: an earlier one.
+                    let reason =
+                        format!("message-log record {} names message key {}, not an earlier one", r.seq, m.key);
+                    return Err(Error::corrupt(log.dir(), 0, reason));
+                }
                 let key = if m.key == OWN_SEQ { r.seq } else { m.key };
                 if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
-                    let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
+                    let expires_ms = m.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
                     if expires_ms > now {
                         st.dedup.remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
                     }

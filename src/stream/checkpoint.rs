@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::batch::{MAX_PAYLOAD_LEN, RECORD_OVERHEAD};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
@@ -42,6 +43,12 @@ pub struct CheckpointStore {
     log: Log,
     positions: Mutex<BTreeMap<(String, u32), u64>>,
 }
+
+/// Most bytes one position takes in a snapshot's JSON: `["<group>",<shard>,<seq>],` with a group
+/// name of at most 128 characters that JSON never escapes (`[A-Za-z0-9_.-]`).
+const POSITION_JSON_MAX: usize = 128 + 10 + 20 + 8;
+/// Most positions a snapshot may hold: its record must fit one frame.
+const MAX_SNAPSHOT_POSITIONS: usize = (MAX_PAYLOAD_LEN - RECORD_OVERHEAD - 64) / POSITION_JSON_MAX;
 
 /// Segments of checkpoint log kept before a snapshot lets the older ones go.
 const SNAPSHOT_AFTER_SEGMENTS: usize = 4;
@@ -120,11 +127,15 @@ impl CheckpointStore {
         self.append(&record, now_ms)?;
         positions.insert((group.to_string(), shard), seq);
         if self.log.segment_infos().len() > SNAPSHOT_AFTER_SEGMENTS {
-            let snapshot = CheckpointRecord::Snapshot {
-                positions: positions.iter().map(|((g, s), q)| (g.clone(), *s, *q)).collect(),
-            };
-            let at = self.append(&snapshot, now_ms)?;
-            self.log.delete_below(at)?;
+            // A snapshot is one record: with more positions than one frame holds, the log keeps
+            // its checkpoint records instead, which replay to the same positions.
+            if positions.len() <= MAX_SNAPSHOT_POSITIONS {
+                let snapshot = CheckpointRecord::Snapshot {
+                    positions: positions.iter().map(|((g, s), q)| (g.clone(), *s, *q)).collect(),
+                };
+                let at = self.append(&snapshot, now_ms)?;
+                self.log.delete_below(at)?;
+            }
         }
         Ok(())
     }

@@ -33,6 +33,11 @@ pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
 pub const MAX_BATCH_RECORDS: usize = 500;
 /// Most bytes (data and partition keys) in one `put_batch`, as Kinesis's PutRecords.
 pub const MAX_BATCH_BYTES: usize = 5 << 20;
+// A shard's part of a batch is one frame: the largest batch must fit one a reader accepts.
+const _: () = assert!(
+    MAX_BATCH_BYTES + MAX_BATCH_RECORDS * crate::format::batch::RECORD_OVERHEAD
+        <= crate::format::batch::MAX_PAYLOAD_LEN
+);
 /// Default largest record (data plus partition key), as Kinesis.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 /// Longest partition key, as Kinesis.
