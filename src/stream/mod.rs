@@ -11,6 +11,7 @@ pub mod hash;
 pub mod iterator;
 pub mod limits;
 pub mod reshard;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use checkpoint::CheckpointStore;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
 pub use deliver::{Delivery, DeliveryCompression, DeliveryConfig, DeliveryFormat};
 pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
+pub use stats::ShardStats;
 
 /// Most records in one `put_batch`, as Kinesis's PutRecords.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -115,6 +117,8 @@ pub struct Shard {
     pub(crate) log: Arc<Log>,
     /// Token buckets and the clock that refills them, when the stream has throughput limits.
     pub(crate) limits: Option<ShardLimiter>,
+    /// Traffic since the engine opened (see [`Shard::stats`]).
+    pub(crate) counters: Arc<stats::ShardCounters>,
 }
 
 impl Shard {
@@ -127,13 +131,16 @@ impl Shard {
     /// when it has one.
     pub(crate) fn read_limited(&self, from: u64, limit: usize) -> Result<Vec<crate::format::Record>> {
         let Some((clock, limits)) = &self.limits else {
-            return self.log.read(from, limit, iterator::MAX_BYTES_PER_READ);
+            let records = self.log.read(from, limit, iterator::MAX_BYTES_PER_READ)?;
+            self.counters.read(records.len(), records.iter().map(|r| r.key.len() + r.value.len()).sum());
+            return Ok(records);
         };
         let now = clock.now_ms();
         limits.lock().admit_read(self.meta.id, now)?;
         let records = self.log.read(from, limit, iterator::MAX_BYTES_PER_READ)?;
         let bytes = records.iter().map(|r| r.key.len() + r.value.len()).sum();
         limits.lock().charge_read(bytes, now);
+        self.counters.read(records.len(), bytes);
         Ok(records)
     }
 }
@@ -241,7 +248,10 @@ impl Stream {
         for shard in &meta.shards {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
             let limits = shard_limits(&meta, &env);
-            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits }));
+            shards.insert(
+                shard.id,
+                Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, counters: Default::default() }),
+            );
         }
         let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
         Ok(Stream {
@@ -259,7 +269,12 @@ impl Stream {
     fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
         let log =
             Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
-        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits: shard_limits(&self.meta.read(), &self.env) })
+        Ok(Shard {
+            meta: meta.clone(),
+            log: Arc::new(log),
+            limits: shard_limits(&self.meta.read(), &self.env),
+            counters: Default::default(),
+        })
     }
 
     /// The stream's current description (shard map included).
@@ -399,6 +414,7 @@ impl Stream {
             let refs: Vec<RecordRef<'_>> =
                 indexes.iter().map(|&i| RecordRef { key: records[i].partition_key, value: records[i].data }).collect();
             let outcome = shard.log.append(&refs, now)?;
+            shard.counters.wrote(refs.len(), refs.iter().map(|r| r.key.len() + r.value.len()).sum());
             for (k, &i) in indexes.iter().enumerate() {
                 results[i] = PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 };
             }

@@ -103,7 +103,12 @@ impl Stream {
         let mut shards = self.shards.write();
         for &id in parents {
             if let (Some(old), Some(closed)) = (shards.get(&id).cloned(), meta.shards.iter().find(|s| s.id == id)) {
-                let shard = Shard { meta: closed.clone(), log: Arc::clone(&old.log), limits: old.limits.clone() };
+                let shard = Shard {
+                    meta: closed.clone(),
+                    log: Arc::clone(&old.log),
+                    limits: old.limits.clone(),
+                    counters: Arc::clone(&old.counters),
+                };
                 shards.insert(id, Arc::new(shard));
             }
         }
