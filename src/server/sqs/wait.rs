@@ -1,0 +1,96 @@
+//! Long polls without a thread each: a `ReceiveMessage` that finds nothing waits on the async
+//! side (a timer and a wake-up) and tries again, each try a non-blocking receive on the
+//! blocking pool.
+//!
+//! [`wait_for_messages`] is the one place that waits. Until the engine offers its own
+//! wake-ups (`Queue::changed()`, `Queue::next_visible_at_ms()`), it is woken at once by sends,
+//! visibility changes and FIFO deletes that come through this server ([`Waiters`]), and
+//! otherwise looks again on a timer that backs off from [`FIRST_NAP`] to [`LONGEST_NAP`]: so a
+//! message whose delay or visibility timeout ends, or that the embedding application sends
+//! through the library, is found within [`LONGEST_NAP`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::context::Ctx;
+use super::errors::SqsError;
+use crate::queue::{ReceiveOptions, ReceivedMessage};
+
+/// First pause between two looks at an empty queue.
+pub const FIRST_NAP: Duration = Duration::from_millis(20);
+/// Longest pause between two looks: the most a wake-up the server does not see can be late.
+pub const LONGEST_NAP: Duration = Duration::from_millis(500);
+/// Entries of the waiter table above which dead ones are swept.
+const SWEEP_ABOVE: usize = 1024;
+
+/// Wake-ups for long polls, by queue name, given by this server's own writes.
+// TODO(sqs-engine): gone once `Queue::changed()` wakes waiters for every change, whoever
+// made it.
+#[derive(Debug, Default)]
+pub struct Waiters {
+    by_queue: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+impl Waiters {
+    fn subscribe(&self, queue: &str) -> Arc<Notify> {
+        let mut map = self.by_queue.lock();
+        if let Some(n) = map.get(queue).and_then(Weak::upgrade) {
+            return n;
+        }
+        if map.len() > SWEEP_ABOVE {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let n = Arc::new(Notify::new());
+        map.insert(queue.to_string(), Arc::downgrade(&n));
+        n
+    }
+
+    /// Wakes the long polls waiting on `queue`: something may have become visible.
+    pub fn notify(&self, queue: &str) {
+        let notify = self.by_queue.lock().get(queue).and_then(Weak::upgrade);
+        if let Some(n) = notify {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// Receives from `queue`, waiting up to `wait` for a message; answers empty at the deadline
+/// or when the server stops.
+pub(crate) async fn wait_for_messages(
+    ctx: &Ctx,
+    queue: &str,
+    mut options: ReceiveOptions,
+    wait: Duration,
+) -> Result<Vec<ReceivedMessage>, SqsError> {
+    // TODO(sqs-engine): with `Queue::changed()` and `Queue::next_visible_at_ms()`: create the
+    // `changed()` future before each try, then await it or a sleep until
+    // min(next_visible_at_ms, deadline); no polling timer and no `Waiters`.
+    options.wait = Some(Duration::ZERO);
+    let deadline = Instant::now() + wait;
+    let notify = ctx.shared.waiters.subscribe(queue);
+    let mut stop = ctx.shared.stop.clone();
+    let mut nap = FIRST_NAP;
+    loop {
+        // Registered before the try, so a send between the try and the wait still wakes it.
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let try_options = options.clone();
+        let got = ctx.queue(queue, move |_, q| q.receive(try_options)).await?;
+        let now = Instant::now();
+        if !got.is_empty() || now >= deadline || ctx.shared.stopping() {
+            return Ok(got);
+        }
+        let wake_at = deadline.min(now + nap);
+        tokio::select! {
+            _ = &mut woken => nap = FIRST_NAP,
+            _ = tokio::time::sleep_until(wake_at) => nap = (nap * 2).min(LONGEST_NAP),
+            _ = stop.wait_for(|stopping| *stopping) => return Ok(Vec::new()),
+        }
+    }
+}
