@@ -59,29 +59,65 @@ fn a_message_goes_round_the_json_protocol() {
 fn the_query_protocol_answers_in_xml_and_takes_the_queue_from_the_path() {
     let server = TestServer::start();
     let mut c = server.client();
-    let a = c.query("/", &[("Action", "CreateQueue"), ("Version", "2012-11-05"), ("QueueName", "q1"), ("Attribute.1.Name", "DelaySeconds"), ("Attribute.1.Value", "0")]);
+    let a = c.query(
+        "/",
+        &[
+            ("Action", "CreateQueue"),
+            ("Version", "2012-11-05"),
+            ("QueueName", "q1"),
+            ("Attribute.1.Name", "DelaySeconds"),
+            ("Attribute.1.Value", "0"),
+        ],
+    );
     assert_eq!(a.status, 200, "{}", a.text());
     let xml = a.text();
     assert!(xml.contains("<CreateQueueResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">"), "{xml}");
-    assert!(xml.contains(&format!("<CreateQueueResult><QueueUrl>http://{}/000000000000/q1</QueueUrl></CreateQueueResult>", server.addr)), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<CreateQueueResult><QueueUrl>http://{}/000000000000/q1</QueueUrl></CreateQueueResult>",
+            server.addr
+        )),
+        "{xml}"
+    );
     assert!(xml.contains("<ResponseMetadata><RequestId>"), "{xml}");
     assert_eq!(a.header("content-type").as_deref(), Some("text/xml"));
     // Older SDKs POST to the queue's URL path instead of passing QueueUrl.
     let sent = c.query(
         "/000000000000/q1",
-        &[("Action", "SendMessage"), ("MessageBody", "a & <b>"), ("MessageAttribute.1.Name", "n"), ("MessageAttribute.1.Value.DataType", "Number.int"), ("MessageAttribute.1.Value.StringValue", "7")],
+        &[
+            ("Action", "SendMessage"),
+            ("MessageBody", "a & <b>"),
+            ("MessageAttribute.1.Name", "n"),
+            ("MessageAttribute.1.Value.DataType", "Number.int"),
+            ("MessageAttribute.1.Value.StringValue", "7"),
+        ],
     );
     assert_eq!(sent.status, 200, "{}", sent.text());
     assert!(sent.text().contains("<MD5OfMessageBody>"), "{}", sent.text());
-    let got = c.query("/000000000000/q1", &[("Action", "ReceiveMessage"), ("MessageAttributeName.1", "All"), ("AttributeName.1", "All")]);
+    let got = c.query(
+        "/000000000000/q1",
+        &[("Action", "ReceiveMessage"), ("MessageAttributeName.1", "All"), ("AttributeName.1", "All")],
+    );
     let xml = got.text();
     assert!(xml.contains("<Body>a &amp; &lt;b&gt;</Body>"), "{xml}");
     assert!(xml.contains("<MessageAttribute><Name>n</Name><Value>"), "{xml}");
     assert!(xml.contains("<Attribute><Name>ApproximateReceiveCount</Name><Value>1</Value></Attribute>"), "{xml}");
     let listed = c.query("/", &[("Action", "ListQueues")]);
-    assert!(listed.text().contains(&format!("<ListQueuesResult><QueueUrl>http://{}/000000000000/q1</QueueUrl></ListQueuesResult>", server.addr)), "{}", listed.text());
-    let attrs = c.query("/", &[("Action", "GetQueueAttributes"), ("QueueUrl", "q1"), ("AttributeName.1", "DelaySeconds")]);
-    assert!(attrs.text().contains("<Attribute><Name>DelaySeconds</Name><Value>0</Value></Attribute>"), "{}", attrs.text());
+    assert!(
+        listed.text().contains(&format!(
+            "<ListQueuesResult><QueueUrl>http://{}/000000000000/q1</QueueUrl></ListQueuesResult>",
+            server.addr
+        )),
+        "{}",
+        listed.text()
+    );
+    let attrs =
+        c.query("/", &[("Action", "GetQueueAttributes"), ("QueueUrl", "q1"), ("AttributeName.1", "DelaySeconds")]);
+    assert!(
+        attrs.text().contains("<Attribute><Name>DelaySeconds</Name><Value>0</Value></Attribute>"),
+        "{}",
+        attrs.text()
+    );
     let deleted = c.query("/", &[("Action", "DeleteQueue"), ("QueueUrl", "q1")]);
     assert!(deleted.text().contains("<DeleteQueueResponse"), "{}", deleted.text());
     assert!(!deleted.text().contains("DeleteQueueResult"), "operations without output have no Result element");
@@ -128,31 +164,157 @@ fn every_error_code_has_its_shape_status_and_legacy_code() {
     let fifo = create(&mut c, "errs.fifo", json!({"FifoQueue": "true"}));
     let entry = |id: &str| json!({"Id": id, "MessageBody": "x"});
     let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
-        ("GetQueueUrl", json!({"QueueName": "nope"}), 400, "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"),
-        ("SendMessage", json!({"QueueUrl": "http://h/000000000000/nope", "MessageBody": "x"}), 400, "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"),
-        ("CreateQueue", json!({"QueueName": "errs", "Attributes": {"DelaySeconds": "5"}}), 400, "QueueNameExists", "QueueAlreadyExists"),
-        ("GetQueueAttributes", json!({"QueueUrl": url, "AttributeNames": ["Bogus"]}), 400, "InvalidAttributeName", "InvalidAttributeName"),
-        ("SetQueueAttributes", json!({"QueueUrl": url, "Attributes": {"QueueArn": "x"}}), 400, "InvalidAttributeName", "InvalidAttributeName"),
-        ("CreateQueue", json!({"QueueName": "e2", "Attributes": {"DelaySeconds": "901"}}), 400, "InvalidAttributeValue", "InvalidAttributeValue"),
-        ("ReceiveMessage", json!({"QueueUrl": url, "MaxNumberOfMessages": 11}), 400, "InvalidParameterValue", "InvalidParameterValue"),
-        ("ReceiveMessage", json!({"QueueUrl": url, "WaitTimeSeconds": 21}), 400, "InvalidParameterValue", "InvalidParameterValue"),
+        (
+            "GetQueueUrl",
+            json!({"QueueName": "nope"}),
+            400,
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        ),
+        (
+            "SendMessage",
+            json!({"QueueUrl": "http://h/000000000000/nope", "MessageBody": "x"}),
+            400,
+            "QueueDoesNotExist",
+            "AWS.SimpleQueueService.NonExistentQueue",
+        ),
+        (
+            "CreateQueue",
+            json!({"QueueName": "errs", "Attributes": {"DelaySeconds": "5"}}),
+            400,
+            "QueueNameExists",
+            "QueueAlreadyExists",
+        ),
+        (
+            "GetQueueAttributes",
+            json!({"QueueUrl": url, "AttributeNames": ["Bogus"]}),
+            400,
+            "InvalidAttributeName",
+            "InvalidAttributeName",
+        ),
+        (
+            "SetQueueAttributes",
+            json!({"QueueUrl": url, "Attributes": {"QueueArn": "x"}}),
+            400,
+            "InvalidAttributeName",
+            "InvalidAttributeName",
+        ),
+        (
+            "CreateQueue",
+            json!({"QueueName": "e2", "Attributes": {"DelaySeconds": "901"}}),
+            400,
+            "InvalidAttributeValue",
+            "InvalidAttributeValue",
+        ),
+        (
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 11}),
+            400,
+            "InvalidParameterValue",
+            "InvalidParameterValue",
+        ),
+        (
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "WaitTimeSeconds": 21}),
+            400,
+            "InvalidParameterValue",
+            "InvalidParameterValue",
+        ),
         ("CreateQueue", json!({"QueueName": "bad/name"}), 400, "InvalidParameterValue", "InvalidParameterValue"),
-        ("SendMessage", json!({"QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901}), 400, "InvalidParameterValue", "InvalidParameterValue"),
+        (
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901}),
+            400,
+            "InvalidParameterValue",
+            "InvalidParameterValue",
+        ),
         ("SendMessage", json!({"QueueUrl": url}), 400, "MissingParameter", "MissingParameter"),
         ("SendMessage", json!({"MessageBody": "x"}), 400, "MissingParameter", "MissingParameter"),
         ("SendMessage", json!({"QueueUrl": fifo, "MessageBody": "x"}), 400, "MissingParameter", "MissingParameter"),
-        ("SendMessage", json!({"QueueUrl": "http://h/a/b/c", "MessageBody": "x"}), 404, "InvalidAddress", "InvalidAddress"),
-        ("DeleteMessage", json!({"QueueUrl": url, "ReceiptHandle": "forged"}), 404, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"),
-        ("ChangeMessageVisibility", json!({"QueueUrl": url, "ReceiptHandle": "forged", "VisibilityTimeout": 1}), 404, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"),
-        ("SendMessage", json!({"QueueUrl": url, "MessageBody": "bad \u{1} char"}), 400, "InvalidMessageContents", "InvalidMessageContents"),
-        ("SendMessageBatch", json!({"QueueUrl": url, "Entries": [entry("a"), entry("a")]}), 400, "BatchEntryIdsNotDistinct", "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
-        ("DeleteMessageBatch", json!({"QueueUrl": url, "Entries": []}), 400, "EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest"),
-        ("SendMessageBatch", json!({"QueueUrl": url, "Entries": (0..11).map(|i| entry(&format!("e{i}"))).collect::<Vec<_>>()}), 400, "TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"),
-        ("SendMessageBatch", json!({"QueueUrl": url, "Entries": (0..10).map(|i| json!({"Id": format!("e{i}"), "MessageBody": "x".repeat(110_000)})).collect::<Vec<_>>()}), 400, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"),
-        ("ChangeMessageVisibilityBatch", json!({"QueueUrl": url, "Entries": [{"Id": "no spaces", "ReceiptHandle": "h", "VisibilityTimeout": 1}]}), 400, "InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId"),
-        ("TagQueue", json!({"QueueUrl": url, "Tags": {"team": "a"}}), 400, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"),
-        ("CancelMessageMoveTask", json!({"TaskHandle": "nope"}), 404, "ResourceNotFoundException", "ResourceNotFoundException"),
-        ("ListMessageMoveTasks", json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:nope"}), 404, "ResourceNotFoundException", "ResourceNotFoundException"),
+        (
+            "SendMessage",
+            json!({"QueueUrl": "http://h/a/b/c", "MessageBody": "x"}),
+            404,
+            "InvalidAddress",
+            "InvalidAddress",
+        ),
+        (
+            "DeleteMessage",
+            json!({"QueueUrl": url, "ReceiptHandle": "forged"}),
+            404,
+            "ReceiptHandleIsInvalid",
+            "ReceiptHandleIsInvalid",
+        ),
+        (
+            "ChangeMessageVisibility",
+            json!({"QueueUrl": url, "ReceiptHandle": "forged", "VisibilityTimeout": 1}),
+            404,
+            "ReceiptHandleIsInvalid",
+            "ReceiptHandleIsInvalid",
+        ),
+        (
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "bad \u{1} char"}),
+            400,
+            "InvalidMessageContents",
+            "InvalidMessageContents",
+        ),
+        (
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [entry("a"), entry("a")]}),
+            400,
+            "BatchEntryIdsNotDistinct",
+            "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+        ),
+        (
+            "DeleteMessageBatch",
+            json!({"QueueUrl": url, "Entries": []}),
+            400,
+            "EmptyBatchRequest",
+            "AWS.SimpleQueueService.EmptyBatchRequest",
+        ),
+        (
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": (0..11).map(|i| entry(&format!("e{i}"))).collect::<Vec<_>>()}),
+            400,
+            "TooManyEntriesInBatchRequest",
+            "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+        ),
+        (
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": (0..10).map(|i| json!({"Id": format!("e{i}"), "MessageBody": "x".repeat(110_000)})).collect::<Vec<_>>()}),
+            400,
+            "BatchRequestTooLong",
+            "AWS.SimpleQueueService.BatchRequestTooLong",
+        ),
+        (
+            "ChangeMessageVisibilityBatch",
+            json!({"QueueUrl": url, "Entries": [{"Id": "no spaces", "ReceiptHandle": "h", "VisibilityTimeout": 1}]}),
+            400,
+            "InvalidBatchEntryId",
+            "AWS.SimpleQueueService.InvalidBatchEntryId",
+        ),
+        (
+            "TagQueue",
+            json!({"QueueUrl": url, "Tags": {"team": "a"}}),
+            400,
+            "UnsupportedOperation",
+            "AWS.SimpleQueueService.UnsupportedOperation",
+        ),
+        (
+            "CancelMessageMoveTask",
+            json!({"TaskHandle": "nope"}),
+            404,
+            "ResourceNotFoundException",
+            "ResourceNotFoundException",
+        ),
+        (
+            "ListMessageMoveTasks",
+            json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:nope"}),
+            404,
+            "ResourceNotFoundException",
+            "ResourceNotFoundException",
+        ),
     ];
     for (op, body, status, shape, legacy) in cases {
         let a = c.json(op, body.clone());
@@ -283,7 +445,8 @@ fn dead_letter_sources_and_redrive_through_a_move_task() {
     let server = TestServer::start();
     let mut c = server.client();
     let dlq = create(&mut c, "dlq", json!({}));
-    let policy = json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq", "maxReceiveCount": 1}).to_string();
+    let policy =
+        json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dlq", "maxReceiveCount": 1}).to_string();
     let src = create(&mut c, "src", json!({"RedrivePolicy": policy, "VisibilityTimeout": "0"}));
     let a = c.json("ListDeadLetterSourceQueues", json!({"QueueUrl": dlq}));
     assert_eq!(a.json()["queueUrls"], json!([src]));
@@ -292,7 +455,8 @@ fn dead_letter_sources_and_redrive_through_a_move_task() {
     // The second receive moves it (received once already, max 1).
     let again = c.json("ReceiveMessage", json!({"QueueUrl": src}));
     assert_eq!(again.json(), json!({}));
-    let attrs = c.json("GetQueueAttributes", json!({"QueueUrl": dlq, "AttributeNames": ["ApproximateNumberOfMessages"]}));
+    let attrs =
+        c.json("GetQueueAttributes", json!({"QueueUrl": dlq, "AttributeNames": ["ApproximateNumberOfMessages"]}));
     assert_eq!(attrs.json()["Attributes"]["ApproximateNumberOfMessages"], "1");
     let a = c.json("StartMessageMoveTask", json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:src"}));
     assert_eq!(a.status, 400, "only a dead-letter queue can be a source: {}", a.text());

@@ -22,7 +22,8 @@ fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
-        let out = Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
+        let out =
+            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
         assert!(out.status.success(), "tests/clients/setup.sh failed");
         let stdout = String::from_utf8_lossy(&out.stdout);
         PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
@@ -83,7 +84,12 @@ fn a_kill_9_loses_no_answered_send_and_revives_no_answered_delete() {
         if sent.len() >= MIN_SENT && deleted.len() >= MIN_DELETED {
             break;
         }
-        assert!(Instant::now() < deadline, "the load made too little progress: {} sent, {} deleted", sent.len(), deleted.len());
+        assert!(
+            Instant::now() < deadline,
+            "the load made too little progress: {} sent, {} deleted",
+            sent.len(),
+            deleted.len()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     serve.child.kill().expect("kill -9 weir serve");
@@ -120,7 +126,10 @@ fn a_kill_9_loses_no_answered_send_and_revives_no_answered_delete() {
     // And the server serves it again.
     let serve = ServeChild::start(dir.path(), &["--log-level", "warn"]);
     let mut c = Client::connect(serve.addr, false);
-    let a = c.json("GetQueueAttributes", json!({"QueueUrl": url.replace(&c.addr.to_string(), &serve.addr.to_string()), "AttributeNames": ["All"]}));
+    let a = c.json(
+        "GetQueueAttributes",
+        json!({"QueueUrl": url.replace(&c.addr.to_string(), &serve.addr.to_string()), "AttributeNames": ["All"]}),
+    );
     assert_eq!(a.status, 200, "{}", a.text());
 }
 

@@ -22,7 +22,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Upper bounds of the latency histogram's buckets, seconds: from a cached answer to a 20 s
 /// long poll.
-const BUCKETS_S: [f64; 15] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0];
+const BUCKETS_S: [f64; 15] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0];
 
 #[derive(Debug, Default, Clone)]
 struct OpStats {
@@ -113,9 +114,15 @@ fn write_queues(out: &mut String, queues: &[QueueSample]) {
             let _ = writeln!(out, "weir_queue_messages{{queue=\"{name}\",state=\"{state}\"}} {n}");
         }
     }
-    header(out, "weir_queue_oldest_message_age_seconds", "gauge", "Age of the oldest message in a queue (0 when empty).");
+    header(
+        out,
+        "weir_queue_oldest_message_age_seconds",
+        "gauge",
+        "Age of the oldest message in a queue (0 when empty).",
+    );
     for q in queues {
-        let _ = writeln!(out, "weir_queue_oldest_message_age_seconds{{queue=\"{}\"}} {}", label(&q.name), q.oldest_age_s);
+        let _ =
+            writeln!(out, "weir_queue_oldest_message_age_seconds{{queue=\"{}\"}} {}", label(&q.name), q.oldest_age_s);
     }
 }
 
@@ -126,9 +133,15 @@ fn write_shards(out: &mut String, shards: &[(String, u32, ShardStats)], metrics:
         ("weir_stream_shard_bytes", "Bytes of a shard's segments on disk.", |s| s.bytes),
     ];
     let counters: [(&str, &str, Field); 4] = [
-        ("weir_stream_shard_written_records_total", "Records written to a shard since the engine opened.", |s| s.written_records),
-        ("weir_stream_shard_written_bytes_total", "Bytes written to a shard since the engine opened.", |s| s.written_bytes),
-        ("weir_stream_shard_read_records_total", "Records read from a shard since the engine opened.", |s| s.read_records),
+        ("weir_stream_shard_written_records_total", "Records written to a shard since the engine opened.", |s| {
+            s.written_records
+        }),
+        ("weir_stream_shard_written_bytes_total", "Bytes written to a shard since the engine opened.", |s| {
+            s.written_bytes
+        }),
+        ("weir_stream_shard_read_records_total", "Records read from a shard since the engine opened.", |s| {
+            s.read_records
+        }),
         ("weir_stream_shard_read_bytes_total", "Bytes read from a shard since the engine opened.", |s| s.read_bytes),
     ];
     for (name, help, field) in gauges {
@@ -204,8 +217,13 @@ fn write_ops(out: &mut String, ops: &BTreeMap<(&'static str, &'static str), OpSt
             out,
             "weir_request_duration_seconds_bucket{{service=\"{service}\",operation=\"{op}\",le=\"+Inf\"}} {cumulative}"
         );
-        let _ = writeln!(out, "weir_request_duration_seconds_sum{{service=\"{service}\",operation=\"{op}\"}} {}", s.sum_s);
-        let _ = writeln!(out, "weir_request_duration_seconds_count{{service=\"{service}\",operation=\"{op}\"}} {}", s.requests);
+        let _ =
+            writeln!(out, "weir_request_duration_seconds_sum{{service=\"{service}\",operation=\"{op}\"}} {}", s.sum_s);
+        let _ = writeln!(
+            out,
+            "weir_request_duration_seconds_count{{service=\"{service}\",operation=\"{op}\"}} {}",
+            s.requests
+        );
     }
 }
 

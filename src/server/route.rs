@@ -96,9 +96,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
             call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
-            let answer = sqs::too_large(&call, &request_id, &format!(
-                "The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."
-            ));
+            let answer = sqs::too_large(
+                &call,
+                &request_id,
+                &format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."),
+            );
             return finish(&shared, &call, answer, &request_id, started);
         }
         Err(BodyError::Broken(reason)) => {

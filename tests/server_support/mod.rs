@@ -37,7 +37,8 @@ impl TestServer {
     pub fn start_with(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Arc::new(Engine::open(dir.path(), Options::default()).expect("open engine"));
-        let config = configure(ServerConfig { log_level: LogLevel::Warn, ..ServerConfig::new(([127, 0, 0, 1], 0).into()) });
+        let config =
+            configure(ServerConfig { log_level: LogLevel::Warn, ..ServerConfig::new(([127, 0, 0, 1], 0).into()) });
         let server = Server::bind(Arc::clone(&engine), config).expect("bind");
         let addr = server.local_addr();
         let stopper = server.stopper();
@@ -175,11 +176,7 @@ impl Client {
 
     /// A query-protocol call: a form body POSTed to `path`.
     pub fn query(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
         self.form(path, body.into_bytes())
     }
 

@@ -56,7 +56,9 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         }
         Err(engine) => {
             engine.flush()?;
-            Err(CliError::Failed("the server stopped but the engine is still in use; it was flushed, not closed".into()))
+            Err(CliError::Failed(
+                "the server stopped but the engine is still in use; it was flushed, not closed".into(),
+            ))
         }
     }
 }

@@ -109,9 +109,7 @@ impl Code {
             UnsupportedOperation => {
                 (SQS_NAMESPACE, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400)
             }
-            ResourceNotFoundException => {
-                (SQS_NAMESPACE, "ResourceNotFoundException", "ResourceNotFoundException", 404)
-            }
+            ResourceNotFoundException => (SQS_NAMESPACE, "ResourceNotFoundException", "ResourceNotFoundException", 404),
             UnknownOperation => (CORAL_NAMESPACE, "UnknownOperationException", "InvalidAction", 400),
             InvalidAction => (SQS_NAMESPACE, "InvalidAction", "InvalidAction", 400),
             MissingAction => (SQS_NAMESPACE, "MissingAction", "MissingAction", 400),
@@ -192,13 +190,13 @@ impl SqsError {
 impl From<ParamError> for SqsError {
     fn from(e: ParamError) -> Self {
         match e {
-            ParamError::Missing(name) => SqsError::new(
-                Code::MissingParameter,
-                format!("The request must contain the parameter {name}."),
-            ),
-            ParamError::Invalid { name, reason } => {
-                SqsError::new(Code::InvalidParameterValue, format!("Value for parameter {name} is invalid. Reason: {reason}."))
+            ParamError::Missing(name) => {
+                SqsError::new(Code::MissingParameter, format!("The request must contain the parameter {name}."))
             }
+            ParamError::Invalid { name, reason } => SqsError::new(
+                Code::InvalidParameterValue,
+                format!("Value for parameter {name} is invalid. Reason: {reason}."),
+            ),
         }
     }
 }

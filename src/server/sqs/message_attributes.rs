@@ -79,7 +79,10 @@ fn parse_one(name: &str, value: &Input, system: bool) -> Result<WireAttribute, S
     if value.get("StringListValues").is_some() || value.get("BinaryListValues").is_some() {
         return Err(SqsError::new(
             Code::InvalidParameterValue,
-            format!("Message ({kind}) attribute '{}': StringListValues and BinaryListValues are not supported.", shorten(name)),
+            format!(
+                "Message ({kind}) attribute '{}': StringListValues and BinaryListValues are not supported.",
+                shorten(name)
+            ),
         ));
     }
     let empty = || {
@@ -156,7 +159,12 @@ pub fn to_engine(attrs: &[WireAttribute]) -> Attributes {
 pub fn digest(attrs: &[WireAttribute]) -> Option<String> {
     let inputs: Vec<DigestInput<'_>> = attrs
         .iter()
-        .map(|a| DigestInput { name: &a.name, data_type: &a.data_type, transport: transport(&a.value), value: bytes(&a.value) })
+        .map(|a| DigestInput {
+            name: &a.name,
+            data_type: &a.data_type,
+            transport: transport(&a.value),
+            value: bytes(&a.value),
+        })
         .collect();
     attributes_md5(&inputs)
 }
@@ -187,7 +195,10 @@ fn data_type(v: &AttributeValue) -> &'static str {
 /// `prefix.*` or the name itself).
 pub fn wanted(name: &str, asked: &[String]) -> bool {
     asked.iter().any(|a| {
-        a == "All" || a == ".*" || a == name || a.strip_suffix(".*").is_some_and(|prefix| name.starts_with(&format!("{prefix}.")))
+        a == "All"
+            || a == ".*"
+            || a == name
+            || a.strip_suffix(".*").is_some_and(|prefix| name.starts_with(&format!("{prefix}.")))
     })
 }
 
@@ -202,10 +213,17 @@ pub fn render(attrs: &Attributes, asked: &[String]) -> (Map<String, Value>, Opti
             AttributeValue::Binary(b) => {
                 json!({"DataType": data_type(value), "BinaryValue": base64::engine::general_purpose::STANDARD.encode(b)})
             }
-            AttributeValue::String(s) | AttributeValue::Number(s) => json!({"DataType": data_type(value), "StringValue": s}),
+            AttributeValue::String(s) | AttributeValue::Number(s) => {
+                json!({"DataType": data_type(value), "StringValue": s})
+            }
         };
         out.insert((*name).clone(), rendered);
-        inputs.push(DigestInput { name, data_type: data_type(value), transport: transport(value), value: bytes(value) });
+        inputs.push(DigestInput {
+            name,
+            data_type: data_type(value),
+            transport: transport(value),
+            value: bytes(value),
+        });
     }
     (out, attributes_md5(&inputs))
 }
@@ -255,7 +273,9 @@ mod tests {
         }
         let sys = input(json!({"MessageSystemAttributes": {"Other": {"DataType": "String", "StringValue": "x"}}}));
         assert!(parse_system(&sys).is_err());
-        let sys = input(json!({"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1"}}}));
+        let sys = input(
+            json!({"MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1"}}}),
+        );
         assert_eq!(parse_system(&sys).unwrap().len(), 1);
     }
 
@@ -278,7 +298,8 @@ mod tests {
         assert!(names(&[]).is_empty());
         assert_eq!(render(&attrs, &[]).1, None);
         // The digest of what is returned is the digest a sender computed for the same set.
-        let sent = vec![WireAttribute { name: "other".into(), data_type: "Binary".into(), value: attrs["other"].clone() }];
+        let sent =
+            vec![WireAttribute { name: "other".into(), data_type: "Binary".into(), value: attrs["other"].clone() }];
         assert_eq!(render(&attrs, &["other".to_string()]).1, digest(&sent));
     }
 }

@@ -29,11 +29,7 @@ impl Send {
     /// Bytes this message counts toward size limits: body and attributes, as SQS counts.
     fn size(&self) -> usize {
         self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(|a| a.name.len() + a.data_type.len() + attribute_len(&a.value))
-                .sum::<usize>()
+            + self.attributes.iter().map(|a| a.name.len() + a.data_type.len() + attribute_len(&a.value)).sum::<usize>()
     }
 
     fn entry(&self, fifo: bool) -> SendEntry {
@@ -130,7 +126,9 @@ fn fifo_id(input: &Input, name: &str) -> Result<Option<String>, SqsError> {
         return Err(SqsError::invalid_parameter(
             name,
             id,
-            &format!("{name} can only include alphanumeric and punctuation characters. 1 to {MAX_FIFO_ID_LEN} in length."),
+            &format!(
+                "{name} can only include alphanumeric and punctuation characters. 1 to {MAX_FIFO_ID_LEN} in length."
+            ),
         ));
     }
     Ok(Some(id.to_string()))

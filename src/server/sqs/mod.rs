@@ -102,8 +102,17 @@ const COMMON_RESPONSE: &[Member] = &[
 ];
 
 /// Query parameters of the protocol itself, not of an operation.
-const PROTOCOL_PARAMS: &[&str] =
-    &["Action", "Version", "Signature", "SignatureMethod", "SignatureVersion", "AWSAccessKeyId", "Timestamp", "Expires", "SecurityToken"];
+const PROTOCOL_PARAMS: &[&str] = &[
+    "Action",
+    "Version",
+    "Signature",
+    "SignatureMethod",
+    "SignatureVersion",
+    "AWSAccessKeyId",
+    "Timestamp",
+    "Expires",
+    "SecurityToken",
+];
 
 macro_rules! op {
     ($name:literal, $support:ident, $result:literal, $request:expr, $response:expr, $handler:path) => {
@@ -199,15 +208,24 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
     }
     let Some(name) = call.operation.as_deref() else {
         let error = match call.protocol {
-            Protocol::Json => SqsError::new(Code::UnknownOperation, "The X-Amz-Target header names no SQS operation (AmazonSQS.<Operation>)."),
+            Protocol::Json => SqsError::new(
+                Code::UnknownOperation,
+                "The X-Amz-Target header names no SQS operation (AmazonSQS.<Operation>).",
+            ),
             Protocol::Query => SqsError::new(Code::MissingAction, "The request must contain the parameter Action."),
         };
         return answer(call.protocol, None, None, Err(error), request_id);
     };
     let Some(operation) = OPERATIONS.iter().find(|o| o.name == name) else {
         let error = match call.protocol {
-            Protocol::Json => SqsError::new(Code::UnknownOperation, format!("Operation {} is not an SQS operation.", errors::shorten(name))),
-            Protocol::Query => SqsError::new(Code::InvalidAction, format!("The action {} is not valid for this endpoint.", errors::shorten(name))),
+            Protocol::Json => SqsError::new(
+                Code::UnknownOperation,
+                format!("Operation {} is not an SQS operation.", errors::shorten(name)),
+            ),
+            Protocol::Query => SqsError::new(
+                Code::InvalidAction,
+                format!("The action {} is not valid for this endpoint.", errors::shorten(name)),
+            ),
         };
         return answer(call.protocol, None, None, Err(error), request_id);
     };
@@ -359,7 +377,8 @@ mod tests {
             }
         }
         for op in OPERATIONS {
-            let support = rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from docs/compatibility.md", op.name));
+            let support =
+                rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from docs/compatibility.md", op.name));
             let expected = match op.support {
                 Support::Full => "yes",
                 Support::Partial => "partial",

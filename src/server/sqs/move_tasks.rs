@@ -57,7 +57,10 @@ pub(crate) async fn start(ctx: Ctx, input: Input) -> Output {
         })
         .await?;
     if !is_dead_letter_queue {
-        return Err(SqsError::new(Code::InvalidParameterValue, "Source queue must be configured as a Dead Letter Queue."));
+        return Err(SqsError::new(
+            Code::InvalidParameterValue,
+            "Source queue must be configured as a Dead Letter Queue.",
+        ));
     }
     // TODO(sqs-engine): `Engine::start_message_move_task(&source, destination.as_deref(),
     // rate)` and its `MoveTaskInfo::handle`; until then the move is done here, at once.

@@ -17,7 +17,9 @@ fn label(input: &Input) -> Result<String, SqsError> {
         return Err(SqsError::invalid_parameter(
             "Label",
             label,
-            &format!("Can only include alphanumeric characters, hyphens, or underscores. 1 to {MAX_LABEL_LEN} in length."),
+            &format!(
+                "Can only include alphanumeric characters, hyphens, or underscores. 1 to {MAX_LABEL_LEN} in length."
+            ),
         ));
     }
     Ok(label.to_string())
@@ -44,7 +46,11 @@ pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
         let known = action == "*"
             || OPERATIONS.iter().any(|o| o.name == action && !matches!(o.name, "AddPermission" | "RemovePermission"));
         if !known {
-            return Err(SqsError::invalid_parameter("ActionName", action, &format!("{} is not an SQS action.", shorten(action))));
+            return Err(SqsError::invalid_parameter(
+                "ActionName",
+                action,
+                &format!("{} is not an SQS action.", shorten(action)),
+            ));
         }
     }
     ctx.queue(&name, |_, _| Ok(())).await?;

@@ -108,15 +108,14 @@ pub fn apply(
         match name {
             "DelaySeconds" => config.delay = seconds(name, value, 0, MAX_DELAY_SECONDS)?,
             "MaximumMessageSize" => {
-                config.max_message_bytes = integer(name, value, MIN_MESSAGE_BYTES as u64, MAX_MESSAGE_BYTES as u64)? as usize
+                config.max_message_bytes =
+                    integer(name, value, MIN_MESSAGE_BYTES as u64, MAX_MESSAGE_BYTES as u64)? as usize
             }
             "MessageRetentionPeriod" => {
                 config.retention = seconds(name, value, MIN_RETENTION_SECONDS, MAX_RETENTION_SECONDS)?
             }
             "ReceiveMessageWaitTimeSeconds" => config.receive_wait = seconds(name, value, 0, MAX_WAIT_SECONDS)?,
-            "VisibilityTimeout" => {
-                config.visibility_timeout = seconds(name, value, 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?
-            }
+            "VisibilityTimeout" => config.visibility_timeout = seconds(name, value, 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?,
             "RedrivePolicy" => config.redrive = redrive_policy(value, identity)?,
             "RedriveAllowPolicy" => pending.redrive_allow = Some(redrive_allow_policy(value, identity)?),
             "FifoQueue" => {
@@ -292,7 +291,9 @@ fn redrive_allow_policy(value: &str, identity: &Identity) -> Result<RedriveAllow
             arns.iter()
                 .map(|a| {
                     let arn = a.as_str().ok_or_else(|| bad("sourceQueueArns must list ARNs"))?;
-                    identity.queue_from_arn("RedriveAllowPolicy", arn).map_err(|_| bad("sourceQueueArns must list queue ARNs of this account and region"))
+                    identity
+                        .queue_from_arn("RedriveAllowPolicy", arn)
+                        .map_err(|_| bad("sourceQueueArns must list queue ARNs of this account and region"))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
@@ -397,16 +398,22 @@ mod tests {
             ("ReceiveMessageWaitTimeSeconds", "21", Code::InvalidAttributeValue),
             ("VisibilityTimeout", "43201", Code::InvalidAttributeValue),
             ("RedrivePolicy", "{", Code::InvalidAttributeValue),
-            ("RedrivePolicy", r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:d","maxReceiveCount":0}"#, Code::InvalidAttributeValue),
+            (
+                "RedrivePolicy",
+                r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:d","maxReceiveCount":0}"#,
+                Code::InvalidAttributeValue,
+            ),
             ("ContentBasedDeduplication", "true", Code::InvalidAttributeName),
             ("ApproximateNumberOfMessages", "1", Code::InvalidAttributeName),
             ("Nonsense", "1", Code::InvalidAttributeName),
             ("Policy", "not json", Code::InvalidAttributeValue),
         ] {
-            let err = apply(&mut wire_default_config(false), &attrs(&[(name, value)]), &id, Purpose::Create).unwrap_err();
+            let err =
+                apply(&mut wire_default_config(false), &attrs(&[(name, value)]), &id, Purpose::Create).unwrap_err();
             assert_eq!(err.code, code, "{name}={value}: {}", err.message);
         }
-        let err = apply(&mut wire_default_config(true), &attrs(&[("FifoQueue", "true")]), &id, Purpose::Set).unwrap_err();
+        let err =
+            apply(&mut wire_default_config(true), &attrs(&[("FifoQueue", "true")]), &id, Purpose::Set).unwrap_err();
         assert_eq!(err.code, Code::InvalidAttributeName);
     }
 
@@ -425,7 +432,8 @@ mod tests {
     fn high_throughput_fifo_needs_per_group_deduplication() {
         let id = identity();
         let mut c = wire_default_config(true);
-        let err = apply(&mut c, &attrs(&[("FifoThroughputLimit", "perMessageGroupId")]), &id, Purpose::Create).unwrap_err();
+        let err =
+            apply(&mut c, &attrs(&[("FifoThroughputLimit", "perMessageGroupId")]), &id, Purpose::Create).unwrap_err();
         assert_eq!(err.code, Code::InvalidAttributeValue);
         let pending = apply(
             &mut c,
@@ -435,7 +443,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(pending.dedup_per_group, Some(true));
-        let defaults = apply(&mut c, &attrs(&[("DeduplicationScope", "queue"), ("SqsManagedSseEnabled", "false")]), &id, Purpose::Set).unwrap();
+        let defaults = apply(
+            &mut c,
+            &attrs(&[("DeduplicationScope", "queue"), ("SqsManagedSseEnabled", "false")]),
+            &id,
+            Purpose::Set,
+        )
+        .unwrap();
         check_storable(&defaults).unwrap();
     }
 

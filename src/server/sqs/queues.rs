@@ -119,7 +119,10 @@ pub(crate) async fn get_queue_attributes(ctx: Ctx, input: Input) -> Output {
     let rendered = queue_attributes::render(&asked, &attributes, &ctx.shared.identity)?;
     let mut out = Map::new();
     if !rendered.is_empty() {
-        out.insert("Attributes".into(), Value::Object(rendered.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+        out.insert(
+            "Attributes".into(),
+            Value::Object(rendered.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+        );
     }
     Ok(out)
 }
@@ -197,9 +200,7 @@ pub(crate) async fn list_dead_letter_source_queues(ctx: Ctx, input: Input) -> Ou
         .queue(&name, move |e, _| {
             Ok(e.list_queues()
                 .into_iter()
-                .filter(|n| {
-                    e.queue(n).is_ok_and(|q| q.attributes().dead_letter_queue.as_deref() == Some(dlq.as_str()))
-                })
+                .filter(|n| e.queue(n).is_ok_and(|q| q.attributes().dead_letter_queue.as_deref() == Some(dlq.as_str())))
                 .collect::<Vec<_>>())
         })
         .await?;

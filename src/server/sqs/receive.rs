@@ -33,7 +33,11 @@ fn ranged(input: &Input, name: &str, min: u64, max: u64) -> Result<Option<u64>, 
     match input.int(name)? {
         None => Ok(None),
         Some(n) if n >= min as i64 && n <= max as i64 => Ok(Some(n as u64)),
-        Some(n) => Err(SqsError::invalid_parameter(name, &n.to_string(), &format!("Must be between {min} and {max}, if provided."))),
+        Some(n) => Err(SqsError::invalid_parameter(
+            name,
+            &n.to_string(),
+            &format!("Must be between {min} and {max}, if provided."),
+        )),
     }
 }
 
@@ -54,7 +58,11 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
     let message_attributes = input.str_list("MessageAttributeNames")?;
     for a in &message_attributes {
         if a.is_empty() || a.len() > MAX_ATTRIBUTE_NAME_LEN {
-            return Err(SqsError::invalid_parameter("MessageAttributeNames", a, "Message attribute names are 1 to 256 characters."));
+            return Err(SqsError::invalid_parameter(
+                "MessageAttributeNames",
+                a,
+                "Message attribute names are 1 to 256 characters.",
+            ));
         }
     }
     if let Some(attempt) = input.str("ReceiveRequestAttemptId")? {

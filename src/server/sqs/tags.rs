@@ -46,7 +46,10 @@ pub fn read_tags(input: &Input, parameter: &str) -> Result<BTreeMap<String, Stri
             return Err(SqsError::invalid_parameter(
                 "TagValue",
                 value,
-                &format!("Tag values are 0 to {MAX_TAG_VALUE_LEN} letters, digits, spaces and _ . : / = + - @ (key {}).", shorten(key)),
+                &format!(
+                    "Tag values are 0 to {MAX_TAG_VALUE_LEN} letters, digits, spaces and _ . : / = + - @ (key {}).",
+                    shorten(key)
+                ),
             ));
         }
     }
@@ -105,7 +108,10 @@ mod tests {
     #[test]
     fn tags_follow_sqs_limits() {
         let read = |v: serde_json::Value| {
-            read_tags(&Input { protocol: Protocol::Json, params: json!({ "Tags": v }).as_object().unwrap().clone() }, "Tags")
+            read_tags(
+                &Input { protocol: Protocol::Json, params: json!({ "Tags": v }).as_object().unwrap().clone() },
+                "Tags",
+            )
         };
         assert_eq!(read(json!({"team": "a b", "cost:center": "x@y"})).unwrap().len(), 2);
         assert!(read(json!({"": "x"})).is_err());

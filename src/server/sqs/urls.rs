@@ -60,7 +60,11 @@ impl Identity {
                 }
                 Ok(name.to_string())
             }
-            _ => Err(SqsError::invalid_parameter(parameter, arn, "is not a valid SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)")),
+            _ => Err(SqsError::invalid_parameter(
+                parameter,
+                arn,
+                "is not a valid SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)",
+            )),
         }
     }
 }
@@ -100,7 +104,10 @@ mod tests {
         assert_eq!(id.queue_from_url("http://h/123456789012/jobs").unwrap_err().code, Code::QueueDoesNotExist);
         assert_eq!(id.queue_from_url("http://h").unwrap_err().code, Code::InvalidAddress);
         assert_eq!(id.queue_from_url("http://h/a/b/c").unwrap_err().code, Code::InvalidAddress);
-        assert_eq!(id.queue_from_arn("SourceArn", "arn:aws:sqs:eu-west-1:000000000000:q").unwrap_err().code, Code::ResourceNotFoundException);
+        assert_eq!(
+            id.queue_from_arn("SourceArn", "arn:aws:sqs:eu-west-1:000000000000:q").unwrap_err().code,
+            Code::ResourceNotFoundException
+        );
         assert_eq!(id.queue_from_arn("SourceArn", "nonsense").unwrap_err().code, Code::InvalidParameterValue);
     }
 }

@@ -280,7 +280,9 @@ mod tests {
 
     #[test]
     fn malformed_names_are_errors_not_panics() {
-        for bad in ["a..b=1", "AttributeName=All", "AttributeName.x=1", "AttributeName.0=1", "a=1&a=2", "a=1&a.b=2", ".=1"] {
+        for bad in
+            ["a..b=1", "AttributeName=All", "AttributeName.x=1", "AttributeName.0=1", "a=1&a=2", "a=1&a.b=2", ".=1"]
+        {
             assert!(to_json(&pairs(bad), &[NAMING], &[]).is_err(), "{bad} accepted");
         }
         assert!(parse_form(b"a=%FF%FE").is_err());
