@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::errors::{shorten, Code, SqsError};
 use super::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_ENTRY_ID_LEN};
@@ -48,8 +48,46 @@ pub fn entries(input: &Input) -> Result<Vec<(String, Input)>, SqsError> {
     Ok(out)
 }
 
+/// Reads every entry with `read`; an entry that does not read is a `Failed` entry at once.
+pub fn read_entries<T>(
+    entries: &[(String, Input)],
+    read: impl Fn(&Input) -> Result<T, SqsError>,
+) -> (Vec<(String, T)>, Vec<Value>) {
+    let mut valid = Vec::with_capacity(entries.len());
+    let mut failed = Vec::new();
+    for (id, entry) in entries {
+        match read(entry) {
+            Ok(t) => valid.push((id.clone(), t)),
+            Err(e) => failed.push(failed_entry(id, &e)),
+        }
+    }
+    (valid, failed)
+}
+
+/// The answer of a batch call: the engine's per-entry `results` (in the order of `valid`)
+/// as `Successful` entries rendered by `success`, or `Failed` ones, after those that did not
+/// read.
+pub fn answer<T, R>(
+    valid: &[(String, T)],
+    results: Vec<crate::Result<R>>,
+    mut failed: Vec<Value>,
+    success: impl Fn(&str, &T, R) -> Value,
+) -> Map<String, Value> {
+    let mut successful = Vec::with_capacity(valid.len());
+    for ((id, t), result) in valid.iter().zip(results) {
+        match result {
+            Ok(r) => successful.push(success(id, t, r)),
+            Err(e) => failed.push(failed_entry(id, &super::errors::from_engine(&e))),
+        }
+    }
+    let mut out = Map::new();
+    out.insert("Successful".into(), Value::Array(successful));
+    out.insert("Failed".into(), Value::Array(failed));
+    out
+}
+
 /// A `Failed` entry: the entry's id, whose fault it is, the legacy code and the message.
-pub fn failed(id: &str, error: &SqsError) -> Value {
+pub fn failed_entry(id: &str, error: &SqsError) -> Value {
     json!({
         "Id": id,
         "SenderFault": error.code.sender_fault(),

@@ -152,14 +152,7 @@ pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let fifo = name.ends_with(".fifo");
     let entries = batch::entries(&input)?;
-    let mut failed = Vec::new();
-    let mut valid: Vec<(String, Send)> = Vec::new();
-    for (id, entry) in &entries {
-        match read_send(entry, fifo) {
-            Ok(send) => valid.push((id.clone(), send)),
-            Err(e) => failed.push(batch::failed(id, &e)),
-        }
-    }
+    let (valid, failed) = batch::read_entries(&entries, |entry| read_send(entry, fifo));
     let total: usize = valid.iter().map(|(_, s)| s.size()).sum();
     if total > MAX_BATCH_BYTES {
         return Err(SqsError::new(
@@ -167,32 +160,17 @@ pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
             format!("Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes."),
         ));
     }
-    let mut successful = Vec::new();
-    if !valid.is_empty() {
-        let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo)).collect();
-        let results = ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await?;
-        for ((id, send), result) in valid.iter().zip(results) {
-            match result {
-                Ok(sent) => {
-                    let mut entry = send.answer(&sent);
-                    entry.insert("Id".into(), id.clone().into());
-                    successful.push(Value::Object(entry));
-                }
-                Err(e) => failed.push(batch::failed(id, &from_engine(&e))),
-            }
-        }
-        if !successful.is_empty() {
-            ctx.shared.waiters.notify(&name);
-        }
+    let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo)).collect();
+    let results =
+        if to_send.is_empty() { Vec::new() } else { ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await? };
+    if results.iter().any(Result::is_ok) {
+        ctx.shared.waiters.notify(&name);
     }
-    Ok(batch_answer(successful, failed))
-}
-
-fn batch_answer(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("Successful".into(), Value::Array(successful));
-    out.insert("Failed".into(), Value::Array(failed));
-    out
+    Ok(batch::answer(&valid, results, failed, |id, send, sent| {
+        let mut entry = send.answer(&sent);
+        entry.insert("Id".into(), id.into());
+        Value::Object(entry)
+    }))
 }
 
 fn receipt_handle(input: &Input) -> Result<String, SqsError> {
@@ -233,31 +211,18 @@ pub(crate) async fn delete_message(ctx: Ctx, input: Input) -> Output {
 pub(crate) async fn delete_message_batch(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let entries = batch::entries(&input)?;
-    let mut failed = Vec::new();
-    let mut valid: Vec<(String, String)> = Vec::new();
-    for (id, entry) in &entries {
-        match receipt_handle(entry) {
-            Ok(h) => valid.push((id.clone(), h)),
-            Err(e) => failed.push(batch::failed(id, &e)),
-        }
+    let (valid, failed) = batch::read_entries(&entries, receipt_handle);
+    let handles: Vec<String> = valid.iter().map(|(_, h)| h.clone()).collect();
+    let results = if handles.is_empty() {
+        Vec::new()
+    } else {
+        ctx.queue(&name, move |_, q| q.delete_batch(&handles.iter().map(String::as_str).collect::<Vec<_>>())).await?
+    };
+    // A delete can unblock a FIFO group.
+    if name.ends_with(".fifo") && results.iter().any(Result::is_ok) {
+        ctx.shared.waiters.notify(&name);
     }
-    let mut successful = Vec::new();
-    if !valid.is_empty() {
-        let handles: Vec<String> = valid.iter().map(|(_, h)| h.clone()).collect();
-        let results = ctx
-            .queue(&name, move |_, q| q.delete_batch(&handles.iter().map(String::as_str).collect::<Vec<_>>()))
-            .await?;
-        for ((id, _), result) in valid.iter().zip(results) {
-            match result {
-                Ok(()) => successful.push(json!({"Id": id})),
-                Err(e) => failed.push(batch::failed(id, &from_engine(&e))),
-            }
-        }
-        if name.ends_with(".fifo") {
-            ctx.shared.waiters.notify(&name);
-        }
-    }
-    Ok(batch_answer(successful, failed))
+    Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }
 
 /// `ChangeMessageVisibility`.
@@ -274,29 +239,19 @@ pub(crate) async fn change_visibility(ctx: Ctx, input: Input) -> Output {
 pub(crate) async fn change_visibility_batch(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let entries = batch::entries(&input)?;
-    let mut failed = Vec::new();
-    let mut valid: Vec<(String, String, Duration)> = Vec::new();
-    for (id, entry) in &entries {
-        match receipt_handle(entry).and_then(|h| Ok((h, visibility_timeout(entry)?))) {
-            Ok((h, t)) => valid.push((id.clone(), h, t)),
-            Err(e) => failed.push(batch::failed(id, &e)),
-        }
-    }
-    let mut successful = Vec::new();
-    if !valid.is_empty() {
-        let changes: Vec<(String, Duration)> = valid.iter().map(|(_, h, t)| (h.clone(), *t)).collect();
-        let results = ctx
-            .queue(&name, move |_, q| {
-                q.change_visibility_batch(&changes.iter().map(|(h, t)| (h.as_str(), *t)).collect::<Vec<_>>())
-            })
-            .await?;
-        for ((id, _, _), result) in valid.iter().zip(results) {
-            match result {
-                Ok(()) => successful.push(json!({"Id": id})),
-                Err(e) => failed.push(batch::failed(id, &from_engine(&e))),
-            }
-        }
+    let (valid, failed) =
+        batch::read_entries(&entries, |entry| Ok((receipt_handle(entry)?, visibility_timeout(entry)?)));
+    let changes: Vec<(String, Duration)> = valid.iter().map(|(_, change)| change.clone()).collect();
+    let results = if changes.is_empty() {
+        Vec::new()
+    } else {
+        ctx.queue(&name, move |_, q| {
+            q.change_visibility_batch(&changes.iter().map(|(h, t)| (h.as_str(), *t)).collect::<Vec<_>>())
+        })
+        .await?
+    };
+    if results.iter().any(Result::is_ok) {
         ctx.shared.waiters.notify(&name);
     }
-    Ok(batch_answer(successful, failed))
+    Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }
