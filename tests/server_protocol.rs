@@ -566,3 +566,75 @@ fn health_and_metrics() {
     assert_eq!(written, 1, "{text}");
     assert!(text.contains("weir_stream_shard_write_bytes_per_second{stream=\"clicks\""));
 }
+
+/// Hostile and malformed input to every operation, in both protocols: an answer below 500,
+/// never a panic or a dropped connection, and the connection still serves the next request.
+#[test]
+fn hostile_input_to_every_operation_gets_a_client_error() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let url = create(&mut c, "target", json!({}));
+    let operations = [
+        "AddPermission",
+        "CancelMessageMoveTask",
+        "ChangeMessageVisibility",
+        "ChangeMessageVisibilityBatch",
+        "CreateQueue",
+        "DeleteMessage",
+        "DeleteMessageBatch",
+        "DeleteQueue",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListDeadLetterSourceQueues",
+        "ListMessageMoveTasks",
+        "ListQueueTags",
+        "ListQueues",
+        "PurgeQueue",
+        "ReceiveMessage",
+        "RemovePermission",
+        "SendMessage",
+        "SendMessageBatch",
+        "SetQueueAttributes",
+        "StartMessageMoveTask",
+        "TagQueue",
+        "UntagQueue",
+    ];
+    let long = "x".repeat(100_000);
+    let hostile = [
+        json!({"QueueUrl": 5}),
+        json!({"QueueUrl": long, "QueueName": long, "SourceArn": long, "TaskHandle": long, "Label": long}),
+        json!({"QueueUrl": "\u{0}\u{FFFF}", "QueueName": "../../etc", "SourceArn": "arn:aws:sqs:::"}),
+        json!({"QueueUrl": url, "Entries": "x", "Attributes": [], "Tags": {"k": 5}, "TagKeys": {}}),
+        json!({"QueueUrl": url, "Entries": [1, null, {"Id": 5}], "MessageAttributes": {"a": 1}}),
+        json!({"QueueUrl": url, "MaxNumberOfMessages": 1e300, "VisibilityTimeout": -1, "WaitTimeSeconds": 2.5, "MaxResults": "x"}),
+        json!({"QueueUrl": url, "MessageBody": long, "ReceiptHandle": long, "VisibilityTimeout": 99_999_999_999_i64}),
+        json!({"QueueUrl": url, "AttributeNames": [1, 2], "MessageAttributeNames": "All", "AWSAccountIds": [long], "Actions": [""]}),
+        json!({"QueueUrl": url, "MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "Binary", "BinaryValue": "%%%"}}}),
+        json!({"QueueName": "ok", "Attributes": {"RedrivePolicy": "{\"deadLetterTargetArn\":5}", "Policy": "[", "FifoQueue": "maybe"}}),
+    ];
+    for op in operations {
+        for body in &hostile {
+            let a = c.json(op, body.clone());
+            assert!((400..500).contains(&a.status) || a.status == 200, "{op} {body}: {} {}", a.status, a.text());
+            assert!(a.header("x-amzn-query-error").is_some() || a.status == 200, "{op}: {}", a.text());
+        }
+        for form in [
+            format!("Action={op}&QueueUrl=%00&Attribute.1.Name=&Attribute.1.Value=%FF"),
+            format!("Action={op}&Entry.99999999999999999999.Id=x&QueueUrl={}", server_support::encode(&url)),
+            format!("Action={op}&{}=1", vec!["a"; 50].join(".")),
+            format!("Action={op}&QueueUrl={}&MessageBody={}", server_support::encode(&url), "%".repeat(1000)),
+        ] {
+            let a = c.form("/", form.into_bytes());
+            assert!((400..500).contains(&a.status) || a.status == 200, "{op} (query): {} {}", a.status, a.text());
+        }
+    }
+    // Nested too deep for any parser to follow, and bytes that are not text.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let a = c.json_raw("AmazonSQS.SendMessage", deep.into_bytes());
+    assert_eq!(a.status, 400);
+    let a = c.json_raw("AmazonSQS.SendMessage", vec![0xff, 0xfe, 0x00, 0x01]);
+    assert_eq!(a.status, 400);
+    // (DeleteQueue took the queue with it along the way.)
+    let ok = c.json("ListQueues", json!({}));
+    assert_eq!(ok.status, 200, "the connection still serves: {}", ok.text());
+}

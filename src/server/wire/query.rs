@@ -120,8 +120,16 @@ pub fn to_json(pairs: &[(String, String)], naming: Naming<'_>, skip: &[&str]) ->
     structure(root, naming)
 }
 
+/// Most dot-separated parts in one parameter name. SQS's deepest is 7
+/// (`SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringListValue.1`); the bound
+/// keeps a hostile name from recursing the reader deep.
+pub const MAX_NAME_PARTS: usize = 16;
+
 fn insert(root: &mut BTreeMap<String, Node>, name: &str, value: String) -> Result<(), String> {
-    let parts: Vec<&str> = name.split('.').collect();
+    let parts: Vec<&str> = name.splitn(MAX_NAME_PARTS + 1, '.').collect();
+    if parts.len() > MAX_NAME_PARTS {
+        return Err(format!("parameter name {:?} has more than {MAX_NAME_PARTS} parts", shorten(name)));
+    }
     if parts.iter().any(|p| p.is_empty()) {
         return Err(format!("malformed parameter name {:?}", shorten(name)));
     }
@@ -287,6 +295,33 @@ mod tests {
         }
         assert!(parse_form(b"a=%FF%FE").is_err());
         assert_eq!(parse_form("a=%E2%9C%93+b".as_bytes()).unwrap(), vec![("a".to_string(), "\u{2713} b".to_string())]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever the bytes, reading a form answers Ok or Err, never panics.
+        #[test]
+        fn any_form_bytes_are_read_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Ok(p) = parse_form(&bytes) {
+                let _ = to_json(&p, &[NAMING], &["Action"]);
+            }
+        }
+
+        /// Dotted names built from the naming table's parts and indexes, in any mix.
+        #[test]
+        fn any_dotted_names_are_read_or_refused(
+            names in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["Attribute", "AttributeName", "MessageAttribute", "Entry", "Name", "Value", "1", "2", "0", "x", ""]),
+                    1..6,
+                ),
+                0..12,
+            )
+        ) {
+            let form: Vec<(String, String)> = names.iter().map(|parts| (parts.join("."), "v".to_string())).collect();
+            let _ = to_json(&form, &[NAMING], &[]);
+        }
     }
 
     #[test]
