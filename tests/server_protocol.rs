@@ -638,3 +638,18 @@ fn hostile_input_to_every_operation_gets_a_client_error() {
     let ok = c.json("ListQueues", json!({}));
     assert_eq!(ok.status, 200, "the connection still serves: {}", ok.text());
 }
+
+#[test]
+fn a_receive_without_wait_time_waits_as_long_as_the_queue_says() {
+    let server = TestServer::start();
+    let mut c = server.client();
+    let url = create(&mut c, "waits", json!({"ReceiveMessageWaitTimeSeconds": "1"}));
+    let started = Instant::now();
+    assert_eq!(c.json("ReceiveMessage", json!({"QueueUrl": url})).json(), json!({}));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(3), "waited {waited:?}");
+    // WaitTimeSeconds=0 overrides the queue's wait.
+    let started = Instant::now();
+    c.json("ReceiveMessage", json!({"QueueUrl": url, "WaitTimeSeconds": 0}));
+    assert!(started.elapsed() < Duration::from_millis(500));
+}

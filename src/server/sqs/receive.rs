@@ -76,16 +76,12 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
         // TODO(sqs-engine): pass it as `ReceiveOptions::attempt_id` so a retried FIFO receive
         // gets the same messages and receipt handles; today every receive is a new attempt.
     }
-    let wait = match wait {
-        Some(w) => Duration::from_secs(w),
-        None => Duration::from_secs(ctx.queue(&name, |_, q| Ok(q.attributes().receive_wait_s)).await?),
-    };
     let options = ReceiveOptions {
         max: max as usize,
         wait: Some(Duration::ZERO),
         visibility_timeout: visibility.map(Duration::from_secs),
     };
-    let messages = wait_for_messages(&ctx, &name, options, wait).await?;
+    let messages = wait_for_messages(&ctx, &name, options, wait.map(Duration::from_secs)).await?;
     let rendered: Vec<Value> =
         messages.iter().map(|m| Value::Object(render(&ctx, m, &system, &message_attributes))).collect();
     let mut out = Map::new();

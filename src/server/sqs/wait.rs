@@ -59,19 +59,20 @@ impl Waiters {
     }
 }
 
-/// Receives from `queue`, waiting up to `wait` for a message; answers empty at the deadline
-/// or when the server stops.
+/// Receives from `queue`, waiting up to `wait` for a message (`None`: the queue's
+/// `ReceiveMessageWaitTimeSeconds`); answers empty at the deadline or when the server stops.
 pub(crate) async fn wait_for_messages(
     ctx: &Ctx,
     queue: &str,
     mut options: ReceiveOptions,
-    wait: Duration,
+    wait: Option<Duration>,
 ) -> Result<Vec<ReceivedMessage>, SqsError> {
     // TODO(sqs-engine): with `Queue::changed()` and `Queue::next_visible_at_ms()`: create the
     // `changed()` future before each try, then await it or a sleep until
     // min(next_visible_at_ms, deadline); no polling timer and no `Waiters`.
     options.wait = Some(Duration::ZERO);
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let mut deadline = wait.map(|w| started + w);
     let notify = ctx.shared.waiters.subscribe(queue);
     let mut stop = ctx.shared.stop.clone();
     let mut nap = FIRST_NAP;
@@ -82,8 +83,21 @@ pub(crate) async fn wait_for_messages(
         woken.as_mut().enable();
         let try_options = options.clone();
         let got = ctx.queue(queue, move |_, q| q.receive(try_options)).await?;
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        let deadline = match deadline {
+            Some(d) => d,
+            None => {
+                // Asked only once a try came back empty: the engine's attributes count the
+                // queue's messages, which a busy queue's receives should not pay for.
+                // TODO(sqs-engine): an accessor of a queue's configuration alone.
+                let secs = ctx.queue(queue, |_, q| Ok(q.attributes().receive_wait_s)).await?;
+                *deadline.insert(started + Duration::from_secs(secs))
+            }
+        };
         let now = Instant::now();
-        if !got.is_empty() || now >= deadline || ctx.shared.stopping() {
+        if now >= deadline || ctx.shared.stopping() {
             return Ok(got);
         }
         let wake_at = deadline.min(now + nap);
