@@ -23,18 +23,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout: [`listener`] accepts and serves connections; [`route`] reads a request, tells its
-//! service, protocol and operation apart and passes it through [`auth`] to the service (`sqs`);
-//! [`wire`] holds the protocols every service shares; [`metrics`] and [`logging`] observe.
+//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
+//! request, tells its service, protocol and operation apart and passes it through `auth` to the
+//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
+//! observe.
 
-pub mod auth;
-pub mod body;
-pub mod listener;
-pub mod logging;
-pub mod metrics;
-pub mod route;
-pub mod sqs;
-pub mod wire;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod listener;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod route;
+pub(crate) mod sqs;
+pub(crate) mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

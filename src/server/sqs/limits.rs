@@ -34,8 +34,6 @@ pub const MIN_KMS_REUSE_SECONDS: u64 = 60;
 pub const MAX_KMS_REUSE_SECONDS: u64 = 86_400;
 /// See [`MIN_KMS_REUSE_SECONDS`].
 pub const DEFAULT_KMS_REUSE_SECONDS: u64 = 300;
-/// Longest queue name, as SQS (a `.fifo` suffix included).
-pub const MAX_QUEUE_NAME_LEN: usize = 80;
 /// Most message attributes on one message, as SQS.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// Longest message attribute name and data type, as SQS.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::errors::{shorten, Code, SqsError};
-use super::limits::MAX_ATTRIBUTE_NAME_LEN;
+use super::limits::{MAX_ATTRIBUTE_NAME_LEN, MAX_MESSAGE_ATTRIBUTES};
 use super::md5::{attributes_md5, DigestInput, Transport};
 use crate::queue::{AttributeValue, Attributes};
 use crate::server::wire::Input;
@@ -28,7 +28,17 @@ pub const AWS_TRACE_HEADER: &str = "AWSTraceHeader";
 
 /// Reads the `MessageAttributes` of a send.
 pub fn parse(input: &Input, parameter: &str) -> Result<Vec<WireAttribute>, SqsError> {
-    input.struct_map(parameter)?.into_iter().map(|(name, value)| parse_one(&name, &value, false)).collect()
+    let attributes = input.struct_map(parameter)?;
+    if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
+        return Err(SqsError::new(
+            Code::InvalidParameterValue,
+            format!(
+                "Number of message attributes [{}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].",
+                attributes.len()
+            ),
+        ));
+    }
+    attributes.into_iter().map(|(name, value)| parse_one(&name, &value, false)).collect()
 }
 
 /// Reads the `MessageSystemAttributes` of a send: only `AWSTraceHeader`, a String.
@@ -267,6 +277,9 @@ mod tests {
             json!({"a": {"DataType": "String", "StringValue": "\u{1}"}}),
             json!({"a": {"DataType": "String", "StringListValues": ["x"]}}),
             json!({"a": "not a structure"}),
+            serde_json::Value::Object(
+                (0..11).map(|i| (format!("a{i}"), json!({"DataType": "String", "StringValue": "v"}))).collect(),
+            ),
         ] {
             let err = parse(&input(json!({ "MessageAttributes": bad.clone() })), "MessageAttributes").unwrap_err();
             assert_eq!(err.code, Code::InvalidParameterValue, "{bad}");

@@ -2,7 +2,7 @@
 //! side (a timer and a wake-up) and tries again, each try a non-blocking receive on the
 //! blocking pool.
 //!
-//! [`wait_for_messages`] is the one place that waits. Until the engine offers its own
+//! `wait_for_messages` is the one place that waits. Until the engine offers its own
 //! wake-ups (`Queue::changed()`, `Queue::next_visible_at_ms()`), it is woken at once by sends,
 //! visibility changes and FIFO deletes that come through this server ([`Waiters`]), and
 //! otherwise looks again on a timer that backs off from [`FIRST_NAP`] to [`LONGEST_NAP`]: so a
