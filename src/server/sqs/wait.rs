@@ -50,11 +50,13 @@ impl Waiters {
         n
     }
 
-    /// Wakes the long polls waiting on `queue`: something may have become visible.
+    /// Wakes one long poll waiting on `queue`: something may have become visible. One, not
+    /// all: a woken poll that takes a full batch wakes the next (see [`wait_for_messages`]), so
+    /// a batch of ten sent messages costs one try, not one per waiting poll.
     pub fn notify(&self, queue: &str) {
         let notify = self.by_queue.lock().get(queue).and_then(Weak::upgrade);
         if let Some(n) = notify {
-            n.notify_waiters();
+            n.notify_one();
         }
     }
 }
@@ -71,6 +73,7 @@ pub(crate) async fn wait_for_messages(
     // `changed()` future before each try, then await it or a sleep until
     // min(next_visible_at_ms, deadline); no polling timer and no `Waiters`.
     options.wait = Some(Duration::ZERO);
+    let max = options.max.max(1);
     let started = Instant::now();
     let mut deadline = wait.map(|w| started + w);
     let notify = ctx.shared.waiters.subscribe(queue);
@@ -84,6 +87,10 @@ pub(crate) async fn wait_for_messages(
         let try_options = options.clone();
         let got = ctx.queue(queue, move |_, q| q.receive(try_options)).await?;
         if !got.is_empty() {
+            if got.len() >= max {
+                // A full batch may have left more behind: pass the wake-up on.
+                notify.notify_one();
+            }
             return Ok(got);
         }
         let deadline = match deadline {
