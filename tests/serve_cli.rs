@@ -124,3 +124,40 @@ fn a_thousand_idle_long_polls_hold_bounded_threads_and_memory() {
     assert_eq!(answered, POLLS, "every waiting poll is answered (empty) on stop");
     assert!(started.elapsed() < Duration::from_secs(20), "stop took {:?}", started.elapsed());
 }
+
+/// The JSON log lines `weir serve` wrote to stderr until it stopped.
+fn log_lines(serve: &mut ServeChild) -> Vec<serde_json::Value> {
+    let mut text = String::new();
+    serve.child.stderr.take().expect("piped stderr").read_to_string(&mut text).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?} is not JSON: {e}")))
+        .collect()
+}
+
+#[test]
+fn debug_logs_one_line_per_request_and_info_logs_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = ServeChild::start_with_stderr(dir.path(), &["--log-level", "debug"], std::process::Stdio::piped());
+    let mut c = Client::connect(serve.addr, false);
+    c.json("CreateQueue", json!({"QueueName": "logged"}));
+    c.json("GetQueueUrl", json!({"QueueName": "absent"}));
+    assert!(serve.signal_and_wait("TERM", Duration::from_secs(20)).success());
+    let lines = log_lines(&mut serve);
+    let requests: Vec<&serde_json::Value> = lines.iter().filter(|l| l["msg"] == "request").collect();
+    assert_eq!(requests.len(), 2, "{lines:?}");
+    let created = requests[0];
+    assert_eq!(
+        (&created["operation"], &created["queue"], &created["status"]),
+        (&json!("CreateQueue"), &json!("logged"), &json!(200))
+    );
+    assert!(created["duration_ms"].as_f64().is_some() && created["level"] == "debug" && created["time_ms"].is_u64());
+    assert_eq!((&requests[1]["status"], &requests[1]["error"]), (&json!(400), &json!("QueueDoesNotExist")));
+
+    let mut serve = ServeChild::start_with_stderr(dir.path(), &[], std::process::Stdio::piped());
+    let mut c = Client::connect(serve.addr, false);
+    c.json("ListQueues", json!({}));
+    assert!(serve.signal_and_wait("INT", Duration::from_secs(20)).success());
+    let lines = log_lines(&mut serve);
+    assert!(lines.iter().all(|l| l["msg"] != "request"), "info logs no requests: {lines:?}");
+    assert!(lines.iter().any(|l| l["msg"] == "signal received" && l["signal"] == "SIGINT"), "{lines:?}");
+}

@@ -40,7 +40,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                         let shared = Arc::clone(&conn_shared);
                         async move { Ok::<_, Infallible>(route::handle(shared, req).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let conn = graceful.watch(conn);
                     let log_shared = Arc::clone(&shared);
                     tokio::spawn(async move {

@@ -218,6 +218,11 @@ pub struct ServeChild {
 
 impl ServeChild {
     pub fn start(dir: &Path, extra: &[&str]) -> ServeChild {
+        Self::start_with_stderr(dir, extra, Stdio::inherit())
+    }
+
+    /// [`ServeChild::start`] with stderr going where `stderr` says (a pipe, to read the log).
+    pub fn start_with_stderr(dir: &Path, extra: &[&str], stderr: Stdio) -> ServeChild {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("--data")
             .arg(dir)
@@ -225,7 +230,7 @@ impl ServeChild {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn weir serve");
         let stdout = child.stdout.take().expect("stdout");
