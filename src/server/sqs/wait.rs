@@ -69,9 +69,12 @@ pub(crate) async fn wait_for_messages(
     mut options: ReceiveOptions,
     wait: Option<Duration>,
 ) -> Result<Vec<ReceivedMessage>, SqsError> {
-    // TODO(sqs-engine): with `Queue::changed()` and `Queue::next_visible_at_ms()`: create the
-    // `changed()` future before each try, then await it or a sleep until
-    // min(next_visible_at_ms, deadline); no polling timer and no `Waiters`.
+    // TODO(sqs-engine): with `Queue::changed()` and `Queue::next_visible_at_ms()` (branch
+    // sqs-engine), each round becomes, in one blocking call: `let changed = q.changed();`, then
+    // `q.receive(..)`, then `q.next_visible_at_ms()`; back on the async side, an empty try
+    // awaits `changed` or a sleep until min(deadline, next visible, converted from the
+    // engine's clock with `engine.clock().now_ms()`) or the stop. `Waiters`, `notify` calls in
+    // the handlers, `FIRST_NAP` and `LONGEST_NAP` then go.
     options.wait = Some(Duration::ZERO);
     let max = options.max.max(1);
     let started = Instant::now();
