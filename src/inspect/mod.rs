@@ -8,7 +8,7 @@
 //! what the engine would refuse to serve.
 //!
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
-//! `streams/<name>/shard-NNNNNN/`, and whatever later models add.
+//! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
 pub mod salvage;
 pub mod verify;
@@ -29,7 +29,7 @@ use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
 pub use salvage::{salvage_dir, SalvageReport};
-pub use verify::{verify_dir, verify_dir_with_progress, Problem};
+pub use verify::{verify_dir, verify_dir_with_progress, Problem, Severity};
 
 /// Deepest directory nesting walked below the given root; guards against pathological trees.
 const MAX_WALK_DEPTH: usize = 32;

@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod config;
 pub mod dedup;
 pub mod keyed;
+pub(crate) mod pause;
 pub mod receipt;
 pub mod state;
 pub mod store;

@@ -95,6 +95,7 @@ impl Stream {
         };
         check("consumer group", group)?;
         check("worker id", worker)?;
+        self.check_live()?;
         if config.lease_ms == 0 {
             return Err(Error::InvalidArgument("lease time must be at least 1 ms".into()));
         }
@@ -179,6 +180,7 @@ impl Consumer {
         if limit == 0 || limit > MAX_RECORDS_PER_READ {
             return Err(Error::InvalidArgument(format!("poll limit must be 1 to {MAX_RECORDS_PER_READ}, not {limit}")));
         }
+        self.stream.check_live()?;
         self.balance()?;
         let mut out = Vec::new();
         for (&shard, cursor) in self.cursors.iter_mut() {
@@ -278,6 +280,7 @@ impl Consumer {
     /// shard's lease. Checkpointing the last record of a closed shard finishes it: the lease is
     /// released and its children become readable.
     pub fn checkpoint(&mut self, shard: u32, seq: u64) -> Result<()> {
+        self.stream.check_live()?;
         let now = self.stream.env.clock.now_ms();
         let mut table = self.stream.leases.lock();
         let key = (self.group.clone(), shard);
@@ -305,6 +308,7 @@ impl Consumer {
 
     /// Checkpoints every held shard at the last record this worker read from it.
     pub fn checkpoint_all(&mut self) -> Result<()> {
+        self.stream.check_live()?;
         let read: Vec<(u32, u64)> = self.cursors.iter().filter(|(_, &c)| c > 0).map(|(&s, &c)| (s, c - 1)).collect();
         for (shard, seq) in read {
             let log = &self.stream.shard(shard)?.log;

@@ -22,6 +22,7 @@ impl Stream {
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<[u32; 2]> {
         let _exclusive = self.reshard.write();
+        self.check_live()?;
         let meta = self.meta.read().clone();
         let parent = open_shard(&meta, shard)?;
         if parent.hash_start == parent.hash_end {
@@ -53,6 +54,7 @@ impl Stream {
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<u32> {
         let _exclusive = self.reshard.write();
+        self.check_live()?;
         let meta = self.meta.read().clone();
         let a = open_shard(&meta, shard)?;
         let b = open_shard(&meta, adjacent)?;
@@ -107,6 +109,7 @@ impl Stream {
                     meta: closed.clone(),
                     log: Arc::clone(&old.log),
                     limits: old.limits.clone(),
+                    deleted: old.deleted.clone(),
                     counters: Arc::clone(&old.counters),
                 };
                 shards.insert(id, Arc::new(shard));

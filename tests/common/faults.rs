@@ -199,6 +199,9 @@ pub struct Ledger {
     /// Also print every start (`@@ begin <op>`) and acknowledgement (`@@ ack <op>`) on stdout,
     /// flushed at once: how a child process tells its parent (see [`Ledger::read_line`]).
     pub echo: bool,
+    /// Receipt handles of the queue workload not yet used for a delete: (body, handle). After
+    /// a crash they are presented again (see [`check_new_writes_continue`]).
+    pub handles: Vec<(String, String)>,
 }
 
 impl Ledger {
@@ -434,6 +437,7 @@ impl Driver {
                     let mut bodies = Vec::new();
                     for m in got {
                         let b = String::from_utf8_lossy(&m.body).into_owned();
+                        ledger.handles.push((b.clone(), m.receipt_handle.clone()));
                         self.held.push((b.clone(), m.receipt_handle));
                         bodies.push(b);
                     }
@@ -441,6 +445,7 @@ impl Driver {
                 }
                 4 if !self.held.is_empty() => {
                     let (b, handle) = self.held.remove(0);
+                    ledger.handles.retain(|(_, h)| *h != handle);
                     ledger.begin(Pending::Delete { body: b.clone() });
                     engine.queue(WORK)?.delete(&handle)?;
                     ledger.ack(Acked::Delete { body: b });
@@ -721,6 +726,7 @@ pub fn check_new_writes_continue(engine: &Engine, model: Model, ledger: &mut Led
             let seq = sent.sequence.unwrap_or_else(|| panic!("{context}: a FIFO send without a sequence number"));
             assert!(max.is_none_or(|m| seq > m), "{context}: new sequence {seq} is not above the surviving {max:?}");
             ledger.ack(Acked::Send { queue: ORDERED.into(), seq: Some(seq), body: data });
+            check_old_handles(engine, ledger, tag, context);
         }
         Model::Topics => {
             let max = ledger
@@ -745,6 +751,52 @@ pub fn check_new_writes_continue(engine: &Engine, model: Model, ledger: &mut Led
             assert_eq!(published.delivered, 2, "{context}: the publish after reopen reached both queues");
             assert!(max.is_none_or(|m| seq > m), "{context}: new sequence {seq} is not above the surviving {max:?}");
             ledger.ack(Acked::Publish { even: true, seq, body: data });
+        }
+    }
+}
+
+/// Receipt handles issued before a crash, presented after it: each deletes its own message
+/// (if that survived and was not received again since) or is rejected, and never acts on
+/// another message, not even one sent after the crash under a key the crash freed. New
+/// messages are sent and received first, so that they are in flight as the old ones were.
+fn check_old_handles(engine: &Engine, ledger: &mut Ledger, tag: &str, context: &str) {
+    let handles = std::mem::take(&mut ledger.handles);
+    if handles.is_empty() {
+        return;
+    }
+    let queue = engine.queue(WORK).unwrap_or_else(|e| panic!("{context}: queue after reopen: {e}"));
+    for i in 0..handles.len() as u64 + 3 {
+        let data = body(&format!("{tag}-handles"), i);
+        ledger.begin(Pending::Send { queue: WORK.into(), body: data.clone() });
+        queue.send(data.as_bytes(), SendOptions::default()).unwrap_or_else(|e| panic!("{context}: send: {e}"));
+        ledger.ack(Acked::Send { queue: WORK.into(), seq: None, body: data });
+    }
+    loop {
+        ledger.begin(Pending::Receive);
+        let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+        let got = queue.receive(options).unwrap_or_else(|e| panic!("{context}: receive: {e}"));
+        let bodies: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
+        ledger.ack(Acked::Receive { bodies: bodies.clone() });
+        if bodies.is_empty() {
+            break;
+        }
+    }
+    for (own, handle) in handles {
+        let before = peek_bodies(engine, WORK);
+        ledger.begin(Pending::Delete { body: own.clone() });
+        match queue.delete(&handle) {
+            Ok(()) => {
+                let after = peek_bodies(engine, WORK);
+                let gone: Vec<&String> =
+                    before.iter().map(|(b, _)| b).filter(|b| !after.iter().any(|(a, _)| a == *b)).collect();
+                assert_eq!(gone, vec![&own], "{context}: an old receipt handle of {own:?} deleted {gone:?}");
+                ledger.ack(Acked::Delete { body: own });
+            }
+            Err(Error::InvalidReceiptHandle(_)) => {
+                ledger.pending = None;
+                assert_eq!(peek_bodies(engine, WORK), before, "{context}: a rejected handle changed the queue");
+            }
+            Err(e) => panic!("{context}: an old receipt handle failed with {e}, not as an invalid handle"),
         }
     }
 }

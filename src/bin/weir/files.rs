@@ -161,21 +161,23 @@ fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResul
     Ok(())
 }
 
-/// `weir verify DIR`: exit 0 when everything checks out, else one `FILE:OFFSET: problem` line
-/// per problem on stdout and exit 1.
+/// `weir verify DIR`: one `FILE:OFFSET: note: ...` or `FILE:OFFSET: damage: ...` line per
+/// finding on stdout; exit 0 when there is no damage (notes are what a crash normally leaves,
+/// which the engine repairs at open), else exit 1.
 pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
     let mut progress = Progress::new();
     let problems = inspect::verify_dir_with_progress(&args.dir, &mut |done, total| progress.show(done, total));
     progress.finish();
     let problems = problems?;
-    if problems.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut out = Out::new();
     for problem in &problems {
         out.line(problem)?;
     }
-    Err(CliError::Failed(format!("{}: {} problem(s) found", args.dir.display(), problems.len())))
+    let damage = problems.iter().filter(|p| p.is_damage()).count();
+    if damage == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(CliError::Failed(format!("{}: damage found ({damage} problem(s))", args.dir.display())))
 }
 
 /// `weir salvage DIR [--json]`: exit 0 when the engine opens afterwards, 1 otherwise.
