@@ -1,5 +1,22 @@
-//! SQS's limits, each a named constant with the number of the SQS documentation it mirrors.
-//! The engine checks its own ranges again; these give the wire its exact SQS errors first.
+//! SQS's limits, each a named constant with the number of the SQS documentation it mirrors,
+//! and [`int_in_range`], the one check of an integer parameter against its range. The engine
+//! checks its own ranges again; these give the wire its exact SQS errors first.
+
+use super::errors::SqsError;
+use crate::server::wire::Input;
+
+/// An optional integer parameter within `[min, max]`: `InvalidParameterValue` outside it.
+pub fn int_in_range(input: &Input, name: &str, min: u64, max: u64) -> Result<Option<u64>, SqsError> {
+    match input.int(name)? {
+        None => Ok(None),
+        Some(n) if n >= min as i64 && n <= max as i64 => Ok(Some(n as u64)),
+        Some(n) => Err(SqsError::invalid_parameter(
+            name,
+            &n.to_string(),
+            &format!("Must be between {min} and {max}, if provided."),
+        )),
+    }
+}
 
 /// Most entries in one batch call (`SendMessageBatch`, `DeleteMessageBatch`,
 /// `ChangeMessageVisibilityBatch`), as SQS.

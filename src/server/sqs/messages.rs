@@ -88,18 +88,10 @@ fn read_send(input: &Input, fifo: bool) -> Result<Send, SqsError> {
             "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
         ));
     }
-    let delay = match input.int("DelaySeconds")? {
-        None => None,
-        Some(d) if fifo => return Err(not_for_queue_type("DelaySeconds", &d.to_string())),
-        Some(d) if !(0..=MAX_DELAY_SECONDS as i64).contains(&d) => {
-            return Err(SqsError::invalid_parameter(
-                "DelaySeconds",
-                &d.to_string(),
-                &format!("DelaySeconds must be >= 0 and <= {MAX_DELAY_SECONDS}."),
-            ))
-        }
-        Some(d) => Some(d as u64),
-    };
+    let delay = int_in_range(input, "DelaySeconds", 0, MAX_DELAY_SECONDS)?;
+    if let (true, Some(d)) = (fifo, delay) {
+        return Err(not_for_queue_type("DelaySeconds", &d.to_string()));
+    }
     let group = fifo_id(input, "MessageGroupId")?;
     let dedup_id = fifo_id(input, "MessageDeduplicationId")?;
     if fifo && group.is_none() {
@@ -182,17 +174,10 @@ fn receipt_handle(input: &Input) -> Result<String, SqsError> {
 }
 
 fn visibility_timeout(input: &Input) -> Result<Duration, SqsError> {
-    let Some(t) = input.int("VisibilityTimeout")? else {
-        return Err(SqsError::new(Code::MissingParameter, "The request must contain the parameter VisibilityTimeout."));
-    };
-    if !(0..=MAX_VISIBILITY_TIMEOUT_SECONDS as i64).contains(&t) {
-        return Err(SqsError::invalid_parameter(
-            "VisibilityTimeout",
-            &t.to_string(),
-            &format!("VisibilityTimeout must be an integer between 0 and {MAX_VISIBILITY_TIMEOUT_SECONDS}."),
-        ));
+    match int_in_range(input, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS)? {
+        Some(t) => Ok(Duration::from_secs(t)),
+        None => Err(SqsError::new(Code::MissingParameter, "The request must contain the parameter VisibilityTimeout.")),
     }
-    Ok(Duration::from_secs(t as u64))
 }
 
 /// `DeleteMessage`.

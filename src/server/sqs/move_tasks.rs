@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::context::Ctx;
 use super::errors::{Code, SqsError};
-use super::limits::{MAX_MOVE_TASKS_LISTED, MAX_MOVE_TASK_RATE};
+use super::limits::{int_in_range, MAX_MOVE_TASKS_LISTED, MAX_MOVE_TASK_RATE};
 use super::Output;
 use crate::server::wire::Input;
 
@@ -38,15 +38,7 @@ pub(crate) async fn start(ctx: Ctx, input: Input) -> Output {
         Some(arn) => Some(existing(&ctx, "DestinationArn", arn).await?),
         None => None,
     };
-    if let Some(rate) = input.int("MaxNumberOfMessagesPerSecond")? {
-        if !(1..=MAX_MOVE_TASK_RATE as i64).contains(&rate) {
-            return Err(SqsError::invalid_parameter(
-                "MaxNumberOfMessagesPerSecond",
-                &rate.to_string(),
-                &format!("It must be between 1 and {MAX_MOVE_TASK_RATE}."),
-            ));
-        }
-    }
+    let _rate = int_in_range(&input, "MaxNumberOfMessagesPerSecond", 1, MAX_MOVE_TASK_RATE)?;
     // SQS: the source must be the dead-letter queue of some queue.
     let dlq = source.clone();
     let is_dead_letter_queue = ctx
@@ -75,15 +67,7 @@ pub(crate) async fn start(ctx: Ctx, input: Input) -> Output {
 /// `ListMessageMoveTasks`.
 pub(crate) async fn list(ctx: Ctx, input: Input) -> Output {
     let _source = existing(&ctx, "SourceArn", input.required_str("SourceArn")?).await?;
-    if let Some(max) = input.int("MaxResults")? {
-        if !(1..=MAX_MOVE_TASKS_LISTED as i64).contains(&max) {
-            return Err(SqsError::invalid_parameter(
-                "MaxResults",
-                &max.to_string(),
-                &format!("It must be between 1 and {MAX_MOVE_TASKS_LISTED}."),
-            ));
-        }
-    }
+    let _max = int_in_range(&input, "MaxResults", 1, MAX_MOVE_TASKS_LISTED)?;
     // TODO(sqs-engine): `Engine::list_message_move_tasks(&source, max)`; tasks complete at once
     // today and are not remembered.
     let mut out = Map::new();

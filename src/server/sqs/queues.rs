@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::context::Ctx;
 use super::errors::{Code, SqsError};
-use super::limits::MAX_LIST_RESULTS;
+use super::limits::{int_in_range, MAX_LIST_RESULTS};
 use super::queue_attributes::{self, apply, check_storable, fifo_from_attributes, wire_default_config, Purpose};
 use super::tags;
 use super::Output;
@@ -59,17 +59,7 @@ pub(crate) async fn get_queue_url(ctx: Ctx, input: Input) -> Output {
 /// A page of names: `MaxResults` (1-1000; without it up to 1000 and no token) from after
 /// `NextToken` (an opaque encoding of the last name of the previous page).
 fn page(input: &Input, names: Vec<String>) -> Result<(Vec<String>, Option<String>), SqsError> {
-    let max = match input.int("MaxResults")? {
-        None => None,
-        Some(n) if (1..=MAX_LIST_RESULTS as i64).contains(&n) => Some(n as usize),
-        Some(n) => {
-            return Err(SqsError::invalid_parameter(
-                "MaxResults",
-                &n.to_string(),
-                &format!("MaxResults must be an integer between 1 and {MAX_LIST_RESULTS}."),
-            ))
-        }
-    };
+    let max = int_in_range(input, "MaxResults", 1, MAX_LIST_RESULTS as u64)?.map(|n| n as usize);
     let after = match input.str("NextToken")? {
         None | Some("") => None,
         Some(token) => Some(

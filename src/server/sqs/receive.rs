@@ -29,24 +29,12 @@ pub const SYSTEM_ATTRIBUTE_NAMES: &[&str] = &[
     "DeadLetterQueueSourceArn",
 ];
 
-fn ranged(input: &Input, name: &str, min: u64, max: u64) -> Result<Option<u64>, SqsError> {
-    match input.int(name)? {
-        None => Ok(None),
-        Some(n) if n >= min as i64 && n <= max as i64 => Ok(Some(n as u64)),
-        Some(n) => Err(SqsError::invalid_parameter(
-            name,
-            &n.to_string(),
-            &format!("Must be between {min} and {max}, if provided."),
-        )),
-    }
-}
-
 /// `ReceiveMessage`.
 pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let max = ranged(&input, "MaxNumberOfMessages", 1, MAX_RECEIVE_MESSAGES)?.unwrap_or(1);
-    let visibility = ranged(&input, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?;
-    let wait = ranged(&input, "WaitTimeSeconds", 0, MAX_WAIT_SECONDS)?;
+    let max = int_in_range(&input, "MaxNumberOfMessages", 1, MAX_RECEIVE_MESSAGES)?.unwrap_or(1);
+    let visibility = int_in_range(&input, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?;
+    let wait = int_in_range(&input, "WaitTimeSeconds", 0, MAX_WAIT_SECONDS)?;
     // AttributeNames is the older name of MessageSystemAttributeNames; both are honoured.
     let mut system = input.str_list("AttributeNames")?;
     system.extend(input.str_list("MessageSystemAttributeNames")?);
