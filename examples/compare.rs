@@ -20,6 +20,8 @@ mod common;
 mod queue;
 #[path = "compare/recovery.rs"]
 mod recovery;
+#[path = "compare/sqs_http.rs"]
+mod sqs_http;
 #[path = "compare/stream.rs"]
 mod stream;
 #[path = "compare/topic.rs"]
@@ -80,6 +82,7 @@ const NAMES: &[&str] = &[
     "queue_cycle_buffered",
     "queue_cycle_deep",
     "fifo_cycle",
+    "sqs_http_cycle",
     "topic_fanout",
     "stream_read",
     "recovery",
@@ -152,6 +155,9 @@ fn main() {
     if wanted("fifo_cycle") {
         let c = Cycle { name: "fifo_cycle", durable: true, fifo: true, prefill: 0 };
         rows.push(queue::run(&ctx, c, sqlite_only(8.0)));
+    }
+    if wanted("sqs_http_cycle") {
+        rows.push(sqs_http::run(&ctx));
     }
     if wanted("topic_fanout") {
         rows.push(topic::fanout(&ctx));

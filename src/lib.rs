@@ -21,6 +21,8 @@ pub mod inspect;
 pub mod log;
 pub mod names;
 pub mod queue;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod stream;
 pub mod text;
 pub mod topic;

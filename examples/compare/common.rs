@@ -388,6 +388,9 @@ pub enum Target {
     Within { base: &'static str, frac: f64 },
     /// Reported only; PASS when the condition noted by the workload held.
     Condition(bool),
+    /// weir >= `frac` x `value`, another configuration of weir measured by the same workload
+    /// (`label` names it: `library` for the HTTP cycle).
+    OfOther { label: &'static str, value: f64, frac: f64 },
 }
 
 pub struct Row {
@@ -429,6 +432,7 @@ impl Row {
             }
             Target::Within { base, frac } => format!("within {:.0}% of {base}", frac * 100.0),
             Target::Condition(_) => "index rebuild only for the tail".into(),
+            Target::OfOther { label, value, frac } => format!(">= {frac} x {label} ({})", fmt_rate(value)),
         }
     }
 
@@ -450,6 +454,7 @@ impl Row {
                 Some(self.m.weir? >= base * (1.0 - frac))
             }
             Target::Condition(ok) => Some(ok),
+            Target::OfOther { value, frac, .. } => Some(self.m.weir? >= value * frac),
         }
     }
 }

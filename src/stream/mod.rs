@@ -11,6 +11,7 @@ pub mod hash;
 pub mod iterator;
 pub mod limits;
 pub mod reshard;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use checkpoint::CheckpointStore;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
 pub use deliver::{Delivery, DeliveryCompression, DeliveryConfig, DeliveryFormat};
 pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
+pub use stats::ShardStats;
 
 /// Most records in one `put_batch`, as Kinesis's PutRecords.
 pub const MAX_BATCH_RECORDS: usize = 500;
@@ -142,6 +144,8 @@ pub struct Shard {
     pub(crate) limits: Option<ShardLimiter>,
     /// The stream's: set once it is deleted, so iterators kept past that fail.
     deleted: Deleted,
+    /// Traffic since the engine opened (see [`Shard::stats`]).
+    pub(crate) counters: Arc<stats::ShardCounters>,
 }
 
 impl Shard {
@@ -155,13 +159,16 @@ impl Shard {
     pub(crate) fn read_limited(&self, from: u64, limit: usize) -> Result<Vec<crate::format::Record>> {
         self.deleted.check()?;
         let Some((clock, limits)) = &self.limits else {
-            return self.log.read(from, limit, iterator::MAX_BYTES_PER_READ);
+            let records = self.log.read(from, limit, iterator::MAX_BYTES_PER_READ)?;
+            self.counters.read(records.len(), records.iter().map(|r| r.key.len() + r.value.len()).sum());
+            return Ok(records);
         };
         let now = clock.now_ms();
         limits.lock().admit_read(self.meta.id, now)?;
         let records = self.log.read(from, limit, iterator::MAX_BYTES_PER_READ)?;
         let bytes = records.iter().map(|r| r.key.len() + r.value.len()).sum();
         limits.lock().charge_read(bytes, now);
+        self.counters.read(records.len(), bytes);
         Ok(records)
     }
 }
@@ -297,7 +304,11 @@ impl Stream {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
             let limits = shard_limits(&meta, &env);
             let deleted = deleted.clone();
-            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted }));
+            let counters = Default::default();
+            shards.insert(
+                shard.id,
+                Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted, counters }),
+            );
         }
         let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
         let ends = shards.iter().map(|(&id, shard)| (id, shard.log.next_seq())).collect();
@@ -318,7 +329,8 @@ impl Stream {
         let log =
             Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
         let limits = shard_limits(&self.meta.read(), &self.env);
-        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted: self.deleted.clone() })
+        let (deleted, counters) = (self.deleted.clone(), Default::default());
+        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted, counters })
     }
 
     /// The stream's current description (shard map included).
@@ -468,6 +480,7 @@ impl Stream {
             let refs: Vec<RecordRef<'_>> =
                 indexes.iter().map(|&i| RecordRef { key: records[i].partition_key, value: records[i].data }).collect();
             let outcome = shard.log.append(&refs, now)?;
+            shard.counters.wrote(refs.len(), refs.iter().map(|r| r.key.len() + r.value.len()).sum());
             for (k, &i) in indexes.iter().enumerate() {
                 results[i] = PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 };
             }

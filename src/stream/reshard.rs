@@ -110,6 +110,7 @@ impl Stream {
                     log: Arc::clone(&old.log),
                     limits: old.limits.clone(),
                     deleted: old.deleted.clone(),
+                    counters: Arc::clone(&old.counters),
                 };
                 shards.insert(id, Arc::new(shard));
             }

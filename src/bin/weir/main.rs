@@ -8,6 +8,8 @@ mod demo;
 mod files;
 mod out;
 mod queues;
+#[cfg(feature = "server")]
+mod serve;
 mod streams;
 mod topics;
 
@@ -60,6 +62,11 @@ enum Command {
     Inspect(files::InspectArgs),
     /// Check every frame and index under a directory; exit 1 and list problems if any.
     Verify(files::VerifyArgs),
+    /// Serve the data directory as a local AWS endpoint (SQS: AWS JSON 1.0 and query
+    /// protocols, HTTP/1.1 and cleartext HTTP/2) until SIGINT or SIGTERM; prints
+    /// {"listening":ADDR,"endpoint":URL} once it accepts connections.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
     /// Set damaged bytes of a data directory aside (into DIR/quarantine/, nothing is deleted)
     /// so it opens again; report what was lost. Takes the directory's lock.
     Salvage(files::SalvageArgs),
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => files::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => files::verify(&args),
         Command::Salvage(args) => files::salvage(&args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(&data, args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

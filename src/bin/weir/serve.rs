@@ -1,0 +1,64 @@
+//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Args;
+use weir::server::{LogLevel, Server, ServerConfig, DEFAULT_ACCOUNT_ID, DEFAULT_LISTEN, DEFAULT_REGION};
+
+use crate::out::{CliError, CliResult};
+
+/// Flags of `weir serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Account id in queue URLs and ARNs (12 digits).
+    #[arg(long, value_name = "ID", default_value = DEFAULT_ACCOUNT_ID)]
+    account_id: String,
+    /// Region in ARNs.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_REGION)]
+    region: String,
+    /// Least severe log line written to stderr: error, warn, info or debug (one line per request).
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: LogLevel,
+}
+
+/// Opens the engine, serves it, and closes it cleanly once stopped.
+pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
+    let config = ServerConfig {
+        account_id: args.account_id,
+        region: args.region,
+        log_level: args.log_level,
+        ..ServerConfig::new(args.listen)
+    };
+    config.validate()?;
+    let engine = Arc::new(crate::open_engine(data)?);
+    let server = Server::bind(Arc::clone(&engine), config)?;
+    let line = server.startup_line();
+    server
+        .on_ready(move |_| {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (the starter stopped reading) must not stop the server.
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        })
+        .run_until_signal()?;
+    // Every request is answered and the runtime is gone: this is the last handle.
+    match Arc::try_unwrap(engine) {
+        Ok(engine) => {
+            engine.flush()?;
+            drop(engine);
+            Ok(())
+        }
+        Err(engine) => {
+            engine.flush()?;
+            Err(CliError::Failed(
+                "the server stopped but the engine is still in use; it was flushed, not closed".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The accept loop: every connection is served by hyper-util's `auto` builder, which speaks
+//! HTTP/1.1 (keep-alive) and cleartext HTTP/2 (told apart by the client's preface), and is
+//! watched for a graceful stop.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::logging::{fields, LogLevel};
+use super::{route, Shared, SHUTDOWN_GRACE};
+use crate::error::{Error, Result};
+
+/// How long a client may take to send a request's headers before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Accepts and serves connections until the stop signal; then stops accepting, lets every
+/// connection finish its requests in flight (idle keep-alive connections close at once), and
+/// returns.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut stop = shared.stop.clone();
+    shared.log.log(LogLevel::Info, "listening", fields!("listening" => shared.local_addr.to_string()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn_shared = Arc::clone(&shared);
+                    let service = service_fn(move |req| {
+                        let shared = Arc::clone(&conn_shared);
+                        async move { Ok::<_, Infallible>(route::handle(shared, req).await) }
+                    });
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    let log_shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            log_shared.log.log(
+                                LogLevel::Debug,
+                                "connection ended with an error",
+                                fields!("peer" => peer.to_string(), "error" => e.to_string()),
+                            );
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    shared.log.warn("accept failed", fields!("error" => e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.wait_for(|stopping| *stopping) => break,
+        }
+    }
+    drop(listener);
+    shared.log.log(LogLevel::Info, "stopping: no new connections; finishing requests in flight", fields!());
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            shared.log.warn("requests still in flight after the grace period; closing their connections", fields!());
+        }
+    }
+}
+
+/// Asks the server to stop on SIGINT or SIGTERM.
+pub(crate) fn stop_on_signals(stop: Arc<watch::Sender<bool>>, shared: Arc<Shared>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("install a SIGINT handler", "signal", e))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("install a SIGTERM handler", "signal", e))?;
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        shared.log.log(LogLevel::Info, "signal received", fields!("signal" => name));
+        stop.send_replace(true);
+    });
+    Ok(())
+}

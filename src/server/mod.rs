@@ -1,0 +1,309 @@
+//! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), plus `GET /metrics`
+//! (Prometheus text) and `GET /health`, on one port.
+//!
+//! The server uses only the engine's public API. The engine stays synchronous: requests call it
+//! from tokio's bounded blocking pool, and a long poll waits on the async side (a timer and a
+//! wake-up), never on a parked thread of its own. Built only with the `server` feature.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use weir::server::{Server, ServerConfig};
+//! use weir::{Engine, Options};
+//!
+//! let engine = Arc::new(Engine::open("./weir-data", Options::default())?);
+//! let server = Server::bind(engine, ServerConfig::new("127.0.0.1:0".parse()?))?;
+//! println!("SQS endpoint: {}", server.endpoint());
+//! let stopper = server.stopper();
+//! std::thread::spawn(move || {
+//!     // ... later, from anywhere:
+//!     stopper.stop();
+//! });
+//! server.run()?; // returns once stopped and every request in flight is answered
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
+//! request, tells its service, protocol and operation apart and passes it through `auth` to the
+//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
+//! observe.
+
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod listener;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod route;
+pub(crate) mod sqs;
+pub(crate) mod wire;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::Engine;
+pub use logging::LogLevel;
+
+/// Default address `weir serve` listens on (ElasticMQ's port, which SQS tooling often expects).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9324";
+/// Default account id in queue URLs and ARNs (the one local emulators use).
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+/// Default region in ARNs.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Largest request body: a 1 MiB SQS batch as percent-encoded form (up to 3 bytes per byte of
+/// UTF-8) or JSON with escapes, with room to spare. Larger bodies get an error; the connection
+/// stays usable.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+/// Threads of the blocking pool that calls the engine: enough for many concurrent fsyncs,
+/// bounded so that a flood of requests queues rather than spawning threads.
+pub const DEFAULT_BLOCKING_THREADS: usize = 64;
+/// How long a stop waits for requests in flight before it closes their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How a server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Account id of queue URLs and ARNs (12 digits).
+    pub account_id: String,
+    /// Region of ARNs.
+    pub region: String,
+    /// Least severe log level written to stderr.
+    pub log_level: LogLevel,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Threads of the blocking pool that calls the engine.
+    pub blocking_threads: usize,
+    /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
+    pub worker_threads: usize,
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServerConfig {
+            listen,
+            account_id: DEFAULT_ACCOUNT_ID.to_string(),
+            region: DEFAULT_REGION.to_string(),
+            log_level: LogLevel::Info,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            blocking_threads: DEFAULT_BLOCKING_THREADS,
+            worker_threads: 2,
+        }
+    }
+
+    /// Checks the account id and region as AWS would accept them.
+    pub fn validate(&self) -> Result<()> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::InvalidArgument(format!(
+                "account id must be 12 digits, not {:?}",
+                self.account_id.chars().take(40).collect::<String>()
+            )));
+        }
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 32
+            && self.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(Error::InvalidArgument(format!(
+                "region must be lowercase letters, digits and '-' (like us-east-1), not {:?}",
+                self.region.chars().take(40).collect::<String>()
+            )));
+        }
+        if self.blocking_threads == 0 || self.worker_threads == 0 {
+            return Err(Error::InvalidArgument("the server needs at least one thread of each kind".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        // A constant that parses.
+        ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 9324)))
+    }
+}
+
+impl From<SocketAddr> for ServerConfig {
+    fn from(listen: SocketAddr) -> Self {
+        ServerConfig::new(listen)
+    }
+}
+
+/// Stops a running [`Server`]: it stops accepting, answers waiting long polls (empty),
+/// finishes the requests in flight, and [`Server::run`] returns. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Stopper {
+    /// Asks the server to stop; returns at once.
+    pub fn stop(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+/// What every request handler shares: the engine, the configuration, observers, and the stop
+/// signal.
+pub(crate) struct Shared {
+    pub engine: Arc<Engine>,
+    pub config: ServerConfig,
+    pub local_addr: SocketAddr,
+    pub identity: sqs::urls::Identity,
+    pub metrics: metrics::Metrics,
+    pub log: logging::Logger,
+    pub stop: watch::Receiver<bool>,
+    pub waiters: sqs::wait::Waiters,
+    request_ids: AtomicU64,
+    boot_nanos: u64,
+}
+
+impl Shared {
+    /// A request id unique in this process (UUID-shaped, as AWS's).
+    pub fn next_request_id(&self) -> String {
+        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&self.boot_nanos.to_be_bytes());
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        crate::text::uuid(&id)
+    }
+
+    /// True once a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Runs `f` with the engine on the blocking pool.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> std::result::Result<T, BlockingFailed> {
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| BlockingFailed(e.to_string()))
+    }
+}
+
+/// A call on the blocking pool that panicked or was cancelled (a bug, never input).
+#[derive(Debug)]
+pub(crate) struct BlockingFailed(pub String);
+
+/// An HTTP server over an engine. See the [module documentation](self).
+pub struct Server {
+    listener: std::net::TcpListener,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    stop_tx: Arc<watch::Sender<bool>>,
+    on_ready: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("listen", &self.local_addr()).finish()
+    }
+}
+
+impl Server {
+    /// Binds the listening socket (so the port is known, and taken, at once) without serving
+    /// yet; [`Server::run`] serves.
+    pub fn bind(engine: Arc<Engine>, config: impl Into<ServerConfig>) -> Result<Server> {
+        let config = config.into();
+        config.validate()?;
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
+        listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
+        let (stop_tx, _) = watch::channel(false);
+        Ok(Server { listener, engine, config, stop_tx: Arc::new(stop_tx), on_ready: None })
+    }
+
+    /// The address the server listens on (with the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// The endpoint URL to give SDKs (`endpoint_url`, `--endpoint-url`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.local_addr())
+    }
+
+    /// The line `weir serve` prints once it accepts connections:
+    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT"}`.
+    pub fn startup_line(&self) -> String {
+        // Written by hand: the field order is part of the contract.
+        format!(r#"{{"listening":"{}","endpoint":"{}"}}"#, self.local_addr(), self.endpoint())
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { tx: Arc::clone(&self.stop_tx) }
+    }
+
+    /// Calls `f` with the listening address once the server accepts connections.
+    pub fn on_ready(mut self, f: impl FnOnce(SocketAddr) + Send + 'static) -> Self {
+        self.on_ready = Some(Box::new(f));
+        self
+    }
+
+    /// Serves until [`Stopper::stop`]; then stops accepting, answers waiting long polls, and
+    /// returns once every request in flight is answered (or [`SHUTDOWN_GRACE`] passed).
+    pub fn run(self) -> Result<()> {
+        self.run_inner(false)
+    }
+
+    /// [`Server::run`], also stopping on SIGINT or SIGTERM (what `weir serve` does).
+    pub fn run_until_signal(self) -> Result<()> {
+        self.run_inner(true)
+    }
+
+    fn run_inner(self, signals: bool) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.worker_threads)
+            .max_blocking_threads(self.config.blocking_threads)
+            .thread_name("weir-serve")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("start the server runtime", self.config.listen.to_string(), e))?;
+        let local_addr = self.local_addr();
+        let boot_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let shared = Arc::new(Shared {
+            engine: Arc::clone(&self.engine),
+            identity: sqs::urls::Identity {
+                account_id: self.config.account_id.clone(),
+                region: self.config.region.clone(),
+            },
+            metrics: metrics::Metrics::default(),
+            log: logging::Logger::new(self.config.log_level),
+            stop: self.stop_tx.subscribe(),
+            waiters: sqs::wait::Waiters::default(),
+            config: self.config,
+            local_addr,
+            request_ids: AtomicU64::new(0),
+            boot_nanos,
+        });
+        let stop_tx = Arc::clone(&self.stop_tx);
+        let listener = self.listener;
+        let on_ready = self.on_ready;
+        let result = runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| Error::io("listen on", local_addr.to_string(), e))?;
+            if signals {
+                listener::stop_on_signals(Arc::clone(&stop_tx), Arc::clone(&shared))?;
+            }
+            if let Some(f) = on_ready {
+                f(local_addr);
+            }
+            listener::serve(listener, Arc::clone(&shared)).await;
+            Ok::<(), Error>(())
+        });
+        // Blocking calls still running (none once every connection is closed) finish here.
+        runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        result
+    }
+}

@@ -1,0 +1,240 @@
+//! The request path: read the body (bounded), tell the service, protocol and operation apart,
+//! authenticate, run the operation, then count and log it.
+//!
+//! A request is for SQS when it carries `X-Amz-Target: AmazonSQS.<Operation>` (AWS JSON 1.0) or
+//! an `Action` form parameter with `Version=2012-11-05` or none (the query protocol, whose
+//! older clients POST to a queue URL's path). The services of the next issue are told apart the
+//! same way: by their JSON target prefix (`Kinesis_20131202`, `Firehose_20150804`) or their
+//! query `Version` (`2010-03-31` for SNS), each with its own operation table.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::body::{read_limited, BodyError};
+use super::logging::{fields, LogLevel};
+use super::wire::{query, Protocol};
+use super::{auth, metrics, sqs, Shared};
+
+/// The services the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// Amazon SQS.
+    Sqs,
+}
+
+impl ServiceKind {
+    /// The name used in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Sqs => "sqs",
+        }
+    }
+}
+
+/// A request's parameters before the operation's own reading of them.
+#[derive(Debug, Clone)]
+pub enum RawParams {
+    /// A JSON object (AWS JSON protocol).
+    Json(Map<String, Value>),
+    /// Decoded form pairs (query protocol), body and URL query string together.
+    Form(Vec<(String, String)>),
+}
+
+/// A request, routed.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Which service runs it.
+    pub service: ServiceKind,
+    /// How it came.
+    pub protocol: Protocol,
+    /// The operation's name, if the request names one.
+    pub operation: Option<String>,
+    /// Its parameters, or why they could not be read.
+    pub params: Result<RawParams, String>,
+    /// The URL path, when it may name a queue (`/ACCOUNT/NAME`, query protocol).
+    pub path: String,
+    /// The host the client addressed (for queue URLs).
+    pub host: String,
+}
+
+/// What a service answers, with what the server counts and logs about it.
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP response.
+    pub response: Response<Full<Bytes>>,
+    /// The operation, when known (unknown ones are counted together).
+    pub operation: Option<&'static str>,
+    /// The queue (or other resource) it addressed, for the log.
+    pub resource: Option<String>,
+    /// The error code, when it failed.
+    pub error: Option<&'static str>,
+}
+
+/// Serves one request. Never fails: every problem is an answer in the request's protocol.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    if parts.method == Method::GET && parts.uri.path() == "/health" {
+        return plain(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok\n"));
+    }
+    if parts.method == Method::GET && parts.uri.path() == "/metrics" {
+        let text = metrics::render(&shared).await;
+        return plain(StatusCode::OK, metrics::CONTENT_TYPE, Bytes::from(text));
+    }
+    let request_id = shared.next_request_id();
+    let body = read_limited(body, shared.config.max_body_bytes).await;
+    let (call, body) = match body {
+        Ok(bytes) => (route(&parts, &bytes, &shared), bytes),
+        Err(BodyError::TooLarge { seen, limit }) => {
+            let mut call = route(&parts, &Bytes::new(), &shared);
+            call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
+            let answer = sqs::too_large(
+                &call,
+                &request_id,
+                &format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."),
+            );
+            return finish(&shared, &call, answer, &request_id, started);
+        }
+        Err(BodyError::Broken(reason)) => {
+            shared.log.log(LogLevel::Debug, "request body broken", fields!("error" => reason));
+            return plain(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", Bytes::from_static(b"broken body\n"));
+        }
+    };
+    // The authentication step: every service's requests pass here before they run.
+    let principal = match auth::authenticate(&parts, &body, &shared.config.account_id) {
+        Ok(p) => p,
+        Err(e) => {
+            let answer = sqs::refused(&call, &request_id, &e.reason);
+            return finish(&shared, &call, answer, &request_id, started);
+        }
+    };
+    let answer = match call.service {
+        ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+    };
+    finish(&shared, &call, answer, &request_id, started)
+}
+
+fn finish(shared: &Shared, call: &Call, answer: Answer, request_id: &str, started: Instant) -> Response<Full<Bytes>> {
+    let elapsed = started.elapsed();
+    let status = answer.response.status().as_u16();
+    shared.metrics.record(call.service.name(), answer.operation, answer.error.is_some(), elapsed);
+    if shared.log.enabled(LogLevel::Debug) {
+        shared.log.log(
+            LogLevel::Debug,
+            "request",
+            fields!(
+                "request_id" => request_id,
+                "service" => call.service.name(),
+                "protocol" => if call.protocol == Protocol::Json { "json" } else { "query" },
+                "operation" => answer.operation.map(str::to_string).or_else(|| call.operation.clone()).unwrap_or_default(),
+                "status" => status,
+                "duration_ms" => (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            )
+            .into_iter()
+            .chain(answer.resource.clone().map(|q| ("queue".to_string(), q.into())))
+            .chain(answer.error.map(|e| ("error".to_string(), e.into())))
+            .collect(),
+        );
+    }
+    if status >= 500 {
+        shared.log.error(
+            "request failed on the server's side",
+            fields!("request_id" => request_id, "status" => status, "error" => answer.error.unwrap_or_default()),
+        );
+    }
+    answer.response
+}
+
+/// Tells a request's service, protocol and operation apart, and reads its parameters.
+pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+        .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| shared.local_addr.to_string());
+    let path = parts.uri.path().to_string();
+    if let Some(target) = parts.headers.get("x-amz-target") {
+        let target = target.to_str().unwrap_or_default();
+        let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
+        // Kinesis_20131202 and Firehose_20150804 join here in the next issue; until then every
+        // target is SQS's to answer (an unknown prefix is an unknown operation).
+        let service = ServiceKind::Sqs;
+        let known_prefix = prefix == sqs::JSON_TARGET_PREFIX;
+        let params = if body.iter().all(u8::is_ascii_whitespace) {
+            Ok(RawParams::Json(Map::new()))
+        } else {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(map)) => Ok(RawParams::Json(map)),
+                Ok(_) => Err("the request body must be a JSON object".to_string()),
+                Err(e) => Err(format!("the request body is not valid JSON: {e}")),
+            }
+        };
+        return Call {
+            service,
+            protocol: Protocol::Json,
+            operation: (known_prefix && !operation.is_empty()).then(|| operation.to_string()),
+            params,
+            path,
+            host,
+        };
+    }
+    // The query protocol: parameters from the URL's query string and a form body.
+    let mut pairs = Vec::new();
+    let mut problem = None;
+    if let Some(q) = parts.uri.query() {
+        match query::parse_form(q.as_bytes()) {
+            Ok(p) => pairs.extend(p),
+            Err(e) => problem = Some(e),
+        }
+    }
+    let is_form = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !body.is_empty() {
+        if !is_form {
+            problem.get_or_insert_with(|| {
+                "the request has neither an X-Amz-Target header nor a form body (Content-Type: application/x-www-form-urlencoded)".to_string()
+            });
+        } else {
+            match query::parse_form(body) {
+                Ok(p) => pairs.extend(p),
+                Err(e) => problem = Some(e),
+            }
+        }
+    }
+    let operation = pairs.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
+    // `Version=2010-03-31` (SNS) joins here in the next issue.
+    let service = ServiceKind::Sqs;
+    Call {
+        service,
+        protocol: Protocol::Query,
+        operation,
+        params: match problem {
+            Some(p) => Err(p),
+            None => Ok(RawParams::Form(pairs)),
+        },
+        path,
+        host,
+    }
+}
+
+/// A response with a body and content type.
+pub(crate) fn plain(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

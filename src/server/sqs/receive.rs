@@ -1,0 +1,117 @@
+//! `ReceiveMessage`: its parameters with SQS's checks, the long poll, and each message as SQS
+//! renders it (system attributes asked for, message attributes chosen, digests).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::context::Ctx;
+use super::errors::{shorten, Code, SqsError};
+use super::limits::*;
+use super::md5::body_md5;
+use super::message_attributes;
+use super::queue_attributes::QUEUE_ATTRIBUTE_NAMES;
+use super::wait::wait_for_messages;
+use super::Output;
+use crate::queue::{ReceiveOptions, ReceivedMessage};
+use crate::server::wire::Input;
+
+/// The system attributes a receive can ask for (besides `All`).
+pub const SYSTEM_ATTRIBUTE_NAMES: &[&str] = &[
+    "SenderId",
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+];
+
+/// `ReceiveMessage`.
+pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
+    let name = ctx.queue_name(&input)?;
+    let max = int_in_range(&input, "MaxNumberOfMessages", 1, MAX_RECEIVE_MESSAGES)?.unwrap_or(1);
+    let visibility = int_in_range(&input, "VisibilityTimeout", 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?;
+    let wait = int_in_range(&input, "WaitTimeSeconds", 0, MAX_WAIT_SECONDS)?;
+    // AttributeNames is the older name of MessageSystemAttributeNames; both are honoured.
+    let mut system = input.str_list("AttributeNames")?;
+    system.extend(input.str_list("MessageSystemAttributeNames")?);
+    for a in &system {
+        if a != "All" && !SYSTEM_ATTRIBUTE_NAMES.contains(&a.as_str()) && !QUEUE_ATTRIBUTE_NAMES.contains(&a.as_str()) {
+            return Err(SqsError::new(Code::InvalidAttributeName, format!("Unknown Attribute {}.", shorten(a))));
+        }
+    }
+    let message_attributes = input.str_list("MessageAttributeNames")?;
+    for a in &message_attributes {
+        if a.is_empty() || a.len() > MAX_ATTRIBUTE_NAME_LEN {
+            return Err(SqsError::invalid_parameter(
+                "MessageAttributeNames",
+                a,
+                "Message attribute names are 1 to 256 characters.",
+            ));
+        }
+    }
+    if let Some(attempt) = input.str("ReceiveRequestAttemptId")? {
+        if attempt.is_empty() || attempt.len() > MAX_FIFO_ID_LEN || !attempt.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(SqsError::invalid_parameter(
+                "ReceiveRequestAttemptId",
+                attempt,
+                "It can only include alphanumeric and punctuation characters. 1 to 128 in length.",
+            ));
+        }
+        // TODO(sqs-engine): pass it as `ReceiveOptions::attempt_id` so a retried FIFO receive
+        // gets the same messages and receipt handles; today every receive is a new attempt.
+    }
+    let options = ReceiveOptions {
+        max: max as usize,
+        wait: Some(Duration::ZERO),
+        visibility_timeout: visibility.map(Duration::from_secs),
+    };
+    let messages = wait_for_messages(&ctx, &name, options, wait.map(Duration::from_secs)).await?;
+    let rendered: Vec<Value> =
+        messages.iter().map(|m| Value::Object(render(&ctx, m, &system, &message_attributes))).collect();
+    let mut out = Map::new();
+    if !rendered.is_empty() {
+        out.insert("Messages".into(), Value::Array(rendered));
+    }
+    Ok(out)
+}
+
+fn render(ctx: &Ctx, m: &ReceivedMessage, system: &[String], attribute_names: &[String]) -> Map<String, Value> {
+    let body = String::from_utf8_lossy(&m.body);
+    let mut out = Map::new();
+    out.insert("MessageId".into(), m.message_id.clone().into());
+    out.insert("ReceiptHandle".into(), m.receipt_handle.clone().into());
+    out.insert("MD5OfBody".into(), body_md5(&body).into());
+    out.insert("Body".into(), body.into_owned().into());
+    let all = system.iter().any(|a| a == "All");
+    let asked = |name: &str| all || system.iter().any(|a| a == name);
+    let mut attributes = Map::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let (true, Some(v)) = (asked(name), value) {
+            attributes.insert(name.to_string(), v.into());
+        }
+    };
+    // TODO(sqs-engine): the sender's id from `ReceivedMessage::sender_id`; every request acts
+    // as the server's account today, so that is who sent it.
+    put("SenderId", Some(ctx.principal.account_id.clone()));
+    put("SentTimestamp", Some(m.sent_ms.to_string()));
+    put("ApproximateReceiveCount", Some(m.receive_count.to_string()));
+    put("ApproximateFirstReceiveTimestamp", Some(m.first_receive_ms.to_string()));
+    put("SequenceNumber", m.sequence.map(|s| s.to_string()));
+    put("MessageGroupId", m.group.clone());
+    // TODO(sqs-engine): MessageDeduplicationId (`ReceivedMessage::dedup_id`), AWSTraceHeader
+    // (`trace_header`) and DeadLetterQueueSourceArn (`dead_letter_source`, rendered with
+    // `ctx.arn`) once the engine returns them.
+    if !attributes.is_empty() {
+        out.insert("Attributes".into(), Value::Object(attributes));
+    }
+    let (message_attributes, md5) = message_attributes::render(&m.attributes, attribute_names);
+    if let Some(md5) = md5 {
+        out.insert("MD5OfMessageAttributes".into(), md5.into());
+        out.insert("MessageAttributes".into(), Value::Object(message_attributes));
+    }
+    out
+}
