@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::tags::{ResourceKind, Tags};
 use crate::error::{Error, Result};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
@@ -46,6 +47,28 @@ pub enum CatalogRecord {
         name: String,
         /// Its attributes.
         config: QueueConfig,
+        /// Tags the queue is created with (only in the record that creates it), so that
+        /// creating and tagging is one atomic change.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: Tags,
+    },
+    /// Tags were added to (or changed on) a queue, topic or stream.
+    Tag {
+        /// What kind of resource.
+        resource: ResourceKind,
+        /// Its name.
+        name: String,
+        /// Tags to add; a key that exists gets the new value.
+        tags: Tags,
+    },
+    /// Tags were removed from a queue, topic or stream.
+    Untag {
+        /// What kind of resource.
+        resource: ResourceKind,
+        /// Its name.
+        name: String,
+        /// Keys to remove (absent ones are ignored).
+        keys: Vec<String>,
     },
     /// A queue was deleted.
     DeleteQueue {
@@ -96,6 +119,10 @@ pub struct QueueEntry {
     pub id: u32,
     /// Attributes.
     pub config: QueueConfig,
+    /// When the record that created it was written (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed (the time of its latest `put_queue` record).
+    pub modified_ms: u64,
 }
 
 /// The replayed state of the catalog.
@@ -117,10 +144,18 @@ pub struct CatalogState {
     pub next_topic_id: u32,
     /// The number the next subscription id carries.
     pub next_subscription: u64,
+    /// Tags of queues, topics and streams that have any.
+    pub tags: BTreeMap<(ResourceKind, String), Tags>,
 }
 
 impl CatalogState {
-    fn apply(&mut self, record: CatalogRecord) {
+    /// The tags of a resource (empty if it has none).
+    pub fn tags_of(&self, kind: ResourceKind, name: &str) -> Tags {
+        self.tags.get(&(kind, name.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Applies one record, written at `time_ms` (its frame's time).
+    fn apply(&mut self, record: CatalogRecord, time_ms: u64) {
         match record {
             CatalogRecord::PutStream { stream } => {
                 self.deleted_streams.retain(|n| n != &stream.name);
@@ -128,6 +163,7 @@ impl CatalogState {
             }
             CatalogRecord::DeleteStream { name } => {
                 self.streams.remove(&name);
+                self.tags.remove(&(ResourceKind::Stream, name.clone()));
                 self.deleted_streams.push(name);
             }
             CatalogRecord::Init { secret } => {
@@ -135,19 +171,42 @@ impl CatalogState {
                     self.secret = parse_secret(&secret);
                 }
             }
-            CatalogRecord::PutQueue { id, name, config } => {
-                self.next_queue_id = self.next_queue_id.max(id + 1);
-                self.queues.insert(name, QueueEntry { id, config });
+            CatalogRecord::PutQueue { id, name, config, tags } => {
+                self.next_queue_id = self.next_queue_id.max(id.saturating_add(1));
+                let created_ms = match self.queues.get(&name) {
+                    Some(existing) if existing.id == id => existing.created_ms,
+                    _ => time_ms,
+                };
+                if !tags.is_empty() {
+                    self.tags.entry((ResourceKind::Queue, name.clone())).or_default().extend(tags);
+                }
+                self.queues.insert(name, QueueEntry { id, config, created_ms, modified_ms: time_ms });
             }
             CatalogRecord::DeleteQueue { name } => {
                 self.queues.remove(&name);
+                self.tags.remove(&(ResourceKind::Queue, name));
+            }
+            CatalogRecord::Tag { resource, name, tags } => {
+                self.tags.entry((resource, name)).or_default().extend(tags);
+            }
+            CatalogRecord::Untag { resource, name, keys } => {
+                let key = (resource, name);
+                if let Some(tags) = self.tags.get_mut(&key) {
+                    for k in &keys {
+                        tags.remove(k);
+                    }
+                    if tags.is_empty() {
+                        self.tags.remove(&key);
+                    }
+                }
             }
             CatalogRecord::PutTopic { id, name, config } => {
-                self.next_topic_id = self.next_topic_id.max(id + 1);
+                self.next_topic_id = self.next_topic_id.max(id.saturating_add(1));
                 self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new() });
             }
             CatalogRecord::DeleteTopic { name } => {
                 self.topics.remove(&name);
+                self.tags.remove(&(ResourceKind::Topic, name));
             }
             CatalogRecord::Subscribe { subscription } => {
                 if let Some(n) = subscription.id.strip_prefix("sub-").and_then(|n| n.parse::<u64>().ok()) {
@@ -230,7 +289,7 @@ impl Catalog {
         log.for_each_from(log.first_seq(), |r| {
             let record: CatalogRecord = serde_json::from_slice(&r.value)
                 .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;
-            state.apply(record);
+            state.apply(record, r.time_ms);
             Ok(())
         })?;
         Ok(Catalog { log, state })
@@ -243,9 +302,15 @@ impl Catalog {
 
     /// Durably records a change, then applies it.
     pub fn append(&mut self, record: CatalogRecord, now_ms: u64) -> Result<()> {
+        self.append_stamped(record, now_ms).map(|_| ())
+    }
+
+    /// [`Catalog::append`], returning the time the log stamped on the record (the time replay
+    /// applies it at: never earlier than an earlier record's, whatever the clock did).
+    pub fn append_stamped(&mut self, record: CatalogRecord, now_ms: u64) -> Result<u64> {
         let value = serde_json::to_vec(&record).map_err(|e| Error::InvalidArgument(format!("catalog record: {e}")))?;
-        self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
-        self.state.apply(record);
-        Ok(())
+        let outcome = self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
+        self.state.apply(record, outcome.time_ms);
+        Ok(outcome.time_ms)
     }
 }

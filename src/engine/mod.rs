@@ -12,6 +12,8 @@
 
 pub mod catalog;
 pub mod lock;
+mod queue_admin;
+pub mod tags;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -158,7 +160,13 @@ impl Engine {
         let queue_defs = state
             .queues
             .iter()
-            .map(|(name, q)| QueueDef { id: q.id, name: name.clone(), config: q.config.clone() })
+            .map(|(name, q)| QueueDef {
+                id: q.id,
+                name: name.clone(),
+                config: q.config.clone(),
+                created_ms: q.created_ms,
+                modified_ms: q.modified_ms,
+            })
             .collect();
         let store_env = StoreEnv {
             vfs: options.vfs.clone(),
@@ -314,48 +322,14 @@ impl Engine {
 
     /// Creates a queue. Creating one that exists with the same attributes succeeds (as SQS);
     /// with different attributes it fails. A redrive policy must name an existing queue of the
-    /// same type (FIFO for a FIFO queue).
+    /// same type (FIFO for a FIFO queue) whose redrive allow policy lets this one use it.
     pub fn create_queue(&self, name: &str, config: QueueConfig) -> Result<()> {
-        names::validate_queue_name("queue", name, config.fifo)?;
-        config.validate()?;
-        let mut catalog = self.inner.catalog.lock();
-        if let Some(existing) = catalog.state().queues.get(name) {
-            if existing.config == config {
-                return Ok(());
-            }
-            return Err(Error::AlreadyExists { kind: "queue", name: name.to_string() });
-        }
-        check_redrive(catalog.state(), name, &config)?;
-        let id = catalog.state().next_queue_id;
-        catalog.append(
-            CatalogRecord::PutQueue { id, name: name.to_string(), config: config.clone() },
-            self.inner.options.clock.now_ms(),
-        )?;
-        self.inner.queues.add_queue(QueueDef { id, name: name.to_string(), config });
-        Ok(())
+        self.create_queue_with(name, config, &tags::Tags::new())
     }
 
     /// Changes a queue's attributes (all but `fifo`, which is fixed at creation).
     pub fn set_queue_attributes(&self, name: &str, config: QueueConfig) -> Result<()> {
-        let queue = self.queue(name)?;
-        config.validate()?;
-        let mut catalog = self.inner.catalog.lock();
-        let Some(existing) = catalog.state().queues.get(name).cloned() else {
-            return Err(Error::NotFound { kind: "queue", name: name.to_string() });
-        };
-        if existing.config.fifo != config.fifo {
-            return Err(Error::InvalidArgument("a queue's type (FIFO or standard) cannot change".into()));
-        }
-        check_redrive(catalog.state(), name, &config)?;
-        // Expiry is computed from the current retention: make it durable under the shorter of
-        // the two, so neither a shorter nor a longer setting revives what is already gone.
-        self.inner.queues.expire_for_retention(&queue.cell, config.retention.min(existing.config.retention))?;
-        catalog.append(
-            CatalogRecord::PutQueue { id: existing.id, name: name.to_string(), config: config.clone() },
-            self.inner.options.clock.now_ms(),
-        )?;
-        self.inner.queues.set_config(&queue.cell, config);
-        Ok(())
+        self.update_queue_config(name, |_| Ok(config))
     }
 
     /// A queue's attributes and approximate counts.
@@ -591,6 +565,12 @@ fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig
             "the dead-letter queue of a {} queue must be {} too",
             if config.fifo { "FIFO" } else { "standard" },
             if config.fifo { "FIFO" } else { "standard" }
+        )));
+    }
+    if !dlq.config.redrive_allow.allows(name) {
+        return Err(Error::InvalidArgument(format!(
+            "the redrive allow policy of {:?} does not let {name:?} use it as its dead-letter queue",
+            redrive.dead_letter_queue
         )));
     }
     Ok(())

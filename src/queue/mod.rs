@@ -10,6 +10,7 @@ pub mod attributes;
 pub mod config;
 pub mod dedup;
 pub mod keyed;
+pub mod policy;
 pub mod receipt;
 pub mod state;
 pub mod store;
@@ -22,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 pub use attributes::{AttributeValue, Attributes};
-pub use config::{QueueConfig, RedrivePolicy};
+pub use config::{DedupScope, FifoThroughputLimit, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
 use store::{QueueCell, QueueStore};
 
 /// Most entries in one batch call, as SQS.
@@ -147,6 +148,24 @@ pub struct QueueAttributes {
     pub dead_letter_queue: Option<String>,
     /// Max receives before the dead-letter queue.
     pub max_receives: Option<u32>,
+    /// FIFO: deduplication per queue or per message group.
+    pub dedup_scope: DedupScope,
+    /// FIFO: SQS's throughput quota setting.
+    pub fifo_throughput_limit: FifoThroughputLimit,
+    /// Which queues may use this one as their dead-letter queue.
+    pub redrive_allow: RedriveAllowPolicy,
+    /// The access policy (JSON), if any.
+    pub policy: Option<String>,
+    /// SSE-KMS key, if any (kept, not used).
+    pub kms_master_key_id: Option<String>,
+    /// SSE-KMS data key reuse period, seconds.
+    pub kms_data_key_reuse_period_s: u64,
+    /// SSE-SQS (kept, not used).
+    pub sqs_managed_sse: bool,
+    /// When the queue was created (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed (ms since the Unix epoch).
+    pub last_modified_ms: u64,
     /// Messages visible now.
     pub approximate_visible: u64,
     /// Messages held by receivers.

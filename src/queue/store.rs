@@ -27,7 +27,7 @@ use crate::queue::attributes::{self, from_stored, to_stored};
 use crate::queue::config::{
     check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
-use crate::queue::dedup::{digest, DedupWindow, FirstSend};
+use crate::queue::dedup::{digest, scoped_digest, DedupWindow, FirstSend};
 use crate::queue::receipt::{Receipt, ReceiptKey};
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
@@ -42,6 +42,10 @@ pub struct QueueCell {
     pub id: u32,
     /// Name.
     pub name: String,
+    /// When the queue was created (ms since the Unix epoch, from the catalog).
+    pub created_ms: u64,
+    /// When its attributes last changed.
+    modified_ms: AtomicU64,
     pub(crate) state: Mutex<QueueState>,
     wake: Condvar,
     /// Long polls asleep on `wake` (changed only under `state`'s lock).
@@ -52,10 +56,12 @@ pub struct QueueCell {
 }
 
 impl QueueCell {
-    fn new(id: u32, name: String, state: QueueState) -> QueueCell {
+    fn new(def: &QueueDef, state: QueueState) -> QueueCell {
         QueueCell {
-            id,
-            name,
+            id: def.id,
+            name: def.name.clone(),
+            created_ms: def.created_ms,
+            modified_ms: AtomicU64::new(def.modified_ms),
             state: Mutex::new(state),
             wake: Condvar::new(),
             waiting: AtomicU64::new(0),
@@ -83,6 +89,10 @@ pub struct QueueDef {
     pub name: String,
     /// Attributes.
     pub config: QueueConfig,
+    /// When it was created (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed.
+    pub modified_ms: u64,
 }
 
 /// The shared message log and every queue's index.
@@ -150,8 +160,9 @@ impl QueueStore {
     pub fn open(dir: &Path, env: StoreEnv, queues: Vec<QueueDef>, fifo_topics: Vec<u32>) -> Result<QueueStore> {
         let StoreEnv { vfs, log_config, clock, secret, lock } = env;
         let log = Log::open(vfs, dir, log_config, 0)?;
+        let defs: HashMap<u32, QueueDef> = queues.into_iter().map(|q| (q.id, q)).collect();
         let mut states: HashMap<u32, QueueState> =
-            queues.into_iter().map(|q| (q.id, QueueState::new(q.id, q.name, q.config))).collect();
+            defs.values().map(|q| (q.id, QueueState::new(q.id, q.name.clone(), q.config.clone()))).collect();
         let mut topic_dedup: HashMap<u32, DedupWindow> =
             fifo_topics.into_iter().map(|id| (id, DedupWindow::default())).collect();
         let now = clock.now_ms();
@@ -165,10 +176,10 @@ impl QueueStore {
         id_seed.copy_from_slice(&seed_hasher.finalize()[..16]);
         let cells = states
             .into_values()
-            .map(|mut st| {
+            .filter_map(|mut st| {
                 st.rebuild(now);
-                let cell = Arc::new(QueueCell::new(st.id, st.name.clone(), st));
-                (cell.name.clone(), cell)
+                let cell = Arc::new(QueueCell::new(defs.get(&st.id)?, st));
+                Some((cell.name.clone(), cell))
             })
             .collect();
         Ok(QueueStore {
@@ -202,8 +213,7 @@ impl QueueStore {
 
     /// Adds a new, empty queue (the catalog has recorded it).
     pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
-        let cell =
-            Arc::new(QueueCell::new(def.id, def.name.clone(), QueueState::new(def.id, def.name.clone(), def.config)));
+        let cell = Arc::new(QueueCell::new(&def, QueueState::new(def.id, def.name.clone(), def.config.clone())));
         self.queues.write().insert(def.name, Arc::clone(&cell));
         cell
     }
@@ -241,10 +251,32 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Replaces a queue's attributes (the catalog has recorded them).
-    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig) {
-        cell.state.lock().config = config;
+    /// Replaces a queue's attributes (the catalog has recorded them at `modified_ms`).
+    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig, modified_ms: u64) {
+        let mut st = cell.state.lock();
+        let rekey = st.config.dedup_scope != config.dedup_scope;
+        st.config = config;
+        if rekey {
+            self.rekey_dedup(&mut st);
+        }
+        cell.modified_ms.store(modified_ms, Ordering::SeqCst);
+        drop(st);
         cell.wake.notify_all();
+    }
+
+    /// Remembers a FIFO queue's deduplication ids under its current scope, as a reopen would
+    /// (replay keys them by the scope in force). The first sends are still in the log: segments
+    /// younger than the deduplication window are never deleted. One that cannot be read is
+    /// forgotten (its damage is reported to whoever reads its message).
+    fn rekey_dedup(&self, st: &mut QueueState) {
+        let scope = st.config.dedup_scope;
+        for first in st.dedup.take_all() {
+            if let Ok(m) = self.read_message(first.key) {
+                if !m.dedup.is_empty() {
+                    st.dedup.remember(scoped_digest(scope, &m.group, &m.dedup), first);
+                }
+            }
+        }
     }
 
     /// Wakes every long poll so it looks at the clock again (tests that move a manual clock).
@@ -331,7 +363,8 @@ impl QueueStore {
             }
             let dedup = dedup_id(&config, entry);
             if let Some(d) = &dedup {
-                let key = digest(d);
+                let group = entry.options.group.as_deref().unwrap_or_default().as_bytes();
+                let key = scoped_digest(config.dedup_scope, group, d);
                 if let Some(first) = st.dedup.lookup(&key, now) {
                     wait_for = wait_for.max(first.key + 1);
                     results.push(Some(Ok(send_result(&config, &first.message_id, first.key, true))));
@@ -359,7 +392,9 @@ impl QueueStore {
                 attributes: to_stored(&entry.options.attributes),
                 body: entry.body.clone(),
             };
-            written.push((i, (!message.dedup.is_empty()).then(|| digest(&message.dedup))));
+            let scoped =
+                (!message.dedup.is_empty()).then(|| scoped_digest(config.dedup_scope, &message.group, &message.dedup));
+            written.push((i, scoped));
             records.push(QueueRecord::Message(message));
             results.push(None);
         }
@@ -456,9 +491,10 @@ impl QueueStore {
                     continue;
                 }
                 // A FIFO queue's own window also applies to what a topic delivers into it.
-                let queue_dup = !message.dedup.is_empty()
-                    && guards[s].config.fifo
-                    && guards[s].dedup.lookup(&digest(&message.dedup), now).is_some();
+                let queue_dup = !message.dedup.is_empty() && guards[s].config.fifo && {
+                    let scope = guards[s].config.dedup_scope;
+                    guards[s].dedup.lookup(&scoped_digest(scope, &message.group, &message.dedup), now).is_some()
+                };
                 if queue_dup {
                     continue;
                 }
@@ -487,9 +523,8 @@ impl QueueStore {
                         guards[*s].insert(key, key, m.sent_ms, m.visible_at_ms, &m.group, now);
                         if guards[*s].config.fifo && !m.dedup.is_empty() {
                             let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
-                            guards[*s]
-                                .dedup
-                                .remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                            let scoped = scoped_digest(guards[*s].config.dedup_scope, &m.group, &m.dedup);
+                            guards[*s].dedup.remember(scoped, FirstSend { message_id: m.message_id, key, expires_ms });
                         }
                     }
                     seq += 1;
@@ -800,6 +835,15 @@ impl QueueStore {
             receive_wait_s: cfg.receive_wait.as_secs(),
             dead_letter_queue: cfg.redrive.as_ref().map(|r| r.dead_letter_queue.clone()),
             max_receives: cfg.redrive.as_ref().map(|r| r.max_receives),
+            dedup_scope: cfg.dedup_scope,
+            fifo_throughput_limit: cfg.fifo_throughput_limit,
+            redrive_allow: cfg.redrive_allow.clone(),
+            policy: cfg.policy.clone(),
+            kms_master_key_id: cfg.kms_master_key_id.clone(),
+            kms_data_key_reuse_period_s: cfg.kms_data_key_reuse_period.as_secs(),
+            sqs_managed_sse: cfg.sqs_managed_sse,
+            created_ms: cell.created_ms,
+            last_modified_ms: cell.modified_ms.load(Ordering::SeqCst),
             approximate_visible: c.visible,
             approximate_in_flight: c.in_flight,
             approximate_delayed: c.delayed,
@@ -996,7 +1040,8 @@ fn replay(
                 if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
                     let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
                     if expires_ms > now {
-                        st.dedup.remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                        let scoped = scoped_digest(st.config.dedup_scope, &m.group, &m.dedup);
+                        st.dedup.remember(scoped, FirstSend { message_id: m.message_id, key, expires_ms });
                     }
                 }
                 st.replay_message(
