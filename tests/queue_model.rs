@@ -525,6 +525,7 @@ impl Harness {
             max,
             wait: Some(Duration::ZERO),
             visibility_timeout: visibility_s.map(Duration::from_secs),
+            ..ReceiveOptions::default()
         };
         let got = self.queue(q).receive(options).expect("receive");
         let visibility_ms = visibility_s.map_or(VISIBILITY_MS, |s| s * 1000);
@@ -896,7 +897,8 @@ proptest! {
 // ----- single behaviours -----
 
 fn receive_now(queue: &Queue, max: usize, visibility: Option<Duration>) -> Vec<ReceivedMessage> {
-    let options = ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: visibility };
+    let options =
+        ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: visibility, ..ReceiveOptions::default() };
     queue.receive(options).expect("receive")
 }
 

@@ -45,6 +45,12 @@ pub struct SendOptions {
     pub group: Option<String>,
     /// FIFO: the deduplication id (required unless content-based deduplication is on).
     pub dedup_id: Option<String>,
+    /// The AWSTraceHeader system attribute (1 to 1024 printable ASCII characters), returned
+    /// with the message.
+    pub trace_header: Option<String>,
+    /// Who sends it (an account or principal id, 1 to 256 printable ASCII characters), returned
+    /// with the message as its sender id.
+    pub sender_id: Option<String>,
 }
 
 /// One entry of a `send_batch`.
@@ -78,6 +84,12 @@ pub struct ReceiveOptions {
     pub wait: Option<Duration>,
     /// Visibility timeout for these messages (default: the queue's).
     pub visibility_timeout: Option<Duration>,
+    /// FIFO: a receive request attempt id (1 to 128 printable ASCII characters). A receive
+    /// repeated with the same id within 5 minutes returns the same messages with the same
+    /// receipt handles (and restarts their visibility timeout) while they are still in flight
+    /// from that receive, untouched; otherwise it receives anew. Kept in memory: a reopen
+    /// forgets attempts. Ignored by standard queues.
+    pub attempt_id: Option<String>,
 }
 
 /// A received message.
@@ -104,6 +116,19 @@ pub struct ReceivedMessage {
     /// FIFO: its sequence number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
+    /// FIFO: its deduplication id (as sent, or the body's SHA-256 in hex under content-based
+    /// deduplication; a message moved to a dead-letter queue has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
+    /// Its AWSTraceHeader system attribute, if it was sent with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
+    /// Its sender id, if the sender gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    /// The queue it was moved to this dead-letter queue from (while that queue exists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_source: Option<String>,
 }
 
 /// A live message seen without receiving it (for operators).

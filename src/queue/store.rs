@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::format::queue_record::{MessageRecord, PublishRecord, QueueRecord, MAX_ID_LEN, OWN_SEQ};
+use crate::format::queue_record::{
+    MessageRecord, PublishRecord, QueueRecord, MAX_ID_LEN, MAX_SENDER_ID_LEN, MAX_TRACE_HEADER_LEN, OWN_SEQ,
+};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
@@ -302,6 +304,15 @@ impl QueueStore {
         &self.clock
     }
 
+    /// The name of the queue a message was dead-lettered from (`origin` 0: none), while that
+    /// queue exists.
+    fn dead_letter_source(&self, origin: u32) -> Option<String> {
+        if origin == 0 {
+            return None;
+        }
+        self.queues.read().values().find(|c| c.id == origin).map(|c| c.name.clone())
+    }
+
     /// A fresh message id.
     pub fn new_message_id(&self) -> [u8; 16] {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
@@ -389,6 +400,8 @@ impl QueueStore {
                 origin_queue: 0,
                 group: entry.options.group.as_ref().map(|g| Bytes::copy_from_slice(g.as_bytes())).unwrap_or_default(),
                 dedup: dedup.map(Bytes::from).unwrap_or_default(),
+                trace_header: optional_bytes(&entry.options.trace_header),
+                sender_id: optional_bytes(&entry.options.sender_id),
                 attributes: to_stored(&entry.options.attributes),
                 body: entry.body.clone(),
             };
@@ -685,8 +698,13 @@ impl QueueStore {
         if let Some(d) = &dlq {
             d.wake.notify_all();
         }
-        let out: Vec<ReceivedMessage> =
-            taken.into_iter().map(|(t, m)| received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo)).collect();
+        let out: Vec<ReceivedMessage> = taken
+            .into_iter()
+            .map(|(t, m)| {
+                let source = self.dead_letter_source(m.origin_queue);
+                received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo, source)
+            })
+            .collect();
         self.log.wait_durable(last)?;
         Ok((out, !selection.to_dead_letter.is_empty()))
     }
@@ -1086,6 +1104,12 @@ fn check_send(config: &QueueConfig, entry: &SendEntry) -> Result<usize> {
         return Err(Error::TooLarge { what: "message (body plus attributes)", size, limit: config.max_message_bytes });
     }
     let o = &entry.options;
+    if let Some(t) = &o.trace_header {
+        check_system_attribute("trace header", t, MAX_TRACE_HEADER_LEN)?;
+    }
+    if let Some(s) = &o.sender_id {
+        check_system_attribute("sender id", s, MAX_SENDER_ID_LEN)?;
+    }
     if config.fifo {
         if o.delay.is_some() {
             return Err(Error::InvalidArgument(
@@ -1125,6 +1149,19 @@ fn check_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// System attributes given by the sender: 1 to `max` printable ASCII characters (spaces
+/// allowed inside).
+fn check_system_attribute(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(Error::InvalidArgument(format!("a {what} is 1 to {max} printable ASCII characters")));
+    }
+    Ok(())
+}
+
+fn optional_bytes(value: &Option<String>) -> Bytes {
+    value.as_ref().map(|v| Bytes::copy_from_slice(v.as_bytes())).unwrap_or_default()
+}
+
 /// The deduplication id a FIFO send is remembered by: the explicit id, or the hex SHA-256 of the
 /// body with content-based deduplication.
 fn dedup_id(config: &QueueConfig, entry: &SendEntry) -> Option<Vec<u8>> {
@@ -1150,6 +1187,11 @@ pub fn format_id(id: &[u8; 16]) -> String {
     crate::text::uuid(id)
 }
 
+/// Text of a stored string field, `None` if empty.
+fn text_of(bytes: &Bytes) -> Option<String> {
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
 fn received(
     receipt_key: &ReceiptKey,
     queue: u32,
@@ -1157,17 +1199,22 @@ fn received(
     msg: &Msg,
     m: MessageRecord,
     fifo: bool,
+    dead_letter_source: Option<String>,
 ) -> ReceivedMessage {
     ReceivedMessage {
         message_id: format_id(&m.message_id),
         receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(receipt_key),
-        body: m.body,
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
         sent_ms: msg.sent_ms,
         first_receive_ms: msg.first_receive_ms(),
         group: fifo.then(|| String::from_utf8_lossy(&m.group).into_owned()),
         sequence: fifo.then_some(key),
+        dedup_id: if fifo { text_of(&m.dedup) } else { None },
+        trace_header: text_of(&m.trace_header),
+        sender_id: text_of(&m.sender_id),
+        dead_letter_source,
+        body: m.body,
     }
 }
 

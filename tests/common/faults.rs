@@ -429,7 +429,7 @@ impl Driver {
             Model::Queues => match i % 6 {
                 2 | 5 => {
                     ledger.begin(Pending::Receive);
-                    let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), visibility_timeout: None };
+                    let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
                     let got = engine.queue(WORK)?.receive(options)?;
                     let mut bodies = Vec::new();
                     for m in got {

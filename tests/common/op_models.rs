@@ -268,6 +268,7 @@ fn apply(engine: &Engine, clock: &ManualClock, model: &mut Model, op: Op, step: 
                 max,
                 wait: Some(Duration::ZERO),
                 visibility_timeout: visibility.map(Duration::from_millis),
+                ..ReceiveOptions::default()
             };
             let got = q.receive(options).unwrap_or_else(|e| panic!("{step}: receive: {e}"));
             let expected = model.queues[qi].visible(now).min(max);
@@ -426,7 +427,7 @@ fn finish(engine: &Engine, clock: &ManualClock, model: &mut Model) {
         let q = engine.queue(name).expect("queue");
         let mut drained: Vec<Vec<u8>> = Vec::new();
         loop {
-            let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+            let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
             let got = q.receive(options).unwrap_or_else(|e| panic!("drain {name}: {e}"));
             if got.is_empty() {
                 break;

@@ -305,8 +305,12 @@ fn fresh_queue(engine: &Engine, name: &str, config: QueueConfig, out: &mut Out) 
 
 /// Receives right away (no long poll); `visibility` overrides the queue's timeout.
 fn receive_now(queue: &Queue, visibility: Option<Duration>) -> CliResult<Vec<ReceivedMessage>> {
-    let options =
-        ReceiveOptions { max: weir::queue::MAX_RECEIVE, wait: Some(Duration::ZERO), visibility_timeout: visibility };
+    let options = ReceiveOptions {
+        max: weir::queue::MAX_RECEIVE,
+        wait: Some(Duration::ZERO),
+        visibility_timeout: visibility,
+        ..ReceiveOptions::default()
+    };
     Ok(queue.receive(options)?)
 }
 
@@ -405,7 +409,7 @@ fn demo_queues(engine: &Engine, out: &mut Out) -> CliResult<()> {
         duplicate.message_id,
         if duplicate.message_id == first_id { "the first one's id" } else { "a new id?" }
     ))?;
-    let head = orders.receive(ReceiveOptions { max: 1, wait: Some(Duration::ZERO), visibility_timeout: None })?;
+    let head = orders.receive(ReceiveOptions { max: 1, wait: Some(Duration::ZERO), ..ReceiveOptions::default() })?;
     for m in &head {
         out.line(format!("receive 1: {} (group {})", body(m), m.group.as_deref().unwrap_or("-")))?;
     }

@@ -215,6 +215,7 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
                 attributes: message_attributes(attrs, Vec::new())?,
                 group,
                 dedup_id,
+                ..SendOptions::default()
             };
             match body {
                 Some(body) => out.json(&SendJson::from(queue.send(body.as_bytes(), options)?)),
@@ -227,6 +228,7 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
                 max: usize::try_from(max).unwrap_or(MAX_RECEIVE),
                 wait: wait.map(Duration::from_secs),
                 visibility_timeout: visibility_timeout.map(Duration::from_secs),
+                ..ReceiveOptions::default()
             };
             for message in queue.receive(options)? {
                 out.json(&ReceivedJson::from(&message))?;
