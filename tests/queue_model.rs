@@ -14,8 +14,9 @@
 //! roll often and maintenance has segments to reclaim.
 //!
 //! Three configurations: a standard queue; a FIFO queue (three groups, four deduplication ids,
-//! content-based deduplication on or off, a queue delay or none); a queue with a dead-letter
-//! queue (max receives 1 to 3, both standard or both FIFO).
+//! content-based deduplication on or off, a queue delay or none, deduplication per queue or per
+//! message group, switched back and forth by an operation); a queue with a dead-letter queue
+//! (max receives 1 to 3, both standard or both FIFO). Purges follow SQS's one-a-minute rule.
 //!
 //! The deterministic tests at the end pin down single behaviours, most of them library bugs
 //! this model found (and that are fixed).
@@ -30,8 +31,8 @@ use std::time::Duration;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use weir::queue::{
-    AttributeValue, Attributes, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy,
-    RedriveResult, SendEntry, SendOptions, SendResult,
+    AttributeValue, Attributes, DedupScope, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage,
+    RedrivePolicy, RedriveResult, SendEntry, SendOptions, SendResult,
 };
 use weir::{Clock, Engine, Error, ManualClock};
 
@@ -63,6 +64,8 @@ enum Kind {
     Fifo {
         content_dedup: bool,
         delay_s: u64,
+        /// Deduplication per message group (`DeduplicationScope=messageGroup`) at the start.
+        group_scope: bool,
     },
     /// A queue with a dead-letter queue, both standard or both FIFO.
     WithDeadLetter {
@@ -87,16 +90,30 @@ struct SendSpec {
 enum Op {
     Send(SendSpec),
     SendBatch(Vec<SendSpec>),
-    Receive { queue: usize, max: usize, visibility: usize },
-    Delete { pick: usize, cross: bool },
+    Receive {
+        queue: usize,
+        max: usize,
+        visibility: usize,
+    },
+    Delete {
+        pick: usize,
+        cross: bool,
+    },
     DeleteBatch(Vec<usize>),
-    ChangeVisibility { pick: usize, timeout: usize },
+    ChangeVisibility {
+        pick: usize,
+        timeout: usize,
+    },
     ChangeVisibilityBatch(Vec<(usize, usize)>),
     Advance(usize),
-    Purge { queue: usize },
+    Purge {
+        queue: usize,
+    },
     Reopen,
     Maintenance,
     Redrive,
+    /// FIFO: switch the deduplication scope between queue and message group.
+    ToggleDedupScope,
 }
 
 fn send_spec(empty_weight: u32) -> impl Strategy<Value = SendSpec> {
@@ -137,10 +154,10 @@ fn op(kind: Kind) -> BoxedStrategy<Op> {
         4 => Just(Op::Reopen),
         5 => Just(Op::Maintenance),
     ];
-    if queues == 2 {
-        prop_oneof![30 => common, 1 => Just(Op::Redrive)].boxed()
-    } else {
-        common.boxed()
+    match kind {
+        Kind::WithDeadLetter { .. } => prop_oneof![30 => common, 1 => Just(Op::Redrive)].boxed(),
+        Kind::Fifo { .. } => prop_oneof![30 => common, 1 => Just(Op::ToggleDedupScope)].boxed(),
+        Kind::Standard => common.boxed(),
     }
 }
 
@@ -195,6 +212,10 @@ struct FirstSend {
     id: String,
     sequence: Option<u64>,
     expires_ms: u64,
+    /// What it was deduplicated by: its group, and its id (or its body under content-based
+    /// deduplication), to key it again when the scope changes.
+    group: String,
+    dedup: String,
 }
 
 #[derive(Debug)]
@@ -208,11 +229,29 @@ struct QueueModel {
     /// Live messages in key order (send order; arrivals by move go to the end).
     msgs: Vec<Msg>,
     dedup: HashMap<String, FirstSend>,
+    /// Every send written (not a duplicate) with what it was deduplicated by: a change of
+    /// scope keys the window again from these, as a reopen keys it from the log.
+    sends: Vec<FirstSend>,
+    /// FIFO: deduplication per message group.
+    group_scope: bool,
+    /// When it was last purged: SQS allows one purge a minute.
+    last_purge_ms: Option<u64>,
+    /// Its attributes as created (for changes).
+    config: QueueConfig,
 }
 
 impl QueueModel {
     fn position(&self, id: &str, incarnation: u32) -> Option<usize> {
         self.msgs.iter().position(|m| m.id == id && m.incarnation == incarnation)
+    }
+
+    /// The key a send is deduplicated by under the queue's scope.
+    fn dedup_key(&self, group: &str, dedup: &str) -> String {
+        if self.group_scope {
+            format!("{group}\u{0}{dedup}")
+        } else {
+            dedup.to_string()
+        }
     }
 }
 
@@ -287,7 +326,7 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(T0));
         let engine = open_engine(dir.path(), &clock);
         let retention = Duration::from_millis(RETENTION_MS);
-        let plain = |name| QueueModel {
+        let plain = |name, config: &QueueConfig| QueueModel {
             name,
             fifo: false,
             content_dedup: false,
@@ -295,21 +334,33 @@ impl Harness {
             redrive: None,
             msgs: Vec::new(),
             dedup: HashMap::new(),
+            sends: Vec::new(),
+            group_scope: false,
+            last_purge_ms: None,
+            config: config.clone(),
         };
         let queues = match kind {
             Kind::Standard => {
-                engine.create_queue("plain", QueueConfig { retention, ..QueueConfig::default() }).expect("create");
-                vec![plain("plain")]
+                let config = QueueConfig { retention, ..QueueConfig::default() };
+                engine.create_queue("plain", config.clone()).expect("create");
+                vec![plain("plain", &config)]
             }
-            Kind::Fifo { content_dedup, delay_s } => {
+            Kind::Fifo { content_dedup, delay_s, group_scope } => {
                 let config = QueueConfig {
                     content_based_dedup: content_dedup,
                     delay: Duration::from_secs(delay_s),
                     retention,
+                    dedup_scope: if group_scope { DedupScope::MessageGroup } else { DedupScope::Queue },
                     ..QueueConfig::fifo()
                 };
-                engine.create_queue("orders.fifo", config).expect("create");
-                vec![QueueModel { fifo: true, content_dedup, delay_ms: delay_s * 1000, ..plain("orders.fifo") }]
+                engine.create_queue("orders.fifo", config.clone()).expect("create");
+                vec![QueueModel {
+                    fifo: true,
+                    content_dedup,
+                    delay_ms: delay_s * 1000,
+                    group_scope,
+                    ..plain("orders.fifo", &config)
+                }]
             }
             Kind::WithDeadLetter { max_receives, fifo } => {
                 let (work, dead, base) = if fifo {
@@ -317,13 +368,14 @@ impl Harness {
                 } else {
                     ("work", "dead", QueueConfig::default())
                 };
-                engine.create_queue(dead, QueueConfig { retention, ..base.clone() }).expect("dlq");
+                let dead_config = QueueConfig { retention, ..base.clone() };
+                engine.create_queue(dead, dead_config.clone()).expect("dlq");
                 let redrive = RedrivePolicy { dead_letter_queue: dead.into(), max_receives };
                 let config = QueueConfig { retention, redrive: Some(redrive), ..base };
-                engine.create_queue(work, config).expect("create");
+                engine.create_queue(work, config.clone()).expect("create");
                 vec![
-                    QueueModel { fifo, redrive: Some((DEAD, max_receives)), ..plain(work) },
-                    QueueModel { fifo, ..plain(dead) },
+                    QueueModel { fifo, redrive: Some((DEAD, max_receives)), ..plain(work, &config) },
+                    QueueModel { fifo, ..plain(dead, &dead_config) },
                 ]
             }
         };
@@ -381,9 +433,20 @@ impl Harness {
             Op::Advance(i) => self.clock.advance(Duration::from_millis(ADVANCES_MS[*i])),
             Op::Purge { queue } => {
                 let q = *queue % self.queues.len();
-                self.queue(q).purge().expect("purge");
-                self.queues[q].msgs.clear();
-                self.lingering.retain(|(lq, _)| *lq != q);
+                let now = self.now();
+                let too_soon = self.queues[q].last_purge_ms.is_some_and(|last| now < last + 60_000);
+                match self.queue(q).purge() {
+                    Err(Error::PurgeInProgress { retry_after_ms, .. }) if too_soon => {
+                        let last = self.queues[q].last_purge_ms.unwrap_or_default();
+                        assert_eq!(retry_after_ms, last + 60_000 - now, "time until the next purge");
+                    }
+                    Ok(()) if !too_soon => {
+                        self.queues[q].msgs.clear();
+                        self.queues[q].last_purge_ms = Some(now);
+                        self.lingering.retain(|(lq, _)| *lq != q);
+                    }
+                    other => panic!("purge (too soon: {too_soon}): {other:?}"),
+                }
             }
             Op::Reopen => self.reopen(),
             Op::Maintenance => {
@@ -391,6 +454,7 @@ impl Harness {
                 self.lingering.clear();
             }
             Op::Redrive => self.redrive(),
+            Op::ToggleDedupScope => self.toggle_dedup_scope(),
         }
         self.expire();
         self.check();
@@ -452,13 +516,12 @@ impl Harness {
             }
             let result = result.expect("valid send");
             let model = &mut self.queues[q];
-            let dedup_key = if !model.fifo {
-                None
-            } else if let Some(d) = &entry.options.dedup_id {
-                Some(format!("id:{d}"))
-            } else {
-                Some(format!("content:{}", String::from_utf8_lossy(&entry.body)))
+            let group = entry.options.group.clone().unwrap_or_default();
+            let dedup = match &entry.options.dedup_id {
+                Some(d) => format!("id:{d}"),
+                None => format!("content:{}", String::from_utf8_lossy(&entry.body)),
             };
+            let dedup_key = model.fifo.then(|| model.dedup_key(&group, &dedup));
             if let Some(first) = dedup_key.as_ref().and_then(|k| model.dedup.get(k)).filter(|f| f.expires_ms > now) {
                 assert!(result.duplicate, "a send within the deduplication window is a duplicate: {result:?}");
                 assert_eq!(result.message_id, first.id, "a duplicate returns the first message's id");
@@ -477,8 +540,14 @@ impl Harness {
             }
             let delay_ms = entry.options.delay.map_or(model.delay_ms, |d| d.as_millis() as u64);
             if let Some(key) = dedup_key {
-                let first =
-                    FirstSend { id: result.message_id.clone(), sequence: result.sequence, expires_ms: now + DEDUP_MS };
+                let first = FirstSend {
+                    id: result.message_id.clone(),
+                    sequence: result.sequence,
+                    expires_ms: now + DEDUP_MS,
+                    group,
+                    dedup,
+                };
+                model.sends.push(first.clone());
                 model.dedup.insert(key, first);
             }
             model.msgs.push(Msg {
@@ -779,6 +848,26 @@ impl Harness {
         assert_eq!(result, expected, "redrive result");
     }
 
+    /// Switches the FIFO queue's deduplication scope: the window is keyed again at once from
+    /// every send of the last five minutes (the oldest of a key counts), as a reopen keys it.
+    /// Two sends that were apart under the old scope and share a key under the new one are
+    /// both in the log; the older answers.
+    fn toggle_dedup_scope(&mut self) {
+        let now = self.now();
+        let model = &mut self.queues[MAIN];
+        model.group_scope = !model.group_scope;
+        model.config.dedup_scope = if model.group_scope { DedupScope::MessageGroup } else { DedupScope::Queue };
+        let config = model.config.clone();
+        model.sends.retain(|f| f.expires_ms > now);
+        model.dedup.clear();
+        for first in &model.sends {
+            let key = model.dedup_key(&first.group, &first.dedup);
+            model.dedup.entry(key).or_insert_with(|| first.clone());
+        }
+        let name = model.name;
+        self.engine().set_queue_attributes(name, config).expect("change the deduplication scope");
+    }
+
     // ----- checks -----
 
     /// Every queue's live messages (`peek`) and counts (`attributes`) are the model's.
@@ -880,7 +969,8 @@ proptest! {
     #[test]
     fn fifo_queue_behaves_like_the_model(
         case in case((any::<bool>(), prop::sample::select(vec![0u64, 5]))
-            .prop_map(|(content_dedup, delay_s)| Kind::Fifo { content_dedup, delay_s }))
+            .prop_flat_map(|(content_dedup, delay_s)| any::<bool>()
+                .prop_map(move |group_scope| Kind::Fifo { content_dedup, delay_s, group_scope })))
     ) {
         run_case(case.0, &case.1);
     }

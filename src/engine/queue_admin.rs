@@ -73,8 +73,7 @@ impl Engine {
             tags: Tags::new(),
         };
         let modified_ms = catalog.append_stamped(record, self.now_ms())?;
-        self.inner.queues.set_config(&queue.cell, config, modified_ms);
-        Ok(())
+        self.inner.queues.set_config(&queue.cell, config, modified_ms)
     }
 
     /// Grants `actions` on queue `queue` to the accounts `principals` (12-digit account ids),

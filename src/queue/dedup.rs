@@ -110,16 +110,6 @@ impl DedupWindow {
     }
 }
 
-impl DedupWindow {
-    /// Forgets every id and returns the first sends they answered with, oldest first (for
-    /// remembering them under a new key after the queue's deduplication scope changed).
-    pub fn take_all(&mut self) -> Vec<FirstSend> {
-        let order = std::mem::take(&mut self.order);
-        let mut seen = std::mem::take(&mut self.seen);
-        order.into_iter().filter_map(|(_, id)| seen.remove(&id)).collect()
-    }
-}
-
 #[cfg(test)]
 mod scope_tests {
     use super::*;
@@ -133,16 +123,5 @@ mod scope_tests {
         assert_ne!(m(b"a", b"id"), m(b"b", b"id"));
         assert_ne!(m(b"ab", b"c"), m(b"a", b"bc"), "group and id are kept apart");
         assert_eq!(m(b"a", b"id"), m(b"a", b"id"));
-    }
-
-    #[test]
-    fn take_all_returns_live_first_sends_oldest_first() {
-        let mut w = DedupWindow::default();
-        for i in 0..3u8 {
-            w.remember([i; 16], FirstSend { message_id: [i; 16], key: u64::from(i), expires_ms: 100 + u64::from(i) });
-        }
-        let keys: Vec<u64> = w.take_all().iter().map(|f| f.key).collect();
-        assert_eq!(keys, [0, 1, 2]);
-        assert!(w.is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! every change of its state (received, deleted, visibility changed, purged). Each queue keeps
 //! an in-memory index ([`state`]) rebuilt from the log on open.
 
+pub mod attempts;
 pub mod attributes;
 pub mod config;
 pub mod dedup;
@@ -279,7 +280,8 @@ impl Queue {
         self.store.change_visibility(&self.cell, entries)
     }
 
-    /// Deletes every message in the queue, in flight or not.
+    /// Deletes every message in the queue, in flight or not. Once a minute at most, as SQS:
+    /// sooner fails with [`crate::Error::PurgeInProgress`].
     pub fn purge(&self) -> Result<()> {
         self.store.purge(&self.cell)
     }

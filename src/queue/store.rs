@@ -25,9 +25,10 @@ use crate::format::queue_record::{
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
+use crate::queue::attempts::{validate_attempt_id, AttemptEntry};
 use crate::queue::attributes::{self, from_stored, to_stored};
 use crate::queue::config::{
-    check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
+    check_range, DedupScope, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::queue::dedup::{digest, scoped_digest, DedupWindow, FirstSend};
 use crate::queue::receipt::{Receipt, ReceiptKey};
@@ -154,6 +155,9 @@ pub struct StoreEnv {
     pub lock: Arc<dyn std::any::Any + Send + Sync>,
 }
 
+/// How often a queue may be purged, as SQS: once a minute.
+pub const PURGE_INTERVAL_MS: u64 = 60_000;
+
 /// Most bytes of records written in one frame by redrive and compaction.
 const MOVE_FRAME_BYTES: usize = 4 << 20;
 
@@ -254,31 +258,38 @@ impl QueueStore {
     }
 
     /// Replaces a queue's attributes (the catalog has recorded them at `modified_ms`).
-    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig, modified_ms: u64) {
+    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig, modified_ms: u64) -> Result<()> {
         let mut st = cell.state.lock();
         let rekey = st.config.dedup_scope != config.dedup_scope;
         st.config = config;
-        if rekey {
-            self.rekey_dedup(&mut st);
-        }
         cell.modified_ms.store(modified_ms, Ordering::SeqCst);
+        let rekeyed = if rekey { self.rekey_dedup(&mut st) } else { Ok(()) };
         drop(st);
         cell.wake.notify_all();
+        rekeyed
     }
 
-    /// Remembers a FIFO queue's deduplication ids under its current scope, as a reopen would
-    /// (replay keys them by the scope in force). The first sends are still in the log: segments
-    /// younger than the deduplication window are never deleted. One that cannot be read is
-    /// forgotten (its damage is reported to whoever reads its message).
-    fn rekey_dedup(&self, st: &mut QueueState) {
-        let scope = st.config.dedup_scope;
-        for first in st.dedup.take_all() {
-            if let Ok(m) = self.read_message(first.key) {
-                if !m.dedup.is_empty() {
-                    st.dedup.remember(scoped_digest(scope, &m.group, &m.dedup), first);
+    /// Rebuilds a FIFO queue's deduplication window under its current scope from the log, as a
+    /// reopen does: every send of the last five minutes, so that ids which collided under the
+    /// old scope (and were remembered once) are remembered apart under the new one. Segments
+    /// younger than the window are never deleted, so the sends are all there.
+    fn rekey_dedup(&self, st: &mut QueueState) -> Result<()> {
+        let now = self.clock.now_ms();
+        let window_ms = DEDUP_WINDOW.as_millis() as u64;
+        let from = self.log.seq_at_time(now.saturating_sub(window_ms))?;
+        let (queue, scope) = (st.id, st.config.dedup_scope);
+        let mut window = DedupWindow::default();
+        self.log.for_each_from(from, |r| {
+            match QueueRecord::decode(&r.value) {
+                Ok(QueueRecord::Message(m)) if m.queue == queue => {
+                    remember_replayed_send(&mut window, scope, &m, r.seq, now)
                 }
+                _ => {}
             }
-        }
+            Ok(())
+        })?;
+        st.dedup = window;
+        Ok(())
     }
 
     /// Wakes every long poll so it looks at the clock again (tests that move a manual clock).
@@ -592,16 +603,30 @@ impl QueueStore {
         if let Some(v) = options.visibility_timeout {
             check_range("visibility timeout", v, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
         }
+        if let Some(id) = &options.attempt_id {
+            validate_attempt_id(id)?;
+        }
+        let (queue_wait, fifo) = {
+            let st = cell.state.lock();
+            (st.config.receive_wait, st.config.fifo)
+        };
         let wait = match options.wait {
             Some(w) => {
                 check_range("receive wait time", w, Duration::ZERO, MAX_RECEIVE_WAIT)?;
                 w
             }
-            None => cell.state.lock().config.receive_wait,
+            None => queue_wait,
         };
+        // Standard queues ignore attempt ids, as SQS.
+        let attempt = options.attempt_id.as_deref().filter(|_| fifo);
+        if let Some(id) = attempt {
+            if let Some(again) = self.retry_attempt(cell, id, options.visibility_timeout)? {
+                return Ok(again);
+            }
+        }
         let deadline = Instant::now() + wait;
         loop {
-            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout)?;
+            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout, attempt)?;
             if !delivered.is_empty() {
                 return Ok(delivered);
             }
@@ -629,11 +654,71 @@ impl QueueStore {
         }
     }
 
+    /// A receive repeated with a remembered attempt id: the same messages with the same
+    /// receipt handles, their visibility timeout started again, if each is still in flight from
+    /// that receive and untouched since (not deleted, received again or its visibility
+    /// changed). `None`: receive anew (the attempt is forgotten).
+    fn retry_attempt(
+        &self,
+        cell: &QueueCell,
+        id: &str,
+        visibility: Option<Duration>,
+    ) -> Result<Option<Vec<ReceivedMessage>>> {
+        let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
+        let Some(taken) = st.attempts.get(id, now) else { return Ok(None) };
+        let untouched = !taken.is_empty()
+            && taken.iter().all(|e| {
+                st.get(e.key).is_some_and(|m| {
+                    m.in_flight()
+                        && m.receive_count == e.receive_count
+                        && m.visible_at_ms == e.visible_at_ms
+                        && m.visible_at_ms > now
+                })
+            });
+        if !untouched {
+            st.attempts.forget(id);
+            return Ok(None);
+        }
+        let visible_at = now.saturating_add(visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64);
+        let records: Vec<QueueRecord> = taken
+            .iter()
+            .map(|e| QueueRecord::ChangeVisibility {
+                queue: cell.id,
+                key: e.key,
+                receive_count: e.receive_count,
+                visible_at_ms: visible_at,
+            })
+            .collect();
+        let outcome = self.write(&records, now)?;
+        let mut again = Vec::with_capacity(taken.len());
+        for e in &taken {
+            st.change_visibility(e.key, visible_at, now);
+            let Some(msg) = st.get(e.key).copied() else { continue };
+            again.push((e.key, msg, self.read_message(msg.anchor)?));
+        }
+        st.attempts.set_visible_at(id, visible_at);
+        drop(st);
+        if visible_at <= now {
+            cell.wake.notify_all();
+        }
+        let out = again
+            .into_iter()
+            .map(|(key, msg, m)| {
+                let source = self.dead_letter_source(m.origin_queue);
+                received(&self.receipt_key, cell.id, key, &msg, m, true, source)
+            })
+            .collect();
+        self.log.wait_durable(outcome.next_seq)?;
+        Ok(Some(out))
+    }
+
     fn receive_once(
         &self,
         cell: &QueueCell,
         max: usize,
         visibility: Option<Duration>,
+        attempt: Option<&str>,
     ) -> Result<(Vec<ReceivedMessage>, bool)> {
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
@@ -684,6 +769,18 @@ impl QueueStore {
             last = outcome.next_seq;
         }
         let fifo = st.config.fifo;
+        if let (Some(id), false) = (attempt, selection.delivered.is_empty()) {
+            let taken = selection
+                .delivered
+                .iter()
+                .map(|t| AttemptEntry {
+                    key: t.key,
+                    receive_count: t.msg.receive_count,
+                    visible_at_ms: t.msg.visible_at_ms,
+                })
+                .collect();
+            st.attempts.remember(id, now, taken);
+        }
         // Read under the lock (compaction may move a message and drop its old segment once the
         // lock is free); sign handles and format ids after it.
         let mut taken = Vec::with_capacity(selection.delivered.len());
@@ -827,10 +924,20 @@ impl QueueStore {
     pub fn purge(&self, cell: &QueueCell) -> Result<()> {
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
+        // One purge a minute, as SQS. A clock that stepped back before the last purge does not
+        // block purges until it catches up.
+        if let Some(last) = st.last_purge_ms {
+            let allowed_at = last.saturating_add(PURGE_INTERVAL_MS);
+            if (last..allowed_at).contains(&now) {
+                return Err(Error::PurgeInProgress { queue: cell.name.clone(), retry_after_ms: allowed_at - now });
+            }
+        }
         // Holding the queue's lock, no send to it can be between this bound and the record.
         let before_key = self.log.written_next();
         let outcome = self.write(&[QueueRecord::Purge { queue: cell.id, before_key }], now)?;
         st.purge(before_key);
+        // The time replay will see: the record's.
+        st.last_purge_ms = Some(outcome.time_ms);
         drop(st);
         self.log.wait_durable(outcome.next_seq)
     }
@@ -1055,12 +1162,9 @@ fn replay(
         match record {
             QueueRecord::Message(m) => {
                 let key = if m.key == OWN_SEQ { r.seq } else { m.key };
-                if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
-                    let expires_ms = m.sent_ms + DEDUP_WINDOW.as_millis() as u64;
-                    if expires_ms > now {
-                        let scoped = scoped_digest(st.config.dedup_scope, &m.group, &m.dedup);
-                        st.dedup.remember(scoped, FirstSend { message_id: m.message_id, key, expires_ms });
-                    }
+                if st.config.fifo {
+                    let scope = st.config.dedup_scope;
+                    remember_replayed_send(&mut st.dedup, scope, &m, r.seq, now);
                 }
                 st.replay_message(
                     key,
@@ -1079,11 +1183,24 @@ fn replay(
                 st.replay_visibility(key, receive_count, visible_at_ms, None)
             }
             QueueRecord::Delete { key, .. } => st.replay_remove(key),
-            QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
+            QueueRecord::Purge { before_key, .. } => {
+                st.replay_purge(before_key);
+                st.last_purge_ms = Some(r.time_ms);
+            }
             QueueRecord::Publish(_) => {}
         }
         Ok(())
     })
+}
+
+/// Replay of a FIFO queue's Message record at `seq` into its deduplication window: a new
+/// message (not a compaction copy) with a deduplication id sent within the window.
+fn remember_replayed_send(window: &mut DedupWindow, scope: DedupScope, m: &MessageRecord, seq: u64, now: u64) {
+    let expires_ms = m.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
+    if m.key == OWN_SEQ && !m.dedup.is_empty() && expires_ms > now {
+        let first = FirstSend { message_id: m.message_id, key: seq, expires_ms };
+        window.remember(scoped_digest(scope, &m.group, &m.dedup), first);
+    }
 }
 
 /// SQS's batch calls take 1 to 10 entries.

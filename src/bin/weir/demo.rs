@@ -283,17 +283,27 @@ fn record_line(r: &StreamRecord) -> String {
 }
 
 /// Creates a queue, or makes an existing one (from an earlier run) match `config`, then empties
-/// it so this run starts clean.
+/// it so this run starts clean: a purge, or (a queue is purged once a minute) a new queue of
+/// the same name, which its subscriptions and source queues reach by name as before.
 fn fresh_queue(engine: &Engine, name: &str, config: QueueConfig, out: &mut Out) -> CliResult<Queue> {
     match engine.create_queue(name, config.clone()) {
         Ok(()) => {}
-        Err(weir::Error::AlreadyExists { .. }) => engine.set_queue_attributes(name, config)?,
+        Err(weir::Error::AlreadyExists { .. }) => engine.set_queue_attributes(name, config.clone())?,
         Err(e) => return Err(e.into()),
     }
     let queue = engine.queue(name)?;
     let left = queue.attributes();
     let left = left.approximate_visible + left.approximate_in_flight + left.approximate_delayed;
-    queue.purge()?;
+    let queue = match queue.purge() {
+        Ok(()) => queue,
+        Err(weir::Error::PurgeInProgress { .. }) => {
+            drop(queue);
+            engine.delete_queue(name)?;
+            engine.create_queue(name, config)?;
+            engine.queue(name)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if left > 0 {
         let plural = if left == 1 { "" } else { "s" };
         out.line(format!("queue {name:?} is ready (purged {left} message{plural} an earlier run left)"))?;
