@@ -8,6 +8,7 @@
 
 pub mod attempts;
 pub mod attributes;
+pub mod changed;
 pub mod config;
 pub mod dedup;
 pub mod keyed;
@@ -289,6 +290,42 @@ impl Queue {
     /// Attributes and approximate counts.
     pub fn attributes(&self) -> QueueAttributes {
         self.store.attributes(&self.cell)
+    }
+
+    /// A future that completes once something that can make a message visible happens to this
+    /// queue after this call: a send, a topic delivery, a visibility change to now, a message
+    /// moved in (dead letter, redrive, move task), a delete or purge of a FIFO queue (a group
+    /// may unblock), a change of attributes, or the queue's deletion. Messages whose delay or
+    /// visibility timeout runs out are not an event: wait for [`Queue::next_visible_at_ms`].
+    ///
+    /// Create it *before* a receive that found nothing, then await it, so that nothing
+    /// happening in between is missed. No thread waits: the future registers its waker.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll, Waker};
+    /// use weir::queue::{QueueConfig, SendOptions};
+    /// let engine = weir::Engine::open(dir.path(), weir::Options::default())?;
+    /// engine.create_queue("jobs", QueueConfig::default())?;
+    /// let jobs = engine.queue("jobs")?;
+    /// let mut changed = Box::pin(jobs.changed());
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Pending);
+    /// jobs.send(b"work", SendOptions::default())?;
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn changed(&self) -> changed::QueueChanged {
+        self.cell.changed.changed()
+    }
+
+    /// When the next delayed or in-flight message becomes visible, by the engine clock (ms
+    /// since the Unix epoch): now if a receive may find one already (a message no receive has
+    /// looked at yet counts, so ask after a receive that found nothing), `None` if no message
+    /// waits for a time. Together with [`Queue::changed`] this is what a long poll sleeps on.
+    pub fn next_visible_at_ms(&self) -> Option<u64> {
+        self.store.next_visible_at_ms(&self.cell)
     }
 
     /// Up to `limit` live messages in send order, without receiving them.

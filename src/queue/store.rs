@@ -27,6 +27,7 @@ use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
 use crate::queue::attempts::{validate_attempt_id, AttemptEntry};
 use crate::queue::attributes::{self, from_stored, to_stored};
+use crate::queue::changed::ChangeSignal;
 use crate::queue::config::{
     check_range, DedupScope, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
@@ -56,6 +57,8 @@ pub struct QueueCell {
     /// One of them has been woken and has not run yet (changed only under `state`'s lock).
     wake_pending: AtomicBool,
     deleted: AtomicBool,
+    /// What async waiters (`Queue::changed`) wait on.
+    pub(crate) changed: Arc<ChangeSignal>,
 }
 
 impl QueueCell {
@@ -70,6 +73,7 @@ impl QueueCell {
             waiting: AtomicU64::new(0),
             wake_pending: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            changed: Arc::new(ChangeSignal::default()),
         }
     }
 
@@ -231,6 +235,7 @@ impl QueueStore {
             cell.deleted.store(true, Ordering::SeqCst);
             let _guard = cell.state.lock();
             cell.wake.notify_all();
+            cell.changed.close();
         }
     }
 
@@ -266,6 +271,7 @@ impl QueueStore {
         let rekeyed = if rekey { self.rekey_dedup(&mut st) } else { Ok(()) };
         drop(st);
         cell.wake.notify_all();
+        cell.changed.notify();
         rekeyed
     }
 
@@ -297,6 +303,7 @@ impl QueueStore {
         for cell in self.queues.read().values() {
             let _guard = cell.state.lock();
             cell.wake.notify_all();
+            cell.changed.notify();
         }
     }
 
@@ -455,6 +462,9 @@ impl QueueStore {
         if wake {
             cell.wake.notify_one();
         }
+        if !records.is_empty() {
+            cell.changed.notify();
+        }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
         }
@@ -570,6 +580,7 @@ impl QueueStore {
         drop(windows);
         for cell in &cells {
             cell.wake.notify_all();
+            cell.changed.notify();
         }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
@@ -701,6 +712,7 @@ impl QueueStore {
         drop(st);
         if visible_at <= now {
             cell.wake.notify_all();
+            cell.changed.notify();
         }
         let out = again
             .into_iter()
@@ -792,8 +804,9 @@ impl QueueStore {
         if wake_next {
             cell.wake.notify_one();
         }
-        if let Some(d) = &dlq {
+        if let (Some(d), false) = (&dlq, selection.to_dead_letter.is_empty()) {
             d.wake.notify_all();
+            d.changed.notify();
         }
         let out: Vec<ReceivedMessage> = taken
             .into_iter()
@@ -859,10 +872,14 @@ impl QueueStore {
             st.remove(key);
         }
         // A FIFO group may have unblocked.
-        let wake = st.config.fifo && st.has_visible(now) && cell.claim_wake();
+        let fifo = st.config.fifo;
+        let wake = fifo && st.has_visible(now) && cell.claim_wake();
         drop(st);
         if wake {
             cell.wake.notify_one();
+        }
+        if fifo {
+            cell.changed.notify();
         }
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
@@ -916,6 +933,9 @@ impl QueueStore {
 
         drop(st);
         cell.wake.notify_all();
+        if changes.iter().any(|(_, at)| *at <= now) {
+            cell.changed.notify();
+        }
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
     }
@@ -939,7 +959,21 @@ impl QueueStore {
         // The time replay will see: the record's.
         st.last_purge_ms = Some(outcome.time_ms);
         drop(st);
+        cell.changed.notify();
         self.log.wait_durable(outcome.next_seq)
+    }
+
+    /// When the next delayed or in-flight message becomes visible by the engine clock: now if
+    /// one may be visible already, `None` if no message is waiting for a time (or the queue is
+    /// gone). A long poll sleeps until then, its deadline, or a [`ChangeSignal`] change.
+    pub fn next_visible_at_ms(&self, cell: &QueueCell) -> Option<u64> {
+        let mut st = self.lock_live(cell).ok()?;
+        let now = self.clock.now_ms();
+        st.pump(now);
+        if st.has_visible(now) {
+            return Some(now);
+        }
+        st.next_timer_ms().map(|at| at.max(now))
     }
 
     /// Attributes and approximate counts.
@@ -1060,6 +1094,7 @@ impl QueueStore {
             target_st.insert(new_key, new_key, sent_ms, now, &group, now);
             drop(guards);
             target.wake.notify_all();
+            target.changed.notify();
             result.moved += 1;
             last = outcome.next_seq;
         }
