@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
+use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
 use crate::topic::{SubscriptionDef, TopicConfig};
@@ -99,6 +100,36 @@ pub enum CatalogRecord {
         /// Its id.
         id: String,
     },
+    /// A message move task started.
+    StartMoveTask {
+        /// The task.
+        task: MoveTaskDef,
+    },
+    /// A message move task ended (completed, cancelled or failed).
+    EndMoveTask {
+        /// Its id.
+        id: u32,
+        /// How it ended.
+        status: MoveTaskStatus,
+        /// Messages it moved.
+        moved: u64,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure_reason: Option<String>,
+    },
+}
+
+/// A message move task as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveTaskEntry {
+    /// What it moves.
+    pub def: MoveTaskDef,
+    /// Where it is.
+    pub status: MoveTaskStatus,
+    /// Messages moved, for an ended task (a running one counts in memory).
+    pub moved: u64,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
 }
 
 /// A topic as the catalog knows it.
@@ -146,12 +177,30 @@ pub struct CatalogState {
     pub next_subscription: u64,
     /// Tags of queues, topics and streams that have any.
     pub tags: BTreeMap<(ResourceKind, String), Tags>,
+    /// Message move tasks of existing source queues: the running ones and the latest ten that
+    /// ended, per source.
+    pub move_tasks: BTreeMap<u32, MoveTaskEntry>,
+    /// The id the next move task gets.
+    pub next_move_task_id: u32,
 }
 
 impl CatalogState {
     /// The tags of a resource (empty if it has none).
     pub fn tags_of(&self, kind: ResourceKind, name: &str) -> Tags {
         self.tags.get(&(kind, name.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Keeps the latest [`MAX_LISTED_MOVE_TASKS`] ended tasks of a source (all it lists).
+    fn forget_old_move_tasks(&mut self, source: &str) {
+        let ended: Vec<u32> = self
+            .move_tasks
+            .values()
+            .filter(|t| t.def.source == source && t.status != MoveTaskStatus::Running)
+            .map(|t| t.def.id)
+            .collect();
+        for id in ended.iter().rev().skip(MAX_LISTED_MOVE_TASKS) {
+            self.move_tasks.remove(id);
+        }
     }
 
     /// Applies one record, written at `time_ms` (its frame's time).
@@ -184,7 +233,22 @@ impl CatalogState {
             }
             CatalogRecord::DeleteQueue { name } => {
                 self.queues.remove(&name);
+                self.move_tasks.retain(|_, t| t.def.source != name);
                 self.tags.remove(&(ResourceKind::Queue, name));
+            }
+            CatalogRecord::StartMoveTask { task } => {
+                self.next_move_task_id = self.next_move_task_id.max(task.id.saturating_add(1));
+                let entry =
+                    MoveTaskEntry { def: task, status: MoveTaskStatus::Running, moved: 0, failure_reason: None };
+                self.move_tasks.insert(entry.def.id, entry);
+            }
+            CatalogRecord::EndMoveTask { id, status, moved, failure_reason } => {
+                let Some(task) = self.move_tasks.get_mut(&id) else { return };
+                task.status = status;
+                task.moved = moved;
+                task.failure_reason = failure_reason;
+                let source = task.def.source.clone();
+                self.forget_old_move_tasks(&source);
             }
             CatalogRecord::Tag { resource, name, tags } => {
                 self.tags.entry((resource, name)).or_default().extend(tags);
@@ -284,8 +348,13 @@ impl Catalog {
                 format!("catalog records 0 to {} are missing (a segment file is gone); run `weir salvage`", first - 1),
             ));
         }
-        let mut state =
-            CatalogState { next_queue_id: 1, next_topic_id: 1, next_subscription: 1, ..CatalogState::default() };
+        let mut state = CatalogState {
+            next_queue_id: 1,
+            next_topic_id: 1,
+            next_subscription: 1,
+            next_move_task_id: 1,
+            ..CatalogState::default()
+        };
         log.for_each_from(log.first_seq(), |r| {
             let record: CatalogRecord = serde_json::from_slice(&r.value)
                 .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;

@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod lock;
+mod move_tasks;
 mod queue_admin;
 pub mod tags;
 
@@ -101,6 +102,7 @@ pub(crate) struct EngineInner {
     shutdown: Mutex<bool>,
     wake: Condvar,
     lock: Arc<DirLock>,
+    move_tasks: move_tasks::MoveTasks,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -181,6 +183,11 @@ impl Engine {
             queue_defs,
             state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
         )?;
+        let move_tasks = move_tasks::MoveTasks::resume(
+            catalog.state(),
+            &queues.take_replayed_move_progress(),
+            options.clock.now_ms(),
+        );
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::new(entry.id, name.clone(), entry.config);
@@ -200,9 +207,12 @@ impl Engine {
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
             lock,
+            move_tasks,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
-        Ok(Engine { inner, maintenance })
+        let engine = Engine { inner, maintenance };
+        engine.resume_move_tasks();
+        Ok(engine)
     }
 
     /// The data directory.
@@ -512,8 +522,10 @@ impl Engine {
         self.inner.dir.join("streams").join(name)
     }
 
-    /// Runs one round of maintenance now: retention on every stream. The background thread
-    /// calls this periodically; tests driving a manual clock call it directly.
+    /// Runs one round of maintenance now: retention on every stream, the message log's
+    /// compaction, and every message move task as far as its rate allows by now. The
+    /// background thread calls this periodically; tests driving a manual clock call it
+    /// directly.
     pub fn run_maintenance(&self) -> Result<()> {
         self.inner.run_maintenance()
     }
@@ -532,6 +544,7 @@ impl EngineInner {
             stream.enforce_retention()?;
         }
         self.queues.maintain()?;
+        self.run_move_tasks();
         Ok(())
     }
 
@@ -624,6 +637,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         *self.inner.shutdown.lock() = true;
         self.inner.wake.notify_all();
+        self.inner.move_tasks.stop();
         if let Some(handle) = self.maintenance.take() {
             let _ = handle.join();
         }

@@ -27,6 +27,10 @@
 //! Message v2 (kind 7): what weir writes for every message now. As Message (kind 1), with two
 //!   fields after dedup: trace_header (u16 len + bytes), sender_id (u16 len + bytes).
 //!   Kind 1 records (written before v2) still decode, with both fields empty.
+//!
+//! MoveProgress (kind 8): kind u8 = 8, queue u32 (the task's source), task u32, moved u64;
+//!   written in the frame of each message a message move task moves, so that the count of a
+//!   task resumed after a crash is the count of moves that are durable.
 //! ```
 
 use bytes::Bytes;
@@ -53,6 +57,7 @@ const KIND_CHANGE_VISIBILITY: u8 = 4;
 const KIND_PURGE: u8 = 5;
 const KIND_PUBLISH: u8 = 6;
 const KIND_MESSAGE_V2: u8 = 7;
+const KIND_MOVE_PROGRESS: u8 = 8;
 
 /// One message attribute as stored: its SQS data type ("String", "Number", "Binary", with an
 /// optional ".custom" suffix) and value bytes.
@@ -165,6 +170,15 @@ pub enum QueueRecord {
     },
     /// A topic publish.
     Publish(PublishRecord),
+    /// How many messages a message move task had moved, with the move of the last of them.
+    MoveProgress {
+        /// The task's source queue.
+        queue: u32,
+        /// The task's id (from the catalog).
+        task: u32,
+        /// Messages moved so far, this frame's included.
+        moved: u64,
+    },
 }
 
 impl QueueRecord {
@@ -176,7 +190,8 @@ impl QueueRecord {
             QueueRecord::Receive { queue, .. }
             | QueueRecord::Delete { queue, .. }
             | QueueRecord::ChangeVisibility { queue, .. }
-            | QueueRecord::Purge { queue, .. } => *queue,
+            | QueueRecord::Purge { queue, .. }
+            | QueueRecord::MoveProgress { queue, .. } => *queue,
         }
     }
 
@@ -226,6 +241,12 @@ impl QueueRecord {
                 out.push(KIND_PURGE);
                 out.extend_from_slice(&queue.to_le_bytes());
                 out.extend_from_slice(&before_key.to_le_bytes());
+            }
+            QueueRecord::MoveProgress { queue, task, moved } => {
+                out.push(KIND_MOVE_PROGRESS);
+                out.extend_from_slice(&queue.to_le_bytes());
+                out.extend_from_slice(&task.to_le_bytes());
+                out.extend_from_slice(&moved.to_le_bytes());
             }
             QueueRecord::Publish(p) => {
                 out.reserve(64 + p.body.len());
@@ -300,6 +321,9 @@ impl QueueRecord {
                 visible_at_ms: r.u64("visible time")?,
             },
             KIND_PURGE => QueueRecord::Purge { queue: r.u32("queue")?, before_key: r.u64("key")? },
+            KIND_MOVE_PROGRESS => {
+                QueueRecord::MoveProgress { queue: r.u32("queue")?, task: r.u32("task")?, moved: r.u64("moved count")? }
+            }
             KIND_PUBLISH => {
                 let topic = r.u32("topic")?;
                 let mut message_id = [0u8; 16];
@@ -417,6 +441,7 @@ mod tests {
             QueueRecord::Delete { queue: 1, key: 2 },
             QueueRecord::ChangeVisibility { queue: 1, key: 2, receive_count: 3, visible_at_ms: 4 },
             QueueRecord::Purge { queue: 1, before_key: 9 },
+            QueueRecord::MoveProgress { queue: 1, task: 7, moved: 12 },
             QueueRecord::Publish(PublishRecord {
                 topic: 4,
                 message_id: [1; 16],

@@ -12,6 +12,7 @@ pub mod changed;
 pub mod config;
 pub mod dedup;
 pub mod keyed;
+pub mod move_task;
 pub mod policy;
 pub mod receipt;
 pub mod state;

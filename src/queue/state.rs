@@ -178,6 +178,11 @@ impl QueueState {
         self.msgs.get(key)
     }
 
+    /// The first live message with a key at or above `key`.
+    pub fn first_from(&self, key: u64) -> Option<(u64, &Msg)> {
+        self.msgs.first_from(key)
+    }
+
     /// Every live message, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Msg)> {
         self.msgs.iter()

@@ -7,6 +7,10 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod move_messages;
+
+pub use move_messages::{MoveJob, MoveStep};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,6 +116,9 @@ pub struct QueueStore {
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
     /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
+    /// Moves counted by message move tasks, from their MoveProgress records, by task id (the
+    /// engine takes them when it resumes its tasks at open).
+    replayed_move_progress: Mutex<HashMap<u32, u64>>,
     /// Held while any queue or topic handle lives: they can still write.
     _lock: Arc<dyn std::any::Any + Send + Sync>,
 }
@@ -176,7 +183,8 @@ impl QueueStore {
         let mut topic_dedup: HashMap<u32, DedupWindow> =
             fifo_topics.into_iter().map(|id| (id, DedupWindow::default())).collect();
         let now = clock.now_ms();
-        replay(&log, &mut states, &mut topic_dedup, now)?;
+        let mut move_progress = HashMap::new();
+        replay(&log, &mut states, &mut topic_dedup, &mut move_progress, now)?;
         let mut seed_hasher = Sha256::new();
         seed_hasher.update(secret);
         seed_hasher.update(now.to_le_bytes());
@@ -200,8 +208,15 @@ impl QueueStore {
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
             topic_dedup: Mutex::new(topic_dedup),
+            replayed_move_progress: Mutex::new(move_progress),
             _lock: lock,
         })
+    }
+
+    /// The moves each message move task had made when the store was opened (from the
+    /// MoveProgress records the log still holds), by task id. Taken once, by the engine.
+    pub fn take_replayed_move_progress(&self) -> HashMap<u32, u64> {
+        std::mem::take(&mut self.replayed_move_progress.lock())
     }
 
     /// The shared log.
@@ -1181,6 +1196,7 @@ fn replay(
     log: &Log,
     states: &mut HashMap<u32, QueueState>,
     topic_dedup: &mut HashMap<u32, DedupWindow>,
+    move_progress: &mut HashMap<u32, u64>,
     now: u64,
 ) -> Result<()> {
     log.for_each_from(log.first_seq(), |r| {
@@ -1221,6 +1237,10 @@ fn replay(
             QueueRecord::Purge { before_key, .. } => {
                 st.replay_purge(before_key);
                 st.last_purge_ms = Some(r.time_ms);
+            }
+            QueueRecord::MoveProgress { task, moved, .. } => {
+                let count = move_progress.entry(task).or_default();
+                *count = (*count).max(moved);
             }
             QueueRecord::Publish(_) => {}
         }
