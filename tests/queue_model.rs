@@ -16,7 +16,9 @@
 //! Three configurations: a standard queue; a FIFO queue (three groups, four deduplication ids,
 //! content-based deduplication on or off, a queue delay or none, deduplication per queue or per
 //! message group, switched back and forth by an operation); a queue with a dead-letter queue
-//! (max receives 1 to 3, both standard or both FIFO). Purges follow SQS's one-a-minute rule.
+//! (max receives 1 to 3, both standard or both FIFO), whose dead letters go back by redrive or
+//! by message move tasks (as fast as they go, or one a second, stepped by maintenance runs;
+//! cancelled now and then). Purges follow SQS's one-a-minute rule.
 //!
 //! The deterministic tests at the end pin down single behaviours, most of them library bugs
 //! this model found (and that are fixed).
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use weir::queue::move_task::MoveTaskStatus;
 use weir::queue::{
     AttributeValue, Attributes, DedupScope, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage,
     RedrivePolicy, RedriveResult, SendEntry, SendOptions, SendResult,
@@ -114,6 +117,12 @@ enum Op {
     Redrive,
     /// FIFO: switch the deduplication scope between queue and message group.
     ToggleDedupScope,
+    /// Start a move task of the dead letters back home: as fast as it goes, or one a second.
+    StartMoveTask {
+        rated: bool,
+    },
+    /// Cancel the latest move task.
+    CancelMoveTask,
 }
 
 fn send_spec(empty_weight: u32) -> impl Strategy<Value = SendSpec> {
@@ -155,7 +164,13 @@ fn op(kind: Kind) -> BoxedStrategy<Op> {
         5 => Just(Op::Maintenance),
     ];
     match kind {
-        Kind::WithDeadLetter { .. } => prop_oneof![30 => common, 1 => Just(Op::Redrive)].boxed(),
+        Kind::WithDeadLetter { .. } => prop_oneof![
+            30 => common,
+            1 => Just(Op::Redrive),
+            2 => any::<bool>().prop_map(|rated| Op::StartMoveTask { rated }),
+            1 => Just(Op::CancelMoveTask),
+        ]
+        .boxed(),
         Kind::Fifo { .. } => prop_oneof![30 => common, 1 => Just(Op::ToggleDedupScope)].boxed(),
         Kind::Standard => common.boxed(),
     }
@@ -288,6 +303,36 @@ struct Harness {
     last_sequence: Option<u64>,
     /// Every FIFO sequence number seen.
     sequences: HashSet<u64>,
+    /// The latest message move task.
+    task: Option<TaskModel>,
+}
+
+/// A message move task of the dead-letter queue back to the main queue, as the engine runs it:
+/// it moves the dead letters that were there when it started, in key order, passing over those
+/// in flight (until a reopen starts its pass again), at its rate by a token bucket that starts
+/// empty and holds one second's worth.
+#[derive(Debug, Clone)]
+struct TaskModel {
+    handle: String,
+    rate: Option<u64>,
+    status: MoveTaskStatus,
+    moved: u64,
+    /// (id, incarnation) of the dead letters it may move.
+    eligible: HashSet<(String, u32)>,
+    /// Those its pass went by, in flight then.
+    passed: HashSet<(String, u32)>,
+    milli_tokens: u64,
+    last_ms: u64,
+}
+
+impl TaskModel {
+    /// Moves allowed at `now` (refilling the bucket).
+    fn budget(&mut self, now: u64) -> u64 {
+        let Some(rate) = self.rate else { return u64::MAX };
+        self.milli_tokens = (self.milli_tokens + now.saturating_sub(self.last_ms) * rate).min(rate * 1000);
+        self.last_ms = self.last_ms.max(now);
+        self.milli_tokens / 1000
+    }
 }
 
 fn open_engine(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
@@ -389,6 +434,7 @@ impl Harness {
             ids_seen: HashSet::new(),
             last_sequence: None,
             sequences: HashSet::new(),
+            task: None,
         }
     }
 
@@ -452,9 +498,12 @@ impl Harness {
             Op::Maintenance => {
                 self.engine().run_maintenance().expect("maintenance");
                 self.lingering.clear();
+                self.step_task();
             }
             Op::Redrive => self.redrive(),
             Op::ToggleDedupScope => self.toggle_dedup_scope(),
+            Op::StartMoveTask { rated } => self.start_move_task(*rated),
+            Op::CancelMoveTask => self.cancel_move_task(),
         }
         self.expire();
         self.check();
@@ -464,6 +513,13 @@ impl Harness {
         self.engine = None;
         self.engine = Some(open_engine(self.dir.path(), &self.clock));
         self.lingering.clear();
+        // A resumed task starts its pass again with an empty bucket, its count kept.
+        let now = self.now();
+        if let Some(task) = self.task.as_mut().filter(|t| t.status == MoveTaskStatus::Running) {
+            task.passed.clear();
+            task.milli_tokens = 0;
+            task.last_ms = now;
+        }
     }
 
     fn forget_lingering(&mut self, h: &Issued) {
@@ -848,6 +904,85 @@ impl Harness {
         assert_eq!(result, expected, "redrive result");
     }
 
+    fn start_move_task(&mut self, rated: bool) {
+        let now = self.now();
+        let rate = rated.then_some(1);
+        let result = self.engine().start_message_move_task(self.queues[DEAD].name, None, rate);
+        if self.task.as_ref().is_some_and(|t| t.status == MoveTaskStatus::Running) {
+            assert!(matches!(result, Err(Error::AlreadyExists { .. })), "a second running task: {result:?}");
+            return;
+        }
+        let info = result.expect("start a move task");
+        let dead = &self.queues[DEAD].msgs;
+        assert_eq!((info.status, info.moved, info.to_move), (MoveTaskStatus::Running, 0, dead.len() as u64));
+        self.task = Some(TaskModel {
+            handle: info.handle,
+            rate: rate.map(u64::from),
+            status: MoveTaskStatus::Running,
+            moved: 0,
+            eligible: dead.iter().map(|m| (m.id.clone(), m.incarnation)).collect(),
+            passed: HashSet::new(),
+            milli_tokens: 0,
+            last_ms: now,
+        });
+    }
+
+    fn cancel_move_task(&mut self) {
+        let result = self.task.as_ref().map(|t| self.engine().cancel_message_move_task(&t.handle));
+        match (self.task.as_mut(), result) {
+            (None, _) | (_, None) => {}
+            (Some(task), Some(result)) if task.status == MoveTaskStatus::Running => {
+                let info = result.expect("cancel a running task");
+                assert_eq!((info.status, info.moved), (MoveTaskStatus::Cancelled, task.moved));
+                task.status = MoveTaskStatus::Cancelled;
+            }
+            (Some(_), Some(result)) => assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}"),
+        }
+    }
+
+    /// What a maintenance run does with the running task: one step at its rate, or (without a
+    /// rate) steps until it ends.
+    fn step_task(&mut self) {
+        let now = self.now();
+        let Some(mut task) = self.task.take() else { return };
+        if task.status == MoveTaskStatus::Running {
+            let mut budget = task.budget(now);
+            if budget > 0 {
+                let mut done = true;
+                let mut i = 0;
+                while i < self.queues[DEAD].msgs.len() {
+                    let msg = &self.queues[DEAD].msgs[i];
+                    let key = (msg.id.clone(), msg.incarnation);
+                    if !task.eligible.contains(&key) {
+                        break; // arrived after the start, and so has everything after it
+                    }
+                    if task.passed.contains(&key) {
+                        i += 1;
+                    } else if msg.in_flight(now) {
+                        task.passed.insert(key);
+                        i += 1;
+                    } else if budget == 0 {
+                        done = false;
+                        break;
+                    } else {
+                        let mut msg = self.queues[DEAD].msgs.remove(i);
+                        arrive(&mut msg, now);
+                        self.queues[MAIN].msgs.push(msg);
+                        task.moved += 1;
+                        budget -= 1;
+                        task.milli_tokens = task.milli_tokens.saturating_sub(1000);
+                    }
+                }
+                if done {
+                    task.status = MoveTaskStatus::Completed;
+                }
+            }
+        }
+        let info = self.engine().message_move_task(&task.handle).expect("task status");
+        assert_eq!((info.status, info.moved), (task.status, task.moved), "move task {task:?}");
+        self.task = Some(task);
+    }
+
     /// Switches the FIFO queue's deduplication scope: the window is keyed again at once from
     /// every send of the last five minutes (the oldest of a key counts), as a reopen keys it.
     /// Two sends that were apart under the old scope and share a key under the new one are
@@ -956,6 +1091,55 @@ fn run_case(kind: Kind, ops: &[Op]) {
         harness.run(op);
     }
     harness.drain();
+}
+
+/// Move tasks through the model with a full dead-letter queue: a rated task passing over a
+/// message in flight, resumed by a reopen (which starts its pass again), cancelled, and a fast
+/// one finishing what is left; for both queue types. (Random cases rarely have more than a few
+/// dead letters when a task starts.)
+#[test]
+fn scripted_move_tasks_follow_the_model() {
+    for fifo in [false, true] {
+        let spec = |word, group| SendSpec {
+            word,
+            pad: 0,
+            delay: 0,
+            group,
+            dedup: Some(word % DEDUP_IDS.len()),
+            attributes: false,
+            empty: false,
+        };
+        let mut ops = vec![Op::SendBatch((0..4).map(|w| spec(w, w % 3)).collect())];
+        // Received with visibility 0 until each has gone to the dead-letter queue.
+        ops.extend((0..6).map(|_| Op::Receive { queue: MAIN, max: 10, visibility: 1 }));
+        ops.extend([
+            Op::Receive { queue: DEAD, max: 1, visibility: 3 }, // one dead letter in flight
+            Op::StartMoveTask { rated: true },
+            Op::StartMoveTask { rated: false }, // a second while one runs: refused
+            Op::Advance(0),
+            Op::Maintenance,
+            Op::Advance(0),
+            Op::Advance(0),
+            Op::Maintenance,
+            Op::Reopen,
+            Op::Advance(1),
+            Op::Maintenance,
+            Op::CancelMoveTask,
+            Op::CancelMoveTask, // twice: refused
+            Op::Advance(6),     // past the visibility of the dead letter in flight
+            Op::StartMoveTask { rated: false },
+            Op::Maintenance,
+        ]);
+        let kind = Kind::WithDeadLetter { max_receives: 1, fifo };
+        let mut harness = Harness::new(kind);
+        for op in &ops {
+            harness.run(op);
+        }
+        let task = harness.task.clone().expect("a task");
+        assert_eq!(task.status, MoveTaskStatus::Completed, "fifo {fifo}: {task:?}");
+        assert!(harness.queues[DEAD].msgs.is_empty(), "fifo {fifo}: everything went home");
+        harness.drain();
+    }
 }
 
 proptest! {
