@@ -780,13 +780,7 @@ impl QueueStore {
         for taken in &selection.to_dead_letter {
             let (Some(dlq_cell), Some(dlq_state)) = (dlq.as_ref(), dlq_st.as_mut()) else { break };
             let mut m = self.read_message(taken.msg.anchor)?;
-            m.queue = dlq_cell.id;
-            m.key = OWN_SEQ;
-            m.visible_at_ms = now;
-            m.receive_count = 0;
-            m.first_receive_ms = 0;
-            m.origin_queue = cell.id;
-            m.dedup = Bytes::new();
+            arriving(&mut m, dlq_cell.id, cell.id, now);
             let sent_ms = m.sent_ms;
             let group = m.group.clone();
             records = vec![QueueRecord::Delete { queue: cell.id, key: taken.key }, QueueRecord::Message(m)];
@@ -1357,6 +1351,19 @@ fn send_result(config: &QueueConfig, message_id: &[u8; 16], key: u64, duplicate:
 /// Formats a message id as a UUID-shaped string.
 pub fn format_id(id: &[u8; 16]) -> String {
     crate::text::uuid(id)
+}
+
+/// A message as it arrives in another queue (a dead-letter move, a move task): a new key there,
+/// visible now, never received, dead-lettered from `origin` (0: none), and without a
+/// deduplication id (it starts no window in a queue it was not sent to).
+pub(crate) fn arriving(m: &mut MessageRecord, queue: u32, origin: u32, now: u64) {
+    m.queue = queue;
+    m.key = OWN_SEQ;
+    m.visible_at_ms = now;
+    m.receive_count = 0;
+    m.first_receive_ms = 0;
+    m.origin_queue = origin;
+    m.dedup = Bytes::new();
 }
 
 /// Text of a stored string field, `None` if empty.

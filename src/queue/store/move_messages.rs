@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::format::queue_record::{QueueRecord, OWN_SEQ};
+use crate::format::queue_record::QueueRecord;
 use crate::queue::state::Msg;
-use crate::queue::store::{format_id, lock_in_order, split_guards, QueueCell, QueueStore};
+use crate::queue::store::{arriving, format_id, lock_in_order, split_guards, QueueCell, QueueStore};
 
 /// Where a move task is and what it moves.
 #[derive(Debug, Clone, Copy)]
@@ -121,14 +121,7 @@ impl QueueStore {
                 ));
                 break;
             }
-            m.queue = target.id;
-            m.key = OWN_SEQ;
-            m.visible_at_ms = now;
-            m.receive_count = 0;
-            m.first_receive_ms = 0;
-            m.origin_queue = 0;
-            // As for a dead-letter move: a moved message starts no deduplication window.
-            m.dedup = bytes::Bytes::new();
+            arriving(&mut m, target.id, 0, now);
             let (sent_ms, group) = (m.sent_ms, m.group.clone());
             let moved = job.moved_before + step.moved + 1;
             let records = [
