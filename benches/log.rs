@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use weir::format::batch::{decode_frame, decode_records, EncodedBatch};
+use weir::format::batch::{decode_frame, decode_records, EncodedBatch, FrameLayout, FrameStamp};
 use weir::format::{Compression, RecordRef};
 use weir::log::io::RealFs;
 use weir::log::{Durability, Log, LogConfig};
@@ -22,6 +22,7 @@ use weir::{Engine, Options};
 const RECORD_BYTES: usize = 1024;
 const BATCH_RECORDS: usize = 100;
 const READ_TOTAL_BYTES: usize = 16 << 20;
+const STAMP: FrameStamp = FrameStamp { base_seq: 42, time_ms: 1_700_000_000_000, salt: 7, durable_seq: 40 };
 
 /// Incompressible bytes, so `Compression::Auto` stores them plain and sizes stay honest.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -56,19 +57,19 @@ fn frames(c: &mut Criterion) {
     group.bench_function("encode_seal_100x1KiB", |b| {
         b.iter(|| {
             let mut batch = EncodedBatch::encode(&refs, Compression::None);
-            batch.seal(42, 1_700_000_000_000).len()
+            batch.seal(&STAMP).len()
         })
     });
     group.bench_function("encode_seal_100x1KiB_auto_compression", |b| {
         b.iter(|| {
             let mut batch = EncodedBatch::encode(&refs, Compression::Auto);
-            batch.seal(42, 1_700_000_000_000).len()
+            batch.seal(&STAMP).len()
         })
     });
-    let frame = Bytes::copy_from_slice(EncodedBatch::encode(&refs, Compression::None).seal(42, 1_700_000_000_000));
+    let frame = Bytes::copy_from_slice(EncodedBatch::encode(&refs, Compression::None).seal(&STAMP));
     group.bench_function("decode_frame_and_records_100x1KiB", |b| {
         b.iter(|| {
-            let header = decode_frame(&frame).expect("valid frame");
+            let header = decode_frame(&frame, FrameLayout::V2 { salt: STAMP.salt }).expect("valid frame");
             decode_records(&header, &frame).expect("valid records").len()
         })
     });

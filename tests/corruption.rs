@@ -4,6 +4,11 @@
 //! either repaired without loss (an index is rebuilt), cut off as a torn tail (only at the very
 //! end of the log, where an unacknowledged write may have been interrupted), or reported as
 //! `Error::Corrupt` naming the damaged file.
+//!
+//! A torn tail can only be what a crash leaves, so the tests that damage the last segment use a
+//! copy of the fixture as the process left it when it died after its last put (the `HEAD` file
+//! as the running engine had it); after a clean close `HEAD` vouches for every record, and any
+//! loss at the end is damage.
 
 mod common;
 
@@ -15,12 +20,12 @@ use weir::format::batch::FRAME_HEADER_LEN;
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, RecordRef};
 use weir::log::io::RealFs;
-use weir::log::{Durability, Log, LogConfig};
+use weir::log::{Durability, Log, LogConfig, RecoveryReport};
 use weir::stream::{PutRecord, StartingPosition, StreamRecord};
 use weir::{Engine, Error, ManualClock};
 
 const STREAM: &str = "s";
-const SEGMENT_BYTES: u64 = 512;
+const SEGMENT_BYTES: u64 = 600;
 const READ_LIMIT: usize = 2;
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -51,6 +56,14 @@ struct Fixture {
     /// Segment files relative to the data directory, oldest first.
     segments: Vec<PathBuf>,
     frames: Vec<Frame>,
+    /// The shard's `HEAD` file as the engine had it before the clean close.
+    head_before_close: Vec<u8>,
+}
+
+/// Every put durable before it returns: what a frame says about the records before it (its
+/// durable point) is then what the tests assume (`scratch_dir` makes the fsyncs free).
+fn fixture_options(clock: Arc<ManualClock>) -> weir::Options {
+    weir::Options { durability: Durability::Always, ..test_options(clock, SEGMENT_BYTES) }
 }
 
 fn shard_dir(data_dir: &Path) -> PathBuf {
@@ -58,12 +71,12 @@ fn shard_dir(data_dir: &Path) -> PathBuf {
 }
 
 impl Fixture {
-    /// Twelve single puts and one batch of three, about four frames per 512-byte segment.
+    /// Twelve single puts and one batch of three, about four frames per 600-byte segment.
     fn new() -> Fixture {
         let tmp = scratch_dir();
         let dir = tmp.path().join("pristine");
         let clock = Arc::new(ManualClock::new(START_MS));
-        let engine = Engine::open(&dir, test_options(clock.clone(), SEGMENT_BYTES)).expect("open");
+        let engine = Engine::open(&dir, fixture_options(clock.clone())).expect("open");
         engine.create_stream(STREAM, 1, None).expect("create stream");
         let stream = engine.stream(STREAM).expect("stream");
         let mut appended: Vec<Vec<Put>> = Vec::new();
@@ -93,6 +106,7 @@ impl Fixture {
                 appended.push(vec![Put { seq: result.seq, key, data, time_ms: now }]);
             }
         }
+        let head_before_close = std::fs::read(shard_dir(&dir).join("HEAD")).expect("HEAD of the running engine");
         drop(stream);
         drop(engine);
 
@@ -125,7 +139,7 @@ impl Fixture {
             }
         }
         let segments = seg_paths.iter().map(|p| p.strip_prefix(&dir).expect("relative").to_path_buf()).collect();
-        let fixture = Fixture { _tmp: tmp, dir, clock, segments, frames };
+        let fixture = Fixture { _tmp: tmp, dir, clock, segments, frames, head_before_close };
         let pristine = fixture.read_all(&fixture.dir);
         assert!(pristine.error.is_none(), "pristine read failed: {:?}", pristine.error);
         assert_records_match(&pristine.records, &fixture.all_records(), "pristine");
@@ -133,7 +147,7 @@ impl Fixture {
     }
 
     fn options(&self) -> weir::Options {
-        test_options(self.clock.clone(), SEGMENT_BYTES)
+        fixture_options(self.clock.clone())
     }
 
     fn all_records(&self) -> Vec<Put> {
@@ -164,6 +178,23 @@ impl Fixture {
         let dir = tmp.path().join("data");
         copy_tree(&self.dir, &dir);
         (tmp, dir)
+    }
+
+    /// A fresh copy of the directory as the process left it had it died after its last put:
+    /// the last segment may then end in a torn tail.
+    fn copy_after_a_crash(&self) -> (tempfile::TempDir, PathBuf) {
+        let (tmp, dir) = self.copy();
+        std::fs::write(shard_dir(&dir).join("HEAD"), &self.head_before_close).expect("write HEAD");
+        (tmp, dir)
+    }
+
+    /// A copy for damaging `segment`: the last one as after a crash, the others as closed.
+    fn copy_to_damage(&self, segment: usize) -> (tempfile::TempDir, PathBuf) {
+        if segment == self.last_segment() {
+            self.copy_after_a_crash()
+        } else {
+            self.copy()
+        }
     }
 
     /// Opens `dir` and reads the whole shard from the trim horizon.
@@ -209,7 +240,7 @@ fn assert_corrupt_names(error: &Error, file: &Path, what: &str) {
 /// Flips `mask` into the byte at `offset` of segment `segment` and checks what a reader gets.
 fn check_flip(fx: &Fixture, segment: usize, offset: u64, mask: u8) {
     let what = format!("segment {segment}, byte {offset} ^ {mask:#04x}");
-    let (_tmp, dir) = fx.copy();
+    let (_tmp, dir) = fx.copy_to_damage(segment);
     let file = dir.join(&fx.segments[segment]);
     let mut bytes = std::fs::read(&file).expect("read segment");
     bytes[offset as usize] ^= mask;
@@ -284,24 +315,42 @@ fn a_corrupt_record_count_in_a_sealed_segment_is_reported_not_skipped() {
     assert_prefix(&outcome.records, &fx.all_records()[after as usize..], "read after the damaged frame");
 }
 
+/// Cuts the last frame of the log in `dir` short by three bytes (and the preallocated zeros
+/// after it), opens the engine and reads the shard: the recovery report, the read, the file
+/// and the records before the cut frame.
+fn cut_the_last_frame(fx: &Fixture, dir: &Path) -> (RecoveryReport, ReadOutcome, PathBuf, Vec<Put>) {
+    let file = dir.join(&fx.segments[fx.last_segment()]);
+    let last = fx.frames.last().expect("frames");
+    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
+    let engine = Engine::open(dir, fx.options()).expect("open");
+    let stream = engine.stream(STREAM).expect("stream");
+    let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+    let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
+    (report, outcome, file, fx.records_before(fx.last_segment(), last.start))
+}
+
 #[test]
 fn a_torn_last_frame_of_the_log_is_cut_and_reported_on_open() {
     let fx = Fixture::new();
-    let (_tmp, dir) = fx.copy();
-    let file = dir.join(&fx.segments[fx.last_segment()]);
-    let last = fx.frames.last().expect("frames");
-    // The last frame loses its final three bytes (and the preallocated zeros after it).
-    std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(last.end - 3).expect("truncate");
-
-    let engine = Engine::open(&dir, fx.options()).expect("open");
-    let stream = engine.stream(STREAM).expect("stream");
-    let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+    let (_tmp, dir) = fx.copy_after_a_crash();
+    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
     assert_eq!(report.truncated.len(), 1, "one torn tail: {report:?}");
     assert_eq!(report.truncated[0].0, file);
+    let last = fx.frames.last().expect("frames");
     assert_eq!(report.truncated[0].1, last.start, "cut where the whole frames end");
-    let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    assert_records_match(&outcome.records, &fx.records_before(fx.last_segment(), last.start), "torn tail");
+    assert_records_match(&outcome.records, &before, "torn tail");
+}
+
+#[test]
+fn the_last_frame_of_a_cleanly_closed_log_cut_short_is_damage_not_a_torn_tail() {
+    let fx = Fixture::new();
+    let (_tmp, dir) = fx.copy();
+    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
+    assert!(report.truncated.is_empty(), "an acknowledged record was cut as a torn tail: {report:?}");
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_records_match(&outcome.records, &before, "records before it");
+    assert_corrupt_names(&outcome.error.expect("the lost record is reported"), &file, "cut after a clean close");
 }
 
 #[test]
@@ -311,7 +360,7 @@ fn a_frame_length_that_runs_past_the_end_of_the_last_segment_is_damage_when_vali
     let last_segment = fx.last_segment();
     let frame = fx.frames.iter().find(|f| f.segment == last_segment).expect("frame in last segment").clone();
     assert!(fx.frames.last().expect("frames").start > frame.start, "fixture wants two frames in the last segment");
-    let (_tmp, dir) = fx.copy();
+    let (_tmp, dir) = fx.copy_after_a_crash();
     let file = dir.join(&fx.segments[last_segment]);
     let mut bytes = std::fs::read(&file).expect("read");
     let at = frame.start as usize + 4;
@@ -338,7 +387,7 @@ fn check_truncations(fx: &Fixture, segment: usize, cuts: impl IntoIterator<Item 
     let originals = fx.all_records();
     for cut in cuts {
         let what = format!("segment {segment} cut at {cut}");
-        let (_tmp, dir) = fx.copy();
+        let (_tmp, dir) = fx.copy_to_damage(segment);
         let file = dir.join(&fx.segments[segment]);
         std::fs::OpenOptions::new().write(true).open(&file).expect("open").set_len(cut).expect("truncate");
 

@@ -22,7 +22,7 @@ use faults::{
 use weir::log::fault::WriteFault;
 use weir::log::{Log, LogConfig};
 use weir::queue::SendOptions;
-use weir::stream::PutRecord;
+use weir::stream::{PutRecord, StartingPosition};
 use weir::topic::PublishOptions;
 use weir::{Durability, Engine, Error};
 
@@ -326,8 +326,20 @@ fn a_failed_segment_roll_leaves_a_log_that_reopens_with_every_acknowledged_recor
     }
     // A restart, not a power cut: the half-created segment file is still there.
     let engine = rig.open().expect("a restart after a failed roll opens the data directory");
-    let next = engine.stream(STREAM).and_then(|s| s.shard(0)).map(|s| s.log().next_seq()).expect("shard 0");
-    assert_eq!(next, acked, "every acknowledged put is there, nothing else");
+    assert_eq!(shard_0_seqs(&engine).len() as u64, acked, "every acknowledged put is there, nothing else");
+}
+
+/// The sequence numbers shard 0 of the stream serves, from its first record on.
+fn shard_0_seqs(engine: &Engine) -> Vec<u64> {
+    let mut it = engine.stream(STREAM).and_then(|s| s.iterator(0, StartingPosition::TrimHorizon)).expect("iterator");
+    let mut seqs = Vec::new();
+    loop {
+        let batch = it.next_batch(1000).expect("read shard 0");
+        if batch.records.is_empty() {
+            return seqs;
+        }
+        seqs.extend(batch.records.iter().map(|r| r.seq));
+    }
 }
 
 /// The same through ENOSPC: the new segment's header does not fit, then space is freed and a
@@ -360,8 +372,8 @@ fn a_segment_roll_that_hit_enospc_leaves_a_log_that_reopens_with_every_acknowled
         }
     }
     let engine = rig.open().expect("a restart after a failed roll opens the data directory");
-    let next = engine.stream(STREAM).and_then(|s| s.shard(0)).map(|s| s.log().next_seq()).expect("shard 0");
-    assert_eq!(next, acked.len() as u64, "every acknowledged put is there, nothing else");
+    let seqs: Vec<u64> = acked.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(shard_0_seqs(&engine), seqs, "every acknowledged put is there, nothing else");
 }
 
 /// On a file system where a new directory's entry is durable only once its parent is synced
@@ -413,4 +425,246 @@ fn a_stream_deleted_and_created_again_never_serves_the_deleted_records_after_a_p
     let records = it.next_batch(100).expect("read").records;
     let data: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
     assert_eq!(data, vec![&b"new"[..]], "the new stream holds its acknowledged put and nothing of the deleted one");
+}
+
+/// A data directory `Engine::open` creates, and a directory a delivery creates, are durable
+/// in their parents before anything in them is acknowledged: otherwise a power cut removes the
+/// whole directory, acknowledged writes and delivered files with it.
+#[test]
+fn directories_the_engine_creates_survive_a_power_cut() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fs = std::sync::Arc::new(weir::log::fault::FaultyFs::new());
+    fs.create_durable_dir_all(tmp.path());
+    // The lock file lives on the real disk; every data file lives in `fs`.
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("real directory for LOCK");
+    let clock = std::sync::Arc::new(weir::ManualClock::new(1_700_000_000_000));
+    let options = faults::options(fs.clone(), Durability::Always, clock);
+    let delivered_to = tmp.path().join("archive").join("events");
+    {
+        let engine = Engine::open(&data, options.clone()).expect("open creates the data directory");
+        engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+        engine.queue(faults::WORK).and_then(|q| q.send(b"acknowledged", SendOptions::default())).expect("send");
+        setup(&engine, Model::Streams).expect("create the stream");
+        let stream = engine.stream(STREAM).expect("stream");
+        stream.put(b"k", b"record").expect("put");
+        let files = stream
+            .deliver(weir::stream::DeliveryConfig::new(&delivered_to))
+            .and_then(|mut d| d.run_once())
+            .expect("deliver");
+        assert_eq!(files.len(), 1, "one shard held a record");
+    }
+    fs.power_cut();
+    let engine = Engine::open(&data, options).expect("reopen");
+    let queue = engine.queue(faults::WORK).expect("the acknowledged queue creation survived");
+    let peeked = queue.peek(10).expect("peek");
+    assert_eq!(peeked.len(), 1, "the acknowledged send survived");
+    let listed = weir::log::io::Vfs::list_dir(fs.as_ref(), &delivered_to).expect("the delivery directory survived");
+    assert_eq!(listed.len(), 1, "the delivered file survived: {listed:?}");
+}
+
+/// Waits (up to ten seconds) for the engine's own maintenance thread to bring `done` about.
+fn wait_for_maintenance(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "the maintenance thread never got there: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// True if some segment of the log in `dir` holds `needle` durably (what a power cut keeps).
+fn durable_in(fs: &weir::log::fault::FaultyFs, dir: &Path, needle: &[u8]) -> bool {
+    let names = weir::log::io::Vfs::list_dir(fs, dir).unwrap_or_default();
+    names.iter().filter(|n| n.ends_with(".seg")).any(|n| {
+        fs.durable_contents(&dir.join(n)).is_some_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+/// Under `Interval`, with the maintenance thread running: an fsync that fails on one stream's
+/// shard poisons that log and is reported (`Engine::health`), while every other log is still
+/// synced on every tick and still has its retention and compaction: after a power cut, what
+/// the other logs acknowledged before the last tick is there.
+#[test]
+fn a_failed_background_fsync_stays_with_its_log() {
+    let rig = Rig::new(Durability::Interval(5));
+    let options =
+        weir::Options { background: true, maintenance_interval: std::time::Duration::from_millis(20), ..rig.options() };
+    let engine = Engine::open(rig.dir(), options.clone()).expect("open");
+    for name in ["a", "b"] {
+        engine.create_stream(name, 1, None).expect("create stream");
+    }
+    engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+    let (a, b) = (engine.stream("a").expect("a"), engine.stream("b").expect("b"));
+    let queue = engine.queue(faults::WORK).expect("queue");
+    // Old records for retention (streams) and garbage for compaction (the message log).
+    for i in 0..40 {
+        b.put(b"k", faults::body("old", i).as_bytes()).expect("put to b");
+        queue.send(faults::body("old", i).as_bytes(), SendOptions::default()).expect("send");
+    }
+    let options_receive = weir::queue::ReceiveOptions { max: 10, ..Default::default() };
+    loop {
+        let got = queue.receive(options_receive.clone()).expect("receive");
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            queue.delete(&m.receipt_handle).expect("delete");
+        }
+    }
+    let a_log = a.shard(0).expect("shard").log().dir().to_path_buf();
+    let b_log = b.shard(0).expect("shard").log().dir().to_path_buf();
+    let message_log = rig.dir().join("queues");
+    let segments = |dir: &Path| {
+        weir::log::io::Vfs::list_dir(rig.fs.as_ref(), dir)
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| n.ends_with(".seg"))
+            .count()
+    };
+    let (b_segments, queue_segments) = (segments(&b_log), segments(&message_log));
+    assert!(b_segments > 2 && queue_segments > 2, "{b_segments} and {queue_segments} segments to expire");
+
+    rig.fs.fail_next_fsync_of(&a_log.join("00000000000000000000.seg"));
+    a.put(b"k", b"lost with the failed fsync").expect("put to a (in the page cache)");
+    wait_for_maintenance("the failure is reported", || !engine.health().failures.is_empty());
+    let health = engine.health();
+    assert_eq!(health.failures.len(), 1, "{health:?}");
+    assert_eq!((health.failures[0].log.as_path(), health.failures[0].task), (a_log.as_path(), "sync"));
+    assert_eq!(health.poisoned, vec![a_log.clone()]);
+    let refused = a.put(b"k", b"refused").expect_err("a poisoned log refuses writes");
+    assert!(matches!(refused, Error::Poisoned { .. }), "{refused:?}");
+
+    // The other logs still have their retention and compaction...
+    rig.clock.advance(std::time::Duration::from_secs(25 * 3600));
+    wait_for_maintenance("b's retention ran", || segments(&b_log) < b_segments);
+    wait_for_maintenance("the message log was compacted", || segments(&message_log) < queue_segments);
+    // ... and are synced on time.
+    b.put(b"k", b"b after the failure").expect("put to b");
+    queue.send(b"queue after the failure", SendOptions::default()).expect("send");
+    wait_for_maintenance("b is synced", || durable_in(&rig.fs, &b_log, b"b after the failure"));
+    wait_for_maintenance("the queue is synced", || durable_in(&rig.fs, &message_log, b"queue after the failure"));
+    let health = engine.health();
+    assert_eq!(health.failures.len(), 1, "reported once, whatever later ticks met: {health:?}");
+
+    rig.fs.power_cut();
+    drop((a, b, queue));
+    drop(engine);
+    let engine = rig.open().expect("reopen");
+    assert!(engine.health().is_healthy(), "a reopened engine starts clean");
+    let b = engine.stream("b").expect("b");
+    let mut it = b.iterator(0, weir::stream::StartingPosition::TrimHorizon).expect("iterator");
+    let data: Vec<Vec<u8>> = it.next_batch(1000).expect("read").records.iter().map(|r| r.data.to_vec()).collect();
+    assert_eq!(data, vec![b"b after the failure".to_vec()], "b's synced put survived, its expired ones did not");
+    let peeked = engine.queue(faults::WORK).and_then(|q| q.peek(100)).expect("peek");
+    let bodies: Vec<&[u8]> = peeked.iter().map(|m| &m.body[..]).collect();
+    assert_eq!(bodies, vec![&b"queue after the failure"[..]], "the queue's synced send survived, nothing else");
+}
+
+/// Under `Never`, a power cut loses the unsynced tail of the message log, and the next sends
+/// are given the lost messages' keys again. A receipt handle of a lost message must not
+/// match the new message that took its key (same queue, same key, same receive count, even
+/// the same send time on this manual clock): it is rejected and the new message is intact.
+#[test]
+fn a_receipt_handle_of_a_message_lost_to_a_power_cut_matches_no_later_message() {
+    let rig = Rig::new(Durability::Never);
+    let receive = weir::queue::ReceiveOptions { max: 10, ..Default::default() };
+    let (old_handle, old_id) = {
+        let engine = rig.open().expect("open");
+        engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+        let queue = engine.queue(faults::WORK).expect("queue");
+        queue.send(b"lost to the power cut", SendOptions::default()).expect("send (page cache only)");
+        let got = queue.receive(receive.clone()).expect("receive");
+        assert_eq!(got.len(), 1);
+        rig.fs.power_cut();
+        (got[0].receipt_handle.clone(), got[0].message_id.clone())
+    };
+    let engine = rig.open().expect("reopen");
+    let queue = engine.queue(faults::WORK).expect("the queue's creation was durable");
+    assert!(queue.peek(10).expect("peek").is_empty(), "the unsynced send is gone");
+    queue.send(b"new message", SendOptions::default()).expect("send");
+    let got = queue.receive(receive).expect("receive");
+    assert_eq!(got.len(), 1);
+    assert_ne!(got[0].message_id, old_id, "message ids are never handed out twice");
+    let refused = queue.delete(&old_handle).expect_err("the lost message's handle names no live message");
+    assert!(matches!(refused, Error::InvalidReceiptHandle(_)), "{refused:?}");
+    let refused = queue.change_visibility(&old_handle, std::time::Duration::ZERO);
+    assert!(matches!(refused, Err(Error::InvalidReceiptHandle(_))), "{refused:?}");
+    let peeked = queue.peek(10).expect("peek");
+    assert_eq!(peeked.len(), 1, "the new message is intact");
+    assert_eq!((&peeked[0].body[..], peeked[0].state), (&b"new message"[..], "in_flight"));
+    queue.delete(&got[0].receipt_handle).expect("its own handle deletes it");
+}
+
+/// `peek` shows what a send acknowledged, never a message whose send has not returned `Ok`:
+/// here the send's fsync failed, so it was never acknowledged (and is not on disk).
+#[test]
+fn peek_shows_only_acknowledged_sends() {
+    let rig = Rig::new(Durability::Always);
+    let engine = rig.open().expect("open");
+    engine.create_queue(faults::WORK, weir::queue::QueueConfig::default()).expect("create queue");
+    let queue = engine.queue(faults::WORK).expect("queue");
+    for body in ["first", "second"] {
+        queue.send(body.as_bytes(), SendOptions::default()).expect("send");
+    }
+    rig.fs.fail_next_fsync();
+    let failed = queue.send(b"never acknowledged", SendOptions::default()).expect_err("its fsync fails");
+    assert_storage_error(&failed, rig.dir(), "the failed send");
+    let bodies = |limit| -> Vec<Vec<u8>> { queue.peek(limit).expect("peek").iter().map(|m| m.body.to_vec()).collect() };
+    assert_eq!(bodies(10), vec![b"first".to_vec(), b"second".to_vec()], "only acknowledged sends");
+    assert_eq!(bodies(1), vec![b"first".to_vec()], "the oldest first");
+}
+
+/// Under `Never`, a checkpoint can be durable while the records it covers are not (two logs).
+/// After a power cut the checkpoint lies beyond the shard's end, and the records put next
+/// take the lost numbers: a consumer must read them, not resume past them, and must keep doing
+/// so after a further crash before it checkpoints again.
+#[test]
+fn a_checkpoint_beyond_the_end_of_a_shard_after_a_power_cut_skips_no_new_record() {
+    use weir::stream::{ConsumerConfig, StartingPosition};
+    let rig = Rig::new(Durability::Never);
+    let put =
+        |engine: &Engine, data: &str| engine.stream("s").and_then(|s| s.put(b"k", data.as_bytes())).map(|r| r.seq);
+    let consume = |engine: &Engine| -> Vec<String> {
+        let stream = engine.stream("s").expect("stream");
+        let mut consumer = stream.consumer("g", "w", ConsumerConfig::default()).expect("consumer");
+        let records = consumer.poll(1000).expect("poll");
+        records.iter().map(|r| String::from_utf8_lossy(&r.record.data).into_owned()).collect()
+    };
+    {
+        let engine = rig.open().expect("open");
+        engine.create_stream("s", 1, None).expect("create");
+        for i in 0..3 {
+            put(&engine, &format!("durable {i}")).expect("put");
+        }
+        engine.flush().expect("flush");
+        for i in 3..10 {
+            put(&engine, &format!("lost {i}")).expect("put");
+        }
+        let stream = engine.stream("s").expect("stream");
+        let mut consumer = stream.consumer("g", "w", ConsumerConfig::default()).expect("consumer");
+        assert_eq!(consumer.poll(1000).expect("poll").len(), 10);
+        consumer.checkpoint(0, 9).expect("checkpoint");
+        // The checkpoint log's file reaches the disk (a roll would do that), the shard's not.
+        let checkpoints = rig.dir().join("streams/s/checkpoints/00000000000000000000.seg");
+        weir::log::io::Vfs::open_file(rig.fs.as_ref(), &checkpoints, false)
+            .and_then(|f| f.sync_data())
+            .expect("sync the checkpoint log");
+        rig.fs.power_cut();
+    }
+    {
+        let engine = rig.open().expect("reopen");
+        let stream = engine.stream("s").expect("stream");
+        let mut it = stream.iterator(0, StartingPosition::TrimHorizon).expect("iterator");
+        assert_eq!(it.next_batch(100).expect("read").records.len(), 3, "the unsynced puts are gone");
+        for i in 0..10 {
+            put(&engine, &format!("new {i}")).expect("put");
+        }
+        let expected: Vec<String> = (0..10).map(|i| format!("new {i}")).collect();
+        assert_eq!(consume(&engine), expected, "the consumer resumes at the shard's end as it was");
+        engine.flush().expect("flush");
+        rig.fs.power_cut();
+    }
+    let engine = rig.open().expect("reopen again");
+    let expected: Vec<String> = (0..10).map(|i| format!("new {i}")).collect();
+    assert_eq!(consume(&engine), expected, "a second crash before any new checkpoint skips nothing either");
 }

@@ -348,9 +348,16 @@ fn single_sends_into_a_burst_of_long_polls_are_all_received_without_waiting_out_
         assert!(started.elapsed() < Duration::from_secs(10), "messages sat visible while the polls slept");
         thread::sleep(Duration::from_millis(5));
     }
-    // The receivers still polling wait for a message that never comes: send them one each.
-    for i in 0..4 {
-        q.send(format!("release {i}").as_bytes(), SendOptions::default()).expect("send");
+    // The receivers still polling wait for a message that never comes: send them some until
+    // every one has returned (one poll may take several, and leave another asleep).
+    let mut released = 0;
+    while receivers.iter().any(|r| !r.is_finished()) {
+        assert!(started.elapsed() < Duration::from_secs(10), "a poll slept through the release messages");
+        if released < 16 {
+            q.send(format!("release {released}").as_bytes(), SendOptions::default()).expect("send");
+            released += 1;
+        }
+        thread::sleep(Duration::from_millis(5));
     }
     for r in receivers {
         r.join().expect("receiver");

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{copy_tree, test_options, to_hex, Rng};
-use weir::format::batch::{decode_frame, EncodedBatch};
+use weir::format::batch::{decode_frame, EncodedBatch, FrameLayout, FrameStamp};
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, Record, RecordRef, SegmentHeader};
 use weir::inspect::salvage::QUARANTINE_DIR;
@@ -100,14 +100,27 @@ fn read_log(dir: &Path, from: Option<u64>) -> (Vec<Record>, Option<Error>) {
     }
 }
 
+/// The header of a segment file.
+fn header_of(path: &Path) -> SegmentHeader {
+    SegmentHeader::decode(&std::fs::read(path).expect("read segment")).expect("fixture headers are whole")
+}
+
+/// A frame of one record for the segment at `path`, stamped `seq` and `time_ms`.
+fn frame_for(path: &Path, key: &[u8], value: &[u8], seq: u64, time_ms: u64) -> Vec<u8> {
+    let FrameLayout::V2 { salt } = header_of(path).frame_layout() else { panic!("a version-1 fixture segment") };
+    let mut batch = EncodedBatch::encode(&[RecordRef { key, value }], Compression::None);
+    batch.seal(&FrameStamp { base_seq: seq, time_ms, salt, durable_seq: seq }).to_vec()
+}
+
 /// The frames of a segment file.
 fn frames_of(path: &Path) -> Vec<FrameAt> {
     let bytes = std::fs::read(path).expect("read segment");
-    let mut at = SEGMENT_HEADER_LEN;
+    let header = header_of(path);
+    let mut at = header.len();
     let mut out = Vec::new();
     // The active segment ends in preallocated zeros.
     while at < bytes.len() && bytes[at..].iter().any(|&b| b != 0) {
-        let h = decode_frame(&bytes[at..]).expect("fixture frames are whole");
+        let h = decode_frame(&bytes[at..], header.frame_layout()).expect("fixture frames are whole");
         let end = at + h.frame_len as usize;
         out.push(FrameAt { bytes: at as u64..end as u64, seqs: h.base_seq..h.next_seq() });
         at = end;
@@ -126,6 +139,7 @@ fn split_in_three(dir: &Path) {
     assert_eq!(files.len(), 1, "{} should hold one segment before the split", dir.display());
     let bytes = std::fs::read(&files[0]).expect("read");
     let frames = frames_of(&files[0]);
+    let FrameLayout::V2 { salt } = header_of(&files[0]).frame_layout() else { panic!("a version-1 fixture segment") };
     assert!(frames.len() >= 9, "{}: too few frames to split", dir.display());
     let end = frames.last().map_or(0, |f| f.bytes.end);
     let cut1 = frames.iter().position(|f| f.bytes.start >= end / 3).expect("first cut");
@@ -134,7 +148,7 @@ fn split_in_three(dir: &Path) {
     let _ = std::fs::remove_file(files[0].with_extension("idx"));
     for part in [&frames[..cut1], &frames[cut1..cut2], &frames[cut2..]] {
         let base = part[0].seqs.start;
-        let mut out = SegmentHeader { base_seq: base }.encode().to_vec();
+        let mut out = SegmentHeader::new(base, salt, base).encode();
         out.extend_from_slice(&bytes[part[0].bytes.start as usize..part[part.len() - 1].bytes.end as usize]);
         std::fs::write(dir.join(format!("{base:020}.seg")), out).expect("write part");
     }
@@ -317,7 +331,9 @@ fn damage_index(fx: &Fixture, dir: &Path, rel: &str, seg: usize, damage: Damage)
     path
 }
 
-/// Every regular file under `dir` (relative path -> bytes), the lock file aside.
+/// Every regular file under `dir` (relative path -> bytes), the lock file and the logs' `HEAD`
+/// files aside (the engine's own state, rewritten by any open that moves it, salvage's proving
+/// open included).
 fn snapshot_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).expect("list") {
@@ -325,7 +341,7 @@ fn snapshot_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let path = entry.path();
             if entry.file_type().expect("type").is_dir() {
                 walk(root, &path, out);
-            } else if entry.file_name() != "LOCK" {
+            } else if entry.file_name() != "LOCK" && entry.file_name() != "HEAD" {
                 out.insert(
                     path.strip_prefix(root).expect("relative").to_path_buf(),
                     std::fs::read(&path).expect("read"),
@@ -554,8 +570,8 @@ fn a_torn_tail_of_the_last_segment_is_cut_into_the_quarantine() {
     let frames_end = segment.frames.last().expect("frames").bytes.end as usize;
     // Half a frame where the next append goes, over the preallocated zeros (or past the end of
     // the file, if there were none): an append the process died in the middle of.
-    let mut batch = EncodedBatch::encode(&[RecordRef { key: b"k", value: &[7u8; 300] }], Compression::None);
-    let frame = batch.seal(fx.logs[SHARD].records.last().expect("records").seq + 1, START_MS + 1_000_000).to_vec();
+    let next = fx.logs[SHARD].records.last().expect("records").seq + 1;
+    let frame = frame_for(&last, b"k", &[7u8; 300], next, START_MS + 1_000_000);
     let torn = &frame[..frame.len() / 2];
     let mut bytes = whole.clone();
     bytes.resize(bytes.len().max(frames_end + torn.len()), 0);
@@ -582,10 +598,14 @@ fn append_raw_frame(fx: &Fixture, dir: &Path, rel: &str, value: &[u8]) -> u64 {
     let log = &fx.logs[rel];
     let seq = log.records.last().expect("records").seq + 1;
     let time = log.records.last().expect("records").time_ms;
-    let path = dir.join(&log.segments.last().expect("segments").path);
-    let mut batch = EncodedBatch::encode(&[RecordRef { key: b"", value }], Compression::None);
+    let segment = log.segments.last().expect("segments");
+    let path = dir.join(&segment.path);
+    let frame = frame_for(&path, b"", value, seq, time);
     let mut bytes = std::fs::read(&path).expect("read");
-    bytes.extend_from_slice(batch.seal(seq, time));
+    // Where the next append goes: over the preallocated zeros, if there are any.
+    let at = segment.frames.last().map_or(SEGMENT_HEADER_LEN, |f| f.bytes.end as usize);
+    bytes.resize(bytes.len().max(at + frame.len()), 0);
+    bytes[at..at + frame.len()].copy_from_slice(&frame);
     std::fs::write(&path, &bytes).expect("write");
     seq
 }
@@ -722,4 +742,58 @@ fn the_cli_verifies_salvages_and_prints_the_report() {
     let out = weir(&["salvage", copy.path().join("nowhere").to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1), "salvage of a missing directory fails");
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("weir: "), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_deleted_active_segment_is_detected_and_salvaged_as_lost() {
+    let fx = Fixture::new();
+    let (_tmp, dir) = fx.copy();
+    let last = fx.logs[SHARD].segments.last().expect("segments").clone();
+    let path = dir.join(&last.path);
+    std::fs::remove_file(&path).expect("delete the active segment");
+    let lost: BTreeSet<u64> = last.frames.iter().flat_map(|f| f.seqs.clone()).collect();
+    assert!(!lost.is_empty(), "the active segment held records");
+
+    let problems = verify_dir(&dir).expect("verify");
+    assert!(problems.iter().any(|p| p.path == path && p.message.contains("active segment")), "{problems:#?}");
+    {
+        let probe = tempfile::tempdir().expect("tempdir");
+        copy_tree(&dir, probe.path());
+        let engine = Engine::open(probe.path(), fx.options()).expect("the engine opens and reports the loss");
+        let stream = engine.stream(STREAM).expect("stream");
+        let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+        assert!(report.damaged.iter().any(|(p, _)| p.ends_with(&last.path)), "{report:?}");
+        let outcome = common::read_to_end(&stream, 0, StartingPosition::TrimHorizon, 100);
+        assert!(matches!(outcome.error, Some(Error::Corrupt { .. })), "the lost records are not skipped silently");
+    }
+    let before = snapshot_files(&dir);
+    let report = salvage_dir(&dir, &mut |_, _| {}).expect("salvage");
+    check_after_salvage(&fx, &dir, &report, SHARD, &lost, "deleted active segment");
+    assert_nothing_deleted(&dir, &before, "deleted active segment");
+}
+
+#[test]
+fn a_head_file_that_does_not_decode_is_set_aside_and_written_again() {
+    let fx = Fixture::new();
+    let (_tmp, dir) = fx.copy();
+    let head = dir.join(SHARD).join("HEAD");
+    let mut bytes = std::fs::read(&head).expect("read");
+    bytes[20] ^= 0x01;
+    std::fs::write(&head, &bytes).expect("write");
+    match Engine::open(&dir, fx.options()) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, head),
+        other => panic!("a HEAD that does not decode must stop the open: {other:?}"),
+    }
+    let report = salvage_dir(&dir, &mut |_, _| {}).expect("salvage");
+    check_after_salvage(&fx, &dir, &report, SHARD, &BTreeSet::new(), "bad HEAD");
+    let log = report.log(SHARD).expect("shard");
+    let kept = dir.join(QUARANTINE_DIR).join(SHARD).join("HEAD");
+    assert!(log.quarantined.contains(&kept), "{:?}", log.quarantined);
+    assert_eq!(std::fs::read(&kept).expect("the old HEAD is kept"), bytes);
+    assert!(log.written.contains(&head), "{:?}", log.written);
+    // Numbers go on above every record the shard ever held.
+    let last = fx.logs[SHARD].records.last().expect("records").seq;
+    let engine = Engine::open(&dir, fx.options()).expect("open");
+    let put = engine.stream(STREAM).and_then(|s| s.put(b"k", b"after")).expect("put");
+    assert!(put.seq > last, "{} reuses a number", put.seq);
 }

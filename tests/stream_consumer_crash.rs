@@ -338,7 +338,10 @@ fn check_delivery(dir: &Path, out: &Path, said: &Said, context: &str) {
             seqs.push(seq);
             covered.insert((shard, seq));
         }
-        assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "{context}: {name} holds what its name says");
+        // Every record the shard holds in the range its name gives (numbers a crash skipped
+        // were never written, so none stands for them).
+        let stored: Vec<u64> = records[&shard].iter().map(|r| r.seq).filter(|s| (first..=last).contains(s)).collect();
+        assert_eq!(seqs, stored, "{context}: {name} holds what its name says");
     }
     for file in &said.files {
         assert!(names.contains(file), "{context}: printed file {} is missing", file.display());

@@ -478,9 +478,10 @@ fn sequence_numbers_never_repeat_after_retention_deletes_everything_and_reopen()
 
 #[test]
 fn records_within_the_retention_period_survive_maintenance_and_older_whole_segments_go() {
+    // Three 167-byte frames (56 + 8 + 3 + 100) after the 48-byte header fill a segment.
     let case = Case {
         shards: 1,
-        segment_bytes: 512,
+        segment_bytes: 550,
         compression: Compression::None,
         durability: Durability::Never,
         ops: Vec::new(),

@@ -287,7 +287,8 @@ impl LimitLog {
 /// when weir's default `Compression::Auto` would compress it).
 pub fn frame_of(records: &[RecordRef<'_>]) -> Vec<u8> {
     let mut batch = EncodedBatch::encode(records, Compression::Auto);
-    batch.seal(0, 1_700_000_000_000).to_vec()
+    let stamp = weir::format::FrameStamp { base_seq: 0, time_ms: 1_700_000_000_000, salt: 0, durable_seq: 0 };
+    batch.seal(&stamp).to_vec()
 }
 
 /// One frame per value, all with empty keys (the message log's records).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use weir::format::batch::EncodedBatch;
+use weir::format::batch::{EncodedBatch, FrameStamp};
 use weir::format::lost::LostRanges;
 use weir::format::queue_record::{MessageRecord, QueueRecord, StoredAttribute};
 use weir::format::{Compression, IndexEntry, IndexFile, RecordRef, SegmentHeader};
@@ -25,12 +25,14 @@ const MAX_SEED_BYTES: usize = 4096;
 
 fn frame(seq: u64, time_ms: u64, records: &[(&[u8], &[u8])], compression: Compression) -> Vec<u8> {
     let refs: Vec<RecordRef<'_>> = records.iter().map(|(key, value)| RecordRef { key, value }).collect();
-    EncodedBatch::encode(&refs, compression).seal(seq, time_ms).to_vec()
+    // Salt 0: the salt a segment header of `SegmentHeader::new(_, 0, _)` gives its frames.
+    let stamp = FrameStamp { base_seq: seq, time_ms, salt: 0, durable_seq: seq };
+    EncodedBatch::encode(&refs, compression).seal(&stamp).to_vec()
 }
 
 fn decode_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let text = b"the quick brown fox jumps over the lazy dog; ".repeat(40);
-    let mut segment = SegmentHeader { base_seq: 3 }.encode().to_vec();
+    let mut segment = SegmentHeader::new(3, 0, 3).encode();
     segment.extend(frame(3, 10, &[(b"a", b"one")], Compression::None));
     segment.extend(frame(4, 11, &[(b"b", b"two"), (b"c", b"three")], Compression::None));
     segment.extend(frame(6, 12, &[(b"d", &text[..1200])], Compression::Auto));
@@ -74,7 +76,8 @@ fn decode_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("frame-three-records.bin", frame(41, 5, &[(b"k1", b"v1"), (b"", b"no key"), (b"k3", b"")], Compression::None)),
         ("frame-zstd.bin", frame(7, 8, &[(b"text", &text[..]), (b"again", &text[..600])], Compression::Auto)),
         ("index.bin", index.encode()),
-        ("segment-header.bin", SegmentHeader { base_seq: 12345 }.encode().to_vec()),
+        ("segment-header.bin", SegmentHeader::new(12345, 0, 12000).encode()),
+        ("head.bin", weir::format::Head { active_base: 3, reserved_next: 5000, durable_next: 6 }.encode().to_vec()),
         ("segment-three-frames.bin", segment),
     ]
 }

@@ -161,8 +161,11 @@ pub struct QueueEntry {
 pub struct CatalogState {
     /// Streams by name.
     pub streams: BTreeMap<String, StreamMeta>,
-    /// Names deleted since the last time their directories were seen removed.
+    /// Directories (under `streams/`) of deleted streams, which open removes if a crash left
+    /// them.
     pub deleted_streams: Vec<String>,
+    /// The incarnation the next stream of each name gets (see `StreamMeta::incarnation`).
+    pub next_incarnation: BTreeMap<String, u64>,
     /// The engine's secret.
     pub secret: Option<[u8; 32]>,
     /// Queues by name.
@@ -207,13 +210,17 @@ impl CatalogState {
     fn apply(&mut self, record: CatalogRecord, time_ms: u64) {
         match record {
             CatalogRecord::PutStream { stream } => {
-                self.deleted_streams.retain(|n| n != &stream.name);
+                let dir = stream.dir_name();
+                self.deleted_streams.retain(|d| *d != dir);
+                let next = self.next_incarnation.entry(stream.name.clone()).or_default();
+                *next = (*next).max(stream.incarnation.saturating_add(1));
                 self.streams.insert(stream.name.clone(), stream);
             }
             CatalogRecord::DeleteStream { name } => {
-                self.streams.remove(&name);
                 self.tags.remove(&(ResourceKind::Stream, name.clone()));
-                self.deleted_streams.push(name);
+                if let Some(stream) = self.streams.remove(&name) {
+                    self.deleted_streams.push(stream.dir_name());
+                }
             }
             CatalogRecord::Init { secret } => {
                 if self.secret.is_none() {

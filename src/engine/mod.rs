@@ -6,11 +6,15 @@
 //! ```text
 //! DATA_DIR/LOCK                       exclusive lock: one process per directory
 //! DATA_DIR/catalog/                   log of catalog records (JSON)
-//! DATA_DIR/streams/<name>/shard-NNNNNN/   one log per shard
+//! DATA_DIR/streams/<name>[@N]/shard-NNNNNN/   one log per shard (`@N`: a later stream of
+//!                                     the name, see `StreamMeta::dir_name`)
 //! DATA_DIR/queues/                    the message log shared by every queue and topic
 //! ```
 
 pub mod catalog;
+pub mod health;
+#[cfg(test)]
+mod interleavings;
 pub mod lock;
 mod move_tasks;
 mod queue_admin;
@@ -36,6 +40,8 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
+use health::{FailureBook, Pass};
+pub use health::{Health, LogFailure};
 use lock::DirLock;
 
 /// How an engine is opened.
@@ -102,6 +108,8 @@ pub(crate) struct EngineInner {
     shutdown: Mutex<bool>,
     wake: Condvar,
     lock: Arc<DirLock>,
+    /// What the maintenance thread failed at, per log.
+    failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
 }
 
@@ -130,7 +138,10 @@ impl Engine {
                 std::io::Error::new(std::io::ErrorKind::NotADirectory, "it exists and is not a directory"),
             ));
         }
-        options.vfs.create_dir_all(&dir).map_err(|e| Error::io("create data directory", &dir, e))?;
+        // Durably: a data directory whose entry a power cut can undo takes everything
+        // acknowledged in it along.
+        crate::log::io::create_dir_durably(options.vfs.as_ref(), &dir)
+            .map_err(|e| Error::io("create data directory", &dir, e))?;
         let lock = Arc::new(DirLock::acquire(&dir, options.lock_wait)?);
         let catalog_was_there = options.vfs.list_dir(&dir.join("catalog")).is_ok_and(|names| !names.is_empty());
         if !catalog_was_there && holds_data(&options, &dir) {
@@ -150,13 +161,13 @@ impl Engine {
             }
         };
         let state = catalog.state().clone();
-        for name in &state.deleted_streams {
+        for deleted in &state.deleted_streams {
             // A delete that crashed before its directory was gone finishes now.
-            let _ = options.vfs.remove_dir_all(&dir.join("streams").join(name));
+            let _ = options.vfs.remove_dir_all(&dir.join("streams").join(deleted));
         }
         let mut streams = BTreeMap::new();
         for (name, meta) in state.streams {
-            let stream = Stream::open(&dir.join("streams").join(&name), meta, stream_env(&options, &lock))?;
+            let stream = Stream::open(&dir.join("streams").join(meta.dir_name()), meta, stream_env(&options, &lock))?;
             streams.insert(name, Arc::new(stream));
         }
         let queue_defs = state
@@ -207,6 +218,7 @@ impl Engine {
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
             lock,
+            failures: FailureBook::default(),
             move_tasks,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
@@ -254,8 +266,10 @@ impl Engine {
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
         }
-        let dir = self.stream_dir(name);
-        // Leftovers of a stream of the same name deleted before a crash must not leak in, and
+        // A directory of its own: handles to an earlier stream of this name keep theirs.
+        meta.incarnation = catalog.state().next_incarnation.get(name).copied().unwrap_or(0);
+        let dir = self.stream_dir(&meta);
+        // Leftovers of a creation that crashed before its catalog record must not leak in, and
         // their removal must be durable before the new stream's files exist.
         self.remove_dir_durably(&dir)?;
         let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock))?;
@@ -268,14 +282,14 @@ impl Engine {
     pub fn delete_stream(&self, name: &str) -> Result<()> {
         names::validate_stream_name(name)?;
         let mut catalog = self.inner.catalog.lock();
-        if !catalog.state().streams.contains_key(name) {
+        let Some(meta) = catalog.state().streams.get(name).cloned() else {
             return Err(Error::NotFound { kind: "stream", name: name.to_string() });
-        }
+        };
         catalog.append(CatalogRecord::DeleteStream { name: name.to_string() }, self.inner.options.clock.now_ms())?;
         if let Some(stream) = self.inner.streams.write().remove(name) {
             stream.mark_deleted();
         }
-        let dir = self.stream_dir(name);
+        let dir = self.stream_dir(&meta);
         self.remove_dir_durably(&dir)
     }
 
@@ -419,6 +433,7 @@ impl Engine {
         let mut catalog = self.inner.catalog.lock();
         catalog.append(CatalogRecord::DeleteTopic { name: name.to_string() }, self.inner.options.clock.now_ms())?;
         self.inner.topics.write().remove(name);
+        topic.cell.mark_deleted();
         self.inner.queues.remove_topic(topic.cell.id);
         Ok(())
     }
@@ -475,9 +490,11 @@ impl Engine {
                     self.inner.options.clock.now_ms(),
                 )?;
                 drop(catalog);
-                topic.cell.add_queue_subscription(&def)?;
+                let live_from =
+                    topic.cell.add_queue_subscription_at(&def, || self.inner.queues.log().written_next())?;
+                self.inner.queues.pauses.at(crate::queue::pause::Pause::SubscribeReplay);
                 if let Some(from_ms) = options.replay_from_ms {
-                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms)?;
+                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms, live_from)?;
                 }
             }
             Endpoint::Callback(f) => {
@@ -518,42 +535,79 @@ impl Engine {
         self.inner.queues.wake_all();
     }
 
-    fn stream_dir(&self, name: &str) -> PathBuf {
-        self.inner.dir.join("streams").join(name)
+    fn stream_dir(&self, meta: &StreamMeta) -> PathBuf {
+        self.inner.dir.join("streams").join(meta.dir_name())
     }
 
-    /// Runs one round of maintenance now: retention on every stream, the message log's
-    /// compaction, and every message move task as far as its rate allows by now. The
-    /// background thread calls this periodically; tests driving a manual clock call it
-    /// directly.
+    /// Runs one round of maintenance now: retention on every stream shard, then retention and
+    /// compaction of the message log, then every message move task as far as its rate allows
+    /// by now. The background thread calls this periodically; tests driving a manual clock
+    /// call it directly. Every log has its turn whatever the others do; the first error is
+    /// returned.
     pub fn run_maintenance(&self) -> Result<()> {
-        self.inner.run_maintenance()
+        self.inner.run_maintenance(Pass::foreground())
     }
 
     /// Syncs every log (useful before a planned shutdown under `Interval` or `Never`; dropping
-    /// the engine does the same).
+    /// the engine does the same). A log that fails does not keep the others from being
+    /// synced; the first error is returned.
     pub fn flush(&self) -> Result<()> {
-        self.inner.flush()
+        self.inner.sync_logs(Pass::foreground())
+    }
+
+    /// The failures of background work (each log's first, also printed once on stderr) and
+    /// the logs that refuse writes. Under `Interval`, a failed periodic fsync reaches no caller
+    /// otherwise: this is where an application (or a server's health check) sees it.
+    pub fn health(&self) -> Health {
+        let mut poisoned = Vec::new();
+        self.inner.for_each_log(&mut |log| {
+            if log.is_poisoned() {
+                poisoned.push(log.dir().to_path_buf());
+            }
+        });
+        Health { failures: self.inner.failures.list(), poisoned }
     }
 }
 
 impl EngineInner {
-    fn run_maintenance(&self) -> Result<()> {
+    /// Calls `f` with every log but the catalog (which syncs every record itself): each live
+    /// stream's, then the message log.
+    fn for_each_log(&self, f: &mut dyn FnMut(&crate::log::Log)) {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
-        for stream in streams {
-            stream.enforce_retention()?;
+        // A stream deleted meanwhile has nothing left to keep.
+        for stream in streams.iter().filter(|s| !s.is_deleted()) {
+            stream.for_each_log(f);
         }
-        self.queues.maintain()?;
-        self.run_move_tasks();
-        Ok(())
+        f(self.queues.log());
     }
 
-    fn flush(&self) -> Result<()> {
+    /// Syncs every log, each on its own: one that fails is noted and the rest still are.
+    fn sync_logs(&self, mut pass: Pass<'_>) -> Result<()> {
+        self.for_each_log(&mut |log| pass.check(log.dir(), "sync", log.flush()));
+        pass.finish()
+    }
+
+    /// Retention of every stream shard, then the message log's; each log on its own.
+    fn run_maintenance(&self, mut pass: Pass<'_>) -> Result<()> {
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
-        for stream in streams {
-            stream.flush()?;
+        for stream in streams.iter().filter(|s| !s.is_deleted()) {
+            let cutoff = stream.retention_cutoff_ms();
+            for shard in stream.shards() {
+                let outcome = shard.log.delete_older_than(cutoff);
+                // A stream deleted meanwhile took its files along: nothing failed.
+                if !stream.is_deleted() {
+                    pass.check(shard.log.dir(), "retention", outcome);
+                }
+            }
         }
-        self.queues.flush()
+        pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        self.run_move_tasks();
+        pass.finish()
+    }
+
+    /// A pass of the maintenance thread: failures are recorded against their logs.
+    fn background_pass(&self) -> Pass<'_> {
+        Pass::background(&self.failures, self.options.clock.now_ms())
     }
 }
 
@@ -621,13 +675,14 @@ fn spawn_maintenance(inner: Weak<EngineInner>) -> JoinHandle<()> {
                 }
             }
             if let Durability::Interval(_) = engine.options.durability {
-                // A failed sync poisons the log; the next write reports it to its caller.
-                let _ = engine.flush();
+                // A failed sync poisons its log (the next write there reports it to its
+                // caller) and is recorded for `Engine::health`; the other logs are synced.
+                let _ = engine.sync_logs(engine.background_pass());
             }
             since_retention += tick;
             if since_retention >= engine.options.maintenance_interval {
                 since_retention = Duration::ZERO;
-                let _ = engine.run_maintenance();
+                let _ = engine.run_maintenance(engine.background_pass());
             }
         }
     })
@@ -641,6 +696,6 @@ impl Drop for Engine {
         if let Some(handle) = self.maintenance.take() {
             let _ = handle.join();
         }
-        let _ = self.inner.flush();
+        let _ = self.inner.sync_logs(Pass::foreground());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset size field
-//!   0     4  magic "WBF1"
+//!   0     4  magic "WBF2"   ("WBF1" in version-1 segments)
 //!   4     4  frame_len      whole frame in bytes, header included
 //!   8     4  crc32          CRC-32 (IEEE) of bytes [12, frame_len)
 //!  12     2  flags          bit 0: payload is zstd-compressed; other bits zero
@@ -11,7 +11,10 @@
 //!  24     4  record_count   >= 1; records carry base_seq .. base_seq + record_count - 1
 //!  28     4  payload_len    length of the payload once decompressed
 //!  32     8  time_ms        append time, milliseconds since the Unix epoch
-//!  40     .  payload        frame_len - 40 bytes, as stored (compressed or not)
+//!  40     8  salt           the segment's salt                  } version 2 only: a version-1
+//!  48     8  durable_seq    <= base_seq: every record below it  } frame's payload starts at 40
+//!                           was durable when this frame was written
+//!  56     .  payload        frame_len - 56 bytes, as stored (compressed or not)
 //! payload (uncompressed) = record_count x { key_len u32 | value_len u32 | key | value }
 //! ```
 
@@ -19,10 +22,15 @@ use bytes::Bytes;
 
 use super::{le_u32, le_u64, DecodeError};
 
-/// Magic bytes that open every frame; they let recovery and salvage find frame boundaries.
-pub const FRAME_MAGIC: [u8; 4] = *b"WBF1";
-/// Bytes before the payload.
-pub const FRAME_HEADER_LEN: usize = 40;
+/// Magic bytes that open every frame of a version-2 segment; they let recovery and salvage
+/// find frame boundaries.
+pub const FRAME_MAGIC: [u8; 4] = *b"WBF2";
+/// Bytes before the payload of a version-2 frame.
+pub const FRAME_HEADER_LEN: usize = 56;
+/// Magic bytes of a frame of a version-1 segment.
+pub const FRAME_V1_MAGIC: [u8; 4] = *b"WBF1";
+/// Bytes before the payload of a version-1 frame.
+pub const FRAME_V1_HEADER_LEN: usize = 40;
 /// Per-record overhead inside the payload.
 pub const RECORD_OVERHEAD: usize = 8;
 /// Largest frame accepted, header included. Bounds memory on decode: 16 MiB queue messages
@@ -36,6 +44,60 @@ const FLAG_ZSTD: u16 = 1;
 /// Payloads at least this large have their CRC computed outside the writer's lock and
 /// combined at seal time.
 const COMBINE_CRC_ABOVE: usize = 16 << 10;
+
+/// Which frames a segment holds: what a frame must look like to belong to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FrameLayout {
+    /// Version-1 frames ("WBF1", 40-byte header).
+    V1,
+    /// Version-2 frames ("WBF2", 56-byte header) carrying this salt.
+    V2 {
+        /// The segment's salt.
+        salt: u64,
+    },
+}
+
+impl std::fmt::Debug for FrameLayout {
+    /// Never shows the salt.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FrameLayout::V1 => "V1",
+            FrameLayout::V2 { .. } => "V2",
+        })
+    }
+}
+
+impl FrameLayout {
+    /// The magic that opens such a frame.
+    pub fn magic(&self) -> [u8; 4] {
+        match self {
+            FrameLayout::V1 => FRAME_V1_MAGIC,
+            FrameLayout::V2 { .. } => FRAME_MAGIC,
+        }
+    }
+
+    /// Bytes before the payload.
+    pub fn header_len(&self) -> usize {
+        match self {
+            FrameLayout::V1 => FRAME_V1_HEADER_LEN,
+            FrameLayout::V2 { .. } => FRAME_HEADER_LEN,
+        }
+    }
+}
+
+/// What the writer stamps on a frame under its lock (see [`EncodedBatch::seal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameStamp {
+    /// Sequence number of the first record.
+    pub base_seq: u64,
+    /// Append time.
+    pub time_ms: u64,
+    /// The salt of the segment the frame goes into.
+    pub salt: u64,
+    /// Every record below this was durable (a completed fsync covered it) when the frame was
+    /// written; at most `base_seq`.
+    pub durable_seq: u64,
+}
 
 /// Whether the writer may compress a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +136,12 @@ pub struct RecordRef<'a> {
 pub struct BatchHeader {
     /// Whole frame length in bytes.
     pub frame_len: u32,
+    /// Bytes before the payload ([`FRAME_HEADER_LEN`], or [`FRAME_V1_HEADER_LEN`] in a
+    /// version-1 segment).
+    pub header_len: u32,
+    /// Every record below this was durable when the frame was written (version 2; 0 in a
+    /// version-1 frame, which does not say).
+    pub durable_seq: u64,
     /// True if the payload is zstd-compressed.
     pub compressed: bool,
     /// Sequence number of the first record.
@@ -87,9 +155,10 @@ pub struct BatchHeader {
 }
 
 impl BatchHeader {
-    /// One past the last sequence number in the frame.
+    /// One past the last sequence number in the frame. [`decode_frame`] refuses frames whose
+    /// numbers overflow, so this only saturates on a header made by hand.
     pub fn next_seq(&self) -> u64 {
-        self.base_seq + u64::from(self.record_count)
+        self.base_seq.saturating_add(u64::from(self.record_count))
     }
 }
 
@@ -105,8 +174,9 @@ pub enum FrameError {
     Corrupt(DecodeError),
 }
 
-/// A batch encoded once, outside any lock; [`EncodedBatch::seal`] stamps the sequence number and
-/// time under the writer's lock and finishes the checksum without rereading the payload.
+/// A batch encoded once (as a version-2 frame), outside any lock; [`EncodedBatch::seal`] stamps
+/// the sequence number, time, salt and durable point under the writer's lock and finishes the
+/// checksum without rereading the payload.
 #[derive(Debug, Clone)]
 pub struct EncodedBatch {
     buf: Vec<u8>,
@@ -175,10 +245,14 @@ impl EncodedBatch {
         self.buf[12] & FLAG_ZSTD as u8 != 0
     }
 
-    /// Stamps sequence number and time and completes the checksum; returns the frame's bytes.
-    pub fn seal(&mut self, base_seq: u64, time_ms: u64) -> &[u8] {
-        self.buf[16..24].copy_from_slice(&base_seq.to_le_bytes());
-        self.buf[32..40].copy_from_slice(&time_ms.to_le_bytes());
+    /// Stamps sequence number, time, salt and durable point and completes the checksum;
+    /// returns the frame's bytes.
+    pub fn seal(&mut self, stamp: &FrameStamp) -> &[u8] {
+        debug_assert!(stamp.durable_seq <= stamp.base_seq, "a frame cannot vouch for its own records");
+        self.buf[16..24].copy_from_slice(&stamp.base_seq.to_le_bytes());
+        self.buf[32..40].copy_from_slice(&stamp.time_ms.to_le_bytes());
+        self.buf[40..48].copy_from_slice(&stamp.salt.to_le_bytes());
+        self.buf[48..56].copy_from_slice(&stamp.durable_seq.to_le_bytes());
         // Combining CRCs costs about as much as hashing 16 KiB again: small frames are cheaper
         // to hash whole under the writer's lock, large ones reuse the payload's CRC.
         let crc = if self.buf.len() - FRAME_HEADER_LEN < COMBINE_CRC_ABOVE {
@@ -195,14 +269,20 @@ impl EncodedBatch {
 }
 
 /// The sequence range and length of the frame at the start of `buf`, from its header alone
-/// (magic and length bounds checked, checksum NOT checked): for stepping over frames a read
-/// does not return. Anything served must still go through [`decode_frame`].
-pub fn peek_frame(buf: &[u8]) -> Option<(usize, u64, u64)> {
-    if buf.len() < FRAME_HEADER_LEN || buf[0..4] != FRAME_MAGIC {
+/// (magic, salt and length bounds checked, checksum NOT checked): for stepping over frames a
+/// read does not return. Anything served must still go through [`decode_frame`].
+pub fn peek_frame(buf: &[u8], layout: FrameLayout) -> Option<(usize, u64, u64)> {
+    let header_len = layout.header_len();
+    if buf.len() < header_len || buf[0..4] != layout.magic() {
         return None;
     }
+    if let FrameLayout::V2 { salt } = layout {
+        if le_u64(buf, 40) != salt {
+            return None;
+        }
+    }
     let frame_len = le_u32(buf, 4) as usize;
-    if !(FRAME_HEADER_LEN..=MAX_FRAME_LEN).contains(&frame_len) || buf.len() < frame_len {
+    if !(header_len..=MAX_FRAME_LEN).contains(&frame_len) || buf.len() < frame_len {
         return None;
     }
     let base_seq = le_u64(buf, 16);
@@ -262,17 +342,19 @@ fn decompress(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     with_context(&DECOMPRESSOR, zstd::bulk::Decompressor::new, |d| d.decompress(stored, capacity))
 }
 
-/// Reads and checks the frame at the start of `buf`: magic, length, checksum and header fields.
-/// Returns the header; the stored payload is `buf[FRAME_HEADER_LEN..header.frame_len]`.
-pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {
+/// Reads and checks the frame at the start of `buf` as a frame of a segment of `layout`:
+/// magic, length, checksum, salt and header fields. Returns the header; the stored payload is
+/// `buf[header.header_len..header.frame_len]`.
+pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, FrameError> {
+    let header_len = layout.header_len();
     if buf.len() < 8 {
-        return Err(FrameError::Incomplete { needed: FRAME_HEADER_LEN });
+        return Err(FrameError::Incomplete { needed: header_len });
     }
-    if buf[0..4] != FRAME_MAGIC {
+    if buf[0..4] != layout.magic() {
         return Err(FrameError::Corrupt(DecodeError::new(0, "no frame magic")));
     }
     let frame_len = le_u32(buf, 4) as usize;
-    if !(FRAME_HEADER_LEN..=MAX_FRAME_LEN).contains(&frame_len) {
+    if !(header_len..=MAX_FRAME_LEN).contains(&frame_len) {
         return Err(FrameError::Corrupt(DecodeError::new(4, format!("frame length {frame_len} out of range"))));
     }
     if buf.len() < frame_len {
@@ -290,8 +372,21 @@ pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {
     if flags & !FLAG_ZSTD != 0 || buf[14] != 0 || buf[15] != 0 {
         return Err(FrameError::Corrupt(DecodeError::new(12, format!("unknown frame flags {flags:#06x}"))));
     }
+    let durable_seq = match layout {
+        FrameLayout::V1 => 0,
+        FrameLayout::V2 { salt } => {
+            // Checked after the CRC: a frame copied from another segment (or hidden in a stored
+            // value) is whole and still not this segment's.
+            if le_u64(buf, 40) != salt {
+                return Err(FrameError::Corrupt(DecodeError::new(40, "frame belongs to another segment (salt)")));
+            }
+            le_u64(buf, 48)
+        }
+    };
     let header = BatchHeader {
         frame_len: frame_len as u32,
+        header_len: header_len as u32,
+        durable_seq,
         compressed: flags & FLAG_ZSTD != 0,
         base_seq: le_u64(buf, 16),
         record_count: le_u32(buf, 24),
@@ -307,7 +402,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {
     if header.base_seq.checked_add(u64::from(header.record_count)).is_none() {
         return Err(FrameError::Corrupt(DecodeError::new(16, "sequence numbers overflow")));
     }
-    if !header.compressed && header.payload_len as usize != frame_len - FRAME_HEADER_LEN {
+    if header.durable_seq > header.base_seq {
+        return Err(FrameError::Corrupt(DecodeError::new(48, "durable point past the frame's own records")));
+    }
+    if !header.compressed && header.payload_len as usize != frame_len - header_len {
         return Err(FrameError::Corrupt(DecodeError::new(28, "payload length disagrees with frame length")));
     }
     Ok(header)
@@ -316,7 +414,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<BatchHeader, FrameError> {
 /// Decodes the records of a checked frame. `frame` holds the whole frame (as returned by a
 /// successful [`decode_frame`]); records borrow from it when it is not compressed.
 pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>, DecodeError> {
-    let stored = frame.slice(FRAME_HEADER_LEN..header.frame_len as usize);
+    let stored = frame.slice(header.header_len as usize..header.frame_len as usize);
     let payload = if header.compressed {
         let out = decompress(&stored, header.payload_len as usize)
             .map_err(|e| DecodeError::new(FRAME_HEADER_LEN, format!("zstd payload does not decompress: {e}")))?;
@@ -355,14 +453,69 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
     Ok(records)
 }
 
+/// The same frame in the version-1 layout (no salt, no durable point): for tests that need a
+/// data directory as version 1 wrote it.
+#[cfg(test)]
+pub(crate) fn v1_frame_from(v2: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v2.len() - (FRAME_HEADER_LEN - FRAME_V1_HEADER_LEN));
+    out.extend_from_slice(&FRAME_V1_MAGIC);
+    out.extend_from_slice(&v2[4..FRAME_V1_HEADER_LEN]);
+    out.extend_from_slice(&v2[FRAME_HEADER_LEN..]);
+    let len = out.len() as u32;
+    out[4..8].copy_from_slice(&len.to_le_bytes());
+    let crc = crc32fast::hash(&out[12..]);
+    out[8..12].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SALT: u64 = 0x0123_4567_89AB_CDEF;
+    const LAYOUT: FrameLayout = FrameLayout::V2 { salt: SALT };
+
+    fn stamp(base_seq: u64, durable_seq: u64) -> FrameStamp {
+        FrameStamp { base_seq, time_ms: 1234, salt: SALT, durable_seq }
+    }
+
     fn frame(records: &[(&[u8], &[u8])], compression: Compression, seq: u64) -> Vec<u8> {
         let refs: Vec<RecordRef> = records.iter().map(|(k, v)| RecordRef { key: k, value: v }).collect();
         let mut b = EncodedBatch::encode(&refs, compression);
-        b.seal(seq, 1234).to_vec()
+        b.seal(&stamp(seq, seq.saturating_sub(2))).to_vec()
+    }
+
+    #[test]
+    fn a_frame_carries_its_durable_point_and_belongs_only_to_its_salts_segment() {
+        let bytes = frame(&[(b"k", b"v")], Compression::None, 10);
+        let h = decode_frame(&bytes, LAYOUT).expect("valid frame");
+        assert_eq!((h.durable_seq, h.header_len as usize), (8, FRAME_HEADER_LEN));
+        let other = decode_frame(&bytes, FrameLayout::V2 { salt: SALT ^ 1 });
+        assert!(matches!(other, Err(FrameError::Corrupt(ref e)) if e.offset == 40), "{other:?}");
+        assert_eq!(peek_frame(&bytes, FrameLayout::V2 { salt: SALT ^ 1 }), None);
+        assert!(decode_frame(&bytes, FrameLayout::V1).is_err(), "a version-2 frame is no version-1 frame");
+    }
+
+    #[test]
+    fn a_frame_vouching_for_its_own_records_is_refused() {
+        let mut b = EncodedBatch::encode(&[RecordRef { key: b"k", value: b"v" }], Compression::None);
+        let mut bytes = b.seal(&stamp(10, 10)).to_vec();
+        bytes[48..56].copy_from_slice(&11u64.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[12..]);
+        bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(decode_frame(&bytes, LAYOUT), Err(FrameError::Corrupt(ref e)) if e.offset == 48));
+    }
+
+    #[test]
+    fn version_1_frames_decode_in_version_1_segments_only() {
+        let v2 = frame(&[(b"k1", b"v1"), (b"k2", &[7; 3000])], Compression::Auto, 40);
+        let v1 = v1_frame_from(&v2);
+        let h = decode_frame(&v1, FrameLayout::V1).expect("valid version-1 frame");
+        assert_eq!((h.base_seq, h.record_count, h.header_len as usize, h.durable_seq), (40, 2, FRAME_V1_HEADER_LEN, 0));
+        let records = decode_records(&h, &Bytes::from(v1.clone())).expect("records");
+        assert_eq!(records[1].value.as_ref(), &[7; 3000][..]);
+        assert_eq!(peek_frame(&v1, FrameLayout::V1), Some((v1.len(), 40, 42)));
+        assert!(decode_frame(&v1, LAYOUT).is_err());
     }
 
     #[test]
@@ -370,7 +523,7 @@ mod tests {
         let big = vec![b'a'; 10_000];
         for c in [Compression::None, Compression::Auto] {
             let bytes = frame(&[(b"k1", b"v1"), (b"", &big), (b"k3", b"")], c, 10);
-            let h = decode_frame(&bytes).expect("valid frame");
+            let h = decode_frame(&bytes, LAYOUT).expect("valid frame");
             assert_eq!(h.compressed, c == Compression::Auto);
             assert_eq!((h.base_seq, h.record_count, h.time_ms), (10, 3, 1234));
             let recs = decode_records(&h, &Bytes::from(bytes)).expect("records");
@@ -393,7 +546,7 @@ mod tests {
             })
             .collect();
         let bytes = frame(&[(b"k", &noise)], Compression::Auto, 0);
-        assert!(!decode_frame(&bytes).expect("valid").compressed);
+        assert!(!decode_frame(&bytes, LAYOUT).expect("valid").compressed);
     }
 
     #[test]
@@ -402,7 +555,7 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x01;
-            assert!(decode_frame(&b).is_err(), "flip at byte {i} went unnoticed");
+            assert!(decode_frame(&b, LAYOUT).is_err(), "flip at byte {i} went unnoticed");
         }
     }
 
@@ -411,7 +564,7 @@ mod tests {
         let bytes = frame(&[(b"key", b"value")], Compression::None, 5);
         for cut in 0..bytes.len() {
             assert!(
-                matches!(decode_frame(&bytes[..cut]), Err(FrameError::Incomplete { .. })),
+                matches!(decode_frame(&bytes[..cut], LAYOUT), Err(FrameError::Incomplete { .. })),
                 "cut at {cut} not reported as incomplete"
             );
         }

@@ -4,14 +4,16 @@
 //! bytes without panicking: this is what the fuzz targets hammer. All integers are little-endian.
 
 pub mod batch;
+pub mod head;
 pub mod index;
 pub mod lost;
 pub mod queue_record;
 pub mod segment_header;
 
-pub use batch::{BatchHeader, Compression, EncodedBatch, FrameError, Record, RecordRef};
+pub use batch::{BatchHeader, Compression, EncodedBatch, FrameError, FrameLayout, FrameStamp, Record, RecordRef};
+pub use head::Head;
 pub use index::{IndexEntry, IndexFile};
-pub use segment_header::SegmentHeader;
+pub use segment_header::{SegmentHeader, SegmentVersion};
 
 /// Why bytes failed to decode: a reason and the offset (relative to the buffer given) it refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! what the engine would refuse to serve.
 //!
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
-//! `streams/<name>/shard-NNNNNN/`, and whatever later models add.
+//! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
 pub mod salvage;
 pub mod verify;
@@ -21,15 +21,15 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records};
-use crate::format::segment_header::SEGMENT_HEADER_LEN;
+use crate::format::batch::{decode_frame, decode_records, FrameLayout};
+use crate::format::head::{Head, HEAD_FILE};
 use crate::format::{IndexFile, Record, SegmentHeader};
 use crate::log::recovery::{scan_segment, ScanEnd, ScanOutcome};
 use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
 pub use salvage::{salvage_dir, SalvageReport};
-pub use verify::{verify_dir, verify_dir_with_progress, Problem};
+pub use verify::{verify_dir, verify_dir_with_progress, Problem, Severity};
 
 /// Deepest directory nesting walked below the given root; guards against pathological trees.
 const MAX_WALK_DEPTH: usize = 32;
@@ -57,6 +57,23 @@ pub struct LogReport {
     pub dir: PathBuf,
     /// Its segments, oldest first.
     pub segments: Vec<SegmentReport>,
+    /// Its `HEAD` file (none in a log written before format version 2).
+    pub head: Option<Head>,
+    /// Why its `HEAD` file could not be read, if it could not.
+    pub head_problem: Option<String>,
+}
+
+/// The `HEAD` file of the log in `dir`: `(None, None)` if there is none, the reason if it
+/// cannot be read or does not decode.
+pub(crate) fn read_head_file(dir: &Path) -> (Option<Head>, Option<String>) {
+    match fs::read(dir.join(HEAD_FILE)) {
+        Ok(bytes) => match Head::decode(&bytes) {
+            Ok(head) => (Some(head), None),
+            Err(e) => (None, Some(format!("at offset {}: {}", e.offset, e.reason))),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, None),
+        Err(e) => (None, Some(format!("cannot be read: {e}"))),
+    }
 }
 
 /// The state of a segment's sparse index file, as `inspect` sees it.
@@ -92,6 +109,11 @@ pub struct SegmentReport {
     pub path: PathBuf,
     /// First sequence number (from the file name, or the header when the name is not standard).
     pub base_seq: u64,
+    /// Format version of the segment (1 or 2; none if its header is unreadable).
+    pub version: Option<u16>,
+    /// The numbers from here to `base_seq` were reserved and never durably written (a crash
+    /// lost them or they went unused): readers pass over them. None when nothing was skipped.
+    pub skipped_from: Option<u64>,
     /// One past the last sequence number of the valid frames.
     pub next_seq: u64,
     /// Records in the valid frames.
@@ -146,6 +168,17 @@ impl ScannedSegment {
         let base_seq = from_name.or_else(|| SegmentHeader::decode(&bytes).ok().map(|h| h.base_seq)).unwrap_or(0);
         let outcome = scan_segment(&bytes, base_seq, index_interval_bytes());
         Ok(ScannedSegment { path: path.to_path_buf(), base_seq, bytes, outcome })
+    }
+
+    /// How the segment's frames are laid out (any answer does when the header is unreadable:
+    /// no frame is read then, the valid length being 0).
+    pub(crate) fn layout(&self) -> FrameLayout {
+        self.outcome.header.map_or(FrameLayout::V1, |h| h.frame_layout())
+    }
+
+    /// Where the first frame starts.
+    pub(crate) fn first_frame_offset(&self) -> usize {
+        self.outcome.header.map_or(0, |h| h.len())
     }
 
     /// Bytes of header and whole valid frames.
@@ -247,7 +280,7 @@ pub fn inspect_path(path: &Path) -> Result<Report> {
     if !meta.is_dir() {
         let segment = ScannedSegment::read(path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let log = LogReport { dir, segments: vec![summarize(&segment)] };
+        let log = LogReport { dir, segments: vec![summarize(&segment)], head: None, head_problem: None };
         return Ok(Report { root: path.to_path_buf(), logs: vec![log] });
     }
     let mut logs = Vec::new();
@@ -261,7 +294,8 @@ pub fn inspect_path(path: &Path) -> Result<Report> {
                 Err(e) => return Err(e),
             }
         }
-        logs.push(LogReport { dir, segments });
+        let (head, head_problem) = read_head_file(&dir);
+        logs.push(LogReport { dir, segments, head, head_problem });
     }
     Ok(Report { root: path.to_path_buf(), logs })
 }
@@ -270,11 +304,12 @@ fn summarize(s: &ScannedSegment) -> SegmentReport {
     let state = &s.outcome.state;
     let (mut stored, mut payload) = (0u64, 0u64);
     let valid = s.valid_len() as usize;
-    let mut at = SEGMENT_HEADER_LEN;
+    let layout = s.layout();
+    let mut at = s.first_frame_offset();
     while at < valid {
-        match decode_frame(&s.bytes[at..valid]) {
+        match decode_frame(&s.bytes[at..valid], layout) {
             Ok(h) => {
-                stored += u64::from(h.frame_len) - crate::format::batch::FRAME_HEADER_LEN as u64;
+                stored += u64::from(h.frame_len) - u64::from(h.header_len);
                 payload += u64::from(h.payload_len);
                 at += h.frame_len as usize;
             }
@@ -285,6 +320,8 @@ fn summarize(s: &ScannedSegment) -> SegmentReport {
     SegmentReport {
         path: s.path.clone(),
         base_seq: s.base_seq,
+        version: s.outcome.header.map(|h| h.version_number()),
+        skipped_from: s.outcome.header.map(|h| h.skipped_from()).filter(|&from| from < s.base_seq),
         next_seq: state.next_seq,
         records: s.outcome.records,
         frames: s.outcome.frames,
@@ -333,6 +370,7 @@ fn index_state(s: &ScannedSegment) -> IndexState {
 pub struct SegmentRecords {
     path: PathBuf,
     bytes: Bytes,
+    layout: FrameLayout,
     at: usize,
     end: usize,
     pending: std::vec::IntoIter<Record>,
@@ -343,9 +381,10 @@ pub fn segment_records(path: &Path) -> Result<SegmentRecords> {
     let segment = ScannedSegment::read(path)?;
     let end = segment.valid_len() as usize;
     Ok(SegmentRecords {
+        layout: segment.layout(),
+        at: segment.first_frame_offset(),
         path: segment.path,
         bytes: segment.bytes,
-        at: SEGMENT_HEADER_LEN,
         end,
         pending: Vec::new().into_iter(),
     })
@@ -366,7 +405,7 @@ impl Iterator for SegmentRecords {
             let frame = self.bytes.slice(offset..self.end);
             // The scan validated these frames; a failure here means the file changed under us.
             let fail = |reason: String| Some(Err(Error::corrupt(self.path.clone(), offset as u64, reason)));
-            let header = match decode_frame(&frame) {
+            let header = match decode_frame(&frame, self.layout) {
                 Ok(h) => h,
                 Err(e) => {
                     self.at = self.end;
@@ -385,5 +424,7 @@ impl Iterator for SegmentRecords {
     }
 }
 
+#[cfg(test)]
+mod format_v2_tests;
 #[cfg(test)]
 mod tests;

@@ -39,14 +39,16 @@ use serde::Serialize;
 use crate::engine::catalog::CatalogRecord;
 use crate::engine::lock::DirLock;
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, FrameError};
+use crate::format::batch::{decode_frame, decode_records, EncodedBatch, FrameError, FrameLayout, FrameStamp};
+use crate::format::head::{Head, HEAD_FILE};
 use crate::format::index::IndexFile;
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::queue_record::QueueRecord;
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
-use crate::format::{Record, SegmentHeader};
-use crate::log::recovery::resync;
-use crate::log::segment::{index_file_name, segment_file_name};
+use crate::format::{Compression, Record, RecordRef, SegmentHeader};
+use crate::log::head::RESERVE_MAX;
+use crate::log::recovery::later_frames;
+use crate::log::segment::{index_file_name, new_salt, segment_file_name};
 use crate::stream::checkpoint::CheckpointRecord;
 use crate::{Engine, Options};
 
@@ -313,13 +315,14 @@ struct Ctx<'a> {
     progress: &'a mut dyn FnMut(u64, u64),
 }
 
-/// A whole, valid frame: its bytes in the file and its sequence numbers and time.
+/// A whole, valid frame: its bytes in the file, its sequence numbers, time and durable point.
 #[derive(Debug, Clone)]
 struct Frame {
     bytes: Range<usize>,
     base: u64,
     next: u64,
     time_ms: u64,
+    durable_seq: u64,
 }
 
 /// Frames with consecutive sequence numbers, to be written as one segment named `base`.
@@ -347,9 +350,43 @@ enum Plan {
     Replace { pieces: Vec<Piece> },
 }
 
+/// One segment file and what salvage does with it.
+struct Action {
+    base: u64,
+    path: PathBuf,
+    bytes: Bytes,
+    plan: Plan,
+    layout: FrameLayout,
+    skipped_from: u64,
+}
+
+impl Action {
+    /// The `[base, next)` ranges of the segments it leaves.
+    fn spans(&self) -> Vec<(u64, u64)> {
+        match &self.plan {
+            Plan::Keep { next } | Plan::Cut { next, .. } => vec![(self.base, *next)],
+            Plan::Replace { pieces } => pieces.iter().map(|p| (p.base, p.next)).collect(),
+        }
+    }
+
+    /// Where the numbers skipped before the segment it leaves at `start` begin: the original
+    /// header's skipped range stays with the segment that keeps its base.
+    fn skipped_from_before(&self, start: u64) -> u64 {
+        if start == self.base {
+            self.skipped_from.min(start)
+        } else {
+            start
+        }
+    }
+}
+
 /// The analysis of one segment file.
 struct Analysis {
     plan: Plan,
+    /// How its frames are laid out (what they are written back as depends on it).
+    layout: FrameLayout,
+    /// The numbers `[skipped_from, base)` before it were never written (its header says so).
+    skipped_from: u64,
     /// A checksum-valid frame held a record the engine cannot use.
     bad_record: bool,
     /// One past the highest sequence number of any valid frame seen in the file.
@@ -365,9 +402,9 @@ enum Check {
     Bad(String),
 }
 
-fn check_frame(bytes: &Bytes, at: usize, kind: LogKind) -> Check {
+fn check_frame(bytes: &Bytes, at: usize, layout: FrameLayout, kind: LogKind) -> Check {
     let Some(rest) = bytes.get(at..) else { return Check::Bad("offset past the end".into()) };
-    let header = match decode_frame(rest) {
+    let header = match decode_frame(rest, layout) {
         Ok(h) => h,
         Err(FrameError::Incomplete { needed }) => {
             return Check::Bad(format!("frame needs {needed} bytes, only {} remain", rest.len()))
@@ -375,7 +412,13 @@ fn check_frame(bytes: &Bytes, at: usize, kind: LogKind) -> Check {
         Err(FrameError::Corrupt(e)) => return Check::Bad(e.reason),
     };
     let end = at + header.frame_len as usize;
-    let frame = Frame { bytes: at..end, base: header.base_seq, next: header.next_seq(), time_ms: header.time_ms };
+    let frame = Frame {
+        bytes: at..end,
+        base: header.base_seq,
+        next: header.next_seq(),
+        time_ms: header.time_ms,
+        durable_seq: header.durable_seq,
+    };
     let records = match decode_records(&header, &bytes.slice(at..end)) {
         Ok(r) => r,
         Err(e) => return Check::Bad(format!("payload: {}", e.reason)),
@@ -394,17 +437,27 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
     let mut find =
         |offset: usize, what: String| findings.push(Finding { path: path.to_path_buf(), offset: offset as u64, what });
     let len = bytes.len();
-    let header_ok = match SegmentHeader::decode(bytes) {
-        Ok(h) if h.base_seq == base => true,
+    let header = match SegmentHeader::decode(bytes) {
+        Ok(h) if h.base_seq == base => Some(h),
         Ok(h) => {
             find(0, format!("header says base sequence {} but the file name says {base}", h.base_seq));
-            false
+            None
         }
         Err(e) => {
             find(0, format!("segment header: {}", e.reason));
-            false
+            None
         }
     };
+    let header_ok = header.is_some();
+    // Without a header, the salt of a version-2 segment is the one its first frame carries, if
+    // that frame is whole where the first frame belongs and starts at the base; else only
+    // version-1 frames can be told from bytes that merely look like frames.
+    let layout = header.map_or_else(
+        || salt_of_first_frame(bytes, base).map_or(FrameLayout::V1, |salt| FrameLayout::V2 { salt }),
+        |h| h.frame_layout(),
+    );
+    let skipped_from = header.map_or(base, |h| h.skipped_from());
+    let first_frame = header.map_or(SEGMENT_HEADER_LEN, |h| h.len());
     // The whole frames from the header on, with consecutive sequence numbers from the base.
     let mut prefix = Piece::empty(base);
     let mut last_time = 0u64;
@@ -413,13 +466,13 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
     let mut bad_record = false;
     if header_ok && base < min_seq {
         find(0, format!("segment starts at sequence {base}, below the {min_seq} the previous segment reaches"));
-        stop = Some(SEGMENT_HEADER_LEN.min(len));
-        search_from = SEGMENT_HEADER_LEN;
+        stop = Some(first_frame.min(len));
+        search_from = first_frame;
     } else if header_ok {
-        let mut at = SEGMENT_HEADER_LEN;
+        let mut at = first_frame;
         // Zeros to the end of the file are the writer's preallocated space, not damage.
         while at < len && !crate::log::recovery::is_unused_space(&bytes[at..]) {
-            match check_frame(bytes, at, kind) {
+            match check_frame(bytes, at, layout, kind) {
                 Check::Good(f)
                     if f.base == prefix.next && f.time_ms >= last_time && upper.is_none_or(|u| f.next <= u) =>
                 {
@@ -450,23 +503,24 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
     }
     let mut seen_next = prefix.next.max(base);
     let Some(stop) = stop else {
-        return Analysis { plan: Plan::Keep { next: prefix.next }, bad_record, seen_next, findings };
+        let plan = Plan::Keep { next: prefix.next };
+        return Analysis { plan, layout, skipped_from, bad_record, seen_next, findings };
     };
     // Whole frames after the damage, by frame magic: each run of consecutive sequence numbers
     // becomes a segment of its own.
     let mut runs: Vec<Piece> = Vec::new();
     let floor = min_seq.max(prefix.next);
     if bad_record {
-        if let Some(next) = resync(bytes, stop, prefix.next) {
+        if let Some(next) = later_frames(bytes, stop, layout, prefix.next, 0).next_seq {
             seen_next = seen_next.max(next);
         }
     } else {
         let mut min = floor;
         let mut at = search_from;
         while at + 4 <= len {
-            let Some(pos) = bytes[at..].windows(4).position(|w| w == crate::format::batch::FRAME_MAGIC) else { break };
+            let Some(pos) = bytes[at..].windows(4).position(|w| w == layout.magic()) else { break };
             let start = at + pos;
-            match check_frame(bytes, start, kind) {
+            match check_frame(bytes, start, layout, kind) {
                 Check::Good(f) if f.base >= min && upper.is_none_or(|u| f.next <= u) => {
                     seen_next = seen_next.max(f.next);
                     min = f.next;
@@ -510,16 +564,32 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
         }
     }
     let is_last = upper.is_none();
-    if is_last && header_ok && base >= min_seq && runs.is_empty() && !bad_record {
-        // Nothing valid follows: the unfinished end of the last write.
-        return Analysis { plan: Plan::Cut { at: stop, next: prefix.next }, bad_record, seen_next, findings };
+    // What recovery cuts, salvage cuts: nothing valid follows (the unfinished end of the last
+    // write), or in a version-2 segment only frames that all say the log was durable below
+    // the hole when they were written (an unacknowledged tail the disk wrote out of order).
+    let unacknowledged = match layout {
+        FrameLayout::V1 => runs.is_empty(),
+        FrameLayout::V2 { .. } => runs.iter().flat_map(|r| &r.frames).all(|f| f.durable_seq <= prefix.next),
+    };
+    if is_last && header_ok && base >= min_seq && unacknowledged && !bad_record {
+        let plan = Plan::Cut { at: stop, next: prefix.next };
+        return Analysis { plan, layout, skipped_from, bad_record, seen_next, findings };
     }
     let mut pieces = Vec::new();
     if !prefix.frames.is_empty() {
         pieces.push(prefix);
     }
     pieces.extend(runs);
-    Analysis { plan: Plan::Replace { pieces }, bad_record, seen_next, findings }
+    Analysis { plan: Plan::Replace { pieces }, layout, skipped_from, bad_record, seen_next, findings }
+}
+
+/// The salt of a version-2 segment whose header is unreadable, from its first frame: whole,
+/// where the first frame of a version-2 segment starts, and beginning at the segment's base.
+fn salt_of_first_frame(bytes: &[u8], base: u64) -> Option<u64> {
+    let frame = bytes.get(SEGMENT_HEADER_LEN..)?;
+    let salt = crate::format::le_u64(frame.get(40..48)?, 0);
+    let header = decode_frame(frame, FrameLayout::V2 { salt }).ok()?;
+    (header.base_seq == base).then_some(salt)
 }
 
 /// Salvages one log directory.
@@ -555,35 +625,49 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
         });
     }
 
+    // The HEAD file: what it says was durable or in use must be there after salvage, or be
+    // recorded as lost. One that does not decode is set aside and written anew at the end.
+    let head_path = dir.join(HEAD_FILE);
+    let (head, head_problem) = super::read_head_file(dir);
+    if let Some(problem) = &head_problem {
+        report.findings.push(Finding {
+            path: head_path.clone(),
+            offset: 0,
+            what: format!("{problem} (the engine refuses to open this log; salvage writes it anew)"),
+        });
+    }
+
     // Pass 1: decide what to do with every segment; nothing is changed yet.
-    let mut actions: Vec<(u64, PathBuf, Bytes, Plan)> = Vec::new();
+    let mut actions: Vec<Action> = Vec::new();
     // One past what the segments before hold; the catalog is never trimmed, so it starts at 0.
     let mut cursor: Option<u64> = (kind == LogKind::Catalog).then_some(0);
     let present: BTreeSet<u64> = files.iter().map(|(b, _)| *b).collect();
     for (i, (base, path)) in files.iter().enumerate() {
         let upper = files.get(i + 1).map(|(b, _)| *b);
         let min_seq = cursor.unwrap_or(*base);
-        if min_seq < *base && !existing.covers(min_seq, *base) {
-            report.findings.push(Finding {
-                path: path.clone(),
-                offset: 0,
-                what: format!("sequence numbers {min_seq} to {} are in no segment", base - 1),
-            });
-        }
-        let (bytes, mut plan, seen_next) = match read_segment(path) {
+        let (bytes, mut plan, seen_next, layout, skipped_from) = match read_segment(path) {
             Ok(bytes) => {
                 ctx.done += bytes.len() as u64;
                 (ctx.progress)(ctx.done, ctx.total.max(ctx.done));
                 let analysis = analyze(path, &bytes, *base, min_seq, upper, kind);
                 report.findings.extend(analysis.findings);
                 report.undecodable_records |= analysis.bad_record;
-                (bytes, analysis.plan, analysis.seen_next)
+                (bytes, analysis.plan, analysis.seen_next, analysis.layout, analysis.skipped_from)
             }
             Err(e) => {
                 report.findings.push(Finding { path: path.clone(), offset: 0, what: format!("cannot be read: {e}") });
-                (Bytes::new(), Plan::Replace { pieces: Vec::new() }, *base)
+                (Bytes::new(), Plan::Replace { pieces: Vec::new() }, *base, FrameLayout::V1, *base)
             }
         };
+        // Numbers a segment's header says were skipped were never written: not a gap.
+        let skip = skipped_from.clamp(min_seq, (*base).max(min_seq));
+        if min_seq < skip && !existing.covers(min_seq, skip) {
+            report.findings.push(Finding {
+                path: path.clone(),
+                offset: 0,
+                what: format!("sequence numbers {min_seq} to {} are in no segment", skip - 1),
+            });
+        }
         // The last segment must carry the log's next sequence number past every number seen, so
         // that none is handed out twice.
         if let (None, Plan::Replace { pieces }) = (upper, &mut plan) {
@@ -599,24 +683,42 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
         if let Some(r) = reach {
             cursor = Some(cursor.map_or(r, |c| c.max(r)));
         }
-        actions.push((*base, path.clone(), bytes, plan));
+        actions.push(Action { base: *base, path: path.clone(), bytes, plan, layout, skipped_from });
     }
 
-    // The sequence numbers between consecutive segments after salvage are lost.
+    // The sequence numbers between consecutive segments after salvage are lost, except those
+    // a segment's header says were skipped.
     let mut gaps: Vec<(u64, u64)> = Vec::new();
     let mut reach: Option<u64> = (kind == LogKind::Catalog).then_some(0);
-    for (base, _, _, plan) in &actions {
-        let spans: Vec<(u64, u64)> = match plan {
-            Plan::Keep { next } | Plan::Cut { next, .. } => vec![(*base, *next)],
-            Plan::Replace { pieces } => pieces.iter().map(|p| (p.base, p.next)).collect(),
-        };
-        for (start, next) in spans {
+    for action in &actions {
+        for (start, next) in action.spans() {
+            let skipped_from = action.skipped_from_before(start);
             if let Some(r) = reach {
-                if start > r {
-                    gaps.push((r, start));
+                if skipped_from > r {
+                    gaps.push((r, skipped_from));
                 }
             }
             reach = Some(reach.map_or(next, |r| r.max(next)));
+        }
+    }
+    // What HEAD says the log held: a log that now ends below its durable point, or whose
+    // active segment is gone, lost those records (the engine would report them as damage).
+    if let Some(head) = head {
+        let end = cursor.unwrap_or(head.active_base);
+        let active_gone = files.last().is_none_or(|(b, _)| *b < head.active_base);
+        let lost_to = if active_gone { head.reserved_next.max(head.active_base) } else { head.durable_next };
+        if end < lost_to {
+            let what = if active_gone {
+                format!("the active segment (base {}) is missing", head.active_base)
+            } else {
+                format!("the log ends at sequence {end} but HEAD says every record below {lost_to} was durable")
+            };
+            report.findings.push(Finding {
+                path: dir.join(segment_file_name(if active_gone { head.active_base } else { end })),
+                offset: 0,
+                what: format!("{what}: sequence numbers {end} to {} are lost", lost_to - 1),
+            });
+            gaps.push((end, lost_to));
         }
     }
     let new_lost: Vec<(u64, u64)> = gaps.iter().flat_map(|&(s, e)| uncovered(&existing, s, e)).collect();
@@ -625,15 +727,15 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
     // file they replace are renamed over it; the others are new names.
     let mut replacing: Vec<(PathBuf, PathBuf)> = Vec::new(); // (temporary, final)
     let mut adding: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for (base, _, bytes, plan) in &actions {
-        match plan {
+    for action in &actions {
+        let (base, bytes) = (action.base, &action.bytes);
+        match &action.plan {
             Plan::Keep { .. } => {}
-            Plan::Cut { at, .. } => replacing.push(stage(dir, *base, &[&bytes[..*at]])?),
+            Plan::Cut { at, .. } => replacing.push(stage(dir, base, &[&bytes[..*at]])?),
             Plan::Replace { pieces } => {
                 for p in pieces {
-                    let chunks: Vec<&[u8]> = p.frames.iter().map(|f| &bytes[f.bytes.clone()]).collect();
-                    let staged = stage_piece(dir, p.base, &chunks)?;
-                    if p.base == *base {
+                    let staged = stage_piece(dir, p, action.skipped_from_before(p.base), action.layout, bytes)?;
+                    if p.base == base {
                         replacing.push(staged);
                     } else {
                         adding.push(staged);
@@ -646,7 +748,7 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
     // Pass 3: the originals into the quarantine.
     let mut to_remove: Vec<PathBuf> = Vec::new();
     let last_base = files.last().map(|(b, _)| *b);
-    for (base, path, bytes, plan) in &actions {
+    for Action { base, path, bytes, plan, .. } in &actions {
         let index = dir.join(index_file_name(*base));
         match plan {
             Plan::Keep { .. } => {
@@ -697,6 +799,9 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
     if lost_file_bad {
         report.quarantined.push(quarantine_file(&lost_path, &quarantine_dir)?);
     }
+    if head_problem.is_some() && fs::symlink_metadata(&head_path).is_ok() {
+        report.quarantined.push(quarantine_file(&head_path, &quarantine_dir)?);
+    }
     if !report.quarantined.is_empty() {
         sync_dirs_up(&quarantine_dir, ctx.quarantine)?;
     }
@@ -724,6 +829,17 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
         remove_file(path)?;
     }
     sync_dir(dir)?;
+    if head_problem.is_some() {
+        // What the numbers in use reached is unknown: the log goes on a whole reservation above
+        // everything salvage saw, as far as any writer reserves at once.
+        let active_base = actions.iter().flat_map(|a| a.spans()).map(|(start, _)| start).max();
+        if let Some(active_base) = active_base {
+            let reserved_next = cursor.unwrap_or(active_base).max(active_base).saturating_add(RESERVE_MAX);
+            let head = Head { active_base, reserved_next, durable_next: 0 };
+            write_atomic(&head_path, &head.encode())?;
+            report.written.push(head_path);
+        }
+    }
 
     report.written.sort();
     report.lost = coalesce(new_lost);
@@ -823,13 +939,44 @@ fn list_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes a segment `base` of `frames` to a temporary file in `dir`; returns (temporary, final).
-fn stage_piece(dir: &Path, base: u64, frames: &[&[u8]]) -> Result<(PathBuf, PathBuf)> {
-    let header = SegmentHeader { base_seq: base }.encode();
-    let mut chunks: Vec<&[u8]> = Vec::with_capacity(frames.len() + 1);
+/// Writes `piece` as a version-2 segment (skipping from `skipped_from`) to a temporary file in
+/// `dir`; returns (temporary, final). Frames of a version-2 segment are copied as they are
+/// (the new segment takes their salt); those of a version-1 segment are written again as
+/// version-2 frames under a fresh salt, same records, numbers and time, durable up to their
+/// own first number (the segment is synced whole before it takes its name).
+fn stage_piece(
+    dir: &Path,
+    piece: &Piece,
+    skipped_from: u64,
+    layout: FrameLayout,
+    bytes: &Bytes,
+) -> Result<(PathBuf, PathBuf)> {
+    let salt = match layout {
+        FrameLayout::V2 { salt } => salt,
+        FrameLayout::V1 => new_salt(),
+    };
+    let header = SegmentHeader::new(piece.base, salt, skipped_from).encode();
+    let mut rewritten: Vec<Vec<u8>> = Vec::new();
+    if layout == FrameLayout::V1 {
+        for f in &piece.frames {
+            let frame = bytes.slice(f.bytes.clone());
+            let records = decode_frame(&frame, layout)
+                .map_err(|e| format!("{e:?}"))
+                .and_then(|h| decode_records(&h, &frame).map_err(|e| e.to_string()))
+                .map_err(|why| Error::corrupt(dir, f.bytes.start as u64, format!("frame no longer decodes: {why}")))?;
+            let refs: Vec<RecordRef<'_>> = records.iter().map(|r| RecordRef { key: &r.key, value: &r.value }).collect();
+            let stamp = FrameStamp { base_seq: f.base, time_ms: f.time_ms, salt, durable_seq: f.base };
+            rewritten.push(EncodedBatch::encode(&refs, Compression::Auto).seal(&stamp).to_vec());
+        }
+    }
+    let mut chunks: Vec<&[u8]> = Vec::with_capacity(piece.frames.len() + 1);
     chunks.push(&header);
-    chunks.extend_from_slice(frames);
-    stage(dir, base, &chunks)
+    if layout == FrameLayout::V1 {
+        chunks.extend(rewritten.iter().map(Vec::as_slice));
+    } else {
+        chunks.extend(piece.frames.iter().map(|f| &bytes[f.bytes.clone()]));
+    }
+    stage(dir, piece.base, &chunks)
 }
 
 /// Writes `chunks` to a temporary file for segment `base` of `dir`, synced.
@@ -934,14 +1081,16 @@ mod tests {
     /// A segment `base` of one-record frames for `seqs` (times 100, 101, ...), and the offset of
     /// each frame.
     fn segment(base: u64, seqs: &[u64]) -> (Vec<u8>, Vec<usize>) {
-        let mut out = SegmentHeader { base_seq: base }.encode().to_vec();
+        const SALT: u64 = 77;
+        let mut out = SegmentHeader::new(base, SALT, base).encode();
         let mut offsets = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
             offsets.push(out.len());
             let value = format!("value {seq}");
             let mut batch =
                 EncodedBatch::encode(&[RecordRef { key: b"k", value: value.as_bytes() }], Compression::None);
-            out.extend_from_slice(batch.seal(seq, 100 + i as u64));
+            let stamp = FrameStamp { base_seq: seq, time_ms: 100 + i as u64, salt: SALT, durable_seq: seq };
+            out.extend_from_slice(batch.seal(&stamp));
         }
         (out, offsets)
     }
@@ -991,7 +1140,7 @@ mod tests {
     #[test]
     fn trailing_junk_in_a_sealed_segment_loses_nothing() {
         let (mut bytes, _) = segment(0, &[0, 1]);
-        bytes.extend_from_slice(b"WBF1 and then some junk");
+        bytes.extend_from_slice(b"WBF2 and then some junk");
         assert_eq!(spans(&run(&bytes, 0, 0, Some(2)).plan), vec![(0, 2)]);
     }
 
@@ -1007,6 +1156,64 @@ mod tests {
         let (bytes, _) = segment(0, &[0, 1, 2, 3]);
         let analysis = run(&bytes, 0, 0, Some(2));
         assert_eq!(spans(&analysis.plan), vec![(0, 2)]);
+    }
+
+    #[test]
+    fn a_damaged_version_1_segment_is_written_back_as_version_2_with_the_same_records() {
+        let (v2, offsets) = segment(0, &[0, 1, 2, 3]);
+        // The same frames in the version-1 layout.
+        let mut bytes = SegmentHeader { base_seq: 0, version: crate::format::SegmentVersion::V1 }.encode();
+        let mut v1_offsets = Vec::new();
+        for (i, &at) in offsets.iter().enumerate() {
+            let end = offsets.get(i + 1).copied().unwrap_or(v2.len());
+            v1_offsets.push(bytes.len());
+            bytes.extend(crate::format::batch::v1_frame_from(&v2[at..end]));
+        }
+        bytes[v1_offsets[1] + 45] ^= 1;
+        let bytes = Bytes::from(bytes);
+        let analysis = analyze(Path::new("x.seg"), &bytes, 0, 0, Some(4), LogKind::Shard);
+        assert_eq!(analysis.layout, FrameLayout::V1);
+        let Plan::Replace { pieces } = &analysis.plan else { panic!("{:?}", analysis.plan) };
+        assert_eq!(pieces.iter().map(|p| (p.base, p.next)).collect::<Vec<_>>(), vec![(0, 1), (2, 4)]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, target) = stage_piece(dir.path(), &pieces[1], 2, analysis.layout, &bytes).expect("stage");
+        assert_eq!(target, dir.path().join(segment_file_name(2)));
+        let written = Bytes::from(fs::read(&tmp).expect("read"));
+        let header = SegmentHeader::decode(&written).expect("header");
+        assert_eq!((header.version_number(), header.base_seq, header.skipped_from()), (2, 2, 2));
+        let scan = crate::log::recovery::scan_segment(&written, 2, 4096);
+        assert_eq!((scan.end.clone(), scan.records, scan.state.next_seq), (crate::log::recovery::ScanEnd::Clean, 2, 4));
+        let mut at = header.len();
+        let mut values = Vec::new();
+        while at < written.len() {
+            let h = decode_frame(&written[at..], header.frame_layout()).expect("frame");
+            let records = decode_records(&h, &written.slice(at..at + h.frame_len as usize)).expect("records");
+            values.extend(records.into_iter().map(|r| (r.seq, r.time_ms, r.value)));
+            at += h.frame_len as usize;
+        }
+        assert_eq!(values, vec![(2, 102, Bytes::from("value 2")), (3, 103, Bytes::from("value 3"))]);
+    }
+
+    #[test]
+    fn a_hole_in_an_unacknowledged_tail_of_the_last_segment_is_cut_as_recovery_cuts_it() {
+        let (mut bytes, offsets) = segment(0, &[0, 1]);
+        let salt = match SegmentHeader::decode(&bytes).expect("header").frame_layout() {
+            FrameLayout::V2 { salt } => salt,
+            FrameLayout::V1 => unreachable!("the helper writes version 2"),
+        };
+        let hole = bytes.len();
+        // Frames 2..5 of one group commit, all written while the log was durable below 2.
+        for seq in 2..5u64 {
+            let mut batch =
+                EncodedBatch::encode(&[RecordRef { key: b"k", value: &[seq as u8; 700] }], Compression::None);
+            bytes.extend_from_slice(batch.seal(&FrameStamp { base_seq: seq, time_ms: 200, salt, durable_seq: 2 }));
+        }
+        bytes[hole + 100] ^= 0x40;
+        assert!(matches!(run(&bytes, 0, 0, None).plan, Plan::Cut { at, next: 2 } if at == hole), "{offsets:?}");
+        // A frame written once 2 was durable makes the same hole damage: salvage keeps what follows.
+        let mut batch = EncodedBatch::encode(&[RecordRef { key: b"k", value: b"later" }], Compression::None);
+        bytes.extend_from_slice(batch.seal(&FrameStamp { base_seq: 5, time_ms: 201, salt, durable_seq: 5 }));
+        assert_eq!(spans(&run(&bytes, 0, 0, None).plan), vec![(0, 2), (3, 6)]);
     }
 
     #[test]

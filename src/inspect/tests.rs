@@ -110,6 +110,7 @@ fn a_torn_tail_is_reported_and_left_alone() {
     assert_eq!(problems[0].path, tmp.path().join("junk.seg"));
     assert_eq!((problems[1].path.clone(), problems[1].offset), (last.clone(), whole));
     assert!(problems[1].message.starts_with("torn tail"), "{}", problems[1]);
+    assert_eq!((problems[0].severity, problems[1].severity), (Severity::Damage, Severity::Note));
     assert_eq!(fs::read(&last).expect("read"), bytes, "verify never writes");
 
     let report = inspect_path(&last).expect("inspect");
@@ -117,6 +118,34 @@ fn a_torn_tail_is_reported_and_left_alone() {
     assert_eq!(segment.damage.as_ref().map(|d| (d.kind, d.offset)), Some(("torn", whole)));
     assert_eq!(segment.records, 2);
     assert_eq!(segment_records(&last).expect("open").count(), 2);
+}
+
+/// What a crash leaves in the last segment of a log is a note; the same bytes anywhere else
+/// are damage.
+#[test]
+fn a_crash_at_a_roll_is_a_note_and_a_partial_frame_in_a_sealed_segment_is_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    build_log(tmp.path(), 2);
+    let cases: [(&str, &[u8]); 3] = [("empty", b""), ("partial header", b"WEIRSEG\0\x01"), ("garbage", b"\xff\x13")];
+    for (what, contents) in cases {
+        // The roll to segment 4 was cut short.
+        fs::write(seg(tmp.path(), 4), contents).expect("write new segment");
+        let problems = verify_dir(tmp.path()).expect("verify");
+        assert_eq!(problems.len(), 1, "{what}: {problems:?}");
+        assert_eq!((problems[0].path.clone(), problems[0].offset), (seg(tmp.path(), 4), 0), "{what}");
+        assert_eq!(problems[0].severity, Severity::Note, "{what}: {}", problems[0]);
+        assert!(problems[0].to_string().contains(": note: new segment"), "{what}: {}", problems[0]);
+    }
+    // Segment 2 is sealed (4 follows it): a partial frame at its end is damage.
+    let sealed = seg(tmp.path(), 2);
+    let mut bytes = fs::read(&sealed).expect("read");
+    let whole = bytes.len() as u64;
+    bytes.extend_from_slice(b"WBF1\x00\x01");
+    fs::write(&sealed, &bytes).expect("write");
+    let problems = verify_dir(tmp.path()).expect("verify");
+    let damage: Vec<&Problem> = problems.iter().filter(|p| p.is_damage()).collect();
+    assert_eq!(damage.len(), 1, "{problems:?}");
+    assert_eq!((damage[0].path.clone(), damage[0].offset), (sealed, whole));
 }
 
 #[test]

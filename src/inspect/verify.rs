@@ -1,9 +1,12 @@
 //! `weir verify`: a strict, read-only check of every frame and index of a data directory.
 //!
-//! Verify reports everything the engine would notice at open and more: a torn tail in the last
-//! segment of a log (which recovery silently cuts off) is a problem here, as is a sealed
-//! segment whose index disagrees with it, or a run of sequence numbers no segment holds. It
-//! never takes the directory lock and never writes, so it can run beside a live engine.
+//! Verify reports everything the engine would notice at open and more, in two kinds. *Notes*
+//! are what a crash normally leaves and recovery repairs without losing anything acknowledged:
+//! a torn tail in the last segment of a log (the unfinished end of a write), a last segment
+//! whose creation at a roll was cut short (empty, or a partial header). *Damage* is everything
+//! else: bytes of durable frames that changed, a sealed segment that ends in a partial frame or
+//! disagrees with its index, a run of sequence numbers no segment holds. It never takes the
+//! directory lock and never writes, so it can run beside a live engine.
 
 use std::fmt;
 use std::fs;
@@ -12,19 +15,39 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::head::{Head, HEAD_FILE};
 use crate::format::index::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::IndexFile;
 use crate::log::recovery::ScanEnd;
-use crate::log::segment::index_file_name;
+use crate::log::segment::{index_file_name, segment_file_name};
 
-use super::{is_not_found, log_dirs, segment_files, ScannedSegment, SegmentFiles};
+use super::{is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles};
 
 /// How long verify waits before looking again at a last segment that ends in a partial frame:
 /// on a live directory that is usually a write in flight.
 const TORN_RECHECK_DELAY: Duration = Duration::from_millis(100);
 
-/// One thing wrong with a file.
+/// Whether a finding is what a crash normally leaves, or damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// What a crash leaves and the engine repairs at open, losing nothing acknowledged (a torn
+    /// tail, a new segment whose creation was cut short).
+    Note,
+    /// Anything else: data that was durable has changed or is missing, or files disagree.
+    Damage,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Note => "note",
+            Severity::Damage => "damage",
+        })
+    }
+}
+
+/// One thing found in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The file.
@@ -33,26 +56,39 @@ pub struct Problem {
     pub offset: u64,
     /// What is wrong.
     pub message: String,
+    /// A crash's ordinary leftover, or damage.
+    pub severity: Severity,
 }
 
 impl fmt::Display for Problem {
-    /// `FILE:OFFSET: what is wrong`, the line `weir verify` prints.
+    /// `FILE:OFFSET: note: what it is` or `FILE:OFFSET: damage: what is wrong`, the line
+    /// `weir verify` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path.display(), self.offset, self.message)
+        write!(f, "{}:{}: {}: {}", self.path.display(), self.offset, self.severity, self.message)
     }
 }
 
 impl Problem {
     fn new(path: impl Into<PathBuf>, offset: u64, message: impl Into<String>) -> Problem {
-        Problem { path: path.into(), offset, message: message.into() }
+        Problem { path: path.into(), offset, message: message.into(), severity: Severity::Damage }
+    }
+
+    fn note(path: impl Into<PathBuf>, offset: u64, message: impl Into<String>) -> Problem {
+        Problem { severity: Severity::Note, ..Problem::new(path, offset, message) }
+    }
+
+    /// True for damage, false for what a crash normally leaves.
+    pub fn is_damage(&self) -> bool {
+        self.severity == Severity::Damage
     }
 }
 
 /// Checks every log directory under `dir` (or the one segment file `dir` names): every frame of
 /// every segment, every index file against its segment, and sequence continuity between
 /// consecutive segments (a gap a salvage recorded in the log's `LOST` file is not a problem).
-/// Returns the problems found, in path order; an empty list means everything checks out. Fails
-/// only if `dir` itself cannot be read.
+/// Returns what it found, in path order: notes (a crash's ordinary leftovers) and damage (see
+/// [`Problem::is_damage`]); an empty list means everything checks out. Fails only if `dir`
+/// itself cannot be read.
 pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
     verify_dir_with_progress(dir, &mut |_, _| {})
 }
@@ -126,6 +162,11 @@ fn lost_ranges(dir: &Path, problems: &mut Vec<Problem>) -> LostRanges {
 }
 
 fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) -> Result<()> {
+    // HEAD first: beside a live engine, what it names only moves forward after this read.
+    let (head, head_problem) = read_head_file(dir);
+    if let Some(problem) = head_problem {
+        problems.push(Problem::new(dir.join(HEAD_FILE), 0, format!("{problem} (the engine refuses to open this log)")));
+    }
     let SegmentFiles { segments: files, unrecognized } = segment_files(dir)?;
     for path in unrecognized {
         problems.push(Problem::new(path, 0, "not a segment name (20 digits and .seg): the engine ignores this file"));
@@ -133,6 +174,8 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
     let lost = lost_ranges(dir, problems);
     // (one past the last sequence number, whether the segment was whole) of the previous one
     let mut previous: Option<(u64, bool)> = None;
+    // The last segment read: its path, where its whole frames end, and their sequence number.
+    let mut last_read: Option<(PathBuf, u64, u64)> = None;
     for (i, (base, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
         let segment = match read_for_verify(path, is_last) {
@@ -147,14 +190,16 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
         };
         tally.add(segment.bytes.len() as u64);
         if let Some((prev_next, true)) = previous {
-            if *base > prev_next && !lost.covers(prev_next, *base) {
+            // Numbers the segment's header says were skipped (never written) are no gap.
+            let skipped_from = segment.outcome.header.map_or(*base, |h| h.skipped_from()).clamp(prev_next, *base);
+            if skipped_from > prev_next && !lost.covers(prev_next, skipped_from) {
                 problems.push(Problem::new(
                     path,
                     0,
                     format!(
                         "sequence numbers {prev_next} to {} are in no segment: the previous segment ends before \
                          this one begins (a segment was deleted?)",
-                        base - 1
+                        skipped_from - 1
                     ),
                 ));
             } else if *base < prev_next {
@@ -173,8 +218,53 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
             check_index(&segment, is_last, problems);
         }
         previous = Some((segment.next_seq(), whole));
+        last_read = Some((path.clone(), segment.valid_len(), segment.next_seq()));
+    }
+    if let Some(head) = head {
+        check_head(dir, &head, files.last().map(|(b, _)| *b), last_read, &lost, problems);
     }
     Ok(())
+}
+
+/// What the engine would call damage from the log's `HEAD` file: its active segment is gone, or
+/// the log ends below what was durable.
+fn check_head(
+    dir: &Path,
+    head: &Head,
+    last_base: Option<u64>,
+    last_read: Option<(PathBuf, u64, u64)>,
+    lost: &LostRanges,
+    problems: &mut Vec<Problem>,
+) {
+    if last_base.is_none_or(|b| b < head.active_base) {
+        let from = last_read.as_ref().map_or(head.active_base, |(_, _, end)| *end);
+        let to = head.reserved_next.max(head.active_base);
+        if from < to && !lost.covers(from, to) {
+            problems.push(Problem::new(
+                dir.join(segment_file_name(head.active_base)),
+                0,
+                format!(
+                    "the active segment HEAD names is missing: sequence numbers {from} to {} are lost",
+                    to.saturating_sub(1)
+                ),
+            ));
+        }
+        return;
+    }
+    if let Some((path, len, end)) = last_read {
+        if end < head.durable_next && !lost.covers(end, head.durable_next) {
+            problems.push(Problem::new(
+                path,
+                len,
+                format!(
+                    "the log ends at sequence {end} but HEAD says every record below {} was durable: records {end} \
+                     to {} are missing",
+                    head.durable_next,
+                    head.durable_next - 1
+                ),
+            ));
+        }
+    }
 }
 
 /// Reads and scans a segment; a last segment ending in a partial frame is read once more after
@@ -189,20 +279,45 @@ fn read_for_verify(path: &Path, is_last: bool) -> Result<ScannedSegment> {
 }
 
 /// Reports a scan that did not reach the end of the file. Returns true if the segment is whole.
+/// In the last segment of a log, bytes after the whole frames that no valid frame follows are
+/// the end of a write a crash cut short: a note, not damage. (Under `Always` such bytes were
+/// never acknowledged; under `Interval` and `Never` a power cut may lose acknowledged records
+/// from the tail, as the mode allows, which is not damage either.)
 fn check_frames(segment: &ScannedSegment, is_last: bool, problems: &mut Vec<Problem>) -> bool {
     let file_len = segment.bytes.len() as u64;
     match &segment.outcome.end {
         ScanEnd::Clean => true,
+        ScanEnd::Torn { offset: 0, reason } if is_last => {
+            problems.push(Problem::note(
+                &segment.path,
+                0,
+                format!(
+                    "new segment whose creation a crash cut short ({reason}); the engine writes its header again \
+                     at open"
+                ),
+            ));
+            false
+        }
+        ScanEnd::Torn { offset, reason } if is_last => {
+            problems.push(Problem::note(
+                &segment.path,
+                *offset,
+                format!(
+                    "torn tail, the end of a write a crash cut short ({reason}; {} bytes after the last whole \
+                     frame); the engine cuts it off at open",
+                    file_len.saturating_sub(*offset)
+                ),
+            ));
+            false
+        }
         ScanEnd::Torn { offset, reason } => {
-            let what = if is_last {
-                "torn tail (an interrupted write; the engine cuts it off at open)"
-            } else {
-                "sealed segment ends in a partial frame"
-            };
             problems.push(Problem::new(
                 &segment.path,
                 *offset,
-                format!("{what}: {reason}; {} bytes after the last whole frame", file_len.saturating_sub(*offset)),
+                format!(
+                    "sealed segment ends in a partial frame: {reason}; {} bytes after the last whole frame",
+                    file_len.saturating_sub(*offset)
+                ),
             ));
             false
         }

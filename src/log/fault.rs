@@ -20,7 +20,10 @@
 //!   lies about its cache; the next power cut shows it);
 //! * [`FaultyFs::crash_after_ops`]: after `n` more mutating operations every operation fails
 //!   with EIO, as if the process had died at that point;
-//! * [`FaultyFs::power_cut`]: everything reverts to its durable state and the faults clear.
+//! * [`FaultyFs::power_cut`]: everything reverts to its durable state and the faults clear;
+//!   [`FaultyFs::power_cut_with_torn_tails`] keeps part of each unsynced tail (and junk), and
+//!   [`FaultyFs::power_cut_out_of_order`] keeps or drops each unsynced 4 KiB page (or 512-byte
+//!   sector) on its own, as a disk that writes pages back out of order does.
 //!
 //! [`FaultyFs::op_count`] counts mutating operations (file creation, write, truncation, sync,
 //! rename, removal, directory creation and sync), so a test can run a workload once to count
@@ -58,6 +61,9 @@ use parking_lot::Mutex;
 
 use super::io::{tmp_path, LogFile, Vfs};
 
+/// How often a sync under [`FaultyFs::concurrent_fsync`] lets other threads run.
+const CONCURRENT_FSYNC_YIELDS: usize = 20;
+
 /// `EIO` on Linux.
 const EIO: i32 = 5;
 /// `ENOSPC` on Linux.
@@ -92,6 +98,9 @@ struct FileNode {
     current: Vec<u8>,
     /// What a power cut leaves.
     synced: Vec<u8>,
+    /// The ticket of the sync `synced` came from: a sync that began earlier and ends later
+    /// makes nothing durable that the later one did not (durability only moves forward).
+    synced_ticket: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -135,6 +144,10 @@ struct State {
     faults: Faults,
     /// Directory creation is durable at once (see [`FaultyFs::mkdir_is_durable`]).
     mkdir_durable: bool,
+    /// File syncs let other threads run (see [`FaultyFs::concurrent_fsync`]).
+    concurrent_fsync: bool,
+    /// File syncs begun so far (their tickets).
+    sync_tickets: u64,
 }
 
 /// A fault-injecting in-memory file system. See the [module documentation](self).
@@ -215,6 +228,8 @@ impl State {
             ops: 0,
             faults: Faults::default(),
             mkdir_durable: false,
+            concurrent_fsync: false,
+            sync_tickets: 0,
         }
     }
 
@@ -376,7 +391,16 @@ impl State {
     }
 
     fn sync_file(&mut self, id: u64, path: &Path) -> io::Result<()> {
+        let begun = self.begin_sync(id, path)?;
+        self.finish_sync(id, begun)
+    }
+
+    /// The first half of a file sync: counts it, applies the armed faults, and returns what it
+    /// makes durable with its ticket (`None` for a lying disk).
+    fn begin_sync(&mut self, id: u64, path: &Path) -> io::Result<Option<(u64, Vec<u8>)>> {
         self.mutate()?;
+        self.sync_tickets += 1;
+        let ticket = self.sync_tickets;
         let fails = match &self.faults.fail_fsync {
             Some(FsyncTarget::Any) => true,
             Some(FsyncTarget::Path(p)) => p == path,
@@ -391,8 +415,18 @@ impl State {
             self.faults.fail_fsync = None;
             return Err(os_error(EIO));
         }
-        if !lying {
-            file.synced = file.current.clone();
+        Ok((!lying).then(|| (ticket, file.current.clone())))
+    }
+
+    /// The second half: what the sync took becomes durable, unless a sync that began later
+    /// already finished.
+    fn finish_sync(&mut self, id: u64, begun: Option<(u64, Vec<u8>)>) -> io::Result<()> {
+        let file = self.file_mut(id)?;
+        if let Some((ticket, contents)) = begun {
+            if ticket > file.synced_ticket {
+                file.synced = contents;
+                file.synced_ticket = ticket;
+            }
         }
         Ok(())
     }
@@ -511,28 +545,12 @@ impl State {
         }
     }
 
-    fn power_cut(&mut self, keep_unsynced: u64, garbage: u64) {
-        for file in self.files.values_mut() {
-            let mut after = file.synced.clone();
-            // Assumption 2 of the format: an unsynced write may survive in part, or as garbage,
-            // from where it starts on, whether it was appended or overwrote preallocated zeros;
-            // what lies before it stays, and so does the synced length if the file was cut
-            // since (the cut was not synced either).
-            if let Some((start, end)) = unsynced_change(&file.synced, &file.current) {
-                let extra = (end - start) as u64;
-                let kept = keep_unsynced.min(extra) as usize;
-                let junk = garbage.min(extra - kept as u64) as usize;
-                let tail = file.current[start..start + kept]
-                    .iter()
-                    .copied()
-                    .chain((0..junk).map(|i| 0xA5 ^ (i as u8).wrapping_mul(31)));
-                for (i, byte) in tail.enumerate() {
-                    match after.get_mut(start + i) {
-                        Some(b) => *b = byte,
-                        None => after.push(byte),
-                    }
-                }
-            }
+    fn power_cut(&mut self, loss: Loss) {
+        for (&id, file) in self.files.iter_mut() {
+            let after = match loss {
+                Loss::Tail { keep_unsynced, garbage } => torn_tail(&file.synced, &file.current, keep_unsynced, garbage),
+                Loss::Pages { seed } => scrambled_pages(&file.synced, &file.current, seed ^ id.wrapping_mul(GOLDEN)),
+            };
             file.current = after.clone();
             file.synced = after;
         }
@@ -560,6 +578,89 @@ impl State {
         self.faults = Faults::default();
         self.generation += 1;
     }
+}
+
+/// What a power cut does to the data written since a file's last sync.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// The unsynced change survives from its first byte on for `keep_unsynced` bytes, then up
+    /// to `garbage` bytes of junk (see [`FaultyFs::power_cut_with_torn_tails`]).
+    Tail { keep_unsynced: u64, garbage: u64 },
+    /// Each changed page survives or not on its own (see [`FaultyFs::power_cut_out_of_order`]).
+    Pages { seed: u64 },
+}
+
+/// Mixes file ids into the seed of [`Loss::Pages`] (the 64-bit golden ratio).
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The unit in which a disk writes pages back, and in which it may tear one.
+const PAGE: usize = 4096;
+const SECTOR: usize = 512;
+
+/// Assumption 2 of the format as the tail model has it: an unsynced write may survive in
+/// part, or as garbage, from where it starts on, whether it was appended or overwrote
+/// preallocated zeros; what lies before it stays, and so does the synced length if the file
+/// was cut since (the cut was not synced either).
+fn torn_tail(synced: &[u8], current: &[u8], keep_unsynced: u64, garbage: u64) -> Vec<u8> {
+    let mut after = synced.to_vec();
+    if let Some((start, end)) = unsynced_change(synced, current) {
+        let extra = (end - start) as u64;
+        let kept = keep_unsynced.min(extra) as usize;
+        let junk = garbage.min(extra - kept as u64) as usize;
+        let tail =
+            current[start..start + kept].iter().copied().chain((0..junk).map(|i| 0xA5 ^ (i as u8).wrapping_mul(31)));
+        for (i, byte) in tail.enumerate() {
+            match after.get_mut(start + i) {
+                Some(b) => *b = byte,
+                None => after.push(byte),
+            }
+        }
+    }
+    after
+}
+
+/// splitmix64: a small, seedable generator, so a power cut can be replayed exactly.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(GOLDEN);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// What a disk that writes dirty pages back in any order leaves of a file: each 4 KiB page
+/// that differs from its synced contents is written whole, not at all, or torn (each of its
+/// 512-byte sectors written or not), independently of the pages before it; the file's new
+/// length survives or not on its own too (a dropped page inside a grown file reads as zeros).
+/// So a later frame can survive while an earlier one is lost. Synced pages never change.
+fn scrambled_pages(synced: &[u8], current: &[u8], seed: u64) -> Vec<u8> {
+    if synced == current {
+        return synced.to_vec();
+    }
+    let mut rng = seed;
+    let len = if synced.len() == current.len() || next_random(&mut rng).is_multiple_of(2) {
+        current.len()
+    } else {
+        synced.len()
+    };
+    let byte = |data: &[u8], i: usize| data.get(i).copied().unwrap_or(0);
+    let mut after = Vec::with_capacity(len);
+    for page_start in (0..len).step_by(PAGE) {
+        let page_end = (page_start + PAGE).min(len);
+        let differs = (page_start..page_end).any(|i| byte(current, i) != byte(synced, i));
+        // Kept, dropped or torn, 2:1:1.
+        let fate = if differs { next_random(&mut rng) % 4 } else { 0 };
+        for sector_start in (page_start..page_end).step_by(SECTOR) {
+            let sector_end = (sector_start + SECTOR).min(page_end);
+            let keep = match fate {
+                0 | 1 => true,
+                2 => false,
+                _ => next_random(&mut rng).is_multiple_of(2),
+            };
+            let source = if keep { current } else { synced };
+            after.extend((sector_start..sector_end).map(|i| byte(source, i)));
+        }
+    }
+    after
 }
 
 /// Where `current` differs from `synced`, as `[start, end)`: the bytes a power cut may tear.
@@ -633,6 +734,14 @@ impl FaultyFs {
         self.state.lock().faults = Faults::default();
     }
 
+    /// While on, `sync_data` makes durable what was written before it began and lets other
+    /// threads run before it returns (the state is unlocked meanwhile), as a real fsync lets
+    /// writers go on: frames written while it runs wait for the next one, so one group commit
+    /// covers frames of several writers. A crash or power cut meanwhile fails it.
+    pub fn concurrent_fsync(&self, on: bool) {
+        self.state.lock().concurrent_fsync = on;
+    }
+
     /// Whether a directory is durable in its parent as soon as it is created. Off by default,
     /// as POSIX has it (a new directory's entry needs an fsync of its parent); on models file
     /// systems that journal the creation with the next fsync of anything.
@@ -644,7 +753,7 @@ impl FaultyFs {
     /// durable entries (files and directories reachable only through undurable entries are
     /// gone); faults clear; handles opened before now fail.
     pub fn power_cut(&self) {
-        self.state.lock().power_cut(0, 0);
+        self.state.lock().power_cut(Loss::Tail { keep_unsynced: 0, garbage: 0 });
     }
 
     /// Power loss as [`FaultyFs::power_cut`], except that a file changed since its last sync
@@ -653,19 +762,65 @@ impl FaultyFs {
     /// `garbage` bytes of junk (never more than was changed): the torn tails format-spec.md
     /// allows.
     pub fn power_cut_with_torn_tails(&self, keep_unsynced: u64, garbage: u64) {
-        self.state.lock().power_cut(keep_unsynced, garbage);
+        self.state.lock().power_cut(Loss::Tail { keep_unsynced, garbage });
+    }
+
+    /// Power loss on a disk that writes dirty pages back in any order: of every file changed
+    /// since its last sync, each 4 KiB page that differs from the synced contents survives
+    /// whole, not at all, or torn at 512-byte sectors, each page independently, and a grown or
+    /// shrunk file keeps its new length or its old one (a page lost inside a grown file reads
+    /// as zeros). A frame written after another can survive while the earlier one is lost:
+    /// what an fsync that never completed may leave of a group commit. The choices are a
+    /// function of `seed` and the file, so a failure can be replayed. Directories, faults and
+    /// handles as [`FaultyFs::power_cut`].
+    pub fn power_cut_out_of_order(&self, seed: u64) {
+        self.state.lock().power_cut(Loss::Pages { seed });
     }
 
     /// Makes every file's contents and every directory entry durable, as `sync(2)` followed by
     /// a clean shutdown would. Counts no operation and ignores faults.
     pub fn sync_all(&self) {
         let mut s = self.state.lock();
+        s.sync_tickets += 1;
+        let ticket = s.sync_tickets;
         for file in s.files.values_mut() {
             file.synced = file.current.clone();
+            file.synced_ticket = ticket;
         }
         for dir in s.dirs.values_mut() {
             dir.durable = dir.current.clone();
         }
+    }
+
+    /// A separate file system holding what a power cut now would leave of this one (synced
+    /// contents, durable entries), with the same operation count and no faults: for trying
+    /// several futures of one crash.
+    pub fn durable_copy(&self) -> FaultyFs {
+        let s = self.state.lock();
+        let files = s
+            .files
+            .iter()
+            .map(|(&id, f)| {
+                (id, FileNode { current: f.synced.clone(), synced: f.synced.clone(), synced_ticket: f.synced_ticket })
+            })
+            .collect();
+        let dirs = s
+            .dirs
+            .iter()
+            .map(|(&id, d)| (id, DirNode { current: d.durable.clone(), durable: d.durable.clone() }))
+            .collect();
+        let mut copy = State {
+            files,
+            dirs,
+            next_id: s.next_id,
+            ops: s.ops,
+            mkdir_durable: s.mkdir_durable,
+            sync_tickets: s.sync_tickets,
+            ..State::new()
+        };
+        // Drops what no durable directory reaches, as a power cut does.
+        copy.power_cut(Loss::Tail { keep_unsynced: 0, garbage: 0 });
+        FaultyFs { state: Arc::new(Mutex::new(copy)) }
     }
 
     /// Mutating operations performed so far (one that a crash refused is not counted).
@@ -724,7 +879,20 @@ impl LogFile for FaultyFile {
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.state.lock();
         s.check_handle(self.generation)?;
-        s.sync_file(self.id, &self.path)
+        if !s.concurrent_fsync {
+            return s.sync_file(self.id, &self.path);
+        }
+        // What the sync makes durable is what was written before it began; other threads write
+        // on while it runs (yielding, not sleeping: only the interleaving matters).
+        let begun = s.begin_sync(self.id, &self.path)?;
+        drop(s);
+        for _ in 0..CONCURRENT_FSYNC_YIELDS {
+            std::thread::yield_now();
+        }
+        let mut s = self.state.lock();
+        // A crash or power cut while it ran: the sync never completed.
+        s.check_handle(self.generation)?;
+        s.finish_sync(self.id, begun)
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -1101,6 +1269,95 @@ mod tests {
         g.set_len(10)?;
         fs.power_cut_with_torn_tails(100, 100);
         assert_eq!(fs.read_file(&path)?, after, "a file that shrank reverts to its synced bytes");
+        Ok(())
+    }
+
+    #[test]
+    fn an_out_of_order_power_cut_keeps_or_drops_each_unsynced_page_on_its_own() -> io::Result<()> {
+        // Eight unsynced pages after one synced page, and preallocated zeros overwritten in a
+        // second file: over some seeds, every fate of a page must occur, synced bytes must
+        // never change, and a later page must survive an earlier lost one.
+        let pattern = |i: usize| (i / SECTOR) as u8 | 1;
+        let mut fates = HashSet::new();
+        let mut later_survived_earlier_lost = false;
+        let mut lengths = HashSet::new();
+        for seed in 0..64u64 {
+            let (fs, dir) = fs_with_dir();
+            let (a, b) = (dir.join("a"), dir.join("b"));
+            let (fa, fb) = (fs.open_file(&a, true)?, fs.open_file(&b, true)?);
+            fs.sync_dir(&dir)?;
+            fa.write_all_at(&[7; PAGE], 0)?;
+            fb.write_all_at(&[0; 3 * PAGE], 0)?;
+            fa.sync_data()?;
+            fb.sync_data()?;
+            let grown: Vec<u8> = (PAGE..9 * PAGE).map(pattern).collect();
+            fa.write_all_at(&grown, PAGE as u64)?;
+            fb.write_all_at(&[9; 2 * PAGE], 100)?;
+            fs.power_cut_out_of_order(seed);
+            let after = fs.read_file(&a)?;
+            lengths.insert(after.len());
+            assert!(after.len() == PAGE || after.len() == 9 * PAGE, "seed {seed}: old or new length");
+            assert_eq!(&after[..PAGE], &[7; PAGE][..], "seed {seed}: synced bytes stay");
+            let mut lost_before = false;
+            for (p, page) in after[PAGE..].chunks(PAGE).enumerate() {
+                let kept: Vec<bool> = page.chunks(SECTOR).map(|s| s[0] != 0).collect();
+                for (i, s) in page.chunks(SECTOR).enumerate() {
+                    let offset = (p + 1) * PAGE + i * SECTOR;
+                    let whole = s.iter().enumerate().all(|(j, &b)| b == pattern(offset + j));
+                    assert!(whole || s.iter().all(|&b| b == 0), "seed {seed}: a sector is written or not");
+                }
+                let fate = match (kept.iter().all(|k| *k), kept.iter().any(|k| *k)) {
+                    (true, _) => "kept",
+                    (false, true) => "torn",
+                    (false, false) => "dropped",
+                };
+                fates.insert(fate);
+                later_survived_earlier_lost |= lost_before && fate != "dropped";
+                lost_before |= fate != "kept";
+            }
+            let b_after = fs.read_file(&b)?;
+            assert_eq!(b_after.len(), 3 * PAGE, "seed {seed}: an overwrite keeps the length");
+            assert!(b_after[..100].iter().chain(&b_after[100 + 2 * PAGE..]).all(|&x| x == 0), "seed {seed}");
+        }
+        assert_eq!(fates.len(), 3, "every fate of a page occurred: {fates:?}");
+        assert_eq!(lengths.len(), 2, "the new length survived sometimes, not always");
+        assert!(later_survived_earlier_lost, "a later page survived an earlier lost one");
+        // The same seed replays the same loss.
+        let run = |seed| -> io::Result<Vec<u8>> {
+            let (fs, dir) = fs_with_dir();
+            let f = fs.open_file(&dir.join("f"), true)?;
+            fs.sync_dir(&dir)?;
+            f.write_all_at(&(0..5 * PAGE).map(pattern).collect::<Vec<u8>>(), 0)?;
+            fs.power_cut_out_of_order(seed);
+            fs.read_file(&dir.join("f"))
+        };
+        assert_eq!(run(5)?, run(5)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sync_that_began_earlier_and_ends_later_takes_back_nothing_a_later_one_made_durable() -> io::Result<()> {
+        let (fs, dir) = fs_with_dir();
+        let path = dir.join("f");
+        let f = fs.open_file(&path, true)?;
+        fs.sync_dir(&dir)?;
+        f.write_all_at(b"one", 0)?;
+        let mut s = fs.state.lock();
+        let id = s.file_at(&path)?;
+        let early = s.begin_sync(id, &path)?;
+        s.write(id, b"two", 3)?;
+        let late = s.begin_sync(id, &path)?;
+        s.finish_sync(id, late)?;
+        s.finish_sync(id, early)?;
+        drop(s);
+        assert_eq!(fs.durable_contents(&path).as_deref(), Some(&b"onetwo"[..]));
+        // And threads write while a concurrent sync runs; it makes durable what it began with.
+        fs.concurrent_fsync(true);
+        f.write_all_at(b"three", 6)?;
+        f.sync_data()?;
+        assert_eq!(fs.durable_contents(&path).as_deref(), Some(&b"onetwothree"[..]));
+        fs.crash_after_ops(0);
+        assert!(f.sync_data().is_err(), "a crashed file system syncs nothing");
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 pub mod fault;
 pub mod group_commit;
+pub(crate) mod head;
 pub mod io;
 pub mod recovery;
 pub mod retention;
@@ -21,14 +22,15 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{EncodedBatch, MAX_FRAME_LEN};
+use crate::format::batch::{EncodedBatch, FrameLayout, FrameStamp, MAX_FRAME_LEN};
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
-use crate::format::{Compression, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
+use crate::format::{Compression, Head, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
 use group_commit::{GroupCommit, Turn};
+use head::{continue_after, read_head, write_head, LastSegment, Reservation};
 use io::Vfs;
 use recovery::{read_whole, scan_segment, ScanEnd};
-use segment::{index_file_name, parse_segment_name, segment_file_name, Damage, Segment};
+use segment::{index_file_name, new_salt, parse_segment_name, segment_file_name, Damage, Segment};
 use tail::ActiveTail;
 
 /// When an acknowledged append is on stable storage. See `format-spec.md`, "Durability".
@@ -101,6 +103,9 @@ pub struct RecoveryReport {
     pub rebuilt_indexes: Vec<PathBuf>,
     /// Sequence ranges no segment holds (a deleted segment, or damage): `[start, end)`.
     pub missing: Vec<(u64, u64)>,
+    /// Sequence ranges that were reserved and never durably written (a crash lost them, or they
+    /// were never used), passed over by reads as trimmed records are: `[start, end)`.
+    pub skipped: Vec<(u64, u64)>,
 }
 
 /// A summary of one segment, for inspection.
@@ -129,6 +134,11 @@ struct Writer {
     /// The active segment's file past its frames.
     tail: ActiveTail,
     poisoned: Option<String>,
+    /// What the `HEAD` file says (see `head.rs`): no number at or above its `reserved_next`
+    /// has been handed out.
+    head: Head,
+    /// How far the next raise of the reservation reaches.
+    reservation: Reservation,
 }
 
 /// One append-only log in one directory.
@@ -164,8 +174,9 @@ impl std::fmt::Debug for Log {
 
 impl Log {
     /// Opens the log in `dir`, creating it (first sequence number `initial_seq`) if it holds no
-    /// segment. Recovery runs here: torn tails are cut, missing or stale indexes rebuilt, damage
-    /// recorded (see [`Log::recovery_report`]).
+    /// segment. Recovery runs here: torn and unacknowledged tails are cut, missing or stale
+    /// indexes rebuilt, damage recorded (see [`Log::recovery_report`]), and the log goes on
+    /// above every sequence number it ever handed out (its `HEAD` file).
     pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, config: LogConfig, initial_seq: u64) -> Result<Log> {
         io::create_dir_durably(vfs.as_ref(), dir).map_err(|e| Error::io("create directory", dir, e))?;
         let names = vfs.list_dir(dir).map_err(|e| Error::io("list", dir, e))?;
@@ -185,13 +196,22 @@ impl Log {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LostRanges::default(),
             Err(e) => return Err(Error::io("read", dir.join(LOST_FILE), e)),
         };
+        let head = read_head(vfs.as_ref(), dir)?;
+        // A segment HEAD names was created whole: only a later one can be half made.
+        if let Some(&last) = bases.last().filter(|&&b| head.is_none_or(|h| h.active_base < b)) {
+            if remove_unfinished_segment(&vfs, dir, last, &config, &mut report)? {
+                bases.pop();
+            }
+        }
         let mut segments = Vec::with_capacity(bases.len().max(1));
         let mut next_seq = initial_seq;
         let mut last_time_ms = 0;
-        let mut needs_fresh_segment = bases.is_empty();
+        let mut last = None;
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let (segment, resync_next) = open_segment(&vfs, dir, base, is_last, &config, &mut report)?;
+            // A hole below what HEAD says was durable is damage, whatever follows it.
+            let durable_floor = head.filter(|_| is_last).map_or(0, |h| h.durable_next);
+            let (segment, resync_next) = open_segment(&vfs, dir, base, is_last, durable_floor, &config, &mut report)?;
             let state = segment.snapshot();
             if i > 0 && base < next_seq {
                 return Err(Error::corrupt(
@@ -200,39 +220,76 @@ impl Log {
                     format!("segment starts at sequence {base}, below the {next_seq} its predecessor reaches"),
                 ));
             }
-            if i > 0 && base > next_seq && !lost.covers(next_seq, base) {
-                report.missing.push((next_seq, base));
+            if i > 0 && base > next_seq {
+                // `[skipped_from, base)` was never durably written; anything below it is gone.
+                let skipped_from = segment.skipped_from().max(next_seq);
+                if next_seq < skipped_from && !lost.covers(next_seq, skipped_from) {
+                    report.missing.push((next_seq, skipped_from));
+                }
+                if skipped_from < base {
+                    report.skipped.push((skipped_from, base));
+                }
             }
             next_seq = state.next_seq.max(resync_next.unwrap_or(0));
             last_time_ms = last_time_ms.max(state.last_time_ms);
-            if is_last && state.damage.is_some() {
-                needs_fresh_segment = true;
+            last = Some(LastSegment {
+                base_seq: base,
+                end: next_seq,
+                len: state.len,
+                damaged: state.damage.is_some(),
+                version_1: segment.header.version_number() == 1,
+            });
+            segments.push(Arc::new(segment));
+        }
+        let plan = continue_after(dir, head, last, initial_seq, &lost);
+        report.missing.extend(plan.missing);
+        report.damaged.extend(plan.damage);
+        let next_seq = plan.next_seq;
+        let (active, tail) = match plan.new_segment_skipping_from {
+            Some(skipped_from) => {
+                if let Some(previous) = segments.last() {
+                    seal_at_open(&vfs, previous)?;
+                }
+                if skipped_from < next_seq {
+                    report.skipped.push((skipped_from, next_seq));
+                }
+                let (segment, tail) = create_segment(&vfs, dir, next_seq, skipped_from, &config)?;
+                let segment = Arc::new(segment);
+                segments.push(Arc::clone(&segment));
+                (segment, tail)
             }
-            segments.push(Arc::new(segment));
-        }
-        let mut fresh_tail = None;
-        if needs_fresh_segment {
-            let (segment, tail) = create_segment(&vfs, dir, next_seq, &config)?;
-            segments.push(Arc::new(segment));
-            fresh_tail = Some(tail);
-        }
-        let active = match segments.last() {
-            Some(s) => Arc::clone(s),
-            None => return Err(Error::corrupt(dir, 0, "log has no segment")),
-        };
-        let tail = match fresh_tail {
-            Some(tail) => tail,
-            // Recovery left the file as whole frames, possibly followed by zeros only.
             None => {
-                ActiveTail::new(active.file.len().map_err(|e| Error::io("stat", &active.path, e))?, config.preallocate)
+                let active = match segments.last() {
+                    Some(s) => Arc::clone(s),
+                    None => return Err(Error::corrupt(dir, 0, "log has no segment")),
+                };
+                // What recovery read may still be only in the page cache (the process died, the
+                // machine did not): make it durable before frames say it is (their durable point).
+                active.file.sync_data().map_err(|e| Error::io("fsync", &active.path, e))?;
+                // Recovery left the file as whole frames, possibly followed by zeros only.
+                let len = active.file.len().map_err(|e| Error::io("stat", &active.path, e))?;
+                (active, ActiveTail::new(len, config.preallocate))
             }
         };
+        debug_assert_eq!(active.snapshot().next_seq, next_seq, "the writer starts where its segment ends");
+        let now = Head { active_base: active.base_seq, reserved_next: next_seq, durable_next: next_seq };
+        if head != Some(now) {
+            write_head(vfs.as_ref(), dir, &now)?;
+        }
         Ok(Log {
             dir: dir.to_path_buf(),
             vfs,
             config,
             segments: RwLock::new(segments),
-            writer: Mutex::new(Writer { next_seq, last_time_ms, active, tail, poisoned: None }),
+            writer: Mutex::new(Writer {
+                next_seq,
+                last_time_ms,
+                active,
+                tail,
+                poisoned: None,
+                head: now,
+                reservation: Reservation::default(),
+            }),
             commit: GroupCommit::new(next_seq),
             visible_next: AtomicU64::new(next_seq),
             bytes_written: AtomicU64::new(0),
@@ -321,16 +378,29 @@ impl Log {
             return Err(Error::Poisoned { path: self.dir.clone(), reason: reason.clone() });
         }
         let active_len = w.active.state.read().len;
-        if active_len > SEGMENT_HEADER_LEN as u64 && active_len + batch.len() as u64 > self.config.segment_bytes {
+        if active_len > w.active.first_frame_offset() && active_len + batch.len() as u64 > self.config.segment_bytes {
             self.roll(&mut w)?;
         }
         let time_ms = now_ms.max(w.last_time_ms);
         let base_seq = w.next_seq;
+        let Some(next_seq) = base_seq.checked_add(u64::from(batch.record_count())) else {
+            return Err(Error::corrupt(&self.dir, 0, format!("sequence numbers exhausted at {base_seq}")));
+        };
+        if next_seq > w.head.reserved_next {
+            self.raise_reservation(&mut w, next_seq, now_ms)?;
+        }
         let active = Arc::clone(&w.active);
+        let FrameLayout::V2 { salt } = active.layout() else {
+            // Open never leaves a version-1 segment active.
+            return Err(Error::corrupt(&active.path, 0, "a version-1 segment is never appended to"));
+        };
+        // Every record below this is durable now: recovery tells from it whether a hole before
+        // this frame after a crash can hold an acknowledged record.
+        let durable_seq = self.commit.durable_next().min(base_seq);
         let mut state = active.state.write();
         let offset = state.len;
         debug_assert_eq!(state.next_seq, base_seq, "writer and segment disagree on the next sequence number");
-        let frame = batch.seal(base_seq, time_ms);
+        let frame = batch.seal(&FrameStamp { base_seq, time_ms, salt, durable_seq });
         if let Err(e) = w.tail.write(active.file.as_ref(), frame, offset, self.config.segment_bytes) {
             // The tail is now unknown: cut back what may have been written, and refuse writes
             // until recovery has looked at the file again.
@@ -340,7 +410,6 @@ impl Log {
             return Err(Error::io("write", &active.path, e));
         }
         let frame_len = frame.len() as u64;
-        let next_seq = base_seq + u64::from(batch.record_count());
         if state.entries.is_empty() || state.bytes_since_entry >= self.config.index_interval_bytes {
             state.entries.push(IndexEntry { seq: base_seq, offset, time_ms });
             state.bytes_since_entry = 0;
@@ -354,12 +423,36 @@ impl Log {
         state.next_seq = next_seq;
         state.last_time_ms = time_ms;
         debug_assert!(next_seq > base_seq, "sequence numbers strictly increase");
-        debug_assert!(state.len > offset && offset >= SEGMENT_HEADER_LEN as u64, "frame lies inside its segment");
+        debug_assert!(state.len > offset && offset >= active.first_frame_offset(), "frame lies inside its segment");
+        debug_assert!(next_seq <= w.head.reserved_next, "a number is handed out only once reserved");
         debug_assert!(state.len <= w.tail.file_len(), "frames lie inside the file");
         drop(state);
         w.next_seq = next_seq;
         w.last_time_ms = time_ms;
         Ok(AppendOutcome { base_seq, next_seq, time_ms })
+    }
+
+    /// Raises the reservation of sequence numbers past `needed` (durably, before any of the
+    /// numbers is written), by a chunk that grows with the write rate.
+    fn raise_reservation(&self, w: &mut Writer, needed: u64, now_ms: u64) -> Result<()> {
+        let chunk = w.reservation.next_chunk(now_ms);
+        let head = Head {
+            active_base: w.active.base_seq,
+            reserved_next: needed.saturating_add(chunk),
+            durable_next: self.commit.durable_next().min(w.next_seq),
+        };
+        self.store_head(w, head)
+    }
+
+    /// Replaces the `HEAD` file; a failure poisons the log (the file may be old or new after a
+    /// crash, and both are safe, but the disk just failed a write).
+    fn store_head(&self, w: &mut Writer, head: Head) -> Result<()> {
+        if let Err(e) = write_head(self.vfs.as_ref(), &self.dir, &head) {
+            w.poisoned = Some(format!("replacing the HEAD file failed: {e}"));
+            return Err(e);
+        }
+        w.head = head;
+        Ok(())
     }
 
     /// Seals the active segment (fsync, index file) and starts a new one.
@@ -380,7 +473,7 @@ impl Log {
         self.visible_next.fetch_max(w.next_seq, Ordering::SeqCst);
         // The index is an accelerator: if it cannot be written, open rebuilds it.
         let _ = self.vfs.write_file_atomic(&w.active.index_path, &w.active.index_file().encode());
-        let segment = match create_segment(&self.vfs, &self.dir, w.next_seq, &self.config) {
+        let segment = match create_segment(&self.vfs, &self.dir, w.next_seq, w.next_seq, &self.config) {
             Ok((segment, tail)) => {
                 w.tail = tail;
                 Arc::new(segment)
@@ -396,7 +489,13 @@ impl Log {
         };
         self.segments.write().push(Arc::clone(&segment));
         w.active = segment;
-        Ok(())
+        // Only now that the new segment is durable does HEAD name it (see `head.rs`).
+        let head = Head {
+            active_base: w.active.base_seq,
+            reserved_next: w.head.reserved_next.max(w.next_seq),
+            durable_next: self.commit.durable_next().min(w.next_seq),
+        };
+        self.store_head(w, head)
     }
 
     /// Returns once every record below `target` is durable, leading a group fsync if no other
@@ -451,6 +550,20 @@ impl Log {
         self.visible_next.load(Ordering::SeqCst)
     }
 
+    /// One past the last readable record ([`Log::first_seq`] if there is none): where a reader
+    /// that has read everything stands. Below [`Log::next_seq`] when the numbers after the last
+    /// record were skipped (reserved before a crash and never written).
+    pub fn end_of_records(&self) -> u64 {
+        let limit = self.next_seq();
+        for segment in self.segments.read().iter().rev() {
+            let end = segment.state.read().next_seq.min(limit);
+            if end > segment.base_seq {
+                return end;
+            }
+        }
+        self.first_seq()
+    }
+
     /// The lowest sequence number still stored (equal to [`Log::next_seq`] when empty).
     pub fn first_seq(&self) -> u64 {
         let segments = self.segments.read();
@@ -498,7 +611,8 @@ impl Log {
         let mut bytes = 0usize;
         let mut from = from_seq;
         for (i, segment) in segments.iter().enumerate().skip(start) {
-            let segment_limit = segments.get(i + 1).map_or(limit, |n| n.base_seq.min(limit));
+            // A next segment's skipped range belongs to no segment: nothing is missing there.
+            let segment_limit = segments.get(i + 1).map_or(limit, |n| n.skipped_from().min(limit));
             from = from.max(segment.base_seq);
             if from >= segment_limit {
                 continue;
@@ -512,7 +626,7 @@ impl Log {
             // A segment that ends short of where the next one begins lost records (a cut or a
             // deleted file): a reader must hear about it, not skip them.
             let segment_end = segment.state.read().next_seq;
-            let wanted = out.last().map_or(from, |r| r.seq + 1);
+            let wanted = out.last().map_or(from, |r| r.seq.saturating_add(1));
             let known_lost = self.lost.covers(segment_end.max(wanted), segment_limit);
             if segment_end < segment_limit && wanted < segment_limit && out.len() < max_records && !known_lost {
                 if !out.is_empty() {
@@ -604,34 +718,112 @@ impl Drop for Log {
     fn drop(&mut self) {
         // A clean close makes `Never` and `Interval` logs durable; errors have nowhere to go
         // here, and the data is still covered by the guarantees of the mode.
-        if !self.is_poisoned() {
-            let _ = self.flush();
+        if self.is_poisoned() || self.flush().is_err() {
+            return;
+        }
+        // Everything written is durable and nothing above it was handed out: the reservation
+        // comes back down, so a clean reopen goes on without a gap. Only if the directory still
+        // holds this log: a handle that outlived its log (a deleted stream, perhaps created
+        // again under the same name) must not write into what is there now.
+        let mut w = self.writer.lock();
+        let closed = Head { active_base: w.active.base_seq, reserved_next: w.next_seq, durable_next: w.next_seq };
+        if w.poisoned.is_none() && w.head != closed && self.still_holds(&w.active) {
+            let _ = self.store_head(&mut w, closed);
         }
     }
 }
 
-/// Creates an empty segment holding only its header and its first preallocated zeros,
-/// durably (file and directory entry).
-fn create_segment(vfs: &Arc<dyn Vfs>, dir: &Path, base_seq: u64, config: &LogConfig) -> Result<(Segment, ActiveTail)> {
+impl Log {
+    /// True if the file at `segment`'s path is still that segment (its header, salt included).
+    fn still_holds(&self, segment: &Segment) -> bool {
+        let Ok(file) = self.vfs.open_file(&segment.path, false) else { return false };
+        let mut first = vec![0u8; segment.header.len()];
+        file.read_exact_at(&mut first, 0).is_ok() && SegmentHeader::decode(&first).is_ok_and(|h| h == segment.header)
+    }
+}
+
+/// Creates an empty version-2 segment holding only its header (a fresh salt; the numbers
+/// `[skipped_from, base_seq)` skipped) and its first preallocated zeros, durably (file and
+/// directory entry).
+fn create_segment(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    base_seq: u64,
+    skipped_from: u64,
+    config: &LogConfig,
+) -> Result<(Segment, ActiveTail)> {
     let path = dir.join(segment_file_name(base_seq));
+    let header = SegmentHeader::new(base_seq, new_salt(), skipped_from);
     let file = vfs.open_file(&path, true).map_err(|e| Error::io("create", &path, e))?;
     file.set_len(0).map_err(|e| Error::io("truncate", &path, e))?;
-    file.write_all_at(&SegmentHeader { base_seq }.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
-    let header_len = SEGMENT_HEADER_LEN as u64;
-    let tail = ActiveTail::for_new_segment(file.as_ref(), header_len, config.segment_bytes, config.preallocate)
-        .map_err(|e| Error::io("preallocate", &path, e))?;
+    file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
+    let tail =
+        ActiveTail::for_new_segment(file.as_ref(), header.len() as u64, config.segment_bytes, config.preallocate)
+            .map_err(|e| Error::io("preallocate", &path, e))?;
     file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
-    Ok((Segment::new(dir, base_seq, file, Segment::empty_state(base_seq)), tail))
+    Ok((Segment::new(dir, header, file, Segment::empty_state(base_seq, header.len())), tail))
+}
+
+/// Makes the last segment found at open a sealed one before a new segment follows it (it is a
+/// version-1 segment, or reserved numbers are skipped): its preallocated zeros go, it is
+/// synced, and its index written. A damaged one is left as it is, as evidence.
+fn seal_at_open(vfs: &Arc<dyn Vfs>, segment: &Segment) -> Result<()> {
+    let state = segment.snapshot();
+    if state.damage.is_some() {
+        return Ok(());
+    }
+    let file_len = segment.file.len().map_err(|e| Error::io("stat", &segment.path, e))?;
+    if file_len > state.len {
+        segment.file.set_len(state.len).map_err(|e| Error::io("truncate", &segment.path, e))?;
+    }
+    segment.file.sync_data().map_err(|e| Error::io("fsync", &segment.path, e))?;
+    // The index is an accelerator: if it cannot be written, the next open rebuilds it.
+    let _ = vfs.write_file_atomic(&segment.index_path, &segment.index_file().encode());
+    Ok(())
+}
+
+/// A last segment whose header never became whole and that holds nothing after it was being
+/// created when the process died: it holds no record, so it is removed and the segment
+/// before it is the last again (open then does what it would have done had the creation not
+/// started). Returns true if it was removed.
+fn remove_unfinished_segment(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    base_seq: u64,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<bool> {
+    let path = dir.join(segment_file_name(base_seq));
+    let file = vfs.open_file(&path, false).map_err(|e| Error::io("open", &path, e))?;
+    let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let mut first = vec![0u8; file_len.min(SEGMENT_HEADER_LEN as u64) as usize];
+    file.read_exact_at(&mut first, 0).map_err(|e| Error::io("read", &path, e))?;
+    if SegmentHeader::decode(&first).is_ok() {
+        return Ok(false);
+    }
+    let bytes = read_whole(&file, &path)?;
+    let ScanEnd::Torn { offset: 0, reason } = scan_segment(&bytes, base_seq, config.index_interval_bytes).end else {
+        return Ok(false);
+    };
+    drop(bytes);
+    drop(file);
+    vfs.remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+    report.truncated.push((path, 0, file_len, format!("a segment whose creation was cut short, removed: {reason}")));
+    Ok(true)
 }
 
 /// Opens one segment, validating it as far as its position requires. Returns the segment and,
-/// for a damaged last segment, one past the highest sequence number seen after the damage.
+/// for a damaged last segment, one past the highest sequence number of the log seen after the
+/// damage. In the last segment a hole below `durable_floor` (what HEAD says was durable) is
+/// damage even where what follows would make it an unacknowledged tail.
 fn open_segment(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
     base_seq: u64,
     is_last: bool,
+    durable_floor: u64,
     config: &LogConfig,
     report: &mut RecoveryReport,
 ) -> Result<(Segment, Option<u64>)> {
@@ -639,27 +831,30 @@ fn open_segment(
     let file = vfs.open_file(&path, false).map_err(|e| Error::io("open", &path, e))?;
     let file_len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     if !is_last {
-        let index_path = dir.join(index_file_name(base_seq));
-        if let Ok(index) =
-            vfs.read_file(&index_path).map_err(|_| ()).and_then(|b| IndexFile::decode(&b).map_err(|_| ()))
-        {
-            if index.segment_len == file_len && index.entries.first().is_none_or(|e| e.seq == base_seq) {
-                let mut state = Segment::empty_state(base_seq);
-                state.len = index.segment_len;
-                state.next_seq = index.next_seq;
-                state.last_time_ms = index.last_time_ms;
-                state.first_time_ms = index.entries.first().map_or(0, |e| e.time_ms);
-                state.entries = index.entries;
-                return Ok((Segment::new(dir, base_seq, file, state), None));
-            }
+        if let Some(segment) = open_indexed(vfs, dir, base_seq, &file, file_len) {
+            return Ok((segment, None));
         }
     }
     let bytes = read_whole(&file, &path)?;
     let outcome = scan_segment(&bytes, base_seq, config.index_interval_bytes);
     drop(bytes);
+    // A segment whose header is unreadable is read as nothing (its length of whole frames is 0).
+    let mut header = outcome.header.unwrap_or_else(|| SegmentHeader::new(base_seq, 0, base_seq));
     let mut state = outcome.state;
     let mut resync_next = None;
-    match outcome.end {
+    let mut end = outcome.end;
+    if let ScanEnd::Torn { offset, reason } = &end {
+        if is_last && state.next_seq < durable_floor {
+            let reason = format!(
+                "{reason}; records from {} were durable (HEAD says so up to {}), so this is damage, not an \
+                 unacknowledged tail",
+                state.next_seq,
+                durable_floor - 1
+            );
+            end = ScanEnd::Damaged { offset: *offset, reason, resync_next_seq: state.next_seq };
+        }
+    }
+    match end {
         ScanEnd::Clean => {
             if !is_last && file_len > state.len {
                 // Zeros a crash left between the seal's cut and its fsync: a sealed segment
@@ -679,12 +874,16 @@ fn open_segment(
             }
         }
         ScanEnd::Torn { offset, reason } if is_last => {
-            // The unsynced end of the last write before a crash: never acknowledged, cut it off.
+            // The unsynced end of the last write before a crash, or an unacknowledged tail the
+            // disk wrote back out of order: never acknowledged under `Always`, cut it off.
             let keep = offset;
             file.set_len(keep).map_err(|e| Error::io("truncate", &path, e))?;
             if keep == 0 {
-                file.write_all_at(&SegmentHeader { base_seq }.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
-                state = Segment::empty_state(base_seq);
+                // Only a header naming another base gets here (an unreadable one with nothing
+                // after it was removed as an unfinished creation): start the file afresh.
+                header = SegmentHeader::new(base_seq, new_salt(), base_seq);
+                file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
+                state = Segment::empty_state(base_seq, header.len());
             }
             file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
             report.truncated.push((path.clone(), keep, file_len - keep.min(file_len), reason));
@@ -701,5 +900,30 @@ fn open_segment(
             resync_next = Some(resync_next_seq);
         }
     }
-    Ok((Segment::new(dir, base_seq, file, state), resync_next))
+    Ok((Segment::new(dir, header, file, state), resync_next))
+}
+
+/// A sealed segment described by a valid index of the same length: only its header is read.
+fn open_indexed(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    base_seq: u64,
+    file: &Arc<dyn io::LogFile>,
+    file_len: u64,
+) -> Option<Segment> {
+    let index = vfs.read_file(&dir.join(index_file_name(base_seq))).ok()?;
+    let index = IndexFile::decode(&index).ok()?;
+    if index.segment_len != file_len || index.entries.first().is_some_and(|e| e.seq != base_seq) {
+        return None;
+    }
+    let mut first = vec![0u8; file_len.min(SEGMENT_HEADER_LEN as u64) as usize];
+    file.read_exact_at(&mut first, 0).ok()?;
+    let header = SegmentHeader::decode(&first).ok().filter(|h| h.base_seq == base_seq)?;
+    let mut state = Segment::empty_state(base_seq, header.len());
+    state.len = index.segment_len;
+    state.next_seq = index.next_seq;
+    state.last_time_ms = index.last_time_ms;
+    state.first_time_ms = index.entries.first().map_or(0, |e| e.time_ms);
+    state.entries = index.entries;
+    Some(Segment::new(dir, header, Arc::clone(file), state))
 }

@@ -1,10 +1,23 @@
 //! Validating segments: the scan that recovery, `verify`, `inspect` and index rebuilds share.
 //!
 //! A scan walks frames from the end of the header, checking each frame's magic, length,
-//! checksum, payload and sequence continuity. It stops at the first frame that fails and says
-//! whether the failure looks like a torn tail (nothing valid after it: the unsynced end of the
-//! last write before a crash) or damage (valid frames follow, so bytes that were once whole
-//! have changed).
+//! checksum, salt, payload and sequence continuity, and stops at the first frame that fails
+//! (the *hole*, where record `S` was expected). What follows the hole decides what it is:
+//!
+//! * nothing whole: a **torn tail**, the unsynced end of the last write before a crash;
+//! * in a version-2 segment, whole frames of this segment (its salt, numbers from `S` on, time
+//!   not going back) that all say the log was durable only below `S` or less when they were
+//!   written (their `durable_seq`): an **unacknowledged tail** that the disk wrote back out of
+//!   order (an fsync that never completed). No record from `S` on was ever durable, so none
+//!   was acknowledged under `Always`: the log is cut at the hole, as for a torn tail;
+//! * any such frame written when `S` was already durable (`durable_seq > S`), or in a
+//!   version-1 segment (whose frames do not say) any such frame at all: **damage**, bytes that
+//!   were once whole have changed.
+//!
+//! Frames that do not fit the log (another segment's salt, numbers below `S` or overflowing,
+//! time going back) are never adopted: they cannot make a hole damage, nor lend their numbers.
+//! Only the last segment of a log can hold a tail; open treats a hole in a sealed one as damage
+//! whatever follows it (a sealed segment was synced whole before the next one was created).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, FrameError, FRAME_MAGIC};
+use crate::format::batch::{decode_frame, decode_records, FrameError, FrameLayout, FRAME_MAGIC};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{IndexEntry, SegmentHeader};
 use crate::log::io::LogFile;
@@ -21,22 +34,24 @@ use crate::log::segment::{Damage, Segment, SegmentState};
 /// How a scan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanEnd {
-    /// Every byte up to the end of the file is whole frames.
+    /// Every byte up to the end of the file is whole frames (or preallocated zeros).
     Clean,
-    /// The file ends in bytes that are not a whole frame and nothing valid follows them.
+    /// The file ends in bytes that are not whole frames of the log, and nothing after them
+    /// says any of their records was ever durable: a torn (or unacknowledged) tail.
     Torn {
         /// Where the whole frames end.
         offset: u64,
-        /// Why the bytes there are not a frame.
+        /// Why the bytes there are not a frame (and what later frames go with them).
         reason: String,
     },
-    /// A frame fails its checks and valid frames follow it: damage, not a torn write.
+    /// A frame fails its checks and what follows shows the bytes were once whole.
     Damaged {
         /// Where the bad frame starts.
         offset: u64,
         /// What is wrong.
         reason: String,
-        /// One past the highest sequence number of the valid frames found after the damage.
+        /// One past the highest sequence number of the frames of the log found after the
+        /// damage (at least the sequence number expected at the damage).
         resync_next_seq: u64,
     },
 }
@@ -44,6 +59,8 @@ pub enum ScanEnd {
 /// What a scan found.
 #[derive(Debug, Clone)]
 pub struct ScanOutcome {
+    /// The segment's header, if it decodes and names the base sequence number expected.
+    pub header: Option<SegmentHeader>,
     /// The segment's state up to the first bad frame.
     pub state: SegmentState,
     /// How the scan ended.
@@ -61,39 +78,37 @@ pub struct ScanOutcome {
 
 /// Scans a segment's bytes (header included). `base_seq` is what its file name says.
 pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> ScanOutcome {
-    let mut state = Segment::empty_state(base_seq);
     let mut out = ScanOutcome {
-        state: state.clone(),
+        header: None,
+        state: Segment::empty_state(base_seq, SEGMENT_HEADER_LEN),
         end: ScanEnd::Clean,
         frames: 0,
         compressed_frames: 0,
         records: 0,
         preallocated: 0,
     };
-    match SegmentHeader::decode(bytes) {
-        Ok(h) if h.base_seq == base_seq => {}
+    let header = match SegmentHeader::decode(bytes) {
+        Ok(h) if h.base_seq == base_seq => h,
         Ok(h) => {
-            out.end = damaged(
-                bytes,
-                0,
-                format!("header says base sequence {} but the file name says {base_seq}", h.base_seq),
-                base_seq,
-            );
+            let reason = format!("header says base sequence {} but the file name says {base_seq}", h.base_seq);
+            out.end = bad_header(bytes, reason, base_seq);
             out.state.len = 0;
             return out;
         }
         Err(e) => {
             // A bad header makes the whole file unreadable from offset 0: either a segment whose
             // creation was cut short (nothing follows) or damage (frames follow).
-            let end = damaged(bytes, 0, format!("segment header: {}", e.reason), base_seq);
-            out.end = end;
+            out.end = bad_header(bytes, format!("segment header: {}", e.reason), base_seq);
             out.state.len = 0;
             return out;
         }
-    }
-    let mut at = SEGMENT_HEADER_LEN;
+    };
+    let layout = header.frame_layout();
+    out.header = Some(header);
+    let mut state = Segment::empty_state(base_seq, header.len());
+    let mut at = header.len();
     while at < bytes.len() {
-        let problem = match check_frame(&bytes.slice(at..), state.next_seq, state.last_time_ms) {
+        let problem = match check_frame(&bytes.slice(at..), layout, state.next_seq, state.last_time_ms) {
             Ok((header, compressed)) => {
                 if state.entries.is_empty() || state.bytes_since_entry >= index_interval_bytes {
                     state.entries.push(IndexEntry { seq: header.base_seq, offset: at as u64, time_ms: header.time_ms });
@@ -120,16 +135,10 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
             out.preallocated = (bytes.len() - at) as u64;
             break;
         }
-        // Whether the frame looks cut short or corrupt, it is a torn tail only if no whole frame
-        // follows it: a flipped length field also looks like a frame running past the end.
-        out.end = match problem {
-            FrameProblem::Incomplete(reason) => damaged(bytes, at as u64, reason, state.next_seq),
-            FrameProblem::Corrupt(offset, reason) => damaged(bytes, (at + offset) as u64, reason, state.next_seq),
-        };
-        if let ScanEnd::Damaged { offset, .. } | ScanEnd::Torn { offset, .. } = &mut out.end {
-            // Report the frame's start: that is where whole frames end.
-            *offset = at as u64;
-        }
+        // Whether the frame looks cut short or corrupt, what follows it decides: a flipped
+        // length field also looks like a frame running past the end. The frame's start is
+        // reported: that is where whole frames end.
+        out.end = after_hole(bytes, at, problem, layout, state.next_seq, state.last_time_ms);
         break;
     }
     out.state = state;
@@ -142,69 +151,134 @@ pub fn is_unused_space(rest: &[u8]) -> bool {
     rest.iter().all(|&b| b == 0)
 }
 
-enum FrameProblem {
-    Incomplete(String),
-    Corrupt(usize, String),
-}
-
 fn check_frame(
     buf: &Bytes,
+    layout: FrameLayout,
     expected_seq: u64,
     last_time_ms: u64,
-) -> Result<(crate::format::BatchHeader, bool), FrameProblem> {
-    let header = match decode_frame(buf) {
+) -> std::result::Result<(crate::format::BatchHeader, bool), String> {
+    let header = match decode_frame(buf, layout) {
         Ok(h) => h,
         Err(FrameError::Incomplete { needed }) => {
-            return Err(FrameProblem::Incomplete(format!("frame needs {needed} bytes, only {} remain", buf.len())))
+            return Err(format!("frame needs {needed} bytes, only {} remain", buf.len()))
         }
-        Err(FrameError::Corrupt(e)) => return Err(FrameProblem::Corrupt(e.offset, e.reason)),
+        Err(FrameError::Corrupt(e)) => return Err(e.reason),
     };
     if header.base_seq != expected_seq {
-        return Err(FrameProblem::Corrupt(
-            16,
-            format!("frame starts at sequence {} where {expected_seq} was expected", header.base_seq),
-        ));
+        return Err(format!("frame starts at sequence {} where {expected_seq} was expected", header.base_seq));
     }
     if header.time_ms < last_time_ms {
-        return Err(FrameProblem::Corrupt(32, "frame time goes backwards".to_string()));
+        return Err("frame time goes backwards".to_string());
     }
     let frame = buf.slice(..header.frame_len as usize);
     if let Err(e) = decode_records(&header, &frame) {
-        return Err(FrameProblem::Corrupt(e.offset, format!("payload: {}", e.reason)));
+        return Err(format!("payload: {}", e.reason));
     }
     Ok((header, header.compressed))
 }
 
-/// Classifies a bad frame at `offset`: damage if any whole frame with a later sequence number
-/// can be found after it, otherwise a torn tail.
-fn damaged(bytes: &[u8], offset: u64, reason: String, next_seq: u64) -> ScanEnd {
-    match resync(bytes, offset as usize + 1, next_seq) {
-        Some(resync_next_seq) => ScanEnd::Damaged { offset, reason, resync_next_seq },
-        None => ScanEnd::Torn { offset, reason },
+/// Classifies the hole at `offset` of a segment of `layout`, where record `expected_seq` was
+/// expected after a frame of time `last_time_ms` (the rules are in the module documentation).
+fn after_hole(
+    bytes: &[u8],
+    offset: usize,
+    reason: String,
+    layout: FrameLayout,
+    expected_seq: u64,
+    last_time_ms: u64,
+) -> ScanEnd {
+    let later = later_frames(bytes, offset.saturating_add(1), layout, expected_seq, last_time_ms);
+    let offset = offset as u64;
+    let damaged = match layout {
+        FrameLayout::V1 => later.frames > 0,
+        FrameLayout::V2 { .. } => later.max_durable_seq > expected_seq,
+    };
+    if damaged {
+        let reason = match layout {
+            FrameLayout::V1 => format!("{reason}; whole frames follow it"),
+            FrameLayout::V2 { .. } => format!(
+                "{reason}; a later frame was written when the log was durable up to sequence {}, so record \
+                 {expected_seq} had been durable",
+                later.max_durable_seq
+            ),
+        };
+        return ScanEnd::Damaged { offset, reason, resync_next_seq: later.next_seq.unwrap_or(expected_seq) };
+    }
+    if later.frames == 0 {
+        return ScanEnd::Torn { offset, reason };
+    }
+    ScanEnd::Torn {
+        offset,
+        reason: format!(
+            "{reason}; {} later frames, written while the log was durable only below sequence {expected_seq}, are \
+             part of the same unacknowledged tail",
+            later.frames
+        ),
     }
 }
 
-/// Searches `bytes[from..]` for whole frames at or above `min_seq`; returns one past the highest
-/// sequence number found.
-pub fn resync(bytes: &[u8], from: usize, min_seq: u64) -> Option<u64> {
-    let mut best: Option<u64> = None;
+/// A segment whose header does not decode: damage if any whole frame of either layout follows
+/// (a version-2 frame's salt cannot be checked without the header, so such frames only count
+/// as evidence; version-1 frames from `base_seq` on also lend their numbers, as version 1 did),
+/// otherwise a segment whose creation was cut short.
+fn bad_header(bytes: &[u8], reason: String, base_seq: u64) -> ScanEnd {
+    let v1 = later_frames(bytes, 1, FrameLayout::V1, base_seq, 0);
+    let mut v2_found = false;
+    let mut at = 1usize;
+    while !v2_found {
+        let Some(start) = find_magic(bytes, at, FRAME_MAGIC) else { break };
+        let salt = bytes.get(start + 40..start + 48).map_or(0, |b| crate::format::le_u64(b, 0));
+        v2_found = decode_frame(&bytes[start..], FrameLayout::V2 { salt }).is_ok();
+        at = start + 1;
+    }
+    if v1.frames == 0 && !v2_found {
+        return ScanEnd::Torn { offset: 0, reason };
+    }
+    ScanEnd::Damaged {
+        offset: 0,
+        reason: format!("{reason}; whole frames follow it"),
+        resync_next_seq: v1.next_seq.unwrap_or(base_seq).max(base_seq),
+    }
+}
+
+/// Whole frames of a segment found after a hole (see [`later_frames`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LaterFrames {
+    /// How many were found.
+    pub frames: u64,
+    /// One past the highest sequence number among them.
+    pub next_seq: Option<u64>,
+    /// The highest durable point any of them carries (0 for version-1 frames).
+    pub max_durable_seq: u64,
+}
+
+/// Searches `bytes[from..]` (by frame magic) for whole frames of `layout` that fit the log
+/// after a hole: numbers from `min_seq` on and above every frame adopted before them, time not
+/// before `min_time_ms` nor before theirs. Frames that do not fit are passed over, never adopted.
+pub fn later_frames(bytes: &[u8], from: usize, layout: FrameLayout, min_seq: u64, min_time_ms: u64) -> LaterFrames {
+    let mut found = LaterFrames::default();
+    let (mut floor, mut time) = (min_seq, min_time_ms);
     let mut at = from;
-    while at + FRAME_MAGIC.len() <= bytes.len() {
-        let Some(pos) = find_magic(&bytes[at..]) else { break };
-        let start = at + pos;
-        match decode_frame(&bytes[start..]) {
-            Ok(h) if h.base_seq >= min_seq => {
-                best = Some(best.map_or(h.next_seq(), |b| b.max(h.next_seq())));
-                at = start + h.frame_len as usize;
+    while let Some(start) = find_magic(bytes, at, layout.magic()) {
+        match decode_frame(&bytes[start..], layout) {
+            Ok(h) if h.base_seq >= floor && h.time_ms >= time => {
+                found.frames += 1;
+                found.next_seq = Some(found.next_seq.map_or(h.next_seq(), |n| n.max(h.next_seq())));
+                found.max_durable_seq = found.max_durable_seq.max(h.durable_seq);
+                floor = h.next_seq();
+                time = h.time_ms;
+                at = start.saturating_add(h.frame_len as usize);
             }
-            _ => at = start + 1,
+            _ => at = start.saturating_add(1),
         }
     }
-    best
+    found
 }
 
-fn find_magic(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(FRAME_MAGIC.len()).position(|w| w == FRAME_MAGIC)
+/// The offset of the next `magic` in `bytes` at or after `from`.
+fn find_magic(bytes: &[u8], from: usize, magic: [u8; 4]) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    rest.windows(magic.len()).position(|w| w == magic).map(|p| from + p)
 }
 
 /// The whole file as bytes, mapped where the file system allows.
@@ -232,199 +306,6 @@ pub fn damage_of(end: &ScanEnd) -> Option<Damage> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::batch::EncodedBatch;
-    use crate::format::{Compression, IndexFile, RecordRef};
-    use crate::log::io::RealFs;
-    use crate::log::{Durability, Log, LogConfig};
-
-    /// One frame of records `values` (key "k") starting at `seq`, stamped `time_ms`.
-    fn frame(seq: u64, time_ms: u64, values: &[&[u8]], compression: Compression) -> Vec<u8> {
-        let refs: Vec<RecordRef<'_>> = values.iter().map(|v| RecordRef { key: b"k", value: v }).collect();
-        EncodedBatch::encode(&refs, compression).seal(seq, time_ms).to_vec()
-    }
-
-    /// A segment starting at `base` holding `count` one-record frames of 100-byte values, one
-    /// per millisecond from time 1000. Returns the bytes and the offset of each frame.
-    fn segment(base: u64, count: u64) -> (Vec<u8>, Vec<usize>) {
-        let mut bytes = SegmentHeader { base_seq: base }.encode().to_vec();
-        let mut offsets = Vec::new();
-        for i in 0..count {
-            offsets.push(bytes.len());
-            bytes.extend(frame(base + i, 1000 + i, &[&[i as u8; 100]], Compression::None));
-        }
-        (bytes, offsets)
-    }
-
-    fn scan(bytes: &[u8], base: u64) -> ScanOutcome {
-        scan_segment(&Bytes::copy_from_slice(bytes), base, 4096)
-    }
-
-    #[test]
-    fn a_clean_segment_scans_to_its_end() {
-        let (bytes, offsets) = segment(100, 5);
-        let out = scan(&bytes, 100);
-        assert_eq!(out.end, ScanEnd::Clean);
-        assert_eq!((out.frames, out.records, out.compressed_frames), (5, 5, 0));
-        assert_eq!(out.state.len, bytes.len() as u64);
-        assert_eq!(out.state.next_seq, 105);
-        assert_eq!((out.state.first_time_ms, out.state.last_time_ms), (1000, 1004));
-        assert_eq!(out.state.entries[0], IndexEntry { seq: 100, offset: offsets[0] as u64, time_ms: 1000 });
-        assert_eq!(damage_of(&out.end), None);
-    }
-
-    #[test]
-    fn an_index_rebuilt_by_a_scan_equals_the_one_written_when_the_segment_was_sealed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = LogConfig {
-            segment_bytes: 2048,
-            index_interval_bytes: 300,
-            durability: Durability::Never,
-            compression: Compression::None,
-            preallocate: true,
-        };
-        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
-        for i in 0..30u64 {
-            let value = vec![i as u8; 20 + 7 * i as usize];
-            log.append(&[RecordRef { key: b"key", value: &value }], 500 + i).expect("append");
-        }
-        let sealed: Vec<_> = log.segment_infos().into_iter().rev().skip(1).collect();
-        assert!(!sealed.is_empty(), "the appends rolled at least one segment");
-        for info in sealed {
-            let written = IndexFile::decode(&std::fs::read(info.path.with_extension("idx")).expect("read index"))
-                .expect("the index written at roll decodes");
-            let bytes = Bytes::from(std::fs::read(&info.path).expect("read segment"));
-            let out = scan_segment(&bytes, info.base_seq, config.index_interval_bytes);
-            assert_eq!(out.end, ScanEnd::Clean);
-            assert!(written.entries.len() > 1, "the interval is small enough for several entries");
-            assert_eq!(out.state.entries, written.entries, "{}", info.path.display());
-            assert_eq!(
-                (out.state.len, out.state.next_seq, out.state.last_time_ms),
-                (written.segment_len, written.next_seq, written.last_time_ms)
-            );
-        }
-    }
-
-    #[test]
-    fn a_frame_cut_short_at_the_end_is_a_torn_tail_at_its_start() {
-        let (bytes, offsets) = segment(0, 3);
-        for cut in offsets[2] + 1..bytes.len() {
-            let out = scan(&bytes[..cut], 0);
-            assert!(
-                matches!(out.end, ScanEnd::Torn { offset, .. } if offset == offsets[2] as u64),
-                "cut {cut}: {:?}",
-                out.end
-            );
-            assert_eq!((out.state.len, out.state.next_seq), (offsets[2] as u64, 2), "cut {cut}");
-        }
-    }
-
-    #[test]
-    fn a_corrupt_frame_followed_by_whole_frames_is_damage_that_says_how_far_they_reach() {
-        let (mut bytes, offsets) = segment(10, 4);
-        bytes[offsets[1] + 45] ^= 0x01;
-        let out = scan(&bytes, 10);
-        assert_eq!(
-            out.end,
-            ScanEnd::Damaged { offset: offsets[1] as u64, reason: out.end_reason(), resync_next_seq: 14 }
-        );
-        assert_eq!((out.state.len, out.state.next_seq, out.frames), (offsets[1] as u64, 11, 1));
-        assert_eq!(damage_of(&out.end).map(|d| d.offset), Some(offsets[1] as u64));
-    }
-
-    #[test]
-    fn a_corrupt_last_frame_is_a_torn_tail() {
-        let (mut bytes, offsets) = segment(0, 3);
-        bytes[offsets[2] + 45] ^= 0x01;
-        let out = scan(&bytes, 0);
-        assert!(matches!(out.end, ScanEnd::Torn { offset, .. } if offset == offsets[2] as u64), "{:?}", out.end);
-    }
-
-    #[test]
-    fn a_length_field_running_past_the_end_is_damage_when_whole_frames_follow() {
-        let (mut bytes, offsets) = segment(0, 3);
-        bytes[offsets[0] + 4..offsets[0] + 8].copy_from_slice(&(1u32 << 20).to_le_bytes());
-        let out = scan(&bytes, 0);
-        assert!(
-            matches!(out.end, ScanEnd::Damaged { offset, resync_next_seq: 3, .. } if offset == offsets[0] as u64),
-            "{:?}",
-            out.end
-        );
-    }
-
-    #[test]
-    fn a_frame_with_an_unexpected_sequence_number_is_damage() {
-        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
-        bytes.extend(frame(0, 1, &[b"a"], Compression::None));
-        let gap_at = bytes.len();
-        bytes.extend(frame(5, 2, &[b"b"], Compression::None));
-        bytes.extend(frame(6, 3, &[b"c"], Compression::None));
-        let out = scan(&bytes, 0);
-        assert!(matches!(out.end, ScanEnd::Damaged { offset, .. } if offset == gap_at as u64), "{:?}", out.end);
-        assert_eq!(out.state.next_seq, 1);
-    }
-
-    #[test]
-    fn a_frame_whose_time_goes_backwards_is_damage() {
-        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
-        bytes.extend(frame(0, 100, &[b"a"], Compression::None));
-        let back_at = bytes.len();
-        bytes.extend(frame(1, 50, &[b"b"], Compression::None));
-        bytes.extend(frame(2, 200, &[b"c"], Compression::None));
-        let out = scan(&bytes, 0);
-        assert!(matches!(out.end, ScanEnd::Damaged { offset, .. } if offset == back_at as u64), "{:?}", out.end);
-    }
-
-    #[test]
-    fn a_header_naming_another_base_sequence_is_damage_from_offset_zero() {
-        let (bytes, _) = segment(5, 2);
-        let out = scan(&bytes, 6);
-        assert!(matches!(out.end, ScanEnd::Damaged { offset: 0, .. }), "{:?}", out.end);
-        assert_eq!(out.state.len, 0, "nothing in the file can be trusted");
-    }
-
-    #[test]
-    fn a_file_without_a_whole_header_and_nothing_after_is_torn_at_zero() {
-        let (bytes, _) = segment(0, 0);
-        for cut in 0..bytes.len() {
-            let out = scan(&bytes[..cut], 0);
-            assert!(matches!(out.end, ScanEnd::Torn { offset: 0, .. }), "cut {cut}: {:?}", out.end);
-        }
-        let out = scan(&[0u8; 10], 0);
-        assert!(matches!(out.end, ScanEnd::Torn { offset: 0, .. }), "{:?}", out.end);
-    }
-
-    #[test]
-    fn compressed_frames_are_validated_and_counted() {
-        let mut bytes = SegmentHeader { base_seq: 0 }.encode().to_vec();
-        let value = vec![b'a'; 4096];
-        bytes.extend(frame(0, 1, &[&value, &value], Compression::Auto));
-        bytes.extend(frame(2, 2, &[b"small"], Compression::Auto));
-        let out = scan(&bytes, 0);
-        assert_eq!(out.end, ScanEnd::Clean);
-        assert_eq!((out.frames, out.records, out.compressed_frames), (2, 3, 1));
-    }
-
-    #[test]
-    fn resync_finds_the_highest_sequence_of_the_whole_frames_after_a_point() {
-        let mut bytes = b"WBF1 garbage that starts like a frame".to_vec();
-        bytes.extend(frame(10, 1, &[b"a", b"b"], Compression::None));
-        bytes.extend_from_slice(b"more junk");
-        bytes.extend(frame(12, 2, &[b"c"], Compression::None));
-        assert_eq!(resync(&bytes, 0, 0), Some(13));
-        assert_eq!(resync(&bytes, 0, 12), Some(13), "frames below the minimum sequence do not count");
-        assert_eq!(resync(&bytes, 0, 13), None);
-        assert_eq!(resync(&bytes[..bytes.len() - 1], 0, 11), None, "a cut frame is not whole");
-    }
-
-    impl ScanOutcome {
-        /// The reason of a damaged or torn end, to compare the rest of it.
-        fn end_reason(&self) -> String {
-            match &self.end {
-                ScanEnd::Clean => String::new(),
-                ScanEnd::Torn { reason, .. } | ScanEnd::Damaged { reason, .. } => reason.clone(),
-            }
-        }
-    }
-}
+mod open_tests;
+#[cfg(test)]
+mod tests;

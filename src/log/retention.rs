@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::log::segment::{Segment, SegmentState};
 use crate::log::Log;
 
@@ -31,7 +30,7 @@ impl Log {
         self.flush()?;
         let mut writer = self.writer.lock();
         let active_state = writer.active.snapshot();
-        if active_state.len > SEGMENT_HEADER_LEN as u64 && expired(&active_state) {
+        if active_state.len > writer.active.first_frame_offset() && expired(&active_state) {
             if writer.poisoned.is_some() {
                 return Ok(0);
             }
@@ -68,11 +67,11 @@ mod tests {
 
     use super::*;
 
-    /// 98-byte frames (40 header + 8 record header + 50 value) in 256-byte segments: two frames
-    /// per segment.
+    /// 114-byte frames (56 header + 8 record header + 50 value) in 300-byte segments (48-byte
+    /// header): two frames per segment.
     fn config() -> LogConfig {
         LogConfig {
-            segment_bytes: 256,
+            segment_bytes: 300,
             index_interval_bytes: 4096,
             durability: Durability::Never,
             compression: Compression::None,

@@ -1,15 +1,16 @@
 //! One segment: a file of frames after a [`SegmentHeader`], its sparse index, and reads from it.
 
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, peek_frame, FrameError, FRAME_HEADER_LEN};
-use crate::format::segment_header::SEGMENT_HEADER_LEN;
-use crate::format::{IndexEntry, IndexFile, Record};
+use crate::format::batch::{decode_frame, decode_records, peek_frame, FrameError, FrameLayout};
+use crate::format::{IndexEntry, IndexFile, Record, SegmentHeader};
 use crate::log::io::LogFile;
 
 /// File name of the segment whose first sequence number is `base_seq`.
@@ -29,6 +30,16 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// A fresh random salt for a new segment. Unpredictable to anyone outside the process (the keys
+/// of std's `RandomState` come from the operating system's random source), distinct per call.
+pub(crate) fn new_salt() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u64(std::process::id().into());
+    hasher.finish()
 }
 
 /// Where a segment stops being readable: a frame that failed its checks.
@@ -65,6 +76,8 @@ pub struct SegmentState {
 pub struct Segment {
     /// First sequence number of the segment (also in its name and header).
     pub base_seq: u64,
+    /// Its header (layout version, salt, skipped range).
+    pub(crate) header: SegmentHeader,
     /// Path of the `.seg` file.
     pub path: PathBuf,
     /// Path of the `.idx` file.
@@ -76,9 +89,11 @@ pub struct Segment {
 }
 
 impl Segment {
-    pub(crate) fn new(dir: &Path, base_seq: u64, file: Arc<dyn LogFile>, state: SegmentState) -> Segment {
+    pub(crate) fn new(dir: &Path, header: SegmentHeader, file: Arc<dyn LogFile>, state: SegmentState) -> Segment {
+        let base_seq = header.base_seq;
         Segment {
             base_seq,
+            header,
             path: dir.join(segment_file_name(base_seq)),
             index_path: dir.join(index_file_name(base_seq)),
             file,
@@ -87,10 +102,10 @@ impl Segment {
         }
     }
 
-    /// An empty state for a segment that holds only its header.
-    pub fn empty_state(base_seq: u64) -> SegmentState {
+    /// An empty state for a segment that holds only its header, `header_len` bytes.
+    pub fn empty_state(base_seq: u64, header_len: usize) -> SegmentState {
         SegmentState {
-            len: SEGMENT_HEADER_LEN as u64,
+            len: header_len as u64,
             next_seq: base_seq,
             first_time_ms: 0,
             last_time_ms: 0,
@@ -98,6 +113,22 @@ impl Segment {
             bytes_since_entry: 0,
             damage: None,
         }
+    }
+
+    /// Where its first frame starts (the length of its header).
+    pub fn first_frame_offset(&self) -> u64 {
+        self.header.len() as u64
+    }
+
+    /// The first sequence number readers pass over before this segment: `[skipped_from,
+    /// base_seq)` was never durably written (see [`SegmentHeader::skipped_from`]).
+    pub fn skipped_from(&self) -> u64 {
+        self.header.skipped_from()
+    }
+
+    /// How its frames are laid out.
+    pub fn layout(&self) -> FrameLayout {
+        self.header.frame_layout()
     }
 
     /// A snapshot of the segment's state.
@@ -153,7 +184,7 @@ impl Segment {
             let s = self.state.read();
             let i = s.entries.partition_point(|e| e.seq <= from_seq);
             let (offset, seq) = if i == 0 {
-                (SEGMENT_HEADER_LEN as u64, self.base_seq)
+                (self.first_frame_offset(), self.base_seq)
             } else {
                 (s.entries[i - 1].offset, s.entries[i - 1].seq)
             };
@@ -163,6 +194,7 @@ impl Segment {
             return self.check_damage(damage, limit_seq, from_seq).map(|()| false);
         }
         let view = self.bytes(offset, len)?;
+        let layout = self.layout();
         let mut at = 0usize;
         // Damage met after some records were collected ends the read with those records; the
         // next read, starting at the damaged frame, reports it.
@@ -176,14 +208,14 @@ impl Segment {
             // frames a read returns pay for the checksum.
             // Each must start where the previous one ended: a damaged header among the skipped
             // frames then shows up as a discontinuity below instead of hiding records.
-            if let Some((frame_len, base_seq, next_seq)) = peek_frame(&view[at..]) {
+            if let Some((frame_len, base_seq, next_seq)) = peek_frame(&view[at..], layout) {
                 if base_seq == expected_seq && next_seq <= from_seq {
                     at += frame_len;
                     expected_seq = next_seq;
                     continue;
                 }
             }
-            let header = match decode_frame(&view[at..]) {
+            let header = match decode_frame(&view[at..], layout) {
                 Ok(h) => h,
                 Err(FrameError::Incomplete { .. }) => {
                     let e = Error::corrupt(&self.path, frame_offset, "frame runs past the end of the segment");
@@ -214,7 +246,7 @@ impl Segment {
                 let records = match decode_records(&header, &frame) {
                     Ok(r) => r,
                     Err(e) => {
-                        let at = frame_offset + FRAME_HEADER_LEN as u64 + e.offset as u64;
+                        let at = frame_offset + u64::from(header.header_len) + e.offset as u64;
                         return stop_or_fail(out, Error::corrupt(&self.path, at, e.reason));
                     }
                 };

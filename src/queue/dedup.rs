@@ -1,6 +1,6 @@
 //! The FIFO deduplication window: ids seen in the last five minutes, bounded in memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
@@ -52,26 +52,21 @@ pub struct FirstSend {
 }
 
 /// Ids seen recently.
+///
+/// `seen` answers lookups; `expiry` orders the same entries by when they expire, so pruning
+/// finds every expired one wherever the clock has been (it can step back, leaving an entry
+/// remembered later to expire earlier). Each entry of one has exactly one in the other.
 #[derive(Debug, Default, Clone)]
 pub struct DedupWindow {
     seen: HashMap<DedupDigest, FirstSend>,
-    order: VecDeque<(u64, DedupDigest)>,
+    expiry: BTreeSet<(u64, DedupDigest)>,
 }
 
 impl DedupWindow {
     /// The first send of `id`, if it is still remembered at `now_ms`.
     pub fn lookup(&mut self, id: &DedupDigest, now_ms: u64) -> Option<FirstSend> {
         self.prune(now_ms);
-        // Pruning stops at the first live entry of the insertion order; after the clock stepped
-        // back, later entries can be older, so each answer checks its own expiry too.
-        match self.seen.get(id).copied() {
-            Some(first) if first.expires_ms > now_ms => Some(first),
-            Some(_) => {
-                self.seen.remove(id);
-                None
-            }
-            None => None,
-        }
+        self.seen.get(id).copied()
     }
 
     /// Remembers a first send (replay may offer an id again; the first one stays).
@@ -79,24 +74,26 @@ impl DedupWindow {
         if self.seen.contains_key(&id) {
             return;
         }
-        while self.order.len() >= MAX_DEDUP_ENTRIES {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
+        while self.seen.len() >= MAX_DEDUP_ENTRIES {
+            // Past the bound, the ids closest to expiring are forgotten first.
+            let Some((_, old)) = self.expiry.pop_first() else { break };
+            self.seen.remove(&old);
         }
         self.seen.insert(id, first);
-        self.order.push_back((first.expires_ms, id));
+        self.expiry.insert((first.expires_ms, id));
+        debug_assert_eq!(self.seen.len(), self.expiry.len(), "both structures hold the same entries");
     }
 
-    /// Forgets ids whose window has passed.
+    /// Forgets every id whose window has passed at `now_ms`.
     pub fn prune(&mut self, now_ms: u64) {
-        while let Some(&(expires, id)) = self.order.front() {
+        while let Some(&(expires, id)) = self.expiry.first() {
             if expires > now_ms {
                 break;
             }
-            self.order.pop_front();
+            self.expiry.pop_first();
             self.seen.remove(&id);
         }
+        debug_assert_eq!(self.seen.len(), self.expiry.len(), "both structures hold the same entries");
     }
 
     /// Ids remembered.
@@ -107,6 +104,69 @@ impl DedupWindow {
     /// True if none.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const WINDOW_MS: u64 = 300_000;
+
+    fn first(key: u64, now_ms: u64) -> FirstSend {
+        FirstSend { message_id: [key as u8; 16], key, expires_ms: now_ms + WINDOW_MS }
+    }
+
+    /// A send as the store makes it: a remembered id is a duplicate, else it is remembered.
+    fn send(window: &mut DedupWindow, id: u8, key: u64, now_ms: u64) -> Option<u64> {
+        let id = digest(&[id]);
+        match window.lookup(&id, now_ms) {
+            Some(f) => Some(f.key),
+            None => {
+                window.remember(id, first(key, now_ms));
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn an_id_sent_again_after_the_clock_stepped_back_is_remembered_for_its_whole_window() {
+        let mut w = DedupWindow::default();
+        assert_eq!(send(&mut w, 1, 1, 10_000), None, "B first seen at 10 s");
+        // The clock steps back 9 s: A's entry expires before B's, behind it in insertion order.
+        assert_eq!(send(&mut w, 2, 2, 1_000), None, "A first seen at 1 s");
+        // A's window has passed (B's has not): A is new again.
+        assert_eq!(send(&mut w, 2, 3, 305_000), None, "A's first window is over");
+        // Past B's expiry: A's second send is still in its window.
+        assert_eq!(send(&mut w, 2, 4, 311_000), Some(3), "A's second send is still in its window");
+        assert_eq!(w.len(), 1);
+    }
+
+    proptest! {
+        /// Whatever the clock does (forward or back), the window answers as the plain rule:
+        /// each send first forgets every id whose window has ended by now; it is a duplicate
+        /// if its id is still remembered, else its id is remembered for five minutes.
+        #[test]
+        fn the_window_answers_as_the_plain_rule(ops in prop::collection::vec((0u8..6, -200i64..400), 1..200)) {
+            let mut w = DedupWindow::default();
+            let mut model: HashMap<u8, (u64, u64)> = HashMap::new(); // id -> (key, expires)
+            let mut now: u64 = 1_000_000;
+            for (i, (id, step_s)) in ops.into_iter().enumerate() {
+                now = now.saturating_add_signed(step_s * 1000);
+                let key = i as u64;
+                model.retain(|_, &mut (_, expires)| expires > now);
+                let expected = match model.get(&id) {
+                    Some(&(k, _)) => Some(k),
+                    None => {
+                        model.insert(id, (key, now + WINDOW_MS));
+                        None
+                    }
+                };
+                prop_assert_eq!(send(&mut w, id, key, now), expected, "op {} at {} ms", i, now);
+                prop_assert_eq!(w.len(), model.len());
+            }
+        }
     }
 }
 

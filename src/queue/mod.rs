@@ -13,6 +13,7 @@ pub mod config;
 pub mod dedup;
 pub mod keyed;
 pub mod move_task;
+pub(crate) mod pause;
 pub mod policy;
 pub mod receipt;
 pub mod state;

@@ -22,6 +22,7 @@ use crate::queue::attempts::ReceiveAttempts;
 use crate::queue::config::QueueConfig;
 use crate::queue::dedup::DedupWindow;
 use crate::queue::keyed::KeyedStore;
+use crate::queue::receipt::{id_tag, IdTag};
 
 const IN_FLIGHT: u8 = 1;
 const DELAYED: u8 = 2;
@@ -43,9 +44,32 @@ pub struct Msg {
     pub receive_count: u32,
     group: u32,
     flags: u8,
+    /// Bits of the message id, which receipt handles carry (fits beside `flags` in the 40).
+    id_tag: IdTag,
 }
 
 impl Msg {
+    /// A message with no receive time and no flags yet.
+    fn new(
+        anchor: u64,
+        message_id: &[u8; 16],
+        sent_ms: u64,
+        visible_at_ms: u64,
+        receive_count: u32,
+        group: u32,
+    ) -> Msg {
+        Msg {
+            anchor,
+            sent_ms,
+            visible_at_ms,
+            first_receive_after_ms: 0,
+            receive_count,
+            group,
+            flags: 0,
+            id_tag: id_tag(message_id),
+        }
+    }
+
     /// When it was first received (0: never).
     pub fn first_receive_ms(&self) -> u64 {
         match self.first_receive_after_ms {
@@ -59,6 +83,11 @@ impl Msg {
             let after = received_ms.saturating_sub(self.sent_ms).saturating_add(1);
             self.first_receive_after_ms = u32::try_from(after).unwrap_or(u32::MAX);
         }
+    }
+
+    /// The bits of its message id that its receipt handles carry.
+    pub fn id_tag(&self) -> IdTag {
+        self.id_tag
     }
 
     /// True while a receiver holds it.
@@ -250,10 +279,19 @@ impl QueueState {
 
     /// Adds a message (a new send, a dead-letter arrival, a redrive) as of `now_ms`.
     /// `visible_at_ms` in the future makes it delayed.
-    pub fn insert(&mut self, key: u64, anchor: u64, sent_ms: u64, visible_at_ms: u64, group: &Bytes, now_ms: u64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        key: u64,
+        anchor: u64,
+        message_id: &[u8; 16],
+        sent_ms: u64,
+        visible_at_ms: u64,
+        group: &Bytes,
+        now_ms: u64,
+    ) {
         let group = self.group_slot(group);
-        let mut msg =
-            Msg { anchor, sent_ms, visible_at_ms, first_receive_after_ms: 0, receive_count: 0, group, flags: 0 };
+        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, 0, group);
         if visible_at_ms > now_ms {
             msg.flags |= DELAYED;
             self.timers.insert((self.timer_at(&msg), key));
@@ -547,6 +585,7 @@ impl QueueState {
         &mut self,
         key: u64,
         anchor: u64,
+        message_id: &[u8; 16],
         sent_ms: u64,
         visible_at_ms: u64,
         first_receive_ms: u64,
@@ -554,7 +593,7 @@ impl QueueState {
         group: &Bytes,
     ) {
         let group = self.group_slot(group);
-        let mut msg = Msg { anchor, sent_ms, visible_at_ms, first_receive_after_ms: 0, receive_count, group, flags: 0 };
+        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, receive_count, group);
         if first_receive_ms != 0 {
             msg.note_first_receive(first_receive_ms);
         }
@@ -673,15 +712,7 @@ mod tests {
 
     #[test]
     fn first_receive_time_is_exact_within_retention() {
-        let mut m = Msg {
-            anchor: 0,
-            sent_ms: 1_000,
-            visible_at_ms: 0,
-            first_receive_after_ms: 0,
-            receive_count: 0,
-            group: NO_GROUP,
-            flags: 0,
-        };
+        let mut m = Msg::new(0, &[0; 16], 1_000, 0, 0, NO_GROUP);
         assert_eq!(m.first_receive_ms(), 0);
         m.note_first_receive(1_000 + 14 * 86_400_000);
         assert_eq!(m.first_receive_ms(), 1_000 + 14 * 86_400_000);
@@ -720,7 +751,7 @@ mod tests {
 
     fn send(q: &mut QueueState, keys: impl IntoIterator<Item = u64>, now: u64) {
         for k in keys {
-            q.insert(k, k, now, now, &Bytes::new(), now);
+            q.insert(k, k, &[0; 16], now, now, &Bytes::new(), now);
         }
     }
 
@@ -776,13 +807,13 @@ mod tests {
     fn delayed_messages_wait_their_turn_or_come_back() {
         let mut q = standard();
         let g = Bytes::new();
-        q.insert(1, 1, 0, 500, &g, 0); // delayed until 500
+        q.insert(1, 1, &[0; 16], 0, 500, &g, 0); // delayed until 500
         send(&mut q, [2, 3], 0);
         assert_eq!(receive(&mut q, 0, 10), [2, 3], "the cursor passes the delayed message");
         assert_eq!(q.next_timer_ms(), Some(500));
         assert_eq!(receive(&mut q, 500, 10), [1]);
         // A delay that ends before the cursor gets there: found in place.
-        q.insert(4, 4, 600, 700, &g, 600);
+        q.insert(4, 4, &[0; 16], 600, 700, &g, 600);
         send(&mut q, [5], 600);
         q.pump(700);
         assert_eq!(receive(&mut q, 700, 10), [4, 5]);
@@ -793,7 +824,7 @@ mod tests {
         let mut q = standard();
         let g = Bytes::new();
         // Inserted as visible by a sender whose clock read 100; a receive reads 50.
-        q.insert(1, 1, 100, 100, &g, 100);
+        q.insert(1, 1, &[0; 16], 100, 100, &g, 100);
         assert_eq!(receive(&mut q, 50, 10), Vec::<u64>::new());
         assert_eq!(q.next_timer_ms(), Some(100));
         assert_eq!(receive(&mut q, 100, 10), [1]);
@@ -804,13 +835,13 @@ mod tests {
         let mut q = standard();
         let g = Bytes::new();
         // Replay order is log order; a compaction copy (key 2) arrives after newer keys.
-        q.replay_message(5, 5, 0, 0, 0, 0, &g);
-        q.replay_message(7, 7, 0, 0, 0, 0, &g);
-        q.replay_message(9, 9, 0, 0, 0, 0, &g);
-        q.replay_message(2, 12, 0, 0, 0, 0, &g);
-        q.replay_message(1, 13, 0, 0, 0, 0, &g);
+        q.replay_message(5, 5, &[0; 16], 0, 0, 0, 0, &g);
+        q.replay_message(7, 7, &[0; 16], 0, 0, 0, 0, &g);
+        q.replay_message(9, 9, &[0; 16], 0, 0, 0, 0, &g);
+        q.replay_message(2, 12, &[0; 16], 0, 0, 0, 0, &g);
+        q.replay_message(1, 13, &[0; 16], 0, 0, 0, 0, &g);
         q.replay_visibility(7, 1, 5_000, Some(10)); // in flight until 5,000
-        q.replay_message(11, 11, 0, 3_000, 0, 0, &g); // delayed until 3,000
+        q.replay_message(11, 11, &[0; 16], 0, 3_000, 0, 0, &g); // delayed until 3,000
         q.replay_remove(9);
         q.rebuild(100);
         assert_eq!(q.iter().map(|(k, _)| k).collect::<Vec<_>>(), [1, 2, 5, 7, 11]);
@@ -866,7 +897,7 @@ mod tests {
         let mut q = standard();
         let g = Bytes::new();
         send(&mut q, 0..4, 10);
-        q.insert(4, 4, 20, 900, &g, 20);
+        q.insert(4, 4, &[0; 16], 20, 900, &g, 20);
         assert_eq!(receive(&mut q, 30, 1), [0]);
         let c = q.counts(30);
         assert_eq!((c.visible, c.in_flight, c.delayed, c.oldest_sent_ms), (3, 1, 1, Some(10)));

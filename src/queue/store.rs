@@ -36,6 +36,7 @@ use crate::queue::config::{
     check_range, DedupScope, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
 };
 use crate::queue::dedup::{digest, scoped_digest, DedupWindow, FirstSend};
+use crate::queue::pause::{Pause, PausePoints};
 use crate::queue::receipt::{Receipt, ReceiptKey};
 use crate::queue::state::{Msg, QueueState};
 use crate::queue::{
@@ -121,6 +122,8 @@ pub struct QueueStore {
     replayed_move_progress: Mutex<HashMap<u32, u64>>,
     /// Held while any queue or topic handle lives: they can still write.
     _lock: Arc<dyn std::any::Any + Send + Sync>,
+    /// Where tests interleave other work with an operation.
+    pub(crate) pauses: PausePoints,
 }
 
 /// One publish to write: the topic's record and the queue messages it fans out to (keys
@@ -190,6 +193,10 @@ impl QueueStore {
         seed_hasher.update(now.to_le_bytes());
         seed_hasher.update(std::process::id().to_le_bytes());
         seed_hasher.update(log.written_next().to_le_bytes());
+        // After a power cut the log can be back where an earlier opening left it, at the same
+        // time (a manual clock) in the same process: only fresh randomness keeps ids unique,
+        // and receipt handles rely on them to tell a message from one that reused its key.
+        seed_hasher.update(fresh_entropy());
         let mut id_seed = [0u8; 16];
         id_seed.copy_from_slice(&seed_hasher.finalize()[..16]);
         let cells = states
@@ -210,6 +217,7 @@ impl QueueStore {
             topic_dedup: Mutex::new(topic_dedup),
             replayed_move_progress: Mutex::new(move_progress),
             _lock: lock,
+            pauses: PausePoints::default(),
         })
     }
 
@@ -460,7 +468,7 @@ impl QueueStore {
                     }
                 }
                 let Some(QueueRecord::Message(m)) = record_iter.next() else { continue };
-                st.insert(seq, seq, m.sent_ms, m.visible_at_ms, &m.group, now);
+                st.insert(seq, seq, &m.message_id, m.sent_ms, m.visible_at_ms, &m.group, now);
                 if let Some(key) = dedup_key {
                     let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
                     st.dedup.remember(key, FirstSend { message_id: m.message_id, key: seq, expires_ms });
@@ -569,7 +577,7 @@ impl QueueStore {
                 for (s, r) in &targets {
                     let key = outcome.base_seq + *r as u64;
                     if let Some(QueueRecord::Message(m)) = records.get(*r) {
-                        guards[*s].insert(key, key, m.sent_ms, m.visible_at_ms, &m.group, now);
+                        guards[*s].insert(key, key, &m.message_id, m.sent_ms, m.visible_at_ms, &m.group, now);
                         if guards[*s].config.fifo && !m.dedup.is_empty() {
                             let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
                             let scoped = scoped_digest(guards[*s].config.dedup_scope, &m.group, &m.dedup);
@@ -603,19 +611,25 @@ impl QueueStore {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// Publish records of `topic` appended at or after `from_ms` that the log still holds, in
-    /// order (for subscriptions created with a replay start).
-    pub fn publishes_since(&self, topic: u32, from_ms: u64) -> Result<Vec<(u64, PublishRecord)>> {
-        let mut out = Vec::new();
+    /// Calls `f` with each publish record of `topic` appended at or after `from_ms` and below
+    /// `before_seq`, in order (for subscriptions created with a replay start). The log is read
+    /// in chunks: memory does not grow with the number of publishes.
+    pub fn for_each_publish(
+        &self,
+        topic: u32,
+        from_ms: u64,
+        before_seq: u64,
+        f: &mut dyn FnMut(PublishRecord) -> Result<()>,
+    ) -> Result<()> {
         self.log.for_each_from(self.log.seq_at_time(from_ms)?, |r| {
-            if let Ok(QueueRecord::Publish(p)) = QueueRecord::decode(&r.value) {
-                if p.topic == topic {
-                    out.push((r.seq, p));
-                }
+            if r.seq >= before_seq {
+                return Ok(());
             }
-            Ok(())
-        })?;
-        Ok(out)
+            match QueueRecord::decode(&r.value) {
+                Ok(QueueRecord::Publish(p)) if p.topic == topic => f(p),
+                _ => Ok(()),
+            }
+        })
     }
 
     // ----- receive -----
@@ -749,11 +763,17 @@ impl QueueStore {
     ) -> Result<(Vec<ReceivedMessage>, bool)> {
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
+        self.pauses.at(Pause::ReceiveLocks);
         let mut guards = lock_in_order(cell, dlq.as_deref());
         if cell.deleted.load(Ordering::SeqCst) {
             return Err(Error::NotFound { kind: "queue", name: cell.name.clone() });
         }
         let (st, mut dlq_st) = split_guards(&mut guards, cell.id);
+        // Deleted since it was looked up (the flag is set before the deletion takes the
+        // queue's lock): nothing may move into it, or it would vanish with the queue.
+        if dlq.as_ref().is_some_and(|d| d.deleted.load(Ordering::SeqCst)) {
+            dlq_st = None;
+        }
         let now = self.clock.now_ms();
         let visibility_ms = visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64;
         let max_receives = dlq_st.as_ref().and(redrive.as_ref()).map(|r| r.max_receives);
@@ -781,12 +801,11 @@ impl QueueStore {
             let (Some(dlq_cell), Some(dlq_state)) = (dlq.as_ref(), dlq_st.as_mut()) else { break };
             let mut m = self.read_message(taken.msg.anchor)?;
             arriving(&mut m, dlq_cell.id, cell.id, now);
-            let sent_ms = m.sent_ms;
-            let group = m.group.clone();
+            let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
             records = vec![QueueRecord::Delete { queue: cell.id, key: taken.key }, QueueRecord::Message(m)];
             let outcome = self.write(&records, now)?;
             let key = outcome.base_seq + 1;
-            dlq_state.insert(key, key, sent_ms, now, &group, now);
+            dlq_state.insert(key, key, &message_id, sent_ms, now, &group, now);
             last = outcome.next_seq;
         }
         let fifo = st.config.fifo;
@@ -842,10 +861,10 @@ impl QueueStore {
 
     /// Checks that a verified handle names the current receive of a live message.
     fn check_current(st: &QueueState, r: Receipt) -> Result<(Receipt, Msg)> {
-        let msg = st
-            .get(r.key)
-            .copied()
-            .ok_or_else(|| Error::InvalidReceiptHandle("its message is gone (deleted, purged or expired)".into()))?;
+        let msg =
+            st.get(r.key).copied().filter(|m| r.names(m.sent_ms, m.id_tag())).ok_or_else(|| {
+                Error::InvalidReceiptHandle("its message is gone (deleted, purged or expired)".into())
+            })?;
         if msg.receive_count != r.receive_count {
             return Err(Error::InvalidReceiptHandle(
                 "it is stale: the message was received again after this handle was issued".into(),
@@ -1019,15 +1038,23 @@ impl QueueStore {
         }
     }
 
-    /// Live messages in send order, without receiving them.
+    /// Up to `limit` live messages in send order, without receiving them: only messages whose
+    /// send was acknowledged (a send whose fsync has not returned, or failed, is not there).
     pub fn peek(&self, cell: &QueueCell, limit: usize) -> Result<Vec<PeekedMessage>> {
         let now = self.clock.now_ms();
+        // A key is the sequence number of the message's first record: below this, its send
+        // is durable as the log's mode promises.
+        let acknowledged = self.log.next_seq();
         let st = self.lock_live(cell)?;
-        let mut live: Vec<(u64, Msg)> = st.iter().filter(|(_, m)| !st.expired(m, now)).map(|(k, m)| (k, *m)).collect();
-        live.sort_unstable_by_key(|(k, _)| *k);
-        live.truncate(limit);
+        // The index iterates in key (send) order: take the first `limit`, copy nothing else.
+        let live: Vec<Msg> = st
+            .iter()
+            .filter(|(key, m)| *key < acknowledged && !st.expired(m, now))
+            .map(|(_, m)| *m)
+            .take(limit)
+            .collect();
         let mut out = Vec::with_capacity(live.len());
-        for (_, msg) in live {
+        for msg in live {
             let m = self.read_message(msg.anchor)?;
             let state = if msg.in_flight() && msg.visible_at_ms > now {
                 "in_flight"
@@ -1050,64 +1077,89 @@ impl QueueStore {
 
     /// Moves the messages of a dead-letter queue back to the queues they came from (or all to
     /// `to`). In-flight messages stay.
+    ///
+    /// Each body is read under the dead-letter queue's lock, at the message's current anchor:
+    /// compaction moves records (and then deletes their old segment) only under that lock. The
+    /// moves written are awaited before returning, also when a later one fails.
     pub fn redrive(&self, dlq: &QueueCell, to: Option<&Arc<QueueCell>>) -> Result<RedriveResult> {
         let now = self.clock.now_ms();
         let mut result = RedriveResult { moved: 0, skipped: 0 };
         let by_id: HashMap<u32, Arc<QueueCell>> = self.queues.read().values().map(|c| (c.id, Arc::clone(c))).collect();
-        let candidates: Vec<(u64, Msg)> = {
+        let candidates: Vec<u64> = {
             let mut st = self.lock_live(dlq)?;
             st.pump(now);
-            let mut v: Vec<(u64, Msg)> = st.iter().map(|(k, m)| (k, *m)).collect();
-            v.sort_unstable_by_key(|(k, _)| *k);
-            v
+            let mut keys: Vec<u64> = st.iter().map(|(k, _)| k).collect();
+            keys.sort_unstable();
+            keys
         };
         let mut last = 0;
-        for (key, _) in candidates {
-            let current = dlq.state.lock().get(key).copied();
-            let Some(msg) = current else { continue };
-            if msg.in_flight() && msg.visible_at_ms > now {
-                result.skipped += 1;
-                continue;
+        let moves = || -> Result<()> {
+            for key in candidates {
+                self.pauses.at(Pause::RedriveRead);
+                // The record, read at the anchor the message has under the lock.
+                let (anchor, record) = {
+                    let mut st = self.lock_live(dlq)?;
+                    st.pump(now);
+                    let Some(msg) = st.get(key).copied() else { continue };
+                    if msg.in_flight() && msg.visible_at_ms > now {
+                        result.skipped += 1;
+                        continue;
+                    }
+                    (msg.anchor, self.read_message(msg.anchor)?)
+                };
+                let target = match to {
+                    Some(t) => Some(Arc::clone(t)),
+                    None => by_id.get(&record.origin_queue).cloned(),
+                };
+                let Some(target) = target.filter(|t| t.id != dlq.id) else {
+                    result.skipped += 1;
+                    continue;
+                };
+                let mut guards = lock_in_order(dlq, Some(&target));
+                let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
+                let Some(target_st) = target_st else { continue };
+                if target.deleted.load(Ordering::SeqCst) {
+                    result.skipped += 1;
+                    continue;
+                }
+                dlq_st.pump(now);
+                let Some(current) = dlq_st.get(key).copied() else { continue }; // deleted meanwhile
+                if current.in_flight() && current.visible_at_ms > now {
+                    result.skipped += 1; // received meanwhile
+                    continue;
+                }
+                if dlq_st.expired(&current, now) {
+                    dlq_st.remove(key); // past retention: gone, not redriven
+                    continue;
+                }
+                // Compaction may have moved it between the two locks: same message, new place.
+                let mut m = if current.anchor == anchor { record } else { self.read_message(current.anchor)? };
+                m.queue = target.id;
+                m.key = OWN_SEQ;
+                m.visible_at_ms = now;
+                m.receive_count = 0;
+                m.first_receive_ms = 0;
+                m.origin_queue = 0;
+                let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
+                let outcome =
+                    self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
+                dlq_st.remove(key);
+                let new_key = outcome.base_seq + 1;
+                target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
+                drop(guards);
+                target.wake.notify_all();
+                target.changed.notify();
+                result.moved += 1;
+                last = outcome.next_seq;
             }
-            let mut m = self.read_message(msg.anchor)?;
-            let target = match to {
-                Some(t) => Some(Arc::clone(t)),
-                None => by_id.get(&m.origin_queue).cloned(),
-            };
-            let Some(target) = target.filter(|t| t.id != dlq.id && !t.deleted.load(Ordering::SeqCst)) else {
-                result.skipped += 1;
-                continue;
-            };
-            let mut guards = lock_in_order(dlq, Some(&target));
-            let (dlq_st, target_st) = split_guards(&mut guards, dlq.id);
-            let Some(target_st) = target_st else { continue };
-            dlq_st.pump(now);
-            let current = dlq_st.get(key).copied();
-            if current.is_none_or(|m| m.anchor != msg.anchor || (m.in_flight() && m.visible_at_ms > now)) {
-                continue; // changed meanwhile
-            }
-            if current.is_some_and(|m| dlq_st.expired(&m, now)) {
-                dlq_st.remove(key); // past retention: gone, not redriven
-                continue;
-            }
-            m.queue = target.id;
-            m.key = OWN_SEQ;
-            m.visible_at_ms = now;
-            m.receive_count = 0;
-            m.first_receive_ms = 0;
-            m.origin_queue = 0;
-            let (sent_ms, group) = (m.sent_ms, m.group.clone());
-            let outcome = self.write(&[QueueRecord::Delete { queue: dlq.id, key }, QueueRecord::Message(m)], now)?;
-            dlq_st.remove(key);
-            let new_key = outcome.base_seq + 1;
-            target_st.insert(new_key, new_key, sent_ms, now, &group, now);
-            drop(guards);
-            target.wake.notify_all();
-            target.changed.notify();
-            result.moved += 1;
-            last = outcome.next_seq;
-        }
-        self.log.wait_durable(last)?;
+            Ok(())
+        };
+        let moved = moves();
+        // What was moved is in the index already (and visible in its target): make it
+        // durable whether or not a later move failed.
+        let durable = self.log.wait_durable(last);
+        moved?;
+        durable?;
         Ok(result)
     }
 
@@ -1214,6 +1266,7 @@ fn replay(
                 st.replay_message(
                     key,
                     r.seq,
+                    &m.message_id,
                     m.sent_ms,
                     m.visible_at_ms,
                     m.first_receive_ms,
@@ -1250,6 +1303,19 @@ fn remember_replayed_send(window: &mut DedupWindow, scope: DedupScope, m: &Messa
         let first = FirstSend { message_id: m.message_id, key: seq, expires_ms };
         window.remember(scoped_digest(scope, &m.group, &m.dedup), first);
     }
+}
+
+/// 16 bytes no earlier call returned, in this process or another: std's hash keys, seeded
+/// from the operating system's random source per process and stepped by every `RandomState`.
+fn fresh_entropy() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for half in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x7765_6972); // the keys, not this value, make the difference
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }
 
 /// SQS's batch calls take 1 to 10 entries.
@@ -1382,7 +1448,7 @@ fn received(
 ) -> ReceivedMessage {
     ReceivedMessage {
         message_id: format_id(&m.message_id),
-        receipt_handle: Receipt { queue, key, receive_count: msg.receive_count }.encode(receipt_key),
+        receipt_handle: Receipt::new(queue, key, msg.receive_count, msg.sent_ms, msg.id_tag()).encode(receipt_key),
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
         sent_ms: msg.sent_ms,

@@ -75,6 +75,34 @@ impl CheckpointStore {
         Ok(CheckpointStore { log, positions: Mutex::new(positions) })
     }
 
+    /// Brings back within its shard every checkpoint that lies beyond the shard's end (`ends`:
+    /// shard -> next sequence number), durably, in every mode. Under `Interval` and `Never` a
+    /// power cut can keep a checkpoint and lose the records it covers, whose numbers later puts
+    /// are given again: resuming after the checkpoint would skip those new records. A
+    /// checkpoint at or beyond the end becomes "through the last record there is" (none left
+    /// if the shard is empty), recorded as a snapshot so that a later crash replays the same.
+    pub fn clamp_to_ends(&self, ends: &BTreeMap<u32, u64>, now_ms: u64) -> Result<()> {
+        let mut positions = self.positions.lock();
+        let beyond = |((_, shard), seq): (&(String, u32), &u64)| ends.get(shard).is_some_and(|end| seq >= end);
+        if !positions.iter().any(beyond) {
+            return Ok(());
+        }
+        let clamped: BTreeMap<(String, u32), u64> = positions
+            .iter()
+            .filter_map(|((group, shard), &seq)| {
+                let end = ends.get(shard).copied().unwrap_or(u64::MAX);
+                let seq = if seq >= end { end.checked_sub(1)? } else { seq };
+                Some(((group.clone(), *shard), seq))
+            })
+            .collect();
+        let snapshot =
+            CheckpointRecord::Snapshot { positions: clamped.iter().map(|((g, s), q)| (g.clone(), *s, *q)).collect() };
+        self.append(&snapshot, now_ms)?;
+        self.log.flush()?;
+        *positions = clamped;
+        Ok(())
+    }
+
     /// The last checkpoint of `group` in `shard`.
     pub fn get(&self, group: &str, shard: u32) -> Option<u64> {
         self.positions.lock().get(&(group.to_string(), shard)).copied()
@@ -109,5 +137,10 @@ impl CheckpointStore {
     /// Syncs the log.
     pub fn flush(&self) -> Result<()> {
         self.log.flush()
+    }
+
+    /// The checkpoint log.
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
     }
 }

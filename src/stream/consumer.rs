@@ -95,6 +95,7 @@ impl Stream {
         };
         check("consumer group", group)?;
         check("worker id", worker)?;
+        self.check_live()?;
         if config.lease_ms == 0 {
             return Err(Error::InvalidArgument("lease time must be at least 1 ms".into()));
         }
@@ -142,8 +143,9 @@ impl Stream {
         if shard.open {
             return Ok(false);
         }
-        let next = self.shard(shard.id)?.log.next_seq();
-        if self.group_position(table, group, shard, initial)? < next {
+        // Past the last record, not `next_seq`: numbers skipped after a crash are never written.
+        let end = self.shard(shard.id)?.log.end_of_records();
+        if self.group_position(table, group, shard, initial)? < end {
             return Ok(false);
         }
         // An empty closed shard is not finished while its parents are not: its children would
@@ -179,6 +181,7 @@ impl Consumer {
         if limit == 0 || limit > MAX_RECORDS_PER_READ {
             return Err(Error::InvalidArgument(format!("poll limit must be 1 to {MAX_RECORDS_PER_READ}, not {limit}")));
         }
+        self.stream.check_live()?;
         self.balance()?;
         let mut out = Vec::new();
         for (&shard, cursor) in self.cursors.iter_mut() {
@@ -278,6 +281,7 @@ impl Consumer {
     /// shard's lease. Checkpointing the last record of a closed shard finishes it: the lease is
     /// released and its children become readable.
     pub fn checkpoint(&mut self, shard: u32, seq: u64) -> Result<()> {
+        self.stream.check_live()?;
         let now = self.stream.env.clock.now_ms();
         let mut table = self.stream.leases.lock();
         let key = (self.group.clone(), shard);
@@ -296,7 +300,7 @@ impl Consumer {
             )));
         }
         self.stream.checkpoints.put(&self.group, shard, seq, now)?;
-        if !s.meta.open && seq + 1 >= s.log.next_seq() {
+        if !s.meta.open && seq + 1 >= s.log.end_of_records() {
             table.leases.remove(&key);
             self.cursors.remove(&shard);
         }
@@ -305,6 +309,7 @@ impl Consumer {
 
     /// Checkpoints every held shard at the last record this worker read from it.
     pub fn checkpoint_all(&mut self) -> Result<()> {
+        self.stream.check_live()?;
         let read: Vec<(u32, u64)> = self.cursors.iter().filter(|(_, &c)| c > 0).map(|(&s, &c)| (s, c - 1)).collect();
         for (shard, seq) in read {
             let log = &self.stream.shard(shard)?.log;

@@ -90,7 +90,9 @@ impl Stream {
         if config.max_bytes == 0 {
             return Err(Error::InvalidArgument("delivery max bytes must be at least 1".into()));
         }
-        self.env.vfs.create_dir_all(&config.dir).map_err(|e| Error::io("create directory", &config.dir, e))?;
+        // Durably: a delivered file is checkpointed as done, so its directory must not vanish.
+        crate::log::io::create_dir_durably(self.env.vfs.as_ref(), &config.dir)
+            .map_err(|e| Error::io("create directory", &config.dir, e))?;
         let worker = format!("deliver-{}", std::process::id());
         let consumer = self.consumer(&config.group, &worker, ConsumerConfig::default())?;
         Ok(Delivery { stream: Arc::clone(self), consumer, config, buffers: BTreeMap::new() })

@@ -45,7 +45,8 @@ pub struct StreamRecord {
 pub struct ReadBatch {
     /// The records, in sequence order.
     pub records: Vec<StreamRecord>,
-    /// Records between the reader and the tip of the shard after this batch.
+    /// Sequence numbers between the reader and the tip of the shard after this batch: the
+    /// records waiting, plus any numbers a crash skipped among them (never written).
     pub behind_records: u64,
     /// Milliseconds between the last record returned and the newest record of the shard
     /// (0 when caught up), like Kinesis's MillisBehindLatest.
@@ -100,11 +101,14 @@ impl ShardIterator {
         let log = &self.shard.log;
         // Records that expired since the last read are skipped, as Kinesis does.
         let from = self.next_seq.max(log.first_seq());
+        let tip_before = log.next_seq();
         let records = self.shard.read_limited(from, limit)?;
         if let Some(last) = records.last() {
             self.next_seq = last.seq + 1;
         } else {
-            self.next_seq = from;
+            // Nothing below the tip as it was before the read: numbers a crash skipped (they
+            // were never written) are passed, so the reader is caught up.
+            self.next_seq = from.max(tip_before);
         }
         let tip = log.next_seq();
         let behind_records = tip.saturating_sub(self.next_seq);

@@ -77,6 +77,16 @@ pub struct StreamMeta {
     /// Per-shard throughput limits as Kinesis provisions them (off by default).
     #[serde(default)]
     pub throughput_limits: bool,
+    /// How many streams of this name the data directory had before this one (0 for the
+    /// first). It names the stream's directory (see [`StreamMeta::dir_name`]), so that the
+    /// files of a stream created again under a deleted one's name never meet the deleted
+    /// one's: a handle to the deleted stream cannot reach them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub incarnation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StreamMeta {
@@ -103,7 +113,17 @@ impl StreamMeta {
                 initial_seq: 0,
             })
             .collect();
-        Ok(StreamMeta { name: name.to_string(), retention_ms, shards, throughput_limits: false })
+        Ok(StreamMeta { name: name.to_string(), retention_ms, shards, throughput_limits: false, incarnation: 0 })
+    }
+
+    /// The stream's directory under `DATA_DIR/streams/`: its name for the first stream of that
+    /// name, `<name>@<incarnation>` for later ones (`@` is not allowed in names, so no stream's
+    /// directory can be another's).
+    pub fn dir_name(&self) -> String {
+        match self.incarnation {
+            0 => self.name.clone(),
+            n => format!("{}@{n}", self.name),
+        }
     }
 }
 
@@ -115,6 +135,8 @@ pub struct Shard {
     pub(crate) log: Arc<Log>,
     /// Token buckets and the clock that refills them, when the stream has throughput limits.
     pub(crate) limits: Option<ShardLimiter>,
+    /// The stream's: set once it is deleted, so iterators kept past that fail.
+    deleted: Deleted,
 }
 
 impl Shard {
@@ -126,6 +148,7 @@ impl Shard {
     /// Reads up to `limit` records from `from` (at most 10 MiB), within the shard's read limit
     /// when it has one.
     pub(crate) fn read_limited(&self, from: u64, limit: usize) -> Result<Vec<crate::format::Record>> {
+        self.deleted.check()?;
         let Some((clock, limits)) = &self.limits else {
             return self.log.read(from, limit, iterator::MAX_BYTES_PER_READ);
         };
@@ -216,7 +239,33 @@ pub struct Stream {
     reshard: RwLock<()>,
     checkpoints: CheckpointStore,
     leases: parking_lot::Mutex<consumer::LeaseTable>,
-    deleted: std::sync::atomic::AtomicBool,
+    deleted: Deleted,
+}
+
+/// Whether a stream was deleted, shared by the stream and its shards (which iterators hold).
+#[derive(Debug, Clone)]
+pub(crate) struct Deleted {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    name: String,
+}
+
+impl Deleted {
+    fn new(name: &str) -> Deleted {
+        Deleted { flag: Arc::default(), name: name.to_string() }
+    }
+
+    /// Fails once the stream is deleted: a handle kept past that reaches nothing, not even a
+    /// stream created since under the same name.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_set() {
+            return Err(Error::Closed(format!("this handle to deleted stream {:?}", self.name)));
+        }
+        Ok(())
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A shard's token buckets with the clock that refills them.
@@ -237,13 +286,17 @@ pub fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
 impl Stream {
     /// Opens (or creates) the logs of every shard of `meta` under `dir`.
     pub fn open(dir: &Path, meta: StreamMeta, env: StreamEnv) -> Result<Stream> {
+        let deleted = Deleted::new(&meta.name);
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
             let limits = shard_limits(&meta, &env);
-            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits }));
+            let deleted = deleted.clone();
+            shards.insert(shard.id, Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted }));
         }
         let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
+        let ends = shards.iter().map(|(&id, shard)| (id, shard.log.next_seq())).collect();
+        checkpoints.clamp_to_ends(&ends, env.clock.now_ms())?;
         Ok(Stream {
             meta: RwLock::new(meta),
             shards: RwLock::new(shards),
@@ -252,14 +305,15 @@ impl Stream {
             reshard: RwLock::new(()),
             checkpoints,
             leases: parking_lot::Mutex::new(consumer::LeaseTable::default()),
-            deleted: std::sync::atomic::AtomicBool::new(false),
+            deleted,
         })
     }
 
     fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
         let log =
             Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
-        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits: shard_limits(&self.meta.read(), &self.env) })
+        let limits = shard_limits(&self.meta.read(), &self.env);
+        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted: self.deleted.clone() })
     }
 
     /// The stream's current description (shard map included).
@@ -267,10 +321,22 @@ impl Stream {
         self.meta.read().clone()
     }
 
-    /// Refuses every later put: the stream was deleted (its handle may live on in a caller).
+    /// Refuses every later call, through this handle and every consumer, iterator and
+    /// delivery made from it: the stream was deleted (its handles may live on in callers).
+    /// Waits for puts and reshards under way.
     pub(crate) fn mark_deleted(&self) {
         let _exclusive = self.reshard.write();
-        self.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.deleted.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once the stream was deleted.
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted.is_set()
+    }
+
+    /// Fails once the stream was deleted.
+    pub(crate) fn check_live(&self) -> Result<()> {
+        self.deleted.check()
     }
 
     /// The stream's name.
@@ -377,9 +443,7 @@ impl Stream {
         }
         // No reshard may close a shard between choosing it and appending to it.
         let _shared = self.reshard.read();
-        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::NotFound { kind: "stream", name: self.name() });
-        }
+        self.check_live()?;
         // Group by shard, keeping the caller's order inside each group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
         let open = self.open_shards();
@@ -408,6 +472,7 @@ impl Stream {
 
     /// An iterator over one shard from `start`.
     pub fn iterator(&self, shard: u32, start: StartingPosition) -> Result<ShardIterator> {
+        self.check_live()?;
         ShardIterator::new(self.shard(shard)?, start)
     }
 
@@ -419,7 +484,7 @@ impl Stream {
             .shards
             .iter()
             .map(|m| {
-                let (first, next) = shards.get(&m.id).map_or((0, 0), |s| (s.log.first_seq(), s.log.next_seq()));
+                let (first, next) = shards.get(&m.id).map_or((0, 0), |s| (s.log.first_seq(), s.log.end_of_records()));
                 ShardDescription {
                     id: m.id,
                     hash_start: m.hash_start.to_string(),
@@ -435,21 +500,47 @@ impl Stream {
     }
 
     /// Deletes segments whose records are all older than the retention period. Returns the
-    /// number of segments deleted.
+    /// number of segments deleted. A shard that fails does not keep the others from their
+    /// retention; the first error is returned after all of them had their turn.
     pub fn enforce_retention(&self) -> Result<usize> {
-        let cutoff = self.env.clock.now_ms().saturating_sub(self.meta.read().retention_ms);
+        self.check_live()?;
+        let cutoff = self.retention_cutoff_ms();
         let mut deleted = 0;
+        let mut first_error = None;
         for shard in self.shards() {
-            deleted += shard.log.delete_older_than(cutoff)?;
+            match shard.log.delete_older_than(cutoff) {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(deleted)
+        first_error.map_or(Ok(deleted), Err)
     }
 
-    /// Syncs every shard (the periodic sync of `Interval` durability).
-    pub fn flush(&self) -> Result<()> {
+    /// Records appended before this time have outlived the stream's retention.
+    pub(crate) fn retention_cutoff_ms(&self) -> u64 {
+        self.env.clock.now_ms().saturating_sub(self.meta.read().retention_ms)
+    }
+
+    /// Calls `f` with every log of the stream: each shard's, then the checkpoints'.
+    pub(crate) fn for_each_log(&self, f: &mut dyn FnMut(&Log)) {
         for shard in self.shards() {
-            shard.log.flush()?;
+            f(&shard.log);
         }
-        self.checkpoints.flush()
+        f(self.checkpoints.log());
+    }
+
+    /// Syncs every shard and the checkpoints (the periodic sync of `Interval` durability). A
+    /// log that fails does not keep the others from being synced; the first error is returned.
+    pub fn flush(&self) -> Result<()> {
+        self.check_live()?;
+        let mut first_error = None;
+        self.for_each_log(&mut |log| {
+            if let Err(e) = log.flush() {
+                first_error.get_or_insert(e);
+            }
+        });
+        first_error.map_or(Ok(()), Err)
     }
 }

@@ -22,6 +22,7 @@ impl Stream {
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<[u32; 2]> {
         let _exclusive = self.reshard.write();
+        self.check_live()?;
         let meta = self.meta.read().clone();
         let parent = open_shard(&meta, shard)?;
         if parent.hash_start == parent.hash_end {
@@ -53,6 +54,7 @@ impl Stream {
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<u32> {
         let _exclusive = self.reshard.write();
+        self.check_live()?;
         let meta = self.meta.read().clone();
         let a = open_shard(&meta, shard)?;
         let b = open_shard(&meta, adjacent)?;
@@ -103,7 +105,12 @@ impl Stream {
         let mut shards = self.shards.write();
         for &id in parents {
             if let (Some(old), Some(closed)) = (shards.get(&id).cloned(), meta.shards.iter().find(|s| s.id == id)) {
-                let shard = Shard { meta: closed.clone(), log: Arc::clone(&old.log), limits: old.limits.clone() };
+                let shard = Shard {
+                    meta: closed.clone(),
+                    log: Arc::clone(&old.log),
+                    limits: old.limits.clone(),
+                    deleted: old.deleted.clone(),
+                };
                 shards.insert(id, Arc::new(shard));
             }
         }

@@ -231,6 +231,13 @@ pub struct TopicCell {
     /// Settings.
     pub config: TopicConfig,
     subs: RwLock<Vec<Arc<Subscription>>>,
+    /// Held shared by a publish from reading `subs` until its records are written, and
+    /// exclusively while a subscription with replay is added: every publish is then either
+    /// written before the replay's bound (and replayed) or sees the subscription (and is
+    /// delivered live), never both or neither.
+    publishing: RwLock<()>,
+    /// Set when the topic is deleted: handles kept past that publish nothing.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TopicCell {
@@ -242,7 +249,19 @@ impl std::fmt::Debug for TopicCell {
 impl TopicCell {
     /// A topic with no subscriptions.
     pub fn new(id: u32, name: String, config: TopicConfig) -> Self {
-        TopicCell { id, name, config, subs: RwLock::new(Vec::new()) }
+        TopicCell {
+            id,
+            name,
+            config,
+            subs: RwLock::new(Vec::new()),
+            publishing: RwLock::new(()),
+            deleted: Default::default(),
+        }
+    }
+
+    /// Refuses every later publish (the topic was deleted; a handle may live on in a caller).
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
     }
 
     /// Adds a durable queue subscription (validated already).
@@ -257,6 +276,19 @@ impl TopicCell {
             filtered: AtomicU64::new(0),
         }));
         Ok(())
+    }
+
+    /// Adds a durable queue subscription (validated already) with no publish under way, and
+    /// returns `next_seq()` as of that moment: publishes below it were written without the
+    /// subscription, those from it on are delivered to it.
+    pub(crate) fn add_queue_subscription_at(
+        &self,
+        def: &SubscriptionDef,
+        next_seq: impl FnOnce() -> u64,
+    ) -> Result<u64> {
+        let _no_publish = self.publishing.write();
+        self.add_queue_subscription(def)?;
+        Ok(next_seq())
     }
 
     /// Adds an in-process callback subscription.
@@ -353,7 +385,11 @@ impl Topic {
     /// Publishes up to 10 messages in one durable write; each entry succeeds or fails on its own.
     pub fn publish_batch(&self, entries: &[PublishEntry]) -> Result<Vec<Result<PublishResult>>> {
         crate::queue::store::check_batch_len(entries.len())?;
+        if self.cell.deleted.load(Ordering::SeqCst) {
+            return Err(Error::Closed(format!("this handle to deleted topic {:?}", self.cell.name)));
+        }
         let now = self.store.clock().now_ms();
+        let publishing = self.cell.publishing.read();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
         let mut results: Vec<Option<Result<PublishResult>>> = Vec::with_capacity(entries.len());
         let mut items = Vec::new();
@@ -399,6 +435,7 @@ impl Topic {
         }
         let records: Vec<PublishRecord> = items.iter().map(|(w, _)| w.record.clone()).collect();
         let outcomes = if items.is_empty() { Vec::new() } else { self.store.publish(self.cell.id, items)? };
+        drop(publishing);
         for (((i, filtered, callbacks), outcome), record) in pending.into_iter().zip(outcomes).zip(records) {
             let mut delivered = outcome.delivered;
             if !outcome.duplicate {
@@ -543,26 +580,40 @@ fn check_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Replays past publishes into a new queue subscription (the `replay_from_ms` extension).
-pub fn replay_into(store: &Arc<QueueStore>, topic: &TopicCell, def: &SubscriptionDef, from_ms: u64) -> Result<u64> {
+/// Replays past publishes into a new queue subscription (the `replay_from_ms` extension): those
+/// appended at or after `from_ms` and below `before_seq` (where live delivery to the
+/// subscription began), read from the log in chunks and sent in batches as they come.
+pub fn replay_into(
+    store: &Arc<QueueStore>,
+    topic: &TopicCell,
+    def: &SubscriptionDef,
+    from_ms: u64,
+    before_seq: u64,
+) -> Result<u64> {
     let scope = if def.filter_body { FilterScope::MessageBody } else { FilterScope::MessageAttributes };
     let policy = parse_policy(def.filter_policy.as_deref(), scope)?;
     let Some(cell) = store.cell(&def.queue) else { return Ok(0) };
     let handle =
         Topic { store: Arc::clone(store), cell: Arc::new(TopicCell::new(topic.id, topic.name.clone(), topic.config)) };
+    let sub = Subscription {
+        id: String::new(),
+        target: Target::Queue(String::new()),
+        policy,
+        raw: def.raw,
+        filtered: AtomicU64::new(0),
+    };
     let mut delivered = 0;
     let mut batch = Vec::new();
-    for (_, record) in store.publishes_since(topic.id, from_ms)? {
-        let attrs = from_stored(&record.attributes);
-        let sub = Subscription {
-            id: String::new(),
-            target: Target::Queue(String::new()),
-            policy: policy.clone(),
-            raw: def.raw,
-            filtered: AtomicU64::new(0),
-        };
-        if !sub.matches(&attrs, &record.body) {
-            continue;
+    let mut send = |batch: &mut Vec<SendEntry>| -> Result<()> {
+        if !batch.is_empty() {
+            delivered += store.send(&cell, batch)?.iter().filter(|r| r.is_ok()).count() as u64;
+            batch.clear();
+        }
+        Ok(())
+    };
+    store.for_each_publish(topic.id, from_ms, before_seq, &mut |record| {
+        if !sub.matches(&from_stored(&record.attributes), &record.body) {
+            return Ok(());
         }
         let m = handle.delivery(&record, def.raw, cell.id, 0);
         let options = SendOptions {
@@ -573,12 +624,10 @@ pub fn replay_into(store: &Arc<QueueStore>, topic: &TopicCell, def: &Subscriptio
         };
         batch.push(SendEntry { body: m.body, options });
         if batch.len() == MAX_BATCH_ENTRIES {
-            delivered += store.send(&cell, &batch)?.iter().filter(|r| r.is_ok()).count() as u64;
-            batch.clear();
+            send(&mut batch)?;
         }
-    }
-    if !batch.is_empty() {
-        delivered += store.send(&cell, &batch)?.iter().filter(|r| r.is_ok()).count() as u64;
-    }
+        Ok(())
+    })?;
+    send(&mut batch)?;
     Ok(delivered)
 }

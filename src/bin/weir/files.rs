@@ -51,8 +51,25 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
     let mut out = Out::new();
     let (mut segments, mut records, mut bytes) = (0u64, 0u64, 0u64);
     for log in &report.logs {
-        if !args.json {
+        if args.json {
+            if log.head.is_some() || log.head_problem.is_some() {
+                out.json(&HeadLine {
+                    kind: "head",
+                    log: log.dir.display().to_string(),
+                    head: log.head.as_ref(),
+                    problem: log.head_problem.as_deref(),
+                })?;
+            }
+        } else {
             out.line(format!("{}  segments: {}", log.dir.display(), log.segments.len()))?;
+            match (&log.head, &log.head_problem) {
+                (Some(h), _) => out.line(format!(
+                    "  HEAD: active segment {}, numbers reserved below {}, durable below {}",
+                    h.active_base, h.reserved_next, h.durable_next
+                ))?,
+                (None, Some(problem)) => out.line(format!("  HEAD: BAD: {problem}"))?,
+                (None, None) => {}
+            }
         }
         for segment in &log.segments {
             segments += 1;
@@ -85,6 +102,17 @@ struct SegmentLine<'a> {
     log: String,
     #[serde(flatten)]
     segment: &'a SegmentReport,
+}
+
+/// A log's `HEAD` file in `inspect --json` output.
+#[derive(Serialize)]
+struct HeadLine<'a> {
+    kind: &'static str,
+    log: String,
+    #[serde(flatten)]
+    head: Option<&'a weir::format::Head>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
 }
 
 /// A record in `inspect --records --json` output.
@@ -127,8 +155,14 @@ fn segment_text(s: &SegmentReport) -> String {
         0 => String::new(),
         n => format!(" ({} preallocated)", size(n)),
     };
+    let version = match s.version {
+        Some(2) => String::new(),
+        Some(v) => format!("  (format version {v})"),
+        None => "  (header unreadable)".to_string(),
+    };
+    let skipped = s.skipped_from.map_or(String::new(), |from| format!("  (skipped {from}..={})", s.base_seq - 1));
     let mut line = format!(
-        "  {name}  {seqs}  {} frames ({} compressed)  {}{preallocated}  {compression}{times}  index: {index}",
+        "  {name}  {seqs}  {} frames ({} compressed)  {}{preallocated}  {compression}{times}  index: {index}{version}{skipped}",
         s.frames,
         s.compressed_frames,
         size(s.file_bytes),
@@ -161,21 +195,23 @@ fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResul
     Ok(())
 }
 
-/// `weir verify DIR`: exit 0 when everything checks out, else one `FILE:OFFSET: problem` line
-/// per problem on stdout and exit 1.
+/// `weir verify DIR`: one `FILE:OFFSET: note: ...` or `FILE:OFFSET: damage: ...` line per
+/// finding on stdout; exit 0 when there is no damage (notes are what a crash normally leaves,
+/// which the engine repairs at open), else exit 1.
 pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
     let mut progress = Progress::new();
     let problems = inspect::verify_dir_with_progress(&args.dir, &mut |done, total| progress.show(done, total));
     progress.finish();
     let problems = problems?;
-    if problems.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
     let mut out = Out::new();
     for problem in &problems {
         out.line(problem)?;
     }
-    Err(CliError::Failed(format!("{}: {} problem(s) found", args.dir.display(), problems.len())))
+    let damage = problems.iter().filter(|p| p.is_damage()).count();
+    if damage == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(CliError::Failed(format!("{}: damage found ({damage} problem(s))", args.dir.display())))
 }
 
 /// `weir salvage DIR [--json]`: exit 0 when the engine opens afterwards, 1 otherwise.

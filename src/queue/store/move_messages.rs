@@ -122,7 +122,7 @@ impl QueueStore {
                 break;
             }
             arriving(&mut m, target.id, 0, now);
-            let (sent_ms, group) = (m.sent_ms, m.group.clone());
+            let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
             let moved = job.moved_before + step.moved + 1;
             let records = [
                 QueueRecord::Delete { queue: source.id, key },
@@ -132,7 +132,7 @@ impl QueueStore {
             let outcome = self.write(&records, now)?;
             source_st.remove(key);
             let new_key = outcome.base_seq + 1;
-            target_st.insert(new_key, new_key, sent_ms, now, &group, now);
+            target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
             drop(guards);
             target.wake.notify_all();
             target.changed.notify();
