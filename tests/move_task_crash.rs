@@ -19,7 +19,7 @@ use std::time::Duration;
 use weir::format::Compression;
 use weir::log::fault::FaultyFs;
 use weir::queue::move_task::{MoveTaskInfo, MoveTaskStatus};
-use weir::queue::{QueueConfig, RedrivePolicy, SendEntry, SendOptions};
+use weir::queue::{QueueConfig, SendEntry, SendOptions};
 use weir::{Clock, Durability, Engine, ManualClock, Options, SystemClock};
 
 use common::Rng;
@@ -37,9 +37,7 @@ fn bodies(n: usize) -> Vec<String> {
 /// The dead-letter queue (with its source queue, as a move task requires) full of `n` messages
 /// and an empty destination.
 fn setup(engine: &Engine, n: usize) {
-    engine.create_queue(DLQ, QueueConfig::default()).expect("dlq");
-    let redrive = Some(RedrivePolicy { dead_letter_queue: DLQ.into(), max_receives: 3 });
-    engine.create_queue(WORK, QueueConfig { redrive, ..QueueConfig::default() }).expect("work");
+    common::create_with_dead_letter_queue(engine, WORK, DLQ, 3);
     engine.create_queue(TARGET, QueueConfig::default()).expect("target");
     let dlq = engine.queue(DLQ).expect("dlq");
     for chunk in bodies(n).chunks(10) {

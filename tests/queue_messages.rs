@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use weir::queue::{
     AttributeValue, Attributes, DedupScope, FifoThroughputLimit, QueueConfig, ReceiveOptions, ReceivedMessage,
-    RedrivePolicy, SendOptions,
+    SendOptions,
 };
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Engine, Error, ManualClock};
@@ -123,9 +123,7 @@ fn a_dead_lettered_message_names_its_source_queue() {
     let dir = common::scratch_dir();
     let clock = Arc::new(ManualClock::new(T0));
     let engine = open(dir.path(), &clock);
-    engine.create_queue("dlq", QueueConfig::default()).expect("dlq");
-    let redrive = Some(RedrivePolicy { dead_letter_queue: "dlq".into(), max_receives: 1 });
-    engine.create_queue("work", QueueConfig { redrive, ..QueueConfig::default() }).expect("work");
+    common::create_with_dead_letter_queue(&engine, "work", "dlq", 1);
     let work = engine.queue("work").expect("queue");
     let options = SendOptions { trace_header: Some(TRACE.into()), ..Default::default() };
     work.send(b"poison", options).expect("send");

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use weir::queue::changed::QueueChanged;
-use weir::queue::{Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy, SendOptions};
+use weir::queue::{Queue, QueueConfig, ReceiveOptions, ReceivedMessage, SendOptions};
 use weir::topic::{Endpoint, SubscribeOptions, TopicConfig};
 use weir::{Engine, Error, ManualClock};
 
@@ -175,9 +175,7 @@ fn dead_letter_moves_redrives_purges_attribute_changes_and_deletion_complete_the
     let dir = common::scratch_dir();
     let clock = Arc::new(ManualClock::new(T0));
     let engine = open(dir.path(), &clock);
-    engine.create_queue("dlq", QueueConfig::default()).expect("dlq");
-    let redrive = Some(RedrivePolicy { dead_letter_queue: "dlq".into(), max_receives: 1 });
-    engine.create_queue("work", QueueConfig { redrive, ..QueueConfig::default() }).expect("work");
+    common::create_with_dead_letter_queue(&engine, "work", "dlq", 1);
     let (work, dlq) = (engine.queue("work").expect("work"), engine.queue("dlq").expect("dlq"));
     work.send(b"poison", SendOptions::default()).expect("send");
     receive_now(&work, Some(Duration::ZERO));

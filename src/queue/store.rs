@@ -82,6 +82,13 @@ impl QueueCell {
         }
     }
 
+    /// Something that can make messages visible happened (messages arrived, visibility ran
+    /// to now, attributes changed): wakes every blocking long poll and every async waiter.
+    pub(crate) fn wake_everyone(&self) {
+        self.wake.notify_all();
+        self.changed.notify();
+    }
+
     /// Whether to wake a long poll for messages that just became visible; call under the lock,
     /// notify after releasing it. At most one woken poll is on its way at a time: it takes up
     /// to its batch and wakes the next if it leaves visible messages behind (`receive_once`),
@@ -293,8 +300,7 @@ impl QueueStore {
         cell.modified_ms.store(modified_ms, Ordering::SeqCst);
         let rekeyed = if rekey { self.rekey_dedup(&mut st) } else { Ok(()) };
         drop(st);
-        cell.wake.notify_all();
-        cell.changed.notify();
+        cell.wake_everyone();
         rekeyed
     }
 
@@ -325,8 +331,7 @@ impl QueueStore {
     pub fn wake_all(&self) {
         for cell in self.queues.read().values() {
             let _guard = cell.state.lock();
-            cell.wake.notify_all();
-            cell.changed.notify();
+            cell.wake_everyone();
         }
     }
 
@@ -602,8 +607,7 @@ impl QueueStore {
         drop(guards);
         drop(windows);
         for cell in &cells {
-            cell.wake.notify_all();
-            cell.changed.notify();
+            cell.wake_everyone();
         }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
@@ -740,8 +744,7 @@ impl QueueStore {
         st.attempts.set_visible_at(id, visible_at);
         drop(st);
         if visible_at <= now {
-            cell.wake.notify_all();
-            cell.changed.notify();
+            cell.wake_everyone();
         }
         let out = again
             .into_iter()
@@ -833,8 +836,7 @@ impl QueueStore {
             cell.wake.notify_one();
         }
         if let (Some(d), false) = (&dlq, selection.to_dead_letter.is_empty()) {
-            d.wake.notify_all();
-            d.changed.notify();
+            d.wake_everyone();
         }
         let out: Vec<ReceivedMessage> = taken
             .into_iter()
@@ -1147,8 +1149,7 @@ impl QueueStore {
                 let new_key = outcome.base_seq + 1;
                 target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
                 drop(guards);
-                target.wake.notify_all();
-                target.changed.notify();
+                target.wake_everyone();
                 result.moved += 1;
                 last = outcome.next_seq;
             }

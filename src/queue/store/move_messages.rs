@@ -134,8 +134,7 @@ impl QueueStore {
             let new_key = outcome.base_seq + 1;
             target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
             drop(guards);
-            target.wake.notify_all();
-            target.changed.notify();
+            target.wake_everyone();
             step.moved += 1;
             step.next_key = key.saturating_add(1);
             last = outcome.next_seq;
