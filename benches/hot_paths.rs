@@ -28,7 +28,7 @@ fn queue_cycle(c: &mut Criterion) {
     engine.create_queue("bench", QueueConfig::default()).expect("create the queue");
     let queue = engine.queue("bench").expect("the queue");
     let body = vec![b'q'; BODY];
-    let no_wait = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+    let no_wait = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
 
     let mut group = c.benchmark_group("queue_cycle_never");
     group.throughput(Throughput::Elements(1));

@@ -104,6 +104,18 @@ pub enum Error {
     /// A per-shard throughput limit was exceeded; back off and retry.
     #[error("provisioned throughput exceeded: {0}; back off and retry")]
     ThroughputExceeded(String),
+    /// A limit on how many of something an object may have was reached (tags, policy
+    /// statements).
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// A queue was purged less than 60 seconds ago; SQS allows one purge a minute.
+    #[error("queue {queue:?} was purged less than 60 seconds ago; try again in {retry_after_ms} ms")]
+    PurgeInProgress {
+        /// The queue.
+        queue: String,
+        /// How long until a purge is allowed again.
+        retry_after_ms: u64,
+    },
     /// The engine is shutting down or the object was deleted while in use.
     #[error("{0} is closed")]
     Closed(String),

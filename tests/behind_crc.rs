@@ -113,6 +113,8 @@ fn a_moved_message_whose_key_is_not_an_earlier_record_is_corrupt() {
             origin_queue: 0,
             group: Bytes::new(),
             dedup: Bytes::new(),
+            trace_header: Bytes::new(),
+            sender_id: Bytes::new(),
             attributes: Vec::new(),
             body: Bytes::from_static(b"moved"),
         })
@@ -170,6 +172,8 @@ fn records_with_counts_and_times_at_the_top_of_their_range_replay_and_serve() {
             origin_queue: 0,
             group: if queue == 4 { Bytes::from_static(b"g") } else { Bytes::new() },
             dedup: Bytes::from_static(dedup),
+            trace_header: Bytes::new(),
+            sender_id: Bytes::new(),
             attributes: Vec::new(),
             body: Bytes::from_static(b"extreme"),
         })

@@ -55,15 +55,24 @@ fn create_list_attributes_purge_and_delete_queues() {
             "approximate_in_flight",
             "approximate_visible",
             "content_based_dedup",
+            "created_ms",
             "dead_letter_queue",
+            "dedup_scope",
             "delay_s",
             "fifo",
+            "fifo_throughput_limit",
+            "kms_data_key_reuse_period_s",
+            "kms_master_key_id",
+            "last_modified_ms",
             "max_message_bytes",
             "max_receives",
             "name",
             "oldest_message_age_s",
+            "policy",
             "receive_wait_s",
+            "redrive_allow",
             "retention_s",
+            "sqs_managed_sse",
             "visibility_timeout_s",
         ]
     );
@@ -242,8 +251,12 @@ fn fifo_queues_print_sequence_and_group() {
     assert_eq!(peek[1]["group"], "b");
 
     let first = json_lines(data, &["queue", "receive", "o.fifo"]);
-    assert_eq!(keys(&first[0]), ["attributes", "body", "group", "message_id", "receipt_handle", "receive_count"]);
+    assert_eq!(
+        keys(&first[0]),
+        ["attributes", "body", "dedup_id", "group", "message_id", "receipt_handle", "receive_count"]
+    );
     assert_eq!((first[0]["body"].as_str(), first[0]["group"].as_str()), (Some("a1"), Some("a")));
+    assert_eq!(first[0]["dedup_id"], "d1");
     // Group "a" is blocked while a1 is in flight, in the next process too.
     let others = json_lines(data, &["queue", "receive", "o.fifo", "--max", "10"]);
     assert_eq!(bodies(&others), ["b1"]);
@@ -384,4 +397,147 @@ fn bad_names_and_attributes_fail_with_a_message() {
         fails(&data, args, 1, expect);
     }
     assert_eq!(json_lines(&data, &["queue", "list"]), vec![json!({ "name": "q" })], "nothing half-created");
+}
+
+#[test]
+fn queue_tags_and_sqs_attributes_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "dlq", "--redrive-allow", "jobs,other", "--tag", "team=core"]);
+    let args = [
+        "queue",
+        "create",
+        "jobs.fifo",
+        "--fifo",
+        "--dedup-scope",
+        "message-group",
+        "--fifo-throughput-limit",
+        "per-message-group-id",
+        "--tag",
+        "env=prod",
+        "--tag",
+        "cost center=42",
+    ];
+    assert_eq!(json_lines(data, &args), vec![json!({ "name": "jobs.fifo", "fifo": true })]);
+    let a = &json_lines(data, &["queue", "attributes", "jobs.fifo"])[0];
+    assert_eq!(
+        (a["dedup_scope"].as_str(), a["fifo_throughput_limit"].as_str()),
+        (Some("message_group"), Some("per_message_group_id"))
+    );
+    assert!(a["created_ms"].as_u64().is_some_and(|t| t > 0) && a["created_ms"] == a["last_modified_ms"]);
+    let dlq = &json_lines(data, &["queue", "attributes", "dlq"])[0];
+    assert_eq!(dlq["redrive_allow"], json!({ "by_queue": ["jobs", "other"] }));
+
+    assert_eq!(
+        json_lines(data, &["queue", "tags", "jobs.fifo"]),
+        vec![json!({ "name": "jobs.fifo", "tags": { "cost center": "42", "env": "prod" } })]
+    );
+    assert_eq!(
+        json_lines(data, &["queue", "tag", "jobs.fifo", "env=test", "owner=a@b"]),
+        vec![json!({ "name": "jobs.fifo", "tags": { "cost center": "42", "env": "test", "owner": "a@b" } })]
+    );
+    assert_eq!(
+        json_lines(data, &["queue", "untag", "jobs.fifo", "env", "absent"]),
+        vec![json!({ "name": "jobs.fifo", "tags": { "cost center": "42", "owner": "a@b" } })]
+    );
+    assert_eq!(json_lines(data, &["queue", "tags", "dlq"])[0]["tags"], json!({ "team": "core" }));
+    fails(data, &["queue", "tag", "jobs.fifo", "aws:x=1"], 1, "reserved");
+    fails(data, &["queue", "tag", "missing", "a=b"], 1, "does not exist");
+    fails(data, &["queue", "create", "q", "--tag", "a=1", "--tag", "a=2"], 1, "twice");
+    fails(data, &["queue", "create", "q", "--dedup-scope", "message-group"], 1, "FIFO");
+    fails(
+        data,
+        &["queue", "create", "q.fifo", "--fifo", "--fifo-throughput-limit", "per-message-group-id"],
+        1,
+        "messageGroup",
+    );
+    fails(data, &["queue", "create", "q", "--dedup-scope", "sideways"], 2, "invalid value");
+    fails(data, &["queue", "tag", "jobs.fifo"], 2, "required");
+    // The redrive allow policy holds: "q" may not name "dlq".
+    fails(data, &["queue", "create", "q", "--dead-letter", "dlq", "--max-receives", "2"], 1, "redrive allow policy");
+    assert_eq!(json_lines(data, &["queue", "list"]).len(), 2, "the failed creates created nothing");
+
+    // A trace header goes in with a send and comes back with the receive.
+    json_lines(data, &["queue", "create", "plain"]);
+    json_lines(data, &["queue", "send", "plain", "traced", "--trace-header", "Root=1-abc"]);
+    let got = json_lines(data, &["queue", "receive", "plain"]);
+    assert_eq!(got[0]["trace_header"], "Root=1-abc");
+}
+
+#[test]
+fn move_tasks_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["queue", "create", "dlq"]);
+    json_lines(data, &["queue", "create", "work", "--dead-letter", "dlq", "--max-receives", "1"]);
+    json_lines(data, &["queue", "create", "triage"]);
+    let out = weir_stdin(data, &["queue", "send", "work"], b"one\ntwo\nthree\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Received once (visibility 0), then moved by the next receive.
+    assert_eq!(json_lines(data, &["queue", "receive", "work", "--max", "10", "--visibility-timeout", "0"]).len(), 3);
+    assert!(json_lines(data, &["queue", "receive", "work", "--max", "10"]).is_empty());
+    let dead = json_lines(data, &["queue", "receive", "dlq", "--max", "10", "--visibility-timeout", "0"]);
+    assert_eq!(dead.len(), 3);
+    assert!(dead.iter().all(|m| m["dead_letter_source"] == "work"));
+
+    // Started and waited for: it prints the task once it has ended.
+    let done = json_lines(data, &["queue", "move-task", "start", "dlq", "--rate", "100"]);
+    assert_eq!(done.len(), 1);
+    let task = &done[0];
+    assert_eq!(
+        keys(task),
+        [
+            "destination",
+            "failure_reason",
+            "handle",
+            "max_per_second",
+            "moved",
+            "source",
+            "started_ms",
+            "status",
+            "to_move"
+        ]
+    );
+    assert_eq!(
+        (task["status"].as_str(), task["moved"].as_u64(), task["to_move"].as_u64()),
+        (Some("completed"), Some(3), Some(3))
+    );
+    assert_eq!(task["max_per_second"], 100);
+    assert!(task["destination"].is_null() && task["failure_reason"].is_null());
+    assert_eq!(bodies(&json_lines(data, &["queue", "peek", "work"])), ["one", "two", "three"]);
+
+    // Detached: printed running; the next process that opens the directory goes on with it.
+    assert_eq!(json_lines(data, &["queue", "receive", "work", "--max", "10", "--visibility-timeout", "0"]).len(), 3);
+    assert!(json_lines(data, &["queue", "receive", "work", "--max", "10"]).is_empty());
+    let started = json_lines(data, &["queue", "move-task", "start", "dlq", "--to", "triage", "--detach"]);
+    assert_eq!(started[0]["destination"], "triage");
+    let handle = started[0]["handle"].as_str().expect("handle").to_string();
+    let status = json_lines(data, &["queue", "move-task", "status", &handle, "--wait"]);
+    assert_eq!((status[0]["status"].as_str(), status[0]["moved"].as_u64()), (Some("completed"), Some(3)));
+    assert_eq!(json_lines(data, &["queue", "attributes", "triage"])[0]["approximate_visible"], 3);
+
+    let listed = json_lines(data, &["queue", "move-task", "list", "dlq"]);
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["handle"].as_str(), Some(handle.as_str()), "newest first");
+    assert_eq!(json_lines(data, &["queue", "move-task", "list", "dlq", "--max", "1"]).len(), 1);
+    fails(data, &["queue", "move-task", "cancel", &handle], 1, "not running");
+    fails(data, &["queue", "move-task", "cancel", "mt-999999"], 1, "does not exist");
+    fails(data, &["queue", "move-task", "start", "work"], 1, "dead-letter");
+    fails(data, &["queue", "move-task", "start", "dlq", "--rate", "501"], 1, "500");
+    fails(data, &["queue", "move-task", "list", "dlq", "--max", "11"], 2, "invalid value");
+
+    // Cancel: a slow detached task, cancelled before it has moved everything.
+    for _ in 0..2 {
+        json_lines(data, &["queue", "send", "work", "again"]);
+    }
+    assert_eq!(json_lines(data, &["queue", "receive", "work", "--max", "10", "--visibility-timeout", "0"]).len(), 2);
+    assert!(json_lines(data, &["queue", "receive", "work", "--max", "10"]).is_empty());
+    let slow = json_lines(data, &["queue", "move-task", "start", "dlq", "--rate", "1", "--detach"]);
+    let handle = slow[0]["handle"].as_str().expect("handle");
+    let cancelled = json_lines(data, &["queue", "move-task", "cancel", handle]);
+    assert_eq!(cancelled[0]["status"], "cancelled");
+    let moved = cancelled[0]["moved"].as_u64().expect("moved");
+    assert!(moved < 2, "a task at one a second, starting with an empty bucket in each process, moved {moved}");
+    let left = json_lines(data, &["queue", "attributes", "dlq"])[0]["approximate_visible"].as_u64();
+    assert_eq!(left, Some(2 - moved));
 }

@@ -276,7 +276,7 @@ fn queue_maintenance_under_never_keeps_messages_that_were_durable_before_it_ran(
     // Receive everything; delete most of the oldest segment's messages, keep two of them.
     let mut received = Vec::new();
     loop {
-        let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+        let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
         let got = queue.receive(options).expect("receive");
         if got.is_empty() {
             break;

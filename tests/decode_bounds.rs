@@ -208,6 +208,8 @@ fn queue_records_with_hostile_counts_and_lengths_are_corrupt() {
         origin_queue: 0,
         group: Bytes::new(),
         dedup: Bytes::new(),
+        trace_header: Bytes::new(),
+        sender_id: Bytes::new(),
         attributes: vec![StoredAttribute {
             name: "a".into(),
             data_type: "String".into(),
@@ -216,8 +218,9 @@ fn queue_records_with_hostile_counts_and_lengths_are_corrupt() {
         body: Bytes::from_static(b"body"),
     });
     let encoded = record.encode();
-    // The attribute count follows the fixed fields and the two empty short strings.
-    let attr_count_at = 1 + 4 + 8 + 16 + 8 + 8 + 8 + 4 + 4 + 2 + 2;
+    // The attribute count follows the fixed fields and the four empty short strings (group,
+    // deduplication id, trace header, sender id).
+    let attr_count_at = 1 + 4 + 8 + 16 + 8 + 8 + 8 + 4 + 4 + 2 + 2 + 2 + 2;
     assert_eq!(u16::from_le_bytes([encoded[attr_count_at], encoded[attr_count_at + 1]]), 1);
     let body_len_at = encoded.len() - 4 - 4;
     let mut cases = Vec::new();

@@ -20,7 +20,7 @@ fn open(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
 }
 
 fn receive(q: &Queue, max: usize) -> Vec<ReceivedMessage> {
-    q.receive(ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: None }).expect("receive")
+    q.receive(ReceiveOptions { max, wait: Some(Duration::ZERO), ..ReceiveOptions::default() }).expect("receive")
 }
 
 fn fifo_options(group: &str, dedup: &str) -> SendOptions {
@@ -347,11 +347,11 @@ fn bad_receive_options_are_rejected_without_receiving() {
     let q = populated(&engine, "q", QueueConfig::default());
     let before = snapshot(&q);
     let bad = [
-        ("max 11", ReceiveOptions { max: 11, wait: Some(Duration::ZERO), visibility_timeout: None }),
-        ("max usize::MAX", ReceiveOptions { max: usize::MAX, wait: Some(Duration::ZERO), visibility_timeout: None }),
+        ("max 11", ReceiveOptions { max: 11, wait: Some(Duration::ZERO), ..ReceiveOptions::default() }),
+        ("max usize::MAX", ReceiveOptions { max: usize::MAX, wait: Some(Duration::ZERO), ..ReceiveOptions::default() }),
         (
             "wait 20 s + 1 ms",
-            ReceiveOptions { max: 1, wait: Some(Duration::from_millis(20_001)), visibility_timeout: None },
+            ReceiveOptions { max: 1, wait: Some(Duration::from_millis(20_001)), ..ReceiveOptions::default() },
         ),
         (
             "visibility 12 h + 1 s",
@@ -359,6 +359,7 @@ fn bad_receive_options_are_rejected_without_receiving() {
                 max: 1,
                 wait: Some(Duration::ZERO),
                 visibility_timeout: Some(Duration::from_secs(12 * 3600 + 1)),
+                ..ReceiveOptions::default()
             },
         ),
     ];
@@ -370,7 +371,7 @@ fn bad_receive_options_are_rejected_without_receiving() {
         assert_unchanged(&q, &before, what);
     }
     // `max: 0` is documented to mean 1 (SQS would reject it): never more than one message.
-    let got = q.receive(ReceiveOptions { max: 0, wait: Some(Duration::ZERO), visibility_timeout: None }).expect("0");
+    let got = q.receive(ReceiveOptions { max: 0, wait: Some(Duration::ZERO), ..ReceiveOptions::default() }).expect("0");
     assert_eq!(got.len(), 1, "max 0 receives one message");
 }
 
@@ -498,7 +499,7 @@ fn a_deleted_queue_refuses_every_operation() {
     assert!(matches!(engine.queue("q"), Err(Error::NotFound { kind: "queue", .. })));
     assert!(matches!(engine.delete_queue("q"), Err(Error::NotFound { .. })));
     assert!(matches!(q.send(b"m", SendOptions::default()), Err(Error::NotFound { .. })));
-    let options = ReceiveOptions { max: 1, wait: Some(Duration::ZERO), visibility_timeout: None };
+    let options = ReceiveOptions { max: 1, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
     assert!(matches!(q.receive(options), Err(Error::NotFound { .. })));
     assert!(matches!(q.delete(&handle), Err(Error::NotFound { .. })));
     assert!(matches!(q.purge(), Err(Error::NotFound { .. })));

@@ -14,7 +14,7 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
 }
 
 fn recv(q: &weir::queue::Queue, max: usize) -> Vec<weir::queue::ReceivedMessage> {
-    q.receive(ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: None }).expect("receive")
+    q.receive(ReceiveOptions { max, wait: Some(Duration::ZERO), ..ReceiveOptions::default() }).expect("receive")
 }
 
 fn fifo_send(q: &weir::queue::Queue, body: &str, group: &str, dedup: &str) -> weir::queue::SendResult {
@@ -281,7 +281,7 @@ fn long_poll_returns_as_soon_as_a_message_arrives() {
     let started = std::time::Instant::now();
     let q = engine.queue("q").expect("q");
     let got = q
-        .receive(ReceiveOptions { max: 1, wait: Some(Duration::from_secs(10)), visibility_timeout: None })
+        .receive(ReceiveOptions { max: 1, wait: Some(Duration::from_secs(10)), ..ReceiveOptions::default() })
         .expect("receive");
     assert_eq!(got.len(), 1);
     assert!(started.elapsed() < Duration::from_secs(5), "returned when the message came, not at the end of the wait");

@@ -22,7 +22,7 @@ fn open(dir: &std::path::Path) -> Engine {
 }
 
 fn poll(q: &Queue, max: usize, wait_ms: u64) -> Vec<ReceivedMessage> {
-    let options = ReceiveOptions { max, wait: Some(Duration::from_millis(wait_ms)), visibility_timeout: None };
+    let options = ReceiveOptions { max, wait: Some(Duration::from_millis(wait_ms)), ..ReceiveOptions::default() };
     q.receive(options).expect("receive")
 }
 
@@ -241,8 +241,12 @@ fn concurrent_receives_move_each_message_to_the_dead_letter_queue_exactly_once()
                 assert!(started.elapsed() < DEADLINE, "receivers did not finish");
                 // Visibility 0: every received message is visible again at once, and the next
                 // receive of it (by any thread) moves it.
-                let options =
-                    ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: Some(Duration::ZERO) };
+                let options = ReceiveOptions {
+                    max: 10,
+                    wait: Some(Duration::ZERO),
+                    visibility_timeout: Some(Duration::ZERO),
+                    ..ReceiveOptions::default()
+                };
                 let got = q.receive(options).expect("receive");
                 let a = q.attributes();
                 if got.is_empty() && a.approximate_visible + a.approximate_in_flight == 0 {
@@ -584,7 +588,7 @@ fn long_poll_ends_with_an_error_when_its_queue_is_deleted() {
     engine.create_queue("q", QueueConfig::default()).expect("create");
     let q = engine.queue("q").expect("queue");
     let waiter = thread::spawn(move || {
-        let options = ReceiveOptions { max: 1, wait: Some(Duration::from_secs(5)), visibility_timeout: None };
+        let options = ReceiveOptions { max: 1, wait: Some(Duration::from_secs(5)), ..ReceiveOptions::default() };
         (q.receive(options), Instant::now())
     });
     thread::sleep(Duration::from_millis(200));
@@ -603,7 +607,7 @@ fn receive_without_a_wait_long_polls_for_the_queues_receive_wait() {
     engine.create_queue("q", config).expect("create");
     let q = engine.queue("q").expect("queue");
     let waiter = thread::spawn(move || {
-        let got = q.receive(ReceiveOptions { max: 1, wait: None, visibility_timeout: None }).expect("receive");
+        let got = q.receive(ReceiveOptions { max: 1, wait: None, ..ReceiveOptions::default() }).expect("receive");
         (got.len(), Instant::now())
     });
     thread::sleep(Duration::from_millis(200));

@@ -123,6 +123,7 @@ fn work(engine: &Engine, iteration: u64, t: u64) -> ! {
                     max: rng.range(1, 11) as usize,
                     wait: Some(Duration::ZERO),
                     visibility_timeout: (name == STANDARD && rng.range(0, 2) == 0).then_some(Duration::ZERO),
+                    ..ReceiveOptions::default()
                 };
                 for m in q.receive(options).expect("receive") {
                     let body = String::from_utf8_lossy(&m.body).into_owned();
@@ -238,7 +239,7 @@ fn drain(q: &Queue, context: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for _ in 0..100_000 {
         let got = q
-            .receive(ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None })
+            .receive(ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() })
             .expect("receive");
         if got.is_empty() {
             let a = q.attributes();

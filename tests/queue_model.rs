@@ -14,8 +14,11 @@
 //! roll often and maintenance has segments to reclaim.
 //!
 //! Three configurations: a standard queue; a FIFO queue (three groups, four deduplication ids,
-//! content-based deduplication on or off, a queue delay or none); a queue with a dead-letter
-//! queue (max receives 1 to 3, both standard or both FIFO).
+//! content-based deduplication on or off, a queue delay or none, deduplication per queue or per
+//! message group, switched back and forth by an operation); a queue with a dead-letter queue
+//! (max receives 1 to 3, both standard or both FIFO), whose dead letters go back by redrive or
+//! by message move tasks (as fast as they go, or one a second, stepped by maintenance runs;
+//! cancelled now and then). Purges follow SQS's one-a-minute rule.
 //!
 //! The deterministic tests at the end pin down single behaviours, most of them library bugs
 //! this model found (and that are fixed).
@@ -29,9 +32,10 @@ use std::time::Duration;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use weir::queue::move_task::MoveTaskStatus;
 use weir::queue::{
-    AttributeValue, Attributes, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy,
-    RedriveResult, SendEntry, SendOptions, SendResult,
+    AttributeValue, Attributes, DedupScope, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage,
+    RedrivePolicy, RedriveResult, SendEntry, SendOptions, SendResult,
 };
 use weir::{Clock, Engine, Error, ManualClock};
 
@@ -63,6 +67,8 @@ enum Kind {
     Fifo {
         content_dedup: bool,
         delay_s: u64,
+        /// Deduplication per message group (`DeduplicationScope=messageGroup`) at the start.
+        group_scope: bool,
     },
     /// A queue with a dead-letter queue, both standard or both FIFO.
     WithDeadLetter {
@@ -87,16 +93,36 @@ struct SendSpec {
 enum Op {
     Send(SendSpec),
     SendBatch(Vec<SendSpec>),
-    Receive { queue: usize, max: usize, visibility: usize },
-    Delete { pick: usize, cross: bool },
+    Receive {
+        queue: usize,
+        max: usize,
+        visibility: usize,
+    },
+    Delete {
+        pick: usize,
+        cross: bool,
+    },
     DeleteBatch(Vec<usize>),
-    ChangeVisibility { pick: usize, timeout: usize },
+    ChangeVisibility {
+        pick: usize,
+        timeout: usize,
+    },
     ChangeVisibilityBatch(Vec<(usize, usize)>),
     Advance(usize),
-    Purge { queue: usize },
+    Purge {
+        queue: usize,
+    },
     Reopen,
     Maintenance,
     Redrive,
+    /// FIFO: switch the deduplication scope between queue and message group.
+    ToggleDedupScope,
+    /// Start a move task of the dead letters back home: as fast as it goes, or one a second.
+    StartMoveTask {
+        rated: bool,
+    },
+    /// Cancel the latest move task.
+    CancelMoveTask,
 }
 
 fn send_spec(empty_weight: u32) -> impl Strategy<Value = SendSpec> {
@@ -137,10 +163,16 @@ fn op(kind: Kind) -> BoxedStrategy<Op> {
         4 => Just(Op::Reopen),
         5 => Just(Op::Maintenance),
     ];
-    if queues == 2 {
-        prop_oneof![30 => common, 1 => Just(Op::Redrive)].boxed()
-    } else {
-        common.boxed()
+    match kind {
+        Kind::WithDeadLetter { .. } => prop_oneof![
+            30 => common,
+            1 => Just(Op::Redrive),
+            2 => any::<bool>().prop_map(|rated| Op::StartMoveTask { rated }),
+            1 => Just(Op::CancelMoveTask),
+        ]
+        .boxed(),
+        Kind::Fifo { .. } => prop_oneof![30 => common, 1 => Just(Op::ToggleDedupScope)].boxed(),
+        Kind::Standard => common.boxed(),
     }
 }
 
@@ -195,6 +227,10 @@ struct FirstSend {
     id: String,
     sequence: Option<u64>,
     expires_ms: u64,
+    /// What it was deduplicated by: its group, and its id (or its body under content-based
+    /// deduplication), to key it again when the scope changes.
+    group: String,
+    dedup: String,
 }
 
 #[derive(Debug)]
@@ -208,11 +244,29 @@ struct QueueModel {
     /// Live messages in key order (send order; arrivals by move go to the end).
     msgs: Vec<Msg>,
     dedup: HashMap<String, FirstSend>,
+    /// Every send written (not a duplicate) with what it was deduplicated by: a change of
+    /// scope keys the window again from these, as a reopen keys it from the log.
+    sends: Vec<FirstSend>,
+    /// FIFO: deduplication per message group.
+    group_scope: bool,
+    /// When it was last purged: SQS allows one purge a minute.
+    last_purge_ms: Option<u64>,
+    /// Its attributes as created (for changes).
+    config: QueueConfig,
 }
 
 impl QueueModel {
     fn position(&self, id: &str, incarnation: u32) -> Option<usize> {
         self.msgs.iter().position(|m| m.id == id && m.incarnation == incarnation)
+    }
+
+    /// The key a send is deduplicated by under the queue's scope.
+    fn dedup_key(&self, group: &str, dedup: &str) -> String {
+        if self.group_scope {
+            format!("{group}\u{0}{dedup}")
+        } else {
+            dedup.to_string()
+        }
     }
 }
 
@@ -249,6 +303,36 @@ struct Harness {
     last_sequence: Option<u64>,
     /// Every FIFO sequence number seen.
     sequences: HashSet<u64>,
+    /// The latest message move task.
+    task: Option<TaskModel>,
+}
+
+/// A message move task of the dead-letter queue back to the main queue, as the engine runs it:
+/// it moves the dead letters that were there when it started, in key order, passing over those
+/// in flight (until a reopen starts its pass again), at its rate by a token bucket that starts
+/// empty and holds one second's worth.
+#[derive(Debug, Clone)]
+struct TaskModel {
+    handle: String,
+    rate: Option<u64>,
+    status: MoveTaskStatus,
+    moved: u64,
+    /// (id, incarnation) of the dead letters it may move.
+    eligible: HashSet<(String, u32)>,
+    /// Those its pass went by, in flight then.
+    passed: HashSet<(String, u32)>,
+    milli_tokens: u64,
+    last_ms: u64,
+}
+
+impl TaskModel {
+    /// Moves allowed at `now` (refilling the bucket).
+    fn budget(&mut self, now: u64) -> u64 {
+        let Some(rate) = self.rate else { return u64::MAX };
+        self.milli_tokens = (self.milli_tokens + now.saturating_sub(self.last_ms) * rate).min(rate * 1000);
+        self.last_ms = self.last_ms.max(now);
+        self.milli_tokens / 1000
+    }
 }
 
 fn open_engine(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
@@ -287,7 +371,7 @@ impl Harness {
         let clock = Arc::new(ManualClock::new(T0));
         let engine = open_engine(dir.path(), &clock);
         let retention = Duration::from_millis(RETENTION_MS);
-        let plain = |name| QueueModel {
+        let plain = |name, config: &QueueConfig| QueueModel {
             name,
             fifo: false,
             content_dedup: false,
@@ -295,21 +379,33 @@ impl Harness {
             redrive: None,
             msgs: Vec::new(),
             dedup: HashMap::new(),
+            sends: Vec::new(),
+            group_scope: false,
+            last_purge_ms: None,
+            config: config.clone(),
         };
         let queues = match kind {
             Kind::Standard => {
-                engine.create_queue("plain", QueueConfig { retention, ..QueueConfig::default() }).expect("create");
-                vec![plain("plain")]
+                let config = QueueConfig { retention, ..QueueConfig::default() };
+                engine.create_queue("plain", config.clone()).expect("create");
+                vec![plain("plain", &config)]
             }
-            Kind::Fifo { content_dedup, delay_s } => {
+            Kind::Fifo { content_dedup, delay_s, group_scope } => {
                 let config = QueueConfig {
                     content_based_dedup: content_dedup,
                     delay: Duration::from_secs(delay_s),
                     retention,
+                    dedup_scope: if group_scope { DedupScope::MessageGroup } else { DedupScope::Queue },
                     ..QueueConfig::fifo()
                 };
-                engine.create_queue("orders.fifo", config).expect("create");
-                vec![QueueModel { fifo: true, content_dedup, delay_ms: delay_s * 1000, ..plain("orders.fifo") }]
+                engine.create_queue("orders.fifo", config.clone()).expect("create");
+                vec![QueueModel {
+                    fifo: true,
+                    content_dedup,
+                    delay_ms: delay_s * 1000,
+                    group_scope,
+                    ..plain("orders.fifo", &config)
+                }]
             }
             Kind::WithDeadLetter { max_receives, fifo } => {
                 let (work, dead, base) = if fifo {
@@ -317,13 +413,14 @@ impl Harness {
                 } else {
                     ("work", "dead", QueueConfig::default())
                 };
-                engine.create_queue(dead, QueueConfig { retention, ..base.clone() }).expect("dlq");
+                let dead_config = QueueConfig { retention, ..base.clone() };
+                engine.create_queue(dead, dead_config.clone()).expect("dlq");
                 let redrive = RedrivePolicy { dead_letter_queue: dead.into(), max_receives };
                 let config = QueueConfig { retention, redrive: Some(redrive), ..base };
-                engine.create_queue(work, config).expect("create");
+                engine.create_queue(work, config.clone()).expect("create");
                 vec![
-                    QueueModel { fifo, redrive: Some((DEAD, max_receives)), ..plain(work) },
-                    QueueModel { fifo, ..plain(dead) },
+                    QueueModel { fifo, redrive: Some((DEAD, max_receives)), ..plain(work, &config) },
+                    QueueModel { fifo, ..plain(dead, &dead_config) },
                 ]
             }
         };
@@ -337,6 +434,7 @@ impl Harness {
             ids_seen: HashSet::new(),
             last_sequence: None,
             sequences: HashSet::new(),
+            task: None,
         }
     }
 
@@ -381,16 +479,31 @@ impl Harness {
             Op::Advance(i) => self.clock.advance(Duration::from_millis(ADVANCES_MS[*i])),
             Op::Purge { queue } => {
                 let q = *queue % self.queues.len();
-                self.queue(q).purge().expect("purge");
-                self.queues[q].msgs.clear();
-                self.lingering.retain(|(lq, _)| *lq != q);
+                let now = self.now();
+                let too_soon = self.queues[q].last_purge_ms.is_some_and(|last| now < last + 60_000);
+                match self.queue(q).purge() {
+                    Err(Error::PurgeInProgress { retry_after_ms, .. }) if too_soon => {
+                        let last = self.queues[q].last_purge_ms.unwrap_or_default();
+                        assert_eq!(retry_after_ms, last + 60_000 - now, "time until the next purge");
+                    }
+                    Ok(()) if !too_soon => {
+                        self.queues[q].msgs.clear();
+                        self.queues[q].last_purge_ms = Some(now);
+                        self.lingering.retain(|(lq, _)| *lq != q);
+                    }
+                    other => panic!("purge (too soon: {too_soon}): {other:?}"),
+                }
             }
             Op::Reopen => self.reopen(),
             Op::Maintenance => {
                 self.engine().run_maintenance().expect("maintenance");
                 self.lingering.clear();
+                self.step_task();
             }
             Op::Redrive => self.redrive(),
+            Op::ToggleDedupScope => self.toggle_dedup_scope(),
+            Op::StartMoveTask { rated } => self.start_move_task(*rated),
+            Op::CancelMoveTask => self.cancel_move_task(),
         }
         self.expire();
         self.check();
@@ -400,6 +513,13 @@ impl Harness {
         self.engine = None;
         self.engine = Some(open_engine(self.dir.path(), &self.clock));
         self.lingering.clear();
+        // A resumed task starts its pass again with an empty bucket, its count kept.
+        let now = self.now();
+        if let Some(task) = self.task.as_mut().filter(|t| t.status == MoveTaskStatus::Running) {
+            task.passed.clear();
+            task.milli_tokens = 0;
+            task.last_ms = now;
+        }
     }
 
     fn forget_lingering(&mut self, h: &Issued) {
@@ -452,13 +572,12 @@ impl Harness {
             }
             let result = result.expect("valid send");
             let model = &mut self.queues[q];
-            let dedup_key = if !model.fifo {
-                None
-            } else if let Some(d) = &entry.options.dedup_id {
-                Some(format!("id:{d}"))
-            } else {
-                Some(format!("content:{}", String::from_utf8_lossy(&entry.body)))
+            let group = entry.options.group.clone().unwrap_or_default();
+            let dedup = match &entry.options.dedup_id {
+                Some(d) => format!("id:{d}"),
+                None => format!("content:{}", String::from_utf8_lossy(&entry.body)),
             };
+            let dedup_key = model.fifo.then(|| model.dedup_key(&group, &dedup));
             if let Some(first) = dedup_key.as_ref().and_then(|k| model.dedup.get(k)).filter(|f| f.expires_ms > now) {
                 assert!(result.duplicate, "a send within the deduplication window is a duplicate: {result:?}");
                 assert_eq!(result.message_id, first.id, "a duplicate returns the first message's id");
@@ -477,8 +596,14 @@ impl Harness {
             }
             let delay_ms = entry.options.delay.map_or(model.delay_ms, |d| d.as_millis() as u64);
             if let Some(key) = dedup_key {
-                let first =
-                    FirstSend { id: result.message_id.clone(), sequence: result.sequence, expires_ms: now + DEDUP_MS };
+                let first = FirstSend {
+                    id: result.message_id.clone(),
+                    sequence: result.sequence,
+                    expires_ms: now + DEDUP_MS,
+                    group,
+                    dedup,
+                };
+                model.sends.push(first.clone());
                 model.dedup.insert(key, first);
             }
             model.msgs.push(Msg {
@@ -525,6 +650,7 @@ impl Harness {
             max,
             wait: Some(Duration::ZERO),
             visibility_timeout: visibility_s.map(Duration::from_secs),
+            ..ReceiveOptions::default()
         };
         let got = self.queue(q).receive(options).expect("receive");
         let visibility_ms = visibility_s.map_or(VISIBILITY_MS, |s| s * 1000);
@@ -778,6 +904,105 @@ impl Harness {
         assert_eq!(result, expected, "redrive result");
     }
 
+    fn start_move_task(&mut self, rated: bool) {
+        let now = self.now();
+        let rate = rated.then_some(1);
+        let result = self.engine().start_message_move_task(self.queues[DEAD].name, None, rate);
+        if self.task.as_ref().is_some_and(|t| t.status == MoveTaskStatus::Running) {
+            assert!(matches!(result, Err(Error::AlreadyExists { .. })), "a second running task: {result:?}");
+            return;
+        }
+        let info = result.expect("start a move task");
+        let dead = &self.queues[DEAD].msgs;
+        assert_eq!((info.status, info.moved, info.to_move), (MoveTaskStatus::Running, 0, dead.len() as u64));
+        self.task = Some(TaskModel {
+            handle: info.handle,
+            rate: rate.map(u64::from),
+            status: MoveTaskStatus::Running,
+            moved: 0,
+            eligible: dead.iter().map(|m| (m.id.clone(), m.incarnation)).collect(),
+            passed: HashSet::new(),
+            milli_tokens: 0,
+            last_ms: now,
+        });
+    }
+
+    fn cancel_move_task(&mut self) {
+        let result = self.task.as_ref().map(|t| self.engine().cancel_message_move_task(&t.handle));
+        match (self.task.as_mut(), result) {
+            (None, _) | (_, None) => {}
+            (Some(task), Some(result)) if task.status == MoveTaskStatus::Running => {
+                let info = result.expect("cancel a running task");
+                assert_eq!((info.status, info.moved), (MoveTaskStatus::Cancelled, task.moved));
+                task.status = MoveTaskStatus::Cancelled;
+            }
+            (Some(_), Some(result)) => assert!(matches!(result, Err(Error::InvalidArgument(_))), "{result:?}"),
+        }
+    }
+
+    /// What a maintenance run does with the running task: one step at its rate, or (without a
+    /// rate) steps until it ends.
+    fn step_task(&mut self) {
+        let now = self.now();
+        let Some(mut task) = self.task.take() else { return };
+        if task.status == MoveTaskStatus::Running {
+            let mut budget = task.budget(now);
+            if budget > 0 {
+                let mut done = true;
+                let mut i = 0;
+                while i < self.queues[DEAD].msgs.len() {
+                    let msg = &self.queues[DEAD].msgs[i];
+                    let key = (msg.id.clone(), msg.incarnation);
+                    if !task.eligible.contains(&key) {
+                        break; // arrived after the start, and so has everything after it
+                    }
+                    if task.passed.contains(&key) {
+                        i += 1;
+                    } else if msg.in_flight(now) {
+                        task.passed.insert(key);
+                        i += 1;
+                    } else if budget == 0 {
+                        done = false;
+                        break;
+                    } else {
+                        let mut msg = self.queues[DEAD].msgs.remove(i);
+                        arrive(&mut msg, now);
+                        self.queues[MAIN].msgs.push(msg);
+                        task.moved += 1;
+                        budget -= 1;
+                        task.milli_tokens = task.milli_tokens.saturating_sub(1000);
+                    }
+                }
+                if done {
+                    task.status = MoveTaskStatus::Completed;
+                }
+            }
+        }
+        let info = self.engine().message_move_task(&task.handle).expect("task status");
+        assert_eq!((info.status, info.moved), (task.status, task.moved), "move task {task:?}");
+        self.task = Some(task);
+    }
+
+    /// Switches the FIFO queue's deduplication scope: the window is keyed again at once from
+    /// every send of the last five minutes (the oldest of a key counts), as a reopen keys it.
+    /// Two sends that were apart under the old scope and share a key under the new one are
+    /// both in the log; the older answers.
+    fn toggle_dedup_scope(&mut self) {
+        let now = self.now();
+        let model = &mut self.queues[MAIN];
+        model.group_scope = !model.group_scope;
+        model.config.dedup_scope = if model.group_scope { DedupScope::MessageGroup } else { DedupScope::Queue };
+        let config = model.config.clone();
+        model.sends.retain(|f| f.expires_ms > now);
+        model.dedup.clear();
+        for first in &model.sends {
+            let key = model.dedup_key(&first.group, &first.dedup);
+            model.dedup.entry(key).or_insert_with(|| first.clone());
+        }
+        let name = model.name;
+        self.engine().set_queue_attributes(name, config).expect("change the deduplication scope");
+    }
+
     // ----- checks -----
 
     /// Every queue's live messages (`peek`) and counts (`attributes`) are the model's.
@@ -868,6 +1093,55 @@ fn run_case(kind: Kind, ops: &[Op]) {
     harness.drain();
 }
 
+/// Move tasks through the model with a full dead-letter queue: a rated task passing over a
+/// message in flight, resumed by a reopen (which starts its pass again), cancelled, and a fast
+/// one finishing what is left; for both queue types. (Random cases rarely have more than a few
+/// dead letters when a task starts.)
+#[test]
+fn scripted_move_tasks_follow_the_model() {
+    for fifo in [false, true] {
+        let spec = |word, group| SendSpec {
+            word,
+            pad: 0,
+            delay: 0,
+            group,
+            dedup: Some(word % DEDUP_IDS.len()),
+            attributes: false,
+            empty: false,
+        };
+        let mut ops = vec![Op::SendBatch((0..4).map(|w| spec(w, w % 3)).collect())];
+        // Received with visibility 0 until each has gone to the dead-letter queue.
+        ops.extend((0..6).map(|_| Op::Receive { queue: MAIN, max: 10, visibility: 1 }));
+        ops.extend([
+            Op::Receive { queue: DEAD, max: 1, visibility: 3 }, // one dead letter in flight
+            Op::StartMoveTask { rated: true },
+            Op::StartMoveTask { rated: false }, // a second while one runs: refused
+            Op::Advance(0),
+            Op::Maintenance,
+            Op::Advance(0),
+            Op::Advance(0),
+            Op::Maintenance,
+            Op::Reopen,
+            Op::Advance(1),
+            Op::Maintenance,
+            Op::CancelMoveTask,
+            Op::CancelMoveTask, // twice: refused
+            Op::Advance(6),     // past the visibility of the dead letter in flight
+            Op::StartMoveTask { rated: false },
+            Op::Maintenance,
+        ]);
+        let kind = Kind::WithDeadLetter { max_receives: 1, fifo };
+        let mut harness = Harness::new(kind);
+        for op in &ops {
+            harness.run(op);
+        }
+        let task = harness.task.clone().expect("a task");
+        assert_eq!(task.status, MoveTaskStatus::Completed, "fifo {fifo}: {task:?}");
+        assert!(harness.queues[DEAD].msgs.is_empty(), "fifo {fifo}: everything went home");
+        harness.drain();
+    }
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -879,7 +1153,8 @@ proptest! {
     #[test]
     fn fifo_queue_behaves_like_the_model(
         case in case((any::<bool>(), prop::sample::select(vec![0u64, 5]))
-            .prop_map(|(content_dedup, delay_s)| Kind::Fifo { content_dedup, delay_s }))
+            .prop_flat_map(|(content_dedup, delay_s)| any::<bool>()
+                .prop_map(move |group_scope| Kind::Fifo { content_dedup, delay_s, group_scope })))
     ) {
         run_case(case.0, &case.1);
     }
@@ -896,7 +1171,8 @@ proptest! {
 // ----- single behaviours -----
 
 fn receive_now(queue: &Queue, max: usize, visibility: Option<Duration>) -> Vec<ReceivedMessage> {
-    let options = ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: visibility };
+    let options =
+        ReceiveOptions { max, wait: Some(Duration::ZERO), visibility_timeout: visibility, ..ReceiveOptions::default() };
     queue.receive(options).expect("receive")
 }
 

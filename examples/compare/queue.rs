@@ -149,7 +149,7 @@ fn weir_cycle(ctx: &Ctx, dir: &Path, cycle: Cycle, body: &[u8]) -> f64 {
             }
             count_until_stop(stop, || {
                 let got = q
-                    .receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), visibility_timeout: None })
+                    .receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), ..ReceiveOptions::default() })
                     .expect("weir: receive");
                 if got.is_empty() {
                     return 0;
@@ -186,6 +186,8 @@ impl LimitFrames {
             origin_queue: 0,
             group: if fifo { Bytes::from_static(b"group-42") } else { Bytes::new() },
             dedup: if fifo { Bytes::from_static(b"dedup-123456") } else { Bytes::new() },
+            trace_header: Bytes::new(),
+            sender_id: Bytes::new(),
             attributes: Vec::new(),
             body: Bytes::copy_from_slice(body),
         });

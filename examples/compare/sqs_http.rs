@@ -111,6 +111,7 @@ fn library_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f6
                         max: BATCH,
                         wait: Some(Duration::from_secs(1)),
                         visibility_timeout: None,
+                        attempt_id: None,
                     })
                     .expect("weir: receive");
                 if got.is_empty() {

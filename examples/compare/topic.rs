@@ -60,6 +60,8 @@ pub fn fanout(ctx: &Ctx) -> Row {
                 origin_queue: 0,
                 group: Bytes::new(),
                 dedup: Bytes::new(),
+                trace_header: Bytes::new(),
+                sender_id: Bytes::new(),
                 attributes: Vec::new(),
                 body: Bytes::copy_from_slice(&body),
             });

@@ -64,6 +64,8 @@ fn decode_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
         origin_queue: 0,
         group: Bytes::from_static(b"group-1"),
         dedup: Bytes::from_static(b"dedup-1"),
+        trace_header: Bytes::from_static(b"Root=1-00000000-000000000000000000000000"),
+        sender_id: Bytes::new(),
         attributes: vec![StoredAttribute {
             name: "color".into(),
             data_type: "String".into(),

@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::tags::{ResourceKind, Tags};
 use crate::error::{Error, Result};
 use crate::format::batch::{record_payload_len, MAX_PAYLOAD_LEN};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
 use crate::log::{Durability, Log, LogConfig};
+use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
 use crate::topic::{SubscriptionDef, TopicConfig};
@@ -47,6 +49,28 @@ pub enum CatalogRecord {
         name: String,
         /// Its attributes.
         config: QueueConfig,
+        /// Tags the queue is created with (only in the record that creates it), so that
+        /// creating and tagging is one atomic change.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: Tags,
+    },
+    /// Tags were added to (or changed on) a queue, topic or stream.
+    Tag {
+        /// What kind of resource.
+        resource: ResourceKind,
+        /// Its name.
+        name: String,
+        /// Tags to add; a key that exists gets the new value.
+        tags: Tags,
+    },
+    /// Tags were removed from a queue, topic or stream.
+    Untag {
+        /// What kind of resource.
+        resource: ResourceKind,
+        /// Its name.
+        name: String,
+        /// Keys to remove (absent ones are ignored).
+        keys: Vec<String>,
     },
     /// A queue was deleted.
     DeleteQueue {
@@ -77,6 +101,36 @@ pub enum CatalogRecord {
         /// Its id.
         id: String,
     },
+    /// A message move task started.
+    StartMoveTask {
+        /// The task.
+        task: MoveTaskDef,
+    },
+    /// A message move task ended (completed, cancelled or failed).
+    EndMoveTask {
+        /// Its id.
+        id: u32,
+        /// How it ended.
+        status: MoveTaskStatus,
+        /// Messages it moved.
+        moved: u64,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure_reason: Option<String>,
+    },
+}
+
+/// A message move task as the catalog knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveTaskEntry {
+    /// What it moves.
+    pub def: MoveTaskDef,
+    /// Where it is.
+    pub status: MoveTaskStatus,
+    /// Messages moved, for an ended task (a running one counts in memory).
+    pub moved: u64,
+    /// Why it failed.
+    pub failure_reason: Option<String>,
 }
 
 /// A topic as the catalog knows it.
@@ -97,6 +151,10 @@ pub struct QueueEntry {
     pub id: u32,
     /// Attributes.
     pub config: QueueConfig,
+    /// When the record that created it was written (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed (the time of its latest `put_queue` record).
+    pub modified_ms: u64,
 }
 
 /// The replayed state of the catalog.
@@ -121,10 +179,36 @@ pub struct CatalogState {
     pub next_topic_id: u32,
     /// The number the next subscription id carries.
     pub next_subscription: u64,
+    /// Tags of queues, topics and streams that have any.
+    pub tags: BTreeMap<(ResourceKind, String), Tags>,
+    /// Message move tasks of existing source queues: the running ones and the latest ten that
+    /// ended, per source.
+    pub move_tasks: BTreeMap<u32, MoveTaskEntry>,
+    /// The id the next move task gets.
+    pub next_move_task_id: u32,
 }
 
 impl CatalogState {
-    fn apply(&mut self, record: CatalogRecord) {
+    /// The tags of a resource (empty if it has none).
+    pub fn tags_of(&self, kind: ResourceKind, name: &str) -> Tags {
+        self.tags.get(&(kind, name.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// Keeps the latest [`MAX_LISTED_MOVE_TASKS`] ended tasks of a source (all it lists).
+    fn forget_old_move_tasks(&mut self, source: &str) {
+        let ended: Vec<u32> = self
+            .move_tasks
+            .values()
+            .filter(|t| t.def.source == source && t.status != MoveTaskStatus::Running)
+            .map(|t| t.def.id)
+            .collect();
+        for id in ended.iter().rev().skip(MAX_LISTED_MOVE_TASKS) {
+            self.move_tasks.remove(id);
+        }
+    }
+
+    /// Applies one record, written at `time_ms` (its frame's time).
+    fn apply(&mut self, record: CatalogRecord, time_ms: u64) {
         match record {
             CatalogRecord::PutStream { stream } => {
                 let dir = stream.dir_name();
@@ -134,6 +218,7 @@ impl CatalogState {
                 self.streams.insert(stream.name.clone(), stream);
             }
             CatalogRecord::DeleteStream { name } => {
+                self.tags.remove(&(ResourceKind::Stream, name.clone()));
                 if let Some(stream) = self.streams.remove(&name) {
                     self.deleted_streams.push(stream.dir_name());
                 }
@@ -143,19 +228,57 @@ impl CatalogState {
                     self.secret = parse_secret(&secret);
                 }
             }
-            CatalogRecord::PutQueue { id, name, config } => {
-                self.next_queue_id = self.next_queue_id.max(id + 1);
-                self.queues.insert(name, QueueEntry { id, config });
+            CatalogRecord::PutQueue { id, name, config, tags } => {
+                self.next_queue_id = self.next_queue_id.max(id.saturating_add(1));
+                let created_ms = match self.queues.get(&name) {
+                    Some(existing) if existing.id == id => existing.created_ms,
+                    _ => time_ms,
+                };
+                if !tags.is_empty() {
+                    self.tags.entry((ResourceKind::Queue, name.clone())).or_default().extend(tags);
+                }
+                self.queues.insert(name, QueueEntry { id, config, created_ms, modified_ms: time_ms });
             }
             CatalogRecord::DeleteQueue { name } => {
                 self.queues.remove(&name);
+                self.move_tasks.retain(|_, t| t.def.source != name);
+                self.tags.remove(&(ResourceKind::Queue, name));
+            }
+            CatalogRecord::StartMoveTask { task } => {
+                self.next_move_task_id = self.next_move_task_id.max(task.id.saturating_add(1));
+                let entry =
+                    MoveTaskEntry { def: task, status: MoveTaskStatus::Running, moved: 0, failure_reason: None };
+                self.move_tasks.insert(entry.def.id, entry);
+            }
+            CatalogRecord::EndMoveTask { id, status, moved, failure_reason } => {
+                let Some(task) = self.move_tasks.get_mut(&id) else { return };
+                task.status = status;
+                task.moved = moved;
+                task.failure_reason = failure_reason;
+                let source = task.def.source.clone();
+                self.forget_old_move_tasks(&source);
+            }
+            CatalogRecord::Tag { resource, name, tags } => {
+                self.tags.entry((resource, name)).or_default().extend(tags);
+            }
+            CatalogRecord::Untag { resource, name, keys } => {
+                let key = (resource, name);
+                if let Some(tags) = self.tags.get_mut(&key) {
+                    for k in &keys {
+                        tags.remove(k);
+                    }
+                    if tags.is_empty() {
+                        self.tags.remove(&key);
+                    }
+                }
             }
             CatalogRecord::PutTopic { id, name, config } => {
-                self.next_topic_id = self.next_topic_id.max(id + 1);
+                self.next_topic_id = self.next_topic_id.max(id.saturating_add(1));
                 self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new() });
             }
             CatalogRecord::DeleteTopic { name } => {
                 self.topics.remove(&name);
+                self.tags.remove(&(ResourceKind::Topic, name));
             }
             CatalogRecord::Subscribe { subscription } => {
                 if let Some(n) = subscription.id.strip_prefix("sub-").and_then(|n| n.parse::<u64>().ok()) {
@@ -233,12 +356,17 @@ impl Catalog {
                 format!("catalog records 0 to {} are missing (a segment file is gone); run `weir salvage`", first - 1),
             ));
         }
-        let mut state =
-            CatalogState { next_queue_id: 1, next_topic_id: 1, next_subscription: 1, ..CatalogState::default() };
+        let mut state = CatalogState {
+            next_queue_id: 1,
+            next_topic_id: 1,
+            next_subscription: 1,
+            next_move_task_id: 1,
+            ..CatalogState::default()
+        };
         log.for_each_from(log.first_seq(), |r| {
             let record: CatalogRecord = serde_json::from_slice(&r.value)
                 .map_err(|e| Error::corrupt(dir, 0, format!("catalog record {} does not decode: {e}", r.seq)))?;
-            state.apply(record);
+            state.apply(record, r.time_ms);
             Ok(())
         })?;
         Ok(Catalog { log, state })
@@ -251,13 +379,19 @@ impl Catalog {
 
     /// Durably records a change, then applies it.
     pub fn append(&mut self, record: CatalogRecord, now_ms: u64) -> Result<()> {
+        self.append_stamped(record, now_ms).map(|_| ())
+    }
+
+    /// [`Catalog::append`], returning the time the log stamped on the record (the time replay
+    /// applies it at: never earlier than an earlier record's, whatever the clock did).
+    pub fn append_stamped(&mut self, record: CatalogRecord, now_ms: u64) -> Result<u64> {
         let value = serde_json::to_vec(&record).map_err(|e| Error::InvalidArgument(format!("catalog record: {e}")))?;
         let size = record_payload_len(0, value.len());
         if size > MAX_PAYLOAD_LEN {
             return Err(Error::TooLarge { what: "catalog record", size, limit: MAX_PAYLOAD_LEN });
         }
-        self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
-        self.state.apply(record);
-        Ok(())
+        let outcome = self.log.append(&[RecordRef { key: b"", value: &value }], now_ms)?;
+        self.state.apply(record, outcome.time_ms);
+        Ok(outcome.time_ms)
     }
 }

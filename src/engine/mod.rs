@@ -16,6 +16,9 @@ pub mod health;
 #[cfg(test)]
 mod interleavings;
 pub mod lock;
+mod move_tasks;
+mod queue_admin;
+pub mod tags;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +110,7 @@ pub(crate) struct EngineInner {
     lock: Arc<DirLock>,
     /// What the maintenance thread failed at, per log.
     failures: FailureBook,
+    move_tasks: move_tasks::MoveTasks,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -169,7 +173,13 @@ impl Engine {
         let queue_defs = state
             .queues
             .iter()
-            .map(|(name, q)| QueueDef { id: q.id, name: name.clone(), config: q.config.clone() })
+            .map(|(name, q)| QueueDef {
+                id: q.id,
+                name: name.clone(),
+                config: q.config.clone(),
+                created_ms: q.created_ms,
+                modified_ms: q.modified_ms,
+            })
             .collect();
         let store_env = StoreEnv {
             vfs: options.vfs.clone(),
@@ -184,6 +194,11 @@ impl Engine {
             queue_defs,
             state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
         )?;
+        let move_tasks = move_tasks::MoveTasks::resume(
+            catalog.state(),
+            &queues.take_replayed_move_progress(),
+            options.clock.now_ms(),
+        );
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::new(entry.id, name.clone(), entry.config);
@@ -204,9 +219,12 @@ impl Engine {
             wake: Condvar::new(),
             lock,
             failures: FailureBook::default(),
+            move_tasks,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
-        Ok(Engine { inner, maintenance })
+        let engine = Engine { inner, maintenance };
+        engine.resume_move_tasks();
+        Ok(engine)
     }
 
     /// The data directory.
@@ -328,48 +346,14 @@ impl Engine {
 
     /// Creates a queue. Creating one that exists with the same attributes succeeds (as SQS);
     /// with different attributes it fails. A redrive policy must name an existing queue of the
-    /// same type (FIFO for a FIFO queue).
+    /// same type (FIFO for a FIFO queue) whose redrive allow policy lets this one use it.
     pub fn create_queue(&self, name: &str, config: QueueConfig) -> Result<()> {
-        names::validate_queue_name("queue", name, config.fifo)?;
-        config.validate()?;
-        let mut catalog = self.inner.catalog.lock();
-        if let Some(existing) = catalog.state().queues.get(name) {
-            if existing.config == config {
-                return Ok(());
-            }
-            return Err(Error::AlreadyExists { kind: "queue", name: name.to_string() });
-        }
-        check_redrive(catalog.state(), name, &config)?;
-        let id = catalog.state().next_queue_id;
-        catalog.append(
-            CatalogRecord::PutQueue { id, name: name.to_string(), config: config.clone() },
-            self.inner.options.clock.now_ms(),
-        )?;
-        self.inner.queues.add_queue(QueueDef { id, name: name.to_string(), config });
-        Ok(())
+        self.create_queue_with(name, config, &tags::Tags::new())
     }
 
     /// Changes a queue's attributes (all but `fifo`, which is fixed at creation).
     pub fn set_queue_attributes(&self, name: &str, config: QueueConfig) -> Result<()> {
-        let queue = self.queue(name)?;
-        config.validate()?;
-        let mut catalog = self.inner.catalog.lock();
-        let Some(existing) = catalog.state().queues.get(name).cloned() else {
-            return Err(Error::NotFound { kind: "queue", name: name.to_string() });
-        };
-        if existing.config.fifo != config.fifo {
-            return Err(Error::InvalidArgument("a queue's type (FIFO or standard) cannot change".into()));
-        }
-        check_redrive(catalog.state(), name, &config)?;
-        // Expiry is computed from the current retention: make it durable under the shorter of
-        // the two, so neither a shorter nor a longer setting revives what is already gone.
-        self.inner.queues.expire_for_retention(&queue.cell, config.retention.min(existing.config.retention))?;
-        catalog.append(
-            CatalogRecord::PutQueue { id: existing.id, name: name.to_string(), config: config.clone() },
-            self.inner.options.clock.now_ms(),
-        )?;
-        self.inner.queues.set_config(&queue.cell, config);
-        Ok(())
+        self.update_queue_config(name, |_| Ok(config))
     }
 
     /// A queue's attributes and approximate counts.
@@ -556,9 +540,10 @@ impl Engine {
     }
 
     /// Runs one round of maintenance now: retention on every stream shard, then retention and
-    /// compaction of the message log. The background thread calls this periodically; tests
-    /// driving a manual clock call it directly. Every log has its turn whatever the others do;
-    /// the first error is returned.
+    /// compaction of the message log, then every message move task as far as its rate allows
+    /// by now. The background thread calls this periodically; tests driving a manual clock
+    /// call it directly. Every log has its turn whatever the others do; the first error is
+    /// returned.
     pub fn run_maintenance(&self) -> Result<()> {
         self.inner.run_maintenance(Pass::foreground())
     }
@@ -616,6 +601,7 @@ impl EngineInner {
             }
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        self.run_move_tasks();
         pass.finish()
     }
 
@@ -646,6 +632,12 @@ fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig
             "the dead-letter queue of a {} queue must be {} too",
             if config.fifo { "FIFO" } else { "standard" },
             if config.fifo { "FIFO" } else { "standard" }
+        )));
+    }
+    if !dlq.config.redrive_allow.allows(name) {
+        return Err(Error::InvalidArgument(format!(
+            "the redrive allow policy of {:?} does not let {name:?} use it as its dead-letter queue",
+            redrive.dead_letter_queue
         )));
     }
     Ok(())
@@ -700,6 +692,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         *self.inner.shutdown.lock() = true;
         self.inner.wake.notify_all();
+        self.inner.move_tasks.stop();
         if let Some(handle) = self.maintenance.take() {
             let _ = handle.join();
         }

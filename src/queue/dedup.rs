@@ -4,6 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
+use crate::queue::config::DedupScope;
+
 /// Most ids one queue remembers. At SQS's FIFO rate with batching (3,000 messages/s) five
 /// minutes is 900,000 ids; past this bound the oldest are forgotten early.
 pub const MAX_DEDUP_ENTRIES: usize = 1 << 20;
@@ -17,6 +19,25 @@ pub fn digest(dedup_id: &[u8]) -> DedupDigest {
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     out
+}
+
+/// Digest a FIFO queue remembers a send by: its deduplication id, and with
+/// [`DedupScope::MessageGroup`] its message group too (length-prefixed, so no two (group, id)
+/// pairs share their bytes).
+pub fn scoped_digest(scope: DedupScope, group: &[u8], dedup_id: &[u8]) -> DedupDigest {
+    match scope {
+        DedupScope::Queue => digest(dedup_id),
+        DedupScope::MessageGroup => {
+            let mut h = Sha256::new();
+            h.update([1u8]);
+            h.update((group.len() as u64).to_le_bytes());
+            h.update(group);
+            h.update(dedup_id);
+            let mut out = [0u8; 16];
+            out.copy_from_slice(&h.finalize()[..16]);
+            out
+        }
+    }
 }
 
 /// What a remembered id answers with: the first message's id and key.
@@ -146,5 +167,21 @@ mod tests {
                 prop_assert_eq!(w.len(), model.len());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn message_group_scope_keys_by_group_and_id_without_ambiguity() {
+        let q = |g: &[u8], d: &[u8]| scoped_digest(DedupScope::Queue, g, d);
+        let m = |g: &[u8], d: &[u8]| scoped_digest(DedupScope::MessageGroup, g, d);
+        assert_eq!(q(b"a", b"id"), q(b"b", b"id"), "queue scope ignores the group");
+        assert_eq!(q(b"a", b"id"), digest(b"id"), "queue scope is the digest windows always used");
+        assert_ne!(m(b"a", b"id"), m(b"b", b"id"));
+        assert_ne!(m(b"ab", b"c"), m(b"a", b"bc"), "group and id are kept apart");
+        assert_eq!(m(b"a", b"id"), m(b"a", b"id"));
     }
 }

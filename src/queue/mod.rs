@@ -6,11 +6,15 @@
 //! every change of its state (received, deleted, visibility changed, purged). Each queue keeps
 //! an in-memory index ([`state`]) rebuilt from the log on open.
 
+pub mod attempts;
 pub mod attributes;
+pub mod changed;
 pub mod config;
 pub mod dedup;
 pub mod keyed;
+pub mod move_task;
 pub(crate) mod pause;
+pub mod policy;
 pub mod receipt;
 pub mod state;
 pub mod store;
@@ -23,7 +27,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 pub use attributes::{AttributeValue, Attributes};
-pub use config::{QueueConfig, RedrivePolicy};
+pub use config::{DedupScope, FifoThroughputLimit, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
 use store::{QueueCell, QueueStore};
 
 /// Most entries in one batch call, as SQS.
@@ -45,6 +49,12 @@ pub struct SendOptions {
     pub group: Option<String>,
     /// FIFO: the deduplication id (required unless content-based deduplication is on).
     pub dedup_id: Option<String>,
+    /// The AWSTraceHeader system attribute (1 to 1024 printable ASCII characters), returned
+    /// with the message.
+    pub trace_header: Option<String>,
+    /// Who sends it (an account or principal id, 1 to 256 printable ASCII characters), returned
+    /// with the message as its sender id.
+    pub sender_id: Option<String>,
 }
 
 /// One entry of a `send_batch`.
@@ -78,6 +88,12 @@ pub struct ReceiveOptions {
     pub wait: Option<Duration>,
     /// Visibility timeout for these messages (default: the queue's).
     pub visibility_timeout: Option<Duration>,
+    /// FIFO: a receive request attempt id (1 to 128 printable ASCII characters). A receive
+    /// repeated with the same id within 5 minutes returns the same messages with the same
+    /// receipt handles (and restarts their visibility timeout) while they are still in flight
+    /// from that receive, untouched; otherwise it receives anew. Kept in memory: a reopen
+    /// forgets attempts. Ignored by standard queues.
+    pub attempt_id: Option<String>,
 }
 
 /// A received message.
@@ -104,6 +120,19 @@ pub struct ReceivedMessage {
     /// FIFO: its sequence number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
+    /// FIFO: its deduplication id (as sent, or the body's SHA-256 in hex under content-based
+    /// deduplication; a message moved to a dead-letter queue has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
+    /// Its AWSTraceHeader system attribute, if it was sent with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
+    /// Its sender id, if the sender gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_id: Option<String>,
+    /// The queue it was moved to this dead-letter queue from (while that queue exists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_source: Option<String>,
 }
 
 /// A live message seen without receiving it (for operators).
@@ -148,6 +177,24 @@ pub struct QueueAttributes {
     pub dead_letter_queue: Option<String>,
     /// Max receives before the dead-letter queue.
     pub max_receives: Option<u32>,
+    /// FIFO: deduplication per queue or per message group.
+    pub dedup_scope: DedupScope,
+    /// FIFO: SQS's throughput quota setting.
+    pub fifo_throughput_limit: FifoThroughputLimit,
+    /// Which queues may use this one as their dead-letter queue.
+    pub redrive_allow: RedriveAllowPolicy,
+    /// The access policy (JSON), if any.
+    pub policy: Option<String>,
+    /// SSE-KMS key, if any (kept, not used).
+    pub kms_master_key_id: Option<String>,
+    /// SSE-KMS data key reuse period, seconds.
+    pub kms_data_key_reuse_period_s: u64,
+    /// SSE-SQS (kept, not used).
+    pub sqs_managed_sse: bool,
+    /// When the queue was created (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed (ms since the Unix epoch).
+    pub last_modified_ms: u64,
     /// Messages visible now.
     pub approximate_visible: u64,
     /// Messages held by receivers.
@@ -236,7 +283,8 @@ impl Queue {
         self.store.change_visibility(&self.cell, entries)
     }
 
-    /// Deletes every message in the queue, in flight or not.
+    /// Deletes every message in the queue, in flight or not. Once a minute at most, as SQS:
+    /// sooner fails with [`crate::Error::PurgeInProgress`].
     pub fn purge(&self) -> Result<()> {
         self.store.purge(&self.cell)
     }
@@ -244,6 +292,42 @@ impl Queue {
     /// Attributes and approximate counts.
     pub fn attributes(&self) -> QueueAttributes {
         self.store.attributes(&self.cell)
+    }
+
+    /// A future that completes once something that can make a message visible happens to this
+    /// queue after this call: a send, a topic delivery, a visibility change to now, a message
+    /// moved in (dead letter, redrive, move task), a delete or purge of a FIFO queue (a group
+    /// may unblock), a change of attributes, or the queue's deletion. Messages whose delay or
+    /// visibility timeout runs out are not an event: wait for [`Queue::next_visible_at_ms`].
+    ///
+    /// Create it *before* a receive that found nothing, then await it, so that nothing
+    /// happening in between is missed. No thread waits: the future registers its waker.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll, Waker};
+    /// use weir::queue::{QueueConfig, SendOptions};
+    /// let engine = weir::Engine::open(dir.path(), weir::Options::default())?;
+    /// engine.create_queue("jobs", QueueConfig::default())?;
+    /// let jobs = engine.queue("jobs")?;
+    /// let mut changed = Box::pin(jobs.changed());
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Pending);
+    /// jobs.send(b"work", SendOptions::default())?;
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn changed(&self) -> changed::QueueChanged {
+        self.cell.changed.changed()
+    }
+
+    /// When the next delayed or in-flight message becomes visible, by the engine clock (ms
+    /// since the Unix epoch): now if a receive may find one already (a message no receive has
+    /// looked at yet counts, so ask after a receive that found nothing), `None` if no message
+    /// waits for a time. Together with [`Queue::changed`] this is what a long poll sleeps on.
+    pub fn next_visible_at_ms(&self) -> Option<u64> {
+        self.store.next_visible_at_ms(&self.cell)
     }
 
     /// Up to `limit` live messages in send order, without receiving them.

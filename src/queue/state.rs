@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::queue::attempts::ReceiveAttempts;
 use crate::queue::config::QueueConfig;
 use crate::queue::dedup::DedupWindow;
 use crate::queue::keyed::KeyedStore;
@@ -164,6 +165,10 @@ pub struct QueueState {
     ready_groups: VecDeque<u32>,
     /// FIFO deduplication window.
     pub dedup: DedupWindow,
+    /// FIFO receive request attempts (in memory only).
+    pub attempts: ReceiveAttempts,
+    /// When the queue was last purged (from its latest Purge record).
+    pub last_purge_ms: Option<u64>,
 }
 
 impl QueueState {
@@ -182,6 +187,8 @@ impl QueueState {
             free_groups: Vec::new(),
             ready_groups: VecDeque::new(),
             dedup: DedupWindow::default(),
+            attempts: ReceiveAttempts::default(),
+            last_purge_ms: None,
         }
     }
 
@@ -198,6 +205,11 @@ impl QueueState {
     /// A live message.
     pub fn get(&self, key: u64) -> Option<&Msg> {
         self.msgs.get(key)
+    }
+
+    /// The first live message with a key at or above `key`.
+    pub fn first_from(&self, key: u64) -> Option<(u64, &Msg)> {
+        self.msgs.first_from(key)
     }
 
     /// Every live message, in key order.

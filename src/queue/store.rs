@@ -7,6 +7,10 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod move_messages;
+
+pub use move_messages::{MoveJob, MoveStep};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,15 +24,21 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::format::batch::{payload_len, record_payload_len, MAX_PAYLOAD_LEN, RECORD_OVERHEAD};
-use crate::format::queue_record::{MessageRecord, PublishRecord, QueueRecord, MAX_ATTRIBUTES, MAX_ID_LEN, OWN_SEQ};
+use crate::format::queue_record::{
+    MessageRecord, PublishRecord, QueueRecord, MAX_ATTRIBUTES, MAX_ID_LEN, MAX_SENDER_ID_LEN, MAX_TRACE_HEADER_LEN,
+    OWN_SEQ,
+};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
+use crate::queue::attempts::{validate_attempt_id, AttemptEntry};
 use crate::queue::attributes::{self, from_stored, to_stored};
+use crate::queue::changed::ChangeSignal;
 use crate::queue::config::{
-    check_range, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_MAX_MESSAGE_BYTES, MAX_RECEIVE_WAIT, MAX_VISIBILITY_TIMEOUT,
+    check_range, DedupScope, QueueConfig, DEDUP_WINDOW, MAX_DELAY, MAX_MAX_MESSAGE_BYTES, MAX_RECEIVE_WAIT,
+    MAX_VISIBILITY_TIMEOUT,
 };
-use crate::queue::dedup::{digest, DedupWindow, FirstSend};
+use crate::queue::dedup::{digest, scoped_digest, DedupWindow, FirstSend};
 use crate::queue::pause::{Pause, PausePoints};
 use crate::queue::receipt::{Receipt, ReceiptKey};
 use crate::queue::state::{Msg, QueueState};
@@ -44,6 +54,10 @@ pub struct QueueCell {
     pub id: u32,
     /// Name.
     pub name: String,
+    /// When the queue was created (ms since the Unix epoch, from the catalog).
+    pub created_ms: u64,
+    /// When its attributes last changed.
+    modified_ms: AtomicU64,
     pub(crate) state: Mutex<QueueState>,
     wake: Condvar,
     /// Long polls asleep on `wake` (changed only under `state`'s lock).
@@ -51,19 +65,31 @@ pub struct QueueCell {
     /// One of them has been woken and has not run yet (changed only under `state`'s lock).
     wake_pending: AtomicBool,
     deleted: AtomicBool,
+    /// What async waiters (`Queue::changed`) wait on.
+    pub(crate) changed: Arc<ChangeSignal>,
 }
 
 impl QueueCell {
-    fn new(id: u32, name: String, state: QueueState) -> QueueCell {
+    fn new(def: &QueueDef, state: QueueState) -> QueueCell {
         QueueCell {
-            id,
-            name,
+            id: def.id,
+            name: def.name.clone(),
+            created_ms: def.created_ms,
+            modified_ms: AtomicU64::new(def.modified_ms),
             state: Mutex::new(state),
             wake: Condvar::new(),
             waiting: AtomicU64::new(0),
             wake_pending: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            changed: Arc::new(ChangeSignal::default()),
         }
+    }
+
+    /// Something that can make messages visible happened (messages arrived, visibility ran
+    /// to now, attributes changed): wakes every blocking long poll and every async waiter.
+    pub(crate) fn wake_everyone(&self) {
+        self.wake.notify_all();
+        self.changed.notify();
     }
 
     /// Whether to wake a long poll for messages that just became visible; call under the lock,
@@ -85,6 +111,10 @@ pub struct QueueDef {
     pub name: String,
     /// Attributes.
     pub config: QueueConfig,
+    /// When it was created (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When its attributes last changed.
+    pub modified_ms: u64,
 }
 
 /// The shared message log and every queue's index.
@@ -97,6 +127,9 @@ pub struct QueueStore {
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
     /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
+    /// Moves counted by message move tasks, from their MoveProgress records, by task id (the
+    /// engine takes them when it resumes its tasks at open).
+    replayed_move_progress: Mutex<HashMap<u32, u64>>,
     /// Held while any queue or topic handle lives: they can still write.
     _lock: Arc<dyn std::any::Any + Send + Sync>,
     /// Where tests interleave other work with an operation.
@@ -146,6 +179,9 @@ pub struct StoreEnv {
     pub lock: Arc<dyn std::any::Any + Send + Sync>,
 }
 
+/// How often a queue may be purged, as SQS: once a minute.
+pub const PURGE_INTERVAL_MS: u64 = 60_000;
+
 /// Most bytes of records written in one frame by compaction (a single larger message gets a
 /// frame of its own).
 const MOVE_FRAME_BYTES: usize = 4 << 20;
@@ -164,12 +200,14 @@ impl QueueStore {
     pub fn open(dir: &Path, env: StoreEnv, queues: Vec<QueueDef>, fifo_topics: Vec<u32>) -> Result<QueueStore> {
         let StoreEnv { vfs, log_config, clock, secret, lock } = env;
         let log = Log::open(vfs, dir, log_config, 0)?;
+        let defs: HashMap<u32, QueueDef> = queues.into_iter().map(|q| (q.id, q)).collect();
         let mut states: HashMap<u32, QueueState> =
-            queues.into_iter().map(|q| (q.id, QueueState::new(q.id, q.name, q.config))).collect();
+            defs.values().map(|q| (q.id, QueueState::new(q.id, q.name.clone(), q.config.clone()))).collect();
         let mut topic_dedup: HashMap<u32, DedupWindow> =
             fifo_topics.into_iter().map(|id| (id, DedupWindow::default())).collect();
         let now = clock.now_ms();
-        replay(&log, &mut states, &mut topic_dedup, now)?;
+        let mut move_progress = HashMap::new();
+        replay(&log, &mut states, &mut topic_dedup, &mut move_progress, now)?;
         let mut seed_hasher = Sha256::new();
         seed_hasher.update(secret);
         seed_hasher.update(now.to_le_bytes());
@@ -183,10 +221,10 @@ impl QueueStore {
         id_seed.copy_from_slice(&seed_hasher.finalize()[..16]);
         let cells = states
             .into_values()
-            .map(|mut st| {
+            .filter_map(|mut st| {
                 st.rebuild(now);
-                let cell = Arc::new(QueueCell::new(st.id, st.name.clone(), st));
-                (cell.name.clone(), cell)
+                let cell = Arc::new(QueueCell::new(defs.get(&st.id)?, st));
+                Some((cell.name.clone(), cell))
             })
             .collect();
         Ok(QueueStore {
@@ -197,9 +235,16 @@ impl QueueStore {
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
             topic_dedup: Mutex::new(topic_dedup),
+            replayed_move_progress: Mutex::new(move_progress),
             _lock: lock,
             pauses: PausePoints::default(),
         })
+    }
+
+    /// The moves each message move task had made when the store was opened (from the
+    /// MoveProgress records the log still holds), by task id. Taken once, by the engine.
+    pub fn take_replayed_move_progress(&self) -> HashMap<u32, u64> {
+        std::mem::take(&mut self.replayed_move_progress.lock())
     }
 
     /// The shared log.
@@ -221,8 +266,7 @@ impl QueueStore {
 
     /// Adds a new, empty queue (the catalog has recorded it).
     pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
-        let cell =
-            Arc::new(QueueCell::new(def.id, def.name.clone(), QueueState::new(def.id, def.name.clone(), def.config)));
+        let cell = Arc::new(QueueCell::new(&def, QueueState::new(def.id, def.name.clone(), def.config.clone())));
         self.queues.write().insert(def.name, Arc::clone(&cell));
         cell
     }
@@ -234,6 +278,7 @@ impl QueueStore {
             cell.deleted.store(true, Ordering::SeqCst);
             let _guard = cell.state.lock();
             cell.wake.notify_all();
+            cell.changed.close();
         }
     }
 
@@ -260,17 +305,46 @@ impl QueueStore {
         Ok(())
     }
 
-    /// Replaces a queue's attributes (the catalog has recorded them).
-    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig) {
-        cell.state.lock().config = config;
-        cell.wake.notify_all();
+    /// Replaces a queue's attributes (the catalog has recorded them at `modified_ms`).
+    pub fn set_config(&self, cell: &QueueCell, config: QueueConfig, modified_ms: u64) -> Result<()> {
+        let mut st = cell.state.lock();
+        let rekey = st.config.dedup_scope != config.dedup_scope;
+        st.config = config;
+        cell.modified_ms.store(modified_ms, Ordering::SeqCst);
+        let rekeyed = if rekey { self.rekey_dedup(&mut st) } else { Ok(()) };
+        drop(st);
+        cell.wake_everyone();
+        rekeyed
+    }
+
+    /// Rebuilds a FIFO queue's deduplication window under its current scope from the log, as a
+    /// reopen does: every send of the last five minutes, so that ids which collided under the
+    /// old scope (and were remembered once) are remembered apart under the new one. Segments
+    /// younger than the window are never deleted, so the sends are all there.
+    fn rekey_dedup(&self, st: &mut QueueState) -> Result<()> {
+        let now = self.clock.now_ms();
+        let window_ms = DEDUP_WINDOW.as_millis() as u64;
+        let from = self.log.seq_at_time(now.saturating_sub(window_ms))?;
+        let (queue, scope) = (st.id, st.config.dedup_scope);
+        let mut window = DedupWindow::default();
+        self.log.for_each_from(from, |r| {
+            match QueueRecord::decode(&r.value) {
+                Ok(QueueRecord::Message(m)) if m.queue == queue => {
+                    remember_replayed_send(&mut window, scope, &m, r.seq, now)
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        st.dedup = window;
+        Ok(())
     }
 
     /// Wakes every long poll so it looks at the clock again (tests that move a manual clock).
     pub fn wake_all(&self) {
         for cell in self.queues.read().values() {
             let _guard = cell.state.lock();
-            cell.wake.notify_all();
+            cell.wake_everyone();
         }
     }
 
@@ -287,6 +361,15 @@ impl QueueStore {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The name of the queue a message was dead-lettered from (`origin` 0: none), while that
+    /// queue exists.
+    fn dead_letter_source(&self, origin: u32) -> Option<String> {
+        if origin == 0 {
+            return None;
+        }
+        self.queues.read().values().find(|c| c.id == origin).map(|c| c.name.clone())
     }
 
     /// A fresh message id.
@@ -365,7 +448,8 @@ impl QueueStore {
             }
             let dedup = dedup_id(&config, entry);
             if let Some(d) = &dedup {
-                let key = digest(d);
+                let group = entry.options.group.as_deref().unwrap_or_default().as_bytes();
+                let key = scoped_digest(config.dedup_scope, group, d);
                 if let Some(first) = st.dedup.lookup(&key, now) {
                     wait_for = wait_for.max(first.key + 1);
                     results.push(Some(Ok(send_result(&config, &first.message_id, first.key, true))));
@@ -390,10 +474,14 @@ impl QueueStore {
                 origin_queue: 0,
                 group: entry.options.group.as_ref().map(|g| Bytes::copy_from_slice(g.as_bytes())).unwrap_or_default(),
                 dedup: dedup.map(Bytes::from).unwrap_or_default(),
+                trace_header: optional_bytes(&entry.options.trace_header),
+                sender_id: optional_bytes(&entry.options.sender_id),
                 attributes: to_stored(&entry.options.attributes),
                 body: entry.body.clone(),
             };
-            written.push((i, (!message.dedup.is_empty()).then(|| digest(&message.dedup))));
+            let scoped =
+                (!message.dedup.is_empty()).then(|| scoped_digest(config.dedup_scope, &message.group, &message.dedup));
+            written.push((i, scoped));
             records.push(QueueRecord::Message(message));
             results.push(None);
         }
@@ -429,6 +517,9 @@ impl QueueStore {
         drop(st);
         if wake {
             cell.wake.notify_one();
+        }
+        if !records.is_empty() {
+            cell.changed.notify();
         }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
@@ -490,9 +581,10 @@ impl QueueStore {
                     continue;
                 }
                 // A FIFO queue's own window also applies to what a topic delivers into it.
-                let queue_dup = !message.dedup.is_empty()
-                    && guards[s].config.fifo
-                    && guards[s].dedup.lookup(&digest(&message.dedup), now).is_some();
+                let queue_dup = !message.dedup.is_empty() && guards[s].config.fifo && {
+                    let scope = guards[s].config.dedup_scope;
+                    guards[s].dedup.lookup(&scoped_digest(scope, &message.group, &message.dedup), now).is_some()
+                };
                 if queue_dup {
                     continue;
                 }
@@ -523,9 +615,8 @@ impl QueueStore {
                         guards[*s].insert(key, key, &m.message_id, m.sent_ms, m.visible_at_ms, &m.group, now);
                         if guards[*s].config.fifo && !m.dedup.is_empty() {
                             let expires_ms = now + DEDUP_WINDOW.as_millis() as u64;
-                            guards[*s]
-                                .dedup
-                                .remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
+                            let scoped = scoped_digest(guards[*s].config.dedup_scope, &m.group, &m.dedup);
+                            guards[*s].dedup.remember(scoped, FirstSend { message_id: m.message_id, key, expires_ms });
                         }
                     }
                     seq += 1;
@@ -546,7 +637,7 @@ impl QueueStore {
         drop(guards);
         drop(windows);
         for cell in &cells {
-            cell.wake.notify_all();
+            cell.wake_everyone();
         }
         if wait_for > 0 {
             self.log.wait_durable(wait_for)?;
@@ -586,16 +677,30 @@ impl QueueStore {
         if let Some(v) = options.visibility_timeout {
             check_range("visibility timeout", v, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
         }
+        if let Some(id) = &options.attempt_id {
+            validate_attempt_id(id)?;
+        }
+        let (queue_wait, fifo) = {
+            let st = cell.state.lock();
+            (st.config.receive_wait, st.config.fifo)
+        };
         let wait = match options.wait {
             Some(w) => {
                 check_range("receive wait time", w, Duration::ZERO, MAX_RECEIVE_WAIT)?;
                 w
             }
-            None => cell.state.lock().config.receive_wait,
+            None => queue_wait,
         };
+        // Standard queues ignore attempt ids, as SQS.
+        let attempt = options.attempt_id.as_deref().filter(|_| fifo);
+        if let Some(id) = attempt {
+            if let Some(again) = self.retry_attempt(cell, id, options.visibility_timeout)? {
+                return Ok(again);
+            }
+        }
         let deadline = Instant::now() + wait;
         loop {
-            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout)?;
+            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout, attempt)?;
             if !delivered.is_empty() {
                 return Ok(delivered);
             }
@@ -623,11 +728,71 @@ impl QueueStore {
         }
     }
 
+    /// A receive repeated with a remembered attempt id: the same messages with the same
+    /// receipt handles, their visibility timeout started again, if each is still in flight from
+    /// that receive and untouched since (not deleted, received again or its visibility
+    /// changed). `None`: receive anew (the attempt is forgotten).
+    fn retry_attempt(
+        &self,
+        cell: &QueueCell,
+        id: &str,
+        visibility: Option<Duration>,
+    ) -> Result<Option<Vec<ReceivedMessage>>> {
+        let mut st = self.lock_live(cell)?;
+        let now = self.clock.now_ms();
+        let Some(taken) = st.attempts.get(id, now) else { return Ok(None) };
+        let untouched = !taken.is_empty()
+            && taken.iter().all(|e| {
+                st.get(e.key).is_some_and(|m| {
+                    m.in_flight()
+                        && m.receive_count == e.receive_count
+                        && m.visible_at_ms == e.visible_at_ms
+                        && m.visible_at_ms > now
+                })
+            });
+        if !untouched {
+            st.attempts.forget(id);
+            return Ok(None);
+        }
+        let visible_at = now.saturating_add(visibility.unwrap_or(st.config.visibility_timeout).as_millis() as u64);
+        let records: Vec<QueueRecord> = taken
+            .iter()
+            .map(|e| QueueRecord::ChangeVisibility {
+                queue: cell.id,
+                key: e.key,
+                receive_count: e.receive_count,
+                visible_at_ms: visible_at,
+            })
+            .collect();
+        let outcome = self.write(&records, now)?;
+        let mut again = Vec::with_capacity(taken.len());
+        for e in &taken {
+            st.change_visibility(e.key, visible_at, now);
+            let Some(msg) = st.get(e.key).copied() else { continue };
+            again.push((e.key, msg, self.read_message(msg.anchor)?));
+        }
+        st.attempts.set_visible_at(id, visible_at);
+        drop(st);
+        if visible_at <= now {
+            cell.wake_everyone();
+        }
+        let out = again
+            .into_iter()
+            .map(|(key, msg, m)| {
+                let source = self.dead_letter_source(m.origin_queue);
+                received(&self.receipt_key, cell.id, key, &msg, m, true, source)
+            })
+            .collect();
+        self.log.wait_durable(outcome.next_seq)?;
+        Ok(Some(out))
+    }
+
     fn receive_once(
         &self,
         cell: &QueueCell,
         max: usize,
         visibility: Option<Duration>,
+        attempt: Option<&str>,
     ) -> Result<(Vec<ReceivedMessage>, bool)> {
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
@@ -668,13 +833,7 @@ impl QueueStore {
         for taken in &selection.to_dead_letter {
             let (Some(dlq_cell), Some(dlq_state)) = (dlq.as_ref(), dlq_st.as_mut()) else { break };
             let mut m = self.read_message(taken.msg.anchor)?;
-            m.queue = dlq_cell.id;
-            m.key = OWN_SEQ;
-            m.visible_at_ms = now;
-            m.receive_count = 0;
-            m.first_receive_ms = 0;
-            m.origin_queue = cell.id;
-            m.dedup = Bytes::new();
+            arriving(&mut m, dlq_cell.id, cell.id, now);
             let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
             records = vec![QueueRecord::Delete { queue: cell.id, key: taken.key }, QueueRecord::Message(m)];
             let outcome = self.write(&records, now)?;
@@ -683,6 +842,18 @@ impl QueueStore {
             last = outcome.next_seq;
         }
         let fifo = st.config.fifo;
+        if let (Some(id), false) = (attempt, selection.delivered.is_empty()) {
+            let taken = selection
+                .delivered
+                .iter()
+                .map(|t| AttemptEntry {
+                    key: t.key,
+                    receive_count: t.msg.receive_count,
+                    visible_at_ms: t.msg.visible_at_ms,
+                })
+                .collect();
+            st.attempts.remember(id, now, taken);
+        }
         // Read under the lock (compaction may move a message and drop its old segment once the
         // lock is free); sign handles and format ids after it.
         let mut taken = Vec::with_capacity(selection.delivered.len());
@@ -694,11 +865,16 @@ impl QueueStore {
         if wake_next {
             cell.wake.notify_one();
         }
-        if let Some(d) = &dlq {
-            d.wake.notify_all();
+        if let (Some(d), false) = (&dlq, selection.to_dead_letter.is_empty()) {
+            d.wake_everyone();
         }
-        let out: Vec<ReceivedMessage> =
-            taken.into_iter().map(|(t, m)| received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo)).collect();
+        let out: Vec<ReceivedMessage> = taken
+            .into_iter()
+            .map(|(t, m)| {
+                let source = self.dead_letter_source(m.origin_queue);
+                received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo, source)
+            })
+            .collect();
         self.log.wait_durable(last)?;
         Ok((out, !selection.to_dead_letter.is_empty()))
     }
@@ -756,10 +932,14 @@ impl QueueStore {
             st.remove(key);
         }
         // A FIFO group may have unblocked.
-        let wake = st.config.fifo && st.has_visible(now) && cell.claim_wake();
+        let fifo = st.config.fifo;
+        let wake = fifo && st.has_visible(now) && cell.claim_wake();
         drop(st);
         if wake {
             cell.wake.notify_one();
+        }
+        if fifo {
+            cell.changed.notify();
         }
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
@@ -813,6 +993,9 @@ impl QueueStore {
 
         drop(st);
         cell.wake.notify_all();
+        if changes.iter().any(|(_, at)| *at <= now) {
+            cell.changed.notify();
+        }
         self.log.wait_durable(outcome.next_seq)?;
         Ok(results)
     }
@@ -821,12 +1004,36 @@ impl QueueStore {
     pub fn purge(&self, cell: &QueueCell) -> Result<()> {
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
+        // One purge a minute, as SQS. A clock that stepped back before the last purge does not
+        // block purges until it catches up.
+        if let Some(last) = st.last_purge_ms {
+            let allowed_at = last.saturating_add(PURGE_INTERVAL_MS);
+            if (last..allowed_at).contains(&now) {
+                return Err(Error::PurgeInProgress { queue: cell.name.clone(), retry_after_ms: allowed_at - now });
+            }
+        }
         // Holding the queue's lock, no send to it can be between this bound and the record.
         let before_key = self.log.written_next();
         let outcome = self.write(&[QueueRecord::Purge { queue: cell.id, before_key }], now)?;
         st.purge(before_key);
+        // The time replay will see: the record's.
+        st.last_purge_ms = Some(outcome.time_ms);
         drop(st);
+        cell.changed.notify();
         self.log.wait_durable(outcome.next_seq)
+    }
+
+    /// When the next delayed or in-flight message becomes visible by the engine clock: now if
+    /// one may be visible already, `None` if no message is waiting for a time (or the queue is
+    /// gone). A long poll sleeps until then, its deadline, or a [`ChangeSignal`] change.
+    pub fn next_visible_at_ms(&self, cell: &QueueCell) -> Option<u64> {
+        let mut st = self.lock_live(cell).ok()?;
+        let now = self.clock.now_ms();
+        st.pump(now);
+        if st.has_visible(now) {
+            return Some(now);
+        }
+        st.next_timer_ms().map(|at| at.max(now))
     }
 
     /// Attributes and approximate counts.
@@ -847,6 +1054,15 @@ impl QueueStore {
             receive_wait_s: cfg.receive_wait.as_secs(),
             dead_letter_queue: cfg.redrive.as_ref().map(|r| r.dead_letter_queue.clone()),
             max_receives: cfg.redrive.as_ref().map(|r| r.max_receives),
+            dedup_scope: cfg.dedup_scope,
+            fifo_throughput_limit: cfg.fifo_throughput_limit,
+            redrive_allow: cfg.redrive_allow.clone(),
+            policy: cfg.policy.clone(),
+            kms_master_key_id: cfg.kms_master_key_id.clone(),
+            kms_data_key_reuse_period_s: cfg.kms_data_key_reuse_period.as_secs(),
+            sqs_managed_sse: cfg.sqs_managed_sse,
+            created_ms: cell.created_ms,
+            last_modified_ms: cell.modified_ms.load(Ordering::SeqCst),
             approximate_visible: c.visible,
             approximate_in_flight: c.in_flight,
             approximate_delayed: c.delayed,
@@ -963,7 +1179,7 @@ impl QueueStore {
                 let new_key = outcome.base_seq + 1;
                 target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
                 drop(guards);
-                target.wake.notify_all();
+                target.wake_everyone();
                 result.moved += 1;
                 last = outcome.next_seq;
             }
@@ -1070,6 +1286,7 @@ fn replay(
     log: &Log,
     states: &mut HashMap<u32, QueueState>,
     topic_dedup: &mut HashMap<u32, DedupWindow>,
+    move_progress: &mut HashMap<u32, u64>,
     now: u64,
 ) -> Result<()> {
     log.for_each_from(log.first_seq(), |r| {
@@ -1092,11 +1309,9 @@ fn replay(
                     return Err(Error::corrupt(log.dir(), 0, reason));
                 }
                 let key = if m.key == OWN_SEQ { r.seq } else { m.key };
-                if m.key == OWN_SEQ && !m.dedup.is_empty() && st.config.fifo {
-                    let expires_ms = m.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
-                    if expires_ms > now {
-                        st.dedup.remember(digest(&m.dedup), FirstSend { message_id: m.message_id, key, expires_ms });
-                    }
+                if st.config.fifo {
+                    let scope = st.config.dedup_scope;
+                    remember_replayed_send(&mut st.dedup, scope, &m, r.seq, now);
                 }
                 st.replay_message(
                     key,
@@ -1116,11 +1331,28 @@ fn replay(
                 st.replay_visibility(key, receive_count, visible_at_ms, None)
             }
             QueueRecord::Delete { key, .. } => st.replay_remove(key),
-            QueueRecord::Purge { before_key, .. } => st.replay_purge(before_key),
+            QueueRecord::Purge { before_key, .. } => {
+                st.replay_purge(before_key);
+                st.last_purge_ms = Some(r.time_ms);
+            }
+            QueueRecord::MoveProgress { task, moved, .. } => {
+                let count = move_progress.entry(task).or_default();
+                *count = (*count).max(moved);
+            }
             QueueRecord::Publish(_) => {}
         }
         Ok(())
     })
+}
+
+/// Replay of a FIFO queue's Message record at `seq` into its deduplication window: a new
+/// message (not a compaction copy) with a deduplication id sent within the window.
+fn remember_replayed_send(window: &mut DedupWindow, scope: DedupScope, m: &MessageRecord, seq: u64, now: u64) {
+    let expires_ms = m.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
+    if m.key == OWN_SEQ && !m.dedup.is_empty() && expires_ms > now {
+        let first = FirstSend { message_id: m.message_id, key: seq, expires_ms };
+        window.remember(scoped_digest(scope, &m.group, &m.dedup), first);
+    }
 }
 
 /// 16 bytes no earlier call returned, in this process or another: std's hash keys, seeded
@@ -1154,6 +1386,12 @@ fn check_send(config: &QueueConfig, entry: &SendEntry) -> Result<usize> {
         return Err(Error::TooLarge { what: "message (body plus attributes)", size, limit: config.max_message_bytes });
     }
     let o = &entry.options;
+    if let Some(t) = &o.trace_header {
+        check_system_attribute("trace header", t, MAX_TRACE_HEADER_LEN)?;
+    }
+    if let Some(s) = &o.sender_id {
+        check_system_attribute("sender id", s, MAX_SENDER_ID_LEN)?;
+    }
     if config.fifo {
         if o.delay.is_some() {
             return Err(Error::InvalidArgument(
@@ -1193,6 +1431,19 @@ fn check_id(what: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// System attributes given by the sender: 1 to `max` printable ASCII characters (spaces
+/// allowed inside).
+fn check_system_attribute(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(Error::InvalidArgument(format!("a {what} is 1 to {max} printable ASCII characters")));
+    }
+    Ok(())
+}
+
+fn optional_bytes(value: &Option<String>) -> Bytes {
+    value.as_ref().map(|v| Bytes::copy_from_slice(v.as_bytes())).unwrap_or_default()
+}
+
 /// The deduplication id a FIFO send is remembered by: the explicit id, or the hex SHA-256 of the
 /// body with content-based deduplication.
 fn dedup_id(config: &QueueConfig, entry: &SendEntry) -> Option<Vec<u8>> {
@@ -1218,6 +1469,24 @@ pub fn format_id(id: &[u8; 16]) -> String {
     crate::text::uuid(id)
 }
 
+/// A message as it arrives in another queue (a dead-letter move, a move task): a new key there,
+/// visible now, never received, dead-lettered from `origin` (0: none), and without a
+/// deduplication id (it starts no window in a queue it was not sent to).
+pub(crate) fn arriving(m: &mut MessageRecord, queue: u32, origin: u32, now: u64) {
+    m.queue = queue;
+    m.key = OWN_SEQ;
+    m.visible_at_ms = now;
+    m.receive_count = 0;
+    m.first_receive_ms = 0;
+    m.origin_queue = origin;
+    m.dedup = Bytes::new();
+}
+
+/// Text of a stored string field, `None` if empty.
+fn text_of(bytes: &Bytes) -> Option<String> {
+    (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
 fn received(
     receipt_key: &ReceiptKey,
     queue: u32,
@@ -1225,17 +1494,22 @@ fn received(
     msg: &Msg,
     m: MessageRecord,
     fifo: bool,
+    dead_letter_source: Option<String>,
 ) -> ReceivedMessage {
     ReceivedMessage {
         message_id: format_id(&m.message_id),
         receipt_handle: Receipt::new(queue, key, msg.receive_count, msg.sent_ms, msg.id_tag()).encode(receipt_key),
-        body: m.body,
         attributes: from_stored(&m.attributes),
         receive_count: msg.receive_count,
         sent_ms: msg.sent_ms,
         first_receive_ms: msg.first_receive_ms(),
         group: fifo.then(|| String::from_utf8_lossy(&m.group).into_owned()),
         sequence: fifo.then_some(key),
+        dedup_id: if fifo { text_of(&m.dedup) } else { None },
+        trace_header: text_of(&m.trace_header),
+        sender_id: text_of(&m.sender_id),
+        dead_letter_source,
+        body: m.body,
     }
 }
 

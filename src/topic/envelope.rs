@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::format::queue_record::PublishRecord;
-use crate::queue::attributes::{from_stored, AttributeValue};
+use crate::queue::attributes::from_stored;
 use crate::queue::store::format_id;
 use crate::text::iso8601;
 
@@ -11,12 +11,11 @@ use crate::text::iso8601;
 pub fn envelope(topic: &str, publish: &PublishRecord, sequence: Option<u64>) -> Vec<u8> {
     let mut attributes = Map::new();
     for (name, value) in from_stored(&publish.attributes) {
-        let (kind, text) = match value {
-            AttributeValue::String(s) => ("String", s),
-            AttributeValue::Number(n) => ("Number", n),
-            AttributeValue::Binary(b) => ("Binary", crate::text::hex(&b)),
+        let text = match value.text() {
+            Some(text) => text.to_string(),
+            None => crate::text::hex(value.as_bytes()),
         };
-        attributes.insert(name, json!({ "Type": kind, "Value": text }));
+        attributes.insert(name, json!({ "Type": value.data_type(), "Value": text }));
     }
     let mut doc = json!({
         "Type": "Notification",

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::format::queue_record::{MessageRecord, PublishRecord, MAX_ID_LEN, MAX_SUBJECT_LEN, OWN_SEQ};
-use crate::queue::attributes::{self, from_stored, to_stored, AttributeValue, Attributes};
+use crate::queue::attributes::{self, from_stored, to_stored, Attributes};
 use crate::queue::dedup::digest;
 use crate::queue::store::{format_id, PublishWrite, QueueStore};
 use crate::queue::{SendEntry, SendOptions, MAX_BATCH_ENTRIES};
@@ -211,10 +211,11 @@ fn filter_attributes(attributes: &Attributes) -> BTreeMap<String, filter::AttrVa
     attributes
         .iter()
         .map(|(k, v)| {
-            let v = match v {
-                AttributeValue::String(s) => filter::AttrValue::String(s.clone()),
-                AttributeValue::Number(n) => filter::AttrValue::Number(n.clone()),
-                AttributeValue::Binary(b) => filter::AttrValue::Binary(b.to_vec()),
+            // A custom data type (`Number.int`) filters as its base type.
+            let v = match (v.base_type(), v.text()) {
+                ("String", Some(s)) => filter::AttrValue::String(s.to_string()),
+                ("Number", Some(n)) => filter::AttrValue::Number(n.to_string()),
+                _ => filter::AttrValue::Binary(v.as_bytes().to_vec()),
             };
             (k.clone(), v)
         })
@@ -529,6 +530,8 @@ impl Topic {
             origin_queue: 0,
             group: record.group.clone(),
             dedup: record.dedup.clone(),
+            trace_header: Bytes::new(),
+            sender_id: Bytes::new(),
             attributes,
             body,
         }

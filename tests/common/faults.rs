@@ -479,7 +479,7 @@ impl Driver {
             Model::Queues => match i % 6 {
                 2 | 5 => {
                     ledger.begin(Pending::Receive);
-                    let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), visibility_timeout: None };
+                    let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
                     let got = engine.queue(WORK)?.receive(options)?;
                     let mut bodies = Vec::new();
                     for m in got {
@@ -836,7 +836,7 @@ fn check_old_handles(engine: &Engine, ledger: &mut Ledger, tag: &str, context: &
     }
     loop {
         ledger.begin(Pending::Receive);
-        let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+        let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
         let got = queue.receive(options).unwrap_or_else(|e| panic!("{context}: receive: {e}"));
         let bodies: Vec<String> = got.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect();
         ledger.ack(Acked::Receive { bodies: bodies.clone() });

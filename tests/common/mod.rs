@@ -23,6 +23,15 @@ pub fn test_options(clock: Arc<ManualClock>, segment_bytes: u64) -> Options {
     }
 }
 
+/// Creates the standard queues `dlq` and `queue`, which moves a message to `dlq` at the receive
+/// after its `max_receives`th.
+pub fn create_with_dead_letter_queue(engine: &weir::Engine, queue: &str, dlq: &str, max_receives: u32) {
+    use weir::queue::{QueueConfig, RedrivePolicy};
+    engine.create_queue(dlq, QueueConfig::default()).expect("create the dead-letter queue");
+    let redrive = Some(RedrivePolicy { dead_letter_queue: dlq.into(), max_receives });
+    engine.create_queue(queue, QueueConfig { redrive, ..QueueConfig::default() }).expect("create the queue");
+}
+
 /// A temporary directory in memory (`/dev/shm`) where the machine has one, else in the temp
 /// dir: for tests that open many engines and do not test durability, so fsyncs cost nothing.
 pub fn scratch_dir() -> tempfile::TempDir {

@@ -148,6 +148,8 @@ struct Msg {
 #[derive(Debug, Default)]
 struct QueueModel {
     msgs: BTreeMap<Vec<u8>, Msg>,
+    /// When it was last purged: SQS allows one purge a minute.
+    last_purge_ms: Option<u64>,
 }
 
 impl QueueModel {
@@ -268,6 +270,7 @@ fn apply(engine: &Engine, clock: &ManualClock, model: &mut Model, op: Op, step: 
                 max,
                 wait: Some(Duration::ZERO),
                 visibility_timeout: visibility.map(Duration::from_millis),
+                ..ReceiveOptions::default()
             };
             let got = q.receive(options).unwrap_or_else(|e| panic!("{step}: receive: {e}"));
             let expected = model.queues[qi].visible(now).min(max);
@@ -341,8 +344,16 @@ fn apply(engine: &Engine, clock: &ManualClock, model: &mut Model, op: Op, step: 
         }
         Op::Purge { queue } => {
             let qi = usize::from(queue % 2);
-            engine.queue(QUEUES[qi]).expect("queue").purge().unwrap_or_else(|e| panic!("{step}: purge: {e}"));
-            model.queues[qi].msgs.clear();
+            let result = engine.queue(QUEUES[qi]).expect("queue").purge();
+            let too_soon = model.queues[qi].last_purge_ms.is_some_and(|last| now < last + 60_000);
+            match result {
+                Err(Error::PurgeInProgress { .. }) if too_soon => {}
+                Ok(()) if !too_soon => {
+                    model.queues[qi].msgs.clear();
+                    model.queues[qi].last_purge_ms = Some(now);
+                }
+                other => panic!("{step}: purge (too soon: {too_soon}): {other:?}"),
+            }
         }
         Op::Publish { attr, size } => {
             let attr = ATTRS[usize::from(attr % 3)];
@@ -426,7 +437,7 @@ fn finish(engine: &Engine, clock: &ManualClock, model: &mut Model) {
         let q = engine.queue(name).expect("queue");
         let mut drained: Vec<Vec<u8>> = Vec::new();
         loop {
-            let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), visibility_timeout: None };
+            let options = ReceiveOptions { max: 10, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
             let got = q.receive(options).unwrap_or_else(|e| panic!("drain {name}: {e}"));
             if got.is_empty() {
                 break;

@@ -283,17 +283,27 @@ fn record_line(r: &StreamRecord) -> String {
 }
 
 /// Creates a queue, or makes an existing one (from an earlier run) match `config`, then empties
-/// it so this run starts clean.
+/// it so this run starts clean: a purge, or (a queue is purged once a minute) a new queue of
+/// the same name, which its subscriptions and source queues reach by name as before.
 fn fresh_queue(engine: &Engine, name: &str, config: QueueConfig, out: &mut Out) -> CliResult<Queue> {
     match engine.create_queue(name, config.clone()) {
         Ok(()) => {}
-        Err(weir::Error::AlreadyExists { .. }) => engine.set_queue_attributes(name, config)?,
+        Err(weir::Error::AlreadyExists { .. }) => engine.set_queue_attributes(name, config.clone())?,
         Err(e) => return Err(e.into()),
     }
     let queue = engine.queue(name)?;
     let left = queue.attributes();
     let left = left.approximate_visible + left.approximate_in_flight + left.approximate_delayed;
-    queue.purge()?;
+    let queue = match queue.purge() {
+        Ok(()) => queue,
+        Err(weir::Error::PurgeInProgress { .. }) => {
+            drop(queue);
+            engine.delete_queue(name)?;
+            engine.create_queue(name, config)?;
+            engine.queue(name)?
+        }
+        Err(e) => return Err(e.into()),
+    };
     if left > 0 {
         let plural = if left == 1 { "" } else { "s" };
         out.line(format!("queue {name:?} is ready (purged {left} message{plural} an earlier run left)"))?;
@@ -305,8 +315,12 @@ fn fresh_queue(engine: &Engine, name: &str, config: QueueConfig, out: &mut Out) 
 
 /// Receives right away (no long poll); `visibility` overrides the queue's timeout.
 fn receive_now(queue: &Queue, visibility: Option<Duration>) -> CliResult<Vec<ReceivedMessage>> {
-    let options =
-        ReceiveOptions { max: weir::queue::MAX_RECEIVE, wait: Some(Duration::ZERO), visibility_timeout: visibility };
+    let options = ReceiveOptions {
+        max: weir::queue::MAX_RECEIVE,
+        wait: Some(Duration::ZERO),
+        visibility_timeout: visibility,
+        ..ReceiveOptions::default()
+    };
     Ok(queue.receive(options)?)
 }
 
@@ -405,7 +419,7 @@ fn demo_queues(engine: &Engine, out: &mut Out) -> CliResult<()> {
         duplicate.message_id,
         if duplicate.message_id == first_id { "the first one's id" } else { "a new id?" }
     ))?;
-    let head = orders.receive(ReceiveOptions { max: 1, wait: Some(Duration::ZERO), visibility_timeout: None })?;
+    let head = orders.receive(ReceiveOptions { max: 1, wait: Some(Duration::ZERO), ..ReceiveOptions::default() })?;
     for m in &head {
         out.line(format!("receive 1: {} (group {})", body(m), m.group.as_deref().unwrap_or("-")))?;
     }

@@ -1,5 +1,5 @@
-//! `weir queue ...`: create, list, attributes, purge, delete-queue, send, receive, delete,
-//! change-visibility, peek and redrive.
+//! `weir queue ...`: create, list, attributes, tags, purge, delete-queue, send, receive,
+//! delete, change-visibility, peek, redrive and message move tasks.
 //!
 //! Every call is a process of its own: what a receive leaves in flight, and until when, is in
 //! the message log before the command prints, so the next command sees exactly that.
@@ -10,13 +10,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
+use weir::engine::tags::{ResourceRef, Tags};
 use weir::names::validate_queue_name;
+use weir::queue::move_task::{MoveTaskInfo, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use weir::queue::{
-    attributes, Attributes, PeekedMessage, Queue, QueueConfig, ReceiveOptions, ReceivedMessage, RedrivePolicy,
-    SendEntry, SendOptions, SendResult, MAX_RECEIVE,
+    attributes, Attributes, DedupScope, FifoThroughputLimit, PeekedMessage, Queue, QueueConfig, ReceiveOptions,
+    ReceivedMessage, RedriveAllowPolicy, RedrivePolicy, SendEntry, SendOptions, SendResult, MAX_RECEIVE,
 };
+use weir::Engine;
 
 use crate::out::{
     message_attributes, parse_key_value, submit_stdin_lines, BodyJson, CliError, CliResult, Deleted, LineLimits, Named,
@@ -62,6 +65,20 @@ pub enum QueueCommand {
         /// Receives after which a message moves to the dead-letter queue (1-1000).
         #[arg(long, value_name = "N", requires = "dead_letter")]
         max_receives: Option<u32>,
+        /// FIFO: deduplicate per queue, or per message group [default: queue].
+        #[arg(long, value_name = "SCOPE")]
+        dedup_scope: Option<ScopeArg>,
+        /// FIFO: SQS's throughput quota setting, kept and returned (per-message-group-id needs
+        /// --dedup-scope message-group) [default: per-queue].
+        #[arg(long, value_name = "LIMIT")]
+        fifo_throughput_limit: Option<ThroughputArg>,
+        /// Which queues may use this one as their dead-letter queue: all, none, or up to 10
+        /// names separated by commas [default: all].
+        #[arg(long, value_name = "WHO")]
+        redrive_allow: Option<String>,
+        /// A tag; repeat for more (at most 50).
+        #[arg(long = "tag", value_name = "K=V", value_parser = parse_key_value)]
+        tags: Vec<(String, String)>,
     },
     /// List queues, one {"name":..} per line.
     List,
@@ -69,6 +86,27 @@ pub enum QueueCommand {
     Attributes {
         /// Queue name.
         name: String,
+    },
+    /// Print a queue's tags: {"name":..,"tags":{..}}.
+    Tags {
+        /// Queue name.
+        name: String,
+    },
+    /// Add tags to a queue (a key it has gets the new value); prints its tags.
+    Tag {
+        /// Queue name.
+        name: String,
+        /// Tags to add.
+        #[arg(value_name = "K=V", required = true, value_parser = parse_key_value)]
+        tags: Vec<(String, String)>,
+    },
+    /// Remove tags from a queue by key; prints its tags.
+    Untag {
+        /// Queue name.
+        name: String,
+        /// Keys to remove.
+        #[arg(value_name = "KEY", required = true)]
+        keys: Vec<String>,
     },
     /// Delete every message of a queue, in flight or not.
     Purge {
@@ -96,6 +134,9 @@ pub enum QueueCommand {
         /// Standard queues: seconds before this message becomes visible (0-900).
         #[arg(long, value_name = "S")]
         delay: Option<u64>,
+        /// The AWSTraceHeader system attribute, returned with the message.
+        #[arg(long, value_name = "H")]
+        trace_header: Option<String>,
         /// A String message attribute; repeat for more.
         #[arg(long = "attr", value_name = "K=V", value_parser = parse_key_value)]
         attrs: Vec<(String, String)>,
@@ -149,6 +190,83 @@ pub enum QueueCommand {
         #[arg(long, value_name = "NAME")]
         to: Option<String>,
     },
+    /// Message move tasks: a dead-letter queue's messages moved back (or to a destination) at a
+    /// rate, resumed after a crash.
+    MoveTask {
+        #[command(subcommand)]
+        command: MoveTaskCommand,
+    },
+}
+
+/// `weir queue move-task` subcommands. Each prints tasks as {"handle":..,"source":..,
+/// "destination":..,"max_per_second":..,"status":..,"moved":..,"to_move":..,"started_ms":..,
+/// "failure_reason":..}.
+#[derive(Debug, Subcommand)]
+pub enum MoveTaskCommand {
+    /// Start a task and wait until it ends (or, with --detach, print it and leave it to whatever
+    /// opens the data directory next, such as `weir serve` or `move-task status --wait`).
+    Start {
+        /// The dead-letter queue to move messages from.
+        source: String,
+        /// Move every message here instead of back to the queue it came from.
+        #[arg(long, value_name = "NAME")]
+        to: Option<String>,
+        /// At most this many messages a second (1-500) [default: as fast as it goes].
+        #[arg(long, value_name = "N")]
+        rate: Option<u32>,
+        /// Print the started task and exit.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// The latest tasks of a dead-letter queue, newest first.
+    List {
+        /// The dead-letter queue.
+        source: String,
+        /// Most tasks to list (1-10).
+        #[arg(long, value_name = "N", default_value_t = MAX_LISTED_MOVE_TASKS as u64,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_LISTED_MOVE_TASKS as u64))]
+        max: u64,
+    },
+    /// A task and its progress; with --wait, runs it until it ends first.
+    Status {
+        /// The task's handle.
+        handle: String,
+        /// Wait until it has ended.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Cancel a running task (what it moved stays moved).
+    Cancel {
+        /// The task's handle.
+        handle: String,
+    },
+}
+
+/// `--dedup-scope` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    /// Deduplicate across the queue.
+    Queue,
+    /// Deduplicate within each message group.
+    MessageGroup,
+}
+
+/// `--fifo-throughput-limit` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ThroughputArg {
+    /// The quota applies to the queue.
+    PerQueue,
+    /// The quota applies to each message group.
+    PerMessageGroupId,
+}
+
+/// `--redrive-allow`: `all`, `none`, or queue names separated by commas.
+fn redrive_allow(text: &str) -> RedriveAllowPolicy {
+    match text {
+        "all" => RedriveAllowPolicy::AllowAll,
+        "none" => RedriveAllowPolicy::DenyAll,
+        names => RedriveAllowPolicy::ByQueue(names.split(',').map(str::to_string).collect()),
+    }
 }
 
 /// Runs a `weir queue` subcommand against the data directory `data`.
@@ -170,8 +288,27 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
             receive_wait,
             dead_letter,
             max_receives,
+            dedup_scope,
+            fifo_throughput_limit,
+            redrive_allow: allow,
+            tags,
         } => {
             let mut config = QueueConfig { fifo, content_based_dedup: content_dedup, ..QueueConfig::default() };
+            if let Some(scope) = dedup_scope {
+                config.dedup_scope = match scope {
+                    ScopeArg::Queue => DedupScope::Queue,
+                    ScopeArg::MessageGroup => DedupScope::MessageGroup,
+                };
+            }
+            if let Some(limit) = fifo_throughput_limit {
+                config.fifo_throughput_limit = match limit {
+                    ThroughputArg::PerQueue => FifoThroughputLimit::PerQueue,
+                    ThroughputArg::PerMessageGroupId => FifoThroughputLimit::PerMessageGroupId,
+                };
+            }
+            if let Some(allow) = allow {
+                config.redrive_allow = redrive_allow(&allow);
+            }
             if let Some(s) = visibility_timeout {
                 config.visibility_timeout = Duration::from_secs(s);
             }
@@ -190,7 +327,7 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
             if let (Some(dead_letter_queue), Some(max_receives)) = (dead_letter, max_receives) {
                 config.redrive = Some(RedrivePolicy { dead_letter_queue, max_receives });
             }
-            engine.create_queue(&name, config)?;
+            engine.create_queue_with(&name, config, &tags_of(tags)?)?;
             out.json(&Created { name: &name, fifo })
         }
         QueueCommand::List => {
@@ -200,6 +337,15 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
             Ok(())
         }
         QueueCommand::Attributes { name } => out.json(&engine.queue_attributes(&name)?),
+        QueueCommand::Tags { name } => print_tags(&engine, &name, &mut out),
+        QueueCommand::Tag { name, tags } => {
+            engine.tag(ResourceRef::Queue(&name), &tags_of(tags)?)?;
+            print_tags(&engine, &name, &mut out)
+        }
+        QueueCommand::Untag { name, keys } => {
+            engine.untag(ResourceRef::Queue(&name), &keys)?;
+            print_tags(&engine, &name, &mut out)
+        }
         QueueCommand::Purge { name } => {
             engine.queue(&name)?.purge()?;
             out.json(&Purged { name: &name, purged: true })
@@ -208,13 +354,15 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
             engine.delete_queue(&name)?;
             out.json(&Deleted { name: &name, deleted: true })
         }
-        QueueCommand::Send { name, body, group, dedup_id, delay, attrs } => {
+        QueueCommand::Send { name, body, group, dedup_id, delay, trace_header, attrs } => {
             let queue = engine.queue(&name)?;
             let options = SendOptions {
                 delay: delay.map(Duration::from_secs),
                 attributes: message_attributes(attrs, Vec::new())?,
                 group,
                 dedup_id,
+                trace_header,
+                ..SendOptions::default()
             };
             match body {
                 Some(body) => out.json(&SendJson::from(queue.send(body.as_bytes(), options)?)),
@@ -227,6 +375,7 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
                 max: usize::try_from(max).unwrap_or(MAX_RECEIVE),
                 wait: wait.map(Duration::from_secs),
                 visibility_timeout: visibility_timeout.map(Duration::from_secs),
+                ..ReceiveOptions::default()
             };
             for message in queue.receive(options)? {
                 out.json(&ReceivedJson::from(&message))?;
@@ -252,7 +401,56 @@ pub fn run(data: &Path, command: QueueCommand) -> CliResult<()> {
             let result = engine.redrive(&dlq, to.as_deref())?;
             out.json(&RedriveJson { moved: result.moved, skipped: result.skipped })
         }
+        QueueCommand::MoveTask { command } => run_move_task(&engine, command, &mut out),
     }
+}
+
+fn run_move_task(engine: &Engine, command: MoveTaskCommand, out: &mut Out) -> CliResult<()> {
+    match command {
+        MoveTaskCommand::Start { source, to, rate, detach } => {
+            let task = engine.start_message_move_task(&source, to.as_deref(), rate)?;
+            let task = if detach { task } else { wait_for_end(engine, &task.handle)? };
+            out.json(&task)
+        }
+        MoveTaskCommand::List { source, max } => {
+            let max = usize::try_from(max).unwrap_or(MAX_LISTED_MOVE_TASKS);
+            for task in engine.list_message_move_tasks(&source, max)? {
+                out.json(&task)?;
+            }
+            Ok(())
+        }
+        MoveTaskCommand::Status { handle, wait } => {
+            let task = if wait { wait_for_end(engine, &handle)? } else { engine.message_move_task(&handle)? };
+            out.json(&task)
+        }
+        MoveTaskCommand::Cancel { handle } => out.json(&engine.cancel_message_move_task(&handle)?),
+    }
+}
+
+/// Waits while the engine's task thread runs the task (it holds the data directory meanwhile);
+/// an interrupted wait leaves the task running, to resume at the next open.
+fn wait_for_end(engine: &Engine, handle: &str) -> CliResult<MoveTaskInfo> {
+    loop {
+        let task = engine.message_move_task(handle)?;
+        if task.status != MoveTaskStatus::Running {
+            return Ok(task);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tags_of(pairs: Vec<(String, String)>) -> CliResult<Tags> {
+    let mut tags = Tags::new();
+    for (key, value) in pairs {
+        if tags.insert(key.clone(), value).is_some() {
+            return Err(CliError::Failed(format!("tag {key:?} given twice")));
+        }
+    }
+    Ok(tags)
+}
+
+fn print_tags(engine: &Engine, name: &str, out: &mut Out) -> CliResult<()> {
+    out.json(&TagsJson { name, tags: engine.tags(ResourceRef::Queue(name))? })
 }
 
 /// Checks every queue name of a command by the library's rules.
@@ -273,6 +471,9 @@ fn check_names(command: &QueueCommand) -> CliResult<()> {
         }
         QueueCommand::List => {}
         QueueCommand::Attributes { name }
+        | QueueCommand::Tags { name }
+        | QueueCommand::Tag { name, .. }
+        | QueueCommand::Untag { name, .. }
         | QueueCommand::Purge { name }
         | QueueCommand::DeleteQueue { name }
         | QueueCommand::Send { name, .. }
@@ -286,6 +487,16 @@ fn check_names(command: &QueueCommand) -> CliResult<()> {
                 existing(to)?;
             }
         }
+        QueueCommand::MoveTask { command } => match command {
+            MoveTaskCommand::Start { source, to, .. } => {
+                existing(source)?;
+                if let Some(to) = to {
+                    existing(to)?;
+                }
+            }
+            MoveTaskCommand::List { source, .. } => existing(source)?,
+            MoveTaskCommand::Status { .. } | MoveTaskCommand::Cancel { .. } => {}
+        },
     }
     Ok(())
 }
@@ -335,6 +546,12 @@ struct ReceivedJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     group: Option<&'a str>,
     attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_header: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter_source: Option<&'a str>,
 }
 
 impl<'a> From<&'a ReceivedMessage> for ReceivedJson<'a> {
@@ -346,6 +563,9 @@ impl<'a> From<&'a ReceivedMessage> for ReceivedJson<'a> {
             receive_count: m.receive_count,
             group: m.group.as_deref(),
             attributes: &m.attributes,
+            dedup_id: m.dedup_id.as_deref(),
+            trace_header: m.trace_header.as_deref(),
+            dead_letter_source: m.dead_letter_source.as_deref(),
         }
     }
 }
@@ -402,6 +622,13 @@ struct MessageDeleted<'a> {
 struct VisibilityChanged<'a> {
     queue: &'a str,
     visibility_timeout_s: u64,
+}
+
+/// `queue tags`, `tag` and `untag` output.
+#[derive(Serialize)]
+struct TagsJson<'a> {
+    name: &'a str,
+    tags: Tags,
 }
 
 /// `queue redrive` output.

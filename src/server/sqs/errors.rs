@@ -248,6 +248,11 @@ pub fn from_engine(error: &Error) -> SqsError {
             SqsError::new(Code::ReceiptHandleIsInvalid, format!("The input receipt handle is invalid: {reason}."))
         }
         Error::ThroughputExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
+        Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
+        Error::PurgeInProgress { queue, .. } => SqsError::new(
+            Code::PurgeQueueInProgress,
+            format!("Only one PurgeQueue operation on {} is allowed every 60 seconds.", shorten(queue)),
+        ),
         Error::Closed(what) => SqsError::new(Code::ServiceUnavailable, format!("{what} is closed; try again.")),
         Error::ShardClosed { .. }
         | Error::Corrupt { .. }

@@ -180,25 +180,18 @@ pub fn digest(attrs: &[WireAttribute]) -> Option<String> {
 }
 
 fn transport(v: &AttributeValue) -> Transport {
-    match v {
-        AttributeValue::Binary(_) => Transport::Binary,
+    match v.base_type() {
+        "Binary" => Transport::Binary,
         _ => Transport::String,
     }
 }
 
 fn bytes(v: &AttributeValue) -> &[u8] {
-    match v {
-        AttributeValue::String(s) | AttributeValue::Number(s) => s.as_bytes(),
-        AttributeValue::Binary(b) => b,
-    }
+    v.as_bytes()
 }
 
-fn data_type(v: &AttributeValue) -> &'static str {
-    match v {
-        AttributeValue::String(_) => "String",
-        AttributeValue::Number(_) => "Number",
-        AttributeValue::Binary(_) => "Binary",
-    }
+fn data_type(v: &AttributeValue) -> &str {
+    v.data_type()
 }
 
 /// True if `name` is asked for by a receive's `MessageAttributeNames` (`All`, `.*`,
@@ -219,12 +212,13 @@ pub fn render(attrs: &Attributes, asked: &[String]) -> (Map<String, Value>, Opti
     let mut out = Map::new();
     let mut inputs = Vec::with_capacity(chosen.len());
     for (name, value) in &chosen {
-        let rendered = match value {
-            AttributeValue::Binary(b) => {
-                json!({"DataType": data_type(value), "BinaryValue": base64::engine::general_purpose::STANDARD.encode(b)})
-            }
-            AttributeValue::String(s) | AttributeValue::Number(s) => {
-                json!({"DataType": data_type(value), "StringValue": s})
+        let rendered = match transport(value) {
+            Transport::Binary => json!({
+                "DataType": data_type(value),
+                "BinaryValue": base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+            }),
+            Transport::String => {
+                json!({"DataType": data_type(value), "StringValue": String::from_utf8_lossy(value.as_bytes())})
             }
         };
         out.insert((*name).clone(), rendered);

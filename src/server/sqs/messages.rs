@@ -44,6 +44,7 @@ impl Send {
                 dedup_id: self.dedup_id.clone(),
                 // TODO(sqs-engine): `trace_header` (AWSTraceHeader, from `self.system`) and
                 // `sender_id` (the principal's account) once SendOptions has them.
+                ..SendOptions::default()
             },
         }
     }
@@ -66,10 +67,7 @@ impl Send {
 }
 
 fn attribute_len(v: &crate::queue::AttributeValue) -> usize {
-    match v {
-        crate::queue::AttributeValue::String(s) | crate::queue::AttributeValue::Number(s) => s.len(),
-        crate::queue::AttributeValue::Binary(b) => b.len(),
-    }
+    v.as_bytes().len()
 }
 
 fn not_for_queue_type(name: &str, value: &str) -> SqsError {

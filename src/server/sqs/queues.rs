@@ -133,6 +133,13 @@ fn config_of(a: &QueueAttributes) -> QueueConfig {
             .dead_letter_queue
             .clone()
             .map(|dead_letter_queue| RedrivePolicy { dead_letter_queue, max_receives: a.max_receives.unwrap_or(1) }),
+        dedup_scope: a.dedup_scope,
+        fifo_throughput_limit: a.fifo_throughput_limit,
+        redrive_allow: a.redrive_allow.clone(),
+        policy: a.policy.clone(),
+        kms_master_key_id: a.kms_master_key_id.clone(),
+        kms_data_key_reuse_period: Duration::from_secs(a.kms_data_key_reuse_period_s),
+        sqs_managed_sse: a.sqs_managed_sse,
     }
 }
 

@@ -68,6 +68,7 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
         max: max as usize,
         wait: Some(Duration::ZERO),
         visibility_timeout: visibility.map(Duration::from_secs),
+        ..ReceiveOptions::default()
     };
     let messages = wait_for_messages(&ctx, &name, options, wait.map(Duration::from_secs)).await?;
     let rendered: Vec<Value> =
