@@ -44,6 +44,7 @@ pub mod delivery;
 mod document;
 mod matching;
 
+pub(crate) use condition::parse_date_ms;
 pub use context::Context;
 pub use delivery::{ArnScope, TopicDelivery};
 pub use document::{Policy, PolicyKind, MAX_POLICY_TEXT, MAX_STATEMENTS};
