@@ -210,21 +210,18 @@ pub(crate) struct Action<'a> {
     pub now_ms: u64,
 }
 
-/// True when authorization needs the resource's policy at all: an open server and the owning
-/// account's root need nothing, and a service can skip reading it.
-pub(crate) fn needs_check(principal: &Principal, owner: &str) -> bool {
-    match principal.access {
-        Access::Open => false,
-        Access::Root => principal.account_id != owner,
-        Access::Limited(_) => true,
-    }
+/// True when authorization has anything to decide: an open server lets everything through,
+/// and a service can skip reading the resource's policy. (The owning account's root is checked
+/// too: an explicit `Deny` in a resource policy stops it, as in AWS.)
+pub(crate) fn needs_check(principal: &Principal) -> bool {
+    !matches!(principal.access, Access::Open)
 }
 
 /// Decides whether `principal` may do `action`, given the resource's policy text (`None`: the
 /// resource has none, or does not exist). A resource policy that does not parse (stored
 /// before it was checked, through the library) grants nothing but is no error.
 pub(crate) fn authorize(principal: &Principal, action: &Action<'_>, resource_policy: Option<&str>) -> Result<(), AuthError> {
-    if !needs_check(principal, action.owner) {
+    if !needs_check(principal) {
         return Ok(());
     }
     let resource_policy = resource_policy.and_then(|text| Policy::parse(text, crate::policy::PolicyKind::Resource).ok());
