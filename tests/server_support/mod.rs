@@ -272,3 +272,18 @@ impl Drop for ServeChild {
         let _ = self.child.wait();
     }
 }
+
+/// The client venv's python (`tests/clients/setup.sh` makes the venv under `target/` with the
+/// pinned clients once; it needs PyPI the first time, and Python 3 with `venv`). Made once per
+/// test binary (the tests run in parallel).
+pub fn python() -> &'static Path {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
+        let out =
+            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
+        assert!(out.status.success(), "tests/clients/setup.sh failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        std::path::PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
+    })
+}
