@@ -11,8 +11,16 @@ use weir::policy::{evaluate, Context, Decision, Identity, Policy, PolicyKind, Pr
 const OWNER: &str = "111122223333";
 const OTHER: &str = "444455556666";
 const ACTIONS: [&str; 4] = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:PurgeQueue"];
-const ACTION_PATTERNS: [&str; 8] =
-    ["sqs:SendMessage", "SQS:receivemessage", "sqs:*", "sqs:Send*", "sqs:?urgeQueue", "*", "sns:Publish", "sqs:Delete*e"];
+const ACTION_PATTERNS: [&str; 8] = [
+    "sqs:SendMessage",
+    "SQS:receivemessage",
+    "sqs:*",
+    "sqs:Send*",
+    "sqs:?urgeQueue",
+    "*",
+    "sns:Publish",
+    "sqs:Delete*e",
+];
 const RESOURCES: [&str; 3] = [
     "arn:aws:sqs:us-east-1:111122223333:jobs",
     "arn:aws:sqs:us-east-1:111122223333:jobs-2",
@@ -99,11 +107,8 @@ fn stmt(resource_policy: bool) -> impl Strategy<Value = Stmt> {
         4 => (subset(&AWS_ENTRIES, 3), any::<bool>()).prop_map(|(aws, service)| Who::Listed { aws, service }),
         1 => Just(Who::Listed { aws: vec![], service: true }),
     ];
-    let principal = if resource_policy {
-        (prop::bool::weighted(0.15), who).prop_map(Some).boxed()
-    } else {
-        Just(None).boxed()
-    };
+    let principal =
+        if resource_policy { (prop::bool::weighted(0.15), who).prop_map(Some).boxed() } else { Just(None).boxed() };
     (
         prop::bool::weighted(0.7),
         principal,
@@ -255,10 +260,14 @@ fn reference(c: &Case) -> Decision {
         return Decision::ExplicitDeny;
     }
     // 2. The two sides' allows.
-    let identity_allows = matches!(c.identity, IdSide::Root)
-        || identity_statements.iter().any(|s| s.allow && statement_applies(s, c));
-    let resource_allows =
-        resource_statements.iter().filter(|s| s.allow && statement_applies(s, c)).map(|s| named(s, &who)).max().unwrap_or(0);
+    let identity_allows =
+        matches!(c.identity, IdSide::Root) || identity_statements.iter().any(|s| s.allow && statement_applies(s, c));
+    let resource_allows = resource_statements
+        .iter()
+        .filter(|s| s.allow && statement_applies(s, c))
+        .map(|s| named(s, &who))
+        .max()
+        .unwrap_or(0);
     let allowed = match &who {
         Principal::Service(_) => resource_allows == 2,
         Principal::Aws { account, .. } if account == OWNER => identity_allows || resource_allows == 2,

@@ -14,7 +14,10 @@ use weir::{Engine, Options};
 
 /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}` exactly.
 fn assert_startup_line(line: &str, port: u16) {
-    assert_eq!(line, format!(r#"{{"listening":"127.0.0.1:{port}","endpoint":"http://127.0.0.1:{port}","auth":"none"}}"#));
+    assert_eq!(
+        line,
+        format!(r#"{{"listening":"127.0.0.1:{port}","endpoint":"http://127.0.0.1:{port}","auth":"none"}}"#)
+    );
 }
 
 fn proc_status(pid: u32, field: &str) -> u64 {

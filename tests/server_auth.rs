@@ -265,7 +265,13 @@ fn policies_decide_what_each_key_may_do() {
     let a = call(&mut c, &SENDER, "ReceiveMessage", json!({"QueueUrl": url}), now);
     assert_eq!((a.status, code(&a).as_str()), (403, "AccessDenied"), "{}", a.text());
     assert!(a.json()["message"].as_str().unwrap().contains("sqs:ReceiveMessage"));
-    let a = call(&mut c, &SENDER, "SendMessageBatch", json!({"QueueUrl": url, "Entries": [{"Id": "1", "MessageBody": "b"}]}), now);
+    let a = call(
+        &mut c,
+        &SENDER,
+        "SendMessageBatch",
+        json!({"QueueUrl": url, "Entries": [{"Id": "1", "MessageBody": "b"}]}),
+        now,
+    );
     assert_eq!(a.status, 200, "a batch is authorized as its single action: {}", a.text());
     assert_eq!(code(&call(&mut c, &SENDER, "ListQueues", json!({}), now)), "AccessDenied");
 
@@ -288,20 +294,35 @@ fn policies_decide_what_each_key_may_do() {
     assert_eq!(policy["Statement"][0]["Sid"], "bob-sends");
     let a = call(&mut c, &ROOT, "RemovePermission", json!({"QueueUrl": url, "Label": "bob-sends"}), now);
     assert_eq!(a.status, 200, "{}", a.text());
-    assert_eq!(code(&call(&mut c, &BOB, "SendMessage", json!({"QueueUrl": url, "MessageBody": "x"}), now)), "AccessDenied");
+    assert_eq!(
+        code(&call(&mut c, &BOB, "SendMessage", json!({"QueueUrl": url, "MessageBody": "x"}), now)),
+        "AccessDenied"
+    );
 
     // A Policy attribute with an explicit Deny stops even the owner's root key.
     let deny = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Principal": "*", "Action": "sqs:PurgeQueue", "Resource": "*"},
         {"Effect": "Allow", "Principal": {"AWS": OTHER}, "Action": "sqs:ReceiveMessage", "Resource": "*",
          "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}}]});
-    let a = call(&mut c, &ROOT, "SetQueueAttributes", json!({"QueueUrl": url, "Attributes": {"Policy": deny.to_string()}}), now);
+    let a = call(
+        &mut c,
+        &ROOT,
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"Policy": deny.to_string()}}),
+        now,
+    );
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(code(&call(&mut c, &ROOT, "PurgeQueue", json!({"QueueUrl": url}), now)), "AccessDenied");
     let a = call(&mut c, &BOB, "ReceiveMessage", json!({"QueueUrl": url}), now);
     assert_eq!(a.status, 200, "the source address condition holds for 127.0.0.1: {}", a.text());
     // A policy the evaluator cannot read is refused when set.
-    let a = call(&mut c, &ROOT, "SetQueueAttributes", json!({"QueueUrl": url, "Attributes": {"Policy": "{\"Statement\":[{\"Effect\":\"Maybe\"}]}"}}), now);
+    let a = call(
+        &mut c,
+        &ROOT,
+        "SetQueueAttributes",
+        json!({"QueueUrl": url, "Attributes": {"Policy": "{\"Statement\":[{\"Effect\":\"Maybe\"}]}"}}),
+        now,
+    );
     assert_eq!((a.status, code(&a).as_str()), (400, "InvalidAttributeValue"), "{}", a.text());
 }
 

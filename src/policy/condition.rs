@@ -107,12 +107,20 @@ impl Operator {
                 (Some(cidr), Ok(ip)) => cidr.contains(ip),
                 _ => false,
             },
-            DateEquals | DateNotEquals | DateLessThan | DateLessThanEquals | DateGreaterThan
+            DateEquals
+            | DateNotEquals
+            | DateLessThan
+            | DateLessThanEquals
+            | DateGreaterThan
             | DateGreaterThanEquals => match (parse_date_ms(policy), parse_date_ms(request)) {
                 (Some(p), Some(r)) => compare(self, r.cmp(&p)),
                 _ => false,
             },
-            NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals | NumericGreaterThan
+            NumericEquals
+            | NumericNotEquals
+            | NumericLessThan
+            | NumericLessThanEquals
+            | NumericGreaterThan
             | NumericGreaterThanEquals => match (policy.trim().parse::<f64>(), request.trim().parse::<f64>()) {
                 (Ok(p), Ok(r)) => r.partial_cmp(&p).is_some_and(|o| compare(self, o)),
                 _ => false,
@@ -131,13 +139,21 @@ impl Operator {
             IpAddress | NotIpAddress if Cidr::parse(value).is_none() => {
                 Err(format!("{value:?} is not an IP address or CIDR block"))
             }
-            DateEquals | DateNotEquals | DateLessThan | DateLessThanEquals | DateGreaterThan
+            DateEquals
+            | DateNotEquals
+            | DateLessThan
+            | DateLessThanEquals
+            | DateGreaterThan
             | DateGreaterThanEquals
                 if parse_date_ms(value).is_none() =>
             {
                 Err(format!("{value:?} is not a date (ISO 8601, or seconds since the epoch)"))
             }
-            NumericEquals | NumericNotEquals | NumericLessThan | NumericLessThanEquals | NumericGreaterThan
+            NumericEquals
+            | NumericNotEquals
+            | NumericLessThan
+            | NumericLessThanEquals
+            | NumericGreaterThan
             | NumericGreaterThanEquals
                 if value.trim().parse::<f64>().is_err() =>
             {
@@ -210,7 +226,8 @@ pub(crate) fn parse_block(block: &Value) -> Result<Vec<Condition>> {
             _ => (name.as_str(), false),
         };
         let op = Operator::parse(base).ok_or_else(|| bad(format!("unknown operator {:?}", short(name))))?;
-        let keys = keys.as_object().ok_or_else(|| bad(format!("{:?} must map condition keys to values", short(name))))?;
+        let keys =
+            keys.as_object().ok_or_else(|| bad(format!("{:?} must map condition keys to values", short(name))))?;
         if keys.is_empty() {
             return Err(bad(format!("{:?} names no condition key", short(name))));
         }
@@ -421,11 +438,7 @@ mod tests {
             (json!({"Null": {"aws:SourceArn": "false"}}), true, false),
             (json!({"Null": {"aws:SourceArn": "true"}}), false, true),
             // Every operator and key must hold.
-            (
-                json!({"ArnEquals": {"aws:SourceArn": topic}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
-                false,
-                false,
-            ),
+            (json!({"ArnEquals": {"aws:SourceArn": topic}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}), false, false),
             (
                 json!({"ArnEquals": {"aws:SourceArn": topic}, "IpAddress": {"aws:SourceIp": "192.0.2.0/24"}}),
                 true,

@@ -34,6 +34,8 @@ impl Context {
     /// The keys every request has: `aws:CurrentTime` (ISO 8601) and `aws:EpochTime` (seconds)
     /// from `now_ms`, the engine clock's time.
     pub fn at(now_ms: u64) -> Context {
-        Context::new().with("aws:CurrentTime", crate::text::iso8601(now_ms)).with("aws:EpochTime", (now_ms / 1000).to_string())
+        Context::new()
+            .with("aws:CurrentTime", crate::text::iso8601(now_ms))
+            .with("aws:EpochTime", (now_ms / 1000).to_string())
     }
 }

@@ -93,7 +93,10 @@ impl Policy {
             None => {}
             Some(Value::String(v)) if v == "2012-10-17" || v == "2008-10-17" => {}
             Some(other) => {
-                return Err(bad(&format!("Version must be \"2012-10-17\" or \"2008-10-17\", not {}", short(&other.to_string()))))
+                return Err(bad(&format!(
+                    "Version must be \"2012-10-17\" or \"2008-10-17\", not {}",
+                    short(&other.to_string())
+                )))
             }
         }
         if doc.get("Id").is_some_and(|id| !id.is_string()) {
@@ -147,7 +150,15 @@ fn statement(value: &Value, kind: PolicyKind) -> Result<Statement> {
     for key in s.keys() {
         let known = matches!(
             key.as_str(),
-            "Sid" | "Effect" | "Principal" | "NotPrincipal" | "Action" | "NotAction" | "Resource" | "NotResource" | "Condition"
+            "Sid"
+                | "Effect"
+                | "Principal"
+                | "NotPrincipal"
+                | "Action"
+                | "NotAction"
+                | "Resource"
+                | "NotResource"
+                | "Condition"
         );
         if !known {
             return Err(bad(&format!("unknown statement element {:?}", short(key))));
@@ -171,7 +182,9 @@ fn statement(value: &Value, kind: PolicyKind) -> Result<Statement> {
         (Some(p), None, PolicyKind::Resource) => Some((false, principals(p)?)),
         (None, Some(p), PolicyKind::Resource) => Some((true, principals(p)?)),
         (None, None, PolicyKind::Resource) => return Err(bad("a resource policy statement needs a Principal")),
-        (Some(_), Some(_), PolicyKind::Resource) => return Err(bad("a statement has Principal or NotPrincipal, not both")),
+        (Some(_), Some(_), PolicyKind::Resource) => {
+            return Err(bad("a statement has Principal or NotPrincipal, not both"))
+        }
     };
     let action = patterns(s, "Action", "NotAction")?;
     for item in &action.items {
@@ -253,7 +266,12 @@ fn aws_principal(entry: &str) -> Result<String> {
     }
     let parts: Vec<&str> = entry.splitn(6, ':').collect();
     let account_ok = parts.get(4).is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
-    if parts.len() == 6 && parts[0] == "arn" && (parts[2] == "iam" || parts[2] == "sts") && account_ok && !parts[5].is_empty() {
+    if parts.len() == 6
+        && parts[0] == "arn"
+        && (parts[2] == "iam" || parts[2] == "sts")
+        && account_ok
+        && !parts[5].is_empty()
+    {
         if entry.contains('*') || entry.contains('?') {
             return Err(bad(&format!("principal {:?}: wildcards are allowed only as \"*\"", short(entry))));
         }

@@ -32,14 +32,17 @@ fn the_evaluation_rules_of_aws() {
                          {"Effect":"Deny","Action":"sqs:Delete*","Resource":"*"}]}"#,
     );
     let nothing = identity(r#"{"Statement":[]}"#);
-    let to_other_account =
-        resource(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"SQS:SendMessage","Resource":"arn:aws:sqs:us-east-1:111122223333:jobs"}]}"#);
+    let to_other_account = resource(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"SQS:SendMessage","Resource":"arn:aws:sqs:us-east-1:111122223333:jobs"}]}"#,
+    );
     let to_bob = resource(
         r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:user/bob"},"Action":"sqs:Receive*","Resource":"*"}]}"#,
     );
-    let to_everyone = resource(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sqs:ReceiveMessage","Resource":"*"}]}"#);
-    let to_own_account =
-        resource(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sqs:*","Resource":"*"}]}"#);
+    let to_everyone =
+        resource(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sqs:ReceiveMessage","Resource":"*"}]}"#);
+    let to_own_account = resource(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"sqs:*","Resource":"*"}]}"#,
+    );
     let to_alice = resource(
         r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"sqs:PurgeQueue","Resource":"*"}]}"#,
     );
@@ -54,7 +57,9 @@ fn the_evaluation_rules_of_aws() {
     let sns_fan_out = resource(
         r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"sns.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"*"}]}"#,
     );
-    let aws_star = resource(r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sqs:SendMessage","Resource":"*"}]}"#);
+    let aws_star = resource(
+        r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sqs:SendMessage","Resource":"*"}]}"#,
+    );
     let lan = Context::new().with("aws:SourceIp", "10.1.2.3");
     let wan = Context::new().with("aws:SourceIp", "203.0.113.1");
     let none = Context::new();
@@ -103,17 +108,14 @@ fn not_action_and_not_resource_cover_everything_else() {
     let none = Context::new();
     assert_eq!(decide(&alice, Identity::Policy(&all_but_purge), None, "sqs:SendMessage", &none), Decision::Allow);
     assert_eq!(decide(&alice, Identity::Policy(&all_but_purge), None, "sqs:PurgeQueue", &none), Decision::ImplicitDeny);
-    let elsewhere = identity(r#"{"Statement":[{"Effect":"Allow","Action":"sqs:*","NotResource":"arn:aws:sqs:*:*:jobs"}]}"#);
+    let elsewhere =
+        identity(r#"{"Statement":[{"Effect":"Allow","Action":"sqs:*","NotResource":"arn:aws:sqs:*:*:jobs"}]}"#);
     assert_eq!(decide(&alice, Identity::Policy(&elsewhere), None, "sqs:SendMessage", &none), Decision::ImplicitDeny);
-    let list = Request {
-        principal: &alice,
-        action: "sqs:ListQueues",
-        resource: "*",
-        resource_account: OWNER,
-        context: &none,
-    };
+    let list =
+        Request { principal: &alice, action: "sqs:ListQueues", resource: "*", resource_account: OWNER, context: &none };
     let star_only = identity(r#"{"Statement":[{"Effect":"Allow","Action":"sqs:ListQueues","Resource":"*"}]}"#);
-    let arn_only = identity(r#"{"Statement":[{"Effect":"Allow","Action":"sqs:ListQueues","Resource":"arn:aws:sqs:*:*:*"}]}"#);
+    let arn_only =
+        identity(r#"{"Statement":[{"Effect":"Allow","Action":"sqs:ListQueues","Resource":"arn:aws:sqs:*:*:*"}]}"#);
     assert_eq!(evaluate(Identity::Policy(&star_only), None, &list), Decision::Allow);
     assert_eq!(
         evaluate(Identity::Policy(&arn_only), None, &list),

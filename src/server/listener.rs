@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::logging::{fields, LogLevel};
 use super::auth::Connection;
+use super::logging::{fields, LogLevel};
 use super::{route, tls, Shared, SHUTDOWN_GRACE};
 use crate::error::{Error, Result};
 

@@ -116,12 +116,8 @@ impl Credentials {
                     Policy::from_value(value, PolicyKind::Identity).map_err(|e| bad(format!("policy: {e}")))?,
                 )),
             };
-            let credential = Credential {
-                secret_access_key: key.secret_access_key,
-                account: key.account,
-                user: key.user,
-                policy,
-            };
+            let credential =
+                Credential { secret_access_key: key.secret_access_key, account: key.account, user: key.user, policy };
             if keys.insert(key.access_key_id.clone(), Arc::new(credential)).is_some() {
                 return Err(bad(format!("access_key_id {} appears twice", key.access_key_id)));
             }
@@ -184,7 +180,8 @@ impl CredentialStore {
 mod tests {
     use super::*;
 
-    const KEY: &str = r#""access_key_id":"AKIAALICE0000000","secret_access_key":"s3cret","account":"111122223333","user":"alice""#;
+    const KEY: &str =
+        r#""access_key_id":"AKIAALICE0000000","secret_access_key":"s3cret","account":"111122223333","user":"alice""#;
 
     #[test]
     fn the_file_format_of_the_issue() {
@@ -215,7 +212,9 @@ mod tests {
             format!(r#"{{"credentials":[{{{}}}]}}"#, KEY.replace("s3cret", "")),
             format!(r#"{{"credentials":[{{{}}}]}}"#, KEY.replace("111122223333", "1111")),
             format!(r#"{{"credentials":[{{{}}}]}}"#, KEY.replace("alice", "al ice")),
-            format!(r#"{{"credentials":[{{{KEY},"policy":{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"sqs:*","Resource":"*"}}]}}}}]}}"#),
+            format!(
+                r#"{{"credentials":[{{{KEY},"policy":{{"Statement":[{{"Effect":"Allow","Principal":"*","Action":"sqs:*","Resource":"*"}}]}}}}]}}"#
+            ),
             format!(r#"{{"credentials":[{{{KEY},"policy":"sqs:*"}}]}}"#),
         ];
         for text in &cases {
@@ -230,8 +229,11 @@ mod tests {
         std::fs::write(&path, format!(r#"{{"credentials":[{{{KEY}}}]}}"#)).unwrap();
         let store = CredentialStore::open(&path).expect("open");
         assert!(store.current().get("AKIAALICE0000000").is_some());
-        std::fs::write(&path, format!(r#"{{"credentials":[{{{}}}]}}"#, KEY.replace("AKIAALICE0000000", "AKIAALICE0000001")))
-            .unwrap();
+        std::fs::write(
+            &path,
+            format!(r#"{{"credentials":[{{{}}}]}}"#, KEY.replace("AKIAALICE0000000", "AKIAALICE0000001")),
+        )
+        .unwrap();
         assert_eq!(store.reload().expect("reload"), 1);
         assert!(store.current().get("AKIAALICE0000000").is_none());
         assert!(store.current().get("AKIAALICE0000001").is_some());

@@ -40,7 +40,14 @@ mod tests {
     #[test]
     fn every_kind_has_a_shape_in_every_family() {
         use AuthErrorKind::*;
-        for kind in [MissingAuthenticationToken, InvalidClientTokenId, SignatureDoesNotMatch, IncompleteSignature, RequestExpired, AccessDenied] {
+        for kind in [
+            MissingAuthenticationToken,
+            InvalidClientTokenId,
+            SignatureDoesNotMatch,
+            IncompleteSignature,
+            RequestExpired,
+            AccessDenied,
+        ] {
             let (shape, status) = json11(kind);
             assert!(shape.ends_with("Exception") && (400..500).contains(&status));
             let (code, status) = sns(kind);

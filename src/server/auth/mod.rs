@@ -188,13 +188,7 @@ pub(crate) fn authenticate(
         None => Access::Root,
         Some(policy) => Access::Limited(Arc::clone(policy)),
     };
-    Ok(Principal {
-        account_id: key.account.clone(),
-        user: Some(key.user.clone()),
-        access,
-        source_ip,
-        secure,
-    })
+    Ok(Principal { account_id: key.account.clone(), user: Some(key.user.clone()), access, source_ip, secure })
 }
 
 /// What [`authorize`] decides about.
@@ -220,11 +214,16 @@ pub(crate) fn needs_check(principal: &Principal) -> bool {
 /// Decides whether `principal` may do `action`, given the resource's policy text (`None`: the
 /// resource has none, or does not exist). A resource policy that does not parse (stored
 /// before it was checked, through the library) grants nothing but is no error.
-pub(crate) fn authorize(principal: &Principal, action: &Action<'_>, resource_policy: Option<&str>) -> Result<(), AuthError> {
+pub(crate) fn authorize(
+    principal: &Principal,
+    action: &Action<'_>,
+    resource_policy: Option<&str>,
+) -> Result<(), AuthError> {
     if !needs_check(principal) {
         return Ok(());
     }
-    let resource_policy = resource_policy.and_then(|text| Policy::parse(text, crate::policy::PolicyKind::Resource).ok());
+    let resource_policy =
+        resource_policy.and_then(|text| Policy::parse(text, crate::policy::PolicyKind::Resource).ok());
     let who = principal.policy_principal();
     let mut context = Context::at(action.now_ms)
         .with("aws:PrincipalArn", who.name())
@@ -291,12 +290,8 @@ mod tests {
     #[test]
     fn authorization_follows_the_policies() {
         let owner = "111122223333";
-        let action = Action {
-            action: "sqs:SendMessage",
-            resource: "arn:aws:sqs:us-east-1:111122223333:jobs",
-            owner,
-            now_ms: 0,
-        };
+        let action =
+            Action { action: "sqs:SendMessage", resource: "arn:aws:sqs:us-east-1:111122223333:jobs", owner, now_ms: 0 };
         assert!(authorize(&principal(owner, Access::Open), &action, None).is_ok());
         assert!(authorize(&principal(owner, Access::Root), &action, None).is_ok());
         let other = principal("444455556666", Access::Root);

@@ -98,7 +98,8 @@ fn query_params(query: Option<&str>) -> Result<Vec<(String, String)>, SigError> 
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
-            percent_decode(s).ok_or_else(|| SigError::Incomplete("the query string has a malformed percent-encoding".into()))
+            percent_decode(s)
+                .ok_or_else(|| SigError::Incomplete("the query string has a malformed percent-encoding".into()))
         };
         out.push((decode(k)?, decode(v)?));
     }
@@ -151,7 +152,11 @@ pub fn claim(req: &SignedRequest<'_>) -> Result<Option<Claim>, SigError> {
         return Ok(None);
     }
     let required = |name: &str| {
-        param(name).ok_or_else(|| SigError::Incomplete(format!("AWS query-string parameters must include '{name}'. Re-examine the query-string parameters.")))
+        param(name).ok_or_else(|| {
+            SigError::Incomplete(format!(
+                "AWS query-string parameters must include '{name}'. Re-examine the query-string parameters."
+            ))
+        })
     };
     let algorithm = required("X-Amz-Algorithm")?;
     if algorithm != ALGORITHM {
@@ -253,7 +258,9 @@ fn scope_claim(credential: &str, signed: &str, signature: &str, time: String) ->
         return Err(SigError::Incomplete("SignedHeaders must be lowercase names separated by ';'".into()));
     }
     if !signed_headers.iter().any(|h| h == "host") {
-        return Err(SigError::Incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into()));
+        return Err(SigError::Incomplete(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
+        ));
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SigError::Incomplete("the Signature must be 64 hexadecimal digits".into()));
@@ -311,19 +318,11 @@ fn canonical_value(value: &[u8]) -> String {
 
 /// The canonical request for `claim`'s signed headers, with `host` taken from the `Host`
 /// header or, in HTTP/2, from `authority`.
-pub fn canonical_request(
-    req: &SignedRequest<'_>,
-    claim: &Claim,
-    authority: Option<&str>,
-) -> Result<String, SigError> {
+pub fn canonical_request(req: &SignedRequest<'_>, claim: &Claim, authority: Option<&str>) -> Result<String, SigError> {
     let mut headers = String::new();
     for name in &claim.signed_headers {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| canonical_value(v))
-            .collect();
+        let values: Vec<String> =
+            req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| canonical_value(v)).collect();
         let value = if values.is_empty() {
             match (name.as_str(), authority) {
                 ("host", Some(a)) => a.to_string(),

@@ -55,9 +55,7 @@ pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
         }
     }
     let arn = ctx.arn(&name);
-    let result = ctx
-        .engine(move |engine| engine.add_queue_permission(&name, &label, &accounts, &actions, &arn))
-        .await;
+    let result = ctx.engine(move |engine| engine.add_queue_permission(&name, &label, &accounts, &actions, &arn)).await;
     match result {
         Ok(()) => Ok(Default::default()),
         // The engine refuses a label the policy has already.

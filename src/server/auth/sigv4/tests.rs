@@ -189,7 +189,8 @@ fn the_published_presigned_cases_verify() {
     let host = vec![("Host", b"example.amazonaws.com".to_vec())];
     for (query, signature) in &cases {
         let query = format!("{query}&X-Amz-Signature={signature}");
-        let claim = check("GET", "/", Some(&query), &host, b"", suite_time()).unwrap_or_else(|e| panic!("{query}: {e:?}"));
+        let claim =
+            check("GET", "/", Some(&query), &host, b"", suite_time()).unwrap_or_else(|e| panic!("{query}: {e:?}"));
         assert!(claim.expires.is_some());
         // Within its validity, at its last second, and past it.
         let expires = claim.expires.unwrap();
@@ -213,10 +214,13 @@ fn the_clock_window_is_fifteen_minutes_either_way() {
     assert_eq!(
         late,
         SigError::Expired(
-            "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T125101Z - 15 min.)".into()
+            "Signature expired: 20150830T123600Z is now earlier than 20150830T123601Z (20150830T125101Z - 15 min.)"
+                .into()
         )
     );
-    assert!(matches!(at(suite_time() - MAX_SKEW_MS - 1000), Err(SigError::Expired(m)) if m.contains("not yet current")));
+    assert!(
+        matches!(at(suite_time() - MAX_SKEW_MS - 1000), Err(SigError::Expired(m)) if m.contains("not yet current"))
+    );
 }
 
 #[test]
@@ -242,7 +246,8 @@ fn payload_hashes_cover_the_body_unless_unsigned() {
             expires: None,
         };
         let canonical = canonical_request(&req, &claim, None).unwrap();
-        let sig = signature(&signing_key(SECRET, "20150830", "us-east-1", "service"), &string_to_sign(&claim, &canonical));
+        let sig =
+            signature(&signing_key(SECRET, "20150830", "us-east-1", "service"), &string_to_sign(&claim, &canonical));
         let authorization = format!("{ALGORITHM} Credential={SCOPE}, SignedHeaders={signed}, Signature={sig}");
         headers.push(("Authorization", authorization.into_bytes()));
         headers
@@ -327,7 +332,9 @@ fn malformed_signatures_are_incomplete_and_absent_ones_missing() {
 fn times_read_and_written() {
     assert_eq!(format_amz_time(suite_time()), TIME);
     assert_eq!(parse_amz_time_ms("20150830T123600Z"), Some(1_440_938_160_000));
-    for bad in ["", "20150830T123600", "2015-08-30T12:36:00Z", "20150830X123600Z", "2015083aT123600Z", "20150230T000000Z"] {
+    for bad in
+        ["", "20150830T123600", "2015-08-30T12:36:00Z", "20150830X123600Z", "2015083aT123600Z", "20150230T000000Z"]
+    {
         assert_eq!(parse_amz_time_ms(bad), None, "{bad:?}");
     }
     assert_eq!(http_date_to_amz("Sun, 30 Aug 2015 12:36:00 GMT").as_deref(), Some(TIME));
