@@ -23,10 +23,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
-//! request, tells its service, protocol and operation apart and passes it through `auth` to the
-//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
-//! observe.
+//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections (through `tls` with
+//! `--tls-cert`); `route` reads a request, tells its service, protocol and operation apart and
+//! passes it through `auth` (SigV4 with `--auth`) to the service (`sqs`, whose `access` hook
+//! authorizes each operation); `wire` holds the protocols every service shares; `metrics` and
+//! `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
