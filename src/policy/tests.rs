@@ -20,6 +20,9 @@ fn decide(who: &Principal, id: Identity<'_>, policy: Option<&Policy>, action: &s
     evaluate(id, policy, &request)
 }
 
+/// (name, who, identity side, resource policy, action, context, expected decision).
+type Case<'a> = (&'a str, &'a Principal, Identity<'a>, Option<&'a Policy>, &'a str, &'a Context, Decision);
+
 #[test]
 fn the_evaluation_rules_of_aws() {
     use Decision::*;
@@ -64,7 +67,7 @@ fn the_evaluation_rules_of_aws() {
     let wan = Context::new().with("aws:SourceIp", "203.0.113.1");
     let none = Context::new();
     #[rustfmt::skip]
-    let cases: Vec<(&str, &Principal, Identity<'_>, Option<&Policy>, &str, &Context, Decision)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("owner root, no policy", &alice, Identity::Root, None, "sqs:DeleteQueue", &none, Allow),
         ("owner root, explicit deny", &alice, Identity::Root, Some(&deny_everyone_purge), "sqs:PurgeQueue", &none, ExplicitDeny),
         ("owner root, deny of another action", &alice, Identity::Root, Some(&deny_everyone_purge), "sqs:SendMessage", &none, Allow),
