@@ -5,16 +5,14 @@
 
 mod server_support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use server_support::{python, ServeChild};
+use server_support::ServeChild;
 
 #[test]
 fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
-    let python = python();
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
@@ -49,21 +47,16 @@ fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
         serve.startup_line,
         format!(r#"{{"listening":"127.0.0.1:{port}","endpoint":"https://127.0.0.1:{port}","auth":"sigv4"}}"#)
     );
-    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/test_auth.py");
-    let out = Command::new(python)
-        .args(["-m", "unittest", "-v"])
-        .arg(&suite)
-        .current_dir(suite.parent().unwrap())
-        .env("WEIR_ENDPOINT", &serve.endpoint)
-        .env("WEIR_CA", &cert)
-        .env("WEIR_CREDENTIALS", &credentials)
-        .env("WEIR_PID", serve.pid().to_string())
-        .output()
-        .expect("run the client suite");
-    let report = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{report}");
-    assert!(out.status.success(), "the client suite failed:\n{report}");
-    assert!(report.contains("OK"), "{report}");
+    let pid = serve.pid().to_string();
+    server_support::run_client_suite(
+        "test_auth.py",
+        &[
+            ("WEIR_ENDPOINT", serve.endpoint.as_ref()),
+            ("WEIR_CA", cert.as_os_str()),
+            ("WEIR_CREDENTIALS", credentials.as_os_str()),
+            ("WEIR_PID", pid.as_ref()),
+        ],
+    );
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }

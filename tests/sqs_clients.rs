@@ -18,21 +18,9 @@ use weir::{Engine, Options};
 
 #[test]
 fn boto3_and_the_aws_cli_pass_the_client_suite() {
-    let python = python();
     let dir = tempfile::tempdir().unwrap();
     let mut serve = ServeChild::start(dir.path(), &["--log-level", "warn"]);
-    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/test_sqs.py");
-    let out = Command::new(python)
-        .args(["-m", "unittest", "-v"])
-        .arg(&suite)
-        .current_dir(suite.parent().unwrap())
-        .env("WEIR_ENDPOINT", &serve.endpoint)
-        .output()
-        .expect("run the client suite");
-    let report = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{report}");
-    assert!(out.status.success(), "the client suite failed:\n{report}");
-    assert!(report.contains("OK"), "{report}");
+    server_support::run_client_suite("test_sqs.py", &[("WEIR_ENDPOINT", serve.endpoint.as_ref())]);
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }

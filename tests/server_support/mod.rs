@@ -287,3 +287,20 @@ pub fn python() -> &'static Path {
         std::path::PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
     })
 }
+
+/// Runs the unittest suite `tests/clients/<script>` in the client venv with `env`, and asserts
+/// that it passed.
+pub fn run_client_suite(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
+    let out = Command::new(python())
+        .args(["-m", "unittest", "-v"])
+        .arg(&suite)
+        .current_dir(suite.parent().expect("tests/clients"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the client suite");
+    let report = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{report}");
+    assert!(out.status.success(), "the client suite failed:\n{report}");
+    assert!(report.contains("OK"), "{report}");
+}
