@@ -1,5 +1,6 @@
-//! HTTPS: `weir serve --tls-cert FILE --tls-key FILE` (PEM). rustls with the pure-Rust
-//! RustCrypto provider (no C, no assembly), TLS 1.2 and 1.3, and ALPN offering `h2` and
+//! HTTPS: `weir serve --tls-cert FILE --tls-key FILE` (PEM). rustls with its *ring* provider
+//! (rustls's long-standing default, audited; the pure-Rust RustCrypto provider is still an
+//! alpha release), TLS 1.2 and 1.3, and ALPN offering `h2` and
 //! `http/1.1`, so HTTP/2 clients get HTTP/2 over TLS and the others HTTP/1.1; hyper-util's
 //! `auto` builder then serves whichever the client speaks.
 
@@ -29,7 +30,7 @@ pub struct TlsFiles {
 pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
     let certs = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_error("private key", &files.key, e))?;
-    let provider = Arc::new(rustls_rustcrypto::provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::InvalidArgument(format!("TLS: {e}")))?
