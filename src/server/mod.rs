@@ -1,5 +1,6 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
-//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), plus `GET /metrics`
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), Firehose (AWS JSON
+//! 1.1, with the deliveries of its delivery streams running inside the server), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
@@ -25,11 +26,14 @@
 //!
 //! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
 //! request, tells its service, protocol and operation apart and passes it through `auth` to the
-//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
-//! observe.
+//! service (`sqs`, `firehose`); `wire` holds the protocols every service shares; `http_client`
+//! makes the server's own requests (Firehose's HTTP endpoint deliveries); `metrics` and
+//! `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod firehose;
+pub(crate) mod http_client;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
@@ -38,6 +42,7 @@ pub(crate) mod sqs;
 pub(crate) mod wire;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +86,9 @@ pub struct ServerConfig {
     pub blocking_threads: usize,
     /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
     pub worker_threads: usize,
+    /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
+    /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
+    pub buckets_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -94,6 +102,7 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             blocking_threads: DEFAULT_BLOCKING_THREADS,
             worker_threads: 2,
+            buckets_dir: None,
         }
     }
 
@@ -159,6 +168,7 @@ pub(crate) struct Shared {
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
     pub waiters: sqs::wait::Waiters,
+    pub firehose: firehose::runner::Runners,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -171,6 +181,11 @@ impl Shared {
         id[..8].copy_from_slice(&self.boot_nanos.to_be_bytes());
         id[8..].copy_from_slice(&n.to_be_bytes());
         crate::text::uuid(&id)
+    }
+
+    /// Where Firehose's S3 buckets are (see [`ServerConfig::buckets_dir`]).
+    pub fn buckets_dir(&self) -> PathBuf {
+        self.config.buckets_dir.clone().unwrap_or_else(|| self.engine.dir().join("buckets"))
     }
 
     /// True once a stop was asked for.
@@ -282,6 +297,7 @@ impl Server {
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
+            firehose: firehose::runner::Runners::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
@@ -299,7 +315,10 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
+            // Delivery streams deliver while the server runs.
+            let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
             listener::serve(listener, Arc::clone(&shared)).await;
+            let _ = deliveries.await;
             Ok::<(), Error>(())
         });
         // Blocking calls still running (none once every connection is closed) finish here.

@@ -1,4 +1,5 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, Firehose), until SIGINT or
+//! SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ pub struct ServeArgs {
     /// Least severe log line written to stderr: error, warn, info or debug (one line per request).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
+    /// The directory that stands in for S3 in Firehose destinations: bucket B is DIR/B
+    /// [default: DATA_DIR/buckets].
+    #[arg(long, value_name = "DIR")]
+    buckets_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -33,6 +38,7 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         account_id: args.account_id,
         region: args.region,
         log_level: args.log_level,
+        buckets_dir: args.buckets_dir,
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;
