@@ -99,6 +99,7 @@ impl Engine {
     pub fn create_delivery_stream(&self, name: &str, config: DeliveryStreamConfig) -> Result<()> {
         validate_name(name)?;
         config.validate()?;
+        crate::engine::tags::validate_tags(&config.tags)?;
         let mut catalog = self.inner.catalog.lock();
         if catalog.state().delivery_streams.streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "delivery stream", name: name.to_string() });
