@@ -232,11 +232,11 @@ fn an_http_destination_batches_retries_with_backoff_and_backs_up_what_keeps_fail
     engine.create_delivery_stream("hook", DeliveryStreamConfig::new(Destination::Http(h))).unwrap();
     let hook = engine.delivery_stream("hook").unwrap();
     let mut delivery = hook.http_delivery().unwrap();
-    assert!(matches!(delivery.next().unwrap(), Step::Idle));
+    assert!(matches!(delivery.next_step().unwrap(), Step::Idle));
     hook.put_batch(&[b"r1", b"\x00\xff", b"r3"]).unwrap();
-    assert!(matches!(delivery.next().unwrap(), Step::WaitUntil(t) if t == T0 + 60_000));
+    assert!(matches!(delivery.next_step().unwrap(), Step::WaitUntil(t) if t == T0 + 60_000));
     clock.advance(Duration::from_secs(60));
-    let Step::Send(req) = delivery.next().unwrap() else { panic!("due") };
+    let Step::Send(req) = delivery.next_step().unwrap() else { panic!("due") };
     assert_eq!(records_of(&req), [&b"r1"[..], b"\x00\xff", b"r3"]);
     assert_eq!(req.attempt, 1);
     assert_eq!(req.url, "http://127.0.0.1:9/ingest");
@@ -252,7 +252,7 @@ fn an_http_destination_batches_retries_with_backoff_and_backs_up_what_keeps_fail
     let fail = || HttpOutcome::Failed(Failure::new(DESTINATION_EXCEPTION, "500: down"));
     let mut attempts_at = Vec::new();
     let file = loop {
-        let step = delivery.next().unwrap();
+        let step = delivery.next_step().unwrap();
         let req2 = match step {
             Step::Send(r) => r,
             Step::WaitUntil(t) => {
@@ -290,19 +290,19 @@ fn an_http_destination_batches_retries_with_backoff_and_backs_up_what_keeps_fail
     // The next batch is delivered at its first attempt; the size limit makes a batch at once.
     let big = vec![b'y'; 700 << 10];
     hook.put_batch(&[&big, &big, b"tail"]).unwrap();
-    let Step::Send(first) = delivery.next().unwrap() else { panic!("1 MiB buffered: due at once") };
+    let Step::Send(first) = delivery.next_step().unwrap() else { panic!("1 MiB buffered: due at once") };
     assert_eq!(records_of(&first).len(), 1, "a batch holds at most the buffer size");
     assert_eq!(
         delivery.record(&first.request_id, HttpOutcome::Delivered).unwrap(),
         Recorded::Delivered { records: 1, through_seq: 3 }
     );
-    let Step::WaitUntil(at) = delivery.next().unwrap() else { panic!("the rest is under the size") };
+    let Step::WaitUntil(at) = delivery.next_step().unwrap() else { panic!("the rest is under the size") };
     clock.set_ms(at);
-    let Step::Send(second) = delivery.next().unwrap() else { panic!("the rest waited the interval") };
+    let Step::Send(second) = delivery.next_step().unwrap() else { panic!("the rest waited the interval") };
     assert_eq!(records_of(&second).len(), 2);
     assert_ne!(second.request_id, first.request_id);
     delivery.record(&second.request_id, HttpOutcome::Delivered).unwrap();
-    assert!(matches!(delivery.next().unwrap(), Step::Idle));
+    assert!(matches!(delivery.next_step().unwrap(), Step::Idle));
     assert_eq!(hook.status().unwrap().pending_records, 0);
 }
 
@@ -320,7 +320,7 @@ fn retry_duration_zero_backs_up_at_the_first_failure_and_gzip_bodies_decode() {
     let z = engine.delivery_stream("z").unwrap();
     z.put(b"payload").unwrap();
     let mut delivery = z.http_delivery().unwrap();
-    let Step::Send(req) = delivery.next().unwrap() else { panic!("interval 0: due at once") };
+    let Step::Send(req) = delivery.next_step().unwrap() else { panic!("interval 0: due at once") };
     assert_eq!(header(&req, "Content-Encoding"), Some("gzip"));
     let mut plain = Vec::new();
     flate2::read::GzDecoder::new(&req.body[..]).read_to_end(&mut plain).unwrap();
@@ -348,17 +348,17 @@ fn a_restart_sends_the_unrecorded_batch_again_under_the_same_request_id_and_noth
         let r = engine.delivery_stream("r").unwrap();
         r.put_batch(&[b"a", b"b"]).unwrap();
         let mut delivery = r.http_delivery().unwrap();
-        let Step::Send(req) = delivery.next().unwrap() else { panic!() };
+        let Step::Send(req) = delivery.next_step().unwrap() else { panic!() };
         delivery.record(&req.request_id, HttpOutcome::Delivered).unwrap();
         r.put_batch(&[b"c", b"d"]).unwrap();
-        let Step::Send(req) = delivery.next().unwrap() else { panic!() };
+        let Step::Send(req) = delivery.next_step().unwrap() else { panic!() };
         first_id = req.request_id.clone();
         // The process dies here: the POST went out, its answer was never recorded.
     }
     let engine = open(dir.path(), &clock);
     let r = engine.delivery_stream("r").unwrap();
     let mut delivery = r.http_delivery().unwrap();
-    let Step::Send(req) = delivery.next().unwrap() else { panic!() };
+    let Step::Send(req) = delivery.next_step().unwrap() else { panic!() };
     assert_eq!(records_of(&req), [b"c", b"d"], "only the unrecorded batch again");
     assert_eq!(req.request_id, first_id, "under the same request id, so the endpoint can drop it");
     delivery.record(&req.request_id, HttpOutcome::Delivered).unwrap();
@@ -367,7 +367,7 @@ fn a_restart_sends_the_unrecorded_batch_again_under_the_same_request_id_and_noth
     drop(engine);
     let engine = open(dir.path(), &clock);
     let mut delivery = engine.delivery_stream("r").unwrap().http_delivery().unwrap();
-    assert!(matches!(delivery.next().unwrap(), Step::Idle), "nothing recorded is sent again");
+    assert!(matches!(delivery.next_step().unwrap(), Step::Idle), "nothing recorded is sent again");
 }
 
 /// Runs a workload on `fs` until it crashes: puts of 3 records, each acknowledged put noted in
@@ -389,7 +389,7 @@ fn workload(
         hook.put_batch(&refs)?;
         files.put_batch(&refs)?;
         acked.extend(batch);
-        if let Step::Send(req) = http.next()? {
+        if let Step::Send(req) = http.next_step()? {
             let outcome = if round % 3 == 2 {
                 HttpOutcome::Failed(Failure::new(DESTINATION_EXCEPTION, "flaky"))
             } else {
@@ -464,7 +464,7 @@ fn power_cuts_lose_no_acknowledged_record_and_repeat_only_the_unrecorded_batch()
         let mut http = hook.http_delivery().unwrap();
         let mut after = Vec::new();
         loop {
-            match http.next().unwrap() {
+            match http.next_step().unwrap() {
                 Step::Send(req) => {
                     after.extend(records_of(&req));
                     http.record(&req.request_id, HttpOutcome::Delivered).unwrap();

@@ -187,7 +187,7 @@ impl HttpDelivery {
 
     /// What to do now: a POST (the batch in flight, once its retry is due, or a new batch once
     /// the buffer is full or old enough), or how long to wait.
-    pub fn next(&mut self) -> Result<Step> {
+    pub fn next_step(&mut self) -> Result<Step> {
         self.stream.check_live()?;
         let now = self.clock.now_ms();
         if let Some(p) = &self.pending {

@@ -235,7 +235,7 @@ async fn run_http(
         let Ok((back, step)) = shared
             .blocking(move |_| {
                 let mut http = http;
-                let step = http.next();
+                let step = http.next_step();
                 (http, step)
             })
             .await
