@@ -4,12 +4,15 @@
 //! operation (`FaultyFs`): nothing acknowledged is lost, and only the batch whose outcome was
 //! not recorded is delivered twice.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::from_base64;
 use weir::firehose::http::{Failure, DESTINATION_EXCEPTION};
 use weir::firehose::{
     BackupMode, Buffering, ContentEncoding, DeliveryStreamConfig, Destination, DirectoryDestination, FileCompression,
@@ -65,30 +68,12 @@ fn records_of(req: &HttpRequest) -> Vec<Vec<u8>> {
     let body: serde_json::Value = serde_json::from_slice(&req.body).expect("JSON body");
     assert_eq!(body["requestId"], req.request_id.as_str());
     assert!(body["timestamp"].as_u64().is_some());
-    body["records"].as_array().expect("records").iter().map(|r| unbase64(r["data"].as_str().expect("data"))).collect()
-}
-
-fn unbase64(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => panic!("not base64: {c}"),
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::new();
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(value(c)) << (18 - 6 * i);
-        }
-        for i in 0..chunk.len().saturating_sub(1) {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
+    body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| from_base64(r["data"].as_str().expect("data")).expect("base64"))
+        .collect()
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -278,7 +263,7 @@ fn an_http_destination_batches_retries_with_backoff_and_backs_up_what_keeps_fail
     let lines: Vec<serde_json::Value> =
         String::from_utf8(read_file(&file)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(unbase64(lines[1]["rawData"].as_str().unwrap()), b"\x00\xff");
+    assert_eq!(from_base64(lines[1]["rawData"].as_str().unwrap()).unwrap(), b"\x00\xff");
     assert_eq!(lines[0]["attemptsMade"], 5);
     assert_eq!(lines[0]["errorCode"], DESTINATION_EXCEPTION);
     assert_eq!(lines[0]["errorMessage"], "500: down");
@@ -325,7 +310,7 @@ fn retry_duration_zero_backs_up_at_the_first_failure_and_gzip_bodies_decode() {
     let mut plain = Vec::new();
     flate2::read::GzDecoder::new(&req.body[..]).read_to_end(&mut plain).unwrap();
     let body: serde_json::Value = serde_json::from_slice(&plain).unwrap();
-    assert_eq!(unbase64(body["records"][0]["data"].as_str().unwrap()), b"payload");
+    assert_eq!(from_base64(body["records"][0]["data"].as_str().unwrap()).unwrap(), b"payload");
     let failed = HttpOutcome::Failed(Failure::new(DESTINATION_EXCEPTION, "no"));
     let Recorded::BackedUp { file, .. } = delivery.record(&req.request_id, failed).unwrap() else { panic!() };
     assert!(file.to_string_lossy().ends_with(".jsonl.gz"));
@@ -482,7 +467,7 @@ fn power_cuts_lose_no_acknowledged_record_and_repeat_only_the_unrecorded_batch()
             let content = fs.contents(&f).unwrap_or_else(|| panic!("{context}: {f:?} listed but not there"));
             for line in String::from_utf8(content).unwrap().lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{context}: {e}"));
-                backed_up.push(unbase64(v["rawData"].as_str().unwrap()));
+                backed_up.push(from_base64(v["rawData"].as_str().unwrap()).unwrap());
             }
         }
         let recorded_set: BTreeSet<&Vec<u8>> = recorded.iter().collect();

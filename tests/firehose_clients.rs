@@ -4,31 +4,21 @@
 //! the rest: every acknowledged record arrives, and only the batch whose answer the server had
 //! not recorded arrives twice.
 
+mod common;
 mod server_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::from_base64;
 use serde_json::{json, Value};
-use server_support::{Client, ServeChild};
-
-/// The venv's python, made once per test binary.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
-        let out =
-            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
-        assert!(out.status.success(), "tests/clients/setup.sh failed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
-    })
-}
+use server_support::{client_python as python, Client, ServeChild};
+use weir::text::base64;
 
 #[test]
 fn boto3_and_the_aws_cli_pass_the_firehose_suite() {
@@ -98,7 +88,7 @@ fn endpoint(delay: Duration) -> (String, Received) {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|r| String::from_utf8(unbase64(r["data"].as_str().unwrap())).unwrap())
+                    .map(|r| String::from_utf8(from_base64(r["data"].as_str().unwrap()).unwrap()).unwrap())
                     .map(|d| d.split(':').next().unwrap().to_string())
                     .collect();
                 log.lock().unwrap().push((id.clone(), records));
@@ -114,41 +104,6 @@ fn endpoint(delay: Duration) -> (String, Received) {
         }
     });
     (url, received)
-}
-
-fn unbase64(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::new();
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(value(c)) << (18 - 6 * i);
-        }
-        for i in 0..chunk.len().saturating_sub(1) {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
-}
-
-fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
-        }
-    }
-    out
 }
 
 /// Records of about 100 KiB, so that a 1 MiB buffer makes batches of ten.
@@ -175,7 +130,7 @@ fn a_kill_9_mid_delivery_then_a_restart_delivers_the_rest_repeating_only_the_unr
     for start in (0..RECORDS).step_by(10) {
         let names: Vec<String> = (start..start + 10).map(|i| format!("rec-{i:04}")).collect();
         let records: Vec<Value> =
-            names.iter().map(|n| json!({"Data": b64(format!("{n}:{padding}").as_bytes())})).collect();
+            names.iter().map(|n| json!({"Data": base64(format!("{n}:{padding}").as_bytes())})).collect();
         let a = c.firehose("PutRecordBatch", json!({"DeliveryStreamName": "crash", "Records": records}));
         assert_eq!(a.status, 200, "{}", a.text());
         assert_eq!(a.json()["FailedPutCount"], 0);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use server_support::{Answer, Client, TestServer};
+use weir::text::base64;
 
 fn assert_error(a: &Answer, status: u16, shape: &str) {
     assert_eq!(a.status, status, "{shape}: {}", a.text());
@@ -28,19 +29,6 @@ fn create(c: &mut Client, name: &str) {
     assert_eq!(a.status, 200, "{}", a.text());
 }
 
-fn b64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
-        }
-    }
-    out
-}
-
 #[test]
 fn a_delivery_stream_goes_round_the_wire_and_its_records_reach_the_bucket() {
     let server = TestServer::start();
@@ -52,12 +40,12 @@ fn a_delivery_stream_goes_round_the_wire_and_its_records_reach_the_bucket() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.json(), json!({"DeliveryStreamARN": "arn:aws:firehose:us-east-1:000000000000:deliverystream/web"}));
     assert_eq!(a.header("content-type").as_deref(), Some("application/x-amz-json-1.1"));
-    let one = c.firehose("PutRecord", json!({"DeliveryStreamName": "web", "Record": {"Data": b64(b"first;")}}));
+    let one = c.firehose("PutRecord", json!({"DeliveryStreamName": "web", "Record": {"Data": base64(b"first;")}}));
     assert_eq!(one.status, 200, "{}", one.text());
     assert_eq!(one.json()["Encrypted"], false);
     let batch = c.firehose(
         "PutRecordBatch",
-        json!({"DeliveryStreamName": "web", "Records": [{"Data": b64(b"second;")}, {"Data": ""}, {"Data": b64(b"third")}]}),
+        json!({"DeliveryStreamName": "web", "Records": [{"Data": base64(b"second;")}, {"Data": ""}, {"Data": base64(b"third")}]}),
     );
     let batch = batch.json();
     assert_eq!(batch["FailedPutCount"], 0);
@@ -80,7 +68,9 @@ fn a_delivery_stream_goes_round_the_wire_and_its_records_reach_the_bucket() {
     let dir = server.engine.dir().join("buckets/logs");
     let deadline = Instant::now() + Duration::from_secs(20);
     let content = loop {
-        let files: Vec<_> = std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+        files.sort(); // named by first sequence number
         let content: Vec<u8> = files.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
         if content.ends_with(b"third") || Instant::now() > deadline {
             break content;
@@ -242,17 +232,17 @@ fn record_and_batch_sizes_are_checked_at_firehoses_limits() {
     let server = TestServer::start();
     let mut c = server.client();
     create(&mut c, "s");
-    let at_limit = b64(&vec![7u8; 1_024_000]);
+    let at_limit = base64(&vec![7u8; 1_024_000]);
     let a = c.firehose("PutRecord", json!({"DeliveryStreamName": "s", "Record": {"Data": at_limit}}));
     assert_eq!(a.status, 200, "1,000 KiB is allowed: {}", a.text());
-    let over = b64(&vec![7u8; 1_024_001]);
+    let over = base64(&vec![7u8; 1_024_001]);
     assert_error(
         &c.firehose("PutRecord", json!({"DeliveryStreamName": "s", "Record": {"Data": over}})),
         400,
         "InvalidArgumentException",
     );
     // 5 records of 1,000 KiB: over the 4 MiB of one batch.
-    let big = b64(&vec![1u8; 1_000_000]);
+    let big = base64(&vec![1u8; 1_000_000]);
     let five: Vec<Value> = (0..5).map(|_| json!({"Data": big})).collect();
     assert_error(
         &c.firehose("PutRecordBatch", json!({"DeliveryStreamName": "s", "Records": five})),
@@ -262,7 +252,7 @@ fn record_and_batch_sizes_are_checked_at_firehoses_limits() {
     let four: Vec<Value> = (0..4).map(|_| json!({"Data": big})).collect();
     let a = c.firehose("PutRecordBatch", json!({"DeliveryStreamName": "s", "Records": four}));
     assert_eq!(a.status, 200, "{}", a.text());
-    let most: Vec<Value> = (0..500).map(|i| json!({"Data": b64(format!("{i}").as_bytes())})).collect();
+    let most: Vec<Value> = (0..500).map(|i| json!({"Data": base64(format!("{i}").as_bytes())})).collect();
     let a = c.firehose("PutRecordBatch", json!({"DeliveryStreamName": "s", "Records": most}));
     assert_eq!(a.json()["RequestResponses"].as_array().unwrap().len(), 500);
     // A body over the server's limit: an error in Firehose's shape, and the connection lives.

@@ -5,9 +5,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -282,4 +282,19 @@ impl Drop for ServeChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The python of the client suites' virtual environment (pinned boto3 and awscli), made once
+/// per test binary by `tests/clients/setup.sh` (it needs PyPI the first time, and Python 3 with
+/// `venv`).
+pub fn client_python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
+        let out =
+            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
+        assert!(out.status.success(), "tests/clients/setup.sh failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
+    })
 }
