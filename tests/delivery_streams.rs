@@ -292,6 +292,31 @@ fn an_http_destination_batches_retries_with_backoff_and_backs_up_what_keeps_fail
 }
 
 #[test]
+fn many_empty_records_make_batches_of_at_most_ten_thousand() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = open(dir.path(), &clock);
+    let h = to_http(backup.path(), Duration::from_secs(10), Duration::from_secs(60));
+    engine.create_delivery_stream("tiny", DeliveryStreamConfig::new(Destination::Http(h))).unwrap();
+    let tiny = engine.delivery_stream("tiny").unwrap();
+    let empty: Vec<&[u8]> = vec![b""; 500];
+    for _ in 0..21 {
+        tiny.put_batch(&empty).unwrap();
+    }
+    let mut delivery = tiny.http_delivery().unwrap();
+    let Step::Send(first) = delivery.next_step().unwrap() else {
+        panic!("10,000 records: due at once, whatever their size")
+    };
+    assert_eq!(records_of(&first).len(), weir::firehose::http::MAX_BATCH_RECORDS);
+    delivery.record(&first.request_id, HttpOutcome::Delivered).unwrap();
+    let Step::WaitUntil(at) = delivery.next_step().unwrap() else { panic!("the other 500 wait for the interval") };
+    clock.set_ms(at);
+    let Step::Send(rest) = delivery.next_step().unwrap() else { panic!() };
+    assert_eq!(records_of(&rest).len(), 500);
+}
+
+#[test]
 fn retry_duration_zero_backs_up_at_the_first_failure_and_gzip_bodies_decode() {
     let dir = tempfile::tempdir().unwrap();
     let backup = tempfile::tempdir().unwrap();

@@ -2,8 +2,8 @@
 //! records what came of it; the caller (the server) only sends the request.
 //!
 //! One batch is in flight at a time, so records reach the endpoint in order. A batch is
-//! formed once the buffer holds the destination's buffer size or its oldest record waited
-//! the buffering interval; it is POSTed in Firehose's HTTP endpoint delivery format (a JSON
+//! formed once the buffer holds the destination's buffer size (or 10,000 records) or its oldest
+//! record waited the buffering interval; it is POSTed in Firehose's HTTP endpoint delivery format (a JSON
 //! body `{"requestId","timestamp","records":[{"data":BASE64}]}` and the `X-Amz-Firehose-*`
 //! headers), and retried with backoff (1 s, doubling up to 32 s) until the retry duration has
 //! passed since its first attempt. Then it is written to the backup directory (see
@@ -41,6 +41,9 @@ pub const FIRST_BACKOFF_MS: u64 = 1000;
 pub const MAX_BACKOFF_MS: u64 = 32_000;
 /// Most records read from the stream in one poll.
 const POLL_RECORDS: usize = 1000;
+/// Most records in one batch (and in the buffer): many empty or tiny records must not grow a
+/// buffer that the byte size alone would never call full.
+pub const MAX_BATCH_RECORDS: usize = 10_000;
 
 /// Why an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +204,8 @@ impl HttpDelivery {
             return Ok(Step::Idle);
         }
         let due_at = self.buffer_since_ms.saturating_add(self.destination.buffering.interval_ms);
-        if self.buffer_bytes < self.destination.buffering.size_bytes && due_at > now {
+        let full = self.buffer_bytes >= self.destination.buffering.size_bytes || self.buffer.len() >= MAX_BATCH_RECORDS;
+        if !full && due_at > now {
             return Ok(Step::WaitUntil(due_at));
         }
         self.form_batch(now)?;
@@ -260,8 +264,8 @@ impl HttpDelivery {
 
     /// Reads what the stream holds into the buffer, up to the buffer size (and a poll more).
     fn fill_buffer(&mut self, now: u64) -> Result<()> {
-        while self.buffer_bytes < self.destination.buffering.size_bytes {
-            let got = self.consumer.poll(POLL_RECORDS)?;
+        while self.buffer_bytes < self.destination.buffering.size_bytes && self.buffer.len() < MAX_BATCH_RECORDS {
+            let got = self.consumer.poll(POLL_RECORDS.min(MAX_BATCH_RECORDS - self.buffer.len()))?;
             if got.is_empty() {
                 break;
             }
@@ -277,14 +281,15 @@ impl HttpDelivery {
     }
 
     /// Takes the batch in flight from the front of the buffer: records of one shard, up to the
-    /// buffer size (at least one record).
+    /// buffer size (at least one record) and [`MAX_BATCH_RECORDS`].
     fn form_batch(&mut self, now: u64) -> Result<()> {
         let shard = self.buffer.first().map(|(s, _)| *s).unwrap_or_default();
         let mut take = 0;
         let mut bytes = 0u64;
         for (s, r) in &self.buffer {
             let size = r.data.len() as u64;
-            if *s != shard || (take > 0 && bytes.saturating_add(size) > self.destination.buffering.size_bytes) {
+            let over = take > 0 && bytes.saturating_add(size) > self.destination.buffering.size_bytes;
+            if *s != shard || over || take == MAX_BATCH_RECORDS {
                 break;
             }
             bytes = bytes.saturating_add(size);
