@@ -9,9 +9,11 @@
 //! DATA_DIR/streams/<name>[@N]/shard-NNNNNN/   one log per shard (`@N`: a later stream of
 //!                                     the name, see `StreamMeta::dir_name`)
 //! DATA_DIR/queues/                    the message log shared by every queue and topic
+//! DATA_DIR/firehose/<name>[@N]/       the backing stream of a delivery stream
 //! ```
 
 pub mod catalog;
+pub mod delivery_streams;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -111,6 +113,7 @@ pub(crate) struct EngineInner {
     /// What the maintenance thread failed at, per log.
     failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
+    delivery_streams: delivery_streams::Registry,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -199,6 +202,7 @@ impl Engine {
             &queues.take_replayed_move_progress(),
             options.clock.now_ms(),
         );
+        let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::new(entry.id, name.clone(), entry.config);
@@ -220,6 +224,7 @@ impl Engine {
             lock,
             failures: FailureBook::default(),
             move_tasks,
+            delivery_streams,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -586,6 +591,10 @@ impl EngineInner {
         for stream in streams.iter().filter(|s| !s.is_deleted()) {
             stream.for_each_log(f);
         }
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in &delivery_streams {
+            d.for_each_log(f);
+        }
         f(self.queues.log());
     }
 
@@ -609,6 +618,14 @@ impl EngineInner {
             }
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in delivery_streams.iter().filter(|d| !d.is_deleted()) {
+            // Delivered records go; a delivery stream deleted meanwhile took its files along.
+            let outcome = d.drop_delivered().map(|_| ());
+            if !d.is_deleted() {
+                pass.check(d.dir(), "dropping delivered records", outcome);
+            }
+        }
         self.run_move_tasks();
         pass.finish()
     }

@@ -1,5 +1,6 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
-//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), plus `GET /metrics`
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), Firehose (AWS JSON
+//! 1.1, with the deliveries of its delivery streams running inside the server), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
@@ -26,11 +27,14 @@
 //! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections (through `tls` with
 //! `--tls-cert`); `route` reads a request, tells its service, protocol and operation apart and
 //! passes it through `auth` (SigV4 with `--auth`) to the service (`sqs`, whose `access` hook
-//! authorizes each operation); `wire` holds the protocols every service shares; `metrics` and
+//! authorizes each operation, and `firehose`); `wire` holds the protocols every service shares;
+//! `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries); `metrics` and
 //! `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod firehose;
+pub(crate) mod http_client;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
@@ -92,6 +96,9 @@ pub struct ServerConfig {
     pub auth_file: Option<PathBuf>,
     /// `--tls-cert`/`--tls-key`: serve HTTPS. `None`: cleartext HTTP.
     pub tls: Option<TlsFiles>,
+    /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
+    /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
+    pub buckets_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -107,6 +114,7 @@ impl ServerConfig {
             worker_threads: 2,
             auth_file: None,
             tls: None,
+            buckets_dir: None,
         }
     }
 
@@ -174,6 +182,8 @@ pub(crate) struct Shared {
     pub waiters: sqs::wait::Waiters,
     /// The keys of `--auth`, if any.
     pub credentials: Option<Arc<CredentialStore>>,
+    /// The running deliveries of Firehose delivery streams.
+    pub firehose: firehose::runner::Runners,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -197,6 +207,11 @@ impl Shared {
             region: &self.config.region,
             now_ms: self.engine.clock().now_ms(),
         }
+    }
+
+    /// Where Firehose's S3 buckets are (see [`ServerConfig::buckets_dir`]).
+    pub fn buckets_dir(&self) -> PathBuf {
+        self.config.buckets_dir.clone().unwrap_or_else(|| self.engine.dir().join("buckets"))
     }
 
     /// True once a stop was asked for.
@@ -345,6 +360,7 @@ impl Server {
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
             credentials: self.credentials,
+            firehose: firehose::runner::Runners::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
@@ -369,7 +385,10 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
+            // Delivery streams deliver while the server runs.
+            let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
             listener::serve(listener, Arc::clone(&shared), tls).await;
+            let _ = deliveries.await;
             Ok::<(), Error>(())
         });
         // Blocking calls still running (none once every connection is closed) finish here.

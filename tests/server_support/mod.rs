@@ -164,6 +164,17 @@ impl Client {
         self.json_raw(&format!("AmazonSQS.{op}"), body.to_string().into_bytes())
     }
 
+    /// An AWS JSON 1.1 call to Firehose: `X-Amz-Target: Firehose_20150804.<op>`.
+    pub fn firehose(&mut self, op: &str, body: Value) -> Answer {
+        let req = self
+            .builder("POST", "/")
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Firehose_20150804.{op}"))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        self.send(req)
+    }
+
     pub fn json_raw(&mut self, target: &str, body: Vec<u8>) -> Answer {
         let req = self
             .builder("POST", "/")

@@ -1,5 +1,5 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM;
-//! SIGHUP reads the `--auth` credentials file again.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, Firehose), until SIGINT or
+//! SIGTERM; SIGHUP reads the `--auth` credentials file again.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The directory that stands in for S3 in Firehose destinations: bucket B is DIR/B
+    /// [default: DATA_DIR/buckets].
+    #[arg(long, value_name = "DIR")]
+    buckets_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -47,6 +51,7 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         log_level: args.log_level,
         auth_file: args.auth,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+        buckets_dir: args.buckets_dir,
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;
