@@ -158,7 +158,6 @@ pub(crate) struct Shared {
     pub metrics: metrics::Metrics,
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
-    pub waiters: sqs::wait::Waiters,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -281,7 +280,6 @@ impl Server {
             metrics: metrics::Metrics::default(),
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
-            waiters: sqs::wait::Waiters::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),

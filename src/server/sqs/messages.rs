@@ -133,7 +133,6 @@ pub(crate) async fn send_message(ctx: Ctx, input: Input) -> Output {
     let sent = ctx.queue(&name, move |_, q| q.send_batch(std::slice::from_ref(&entry))).await?;
     let sent = sent.into_iter().next().unwrap_or_else(|| Err(crate::Error::InvalidArgument("no result".into())));
     let sent = sent.map_err(|e| from_engine(&e))?;
-    ctx.shared.waiters.notify(&name);
     Ok(send.answer(&sent))
 }
 
@@ -153,9 +152,6 @@ pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
     let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo)).collect();
     let results =
         if to_send.is_empty() { Vec::new() } else { ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await? };
-    if results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, send, sent| {
         let mut entry = send.answer(&sent);
         entry.insert("Id".into(), id.into());
@@ -183,10 +179,6 @@ pub(crate) async fn delete_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let handle = receipt_handle(&input)?;
     ctx.queue(&name, move |_, q| q.delete(&handle)).await?;
-    // A delete can unblock a FIFO group.
-    if name.ends_with(".fifo") {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(Map::new())
 }
 
@@ -201,10 +193,6 @@ pub(crate) async fn delete_message_batch(ctx: Ctx, input: Input) -> Output {
     } else {
         ctx.queue(&name, move |_, q| q.delete_batch(&handles.iter().map(String::as_str).collect::<Vec<_>>())).await?
     };
-    // A delete can unblock a FIFO group.
-    if name.ends_with(".fifo") && results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }
 
@@ -214,7 +202,6 @@ pub(crate) async fn change_visibility(ctx: Ctx, input: Input) -> Output {
     let handle = receipt_handle(&input)?;
     let timeout = visibility_timeout(&input)?;
     ctx.queue(&name, move |_, q| q.change_visibility(&handle, timeout)).await?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
@@ -233,8 +220,5 @@ pub(crate) async fn change_visibility_batch(ctx: Ctx, input: Input) -> Output {
         })
         .await?
     };
-    if results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }

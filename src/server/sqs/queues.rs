@@ -167,7 +167,6 @@ pub(crate) async fn set_queue_attributes(ctx: Ctx, input: Input) -> Output {
         })
         .await?;
     outcome?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
@@ -185,7 +184,6 @@ pub(crate) async fn delete_queue(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let delete = name.clone();
     ctx.queue(&name, move |e, _| e.delete_queue(&delete)).await?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
