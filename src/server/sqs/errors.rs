@@ -180,11 +180,6 @@ impl SqsError {
     pub fn no_queue() -> Self {
         SqsError::new(Code::QueueDoesNotExist, "The specified queue does not exist.")
     }
-
-    /// What this endpoint does not offer yet.
-    pub fn unsupported(what: &str) -> Self {
-        SqsError::new(Code::UnsupportedOperation, format!("{what} is not supported by this endpoint yet."))
-    }
 }
 
 impl From<ParamError> for SqsError {

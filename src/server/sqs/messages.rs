@@ -32,7 +32,8 @@ impl Send {
             + self.attributes.iter().map(|a| a.name.len() + a.data_type.len() + attribute_len(&a.value)).sum::<usize>()
     }
 
-    fn entry(&self, fifo: bool) -> SendEntry {
+    /// The engine's entry, sent by `sender_id` (the principal's account).
+    fn entry(&self, fifo: bool, sender_id: &str) -> SendEntry {
         SendEntry {
             body: Bytes::copy_from_slice(self.body.as_bytes()),
             options: SendOptions {
@@ -42,9 +43,13 @@ impl Send {
                 // the engine has no fair queues, so the id is dropped there.
                 group: if fifo { self.group.clone() } else { None },
                 dedup_id: self.dedup_id.clone(),
-                // TODO(sqs-engine): `trace_header` (AWSTraceHeader, from `self.system`) and
-                // `sender_id` (the principal's account) once SendOptions has them.
-                ..SendOptions::default()
+                trace_header: self
+                    .system
+                    .iter()
+                    .find(|a| a.name == message_attributes::AWS_TRACE_HEADER)
+                    .and_then(|a| a.value.text())
+                    .map(str::to_string),
+                sender_id: Some(sender_id.to_string()),
             },
         }
     }
@@ -129,7 +134,7 @@ pub(crate) async fn send_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let fifo = name.ends_with(".fifo");
     let send = read_send(&input, fifo)?;
-    let entry = send.entry(fifo);
+    let entry = send.entry(fifo, &ctx.principal.account_id);
     let sent = ctx.queue(&name, move |_, q| q.send_batch(std::slice::from_ref(&entry))).await?;
     let sent = sent.into_iter().next().unwrap_or_else(|| Err(crate::Error::InvalidArgument("no result".into())));
     let sent = sent.map_err(|e| from_engine(&e))?;
@@ -149,7 +154,7 @@ pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
             format!("Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes."),
         ));
     }
-    let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo)).collect();
+    let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo, &ctx.principal.account_id)).collect();
     let results =
         if to_send.is_empty() { Vec::new() } else { ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await? };
     Ok(batch::answer(&valid, results, failed, |id, send, sent| {

@@ -130,7 +130,7 @@ macro_rules! op {
 /// Every SQS operation, in the SQS API reference's order.
 pub static OPERATIONS: &[Operation] = &[
     op!("AddPermission", Partial, false, &[], &[], permissions::add_permission),
-    op!("CancelMessageMoveTask", Partial, true, &[], &[], move_tasks::cancel),
+    op!("CancelMessageMoveTask", Full, true, &[], &[], move_tasks::cancel),
     op!("ChangeMessageVisibility", Full, false, &[], &[], messages::change_visibility),
     op!(
         "ChangeMessageVisibilityBatch",
@@ -158,7 +158,7 @@ pub static OPERATIONS: &[Operation] = &[
         messages::delete_message_batch
     ),
     op!("DeleteQueue", Full, false, &[], &[], queues::delete_queue),
-    op!("GetQueueAttributes", Partial, true, &[], &[], queues::get_queue_attributes),
+    op!("GetQueueAttributes", Full, true, &[], &[], queues::get_queue_attributes),
     op!("GetQueueUrl", Full, true, &[], &[], queues::get_queue_url),
     op!(
         "ListDeadLetterSourceQueues",
@@ -170,30 +170,30 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     op!(
         "ListMessageMoveTasks",
-        Partial,
+        Full,
         true,
         &[],
         &[Member::List { json: "Results", query: "ListMessageMoveTasksResultEntry" }],
         move_tasks::list
     ),
-    op!("ListQueueTags", Partial, true, &[], &[], tags::list_queue_tags),
+    op!("ListQueueTags", Full, true, &[], &[], tags::list_queue_tags),
     op!("ListQueues", Full, true, &[], &[Member::List { json: "QueueUrls", query: "QueueUrl" }], queues::list_queues),
-    op!("PurgeQueue", Partial, false, &[], &[], queues::purge_queue),
-    op!("ReceiveMessage", Partial, true, &[], &[], receive::receive_message),
-    op!("RemovePermission", Partial, false, &[], &[], permissions::remove_permission),
-    op!("SendMessage", Partial, true, &[], &[], messages::send_message),
+    op!("PurgeQueue", Full, false, &[], &[], queues::purge_queue),
+    op!("ReceiveMessage", Full, true, &[], &[], receive::receive_message),
+    op!("RemovePermission", Full, false, &[], &[], permissions::remove_permission),
+    op!("SendMessage", Full, true, &[], &[], messages::send_message),
     op!(
         "SendMessageBatch",
-        Partial,
+        Full,
         true,
         &[Member::List { json: "Entries", query: "SendMessageBatchRequestEntry" }],
         &[Member::List { json: "Successful", query: "SendMessageBatchResultEntry" }],
         messages::send_message_batch
     ),
     op!("SetQueueAttributes", Partial, false, &[], &[], queues::set_queue_attributes),
-    op!("StartMessageMoveTask", Partial, true, &[], &[], move_tasks::start),
-    op!("TagQueue", Partial, false, &[], &[], tags::tag_queue),
-    op!("UntagQueue", Partial, false, &[], &[], tags::untag_queue),
+    op!("StartMessageMoveTask", Full, true, &[], &[], move_tasks::start),
+    op!("TagQueue", Full, false, &[], &[], tags::tag_queue),
+    op!("UntagQueue", Full, false, &[], &[], tags::untag_queue),
 ];
 
 /// Runs one SQS request and renders its answer.

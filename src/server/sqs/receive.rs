@@ -53,22 +53,27 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
             ));
         }
     }
-    if let Some(attempt) = input.str("ReceiveRequestAttemptId")? {
-        if attempt.is_empty() || attempt.len() > MAX_FIFO_ID_LEN || !attempt.bytes().all(|b| b.is_ascii_graphic()) {
+    let attempt_id = match input.str("ReceiveRequestAttemptId")? {
+        Some(attempt)
+            if attempt.is_empty()
+                || attempt.len() > MAX_FIFO_ID_LEN
+                || !attempt.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             return Err(SqsError::invalid_parameter(
                 "ReceiveRequestAttemptId",
                 attempt,
                 "It can only include alphanumeric and punctuation characters. 1 to 128 in length.",
             ));
         }
-        // TODO(sqs-engine): pass it as `ReceiveOptions::attempt_id` so a retried FIFO receive
-        // gets the same messages and receipt handles; today every receive is a new attempt.
-    }
+        // A FIFO receive retried with the same id gets the same messages and receipt handles
+        // (the engine ignores it on standard queues, as SQS).
+        attempt => attempt.map(str::to_string),
+    };
     let options = ReceiveOptions {
         max: max as usize,
         wait: Some(Duration::ZERO),
         visibility_timeout: visibility.map(Duration::from_secs),
-        ..ReceiveOptions::default()
+        attempt_id,
     };
     let messages = wait_for_messages(&ctx, &name, options, wait.map(Duration::from_secs)).await?;
     let rendered: Vec<Value> =
@@ -95,17 +100,16 @@ fn render(ctx: &Ctx, m: &ReceivedMessage, system: &[String], attribute_names: &[
             attributes.insert(name.to_string(), v.into());
         }
     };
-    // TODO(sqs-engine): the sender's id from `ReceivedMessage::sender_id`; every request acts
-    // as the server's account today, so that is who sent it.
-    put("SenderId", Some(ctx.principal.account_id.clone()));
+    // A message sent through the library names no sender: it is the server's account's.
+    put("SenderId", Some(m.sender_id.clone().unwrap_or_else(|| ctx.principal.account_id.clone())));
     put("SentTimestamp", Some(m.sent_ms.to_string()));
     put("ApproximateReceiveCount", Some(m.receive_count.to_string()));
     put("ApproximateFirstReceiveTimestamp", Some(m.first_receive_ms.to_string()));
     put("SequenceNumber", m.sequence.map(|s| s.to_string()));
+    put("MessageDeduplicationId", m.dedup_id.clone());
     put("MessageGroupId", m.group.clone());
-    // TODO(sqs-engine): MessageDeduplicationId (`ReceivedMessage::dedup_id`), AWSTraceHeader
-    // (`trace_header`) and DeadLetterQueueSourceArn (`dead_letter_source`, rendered with
-    // `ctx.arn`) once the engine returns them.
+    put("AWSTraceHeader", m.trace_header.clone());
+    put("DeadLetterQueueSourceArn", m.dead_letter_source.as_deref().map(|q| ctx.arn(q)));
     if !attributes.is_empty() {
         out.insert("Attributes".into(), Value::Object(attributes));
     }
