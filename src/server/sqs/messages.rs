@@ -17,7 +17,8 @@ use crate::server::wire::Input;
 
 /// A send as read from the wire, before the engine sees it.
 struct Send {
-    body: String,
+    /// The body's UTF-8 bytes (the engine takes them without a copy).
+    body: Bytes,
     delay: Option<u64>,
     attributes: Vec<WireAttribute>,
     system: Vec<WireAttribute>,
@@ -35,7 +36,7 @@ impl Send {
     /// The engine's entry, sent by `sender_id` (the principal's account).
     fn entry(&self, fifo: bool, sender_id: &str) -> SendEntry {
         SendEntry {
-            body: Bytes::copy_from_slice(self.body.as_bytes()),
+            body: self.body.clone(),
             options: SendOptions {
                 delay: self.delay.map(Duration::from_secs),
                 attributes: message_attributes::to_engine(&self.attributes),
@@ -104,7 +105,7 @@ fn read_send(input: &Input, fifo: bool) -> Result<Send, SqsError> {
         return Err(not_for_queue_type("MessageDeduplicationId", d));
     }
     Ok(Send {
-        body: body.to_string(),
+        body: Bytes::from(body.to_string()),
         delay,
         attributes: message_attributes::parse(input, "MessageAttributes")?,
         system: message_attributes::parse_system(input)?,

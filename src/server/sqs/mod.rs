@@ -196,8 +196,9 @@ pub static OPERATIONS: &[Operation] = &[
     op!("UntagQueue", Full, false, &[], &[], tags::untag_queue),
 ];
 
-/// Runs one SQS request and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
+/// Runs one SQS request and renders its answer. Takes the call's parameters (they are not
+/// copied: a batch of 1 MiB is read once).
+pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &str, principal: Principal) -> Answer {
     if let Err(reason) = &call.params {
         let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
         let error = match call.protocol {
@@ -243,15 +244,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
     answer(call.protocol, Some(operation), resource, result, request_id)
 }
 
-fn read_input(call: &Call, operation: &Operation) -> Result<Input, SqsError> {
-    let params = call.params.as_ref().map_err(|reason| match call.protocol {
-        Protocol::Json => SqsError::new(Code::SerializationException, reason.clone()),
-        Protocol::Query => SqsError::new(Code::MalformedQueryString, reason.clone()),
+fn read_input(call: &mut Call, operation: &Operation) -> Result<Input, SqsError> {
+    let params = std::mem::replace(&mut call.params, Ok(RawParams::Json(Map::new())));
+    let params = params.map_err(|reason| match call.protocol {
+        Protocol::Json => SqsError::new(Code::SerializationException, reason),
+        Protocol::Query => SqsError::new(Code::MalformedQueryString, reason),
     })?;
     match params {
-        RawParams::Json(map) => Ok(Input { protocol: Protocol::Json, params: map.clone() }),
+        RawParams::Json(map) => Ok(Input { protocol: Protocol::Json, params: map }),
         RawParams::Form(pairs) => {
-            let mut params = query::to_json(pairs, &[operation.request, COMMON_REQUEST], PROTOCOL_PARAMS)
+            let mut params = query::to_json(&pairs, &[operation.request, COMMON_REQUEST], PROTOCOL_PARAMS)
                 .map_err(|reason| SqsError::new(Code::MalformedQueryString, reason))?;
             // Older SDKs POST to the queue's URL instead of passing QueueUrl.
             let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();

@@ -90,7 +90,7 @@ fn render(ctx: &Ctx, m: &ReceivedMessage, system: &[String], attribute_names: &[
     let mut out = Map::new();
     out.insert("MessageId".into(), m.message_id.clone().into());
     out.insert("ReceiptHandle".into(), m.receipt_handle.clone().into());
-    out.insert("MD5OfBody".into(), body_md5(&body).into());
+    out.insert("MD5OfBody".into(), body_md5(body.as_bytes()).into());
     out.insert("Body".into(), body.into_owned().into());
     let all = system.iter().any(|a| a == "All");
     let asked = |name: &str| all || system.iter().any(|a| a == name);
