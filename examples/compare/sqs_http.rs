@@ -2,11 +2,13 @@
 //! 8 senders call SendMessageBatch (10 messages of 256 B) and 8 receivers call ReceiveMessage
 //! (up to 10) then DeleteMessageBatch, each thread over its own kept-alive HTTP/1.1 connection
 //! to an in-process `weir::server::Server`; the library run makes the same calls on a `Queue`.
-//! One operation is one message through the whole cycle. Durability `Always` in both.
+//! One operation is one message through the whole cycle. Durability `Always` in both. The
+//! client threads are also timed alone, against canned answers, to show they are not the limit.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,8 @@ pub fn run(ctx: &Ctx) -> Row {
             if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
         }
     }
+    let client = client_alone(ctx, &body);
+    eprintln!("  {:<24} client alone (canned answers) {}", "sqs_http_cycle", fmt_rate(client));
     let (http, library) = (median(&http_rates), median(&library_rates));
     let m = Measured { weir: Some(http), limit: None, sqlite: None };
     let mut row = Row::new(
@@ -66,9 +70,10 @@ pub fn run(ctx: &Ctx) -> Row {
     let (lp50, lp99) = percentiles(&library_latency);
     row.note = format!(
         "{SENDERS} senders (batches of {BATCH} x {BODY} B) and {RECEIVERS} receivers over kept-alive HTTP/1.1 (AWS JSON 1.0), Durability::Always; \
-         the same cycle through the library: {} messages/s ({:.2} x). Send latency (one batch): HTTP p50 {:.2} ms p99 {:.2} ms; library p50 {:.2} ms p99 {:.2} ms",
+         the same cycle through the library: {} messages/s ({:.2} x); the client threads alone against canned answers: {} messages/s. Send latency (one batch): HTTP p50 {:.2} ms p99 {:.2} ms; library p50 {:.2} ms p99 {:.2} ms",
         fmt_rate(library),
         http / library,
+        fmt_rate(client),
         hp50, hp99, lp50, lp99,
     );
     row
@@ -132,6 +137,110 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     let addr = server.local_addr();
     let stopper = server.stopper();
     let serving = std::thread::spawn(move || server.run());
+    let rate = drive_cycle(ctx, addr, body, latencies);
+    stopper.stop();
+    serving.join().expect("server thread").expect("server");
+    rate
+}
+
+/// The client side alone: the same threads and calls against a server that answers each with
+/// a canned answer of the right shape and does no other work. Its rate bounds what the client
+/// threads can drive on this machine: well above the HTTP rate means the client is not what
+/// limits [`http_cycle`].
+pub fn client_alone(ctx: &Ctx, body: &str) -> f64 {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let answers = Arc::new(CannedAnswers::new(body));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let (answers, stop) = (Arc::clone(&answers), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let answers = Arc::clone(&answers);
+                std::thread::spawn(move || answers.serve(stream));
+            }
+        })
+    };
+    let rate = drive_cycle(ctx, addr, body, &Latencies::default());
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(addr); // wakes the acceptor
+    acceptor.join().expect("acceptor");
+    rate
+}
+
+/// Answers of the shapes weir gives, for [`client_alone`].
+struct CannedAnswers {
+    send: String,
+    receive: String,
+    delete: String,
+}
+
+impl CannedAnswers {
+    fn new(body: &str) -> CannedAnswers {
+        let id = "a1b2c3d4-0000-4000-8000-000000000000";
+        let send = json!({
+            "Successful": (0..BATCH).map(|i| json!({"Id": format!("m{i}"), "MessageId": id, "MD5OfMessageBody": "0".repeat(32)})).collect::<Vec<_>>(),
+            "Failed": [],
+        });
+        let receive = json!({
+            "Messages": (0..BATCH).map(|_| json!({"MessageId": id, "ReceiptHandle": "h".repeat(120), "MD5OfBody": "0".repeat(32), "Body": body})).collect::<Vec<_>>(),
+        });
+        let delete =
+            json!({"Successful": (0..BATCH).map(|i| json!({"Id": format!("d{i}")})).collect::<Vec<_>>(), "Failed": []});
+        CannedAnswers { send: send.to_string(), receive: receive.to_string(), delete: delete.to_string() }
+    }
+
+    /// Serves one connection until the client closes it.
+    fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let Ok(mut writer) = stream.try_clone() else { return };
+        let mut reader = BufReader::new(stream);
+        loop {
+            let (mut length, mut target) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    } else if name.eq_ignore_ascii_case("x-amz-target") {
+                        target = value.trim().to_string();
+                    }
+                }
+            }
+            let mut request = vec![0u8; length];
+            if reader.read_exact(&mut request).is_err() {
+                return;
+            }
+            let answer = match target.as_str() {
+                "AmazonSQS.SendMessageBatch" => &self.send,
+                "AmazonSQS.ReceiveMessage" => &self.receive,
+                _ => &self.delete,
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(answer.as_bytes())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The measured loop: 8 senders and 8 receivers, each over its own connection to `addr`.
+fn drive_cycle(ctx: &Ctx, addr: SocketAddr, body: &str, latencies: &Latencies) -> f64 {
     let url = format!("http://{addr}/000000000000/bench");
     let send_body = json!({
         "QueueUrl": url,
@@ -139,7 +248,7 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     })
     .to_string();
     let receive_body = json!({"QueueUrl": url, "MaxNumberOfMessages": BATCH, "WaitTimeSeconds": 1}).to_string();
-    let rate = timed(SENDERS + RECEIVERS, ctx.window, |i| {
+    timed(SENDERS + RECEIVERS, ctx.window, |i| {
         let mut conn = Connection::open(addr);
         let (send_body, receive_body, url) = (&send_body, &receive_body, &url);
         move |stop: &Stop| {
@@ -168,10 +277,7 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
                 deleted["Successful"].as_array().map_or(0, |s| s.len() as u64)
             })
         }
-    });
-    stopper.stop();
-    serving.join().expect("server thread").expect("server");
-    rate
+    })
 }
 
 /// A kept-alive HTTP/1.1 connection speaking AWS JSON 1.0 (a minimal client: the server
