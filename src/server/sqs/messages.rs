@@ -143,10 +143,10 @@ pub(crate) async fn send_message(ctx: Ctx, input: Input) -> Output {
 }
 
 /// `SendMessageBatch`.
-pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn send_message_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let fifo = name.ends_with(".fifo");
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) = batch::read_entries(&entries, |entry| read_send(entry, fifo));
     let total: usize = valid.iter().map(|(_, s)| s.size()).sum();
     if total > MAX_BATCH_BYTES {
@@ -189,9 +189,9 @@ pub(crate) async fn delete_message(ctx: Ctx, input: Input) -> Output {
 }
 
 /// `DeleteMessageBatch`.
-pub(crate) async fn delete_message_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn delete_message_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) = batch::read_entries(&entries, receipt_handle);
     let handles: Vec<String> = valid.iter().map(|(_, h)| h.clone()).collect();
     let results = if handles.is_empty() {
@@ -212,9 +212,9 @@ pub(crate) async fn change_visibility(ctx: Ctx, input: Input) -> Output {
 }
 
 /// `ChangeMessageVisibilityBatch`.
-pub(crate) async fn change_visibility_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn change_visibility_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) =
         batch::read_entries(&entries, |entry| Ok((receipt_handle(entry)?, visibility_timeout(entry)?)));
     let changes: Vec<(String, Duration)> = valid.iter().map(|(_, change)| change.clone()).collect();

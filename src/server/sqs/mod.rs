@@ -287,7 +287,12 @@ fn answer(
     let error = result.as_ref().err().map(|e| e.code.shape());
     let response = match (protocol, result) {
         (Protocol::Json, Ok(output)) => {
-            let body = serde_json::to_vec(&Value::Object(output)).unwrap_or_else(|_| b"{}".to_vec());
+            // Sized for a typical answer up front: growing a buffer past 1 KiB step by step costs
+            // a reallocation each time.
+            let mut body = Vec::with_capacity(4096);
+            if serde_json::to_writer(&mut body, &output).is_err() {
+                body = b"{}".to_vec();
+            }
             respond(StatusCode::OK, JSON_CONTENT_TYPE, body, request_id)
         }
         (Protocol::Query, Ok(output)) => {
