@@ -483,7 +483,8 @@ fn dead_letter_sources_and_redrive_through_a_move_task() {
     let a = c.json("StartMessageMoveTask", json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:dlq"}));
     assert_eq!(a.status, 200, "{}", a.text());
     assert!(a.json()["TaskHandle"].as_str().is_some_and(|h| !h.is_empty()));
-    let back = c.json("ReceiveMessage", json!({"QueueUrl": src}));
+    // The engine moves it on its own thread; a long poll is woken when it arrives.
+    let back = c.json("ReceiveMessage", json!({"QueueUrl": src, "WaitTimeSeconds": 10}));
     assert_eq!(back.json()["Messages"][0]["Body"], "poison");
 }
 
