@@ -326,3 +326,23 @@ fn a_long_poll_wakes_for_a_send_made_through_the_library() {
     assert_eq!(got["Messages"][0]["Body"], "from the library");
     assert!(waited < Duration::from_secs(3), "woken after {waited:?}");
 }
+
+#[test]
+fn creating_a_queue_that_exists_compares_only_the_attributes_given() {
+    let server = TestServer::start();
+    let config = weir::queue::QueueConfig { visibility_timeout: Duration::from_secs(90), ..Default::default() };
+    server.engine.create_queue("made-by-the-app", config).unwrap();
+    let mut c = server.client();
+    let url = format!("http://{}/{ACCOUNT}/made-by-the-app", server.addr);
+    let same = |attributes: Value| json!({"QueueName": "made-by-the-app", "Attributes": attributes});
+    assert_eq!(ok(&mut c, "CreateQueue", same(json!({})))["QueueUrl"], url.as_str());
+    assert_eq!(ok(&mut c, "CreateQueue", same(json!({"VisibilityTimeout": "90"})))["QueueUrl"], url.as_str());
+    let (status, shape) = error(&mut c, "CreateQueue", same(json!({"VisibilityTimeout": "30"})));
+    assert_eq!((status, shape.as_str()), (400, "QueueNameExists"));
+    let (status, shape) = error(&mut c, "CreateQueue", same(json!({"DelaySeconds": "901"})));
+    assert_eq!((status, shape.as_str()), (400, "InvalidAttributeValue"));
+    // Tags given again leave the queue's own alone.
+    ok(&mut c, "TagQueue", json!({"QueueUrl": url, "Tags": {"owner": "app"}}));
+    ok(&mut c, "CreateQueue", json!({"QueueName": "made-by-the-app", "tags": {"owner": "other"}}));
+    assert_eq!(ok(&mut c, "ListQueueTags", json!({"QueueUrl": url}))["Tags"], json!({"owner": "app"}));
+}

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::context::Ctx;
-use super::errors::{Code, SqsError};
+use super::errors::{from_engine, Code, SqsError};
 use super::limits::{int_in_range, MAX_LIST_RESULTS};
 use super::queue_attributes::{self, apply, fifo_from_attributes, wire_default_config, Purpose};
 use super::tags;
@@ -25,8 +25,24 @@ pub(crate) async fn create_queue(ctx: Ctx, input: Input) -> Output {
     let mut config = wire_default_config(fifo);
     apply(&mut config, &attributes, &ctx.shared.identity, Purpose::Create)?;
     let tags = tags::read_tags(&input, "tags")?;
-    let create_name = name.clone();
-    ctx.engine(move |e| e.create_queue_with(&create_name, config, &tags)).await?;
+    // SQS: a queue that exists is returned when the attributes given match its own; those not
+    // given are not compared (an application may create its queue at every start without
+    // repeating how it was set up). Its tags are left alone.
+    let (identity, create_name) = (ctx.shared.identity.clone(), name.clone());
+    let outcome = ctx
+        .engine(move |e| {
+            let Ok(existing) = e.queue(&create_name).map(|q| q.config()) else {
+                return e.create_queue_with(&create_name, config, &tags).map(Ok);
+            };
+            let mut asked = existing.clone();
+            Ok(match apply(&mut asked, &attributes, &identity, Purpose::Create) {
+                Ok(()) if asked == existing => Ok(()),
+                Ok(()) => Err(from_engine(&crate::Error::AlreadyExists { kind: "queue", name: create_name })),
+                Err(refused) => Err(refused),
+            })
+        })
+        .await?;
+    outcome?;
     Ok(queue_url(&ctx, &name))
 }
 
