@@ -3,8 +3,9 @@
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
-//! from tokio's bounded blocking pool, and a long poll waits on the async side (a timer and a
-//! wake-up), never on a parked thread of its own. Built only with the `server` feature.
+//! in place on the request's thread (tokio's `block_in_place`, within a bounded pool of
+//! threads), and a long poll waits on the async side (the engine's change future and a timer),
+//! never on a parked thread of its own. Built only with the `server` feature.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -58,7 +59,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// UTF-8) or JSON with escapes, with room to spare. Larger bodies get an error; the connection
 /// stays usable.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
-/// Threads of the blocking pool that calls the engine: enough for many concurrent fsyncs,
+/// Most threads that may be inside an engine call at once (tokio's blocking pool, which
+/// `block_in_place` hands a request's async work to while it calls the engine): enough for many
+/// concurrent fsyncs,
 /// bounded so that a flood of requests queues rather than spawning threads.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
 /// How long a stop waits for requests in flight before it closes their connections.
@@ -77,9 +80,9 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Threads of the blocking pool that calls the engine.
+    /// Most threads inside engine calls at once (tokio's blocking pool).
     pub blocking_threads: usize,
-    /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
+    /// Async worker threads (default: 2, one a core of the machine weir is sized for).
     pub worker_threads: usize,
 }
 
@@ -202,7 +205,7 @@ impl Shared {
     }
 }
 
-/// A call on the blocking pool that panicked or was cancelled (a bug, never input).
+/// An engine call that panicked (a bug, never input).
 #[derive(Debug)]
 pub(crate) struct BlockingFailed(pub String);
 

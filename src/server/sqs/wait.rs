@@ -1,5 +1,5 @@
 //! Long polls without a thread each: a `ReceiveMessage` that finds nothing waits on the async
-//! side and tries again, each try one non-blocking call on the blocking pool.
+//! side and tries again, each try one engine call (see `Shared::blocking`).
 //!
 //! `wait_for_messages` is the one place that waits. A try takes the queue's
 //! [`Queue::changed`](crate::queue::Queue::changed) future *before* it receives, so nothing
