@@ -88,9 +88,15 @@ fn every_settable_attribute_round_trips_with_its_times() {
     assert_eq!(b["SqsManagedSseEnabled"], "true");
     assert!(b.get("KmsMasterKeyId").is_none() && b.get("Policy").is_none(), "{b}");
     assert_eq!(b["VisibilityTimeout"], "45", "other attributes stay");
-    // The same attributes again: the same queue; other ones: QueueNameExists.
+    // The same attributes again: the same queue; other values: QueueNameExists.
+    let again = json!({"QueueName": "hot.fifo", "Attributes": {"FifoQueue": "true", "VisibilityTimeout": "45"}});
+    assert_eq!(ok(&mut c, "CreateQueue", again)["QueueUrl"], url.as_str());
     assert_eq!(
-        error(&mut c, "CreateQueue", json!({"QueueName": "hot.fifo", "Attributes": {"FifoQueue": "true"}})),
+        error(
+            &mut c,
+            "CreateQueue",
+            json!({"QueueName": "hot.fifo", "Attributes": {"FifoQueue": "true", "VisibilityTimeout": "46"}})
+        ),
         (400, "QueueNameExists".to_string())
     );
     // The redrive allow policy decides who may use the queue as a dead-letter queue.
