@@ -361,8 +361,10 @@ fn attributes_of(spec: &SendSpec) -> Attributes {
     .collect()
 }
 
+/// A handle refused: not current (or forged), or, for a visibility change, current but its
+/// message no longer in flight.
 fn is_rejected_handle<T: std::fmt::Debug>(r: &Result<T, Error>) -> bool {
-    matches!(r, Err(Error::InvalidReceiptHandle(_)))
+    matches!(r, Err(Error::InvalidReceiptHandle(_) | Error::MessageNotInflight(_)))
 }
 
 impl Harness {

@@ -975,8 +975,8 @@ impl QueueStore {
         for ((_, timeout), receipt) in entries.iter().zip(verified) {
             match receipt.and_then(|r| Self::check_current(&st, r)) {
                 Ok((_, msg)) if !msg.in_flight() || msg.visible_at_ms <= now => {
-                    results.push(Err(Error::InvalidReceiptHandle(
-                        "its message is not in flight (the visibility timeout already ran out)".into(),
+                    results.push(Err(Error::MessageNotInflight(
+                        "the visibility timeout of the message this receipt handle names already ran out".into(),
                     )))
                 }
                 Ok((r, _)) => {
@@ -1047,6 +1047,11 @@ impl QueueStore {
             return Some(now);
         }
         st.next_timer_ms().map(|at| at.max(now))
+    }
+
+    /// The queue's configuration, without counting its messages.
+    pub fn config(&self, cell: &QueueCell) -> QueueConfig {
+        cell.state.lock().config.clone()
     }
 
     /// Attributes and approximate counts.

@@ -4,8 +4,9 @@
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
-//! from tokio's bounded blocking pool, and a long poll waits on the async side (a timer and a
-//! wake-up), never on a parked thread of its own. Built only with the `server` feature.
+//! in place on the request's thread (tokio's `block_in_place`, within a bounded pool of
+//! threads), and a long poll waits on the async side (the engine's change future and a timer),
+//! never on a parked thread of its own. Built only with the `server` feature.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -68,7 +69,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// UTF-8) or JSON with escapes, with room to spare. Larger bodies get an error; the connection
 /// stays usable.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
-/// Threads of the blocking pool that calls the engine: enough for many concurrent fsyncs,
+/// Most threads that may be inside an engine call at once (tokio's blocking pool, which
+/// `block_in_place` hands a request's async work to while it calls the engine): enough for many
+/// concurrent fsyncs,
 /// bounded so that a flood of requests queues rather than spawning threads.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
 /// How long a stop waits for requests in flight before it closes their connections.
@@ -87,9 +90,9 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Threads of the blocking pool that calls the engine.
+    /// Most threads inside engine calls at once (tokio's blocking pool).
     pub blocking_threads: usize,
-    /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
+    /// Async worker threads (default: 2, one a core of the machine weir is sized for).
     pub worker_threads: usize,
     /// `--auth FILE`: the credentials file; every request must then carry a valid SigV4
     /// signature of one of its keys, and policies decide what it may do. `None`: open.
@@ -179,7 +182,6 @@ pub(crate) struct Shared {
     pub metrics: metrics::Metrics,
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
-    pub waiters: sqs::wait::Waiters,
     /// The keys of `--auth`, if any.
     pub credentials: Option<Arc<CredentialStore>>,
     /// The running deliveries of Firehose delivery streams.
@@ -219,17 +221,32 @@ impl Shared {
         *self.stop.borrow()
     }
 
-    /// Runs `f` with the engine on the blocking pool.
+    /// Runs `f` with the engine where it may block (an engine call waits for its fsync).
+    ///
+    /// It runs on the request's own thread through `block_in_place`, which first hands the
+    /// thread's other async work to another thread of the pool: the request does not wait for
+    /// a pool thread to be woken and then for its own task to be woken back, two context
+    /// switches each way that cost more than the engine call itself on a small machine. A
+    /// panic is caught and reported, never unwound through the connection.
     pub async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Engine) -> T + Send + 'static,
     ) -> std::result::Result<T, BlockingFailed> {
-        let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| BlockingFailed(e.to_string()))
+        let engine = &self.engine;
+        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine)))).map_err(
+            |panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                BlockingFailed(what)
+            },
+        )
     }
 }
 
-/// A call on the blocking pool that panicked or was cancelled (a bug, never input).
+/// An engine call that panicked (a bug, never input).
 #[derive(Debug)]
 pub(crate) struct BlockingFailed(pub String);
 
@@ -358,7 +375,6 @@ impl Server {
             metrics: metrics::Metrics::default(),
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
-            waiters: sqs::wait::Waiters::default(),
             credentials: self.credentials,
             firehose: firehose::runner::Runners::default(),
             config: self.config,

@@ -102,7 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     let request_id = shared.next_request_id();
     let body = read_limited(body, shared.config.max_body_bytes).await;
-    let (call, body) = match body {
+    let (mut call, body) = match body {
         Ok(bytes) => (route(&parts, &bytes, &shared), bytes),
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
@@ -132,7 +132,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
     };
     let answer = match call.service {
-        ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
         ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id).await,
     };
     finish(&shared, &call, answer, &request_id, started)

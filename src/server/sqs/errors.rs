@@ -27,8 +27,6 @@ pub enum Code {
     /// A receipt handle that is malformed, forged, stale or of another queue.
     ReceiptHandleIsInvalid,
     /// A visibility change for a message that is not in flight.
-    // TODO(sqs-engine): produced once the engine reports it apart from other rejected handles.
-    #[allow(dead_code)]
     MessageNotInflight,
     /// A body with characters SQS does not allow.
     InvalidMessageContents,
@@ -43,8 +41,6 @@ pub enum Code {
     /// A batch entry id that is not 1-80 characters of `[A-Za-z0-9_-]`.
     InvalidBatchEntryId,
     /// One purge per queue per 60 seconds.
-    // TODO(sqs-engine): produced from the engine's `Error::PurgeInProgress`.
-    #[allow(dead_code)]
     PurgeQueueInProgress,
     /// A limit on the number of something (in-flight messages, permissions).
     OverLimit,
@@ -205,11 +201,6 @@ impl SqsError {
     pub fn no_queue() -> Self {
         SqsError::new(Code::QueueDoesNotExist, "The specified queue does not exist.")
     }
-
-    /// What this endpoint does not offer yet.
-    pub fn unsupported(what: &str) -> Self {
-        SqsError::new(Code::UnsupportedOperation, format!("{what} is not supported by this endpoint yet."))
-    }
 }
 
 impl From<ParamError> for SqsError {
@@ -263,9 +254,14 @@ pub fn from_engine(error: &Error) -> SqsError {
         Error::NotFound { kind, name } => {
             SqsError::new(Code::ResourceNotFoundException, format!("The {kind} {} does not exist.", shorten(name)))
         }
-        Error::AlreadyExists { .. } => SqsError::new(
+        Error::AlreadyExists { kind: "queue", .. } => SqsError::new(
             Code::QueueNameExists,
             "A queue already exists with the same name and a different value for an attribute.",
+        ),
+        // A second move task of one source while the first runs.
+        Error::AlreadyExists { kind, name } => SqsError::new(
+            Code::UnsupportedOperation,
+            format!("A {kind} {} is already running; only one is allowed at a time.", shorten(name)),
         ),
         Error::InvalidName { reason, .. } => SqsError::new(
             Code::InvalidParameterValue,
@@ -278,13 +274,12 @@ pub fn from_engine(error: &Error) -> SqsError {
             Code::InvalidParameterValue,
             format!("One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes (it is {size})."),
         ),
-        // TODO(sqs-engine): a typed "not in flight" error would let ChangeMessageVisibility
-        // answer MessageNotInflight as SQS does; today the engine reports it as a rejected handle.
         Error::InvalidReceiptHandle(reason) => {
             SqsError::new(Code::ReceiptHandleIsInvalid, format!("The input receipt handle is invalid: {reason}."))
         }
+        Error::MessageNotInflight(_) => SqsError::new(Code::MessageNotInflight, "The message referred to isn't in flight."),
         Error::ThroughputExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
-        Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
+        Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, format!("{reason}.")),
         Error::PurgeInProgress { queue, .. } => SqsError::new(
             Code::PurgeQueueInProgress,
             format!("Only one PurgeQueue operation on {} is allowed every 60 seconds.", shorten(queue)),
@@ -335,6 +330,16 @@ mod tests {
         assert_eq!(from_engine(&handle).code, Code::ReceiptHandleIsInvalid);
         let io = Error::io("write", "/x", std::io::Error::other("disk"));
         assert_eq!(from_engine(&io).code, Code::InternalFailure);
+        let inflight = Error::MessageNotInflight("ran out".into());
+        assert_eq!(from_engine(&inflight).code, Code::MessageNotInflight);
+        let purge = Error::PurgeInProgress { queue: "q".into(), retry_after_ms: 10 };
+        assert_eq!(from_engine(&purge).code, Code::PurgeQueueInProgress);
+        let limit = Error::LimitExceeded("a queue policy has at most 20 statements".into());
+        assert_eq!(from_engine(&limit).code, Code::OverLimit);
+        let task = Error::NotFound { kind: "message move task", name: "h".into() };
+        assert_eq!(from_engine(&task).code, Code::ResourceNotFoundException);
+        let running = Error::AlreadyExists { kind: "running message move task of queue", name: "d".into() };
+        assert_eq!(from_engine(&running).code, Code::UnsupportedOperation);
         let long = Error::NotFound { kind: "dead-letter queue", name: "x".repeat(10_000) };
         assert!(from_engine(&long).message.len() < 300);
     }

@@ -166,14 +166,15 @@ impl Input {
         }
     }
 
-    /// An optional list of structures (absent: empty).
-    pub fn struct_list(&self, name: &str) -> Result<Vec<Input>, ParamError> {
-        match self.get(name) {
-            None => Ok(Vec::new()),
+    /// An optional list of structures (absent: empty), moved out of the request instead of
+    /// copied (a batch's entries, read once); the parameter is gone afterwards.
+    pub fn take_struct_list(&mut self, name: &str) -> Result<Vec<Input>, ParamError> {
+        match self.params.remove(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
-                .iter()
+                .into_iter()
                 .map(|v| match v {
-                    Value::Object(inner) => Ok(self.nested(inner.clone())),
+                    Value::Object(inner) => Ok(self.nested(inner)),
                     _ => Err(ParamError::invalid(name, "must list structures")),
                 })
                 .collect(),
