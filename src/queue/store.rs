@@ -137,7 +137,7 @@ pub struct QueueStore {
     /// engine takes them when it resumes its tasks at open).
     replayed_move_progress: Mutex<HashMap<u32, u64>>,
     /// The index snapshot on disk (`snapshot.rs`).
-    snapshot: snapshot::SnapshotMark,
+    pub(crate) snapshot: snapshot::SnapshotMark,
     /// How open rebuilt the indexes.
     index_recovery: IndexRecovery,
     /// Held while any queue or topic handle lives: they can still write.

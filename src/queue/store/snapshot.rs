@@ -80,6 +80,8 @@ pub(crate) struct SnapshotMark {
     pub(crate) position: std::sync::atomic::AtomicU64,
     /// The highest position it cut at: records at or above it are its tail.
     pub(crate) covers: std::sync::atomic::AtomicU64,
+    /// Messages per piece ([`PIECE_MESSAGES`]; tests make pieces small).
+    pub(crate) piece_messages: std::sync::atomic::AtomicUsize,
 }
 
 impl SnapshotMark {
@@ -88,6 +90,7 @@ impl SnapshotMark {
             writing: parking_lot::Mutex::new(()),
             position: loaded.map_or(u64::MAX, |h| h.position).into(),
             covers: loaded.map_or(u64::MAX, |h| h.covers).into(),
+            piece_messages: PIECE_MESSAGES.into(),
         }
     }
 }
@@ -265,6 +268,7 @@ impl QueueStore {
         let fifo = cell.state.lock().config.fifo;
         out.entry(&SnapshotEntry::Queue { queue: cell.id, name: cell.name.clone().into(), fifo })?;
         let mut from_key = 0;
+        let piece_messages = self.snapshot.piece_messages.load(Ordering::Relaxed).max(1);
         loop {
             let st = cell.state.lock();
             let cut = self.log.written_next();
@@ -273,7 +277,7 @@ impl QueueStore {
             let mut count = 0;
             let mut next_from = None;
             for (key, m) in st.iter_from(from_key) {
-                if count == PIECE_MESSAGES {
+                if count == piece_messages {
                     next_from = Some(key);
                     break;
                 }
@@ -304,6 +308,7 @@ impl QueueStore {
             if let Some(next) = next_from {
                 from_key = next;
                 drop(st);
+                self.pauses.at(crate::queue::pause::Pause::SnapshotPiece);
                 continue;
             }
             let dedup_scope = match st.config.dedup_scope {
