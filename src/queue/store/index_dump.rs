@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::queue::dedup::DedupWindow;
 use crate::queue::state::QueueState;
 use crate::queue::store::snapshot::Cuts;
-use crate::queue::store::{replay, QueueStore};
+use crate::queue::store::{replay, QueueStore, PURGE_INTERVAL_MS};
 
 impl QueueStore {
     /// Every queue's index as it is now, one line per message and per remembered
@@ -68,7 +68,10 @@ impl QueueStore {
 
 fn dump_queue(st: &QueueState, now: u64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "queue {} {:?} last_purge={:?}", st.id, st.name, st.last_purge_ms);
+    // The purge time matters while it blocks a purge (a full replay loses it with its segment,
+    // which is deleted only after the deduplication window, five times that).
+    let blocking = st.last_purge_ms.filter(|&last| (last..last.saturating_add(PURGE_INTERVAL_MS)).contains(&now));
+    let _ = writeln!(out, "queue {} {:?} purge_blocked_since={blocking:?}", st.id, st.name);
     for (key, m) in st.iter().filter(|(_, m)| !st.expired(m, now)) {
         let _ = writeln!(
             out,
