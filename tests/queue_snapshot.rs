@@ -418,7 +418,8 @@ impl Run {
                 }
             }
             Op::DeleteReceived { pick } => {
-                if let Some((queue, handle)) = (!self.handles.is_empty()).then(|| &self.handles[pick % self.handles.len()])
+                if let Some((queue, handle)) =
+                    (!self.handles.is_empty()).then(|| &self.handles[pick % self.handles.len()])
                 {
                     if let Ok(q) = engine.queue(NAMES[*queue]) {
                         let _ = q.delete(handle);
@@ -426,7 +427,8 @@ impl Run {
                 }
             }
             Op::ChangeVisibility { pick, seconds } => {
-                if let Some((queue, handle)) = (!self.handles.is_empty()).then(|| &self.handles[pick % self.handles.len()])
+                if let Some((queue, handle)) =
+                    (!self.handles.is_empty()).then(|| &self.handles[pick % self.handles.len()])
                 {
                     if let Ok(q) = engine.queue(NAMES[*queue]) {
                         let _ = q.change_visibility(handle, Duration::from_secs(seconds));
@@ -440,9 +442,16 @@ impl Run {
             }
             Op::Publish { dedup } => {
                 self.counter += 1;
-                let options =
-                    PublishOptions { group: Some("p".into()), dedup_id: Some(format!("p{dedup}")), ..Default::default() };
-                engine.topic("t.fifo").expect("topic").publish(format!("p{}", self.counter).as_bytes(), options).expect("publish");
+                let options = PublishOptions {
+                    group: Some("p".into()),
+                    dedup_id: Some(format!("p{dedup}")),
+                    ..Default::default()
+                };
+                engine
+                    .topic("t.fifo")
+                    .expect("topic")
+                    .publish(format!("p{}", self.counter).as_bytes(), options)
+                    .expect("publish");
             }
             Op::Create { queue } => {
                 self.create(queue);

@@ -274,9 +274,8 @@ impl QueueStore {
             let cut = self.log.written_next();
             out.entry(&SnapshotEntry::Piece { from_key, position: cut })?;
             let mut groups: HashMap<u32, u32> = HashMap::new();
-            let mut count = 0;
             let mut next_from = None;
-            for (key, m) in st.iter_from(from_key) {
+            for (count, (key, m)) in st.iter_from(from_key).enumerate() {
                 if count == piece_messages {
                     next_from = Some(key);
                     break;
@@ -303,7 +302,6 @@ impl QueueStore {
                     group,
                     id_tag: m.id_tag(),
                 }))?;
-                count += 1;
             }
             if let Some(next) = next_from {
                 from_key = next;

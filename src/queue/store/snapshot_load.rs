@@ -69,7 +69,7 @@ pub(crate) fn load_newest(
         Ok(names) => names.into_iter().filter_map(|n| parse_snapshot_file_name(&n).map(|p| (p, n))).collect(),
         Err(_) => Vec::new(),
     };
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     for (_, name) in found {
         let path = dir.join(&name);
         match load(vfs, log, &path, defs, fifo_topics, now) {
