@@ -47,9 +47,10 @@ pub const PIECE_MESSAGES: usize = 65_536;
 /// about half a second: that is the most an open replays after a snapshot taken in time.
 pub const SNAPSHOT_TAIL_RECORDS: u64 = 1 << 20;
 
-/// ... or once the records that follow it take this many bytes of the log (large bodies:
-/// replay reads every byte of them).
-pub const SNAPSHOT_TAIL_BYTES: u64 = 1 << 30;
+/// ... or once the segments holding the records that follow it take this many bytes (large
+/// bodies: replay reads every byte of them; and retention keeps the log from the snapshot's
+/// position on, so this also bounds the disk the snapshot holds on to, about four segments).
+pub const SNAPSHOT_TAIL_BYTES: u64 = 256 << 20;
 
 /// A clean close writes a snapshot unless fewer records than this follow the last one (a few
 /// milliseconds of replay): a command-line call that sends one message to a deep queue must not
