@@ -607,16 +607,12 @@ impl QueueState {
         receive_count: u32,
         group: &Bytes,
     ) {
-        let group = self.group_slot(group);
-        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, receive_count, group);
-        if first_receive_ms != 0 {
-            msg.note_first_receive(first_receive_ms);
-        }
-        self.msgs.insert(key, msg);
+        let tag = id_tag(message_id);
+        self.restore_message(key, anchor, tag, sent_ms, visible_at_ms, first_receive_ms, receive_count, group);
     }
 
     /// Loading a snapshot: a message with the state it had (no ready structures yet, as
-    /// replay; keys come in increasing order).
+    /// replay; keys come in increasing order), its message id known by the bits handles carry.
     #[allow(clippy::too_many_arguments)]
     pub fn restore_message(
         &mut self,
