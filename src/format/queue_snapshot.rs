@@ -12,7 +12,8 @@
 //!  16     8  position     replay starts here: no cut below reflects less than this
 //!  24     8  written_ms   engine clock when the snapshot was started
 //!  32     8  covers       every cut of the file reflects the log below at most this
-//!  40     4  reserved, zero
+//!  40     4  queues_through  every queue with an id up to this that the engine had when the
+//!                            snapshot was started is in the file
 //!  44     4  crc32        CRC-32 of bytes [0, 44)
 //! then entries, each a tag byte and its fields, the last one End, then
 //!          4  crc32       CRC-32 of every byte after the header up to here
@@ -79,6 +80,10 @@ pub struct SnapshotHeader {
     pub written_ms: u64,
     /// No cut in the file was taken above this: the log must reach it.
     pub covers: u64,
+    /// The highest queue id the engine had given out when the snapshot was started: every
+    /// queue up to it that was not deleted is in the file (one the catalog knows and the file
+    /// lacks means the two disagree); a queue above it was created later.
+    pub queues_through: u32,
 }
 
 impl SnapshotHeader {
@@ -91,6 +96,7 @@ impl SnapshotHeader {
         out[16..24].copy_from_slice(&self.position.to_le_bytes());
         out[24..32].copy_from_slice(&self.written_ms.to_le_bytes());
         out[32..40].copy_from_slice(&self.covers.to_le_bytes());
+        out[40..44].copy_from_slice(&self.queues_through.to_le_bytes());
         let crc = crc32fast::hash(&out[0..44]);
         out[44..48].copy_from_slice(&crc.to_le_bytes());
         out
@@ -111,7 +117,12 @@ impl SnapshotHeader {
         if version != SNAPSHOT_VERSION || le_u32(buf, 12) as usize != SNAPSHOT_HEADER_LEN {
             return Err(DecodeError::new(8, format!("unsupported snapshot version {version}")));
         }
-        let header = SnapshotHeader { position: le_u64(buf, 16), written_ms: le_u64(buf, 24), covers: le_u64(buf, 32) };
+        let header = SnapshotHeader {
+            position: le_u64(buf, 16),
+            written_ms: le_u64(buf, 24),
+            covers: le_u64(buf, 32),
+            queues_through: le_u32(buf, 40),
+        };
         if header.covers < header.position {
             return Err(DecodeError::new(32, "snapshot covers less than its position"));
         }
@@ -413,7 +424,7 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_refuse_damage() {
-        let h = SnapshotHeader { position: 10, written_ms: 5, covers: 12 };
+        let h = SnapshotHeader { position: 10, written_ms: 5, covers: 12, queues_through: 3 };
         let bytes = h.encode();
         assert_eq!(SnapshotHeader::decode(&bytes), Ok(h));
         for bit in 0..SNAPSHOT_HEADER_LEN * 8 {

@@ -18,7 +18,7 @@ pub use snapshot_load::IndexRecovery;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,6 +131,8 @@ pub struct QueueStore {
     id_seed: [u8; 16],
     id_counter: AtomicU64,
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
+    /// The highest queue id this store has had (changed under `queues`' write lock).
+    max_queue_id: AtomicU32,
     /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
     /// Moves counted by message move tasks, from their MoveProgress records, by task id (the
@@ -247,6 +249,7 @@ impl QueueStore {
                 (st, windows)
             }
         };
+        let max_queue_id = defs.keys().copied().max().unwrap_or(0);
         let mut move_progress = HashMap::new();
         for st in states.values_mut() {
             for (&task, &moved) in &st.move_progress {
@@ -280,6 +283,7 @@ impl QueueStore {
             id_seed,
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
+            max_queue_id: AtomicU32::new(max_queue_id),
             topic_dedup: Mutex::new(topic_dedup),
             replayed_move_progress: Mutex::new(move_progress),
             snapshot: snapshot::SnapshotMark::new(used),
@@ -321,7 +325,9 @@ impl QueueStore {
     /// Adds a new, empty queue (the catalog has recorded it).
     pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
         let cell = Arc::new(QueueCell::new(&def, QueueState::new(def.id, def.name.clone(), def.config.clone())));
-        self.queues.write().insert(def.name, Arc::clone(&cell));
+        let mut queues = self.queues.write();
+        self.max_queue_id.fetch_max(def.id, Ordering::SeqCst);
+        queues.insert(def.name, Arc::clone(&cell));
         cell
     }
 

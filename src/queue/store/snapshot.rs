@@ -220,7 +220,11 @@ impl QueueStore {
         let now = self.clock.now_ms();
         // Read before the queues are listed: a queue added later has no record below it.
         let position = self.log.written_next();
-        let mut cells: Vec<Arc<QueueCell>> = self.queues.read().values().cloned().collect();
+        let (mut cells, queues_through) = {
+            let queues = self.queues.read();
+            let cells: Vec<Arc<QueueCell>> = queues.values().cloned().collect();
+            (cells, self.max_queue_id.load(Ordering::SeqCst))
+        };
         cells.sort_by_key(|c| c.id);
         let dir = self.log.dir().to_path_buf();
         let path = dir.join(snapshot_file_name(position));
@@ -250,7 +254,7 @@ impl QueueStore {
                 write_window(window, now, &mut out)?;
             }
         }
-        let header = SnapshotHeader { position, written_ms: now, covers };
+        let header = SnapshotHeader { position, written_ms: now, covers, queues_through };
         let file = out.finish(&header)?;
         file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(file);

@@ -217,6 +217,7 @@ fn load(
     let mut section = Section::Start;
     let (mut last_queue, mut last_topic) = (None::<u32>, None::<u32>);
     let mut entries = 0u64;
+    let mut seen = Vec::new();
     let in_range = |position: u64| (header.position..=header.covers).contains(&position);
     loop {
         let at = stream.at();
@@ -317,6 +318,7 @@ fn load(
                             return bad("a queue out of order");
                         }
                         last_queue = Some(queue);
+                        seen.push(queue);
                         // A queue the catalog does not know was deleted after the cut (ids
                         // are never reused): its section is read and dropped.
                         let state = match defs.get(&queue) {
@@ -351,6 +353,15 @@ fn load(
                     SnapshotEntry::End { entries: written } => {
                         if written != entries {
                             return bad("the entry count does not match");
+                        }
+                        // A queue that existed when the cut began and is not deleted must be
+                        // here; only queues created later start empty.
+                        let missing = defs.values().find(|d| d.id <= header.queues_through && !seen.contains(&d.id));
+                        if let Some(def) = missing {
+                            return Err(format!(
+                                "queue {:?} (id {}) existed when the snapshot was started and is not in it",
+                                def.name, def.id
+                            ));
                         }
                         let crc = std::mem::take(&mut stream.crc).finalize();
                         if stream.trailer()? != crc {
