@@ -220,6 +220,21 @@ pub fn queue_reopen(ctx: &Ctx) -> Row {
         }
     }
     let (full_s, full_waiting, full) = time_open();
+    // The command line on the same queue, when the `weir` binary was built beside this example:
+    // the first call finds no snapshot (the whole log replayed, and one written at its close),
+    // the second loads it.
+    let weir = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.parent()?.join("weir")));
+    let cli = |what: &str| -> String {
+        let Some(weir) = weir.as_ref().filter(|w| w.is_file()) else { return String::new() };
+        let t = Instant::now();
+        let out = Command::new(weir).arg("--data").arg(&dir).args(["queue", "attributes", "q"]).output();
+        let secs = t.elapsed().as_secs_f64();
+        match out {
+            Ok(o) if o.status.success() => format!("; `weir queue attributes` {what} {secs:.3} s"),
+            _ => format!("; `weir queue attributes` {what} failed"),
+        }
+    };
+    let cli_notes = format!("{}{}", cli("without a snapshot (writes one at close)"), cli("with it"));
     let ok = with.snapshot.is_some() && full.snapshot.is_none() && with_waiting == messages && full_waiting == messages;
     let mut row = Row::new(
         "queue_reopen",
@@ -230,7 +245,7 @@ pub fn queue_reopen(ctx: &Ctx) -> Row {
     row.seconds = Some(with_s);
     row.note = format!(
         "{messages} waiting messages; with the snapshot ({} MiB, {} records replayed) {with_s:.3} s; \
-         without it (the whole message log replayed, {} records, as before snapshots) {full_s:.3} s",
+         without it (the whole message log replayed, {} records, as before snapshots) {full_s:.3} s{cli_notes}",
         snapshot_bytes >> 20,
         with.replayed,
         full.replayed,
