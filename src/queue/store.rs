@@ -1251,7 +1251,9 @@ impl QueueStore {
             st.drop_expired(now);
         }
         self.compact_oldest(&cells, now)?;
-        self.snapshot_if_due(SnapshotTrigger::Maintenance)?;
+        // A snapshot that fails (a full disk) must not stop the retention that frees space:
+        // its error is returned after it.
+        let snapshotted = self.snapshot_if_due(SnapshotTrigger::Maintenance);
         let min_anchor =
             cells.iter().filter_map(|c| c.state.lock().iter().map(|(_, m)| m.anchor).min()).min().unwrap_or(u64::MAX);
         // Deduplication ids are rebuilt from the log on open: keep the records of the window.
@@ -1260,7 +1262,9 @@ impl QueueStore {
         let snapshot_floor = self.snapshot.position.load(Ordering::SeqCst);
         let floor = min_anchor.min(dedup_floor).min(snapshot_floor).min(self.log.written_next());
         // Log::delete_below makes compaction's copies durable before the originals go.
-        self.log.delete_below(floor)
+        let deleted = self.log.delete_below(floor)?;
+        snapshotted?;
+        Ok(deleted)
     }
 
     /// If the oldest segment is less than half live, rewrites its live messages (with their
