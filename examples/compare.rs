@@ -86,6 +86,7 @@ const NAMES: &[&str] = &[
     "topic_fanout",
     "stream_read",
     "recovery",
+    "queue_reopen",
     "memory",
 ];
 
@@ -167,6 +168,9 @@ fn main() {
     }
     if wanted("recovery") {
         rows.push(recovery::recovery(&ctx));
+    }
+    if wanted("queue_reopen") {
+        rows.push(recovery::queue_reopen(&ctx));
     }
     let mut memory = Vec::new();
     if wanted("memory") {

@@ -37,7 +37,7 @@ use crate::log::io::{RealFs, Vfs};
 pub use crate::log::Durability;
 use crate::log::LogConfig;
 use crate::names;
-use crate::queue::store::{QueueDef, QueueStore, StoreEnv};
+use crate::queue::store::{IndexRecovery, QueueDef, QueueStore, SnapshotTrigger, StoreEnv};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
@@ -69,6 +69,11 @@ pub struct Options {
     pub background: bool,
     /// How often the maintenance thread enforces retention. Default: 10 s.
     pub maintenance_interval: Duration,
+    /// Write the snapshot of the queue indexes when the engine closes (unless only a few
+    /// records follow the last one: [`CLOSE_TAIL_RECORDS`](crate::queue::store::CLOSE_TAIL_RECORDS)),
+    /// so the next open replays little of the message log. Default: yes. Tests that stand for
+    /// a crash with a clean close turn it off.
+    pub snapshot_on_close: bool,
 }
 
 impl Default for Options {
@@ -83,6 +88,7 @@ impl Default for Options {
             lock_wait: Duration::ZERO,
             background: true,
             maintenance_interval: Duration::from_secs(10),
+            snapshot_on_close: true,
         }
     }
 }
@@ -561,6 +567,32 @@ impl Engine {
         self.inner.run_maintenance(Pass::foreground())
     }
 
+    /// Writes a snapshot of every queue's index now (the engine writes one by itself when it
+    /// closes and, in maintenance, once the message log has grown long since the last one), so
+    /// the next open loads it and replays only the records written after it.
+    pub fn snapshot_queues(&self) -> Result<()> {
+        self.inner.queues.write_snapshot().map(|_| ())
+    }
+
+    /// How this open rebuilt the queue indexes: the snapshot it loaded (and its position), the
+    /// snapshots it ignored and why, and how many records of the message log it replayed.
+    pub fn queue_index_recovery(&self) -> &IndexRecovery {
+        self.inner.queues.index_recovery()
+    }
+
+    /// Every queue's index, one line per message, field by field (tests compare it with
+    /// [`Engine::replayed_queue_index_dump`]).
+    #[doc(hidden)]
+    pub fn queue_index_dump(&self) -> String {
+        self.inner.queues.index_dump()
+    }
+
+    /// The same dump of the indexes a full replay of the message log builds now.
+    #[doc(hidden)]
+    pub fn replayed_queue_index_dump(&self) -> Result<String> {
+        self.inner.queues.replayed_index_dump()
+    }
+
     /// Syncs every log (useful before a planned shutdown under `Interval` or `Never`; dropping
     /// the engine does the same). A log that fails does not keep the others from being
     /// synced; the first error is returned.
@@ -722,5 +754,10 @@ impl Drop for Engine {
             let _ = handle.join();
         }
         let _ = self.inner.sync_logs(Pass::foreground());
+        if self.inner.options.snapshot_on_close && !self.inner.queues.log().is_poisoned() {
+            if let Err(e) = self.inner.queues.snapshot_if_due(SnapshotTrigger::Close) {
+                eprintln!("weir: could not write the queue snapshot at close: {e}");
+            }
+        }
     }
 }
