@@ -553,8 +553,9 @@ fn records_appended_after_a_damaged_empty_last_segment_survive_the_next_reopen()
         durability: Durability::Always,
         compression: Compression::None,
         preallocate: true,
+        encryption: None,
     };
-    drop(Log::open(Arc::new(RealFs), tmp.path(), config, 0).expect("create log"));
+    drop(Log::open(Arc::new(RealFs), tmp.path(), config.clone(), 0).expect("create log"));
     let file = segment_files(tmp.path()).pop().expect("segment");
     let mut bytes = std::fs::read(&file).expect("read");
     assert!(bytes.len() >= SEGMENT_HEADER_LEN, "an empty segment has its header");
@@ -563,7 +564,7 @@ fn records_appended_after_a_damaged_empty_last_segment_survive_the_next_reopen()
     std::fs::write(&file, &bytes).expect("write");
 
     let appended = {
-        let log = Log::open(Arc::new(RealFs), tmp.path(), config, 0).expect("open with a damaged header");
+        let log = Log::open(Arc::new(RealFs), tmp.path(), config.clone(), 0).expect("open with a damaged header");
         let outcome = log.append(&[RecordRef { key: b"k", value: b"acknowledged" }], 5).expect("append");
         assert_eq!(log.read(outcome.base_seq, 10, 1 << 20).expect("read").len(), 1);
         outcome

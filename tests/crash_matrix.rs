@@ -324,7 +324,7 @@ fn stream_checkpoints_made_durable_by_a_roll_survive_a_snapshot_and_a_power_cut_
         |fs: &FaultyFs| fs.list_dir(dir).map_or(0, |names| names.iter().filter(|n| n.ends_with(".seg")).count());
     // Long group names: fewer records fill the 1 MiB segments.
     let group = "g".repeat(1000);
-    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never).expect("open");
+    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never, None).expect("open");
     let mut positions = [0u64; 4];
     let mut durable = [0u64; 4];
     let mut most_segments = 0;
@@ -347,7 +347,7 @@ fn stream_checkpoints_made_durable_by_a_roll_survive_a_snapshot_and_a_power_cut_
     assert!(durable.iter().all(|&d| d > 0), "a roll made checkpoints of every shard durable");
     fs.power_cut();
     drop(store);
-    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never).expect("reopen");
+    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never, None).expect("reopen");
     for (shard, &floor) in durable.iter().enumerate() {
         let got = store.get(&group, shard as u32);
         assert!(got.is_some_and(|g| g >= floor), "shard {shard}: checkpoint {got:?}, durable since a roll: {floor}");
