@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{read_to_end, scratch_dir, test_options};
+use weir::engine::tags::ResourceRef;
 use weir::format::key_file::format_key_line;
 use weir::queue::{AttributeValue, QueueConfig, ReceiveOptions, SendOptions};
-use weir::engine::tags::ResourceRef;
 use weir::stream::{ConsumerConfig, StartingPosition};
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions};
 use weir::{Engine, Error, KeySource, ManualClock, Options};
@@ -69,7 +69,11 @@ fn write_everything(engine: &Engine) {
     engine.queue("orders").expect("queue").send(SECRET_BODY, send).expect("send");
     engine.create_topic("news", Default::default()).expect("create topic");
     engine.subscribe("news", Endpoint::Queue("orders".into()), SubscribeOptions::default()).expect("subscribe");
-    engine.topic("news").expect("topic").publish(b"published-body-nobody-must-read", PublishOptions::default()).expect("publish");
+    engine
+        .topic("news")
+        .expect("topic")
+        .publish(b"published-body-nobody-must-read", PublishOptions::default())
+        .expect("publish");
     let tags = [("owner".to_string(), SECRET_TAG.to_string())].into_iter().collect();
     engine.tag(ResourceRef::Queue("orders"), &tags).expect("tag");
     let stream = engine.stream("clicks").expect("stream");
@@ -116,7 +120,12 @@ fn an_encrypted_directory_holds_no_plaintext_and_reads_back_with_its_key() {
             b"group-nobody-must-read",
             b"\"secret\"",
         ] {
-            assert!(!contains(&bytes, secret), "{} holds {:?} in the clear", path.display(), String::from_utf8_lossy(secret));
+            assert!(
+                !contains(&bytes, secret),
+                "{} holds {:?} in the clear",
+                path.display(),
+                String::from_utf8_lossy(secret)
+            );
         }
     }
     let engine = Engine::open(dir.path(), options(&clock, Some(keys(&[("v1", 1)])))).expect("reopen");

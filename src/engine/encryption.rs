@@ -76,7 +76,8 @@ impl KeySource {
         match &self.0 {
             Source::Ring(ring) => Ok(Arc::clone(ring)),
             Source::File(path) => {
-                let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io("read key file", path, e))?);
+                let text =
+                    Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io("read key file", path, e))?);
                 let ring = Keyring::parse(&text)
                     .map_err(|e| Error::InvalidArgument(format!("key file {}: {e}", path.display())))?;
                 Ok(Arc::new(ring))

@@ -33,8 +33,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::Compression;
 use crate::log::io::{RealFs, Vfs};
-pub use crate::log::Durability;
 use crate::log::keys::LogEncryption;
+pub use crate::log::Durability;
 use crate::log::LogConfig;
 use crate::names;
 use crate::queue::store::{QueueDef, QueueStore, StoreEnv};
@@ -304,8 +304,11 @@ impl Engine {
         // Leftovers of a creation that crashed before its catalog record must not leak in, and
         // their removal must be durable before the new stream's files exist.
         self.remove_dir_durably(&dir)?;
-        let stream =
-            Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock, &self.inner.encryption))?;
+        let stream = Stream::open(
+            &dir,
+            meta.clone(),
+            stream_env(&self.inner.options, &self.inner.lock, &self.inner.encryption),
+        )?;
         catalog.append(CatalogRecord::PutStream { stream: meta }, self.inner.options.clock.now_ms())?;
         self.inner.streams.write().insert(name.to_string(), Arc::new(stream));
         Ok(())
@@ -603,7 +606,10 @@ impl Engine {
     /// with [`Error::InvalidArgument`] on a plain directory.
     pub fn rekey(&self) -> Result<RekeyReport> {
         let Some(encryption) = &self.inner.encryption else {
-            return Err(Error::InvalidArgument(format!("{} is not encrypted: nothing to rekey", self.inner.dir.display())));
+            return Err(Error::InvalidArgument(format!(
+                "{} is not encrypted: nothing to rekey",
+                self.inner.dir.display()
+            )));
         };
         let mut report = RekeyReport {
             key_version: encryption.keyring().newest().name().to_string(),

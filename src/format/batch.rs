@@ -617,16 +617,19 @@ fn open_sealed(header: &BatchHeader, frame: &[u8], keys: &dyn FrameKeys) -> Resu
         return Err(DecodeError::new(4, "sealed frame too short for its key id and tag"));
     }
     let key_id = le_u32(frame, header_len);
-    let key = keys
-        .frame_key(key_id)
-        .ok_or_else(|| DecodeError::new(header_len, format!("the frame is sealed under data key {key_id}, which the log's KEYS file does not hold")))?;
+    let key = keys.frame_key(key_id).ok_or_else(|| {
+        DecodeError::new(
+            header_len,
+            format!("the frame is sealed under data key {key_id}, which the log's KEYS file does not hold"),
+        )
+    })?;
     let end = frame.len() - TAG_LEN;
     let mut tag = [0u8; TAG_LEN];
     tag.copy_from_slice(&frame[end..]);
     let mut plain = frame[header_len + 4..end].to_vec();
-    key.open_in_place(&frame_nonce(header.base_seq), &sealed_aad(frame), &mut plain, &tag).map_err(
-        |NotAuthentic| DecodeError::new(end, "the frame does not authenticate under its data key (changed since it was written)"),
-    )?;
+    key.open_in_place(&frame_nonce(header.base_seq), &sealed_aad(frame), &mut plain, &tag).map_err(|NotAuthentic| {
+        DecodeError::new(end, "the frame does not authenticate under its data key (changed since it was written)")
+    })?;
     Ok(Bytes::from(plain))
 }
 

@@ -82,12 +82,7 @@ pub fn frame_nonce(base_seq: u64) -> [u8; NONCE_LEN] {
 
 /// Seals the data key `key` under the key-file key `kek` with a random `nonce`, binding `aad`
 /// (what the key is for: see the KEYS file). Returns nonce, sealed key and tag.
-pub fn wrap_key(
-    kek: &SealingKey,
-    nonce: [u8; NONCE_LEN],
-    aad: &[u8],
-    key: &[u8; KEY_LEN],
-) -> [u8; WRAPPED_KEY_LEN] {
+pub fn wrap_key(kek: &SealingKey, nonce: [u8; NONCE_LEN], aad: &[u8], key: &[u8; KEY_LEN]) -> [u8; WRAPPED_KEY_LEN] {
     let mut sealed = Zeroizing::new(*key);
     let tag = kek.seal_in_place(&nonce, aad, sealed.as_mut());
     let mut out = [0u8; WRAPPED_KEY_LEN];

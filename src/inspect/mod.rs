@@ -22,8 +22,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::engine::encryption::KeySource;
+use crate::error::{Error, Result};
 use crate::format::batch::{decode_frame, decode_records_keyed, FrameLayout};
 use crate::format::head::{Head, HEAD_FILE};
 use crate::format::{IndexFile, Record, SegmentHeader};

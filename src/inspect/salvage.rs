@@ -37,9 +37,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::engine::catalog::CatalogRecord;
+use crate::engine::encryption::KeySource;
 use crate::engine::lock::DirLock;
 use crate::error::{Error, Result};
-use crate::engine::encryption::KeySource;
 use crate::format::batch::{
     decode_frame, decode_records, decode_records_keyed, EncodedBatch, FrameError, FrameKeys, FrameLayout, FrameStamp,
 };

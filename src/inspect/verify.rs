@@ -22,7 +22,9 @@ use crate::format::IndexFile;
 use crate::log::recovery::ScanEnd;
 use crate::log::segment::{index_file_name, segment_file_name};
 
-use super::{as_frame_keys, is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles, ToolKeys};
+use super::{
+    as_frame_keys, is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles, ToolKeys,
+};
 use crate::engine::encryption::KeySource;
 
 /// How long verify waits before looking again at a last segment that ends in a partial frame:

@@ -695,8 +695,15 @@ impl Log {
             if from >= segment_limit {
                 continue;
             }
-            match segment.read_into(self.frame_keys(), from, segment_limit, max_records, max_bytes, &mut out, &mut bytes)
-            {
+            match segment.read_into(
+                self.frame_keys(),
+                from,
+                segment_limit,
+                max_records,
+                max_bytes,
+                &mut out,
+                &mut bytes,
+            ) {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) if out.is_empty() => return Err(e),

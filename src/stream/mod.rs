@@ -331,8 +331,12 @@ impl Stream {
     }
 
     fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
-        let log =
-            Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config.clone(), meta.initial_seq)?;
+        let log = Log::open(
+            self.env.vfs.clone(),
+            &shard_dir(&self.dir, meta.id),
+            self.env.log_config.clone(),
+            meta.initial_seq,
+        )?;
         let limits = shard_limits(&self.meta.read(), &self.env);
         let (deleted, counters) = (self.deleted.clone(), Default::default());
         Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted, counters })

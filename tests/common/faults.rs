@@ -354,11 +354,7 @@ pub fn options(vfs: Arc<dyn weir::log::io::Vfs>, durability: Durability, clock: 
 
 /// A key file of two versions (the newest wraps new data keys), for encrypted test directories.
 pub fn test_keys() -> weir::KeySource {
-    let text = format!(
-        "old {}\nnew {}\n",
-        "11".repeat(32),
-        "a5".repeat(32)
-    );
+    let text = format!("old {}\nnew {}\n", "11".repeat(32), "a5".repeat(32));
     weir::KeySource::from_text(&text).expect("test keys")
 }
 

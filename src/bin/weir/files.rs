@@ -65,7 +65,12 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
                     Ok(v) => (Some(v), None),
                     Err(p) => (None, Some(p.as_str())),
                 };
-                out.json(&KeysLine { kind: "keys", log: log.dir.display().to_string(), key_versions: versions, problem })?;
+                out.json(&KeysLine {
+                    kind: "keys",
+                    log: log.dir.display().to_string(),
+                    key_versions: versions,
+                    problem,
+                })?;
             }
         } else {
             out.line(format!("{}  segments: {}", log.dir.display(), log.segments.len()))?;
@@ -82,7 +87,11 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
                     Ok(versions) if versions.is_empty() => "  encrypted: no data key yet".to_string(),
                     Ok(versions) => format!(
                         "  encrypted: data keys wrapped under {}",
-                        versions.iter().map(|v| format!("{} ({})", v.version, v.data_keys)).collect::<Vec<_>>().join(", ")
+                        versions
+                            .iter()
+                            .map(|v| format!("{} ({})", v.version, v.data_keys))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     Err(problem) => format!("  encrypted: KEYS: BAD: {problem}"),
                 })?;
@@ -230,8 +239,7 @@ fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResul
 pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
     let mut progress = Progress::new();
     let keys = crate::key_source();
-    let problems =
-        inspect::verify_dir_keyed(&args.dir, keys.as_ref(), &mut |done, total| progress.show(done, total));
+    let problems = inspect::verify_dir_keyed(&args.dir, keys.as_ref(), &mut |done, total| progress.show(done, total));
     progress.finish();
     let problems = problems?;
     let mut out = Out::new();

@@ -104,7 +104,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let data = cli.data.clone().or_else(|| std::env::var_os("WEIR_DATA").map(PathBuf::from));
     let data = data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let key_file = cli.key_file.clone().or_else(|| std::env::var_os("WEIR_KEY_FILE").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let key_file =
+        cli.key_file.clone().or_else(|| std::env::var_os("WEIR_KEY_FILE").filter(|v| !v.is_empty()).map(PathBuf::from));
     let _ = KEY_FILE.set(key_file);
     let result = match cli.command {
         Command::Demo => demo::run(&data).map(|()| ExitCode::SUCCESS),

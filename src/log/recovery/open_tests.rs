@@ -23,7 +23,7 @@ fn config(durability: Durability, segment_bytes: u64) -> LogConfig {
         durability,
         compression: Compression::None,
         preallocate: true,
-            encryption: None,
+        encryption: None,
     }
 }
 

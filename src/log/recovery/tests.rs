@@ -69,7 +69,7 @@ fn an_index_rebuilt_by_a_scan_equals_the_one_written_when_the_segment_was_sealed
         durability: Durability::Never,
         compression: Compression::None,
         preallocate: true,
-            encryption: None,
+        encryption: None,
     };
     let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
     for i in 0..30u64 {
