@@ -20,6 +20,7 @@ pub mod format;
 pub mod inspect;
 pub mod log;
 pub mod names;
+pub mod policy;
 pub mod queue;
 #[cfg(feature = "server")]
 pub mod server;

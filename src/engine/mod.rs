@@ -392,6 +392,14 @@ impl Engine {
         self.update_queue_config(name, |_| Ok(config))
     }
 
+    /// The account and region that queue and topic ARNs name when a topic's delivery into a
+    /// queue is decided against the queue's access policy (see [`crate::policy::delivery`]).
+    /// `weir serve` sets them from `--account-id` and `--region`; the default is
+    /// `us-east-1` and `000000000000`.
+    pub fn set_arn_scope(&self, scope: crate::policy::ArnScope) {
+        self.inner.queues.set_arn_scope(scope);
+    }
+
     /// A queue's attributes and approximate counts.
     pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes> {
         Ok(self.queue(name)?.attributes())

@@ -37,6 +37,13 @@ impl ServiceKind {
             ServiceKind::Sqs => "sqs",
         }
     }
+
+    /// The service name a SigV4 credential scope must name.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            ServiceKind::Sqs => "sqs",
+        }
+    }
 }
 
 /// A request's parameters before the operation's own reading of them.
@@ -109,10 +116,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
     };
     // The authentication step: every service's requests pass here before they run.
-    let principal = match auth::authenticate(&parts, &body, &shared.config.account_id) {
+    let principal = match auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body) {
         Ok(p) => p,
         Err(e) => {
-            let answer = sqs::refused(&call, &request_id, &e.reason);
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::refused(&call, &request_id, &e),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
     };
