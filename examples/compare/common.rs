@@ -180,8 +180,60 @@ pub fn count_until_stop(stop: &Stop, mut step: impl FnMut() -> u64) -> u64 {
 // ----- weir -----
 
 pub fn open_weir(dir: &Path, durability: Durability) -> Engine {
-    Engine::open(dir, Options { durability, ..Options::default() })
+    let key_source = ENCRYPTED.load(Ordering::SeqCst).then(bench_key);
+    Engine::open(dir, Options { durability, key_source, ..Options::default() })
         .unwrap_or_else(|e| panic!("weir: cannot open {}: {e}", dir.display()))
+}
+
+/// While set, [`open_weir`] opens (and creates) encrypted data directories: the `*_encrypted`
+/// rows run a workload's weir code as it is, once plain and once encrypted.
+static ENCRYPTED: AtomicBool = AtomicBool::new(false);
+
+/// The key file of the encrypted runs.
+fn bench_key() -> weir::KeySource {
+    weir::KeySource::from_text(&format!("bench {}\n", "7e".repeat(32))).expect("bench key")
+}
+
+/// True while [`with_encryption`] runs encrypted.
+pub fn encryption_on() -> bool {
+    ENCRYPTED.load(Ordering::SeqCst)
+}
+
+/// Runs `f` with [`open_weir`] opening encrypted directories (`on`) or plain ones.
+pub fn with_encryption<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    ENCRYPTED.store(on, Ordering::SeqCst);
+    let out = f();
+    ENCRYPTED.store(false, Ordering::SeqCst);
+    out
+}
+
+/// Runs weir's `run` plain and encrypted `ctx.rounds` times each, alternating (the order
+/// rotates every round), each on a fresh directory; returns the medians (plain, encrypted).
+pub fn alternate_encryption(ctx: &Ctx, name: &str, run: Run<'_>) -> (f64, f64) {
+    let (mut plain, mut encrypted) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds {
+        for k in 0..2 {
+            let on = (k + round) % 2 == 1;
+            let dir = ctx.tempdir(&format!("{name}-{}", if on { "encrypted" } else { "plain" }));
+            let value = with_encryption(on, || run(dir.path()));
+            let label = if on { "encrypted" } else { "plain" };
+            eprintln!("  {name:<24} round {}/{} {label:<9} {}", round + 1, ctx.rounds, fmt_rate(value));
+            if on { &mut encrypted } else { &mut plain }.push(value);
+        }
+    }
+    (median(&plain), median(&encrypted))
+}
+
+/// The row of an encrypted run against the same workload run plain, alternating: PASS when the
+/// encrypted one does at least 85% of the plain one's operations (at most 15% slower).
+pub fn encryption_row(name: &'static str, ops: &'static str, plain: f64, encrypted: f64) -> Row {
+    let m = Measured { weir: Some(encrypted), limit: None, sqlite: None };
+    let mut row = Row::new(name, ops, m, Target::OfOther { label: "plain", value: plain, frac: 0.85 });
+    row.note = format!(
+        "weir encrypted at rest (AES-256-GCM, every frame sealed) against the same workload plain, alternating: {:.1}% of plain",
+        encrypted / plain * 100.0
+    );
+    row
 }
 
 // ----- the physical limit -----
