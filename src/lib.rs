@@ -23,6 +23,7 @@ pub mod names;
 pub mod queue;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod signal;
 pub mod stream;
 pub mod text;
 pub mod topic;

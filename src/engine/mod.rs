@@ -18,7 +18,9 @@ mod interleavings;
 pub mod lock;
 mod move_tasks;
 mod queue_admin;
+mod stream_admin;
 pub mod tags;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +39,9 @@ use crate::log::LogConfig;
 use crate::names;
 use crate::queue::store::{QueueDef, QueueStore, StoreEnv};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
-use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
+use crate::stream::{
+    Stream, StreamDescription, StreamEnv, StreamMeta, StreamOptions, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS,
+};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
 use health::{FailureBook, Pass};
@@ -111,6 +115,8 @@ pub(crate) struct EngineInner {
     /// What the maintenance thread failed at, per log.
     failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
+    /// Seals and opens the opaque tokens of [`Engine::seal_token`].
+    tokens: tokens::TokenKey,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -220,6 +226,7 @@ impl Engine {
             lock,
             failures: FailureBook::default(),
             move_tasks,
+            tokens: tokens::TokenKey::new(&secret),
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -258,10 +265,17 @@ impl Engine {
         retention: Option<Duration>,
         throughput_limits: bool,
     ) -> Result<()> {
+        let options = StreamOptions { retention, throughput_limits, ..StreamOptions::new(shards) };
+        self.create_stream_meta(name, &options)
+    }
+
+    fn create_stream_meta(&self, name: &str, options: &StreamOptions) -> Result<()> {
         names::validate_stream_name(name)?;
-        let retention_ms = retention.map_or(MIN_RETENTION_MS, |d| d.as_millis() as u64);
-        let mut meta = StreamMeta::new(name, shards, retention_ms)?;
-        meta.throughput_limits = throughput_limits;
+        let retention_ms = options.retention.map_or(MIN_RETENTION_MS, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+        let mut meta = StreamMeta::new(name, options.shards, retention_ms)?;
+        meta.throughput_limits = options.throughput_limits;
+        meta.mode = options.mode;
+        meta.created_ms = self.inner.options.clock.now_ms();
         let mut catalog = self.inner.catalog.lock();
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
@@ -541,7 +555,8 @@ impl Engine {
 
     /// Runs one round of maintenance now: retention on every stream shard, then retention and
     /// compaction of the message log, then every message move task as far as its rate allows
-    /// by now. The background thread calls this periodically; tests driving a manual clock
+    /// by now, then the on-demand streams' splits and merges (see
+    /// [`crate::stream::autoscale`]). The background thread calls this periodically; tests driving a manual clock
     /// call it directly. Every log has its turn whatever the others do; the first error is
     /// returned.
     pub fn run_maintenance(&self) -> Result<()> {
@@ -602,6 +617,7 @@ impl EngineInner {
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
         self.run_move_tasks();
+        pass.check(&self.dir.join("streams"), "on-demand scaling", self.autoscale());
         pass.finish()
     }
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::stream::{shard_dir, Shard, ShardMeta, Stream, StreamMeta};
+use crate::stream::{shard_dir, split_point, Shard, ShardMeta, Stream, StreamMeta};
 
 impl Stream {
     /// Splits open shard `shard` at `at` (the first hash key of the upper child; default: the
@@ -28,7 +28,7 @@ impl Stream {
         if parent.hash_start == parent.hash_end {
             return Err(Error::InvalidArgument(format!("shard {shard} owns a single hash key and cannot be split")));
         }
-        let at = at.unwrap_or(parent.hash_start + (parent.hash_end - parent.hash_start) / 2 + 1);
+        let at = at.unwrap_or_else(|| split_point(&parent));
         if at <= parent.hash_start || at > parent.hash_end {
             return Err(Error::InvalidArgument(format!(
                 "the new starting hash key must lie in ({}, {}] of shard {shard}, not {at}",
@@ -111,6 +111,9 @@ impl Stream {
                     limits: old.limits.clone(),
                     deleted: old.deleted.clone(),
                     counters: Arc::clone(&old.counters),
+                    signal: Arc::clone(&old.signal),
+                    halves: Arc::clone(&old.halves),
+                    heat: Arc::clone(&old.heat),
                 };
                 shards.insert(id, Arc::new(shard));
             }
@@ -119,6 +122,12 @@ impl Stream {
             shards.insert(shard.meta.id, Arc::new(shard));
         }
         *self.meta.write() = meta;
+        // Readers caught up with a parent learn that it closed (and where to go on).
+        for &id in parents {
+            if let Some(parent) = shards.get(&id) {
+                parent.signal.notify();
+            }
+        }
         Ok(())
     }
 }

@@ -249,6 +249,7 @@ pub fn from_engine(error: &Error) -> SqsError {
         }
         Error::ThroughputExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
         Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
+        Error::InUse(reason) => SqsError::new(Code::ServiceUnavailable, format!("{reason}; try again.")),
         Error::PurgeInProgress { queue, .. } => SqsError::new(
             Code::PurgeQueueInProgress,
             format!("Only one PurgeQueue operation on {} is allowed every 60 seconds.", shorten(queue)),
