@@ -276,6 +276,9 @@ impl Engine {
         meta.throughput_limits = options.throughput_limits;
         meta.mode = options.mode;
         meta.created_ms = self.inner.options.clock.now_ms();
+        for shard in &mut meta.shards {
+            shard.created_ms = meta.created_ms;
+        }
         let mut catalog = self.inner.catalog.lock();
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });

@@ -38,7 +38,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     let conn_shared = Arc::clone(&shared);
                     let service = service_fn(move |req| {
                         let shared = Arc::clone(&conn_shared);
-                        async move { Ok::<_, Infallible>(route::handle(shared, req).await) }
+                        async move { Ok::<_, Infallible>(route::dispatch(shared, req).await) }
                     });
                     let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let conn = graceful.watch(conn);

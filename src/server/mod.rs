@@ -30,12 +30,13 @@
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod kinesis;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
 pub(crate) mod sqs;
-pub(crate) mod wire;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 /// Threads of the blocking pool that calls the engine: enough for many concurrent fsyncs,
 /// bounded so that a flood of requests queues rather than spawning threads.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
+/// How long a Kinesis shard iterator lasts, as Kinesis's: 5 minutes.
+pub const DEFAULT_KINESIS_ITERATOR_LIFETIME: Duration = Duration::from_secs(300);
 /// How long a stop waits for requests in flight before it closes their connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -81,6 +84,13 @@ pub struct ServerConfig {
     pub blocking_threads: usize,
     /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
     pub worker_threads: usize,
+    /// How long a Kinesis shard iterator lasts, by the engine clock (default
+    /// [`DEFAULT_KINESIS_ITERATOR_LIFETIME`], as Kinesis's); tests shorten it.
+    pub kinesis_iterator_lifetime: Duration,
+    /// Whether provisioned streams created over the wire enforce Kinesis's per-shard
+    /// throughput limits (writes 1 MiB/s and 1,000 records/s, reads 2 MiB/s per shard; over
+    /// them: `ProvisionedThroughputExceededException`). Off by default, as local emulators.
+    pub kinesis_throughput_limits: bool,
 }
 
 impl ServerConfig {
@@ -94,6 +104,8 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             blocking_threads: DEFAULT_BLOCKING_THREADS,
             worker_threads: 2,
+            kinesis_iterator_lifetime: DEFAULT_KINESIS_ITERATOR_LIFETIME,
+            kinesis_throughput_limits: false,
         }
     }
 

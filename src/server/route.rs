@@ -21,13 +21,16 @@ use serde_json::{Map, Value};
 use super::body::{read_limited, BodyError};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::{auth, metrics, sqs, Shared};
+use super::kinesis::subscribe::{self, ServerBody};
+use super::{auth, kinesis, metrics, sqs, Shared};
 
 /// The services the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind {
     /// Amazon SQS.
     Sqs,
+    /// Amazon Kinesis Data Streams.
+    Kinesis,
 }
 
 impl ServiceKind {
@@ -35,6 +38,7 @@ impl ServiceKind {
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Sqs => "sqs",
+            ServiceKind::Kinesis => "kinesis",
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct Call {
     pub path: String,
     /// The host the client addressed (for queue URLs).
     pub host: String,
+    /// The body came as CBOR (`application/x-amz-cbor-1.1`), and the answer goes as CBOR.
+    pub cbor: bool,
 }
 
 /// What a service answers, with what the server counts and logs about it.
@@ -76,6 +82,15 @@ pub struct Answer {
     pub resource: Option<String>,
     /// The error code, when it failed.
     pub error: Option<&'static str>,
+}
+
+/// Serves one request: SubscribeToShard as an event stream, every other one through
+/// [`handle`].
+pub(crate) async fn dispatch(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ServerBody> {
+    if subscribe::is_subscribe(req.headers()) {
+        return subscribe::serve(shared, req).await;
+    }
+    handle(shared, req).await.map(http_body_util::Either::Left)
 }
 
 /// Serves one request. Never fails: every problem is an answer in the request's protocol.
@@ -96,11 +111,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
             call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
-            let answer = sqs::too_large(
-                &call,
-                &request_id,
-                &format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."),
-            );
+            let message = format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
+                ServiceKind::Kinesis => kinesis::too_large(&call, &request_id, &message),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
         Err(BodyError::Broken(reason)) => {
@@ -112,17 +127,28 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let principal = match auth::authenticate(&parts, &body, &shared.config.account_id) {
         Ok(p) => p,
         Err(e) => {
-            let answer = sqs::refused(&call, &request_id, &e.reason);
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::refused(&call, &request_id, &e.reason),
+                ServiceKind::Kinesis => kinesis::refused(&call, &request_id, &e.reason),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
     };
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }
 
-fn finish(shared: &Shared, call: &Call, answer: Answer, request_id: &str, started: Instant) -> Response<Full<Bytes>> {
+/// Counts and logs an answered request.
+pub(crate) fn finish(
+    shared: &Shared,
+    call: &Call,
+    answer: Answer,
+    request_id: &str,
+    started: Instant,
+) -> Response<Full<Bytes>> {
     let elapsed = started.elapsed();
     let status = answer.response.status().as_u16();
     shared.metrics.record(call.service.name(), answer.operation, answer.error.is_some(), elapsed);
@@ -167,8 +193,21 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
     if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
         let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-        // Kinesis_20131202 and Firehose_20150804 join here in the next issue; until then every
-        // target is SQS's to answer (an unknown prefix is an unknown operation).
+        if prefix == kinesis::JSON_TARGET_PREFIX {
+            let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let cbor = kinesis::is_cbor(content_type);
+            return Call {
+                service: ServiceKind::Kinesis,
+                protocol: Protocol::Json,
+                operation: (!operation.is_empty()).then(|| operation.to_string()),
+                params: kinesis::read_params(cbor, body),
+                path,
+                host,
+                cbor,
+            };
+        }
+        // Firehose_20150804 joins here in the next issue; until then every other target is
+        // SQS's to answer (an unknown prefix is an unknown operation).
         let service = ServiceKind::Sqs;
         let known_prefix = prefix == sqs::JSON_TARGET_PREFIX;
         let params = if body.iter().all(u8::is_ascii_whitespace) {
@@ -187,6 +226,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
             params,
             path,
             host,
+            cbor: false,
         };
     }
     // The query protocol: parameters from the URL's query string and a form body.
@@ -228,6 +268,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
         },
         path,
         host,
+        cbor: false,
     }
 }
 

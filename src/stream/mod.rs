@@ -76,6 +76,20 @@ pub struct ShardMeta {
     /// The first sequence number the shard hands out.
     #[serde(default)]
     pub initial_seq: u64,
+    /// When the shard was created, by a stream's creation or a reshard (ms since the Unix
+    /// epoch; 0 if weir did not keep it yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_ms: u64,
+    /// When a reshard closed it (0 while open, or if weir did not keep it yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub closed_ms: u64,
+}
+
+impl ShardMeta {
+    /// True if the shard was open at `time_ms` (created at or before it, closed after it).
+    pub fn open_at(&self, time_ms: u64) -> bool {
+        self.created_ms <= time_ms && (self.open || self.closed_ms > time_ms)
+    }
 }
 
 /// The durable description of a stream, kept in the catalog.
@@ -137,6 +151,8 @@ impl StreamMeta {
                 parents: Vec::new(),
                 open: true,
                 initial_seq: 0,
+                created_ms: 0,
+                closed_ms: 0,
             })
             .collect();
         Ok(StreamMeta {

@@ -90,8 +90,10 @@ impl Stream {
         children: &[ShardMeta],
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<()> {
+        let now = self.env.clock.now_ms();
+        let children: Vec<ShardMeta> = children.iter().cloned().map(|c| ShardMeta { created_ms: now, ..c }).collect();
         let mut opened = Vec::with_capacity(children.len());
-        for c in children {
+        for c in &children {
             let dir = shard_dir(&self.dir, c.id);
             // Leftovers of a reshard that crashed before its catalog record must not leak in.
             self.env.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
@@ -99,6 +101,7 @@ impl Stream {
         }
         for s in meta.shards.iter_mut().filter(|s| parents.contains(&s.id)) {
             s.open = false;
+            s.closed_ms = now;
         }
         meta.shards.extend(children.iter().cloned());
         commit(&meta)?;
@@ -150,5 +153,5 @@ fn next_shard_id(meta: &StreamMeta) -> u32 {
 }
 
 fn child(id: u32, hash_start: u128, hash_end: u128, parents: Vec<u32>, initial_seq: u64) -> ShardMeta {
-    ShardMeta { id, hash_start, hash_end, parents, open: true, initial_seq }
+    ShardMeta { id, hash_start, hash_end, parents, open: true, initial_seq, created_ms: 0, closed_ms: 0 }
 }

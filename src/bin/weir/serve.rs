@@ -1,4 +1,4 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, Kinesis), until SIGINT or SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// Least severe log line written to stderr: error, warn, info or debug (one line per request).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
+    /// Provisioned Kinesis streams created over the wire enforce Kinesis's per-shard
+    /// throughput limits (ProvisionedThroughputExceededException past them).
+    #[arg(long)]
+    kinesis_throughput_limits: bool,
+    /// How long a Kinesis shard iterator lasts, in milliseconds (tests shorten it).
+    #[arg(long, value_name = "MS", hide = true)]
+    kinesis_iterator_lifetime_ms: Option<u64>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -33,6 +40,10 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         account_id: args.account_id,
         region: args.region,
         log_level: args.log_level,
+        kinesis_throughput_limits: args.kinesis_throughput_limits,
+        kinesis_iterator_lifetime: args
+            .kinesis_iterator_lifetime_ms
+            .map_or(weir::server::DEFAULT_KINESIS_ITERATOR_LIFETIME, std::time::Duration::from_millis),
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;
