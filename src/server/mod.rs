@@ -36,7 +36,7 @@ pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
 pub(crate) mod sqs;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +48,8 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::Engine;
 pub use logging::LogLevel;
+/// The pure codecs of the AWS wire that clients need too: CBOR and the event stream encoding.
+pub use wire::{cbor, eventstream};
 
 /// Default address `weir serve` listens on (ElasticMQ's port, which SQS tooling often expects).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9324";
