@@ -174,16 +174,16 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     rate
 }
 
-/// A kept-alive HTTP/1.1 connection speaking AWS JSON 1.0 (a minimal client: the server
-/// always answers with Content-Length).
-struct Connection {
+/// A kept-alive HTTP/1.1 connection speaking AWS JSON (a minimal client: the server always
+/// answers with Content-Length). Shared with `kinesis_http_put`.
+pub struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     host: String,
 }
 
 impl Connection {
-    fn open(addr: SocketAddr) -> Connection {
+    pub fn open(addr: SocketAddr) -> Connection {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let writer = stream.try_clone().expect("clone socket");
@@ -191,8 +191,14 @@ impl Connection {
     }
 
     fn call(&mut self, operation: &str, body: &str) -> Value {
+        self.call_target("application/x-amz-json-1.0", &format!("AmazonSQS.{operation}"), body)
+    }
+
+    /// One call: `X-Amz-Target: target`, a body of `content_type`; the JSON answer.
+    pub fn call_target(&mut self, content_type: &str, target: &str, body: &str) -> Value {
+        let operation = target;
         let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: AmazonSQS.{operation}\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\nx-amz-target: {target}\r\ncontent-length: {}\r\n\r\n{body}",
             self.host,
             body.len()
         );
