@@ -19,7 +19,12 @@ fn boto3_and_the_aws_cli_pass_the_kinesis_suite() {
     let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
     let out = Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
     assert!(out.status.success(), "tests/clients/setup.sh failed");
-    let python = String::from_utf8_lossy(&out.stdout).lines().last().expect("setup.sh prints the venv's python").trim().to_string();
+    let python = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .expect("setup.sh prints the venv's python")
+        .trim()
+        .to_string();
 
     let (dir, short_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut limited = ServeChild::start(dir.path(), &["--log-level", "warn", "--kinesis-throughput-limits"]);

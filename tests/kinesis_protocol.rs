@@ -37,10 +37,15 @@ impl Kinesis {
         Self::start_with(dir, Arc::new(ManualClock::new(T0)), |c| c)
     }
 
-    fn start_with(dir: &std::path::Path, clock: Arc<ManualClock>, configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Kinesis {
+    fn start_with(
+        dir: &std::path::Path,
+        clock: Arc<ManualClock>,
+        configure: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Kinesis {
         let options = Options { clock: clock.clone(), background: false, ..Options::default() };
         let engine = Arc::new(Engine::open(dir, options).unwrap());
-        let config = configure(ServerConfig { log_level: LogLevel::Error, ..ServerConfig::new(([127, 0, 0, 1], 0).into()) });
+        let config =
+            configure(ServerConfig { log_level: LogLevel::Error, ..ServerConfig::new(([127, 0, 0, 1], 0).into()) });
         let server = Server::bind(Arc::clone(&engine), config).unwrap();
         let addr = server.local_addr();
         let stopper = server.stopper();
@@ -93,7 +98,11 @@ fn expect_error(c: &mut Client, op: &str, body: Value, shape: &str) -> String {
 }
 
 fn iterator(c: &mut Client, stream: &str, kind: &str) -> String {
-    let out = ok(c, "GetShardIterator", json!({"StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": kind}));
+    let out = ok(
+        c,
+        "GetShardIterator",
+        json!({"StreamName": stream, "ShardId": "shardId-000000000000", "ShardIteratorType": kind}),
+    );
     out["ShardIterator"].as_str().unwrap().to_string()
 }
 
@@ -113,32 +122,117 @@ fn every_error_code_comes_as_kinesis_sends_it() {
     expect_error(&mut c, "CreateStream", json!({"StreamName": "t", "ShardCount": 0}), "ValidationException");
     expect_error(&mut c, "CreateStream", json!({"StreamName": "t", "ShardCount": 5000}), "LimitExceededException");
     expect_error(&mut c, "PutRecord", json!({"StreamName": "s", "Data": "eA=="}), "ValidationException");
-    expect_error(&mut c, "PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": "not base64!"}), "SerializationException");
-    expect_error(&mut c, "PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA==", "ExplicitHashKey": "x"}), "ValidationException");
-    expect_error(&mut c, "PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA==", "ExplicitHashKey": "340282366920938463463374607431768211456"}), "InvalidArgumentException");
-    expect_error(&mut c, "GetShardIterator", json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "01"}), "ValidationException");
-    expect_error(&mut c, "GetShardIterator", json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER"}), "InvalidArgumentException");
-    expect_error(&mut c, "GetShardIterator", json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "SOMEWHERE"}), "ValidationException");
-    expect_error(&mut c, "GetShardIterator", json!({"StreamName": "s", "ShardId": "shard-zero", "ShardIteratorType": "LATEST"}), "ResourceNotFoundException");
+    expect_error(
+        &mut c,
+        "PutRecord",
+        json!({"StreamName": "s", "PartitionKey": "k", "Data": "not base64!"}),
+        "SerializationException",
+    );
+    expect_error(
+        &mut c,
+        "PutRecord",
+        json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA==", "ExplicitHashKey": "x"}),
+        "ValidationException",
+    );
+    expect_error(
+        &mut c,
+        "PutRecord",
+        json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA==", "ExplicitHashKey": "340282366920938463463374607431768211456"}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": "01"}),
+        "ValidationException",
+    );
+    expect_error(
+        &mut c,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "AT_SEQUENCE_NUMBER"}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shardId-000000000000", "ShardIteratorType": "SOMEWHERE"}),
+        "ValidationException",
+    );
+    expect_error(
+        &mut c,
+        "GetShardIterator",
+        json!({"StreamName": "s", "ShardId": "shard-zero", "ShardIteratorType": "LATEST"}),
+        "ResourceNotFoundException",
+    );
     expect_error(&mut c, "GetRecords", json!({"ShardIterator": "deadbeef"}), "InvalidArgumentException");
     let latest = iterator(&mut c, "s", "LATEST");
     expect_error(&mut c, "GetRecords", json!({"ShardIterator": latest, "Limit": 0}), "ValidationException");
     expect_error(&mut c, "ListShards", json!({"StreamName": "s", "NextToken": "x"}), "InvalidArgumentException");
-    expect_error(&mut c, "ListShards", json!({"StreamName": "s", "ShardFilter": {"Type": "SIDEWAYS"}}), "InvalidArgumentException");
-    expect_error(&mut c, "SplitShard", json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "0"}), "InvalidArgumentException");
-    expect_error(&mut c, "UpdateShardCount", json!({"StreamName": "s", "TargetShardCount": 3, "ScalingType": "UNIFORM_SCALING"}), "InvalidArgumentException");
-    expect_error(&mut c, "IncreaseStreamRetentionPeriod", json!({"StreamName": "s", "RetentionPeriodHours": 10}), "InvalidArgumentException");
-    expect_error(&mut c, "StartStreamEncryption", json!({"StreamName": "s", "EncryptionType": "AES", "KeyId": "k"}), "InvalidArgumentException");
-    expect_error(&mut c, "AddTagsToStream", json!({"StreamName": "s", "Tags": {"aws:x": "y"}}), "InvalidArgumentException");
-    expect_error(&mut c, "RegisterStreamConsumer", json!({"StreamARN": "arn:aws:kinesis:eu-west-1:000000000000:stream/s", "ConsumerName": "c"}), "InvalidArgumentException");
+    expect_error(
+        &mut c,
+        "ListShards",
+        json!({"StreamName": "s", "ShardFilter": {"Type": "SIDEWAYS"}}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "SplitShard",
+        json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "0"}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "UpdateShardCount",
+        json!({"StreamName": "s", "TargetShardCount": 3, "ScalingType": "UNIFORM_SCALING"}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "IncreaseStreamRetentionPeriod",
+        json!({"StreamName": "s", "RetentionPeriodHours": 10}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "StartStreamEncryption",
+        json!({"StreamName": "s", "EncryptionType": "AES", "KeyId": "k"}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "AddTagsToStream",
+        json!({"StreamName": "s", "Tags": {"aws:x": "y"}}),
+        "InvalidArgumentException",
+    );
+    expect_error(
+        &mut c,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": "arn:aws:kinesis:eu-west-1:000000000000:stream/s", "ConsumerName": "c"}),
+        "InvalidArgumentException",
+    );
     expect_error(&mut c, "DescribeStream", json!({}), "ValidationException");
     let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
     for i in 0..20 {
         ok(&mut c, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": format!("c{i}")}));
     }
-    expect_error(&mut c, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "one-too-many"}), "LimitExceededException");
-    expect_error(&mut c, "RegisterStreamConsumer", json!({"StreamARN": arn, "ConsumerName": "c0"}), "ResourceInUseException");
-    expect_error(&mut c, "DescribeStreamConsumer", json!({"ConsumerARN": format!("{arn}/consumer/c0:1")}), "ResourceNotFoundException");
+    expect_error(
+        &mut c,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": arn, "ConsumerName": "one-too-many"}),
+        "LimitExceededException",
+    );
+    expect_error(
+        &mut c,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": arn, "ConsumerName": "c0"}),
+        "ResourceInUseException",
+    );
+    expect_error(
+        &mut c,
+        "DescribeStreamConsumer",
+        json!({"ConsumerARN": format!("{arn}/consumer/c0:1")}),
+        "ResourceNotFoundException",
+    );
     expect_error(&mut c, "DeleteStream", json!({"StreamName": "s"}), "ResourceInUseException");
     // Throughput: the shard takes 1,000 records a second.
     let records: Vec<Value> = (0..500).map(|i| json!({"PartitionKey": format!("k{i}"), "Data": "eA=="})).collect();
@@ -148,7 +242,12 @@ fn every_error_code_comes_as_kinesis_sends_it() {
     let third = ok(&mut c, "PutRecords", json!({"StreamName": "s", "Records": records}));
     assert_eq!(third["FailedRecordCount"], 500);
     assert_eq!(third["Records"][0]["ErrorCode"], "ProvisionedThroughputExceededException");
-    expect_error(&mut c, "PutRecord", json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA=="}), "ProvisionedThroughputExceededException");
+    expect_error(
+        &mut c,
+        "PutRecord",
+        json!({"StreamName": "s", "PartitionKey": "k", "Data": "eA=="}),
+        "ProvisionedThroughputExceededException",
+    );
     // The protocol itself.
     let a = raw(&mut c, "DescribeStream", "application/x-amz-json-1.1", b"{not json".to_vec());
     assert_eq!(error(&a).1, "SerializationException");
@@ -178,7 +277,12 @@ fn iterators_expire_on_the_engine_clock_refuse_forgery_and_survive_a_restart() {
     let mut forged = it.clone().into_bytes();
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
-    expect_error(&mut c, "GetRecords", json!({"ShardIterator": String::from_utf8(forged).unwrap()}), "InvalidArgumentException");
+    expect_error(
+        &mut c,
+        "GetRecords",
+        json!({"ShardIterator": String::from_utf8(forged).unwrap()}),
+        "InvalidArgumentException",
+    );
     // Five minutes on the engine clock: still good; a millisecond more: expired.
     clock.advance(Duration::from_millis(300_000));
     let read = ok(&mut c, "GetRecords", json!({"ShardIterator": it}));
@@ -286,7 +390,13 @@ fn cbor_requests_as_the_java_sdk_sends_them_get_cbor_answers() {
     assert_eq!(a.header("content-type").as_deref(), Some(CBOR));
     assert_eq!(cbor::decode(&a.body).unwrap()["__type"], "ResourceNotFoundException");
     // Malformed CBOR of every kind is a SerializationException, the connection stays.
-    for bad in [&[0xbf, 0x61][..], &[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &[0x82, 0x01], &[0xa1, 0x01, 0x02], &[0x01]] {
+    for bad in [
+        &[0xbf, 0x61][..],
+        &[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        &[0x82, 0x01],
+        &[0xa1, 0x01, 0x02],
+        &[0x01],
+    ] {
         let a = raw(&mut c, "DescribeStream", CBOR, bad.to_vec());
         assert_eq!(cbor::decode(&a.body).unwrap()["__type"], "SerializationException", "{bad:?}");
     }
@@ -374,7 +484,8 @@ fn subscribe_to_shard_streams_events_over_http1_and_http2() {
             server.clock.advance(Duration::from_secs(5));
         }
         let (status, messages) = subscribe(server.addr, h2, body("TRIM_HORIZON"), |m| {
-            m.header(":event-type") == Some("SubscribeToShardEvent") && !payload(m)["Records"].as_array().unwrap().is_empty()
+            m.header(":event-type") == Some("SubscribeToShardEvent")
+                && !payload(m)["Records"].as_array().unwrap().is_empty()
         });
         assert_eq!(status, 200);
         assert_eq!(messages[0].header(":event-type"), Some("initial-response"));
@@ -404,15 +515,18 @@ fn subscribe_to_shard_streams_events_over_http1_and_http2() {
         p.get("ChildShards").is_some()
     });
     assert_eq!(puts, 1);
-    let records: Vec<Value> = messages.iter().skip(1).flat_map(|m| payload(m)["Records"].as_array().unwrap().clone()).collect();
+    let records: Vec<Value> =
+        messages.iter().skip(1).flat_map(|m| payload(m)["Records"].as_array().unwrap().clone()).collect();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["Data"], "bGF0ZQ==");
     let end = payload(messages.last().unwrap());
-    let children: Vec<&str> = end["ChildShards"].as_array().unwrap().iter().map(|c| c["ShardId"].as_str().unwrap()).collect();
+    let children: Vec<&str> =
+        end["ChildShards"].as_array().unwrap().iter().map(|c| c["ShardId"].as_str().unwrap()).collect();
     assert_eq!(children, ["shardId-000000000001", "shardId-000000000002"]);
     // A subscription taken over ends with an exception message.
     server.clock.advance(Duration::from_secs(5));
-    let child_body = json!({"ConsumerARN": consumer_arn, "ShardId": "shardId-000000000001", "StartingPosition": {"Type": "LATEST"}});
+    let child_body =
+        json!({"ConsumerARN": consumer_arn, "ShardId": "shardId-000000000001", "StartingPosition": {"Type": "LATEST"}});
     let engine = Arc::clone(&server.engine);
     let clock = Arc::clone(&server.clock);
     let (_, messages) = subscribe(addr, false, child_body.clone(), |m| {

@@ -154,8 +154,10 @@ fn on_demand_streams_split_hot_shards_and_merge_cold_neighbours() {
     engine.create_stream_with("p", 1, None, true).unwrap();
     let p = engine.stream("p").unwrap();
     let keys: Vec<String> = (0..1500).map(|i| format!("k{i}")).collect();
-    let records: Vec<PutRecord<'_>> =
-        keys[..500].iter().map(|k| PutRecord { partition_key: k.as_bytes(), data: b"x", explicit_hash_key: None }).collect();
+    let records: Vec<PutRecord<'_>> = keys[..500]
+        .iter()
+        .map(|k| PutRecord { partition_key: k.as_bytes(), data: b"x", explicit_hash_key: None })
+        .collect();
     p.put_each(&records).unwrap();
     p.put_each(&records).unwrap();
     let third = p.put_each(&records).unwrap();
@@ -226,7 +228,7 @@ fn fan_out_subscriptions_read_at_their_own_rate_and_follow_the_lineage() {
     let mut b = stream.subscribe("b", 0, StartingPosition::TrimHorizon).unwrap();
     assert!(matches!(stream.subscribe("a", 0, StartingPosition::Latest), Err(Error::InUse(_))), "within 5 s");
     // Caught up: the change signal is pending until a put.
-    assert!(a.next().unwrap().batch.records.is_empty());
+    assert!(a.read().unwrap().batch.records.is_empty());
     let mut changed = Box::pin(a.changed().unwrap());
     assert_eq!(poll(&mut changed), Poll::Pending);
     // 3 MiB in 3 records of 1 MiB less the key (at most 1 MiB each); the shard's write limit
@@ -238,17 +240,17 @@ fn fan_out_subscriptions_read_at_their_own_rate_and_follow_the_lineage() {
     }
     assert_eq!(poll(&mut changed), Poll::Ready(()));
     // Each consumer reads 2 MiB a second of its own: the first read takes 2 MiB, then waits.
-    let first = a.next().unwrap();
+    let first = a.read().unwrap();
     assert_eq!(first.batch.records.len(), 2);
     assert_eq!(first.continuation, 2);
-    let throttled = a.next().unwrap();
+    let throttled = a.read().unwrap();
     assert!(throttled.batch.records.is_empty());
     let until = throttled.throttled_until_ms.expect("the consumer's rate is spent");
     assert!(until > clock.now_ms_for_test());
     // The other consumer has its own rate: it reads at once.
-    assert_eq!(b.next().unwrap().batch.records.len(), 2);
+    assert_eq!(b.read().unwrap().batch.records.len(), 2);
     clock.set_ms(until);
-    let rest = a.next().unwrap();
+    let rest = a.read().unwrap();
     assert_eq!(rest.batch.records.len(), 1);
     assert_eq!(rest.continuation, 3);
 
@@ -256,7 +258,7 @@ fn fan_out_subscriptions_read_at_their_own_rate_and_follow_the_lineage() {
     let mut changed = Box::pin(a.changed().unwrap());
     let children = engine.split_shard("s", 0, None).unwrap();
     assert_eq!(poll(&mut changed), Poll::Ready(()));
-    let end = a.next().unwrap();
+    let end = a.read().unwrap();
     let listed: Vec<u32> = end.child_shards.expect("at the end of a closed shard").iter().map(|c| c.id).collect();
     assert_eq!(listed, children);
 
@@ -266,14 +268,14 @@ fn fan_out_subscriptions_read_at_their_own_rate_and_follow_the_lineage() {
     let _b2 = stream.subscribe("b", children[0], StartingPosition::TrimHorizon).unwrap();
     clock.advance(Duration::from_millis(RESUBSCRIBE_AFTER_MS));
     let _taken = stream.subscribe("a", children[0], StartingPosition::TrimHorizon).unwrap();
-    assert!(matches!(again.next(), Err(Error::InUse(_))));
+    assert!(matches!(again.read(), Err(Error::InUse(_))));
     // Deregistering ends a consumer's subscriptions; deleting the stream ends every one.
     let mut b3 = {
         clock.advance(Duration::from_millis(RESUBSCRIBE_AFTER_MS));
         stream.subscribe("b", children[1], StartingPosition::Latest).unwrap()
     };
     engine.deregister_stream_consumer("s", "b").unwrap();
-    assert!(matches!(b3.next(), Err(Error::NotFound { .. })));
+    assert!(matches!(b3.read(), Err(Error::NotFound { .. })));
     let mut c = {
         engine.register_stream_consumer("s", "c").unwrap();
         clock.advance(Duration::from_millis(CONSUMER_ACTIVATION_MS));
@@ -282,7 +284,7 @@ fn fan_out_subscriptions_read_at_their_own_rate_and_follow_the_lineage() {
     let mut changed = Box::pin(c.changed().unwrap());
     engine.delete_stream("s").unwrap();
     assert_eq!(poll(&mut changed), Poll::Ready(()), "deletion wakes waiting subscribers");
-    assert!(c.next().is_err());
+    assert!(c.read().is_err());
 }
 
 trait NowForTest {

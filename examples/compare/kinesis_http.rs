@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx) -> Row {
         let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
         for over_http in order {
             let dir = ctx.tempdir(if over_http { "kinesis_http_put-http" } else { "kinesis_http_put-library" });
-            let rate = if over_http { http_puts(ctx, dir.path(), &keys, &data) } else { library_puts(ctx, dir.path(), &keys, &data) };
+            let rate = if over_http {
+                http_puts(ctx, dir.path(), &keys, &data)
+            } else {
+                library_puts(ctx, dir.path(), &keys, &data)
+            };
             eprintln!(
                 "  {:<24} round {}/{} {:<7} {}",
                 "kinesis_http_put",

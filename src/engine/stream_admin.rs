@@ -112,7 +112,8 @@ impl Engine {
         let ranges = hash::even_ranges(target);
         // Splits: no open shard may straddle a boundary of the new ranges.
         for &(start, _) in &ranges[1..] {
-            let straddling = s.meta().open_shards().find(|sh| sh.hash_start < start && start <= sh.hash_end).map(|sh| sh.id);
+            let straddling =
+                s.meta().open_shards().find(|sh| sh.hash_start < start && start <= sh.hash_end).map(|sh| sh.id);
             if let Some(id) = straddling {
                 s.split_shard(id, Some(start), &mut commit)?;
             }

@@ -86,7 +86,10 @@ impl Engine {
     pub fn open_token(&self, purpose: &str, token: &str) -> Result<OpenedToken> {
         let bad = |why: &str| Error::InvalidArgument(format!("token rejected: {why}"));
         let len = token.len();
-        if len % 2 != 0 || len / 2 < HEADER_LEN + MAC_LEN || len / 2 > HEADER_LEN + MAX_TOKEN_PAYLOAD + MAC_LEN {
+        if !len.is_multiple_of(2)
+            || len / 2 < HEADER_LEN + MAC_LEN
+            || len / 2 > HEADER_LEN + MAX_TOKEN_PAYLOAD + MAC_LEN
+        {
             return Err(bad("malformed (wrong length)"));
         }
         let mut bytes = vec![0u8; len / 2];

@@ -19,9 +19,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::body::{read_limited, BodyError};
+use super::kinesis::subscribe::{self, ServerBody};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::kinesis::subscribe::{self, ServerBody};
 use super::{auth, kinesis, metrics, sqs, Shared};
 
 /// The services the server speaks.
@@ -111,7 +111,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
             call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
-            let message = format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
+            let message =
+                format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
                 ServiceKind::Kinesis => kinesis::too_large(&call, &request_id, &message),

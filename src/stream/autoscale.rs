@@ -251,7 +251,8 @@ mod tests {
     #[test]
     fn the_plan_splits_hot_shards_and_merges_cold_pairs_down_to_the_floor() {
         let hot = Verdict::Hot { spread: true };
-        let plan1 = plan(&[shard(0, 0, hot), shard(1, 10, Verdict::Hot { spread: false }), shard(2, 20, Verdict::Steady)]);
+        let plan1 =
+            plan(&[shard(0, 0, hot), shard(1, 10, Verdict::Hot { spread: false }), shard(2, 20, Verdict::Steady)]);
         assert_eq!(plan1, vec![Action::Split(0)]);
         let cold: Vec<OpenShard> = (0..7).map(|i| shard(i, u128::from(i) * 10, Verdict::Cold)).collect();
         // 7 open: merges (0,1), (2,3) and (4,5) would leave 4; the floor stops at 4.

@@ -98,8 +98,11 @@ pub(crate) struct Slot {
 /// Every consumer's place on every shard of a stream, in memory.
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
-    by_key: Mutex<HashMap<(String, u32), Arc<Mutex<Slot>>>>,
+    by_key: Mutex<HashMap<SlotKey, Arc<Mutex<Slot>>>>,
 }
+
+/// A consumer's name and a shard id.
+type SlotKey = (String, u32);
 
 impl Slots {
     /// Forgets the places of a deregistered consumer.
@@ -144,7 +147,9 @@ impl Stream {
         let now = self.env.clock.now_ms();
         let meta = self.fanout_consumer(consumer)?;
         if meta.status(now) == ConsumerStatus::Creating {
-            return Err(Error::InUse(format!("consumer {consumer:?} is still being created; subscribe once it is ACTIVE")));
+            return Err(Error::InUse(format!(
+                "consumer {consumer:?} is still being created; subscribe once it is ACTIVE"
+            )));
         }
         let iterator = self.iterator(shard, start)?;
         let slot = {
@@ -197,7 +202,7 @@ impl Subscription {
     /// consumer's read rate, and moves past it. Fails with [`Error::InUse`] once another
     /// subscription took over, `NotFound` once the consumer is deregistered, and `Closed`
     /// once the stream is deleted.
-    pub fn next(&mut self) -> Result<FanoutRead> {
+    pub fn read(&mut self) -> Result<FanoutRead> {
         self.check_current()?;
         let now = self.stream.env.clock.now_ms();
         if let Some(children) = self.children_if_ended()? {
@@ -214,7 +219,8 @@ impl Subscription {
                 return Ok(self.read_nothing(Some(now.saturating_add(wait_ms))));
             }
         }
-        let batch = self.iterator.next_batch_dedicated(crate::stream::iterator::MAX_RECORDS_PER_READ, MAX_BYTES_PER_EVENT)?;
+        let batch =
+            self.iterator.next_batch_dedicated(crate::stream::iterator::MAX_RECORDS_PER_READ, MAX_BYTES_PER_EVENT)?;
         let bytes: usize = batch.records.iter().map(|r| r.partition_key.len() + r.data.len()).sum();
         self.slot.lock().bucket.take(bytes as f64, now);
         let child_shards = self.children_if_ended()?;

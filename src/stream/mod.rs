@@ -251,7 +251,12 @@ impl Shard {
 
     /// Reads up to `limit` records from `from` (at most `max_bytes`) without the shard's
     /// shared read limit: for a reader with a rate of its own (enhanced fan-out).
-    pub(crate) fn read_dedicated(&self, from: u64, limit: usize, max_bytes: usize) -> Result<Vec<crate::format::Record>> {
+    pub(crate) fn read_dedicated(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<crate::format::Record>> {
         self.deleted.check()?;
         let records = self.log.read(from, limit, max_bytes)?;
         self.counters.read(records.len(), records.iter().map(|r| r.key.len() + r.value.len()).sum());

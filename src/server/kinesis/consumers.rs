@@ -46,12 +46,22 @@ fn named(ctx: &Ctx, input: &Input) -> Result<(String, String, Option<u64>), Kine
 }
 
 /// The consumer a request names, checked against its ARN's creation time.
-pub(crate) fn find(engine: &Engine, stream: &str, consumer: &str, seconds: Option<u64>, account: &str) -> Result<ConsumerMeta, KinesisError> {
+pub(crate) fn find(
+    engine: &Engine,
+    stream: &str,
+    consumer: &str,
+    seconds: Option<u64>,
+    account: &str,
+) -> Result<ConsumerMeta, KinesisError> {
     let s = engine.stream(stream).map_err(|_| KinesisError::no_stream(stream, account))?;
     let not_found = || {
         KinesisError::new(
             Code::ResourceNotFoundException,
-            format!("Consumer {} under stream {} under account {account} not found.", shorten(consumer), shorten(stream)),
+            format!(
+                "Consumer {} under stream {} under account {account} not found.",
+                shorten(consumer),
+                shorten(stream)
+            ),
         )
     };
     let c = s.fanout_consumer(consumer).map_err(|_| not_found())?;
@@ -71,7 +81,11 @@ pub(crate) async fn register(ctx: Ctx, input: Input) -> Output {
         let meta = engine.register_stream_consumer(&stream, &consumer).map_err(|e| match e {
             crate::Error::AlreadyExists { .. } => KinesisError::new(
                 Code::ResourceInUseException,
-                format!("Consumer {} under stream {} already exists for account {account}.", shorten(&consumer), shorten(&stream)),
+                format!(
+                    "Consumer {} under stream {} already exists for account {account}.",
+                    shorten(&consumer),
+                    shorten(&stream)
+                ),
             ),
             other => from_engine(&other),
         })?;
@@ -100,7 +114,9 @@ pub(crate) async fn list(ctx: Ctx, input: Input) -> Output {
     };
     // At most 20 consumers: a token is the number listed before it.
     let skip = match input.str("NextToken")? {
-        Some(t) => t.parse::<usize>().map_err(|_| KinesisError::invalid(format!("Invalid NextToken {}.", shorten(t))))?,
+        Some(t) => {
+            t.parse::<usize>().map_err(|_| KinesisError::invalid(format!("Invalid NextToken {}.", shorten(t))))?
+        }
         None => 0,
     };
     let account = ctx.account().to_string();

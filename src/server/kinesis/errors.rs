@@ -133,15 +133,18 @@ pub fn from_engine(error: &Error) -> KinesisError {
             Code::ValidationException,
             format!("The {what} is {size} bytes, over the limit of {limit} bytes."),
         ),
-        Error::ThroughputExceeded(reason) => KinesisError::new(
-            Code::ProvisionedThroughputExceededException,
-            format!("Rate exceeded: {reason}."),
-        ),
+        Error::ThroughputExceeded(reason) => {
+            KinesisError::new(Code::ProvisionedThroughputExceededException, format!("Rate exceeded: {reason}."))
+        }
         Error::LimitExceeded(reason) => KinesisError::new(Code::LimitExceededException, capitalize_first(reason)),
         Error::InUse(reason) => KinesisError::new(Code::ResourceInUseException, capitalize_first(reason)),
         Error::ShardClosed { stream, shard } => KinesisError::new(
             Code::ResourceInUseException,
-            format!("Shard {} in stream {} has already been merged or split.", super::names::shard_id(*shard), shorten(stream)),
+            format!(
+                "Shard {} in stream {} has already been merged or split.",
+                super::names::shard_id(*shard),
+                shorten(stream)
+            ),
         ),
         // A handle of a stream deleted while the request ran.
         Error::Closed(what) => KinesisError::new(Code::ResourceNotFoundException, format!("{what} is gone.")),

@@ -124,10 +124,9 @@ impl Ctx {
         }
         match input.str("StreamARN")? {
             Some(arn) => names::stream_from_arn(&self.shared.identity, arn),
-            None => Err(KinesisError::new(
-                Code::ValidationException,
-                "Either StreamName or StreamARN must be provided.",
-            )),
+            None => {
+                Err(KinesisError::new(Code::ValidationException, "Either StreamName or StreamARN must be provided."))
+            }
         }
     }
 
@@ -209,7 +208,13 @@ pub(crate) fn refused(call: &Call, request_id: &str, reason: &str) -> Answer {
     answer(call.cbor, operation(call), None, Err(KinesisError::new(Code::AccessDeniedException, reason)), request_id)
 }
 
-fn answer(cbor: bool, operation: Option<&Operation>, resource: Option<String>, result: Output, request_id: &str) -> Answer {
+fn answer(
+    cbor: bool,
+    operation: Option<&Operation>,
+    resource: Option<String>,
+    result: Output,
+    request_id: &str,
+) -> Answer {
     let error = result.as_ref().err().map(|e| e.code.shape());
     let response = match result {
         Ok(output) => body_response(StatusCode::OK, cbor, &Value::Object(output), request_id),
@@ -224,7 +229,9 @@ pub(crate) fn error_response(cbor: bool, e: &KinesisError, request_id: &str) -> 
     let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({"__type": e.code.shape(), "message": e.message});
     let mut response = body_response(status, cbor, &body, request_id);
-    response.headers_mut().insert(HeaderName::from_static("x-amzn-errortype"), HeaderValue::from_static(e.code.shape()));
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static("x-amzn-errortype"), HeaderValue::from_static(e.code.shape()));
     response
 }
 

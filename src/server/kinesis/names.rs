@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(start_at(parse_seq("S", &seq(41)).unwrap(), true), StartingPosition::AfterSequence(41));
         assert_eq!(start_at(0, true), StartingPosition::AtSequence(0));
         assert_eq!(position_seq(42), seq(41), "a continuation names the last record read");
-        assert_eq!(parse_seq("S", "49590338271490256608559692538361571095921575989136588898").unwrap_err().code, Code::InvalidArgumentException);
+        assert_eq!(
+            parse_seq("S", "49590338271490256608559692538361571095921575989136588898").unwrap_err().code,
+            Code::InvalidArgumentException
+        );
         for bad in ["", "01", "-1", "1.5", "abc"] {
             assert_eq!(parse_seq("S", bad).unwrap_err().code, Code::ValidationException, "{bad:?}");
         }

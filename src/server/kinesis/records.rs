@@ -131,7 +131,9 @@ pub(crate) async fn get_shard_iterator(ctx: Ctx, input: Input) -> Output {
         "LATEST" => StartingPosition::Latest,
         "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" => {
             let text = input.str("StartingSequenceNumber")?.ok_or_else(|| {
-                KinesisError::invalid(format!("The StartingSequenceNumber parameter is required for ShardIteratorType {kind}."))
+                KinesisError::invalid(format!(
+                    "The StartingSequenceNumber parameter is required for ShardIteratorType {kind}."
+                ))
             })?;
             let wire = names::parse_seq("startingSequenceNumber", text)?;
             names::start_at(wire, kind == "AFTER_SEQUENCE_NUMBER")
@@ -141,7 +143,9 @@ pub(crate) async fn get_shard_iterator(ctx: Ctx, input: Input) -> Output {
                 Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
                 Some(_) => return Err(KinesisError::invalid("Timestamp must be epoch seconds.")),
                 None => {
-                    return Err(KinesisError::invalid("The Timestamp parameter is required for ShardIteratorType AT_TIMESTAMP."));
+                    return Err(KinesisError::invalid(
+                        "The Timestamp parameter is required for ShardIteratorType AT_TIMESTAMP.",
+                    ));
                 }
             };
             StartingPosition::AtTimestamp((seconds.max(0.0) * 1000.0) as u64)
@@ -159,12 +163,20 @@ pub(crate) async fn get_shard_iterator(ctx: Ctx, input: Input) -> Output {
         let iterator = s.iterator(shard, start).map_err(|e| match e {
             Error::NotFound { kind: "shard", .. } => KinesisError::new(
                 Code::ResourceNotFoundException,
-                format!("Shard {} in stream {} under account {account} does not exist", shard_id(shard), shorten(&name)),
+                format!(
+                    "Shard {} in stream {} under account {account} does not exist",
+                    shard_id(shard),
+                    shorten(&name)
+                ),
             ),
             other => from_engine(&other),
         })?;
-        let position =
-            IteratorPosition { stream: name.clone(), incarnation: s.meta().incarnation, shard, seq: iterator.position() };
+        let position = IteratorPosition {
+            stream: name.clone(),
+            incarnation: s.meta().incarnation,
+            shard,
+            seq: iterator.position(),
+        };
         let token = names::seal_iterator(engine, &position).map_err(|e| from_engine(&e))?;
         Ok(map(json!({"ShardIterator": token})))
     })
@@ -193,7 +205,8 @@ pub(crate) async fn get_records(ctx: Ctx, input: Input) -> Output {
         if meta.incarnation != position.incarnation {
             return Err(KinesisError::no_stream(&name, &account));
         }
-        let mut iterator = s.iterator(position.shard, StartingPosition::AtSequence(position.seq)).map_err(|e| from_engine(&e))?;
+        let mut iterator =
+            s.iterator(position.shard, StartingPosition::AtSequence(position.seq)).map_err(|e| from_engine(&e))?;
         let batch = iterator.next_batch(limit).map_err(|e| from_engine(&e))?;
         let encrypted = meta.encryption.is_some();
         let records: Vec<Value> = batch
@@ -213,7 +226,8 @@ pub(crate) async fn get_records(ctx: Ctx, input: Input) -> Output {
             })
             .collect();
         let mut out = map(json!({"Records": records, "MillisBehindLatest": batch.millis_behind_latest}));
-        let ended = s.shard_end(position.shard).map_err(|e| from_engine(&e))?.is_some_and(|end| iterator.position() >= end);
+        let ended =
+            s.shard_end(position.shard).map_err(|e| from_engine(&e))?.is_some_and(|end| iterator.position() >= end);
         if ended {
             out.insert("ChildShards".into(), Value::Array(child_shards(&s.child_shards(position.shard))));
         } else {

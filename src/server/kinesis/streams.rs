@@ -82,7 +82,10 @@ pub(crate) async fn create_stream(ctx: Ctx, input: Input) -> Output {
     if shards > i64::from(MAX_SHARDS) {
         return Err(KinesisError::new(
             Code::LimitExceededException,
-            format!("This request would exceed the shard limit for the account {}: at most {MAX_SHARDS} shards a stream.", ctx.account()),
+            format!(
+                "This request would exceed the shard limit for the account {}: at most {MAX_SHARDS} shards a stream.",
+                ctx.account()
+            ),
         ));
     }
     let tags: Tags = input.str_map("Tags")?;
@@ -119,7 +122,10 @@ pub(crate) async fn delete_stream(ctx: Ctx, input: Input) -> Output {
         if !enforce && !s.meta().consumers.is_empty() {
             return Err(KinesisError::new(
                 Code::ResourceInUseException,
-                format!("Stream {} has registered consumers; deregister them or pass EnforceConsumerDeletion.", shorten(&name)),
+                format!(
+                    "Stream {} has registered consumers; deregister them or pass EnforceConsumerDeletion.",
+                    shorten(&name)
+                ),
             ));
         }
         engine.delete_stream(&name).map_err(|e| super::errors::from_engine(&e))
@@ -134,7 +140,8 @@ fn shard_json(s: &Stream, meta: &ShardMeta) -> Value {
         "ShardId": shard_id(meta.id),
         "HashKeyRange": {"StartingHashKey": meta.hash_start.to_string(), "EndingHashKey": meta.hash_end.to_string()},
     });
-    let (first, next) = s.shard(meta.id).map_or((meta.initial_seq, meta.initial_seq), |sh| (sh.log().first_seq(), sh.log().next_seq()));
+    let (first, next) =
+        s.shard(meta.id).map_or((meta.initial_seq, meta.initial_seq), |sh| (sh.log().first_seq(), sh.log().next_seq()));
     let mut range = json!({"StartingSequenceNumber": names::seq(first)});
     if !meta.open {
         range["EndingSequenceNumber"] = Value::String(names::position_seq(next.max(first + 1)));
@@ -223,7 +230,10 @@ fn open_page(engine: &Engine, token: &str) -> Result<Page, KinesisError> {
     let invalid = || KinesisError::invalid(format!("Invalid NextToken {}.", shorten(token)));
     let opened = engine.open_token(NEXT_TOKEN_PURPOSE, token).map_err(|_| invalid())?;
     if engine.clock().now_ms().saturating_sub(opened.sealed_ms) > NEXT_TOKEN_LIFETIME_MS {
-        return Err(KinesisError::new(Code::ExpiredNextTokenException, "The NextToken has expired (tokens last 300 seconds)."));
+        return Err(KinesisError::new(
+            Code::ExpiredNextTokenException,
+            "The NextToken has expired (tokens last 300 seconds).",
+        ));
     }
     serde_json::from_slice(&opened.payload).map_err(|_| invalid())
 }
@@ -266,9 +276,13 @@ pub(crate) async fn list_streams(ctx: Ctx, input: Input) -> Output {
     .await
 }
 
+/// Whether a shard passes a filter.
+type ShardTest = Box<dyn Fn(&ShardMeta) -> bool>;
+
 /// Which shards a ListShards filter keeps.
-fn filter_keeps(filter: &Value, meta: &StreamMeta, now_ms: u64) -> Result<Box<dyn Fn(&ShardMeta) -> bool>, KinesisError> {
-    let kind = filter.get("Type").and_then(Value::as_str).ok_or_else(|| KinesisError::invalid("ShardFilter needs a Type."))?;
+fn filter_keeps(filter: &Value, meta: &StreamMeta, now_ms: u64) -> Result<ShardTest, KinesisError> {
+    let kind =
+        filter.get("Type").and_then(Value::as_str).ok_or_else(|| KinesisError::invalid("ShardFilter needs a Type."))?;
     let time = || -> Result<u64, KinesisError> {
         let seconds = filter
             .get("Timestamp")
@@ -304,8 +318,11 @@ fn filter_keeps(filter: &Value, meta: &StreamMeta, now_ms: u64) -> Result<Box<dy
 pub(crate) async fn list_shards(ctx: Ctx, input: Input) -> Output {
     let token = input.str("NextToken")?.map(str::to_string);
     let named = input.str("StreamName")?.is_some() || input.str("StreamARN")?.is_some();
-    if token.is_some() && (named || input.get("ExclusiveStartShardId").is_some() || input.get("ShardFilter").is_some()) {
-        return Err(KinesisError::invalid("NextToken and StreamName, ExclusiveStartShardId or ShardFilter cannot be given together."));
+    if token.is_some() && (named || input.get("ExclusiveStartShardId").is_some() || input.get("ShardFilter").is_some())
+    {
+        return Err(KinesisError::invalid(
+            "NextToken and StreamName, ExclusiveStartShardId or ShardFilter cannot be given together.",
+        ));
     }
     let name = if token.is_some() { None } else { Some(ctx.stream_name(&input)?) };
     let limit = int_in(&input, "MaxResults", 1..=10_000)?.unwrap_or(1000) as usize;
@@ -363,7 +380,9 @@ pub(crate) fn parse_hash_key(name: &str, text: &str) -> Result<u128, KinesisErro
             format!("1 validation error detected: Value '{}' at '{name}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})", shorten(text)),
         ));
     }
-    text.parse::<u128>().map_err(|_| KinesisError::invalid(format!("{name} {} is not in the hash key range 0 to 2^128 - 1.", shorten(text))))
+    text.parse::<u128>().map_err(|_| {
+        KinesisError::invalid(format!("{name} {} is not in the hash key range 0 to 2^128 - 1.", shorten(text)))
+    })
 }
 
 pub(crate) async fn split_shard(ctx: Ctx, input: Input) -> Output {
@@ -398,7 +417,9 @@ pub(crate) async fn update_shard_count(ctx: Ctx, input: Input) -> Output {
         .ok_or_else(|| KinesisError::from(crate::server::wire::ParamError::Missing("TargetShardCount".into())))?;
     match input.required_str("ScalingType")? {
         "UNIFORM_SCALING" => {}
-        other => return Err(KinesisError::invalid(format!("ScalingType must be UNIFORM_SCALING, not {}.", shorten(other)))),
+        other => {
+            return Err(KinesisError::invalid(format!("ScalingType must be UNIFORM_SCALING, not {}.", shorten(other))))
+        }
     }
     let account = ctx.account().to_string();
     let c = ctx.clone();
@@ -406,9 +427,14 @@ pub(crate) async fn update_shard_count(ctx: Ctx, input: Input) -> Output {
         let s = stream(engine, &name, &account)?;
         let current = s.meta().open_shards().count();
         if s.meta().mode == StreamMode::OnDemand {
-            return Err(KinesisError::new(Code::ValidationException, "UpdateShardCount is for provisioned streams; this one is ON_DEMAND."));
+            return Err(KinesisError::new(
+                Code::ValidationException,
+                "UpdateShardCount is for provisioned streams; this one is ON_DEMAND.",
+            ));
         }
-        engine.update_shard_count(&name, u32::try_from(target).unwrap_or(u32::MAX)).map_err(|e| super::errors::from_engine(&e))?;
+        engine
+            .update_shard_count(&name, u32::try_from(target).unwrap_or(u32::MAX))
+            .map_err(|e| super::errors::from_engine(&e))?;
         Ok(map(json!({
             "StreamName": name,
             "StreamARN": c.stream_arn(&name),
@@ -486,7 +512,7 @@ async fn set_encryption(ctx: Ctx, input: Input, start: bool) -> Output {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = stream(engine, &name, &account)?;
-        let encryption = start.then(|| StreamEncryption { encryption_type: kind, key_id });
+        let encryption = start.then_some(StreamEncryption { encryption_type: kind, key_id });
         if !start && s.meta().encryption.is_none() {
             return Ok(());
         }
@@ -515,7 +541,10 @@ pub(crate) async fn add_tags(ctx: Ctx, input: Input) -> Output {
     let name = ctx.stream_name(&input)?;
     let tags = input.str_map("Tags")?;
     if tags.is_empty() || tags.len() > MAX_TAGS_PER_CALL {
-        return Err(KinesisError::invalid(format!("AddTagsToStream takes 1 to {MAX_TAGS_PER_CALL} tags, not {}.", tags.len())));
+        return Err(KinesisError::invalid(format!(
+            "AddTagsToStream takes 1 to {MAX_TAGS_PER_CALL} tags, not {}.",
+            tags.len()
+        )));
     }
     tag(ctx, name, tags).await
 }
@@ -567,7 +596,8 @@ pub(crate) async fn list_tags(ctx: Ctx, input: Input) -> Output {
     let limit = int_in(&input, "Limit", 1..=50)?.unwrap_or(50) as usize;
     let start = input.str("ExclusiveStartTagKey")?.map(str::to_string);
     let tags = tags_of(&ctx, name).await?;
-    let after: BTreeMap<&String, &String> = tags.iter().filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s)).collect();
+    let after: BTreeMap<&String, &String> =
+        tags.iter().filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s)).collect();
     let more = after.len() > limit;
     Ok(map(json!({"Tags": tag_list(after.into_iter().take(limit)), "HasMoreTags": more})))
 }

@@ -84,19 +84,25 @@ pub(crate) async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Respon
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { seen, limit }) => {
             let call = route::route(&parts, &Bytes::new(), &shared);
-            let message = format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
+            let message =
+                format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
             let answer = super::too_large(&call, &request_id, &message);
             return route::finish(&shared, &call, answer, &request_id, started).map(Either::Left);
         }
         Err(BodyError::Broken(_)) => {
-            return route::plain(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", Bytes::from_static(b"broken body\n"))
-                .map(Either::Left);
+            return route::plain(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                Bytes::from_static(b"broken body\n"),
+            )
+            .map(Either::Left);
         }
     };
     let call = route::route(&parts, &body, &shared);
     let fail = |e: KinesisError| {
         let response = super::error_response(call.cbor, &e, &request_id);
-        let answer = Answer { response, operation: Some("SubscribeToShard"), resource: None, error: Some(e.code.shape()) };
+        let answer =
+            Answer { response, operation: Some("SubscribeToShard"), resource: None, error: Some(e.code.shape()) };
         route::finish(&shared, &call, answer, &request_id, started).map(Either::Left)
     };
     if let Err(e) = auth::authenticate(&parts, &body, &shared.config.account_id) {
@@ -177,7 +183,8 @@ fn event(kind: &str, cbor: bool, payload: &Value) -> Bytes {
     } else {
         (JSON_CONTENT_TYPE, serde_json::to_vec(payload).unwrap_or_else(|_| b"{}".to_vec()))
     };
-    let message = Message::new(&[(":event-type", kind), (":content-type", content_type), (":message-type", "event")], bytes);
+    let message =
+        Message::new(&[(":event-type", kind), (":content-type", content_type), (":message-type", "event")], bytes);
     Bytes::from(eventstream::encode(&message))
 }
 
@@ -244,7 +251,7 @@ async fn push_events(ctx: Ctx, subscription: Subscription, tx: mpsc::Sender<Byte
             .shared
             .blocking(move |engine| {
                 let mut sub = sub;
-                let result = sub.next();
+                let result = sub.read();
                 (engine.clock().now_ms(), (sub, result))
             })
             .await;

@@ -187,7 +187,9 @@ impl Reader<'_> {
     }
 
     fn simple(&mut self, info: u8) -> Result<Value, String> {
-        let float = |f: f64| Number::from_f64(f).map(Value::Number).ok_or_else(|| "a CBOR float that is not finite".to_string());
+        let float = |f: f64| {
+            Number::from_f64(f).map(Value::Number).ok_or_else(|| "a CBOR float that is not finite".to_string())
+        };
         match info {
             20 => Ok(Value::Bool(false)),
             21 => Ok(Value::Bool(true)),

@@ -102,7 +102,7 @@ pub fn decode(input: &[u8]) -> Result<Option<(Message, usize)>, String> {
     if crc32fast::hash(&input[..8]) != u32_at(8) {
         return Err("prelude CRC mismatch".into());
     }
-    if total > MAX_MESSAGE_LEN || total < PRELUDE_LEN + CRC_LEN || headers_len > total - PRELUDE_LEN - CRC_LEN {
+    if !(PRELUDE_LEN + CRC_LEN..=MAX_MESSAGE_LEN).contains(&total) || headers_len > total - PRELUDE_LEN - CRC_LEN {
         return Err(format!("bad lengths: total {total}, headers {headers_len}"));
     }
     if input.len() < total {
@@ -169,7 +169,11 @@ mod tests {
     #[test]
     fn messages_round_trip_and_headers_are_laid_out_as_the_spec_says() {
         let m = Message::new(
-            &[(":message-type", "event"), (":event-type", "SubscribeToShardEvent"), (":content-type", "application/json")],
+            &[
+                (":message-type", "event"),
+                (":event-type", "SubscribeToShardEvent"),
+                (":content-type", "application/json"),
+            ],
             br#"{"Records":[]}"#.to_vec(),
         );
         let bytes = encode(&m);
