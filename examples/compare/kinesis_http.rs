@@ -27,29 +27,13 @@ pub const TARGET_FRACTION: f64 = 0.5;
 pub fn run(ctx: &Ctx) -> Row {
     let data = noise(DATA, 11);
     let keys: Vec<String> = (0..BATCH).map(|i| format!("user-{i:05}-{}", i * 7919 % 1000)).collect();
-    let mut http_rates = Vec::new();
-    let mut library_rates = Vec::new();
-    for round in 0..ctx.rounds {
-        let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
-        for over_http in order {
-            let dir = ctx.tempdir(if over_http { "kinesis_http_put-http" } else { "kinesis_http_put-library" });
-            let rate = if over_http {
-                http_puts(ctx, dir.path(), &keys, &data)
-            } else {
-                library_puts(ctx, dir.path(), &keys, &data)
-            };
-            eprintln!(
-                "  {:<24} round {}/{} {:<7} {}",
-                "kinesis_http_put",
-                round + 1,
-                ctx.rounds,
-                if over_http { "http" } else { "library" },
-                fmt_rate(rate)
-            );
-            if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
+    let (http, library) = http_and_library(ctx, "kinesis_http_put", |over_http, dir| {
+        if over_http {
+            http_puts(ctx, dir, &keys, &data)
+        } else {
+            library_puts(ctx, dir, &keys, &data)
         }
-    }
-    let (http, library) = (median(&http_rates), median(&library_rates));
+    });
     let m = Measured { weir: Some(http), limit: None, sqlite: None };
     let mut row = Row::new(
         "kinesis_http_put",

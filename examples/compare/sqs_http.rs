@@ -32,29 +32,13 @@ pub fn run(ctx: &Ctx) -> Row {
     let body = String::from_utf8(text_noise(BODY, 5)).expect("text noise is ASCII");
     let http_latency = Latencies::default();
     let library_latency = Latencies::default();
-    let mut http_rates = Vec::new();
-    let mut library_rates = Vec::new();
-    for round in 0..ctx.rounds {
-        let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
-        for over_http in order {
-            let dir = ctx.tempdir(if over_http { "sqs_http_cycle-http" } else { "sqs_http_cycle-library" });
-            let rate = if over_http {
-                http_cycle(ctx, dir.path(), &body, &http_latency)
-            } else {
-                library_cycle(ctx, dir.path(), &body, &library_latency)
-            };
-            eprintln!(
-                "  {:<24} round {}/{} {:<7} {}",
-                "sqs_http_cycle",
-                round + 1,
-                ctx.rounds,
-                if over_http { "http" } else { "library" },
-                fmt_rate(rate)
-            );
-            if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
+    let (http, library) = http_and_library(ctx, "sqs_http_cycle", |over_http, dir| {
+        if over_http {
+            http_cycle(ctx, dir, &body, &http_latency)
+        } else {
+            library_cycle(ctx, dir, &body, &library_latency)
         }
-    }
-    let (http, library) = (median(&http_rates), median(&library_rates));
+    });
     let m = Measured { weir: Some(http), limit: None, sqlite: None };
     let mut row = Row::new(
         "sqs_http_cycle",

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -236,19 +236,17 @@ pub(crate) fn error_response(cbor: bool, e: &KinesisError, request_id: &str) -> 
 }
 
 fn body_response(status: StatusCode, cbor: bool, body: &Value, request_id: &str) -> Response<Full<Bytes>> {
-    let (content_type, bytes) = if cbor {
+    let (content_type, bytes) = encode_body(cbor, body);
+    super::sqs::respond(status, content_type, bytes, request_id)
+}
+
+/// A JSON-shaped answer in the request's encoding: its content type and bytes.
+pub(crate) fn encode_body(cbor: bool, body: &Value) -> (&'static str, Vec<u8>) {
+    if cbor {
         (CBOR_CONTENT_TYPE, cbor::encode(body, &CBOR_HINTS))
     } else {
         (JSON_CONTENT_TYPE, serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
-    };
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static("x-amzn-requestid"), v);
     }
-    response
 }
 
 /// A timestamp as the JSON shape carries it: epoch seconds with milliseconds.

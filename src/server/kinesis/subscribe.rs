@@ -27,11 +27,11 @@ use tokio::sync::mpsc;
 use super::errors::{from_engine, Code, KinesisError};
 use super::names::{self, shard_id};
 use super::records::child_shards;
-use super::{consumers, epoch_seconds, Ctx, Output, CBOR_CONTENT_TYPE, CBOR_HINTS, JSON_CONTENT_TYPE};
+use super::{consumers, epoch_seconds, Ctx, Output};
 use crate::server::body::{read_limited, BodyError};
 use crate::server::route::{self, Answer, RawParams};
 use crate::server::wire::eventstream::{self, Message};
-use crate::server::wire::{cbor, Input, Protocol};
+use crate::server::wire::{Input, Protocol};
 use crate::server::{auth, Shared};
 use crate::stream::fanout::SUBSCRIPTION_LIFETIME_MS;
 use crate::stream::{FanoutRead, StartingPosition, Subscription};
@@ -178,23 +178,14 @@ fn starting_position(p: &Input) -> Result<StartingPosition, KinesisError> {
 }
 
 fn event(kind: &str, cbor: bool, payload: &Value) -> Bytes {
-    let (content_type, bytes) = if cbor {
-        (CBOR_CONTENT_TYPE, cbor::encode(payload, &CBOR_HINTS))
-    } else {
-        (JSON_CONTENT_TYPE, serde_json::to_vec(payload).unwrap_or_else(|_| b"{}".to_vec()))
-    };
+    let (content_type, bytes) = super::encode_body(cbor, payload);
     let message =
         Message::new(&[(":event-type", kind), (":content-type", content_type), (":message-type", "event")], bytes);
     Bytes::from(eventstream::encode(&message))
 }
 
 fn exception(e: &KinesisError, cbor: bool) -> Bytes {
-    let payload = json!({"message": e.message});
-    let (content_type, bytes) = if cbor {
-        (CBOR_CONTENT_TYPE, cbor::encode(&payload, &CBOR_HINTS))
-    } else {
-        (JSON_CONTENT_TYPE, serde_json::to_vec(&payload).unwrap_or_default())
-    };
+    let (content_type, bytes) = super::encode_body(cbor, &json!({"message": e.message}));
     let message = Message::new(
         &[(":exception-type", e.code.shape()), (":content-type", content_type), (":message-type", "exception")],
         bytes,
