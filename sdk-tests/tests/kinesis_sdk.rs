@@ -1,8 +1,8 @@
 //! `weir serve` against the AWS SDK for Rust (`aws-sdk-kinesis`, pinned), over cleartext
 //! HTTP/2 as the SDKs' async clients speak it: streams, records, errors as the SDK types them,
 //! and enhanced fan-out: consumers registered, then SubscribeToShard read as the SDK reads
-//! event streams, through a reshard to the children. Run by `.ci/run` with
-//! `cargo test -p weir-sdk-tests`.
+//! event streams, through a reshard to the children. Run by `cargo test` at the root (a default
+//! member of the workspace), or alone with `cargo test -p weir-sdk-tests`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
