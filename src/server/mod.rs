@@ -1,5 +1,6 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
-//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), plus `GET /metrics`
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), SNS (the query
+//! protocol, with HTTP/HTTPS subscriptions delivered from here), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
@@ -25,8 +26,8 @@
 //!
 //! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
 //! request, tells its service, protocol and operation apart and passes it through `auth` to the
-//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
-//! observe.
+//! service (`sqs`, `sns`); `wire` holds the protocols every service shares; `metrics` and
+//! `logging` observe; `sns::delivery` POSTs HTTP/HTTPS subscriptions' deliveries.
 
 pub(crate) mod auth;
 pub(crate) mod body;
@@ -34,6 +35,7 @@ pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
+pub(crate) mod sns;
 pub(crate) mod sqs;
 pub(crate) mod wire;
 
@@ -159,6 +161,7 @@ pub(crate) struct Shared {
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
     pub waiters: sqs::wait::Waiters,
+    pub sns_deliveries: sns::delivery::Deliveries,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -282,10 +285,17 @@ impl Server {
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
+            sns_deliveries: sns::delivery::Deliveries::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
             boot_nanos,
+        });
+        // Envelopes and ARNs name this server's region, account and address.
+        shared.engine.set_envelope_context(crate::topic::EnvelopeContext {
+            region: shared.config.region.clone(),
+            account_id: shared.config.account_id.clone(),
+            endpoint: format!("http://{local_addr}"),
         });
         let stop_tx = Arc::clone(&self.stop_tx);
         let listener = self.listener;
@@ -299,6 +309,7 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
+            tokio::spawn(sns::delivery::run(Arc::clone(&shared)));
             listener::serve(listener, Arc::clone(&shared)).await;
             Ok::<(), Error>(())
         });

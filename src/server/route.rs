@@ -5,7 +5,9 @@
 //! an `Action` form parameter with `Version=2012-11-05` or none (the query protocol, whose
 //! older clients POST to a queue URL's path). The services of the next issue are told apart the
 //! same way: by their JSON target prefix (`Kinesis_20131202`, `Firehose_20150804`) or their
-//! query `Version` (`2010-03-31` for SNS), each with its own operation table.
+//! query `Version` (`2010-03-31` for SNS), each with its own operation table. A query request
+//! without a `Version` whose `Action` is an SNS operation (a visit of an SNS SubscribeURL or
+//! UnsubscribeURL) is SNS's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,13 +23,15 @@ use serde_json::{Map, Value};
 use super::body::{read_limited, BodyError};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::{auth, metrics, sqs, Shared};
+use super::{auth, metrics, sns, sqs, Shared};
 
 /// The services the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind {
     /// Amazon SQS.
     Sqs,
+    /// Amazon SNS.
+    Sns,
 }
 
 impl ServiceKind {
@@ -35,6 +39,7 @@ impl ServiceKind {
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Sqs => "sqs",
+            ServiceKind::Sns => "sns",
         }
     }
 }
@@ -96,11 +101,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
             call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
-            let answer = sqs::too_large(
-                &call,
-                &request_id,
-                &format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."),
-            );
+            let message =
+                format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
+                ServiceKind::Sns => sns::too_large(&call, &request_id, &message),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
         Err(BodyError::Broken(reason)) => {
@@ -112,12 +118,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let principal = match auth::authenticate(&parts, &body, &shared.config.account_id) {
         Ok(p) => p,
         Err(e) => {
-            let answer = sqs::refused(&call, &request_id, &e.reason);
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::refused(&call, &request_id, &e.reason),
+                ServiceKind::Sns => sns::refused(&call, &request_id, &e.reason),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
     };
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Sns => sns::handle(Arc::clone(&shared), &call, &request_id, principal).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }
@@ -216,8 +226,12 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
         }
     }
     let operation = pairs.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
-    // `Version=2010-03-31` (SNS) joins here in the next issue.
-    let service = ServiceKind::Sqs;
+    let version = pairs.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
+    let service = match version {
+        Some(sns::API_VERSION) => ServiceKind::Sns,
+        None if operation.as_deref().is_some_and(sns::serves) => ServiceKind::Sns,
+        _ => ServiceKind::Sqs,
+    };
     Call {
         service,
         protocol: Protocol::Query,
