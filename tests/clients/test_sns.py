@@ -52,10 +52,12 @@ def wait_for(what, predicate, seconds=20):
 
 class Endpoint:
     """A small HTTP server standing in for a subscriber: it records every POST (headers and
-    body) and answers with the statuses queued in `answers` (then 200)."""
+    body) and answers with the statuses queued in `answers` (then 200); `delivered` has the
+    posts it answered 200."""
 
     def __init__(self):
         self.received = []
+        self.delivered = []
         self.answers = []
         self.lock = threading.Lock()
         outer = self
@@ -66,9 +68,12 @@ class Endpoint:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with outer.lock:
-                    outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    outer.received.append((headers, body))
                     status = outer.answers.pop(0) if outer.answers else 200
+                    if status == 200:
+                        outer.delivered.append((headers, body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
