@@ -10,6 +10,7 @@
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
 //! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
+pub mod http_pending;
 pub mod salvage;
 pub mod verify;
 
@@ -28,6 +29,7 @@ use crate::log::recovery::{scan_segment, ScanEnd, ScanOutcome};
 use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
+pub use http_pending::{http_subscriptions, HttpSubscriptionReport};
 pub use salvage::{salvage_dir, SalvageReport};
 pub use verify::{verify_dir, verify_dir_with_progress, Problem, Severity};
 
