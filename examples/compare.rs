@@ -20,6 +20,8 @@ mod common;
 mod queue;
 #[path = "compare/recovery.rs"]
 mod recovery;
+#[path = "compare/sns_http.rs"]
+mod sns_http;
 #[path = "compare/sqs_http.rs"]
 mod sqs_http;
 #[path = "compare/stream.rs"]
@@ -84,6 +86,7 @@ const NAMES: &[&str] = &[
     "fifo_cycle",
     "sqs_http_cycle",
     "topic_fanout",
+    "sns_http_fanout",
     "stream_read",
     "recovery",
     "memory",
@@ -161,6 +164,9 @@ fn main() {
     }
     if wanted("topic_fanout") {
         rows.push(topic::fanout(&ctx));
+    }
+    if wanted("sns_http_fanout") {
+        rows.push(sns_http::run(&ctx));
     }
     if wanted("stream_read") {
         rows.push(stream::read(&ctx));

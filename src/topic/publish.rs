@@ -119,9 +119,12 @@ impl Topic {
             return Err(Error::Closed(format!("this handle to deleted topic {:?}", self.cell.name)));
         }
         let now = self.store.clock().now_ms();
-        let settings = self.cell.settings.read().clone();
+        let (config, signature_version) = {
+            let settings = self.cell.settings.read();
+            (settings.config, settings.attributes.signature_version)
+        };
         let context = self.env.context.read().clone();
-        let writer = Writer { context: &context, key: &self.env.signing_key, signature_version: settings.attributes.signature_version };
+        let writer = Writer { context: &context, key: &self.env.signing_key, signature_version };
         let topic_arn = context.topic_arn(&self.cell.name);
         let publishing = self.cell.publishing.read();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
@@ -129,7 +132,7 @@ impl Topic {
         let mut items = Vec::new();
         let mut pending = Vec::new(); // (entry index, filtered count, matched callbacks, prepared)
         for (i, entry) in entries.iter().enumerate() {
-            let prepared = match self.prepare(entry, &settings.config, now) {
+            let prepared = match self.prepare(entry, &config, now) {
                 Ok(p) => p,
                 Err(e) => {
                     results.push(Some(Err(e)));
@@ -163,7 +166,9 @@ impl Topic {
                     }
                 };
                 let Some(cell) = queue else { continue };
-                let subscription_arn = context.subscription_arn(&self.cell.name, &sub.def.id);
+                // Only an envelope names its subscription.
+                let subscription_arn =
+                    if sub.def.raw { String::new() } else { context.subscription_arn(&self.cell.name, &sub.def.id) };
                 let envelope = Envelope {
                     message_id: &message_id,
                     topic_arn: &topic_arn,
@@ -195,7 +200,7 @@ impl Topic {
             }
             results[i] = Some(Ok(PublishResult {
                 message_id: format_id(&outcome.message_id),
-                sequence: settings.config.fifo.then_some(outcome.seq),
+                sequence: config.fifo.then_some(outcome.seq),
                 delivered,
                 filtered: if outcome.duplicate { 0 } else { filtered },
                 duplicate: outcome.duplicate,
