@@ -324,7 +324,8 @@ fn http_subscriptions_wait_pending_and_are_counted() {
         })]
     );
     let text = weir(data, &["inspect", data.to_str().expect("utf-8 path")]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains(&format!("http subscription {id} of topic events -> {url}: 2 pending deliveries")));
+    assert!(String::from_utf8_lossy(&text.stdout)
+        .contains(&format!("http subscription {id} of topic events -> {url}: 2 pending deliveries")));
     assert!(json_lines(data, &["queue", "list"]).iter().all(|q| !q["name"].as_str().unwrap_or("").starts_with('#')));
     fails(data, &["topic", "subscribe", "events", "--http", "ftp://x"], 1, "http://");
     let usage = weir(data, &["topic", "subscribe", "events", "q", "--http", url]);

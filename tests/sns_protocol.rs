@@ -81,14 +81,26 @@ fn topics_answer_in_snss_xml_with_wrapped_maps_and_lists() {
     let attrs = entries(&sns(&mut c, "GetTopicAttributes", &[("TopicArn", &arn)]));
     assert_eq!(attrs["DisplayName"], "Orders &amp; more".replace("&amp;", "&"));
     assert_eq!((attrs["SignatureVersion"].as_str(), attrs["Owner"].as_str()), ("2", "000000000000"));
-    let set = sns(&mut c, "SetTopicAttributes", &[("TopicArn", &arn), ("AttributeName", "DisplayName"), ("AttributeValue", "")]);
+    let set = sns(
+        &mut c,
+        "SetTopicAttributes",
+        &[("TopicArn", &arn), ("AttributeName", "DisplayName"), ("AttributeValue", "")],
+    );
     assert_eq!(set.status, 200, "{}", set.text());
     assert!(set.text().contains("<SetTopicAttributesResponse") && !set.text().contains("Result>"));
     assert_eq!(entries(&sns(&mut c, "GetTopicAttributes", &[("TopicArn", &arn)]))["DisplayName"], "");
     let tags = sns(&mut c, "ListTagsForResource", &[("ResourceArn", &arn)]);
-    assert!(tags.text().contains("<Tags><member><Key>team</Key><Value>billing</Value></member></Tags>"), "{}", tags.text());
+    assert!(
+        tags.text().contains("<Tags><member><Key>team</Key><Value>billing</Value></member></Tags>"),
+        "{}",
+        tags.text()
+    );
     let listed = sns(&mut c, "ListTopics", &[]);
-    assert!(listed.text().contains(&format!("<Topics><member><TopicArn>{arn}</TopicArn></member></Topics>")), "{}", listed.text());
+    assert!(
+        listed.text().contains(&format!("<Topics><member><TopicArn>{arn}</TopicArn></member></Topics>")),
+        "{}",
+        listed.text()
+    );
     let untag = sns(&mut c, "UntagResource", &[("ResourceArn", &arn), ("TagKeys.member.1", "team")]);
     assert!(untag.text().contains("<UntagResourceResult></UntagResourceResult>"), "{}", untag.text());
     assert!(sns(&mut c, "ListTagsForResource", &[("ResourceArn", &arn)]).text().contains("<Tags></Tags>"));
@@ -181,51 +193,141 @@ fn every_error_code_a_request_can_cause() {
     let topic = create_topic(&mut c, "t");
     let missing = "arn:aws:sns:us-east-1:000000000000:missing";
     assert_error(&sns(&mut c, "GetTopicAttributes", &[("TopicArn", missing)]), 404, "NotFound");
-    assert_error(&sns(&mut c, "GetTopicAttributes", &[("TopicArn", "arn:aws:sns:eu-west-1:000000000000:t")]), 404, "NotFound");
-    assert_error(&sns(&mut c, "GetSubscriptionAttributes", &[("SubscriptionArn", &format!("{topic}:sub-999999"))]), 404, "NotFound");
+    assert_error(
+        &sns(&mut c, "GetTopicAttributes", &[("TopicArn", "arn:aws:sns:eu-west-1:000000000000:t")]),
+        404,
+        "NotFound",
+    );
+    assert_error(
+        &sns(&mut c, "GetSubscriptionAttributes", &[("SubscriptionArn", &format!("{topic}:sub-999999"))]),
+        404,
+        "NotFound",
+    );
     assert_error(&sns(&mut c, "ListTagsForResource", &[("ResourceArn", missing)]), 404, "ResourceNotFound");
-    for params in [
-        vec![("TopicArn", "not-an-arn")],
-        vec![],
-    ] {
+    for params in [vec![("TopicArn", "not-an-arn")], vec![]] {
         assert_error(&sns(&mut c, "GetTopicAttributes", &params), 400, "InvalidParameter");
     }
     assert_error(&sns(&mut c, "CreateTopic", &[("Name", "bad name")]), 400, "InvalidParameter");
     assert_error(&sns(&mut c, "CreateTopic", &[("Name", "t.fifo")]), 400, "InvalidParameter");
     assert_error(
-        &sns(&mut c, "CreateTopic", &[("Name", "t"), ("Attributes.entry.1.key", "DisplayName"), ("Attributes.entry.1.value", "other")]),
+        &sns(
+            &mut c,
+            "CreateTopic",
+            &[("Name", "t"), ("Attributes.entry.1.key", "DisplayName"), ("Attributes.entry.1.value", "other")],
+        ),
         400,
         "InvalidParameter",
     );
-    assert_error(&sns(&mut c, "SetTopicAttributes", &[("TopicArn", &topic), ("AttributeName", "Bogus")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "sms"), ("Endpoint", "+1")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "sqs"), ("Endpoint", "arn:aws:sqs:us-east-1:000000000000:nope")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "http"), ("Endpoint", "https://x")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "ConfirmSubscription", &[("TopicArn", &topic), ("Token", "nope")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "x"), ("MessageStructure", "json")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Publish", &[("Message", "x")]), 400, "InvalidParameter");
-    assert_error(&sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "x"), ("PhoneNumber", "+15555550100")]), 400, "InvalidParameter");
     assert_error(
-        &sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "x"), ("MessageAttributes.entry.1.Name", "a"), ("MessageAttributes.entry.1.Value.DataType", "Float"), ("MessageAttributes.entry.1.Value.StringValue", "1")]),
+        &sns(&mut c, "SetTopicAttributes", &[("TopicArn", &topic), ("AttributeName", "Bogus")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "sms"), ("Endpoint", "+1")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &sns(
+            &mut c,
+            "Subscribe",
+            &[("TopicArn", &topic), ("Protocol", "sqs"), ("Endpoint", "arn:aws:sqs:us-east-1:000000000000:nope")],
+        ),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "http"), ("Endpoint", "https://x")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &sns(&mut c, "ConfirmSubscription", &[("TopicArn", &topic), ("Token", "nope")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(&sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "")]), 400, "InvalidParameter");
+    assert_error(
+        &sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "x"), ("MessageStructure", "json")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(&sns(&mut c, "Publish", &[("Message", "x")]), 400, "InvalidParameter");
+    assert_error(
+        &sns(&mut c, "Publish", &[("TopicArn", &topic), ("Message", "x"), ("PhoneNumber", "+15555550100")]),
+        400,
+        "InvalidParameter",
+    );
+    assert_error(
+        &sns(
+            &mut c,
+            "Publish",
+            &[
+                ("TopicArn", &topic),
+                ("Message", "x"),
+                ("MessageAttributes.entry.1.Name", "a"),
+                ("MessageAttributes.entry.1.Value.DataType", "Float"),
+                ("MessageAttributes.entry.1.Value.StringValue", "1"),
+            ],
+        ),
         400,
         "ParameterValueInvalid",
     );
     let big = "x".repeat(200_000);
     let cases: Vec<(Vec<(String, String)>, &str)> = vec![
         (vec![("PublishBatchRequestEntries".into(), String::new())], "EmptyBatchRequest"),
-        ((1..=11).flat_map(|i| [(format!("PublishBatchRequestEntries.member.{i}.Id"), format!("e{i}")), (format!("PublishBatchRequestEntries.member.{i}.Message"), "x".into())]).collect(), "TooManyEntriesInBatchRequest"),
-        ((1..=2).flat_map(|i| [(format!("PublishBatchRequestEntries.member.{i}.Id"), "same".into()), (format!("PublishBatchRequestEntries.member.{i}.Message"), "x".into())]).collect(), "BatchEntryIdsNotDistinct"),
-        (vec![("PublishBatchRequestEntries.member.1.Id".into(), "bad id!".into()), ("PublishBatchRequestEntries.member.1.Message".into(), "x".into())], "InvalidBatchEntryId"),
-        ((1..=2).flat_map(|i| [(format!("PublishBatchRequestEntries.member.{i}.Id"), format!("e{i}")), (format!("PublishBatchRequestEntries.member.{i}.Message"), big.clone())]).collect(), "BatchRequestTooLong"),
+        (
+            (1..=11)
+                .flat_map(|i| {
+                    [
+                        (format!("PublishBatchRequestEntries.member.{i}.Id"), format!("e{i}")),
+                        (format!("PublishBatchRequestEntries.member.{i}.Message"), "x".into()),
+                    ]
+                })
+                .collect(),
+            "TooManyEntriesInBatchRequest",
+        ),
+        (
+            (1..=2)
+                .flat_map(|i| {
+                    [
+                        (format!("PublishBatchRequestEntries.member.{i}.Id"), "same".into()),
+                        (format!("PublishBatchRequestEntries.member.{i}.Message"), "x".into()),
+                    ]
+                })
+                .collect(),
+            "BatchEntryIdsNotDistinct",
+        ),
+        (
+            vec![
+                ("PublishBatchRequestEntries.member.1.Id".into(), "bad id!".into()),
+                ("PublishBatchRequestEntries.member.1.Message".into(), "x".into()),
+            ],
+            "InvalidBatchEntryId",
+        ),
+        (
+            (1..=2)
+                .flat_map(|i| {
+                    [
+                        (format!("PublishBatchRequestEntries.member.{i}.Id"), format!("e{i}")),
+                        (format!("PublishBatchRequestEntries.member.{i}.Message"), big.clone()),
+                    ]
+                })
+                .collect(),
+            "BatchRequestTooLong",
+        ),
     ];
     for (entries, code) in cases {
         let mut params: Vec<(&str, &str)> = vec![("TopicArn", &topic)];
         params.extend(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         assert_error(&sns(&mut c, "PublishBatch", &params), 400, code);
     }
-    let many: Vec<(String, String)> =
-        (1..=51).flat_map(|i| [(format!("Tags.member.{i}.Key"), format!("k{i}")), (format!("Tags.member.{i}.Value"), "v".into())]).collect();
+    let many: Vec<(String, String)> = (1..=51)
+        .flat_map(|i| {
+            [(format!("Tags.member.{i}.Key"), format!("k{i}")), (format!("Tags.member.{i}.Value"), "v".into())]
+        })
+        .collect();
     let mut params: Vec<(&str, &str)> = vec![("ResourceArn", &topic)];
     params.extend(many.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     assert_error(&sns(&mut c, "TagResource", &params), 400, "TagLimitExceeded");
@@ -281,8 +383,11 @@ fn subscribe_and_unsubscribe_urls_work_when_visited() {
     let (url, posts) = endpoint();
     let a = sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "http"), ("Endpoint", &url)]);
     assert_eq!(text(&a, "SubscriptionArn"), "pending confirmation");
-    let returned =
-        sns(&mut c, "Subscribe", &[("TopicArn", &topic), ("Protocol", "http"), ("Endpoint", &url), ("ReturnSubscriptionArn", "true")]);
+    let returned = sns(
+        &mut c,
+        "Subscribe",
+        &[("TopicArn", &topic), ("Protocol", "http"), ("Endpoint", &url), ("ReturnSubscriptionArn", "true")],
+    );
     let sub = text(&returned, "SubscriptionArn");
     let (head, body) = posts.recv_timeout(Duration::from_secs(20)).expect("the confirmation request");
     assert!(head.starts_with("POST /hook HTTP/1.1\r\n"), "{head}");

@@ -52,11 +52,9 @@ fn topic_attributes_are_set_checked_and_survive_a_reopen() {
                 Ok(())
             })
             .expect("update");
-        for bad in [
-            r#"{"http":{"defaultHealthyRetryPolicy":{"numRetries":1000}}}"#,
-            r#"not json"#,
-            r#"{"carrier-pigeon":{}}"#,
-        ] {
+        for bad in
+            [r#"{"http":{"defaultHealthyRetryPolicy":{"numRetries":1000}}}"#, r#"not json"#, r#"{"carrier-pigeon":{}}"#]
+        {
             let err = engine
                 .update_topic("orders", |_, a| {
                     a.delivery_policy = Some(bad.into());
@@ -91,7 +89,10 @@ fn topic_attributes_are_set_checked_and_survive_a_reopen() {
     assert!(info.attributes.delivery_policy.as_deref().unwrap().contains("numRetries"));
     assert_eq!(info.attributes.delivery_status.get("SQSSuccessFeedbackSampleRate").map(String::as_str), Some("40"));
     assert_eq!((info.subscriptions_confirmed, info.subscriptions_pending), (0, 0));
-    assert_eq!(engine.tags(ResourceRef::Topic("orders")).expect("tags").get("team").map(String::as_str), Some("billing"));
+    assert_eq!(
+        engine.tags(ResourceRef::Topic("orders")).expect("tags").get("team").map(String::as_str),
+        Some("billing")
+    );
     let fifo = engine.topic_info("jobs.fifo").expect("fifo info");
     assert!(fifo.config.content_based_dedup, "the change was replayed");
     // Content-based deduplication now applies: a publish without an id is deduplicated by body.
@@ -204,7 +205,9 @@ fn a_json_structure_gives_each_protocol_its_message_and_envelopes_name_the_conte
         ..PublishOptions::default()
     };
     let topic = engine.topic("t").expect("t");
-    let r = topic.publish(br#"{"default":"hello","sqs":"hello, queue","http":"hello, web"}"#, options.clone()).expect("pub");
+    let r = topic
+        .publish(br#"{"default":"hello","sqs":"hello, queue","http":"hello, web"}"#, options.clone())
+        .expect("pub");
     assert_eq!(bodies(&engine, "raw"), vec!["hello, queue"]);
     let wrapped = bodies(&engine, "wrapped");
     let doc: serde_json::Value = serde_json::from_str(&wrapped[0]).expect("an envelope");

@@ -248,7 +248,10 @@ fn http_subscriptions_are_refused_where_sns_refuses_them() {
     for url in ["ftp://x/", "http://", "not a url"] {
         assert!(engine.subscribe("t", Endpoint::Http(url.into()), SubscribeOptions::default()).is_err(), "{url}");
     }
-    let bad_policy = SubscribeOptions { delivery_policy: Some(r#"{"healthyRetryPolicy":{"numRetries":-3}}"#.into()), ..Default::default() };
+    let bad_policy = SubscribeOptions {
+        delivery_policy: Some(r#"{"healthyRetryPolicy":{"numRetries":-3}}"#.into()),
+        ..Default::default()
+    };
     assert!(engine.subscribe("t", Endpoint::Http(URL.into()), bad_policy).is_err());
     let fifo_dlq = SubscribeOptions { dead_letter_queue: Some("d.fifo".into()), ..Default::default() };
     assert!(engine.subscribe("t", Endpoint::Http(URL.into()), fifo_dlq).is_err());

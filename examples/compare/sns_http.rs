@@ -29,7 +29,8 @@ pub fn run(ctx: &Ctx) -> Row {
         let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
         for over_http in order {
             let dir = ctx.tempdir(if over_http { "sns_http_fanout-http" } else { "sns_http_fanout-library" });
-            let rate = if over_http { http_fanout(ctx, dir.path(), &body) } else { library_fanout(ctx, dir.path(), &body) };
+            let rate =
+                if over_http { http_fanout(ctx, dir.path(), &body) } else { library_fanout(ctx, dir.path(), &body) };
             eprintln!(
                 "  {:<24} round {}/{} {:<7} {}",
                 "sns_http_fanout",
@@ -113,7 +114,13 @@ fn http_fanout(ctx: &Ctx, dir: &Path, body: &str) -> f64 {
 
 fn percent_encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

@@ -322,8 +322,12 @@ impl CatalogState {
                 if let Some(topic) = self.topics.get_mut(&subscription.topic) {
                     if let Some(id) = subscription.delivery_queue {
                         self.next_queue_id = self.next_queue_id.max(id.saturating_add(1));
-                        let entry =
-                            QueueEntry { id, config: delivery_queue_config(), created_ms: time_ms, modified_ms: time_ms };
+                        let entry = QueueEntry {
+                            id,
+                            config: delivery_queue_config(),
+                            created_ms: time_ms,
+                            modified_ms: time_ms,
+                        };
                         self.queues.insert(delivery_queue_name(&subscription.id), entry);
                     }
                     topic.subscriptions.push(subscription);

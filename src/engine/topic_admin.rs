@@ -57,8 +57,13 @@ impl Engine {
             return Err(Error::AlreadyExists { kind: "topic", name: name.to_string() });
         }
         let id = catalog.state().next_topic_id;
-        let record =
-            CatalogRecord::PutTopic { id, name: name.to_string(), config, attributes: attributes.clone(), tags: tags.clone() };
+        let record = CatalogRecord::PutTopic {
+            id,
+            name: name.to_string(),
+            config,
+            attributes: attributes.clone(),
+            tags: tags.clone(),
+        };
         catalog.append(record, self.now_ms())?;
         if config.fifo {
             self.inner.queues.add_fifo_topic(id);
@@ -375,7 +380,8 @@ impl Engine {
             .into_iter()
             .find_map(|cell| {
                 let sub = cell.subscription(id)?;
-                let topic = Topic { store: Arc::clone(&self.inner.queues), cell, env: Arc::clone(&self.inner.topic_env) };
+                let topic =
+                    Topic { store: Arc::clone(&self.inner.queues), cell, env: Arc::clone(&self.inner.topic_env) };
                 Some((topic, sub))
             })
             .ok_or_else(|| Error::NotFound { kind: "subscription", name: id.to_string() })
@@ -385,8 +391,11 @@ impl Engine {
         if sub.def.url.is_none() {
             return sub.info(None, None);
         }
-        let pending =
-            self.inner.queues.cell(&delivery_queue_name(&sub.def.id)).map(|q| pending_deliveries(&self.inner.queues, &q));
+        let pending = self
+            .inner
+            .queues
+            .cell(&delivery_queue_name(&sub.def.id))
+            .map(|q| pending_deliveries(&self.inner.queues, &q));
         sub.info(Some(pending.unwrap_or(0)), Some(effective_policy(sub, topic).to_json()))
     }
 
@@ -405,7 +414,10 @@ impl Engine {
     /// Every topic's subscriptions, topic by topic (topics in name order).
     pub fn list_all_subscriptions(&self) -> Vec<SubscriptionInfo> {
         let topics: Vec<Arc<TopicCell>> = self.inner.topics.read().values().cloned().collect();
-        topics.iter().flat_map(|t| t.all_subscriptions().iter().map(|s| self.info_of(t, s)).collect::<Vec<_>>()).collect()
+        topics
+            .iter()
+            .flat_map(|t| t.all_subscriptions().iter().map(|s| self.info_of(t, s)).collect::<Vec<_>>())
+            .collect()
     }
 
     /// Ids of every HTTP/HTTPS subscription (pending ones included: their confirmation request

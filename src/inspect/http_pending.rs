@@ -49,9 +49,13 @@ pub fn http_subscriptions(root: &Path) -> Result<Vec<HttpSubscriptionReport>> {
         for record in segment_records(&path)? {
             let Ok(record) = serde_json::from_slice::<CatalogRecord>(&record?.value) else { continue };
             match record {
-                CatalogRecord::Subscribe { subscription: s } | CatalogRecord::UpdateSubscription { subscription: s } => {
+                CatalogRecord::Subscribe { subscription: s }
+                | CatalogRecord::UpdateSubscription { subscription: s } => {
                     if let (Some(url), Some(queue)) = (s.url.clone(), s.delivery_queue) {
-                        subs.insert(s.id.clone(), Subscription { topic: s.topic, endpoint: url, pending: s.pending, queue });
+                        subs.insert(
+                            s.id.clone(),
+                            Subscription { topic: s.topic, endpoint: url, pending: s.pending, queue },
+                        );
                     }
                 }
                 CatalogRecord::Unsubscribe { id } => {

@@ -39,8 +39,14 @@ pub const DEFAULT_CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 pub const MAX_POLICY_BYTES: usize = 16 << 10;
 
 /// Content types a request policy may choose (optionally with `; charset=...`).
-const CONTENT_TYPES: &[&str] =
-    &["text/plain", "application/json", "application/xml", "text/xml", "text/html", "application/x-www-form-urlencoded"];
+const CONTENT_TYPES: &[&str] = &[
+    "text/plain",
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "text/html",
+    "application/x-www-form-urlencoded",
+];
 
 /// How delays grow through the backoff phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -176,7 +182,9 @@ impl RetryPolicy {
         }
         let total = self.total_delay_s();
         if total > u64::from(MAX_RETRY_TIME_S) {
-            return bad(format!("the retries would take {total} s; the total retry time is at most {MAX_RETRY_TIME_S} s"));
+            return bad(format!(
+                "the retries would take {total} s; the total retry time is at most {MAX_RETRY_TIME_S} s"
+            ));
         }
         Ok(())
     }
@@ -210,7 +218,8 @@ impl RetryPolicy {
                 "backoffFunction" => {
                     p.backoff = v.as_str().and_then(Backoff::parse).ok_or_else(|| {
                         Error::InvalidArgument(
-                            "delivery policy: backoffFunction must be linear, arithmetic, geometric or exponential".into(),
+                            "delivery policy: backoffFunction must be linear, arithmetic, geometric or exponential"
+                                .into(),
                         )
                     })?
                 }
@@ -357,7 +366,9 @@ impl ProtocolDefaults {
                 }
                 "disableSubscriptionOverrides" => {
                     d.disable_subscription_overrides = v.as_bool().ok_or_else(|| {
-                        Error::InvalidArgument("delivery policy: disableSubscriptionOverrides must be true or false".into())
+                        Error::InvalidArgument(
+                            "delivery policy: disableSubscriptionOverrides must be true or false".into(),
+                        )
                     })?
                 }
                 "defaultThrottlePolicy" => d.max_receives_per_second = throttle(v, "maxReceivesPerSecond")?,
@@ -377,7 +388,11 @@ impl ProtocolDefaults {
 
 /// The policy an HTTP/HTTPS subscription delivers with: its own, over its topic's defaults
 /// for the protocol (unless the topic disables subscription overrides), over SNS's defaults.
-pub fn effective(topic: Option<&TopicDeliveryPolicy>, subscription: Option<&DeliveryPolicy>, https: bool) -> DeliveryPolicy {
+pub fn effective(
+    topic: Option<&TopicDeliveryPolicy>,
+    subscription: Option<&DeliveryPolicy>,
+    https: bool,
+) -> DeliveryPolicy {
     let defaults = topic.and_then(|t| t.for_protocol(https));
     let from_topic = DeliveryPolicy {
         retry: defaults.and_then(|d| d.retry).unwrap_or_default(),
@@ -583,8 +598,10 @@ mod tests {
 
     #[test]
     fn effective_policies_read_back_as_policies() {
-        let p = DeliveryPolicy::parse_subscription(r#"{"healthyRetryPolicy":{"numRetries":4,"minDelayTarget":2,"maxDelayTarget":9}}"#)
-            .unwrap();
+        let p = DeliveryPolicy::parse_subscription(
+            r#"{"healthyRetryPolicy":{"numRetries":4,"minDelayTarget":2,"maxDelayTarget":9}}"#,
+        )
+        .unwrap();
         let back = DeliveryPolicy::parse_subscription(&p.to_json()).unwrap();
         assert_eq!((back.retry, back.max_receives_per_second, back.content_type()), (p.retry, None, p.content_type()));
         let topic = effective_topic_json(None);

@@ -398,12 +398,7 @@ impl Topic {
 /// Replays past publishes into a new queue subscription (the `replay_from_ms` extension): those
 /// appended at or after `from_ms` and below `before_seq` (where live delivery to the
 /// subscription began), read from the log in chunks and sent in batches as they come.
-pub(crate) fn replay_into(
-    topic: &Topic,
-    def: &SubscriptionDef,
-    from_ms: u64,
-    before_seq: u64,
-) -> Result<u64> {
+pub(crate) fn replay_into(topic: &Topic, def: &SubscriptionDef, from_ms: u64, before_seq: u64) -> Result<u64> {
     let store = &topic.store;
     let Some(cell) = store.cell(&def.queue) else { return Ok(0) };
     let sub = Subscription::durable(def, None)?;

@@ -34,15 +34,16 @@ const PROTOCOL_KEYS: &[&str] = &["sqs", "http", "https", "lambda"];
 
 impl ProtocolMessages {
     fn parse(body: &[u8]) -> Result<ProtocolMessages> {
-        let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
-            Error::InvalidArgument("Message Structure - JSON message body failed to parse".into())
-        })?;
+        let doc: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| Error::InvalidArgument("Message Structure - JSON message body failed to parse".into()))?;
         let serde_json::Value::Object(map) = doc else {
             return Err(Error::InvalidArgument("Message Structure - JSON message body failed to parse".into()));
         };
         let default = match map.get("default") {
             Some(serde_json::Value::String(s)) => s.clone(),
-            _ => return Err(Error::InvalidArgument("Message Structure - No default entry in JSON message body".into())),
+            _ => {
+                return Err(Error::InvalidArgument("Message Structure - No default entry in JSON message body".into()))
+            }
         };
         let mut by_protocol = BTreeMap::new();
         for key in PROTOCOL_KEYS {
@@ -213,12 +214,7 @@ impl Topic {
     }
 
     /// Checks an entry and makes its publish record.
-    fn prepare<'a>(
-        &self,
-        entry: &'a PublishEntry,
-        config: &super::TopicConfig,
-        now: u64,
-    ) -> Result<Prepared<'a>> {
+    fn prepare<'a>(&self, entry: &'a PublishEntry, config: &super::TopicConfig, now: u64) -> Result<Prepared<'a>> {
         let body = check(entry, config)?;
         let messages = match entry.options.message_structure {
             MessageStructure::Plain => None,
@@ -269,11 +265,7 @@ impl Topic {
             group: record.group.clone(),
             dedup: record.dedup.clone(),
             trace_header: Bytes::new(),
-            sender_id: if http {
-                delivery_sender_id(MessageKind::Notification, sub.def.raw)
-            } else {
-                Bytes::new()
-            },
+            sender_id: if http { delivery_sender_id(MessageKind::Notification, sub.def.raw) } else { Bytes::new() },
             attributes,
             body,
         }
@@ -281,7 +273,12 @@ impl Topic {
 
     /// What replaying `record` (read back from the log) delivers to a new queue subscription,
     /// or `None` if its filter policy leaves it out.
-    pub(super) fn replayed_delivery(&self, sub: &Subscription, record: &PublishRecord, queue: u32) -> Option<MessageRecord> {
+    pub(super) fn replayed_delivery(
+        &self,
+        sub: &Subscription,
+        record: &PublishRecord,
+        queue: u32,
+    ) -> Option<MessageRecord> {
         let attributes = from_stored(&record.attributes);
         let body = std::str::from_utf8(&record.body).ok()?;
         let messages = if record.json_structure { ProtocolMessages::parse(&record.body).ok() } else { None };
@@ -291,7 +288,11 @@ impl Topic {
         }
         let context = self.env.context.read().clone();
         let settings = self.cell.settings.read().clone();
-        let writer = Writer { context: &context, key: &self.env.signing_key, signature_version: settings.attributes.signature_version };
+        let writer = Writer {
+            context: &context,
+            key: &self.env.signing_key,
+            signature_version: settings.attributes.signature_version,
+        };
         let topic_arn = context.topic_arn(&self.cell.name);
         let subscription_arn = context.subscription_arn(&self.cell.name, &sub.def.id);
         let subject = (!record.subject.is_empty()).then(|| String::from_utf8_lossy(&record.subject).into_owned());

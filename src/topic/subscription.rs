@@ -415,7 +415,8 @@ mod tests {
 
     #[test]
     fn changes_apply_only_what_they_name() {
-        let changes = SubscriptionChanges { raw: Some(true), filter_policy: Some(Some("{}".into())), ..Default::default() };
+        let changes =
+            SubscriptionChanges { raw: Some(true), filter_policy: Some(Some("{}".into())), ..Default::default() };
         let d = changes.apply(&def());
         assert!(d.raw);
         assert_eq!(d.filter_policy.as_deref(), Some("{}"));

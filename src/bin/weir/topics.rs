@@ -160,7 +160,16 @@ pub fn run(data: &Path, command: TopicCommand) -> CliResult<()> {
             engine.delete_topic(&name)?;
             out.json(&Deleted { name: &name, deleted: true })
         }
-        TopicCommand::Subscribe { topic, queue, http, dead_letter, delivery_policy, filter_policy, filter_scope, raw } => {
+        TopicCommand::Subscribe {
+            topic,
+            queue,
+            http,
+            dead_letter,
+            delivery_policy,
+            filter_policy,
+            filter_scope,
+            raw,
+        } => {
             let filter_scope = match filter_scope {
                 Some(Scope::Body) => FilterScope::MessageBody,
                 Some(Scope::Attributes) | None => FilterScope::MessageAttributes,
@@ -180,7 +189,8 @@ pub fn run(data: &Path, command: TopicCommand) -> CliResult<()> {
             };
             let http = matches!(endpoint, Endpoint::Http(_));
             let subscription_id = engine.subscribe(&topic, endpoint, options)?;
-            let pending = http.then(|| engine.subscription(&subscription_id).map(|s| s.pending_confirmation)).transpose()?;
+            let pending =
+                http.then(|| engine.subscription(&subscription_id).map(|s| s.pending_confirmation)).transpose()?;
             out.json(&Subscribed { subscription_id: &subscription_id, pending_confirmation: pending })
         }
         TopicCommand::Confirm { topic, token } => {

@@ -45,7 +45,8 @@ impl QueueStore {
         arriving(&mut m, target.id, 0, now);
         m.sender_id = Bytes::new();
         let (sent_ms, group, message_id) = (m.sent_ms, m.group.clone(), m.message_id);
-        let outcome = self.write(&[QueueRecord::Delete { queue: cell.id, key: r.key }, QueueRecord::Message(m)], now)?;
+        let outcome =
+            self.write(&[QueueRecord::Delete { queue: cell.id, key: r.key }, QueueRecord::Message(m)], now)?;
         st.remove(r.key);
         let new_key = outcome.base_seq + 1;
         target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);

@@ -9,7 +9,9 @@ use super::errors::{shorten, SnsError};
 use super::{bool_text, parse_bool};
 use crate::topic::attributes::is_delivery_status_attribute;
 use crate::topic::delivery_policy::effective_topic_json;
-use crate::topic::{FilterScope, Protocol, SubscriptionChanges, SubscriptionInfo, TopicAttributes, TopicConfig, TopicInfo};
+use crate::topic::{
+    FilterScope, Protocol, SubscriptionChanges, SubscriptionInfo, TopicAttributes, TopicConfig, TopicInfo,
+};
 
 /// A topic's attributes, for `GetTopicAttributes`.
 pub fn topic_attributes(ctx: &Ctx, info: &TopicInfo) -> Map<String, Value> {
@@ -110,7 +112,12 @@ pub fn set_topic_attribute(
                 a.delivery_status.insert(name.to_string(), value.to_string());
             }
         }
-        _ => return Err(SnsError::invalid("AttributeName", format!("{} is not a settable topic attribute", shorten(name)))),
+        _ => {
+            return Err(SnsError::invalid(
+                "AttributeName",
+                format!("{} is not a settable topic attribute", shorten(name)),
+            ))
+        }
     }
     Ok(())
 }
@@ -203,8 +210,8 @@ fn redrive_policy(ctx: &Ctx, value: &str) -> Result<Option<String>, SnsError> {
     if value.is_empty() {
         return Ok(None);
     }
-    let doc: Value = serde_json::from_str(value)
-        .map_err(|_| SnsError::invalid("RedrivePolicy", "it must be a JSON object"))?;
+    let doc: Value =
+        serde_json::from_str(value).map_err(|_| SnsError::invalid("RedrivePolicy", "it must be a JSON object"))?;
     let Some(Value::String(arn)) = doc.get("deadLetterTargetArn") else {
         return Err(SnsError::invalid("RedrivePolicy", "deadLetterTargetArn, a queue ARN, is missing"));
     };

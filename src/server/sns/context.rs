@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn arns_split_into_their_parts() {
-        assert_eq!(split_arn("arn:aws:sns:us-east-1:000000000000:t", "sns"), Some(vec!["us-east-1", "000000000000", "t"]));
+        assert_eq!(
+            split_arn("arn:aws:sns:us-east-1:000000000000:t", "sns"),
+            Some(vec!["us-east-1", "000000000000", "t"])
+        );
         assert_eq!(split_arn("arn:aws:sns:r:a:t:s", "sns").map(|p| p.len()), Some(4));
         assert_eq!(split_arn("arn:aws:sqs:r:a:q", "sns"), None);
         assert_eq!(split_arn("nope", "sns"), None);

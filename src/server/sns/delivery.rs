@@ -113,7 +113,10 @@ async fn worker(shared: Arc<Shared>, client: Arc<HttpClient>, id: String) {
             Ok(t) => t,
             Err(Error::NotFound { .. }) => return, // unsubscribed, or its topic deleted
             Err(e) => {
-                shared.log.warn("taking HTTP deliveries failed", fields!("subscription" => id.clone(), "error" => e.to_string()));
+                shared.log.warn(
+                    "taking HTTP deliveries failed",
+                    fields!("subscription" => id.clone(), "error" => e.to_string()),
+                );
                 tokio::time::sleep(RESCAN).await;
                 continue;
             }
@@ -121,9 +124,8 @@ async fn worker(shared: Arc<Shared>, client: Arc<HttpClient>, id: String) {
         if batch.is_empty() {
             drop(held);
             let now = shared.engine.clock().now_ms();
-            let nap = deliveries
-                .next_due_ms()
-                .map_or(RESCAN, |at| Duration::from_millis(at.saturating_sub(now)).min(RESCAN));
+            let nap =
+                deliveries.next_due_ms().map_or(RESCAN, |at| Duration::from_millis(at.saturating_sub(now)).min(RESCAN));
             tokio::select! {
                 _ = changed => {}
                 _ = tokio::time::sleep(nap) => {}

@@ -169,7 +169,9 @@ pub fn from_engine(error: &Error) -> SnsError {
             "Message too long",
             format!("the message and its attributes are {size} bytes, over the limit of {limit}"),
         ),
-        Error::LimitExceeded(reason) => SnsError::new(Code::TagLimitExceeded, format!("Could not complete request: {reason}")),
+        Error::LimitExceeded(reason) => {
+            SnsError::new(Code::TagLimitExceeded, format!("Could not complete request: {reason}"))
+        }
         Error::Closed(what) => SnsError::new(Code::ServiceUnavailable, format!("{what} is closed; try again.")),
         Error::InvalidReceiptHandle(_)
         | Error::ThroughputExceeded(_)
@@ -191,7 +193,10 @@ mod tests {
     #[test]
     fn codes_carry_what_sdks_match_on() {
         assert_eq!((Code::NotFound.code(), Code::NotFound.status()), ("NotFound", 404));
-        assert_eq!((Code::InvalidParameterValue.code(), Code::InvalidParameterValue.status()), ("ParameterValueInvalid", 400));
+        assert_eq!(
+            (Code::InvalidParameterValue.code(), Code::InvalidParameterValue.status()),
+            ("ParameterValueInvalid", 400)
+        );
         assert_eq!(Code::AuthorizationError.status(), 403);
         assert!(!Code::InternalError.sender_fault());
     }
@@ -203,7 +208,10 @@ mod tests {
         let token = from_engine(&Error::NotFound { kind: "confirmation token", name: "x".into() });
         assert_eq!((token.code, token.message.as_str()), (Code::InvalidParameter, "Invalid parameter: Token"));
         let exists = from_engine(&Error::AlreadyExists { kind: "topic", name: "t".into() });
-        assert_eq!(exists.message, "Invalid parameter: Attributes Reason: Topic already exists with different attributes");
+        assert_eq!(
+            exists.message,
+            "Invalid parameter: Attributes Reason: Topic already exists with different attributes"
+        );
         assert_eq!(from_engine(&Error::LimitExceeded("51 tags".into())).code, Code::TagLimitExceeded);
         let io = Error::io("write", "/x", std::io::Error::other("disk"));
         assert_eq!(from_engine(&io).code, Code::InternalError);

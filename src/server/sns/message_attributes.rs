@@ -40,9 +40,9 @@ pub fn parse(input: &Input) -> Result<Attributes, SnsError> {
         };
         let bytes = if base == "Binary" {
             let text = value.str("BinaryValue")?.ok_or_else(empty)?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|_| invalid(format!("The message attribute '{}' has a BinaryValue that is not base64.", shorten(&name))))?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| {
+                invalid(format!("The message attribute '{}' has a BinaryValue that is not base64.", shorten(&name)))
+            })?;
             if bytes.is_empty() {
                 return Err(empty());
             }
@@ -87,10 +87,7 @@ fn check_value(name: &str, base: &str, text: &str) -> Result<(), SnsError> {
         "Number" => {
             let number_ok = text.trim().parse::<f64>().is_ok_and(f64::is_finite);
             if !number_ok {
-                return Err(invalid(format!(
-                    "Could not cast message attribute '{}' value to number.",
-                    shorten(name)
-                )));
+                return Err(invalid(format!("Could not cast message attribute '{}' value to number.", shorten(name))));
             }
         }
         "String.Array" => {

@@ -70,7 +70,13 @@ pub struct Operation {
 /// Names whose query (and XML) layout differs from the JSON shape: SNS's wrapped lists and maps.
 const NAMING: &[Member] = &[
     Member::WrappedMap { json: "Attributes", query: "Attributes", entry: "entry", key: "key", value: "value" },
-    Member::WrappedMap { json: "MessageAttributes", query: "MessageAttributes", entry: "entry", key: "Name", value: "Value" },
+    Member::WrappedMap {
+        json: "MessageAttributes",
+        query: "MessageAttributes",
+        entry: "entry",
+        key: "Name",
+        value: "Value",
+    },
     Member::WrappedList { json: "Tags", query: "Tags", item: "member" },
     Member::WrappedList { json: "TagKeys", query: "TagKeys", item: "member" },
     Member::WrappedList { json: "PublishBatchRequestEntries", query: "PublishBatchRequestEntries", item: "member" },
@@ -154,10 +160,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
         return answer(None, None, Err(error), request_id);
     };
     let Some(operation) = operation else {
-        let error = SnsError::new(
-            Code::InvalidAction,
-            format!("The action {} is not valid for this endpoint.", shorten(name)),
-        );
+        let error =
+            SnsError::new(Code::InvalidAction, format!("The action {} is not valid for this endpoint.", shorten(name)));
         return answer(None, None, Err(error), request_id);
     };
     let params = match query::to_json(pairs, &[NAMING], PROTOCOL_PARAMS) {

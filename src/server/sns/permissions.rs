@@ -15,7 +15,9 @@ pub const MAX_STATEMENTS: usize = 100;
 
 fn label_of(input: &Input) -> Result<String, SnsError> {
     let label = input.required_str("Label")?;
-    let ok = !label.is_empty() && label.len() <= 80 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok = !label.is_empty()
+        && label.len() <= 80
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
         return Err(SnsError::invalid("Label", "1 to 80 characters of A-Z a-z 0-9 _ -"));
     }
@@ -55,7 +57,10 @@ pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
             return Err(SnsError::invalid("Statement", "a statement with this label exists already"));
         }
         if statements.len() >= MAX_STATEMENTS {
-            return Err(SnsError::invalid("Policy", format!("a topic policy holds at most {MAX_STATEMENTS} statements")));
+            return Err(SnsError::invalid(
+                "Policy",
+                format!("a topic policy holds at most {MAX_STATEMENTS} statements"),
+            ));
         }
         statements.push(statement);
         Ok(())

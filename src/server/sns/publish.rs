@@ -25,9 +25,7 @@ fn read_entry(input: &Input) -> Result<PublishEntry, SnsError> {
     let message_structure = match input.str("MessageStructure")? {
         None => MessageStructure::Plain,
         Some("json") => MessageStructure::Json,
-        Some(other) => {
-            return Err(SnsError::invalid("MessageStructure", format!("{} is not json", shorten(other))))
-        }
+        Some(other) => return Err(SnsError::invalid("MessageStructure", format!("{} is not json", shorten(other)))),
     };
     let subject = input.str("Subject")?.map(str::to_string);
     if subject.as_deref().is_some_and(|s| s.is_empty() || !s.is_ascii() || s.contains(['\n', '\r'])) {
@@ -97,15 +95,22 @@ pub(crate) async fn publish_batch(ctx: Ctx, input: Input) -> Output {
     let mut read = Vec::with_capacity(entries.len());
     for entry in &entries {
         let id = entry.required_str("Id")?.to_string();
-        let id_ok = !id.is_empty() && id.len() <= 80 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let id_ok =
+            !id.is_empty() && id.len() <= 80 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !id_ok {
             return Err(SnsError::new(
                 Code::InvalidBatchEntryId,
-                format!("The Id of a batch entry in a batch request doesn't abide by the specification: {}", shorten(&id)),
+                format!(
+                    "The Id of a batch entry in a batch request doesn't abide by the specification: {}",
+                    shorten(&id)
+                ),
             ));
         }
         if !ids.insert(id.clone()) {
-            return Err(SnsError::new(Code::BatchEntryIdsNotDistinct, "Two or more batch entries in the request have the same Id."));
+            return Err(SnsError::new(
+                Code::BatchEntryIdsNotDistinct,
+                "Two or more batch entries in the request have the same Id.",
+            ));
         }
         size += entry.str("Message")?.map_or(0, str::len);
         read.push((id, read_entry(entry)));

@@ -54,12 +54,8 @@ pub(crate) async fn list_topics(ctx: Ctx, input: Input) -> Output {
         Some(token) => names.partition_point(|n| n.as_str() < token),
     };
     let context = ctx.context();
-    let page: Vec<Value> = names
-        .iter()
-        .skip(start)
-        .take(PAGE_SIZE)
-        .map(|n| json!({ "TopicArn": context.topic_arn(n) }))
-        .collect();
+    let page: Vec<Value> =
+        names.iter().skip(start).take(PAGE_SIZE).map(|n| json!({ "TopicArn": context.topic_arn(n) })).collect();
     let mut out = map([("Topics", Value::Array(page))]);
     if let Some(next) = names.get(start + PAGE_SIZE) {
         out.insert("NextToken".into(), Value::String(next.clone()));

@@ -56,7 +56,12 @@ pub fn query_error(namespace: &str, sender_fault: bool, code: &str, message: &st
 }
 
 /// An HTTP response with a body, its content type and the request id header AWS sends.
-pub fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
+pub fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -208,7 +208,11 @@ fn structure(children: BTreeMap<String, Node>, naming: Naming<'_>) -> Result<Map
             (Some(Member::WrappedMap { json, entry, key, value: value_name, .. }), Node::Branch(mut wrapper)) => {
                 let entries = match wrapper.remove(entry) {
                     Some(Node::Branch(entries)) if wrapper.is_empty() => entries,
-                    _ => return Err(format!("{name} is a map; pass {name}.{entry}.1.{key} and {name}.{entry}.1.{value_name}, ...")),
+                    _ => {
+                        return Err(format!(
+                            "{name} is a map; pass {name}.{entry}.1.{key} and {name}.{entry}.1.{value_name}, ..."
+                        ))
+                    }
                 };
                 out.insert(json.to_string(), map(&format!("{name}.{entry}"), entries, key, value_name, naming, true)?);
             }
@@ -410,7 +414,13 @@ mod tests {
 
     const WRAPPED: &[Member] = &[
         Member::WrappedMap { json: "Attributes", query: "Attributes", entry: "entry", key: "key", value: "value" },
-        Member::WrappedMap { json: "MessageAttributes", query: "MessageAttributes", entry: "entry", key: "Name", value: "Value" },
+        Member::WrappedMap {
+            json: "MessageAttributes",
+            query: "MessageAttributes",
+            entry: "entry",
+            key: "Name",
+            value: "Value",
+        },
         Member::WrappedList { json: "Tags", query: "Tags", item: "member" },
         Member::WrappedList { json: "TagKeys", query: "TagKeys", item: "member" },
     ];
@@ -435,8 +445,13 @@ mod tests {
             w.finish(),
             "<Attributes><entry><key>A</key><value>1</value></entry></Attributes><Tags><member><Key>k</Key><Value>v</Value></member></Tags>"
         );
-        for bad in ["Tags.1.Key=a", "Tags=x", "Attributes.entry.1.value=v", "Tags.member.1.Key=a&Tags.other=1",
-            "Attributes.entry.1.key=a&Attributes.entry.2.key=a"] {
+        for bad in [
+            "Tags.1.Key=a",
+            "Tags=x",
+            "Attributes.entry.1.value=v",
+            "Tags.member.1.Key=a&Tags.other=1",
+            "Attributes.entry.1.key=a&Attributes.entry.2.key=a",
+        ] {
             assert!(to_json(&pairs(bad), &[WRAPPED], &[]).is_err(), "{bad} accepted");
         }
     }
