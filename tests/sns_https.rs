@@ -32,7 +32,7 @@ fn https_endpoint(cert_file: &std::path::Path) -> (u16, mpsc::Receiver<(String, 
     std::fs::File::create(cert_file).and_then(|mut f| f.write_all(key.cert.pem().as_bytes())).expect("write cert");
     let cert = key.cert.der().clone();
     let private = rustls_pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls_rustcrypto::provider()))
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_no_client_auth()

@@ -155,7 +155,7 @@ fn a_publish_with_entry_attributes_reaches_a_raw_queue_subscription() {
     let attrs = entries(&sns(&mut c, "GetSubscriptionAttributes", &[("SubscriptionArn", &sub)]));
     assert_eq!((attrs["RawMessageDelivery"].as_str(), attrs["Protocol"].as_str()), ("true", "sqs"));
     let listed = sns(&mut c, "ListSubscriptionsByTopic", &[("TopicArn", &topic)]);
-    assert!(listed.text().contains(&format!("<Subscriptions><member>")), "{}", listed.text());
+    assert!(listed.text().contains("<Subscriptions><member>"), "{}", listed.text());
     assert_eq!(text(&listed, "Endpoint"), "arn:aws:sqs:us-east-1:000000000000:sink");
 }
 

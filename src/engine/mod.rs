@@ -9,9 +9,11 @@
 //! DATA_DIR/streams/<name>[@N]/shard-NNNNNN/   one log per shard (`@N`: a later stream of
 //!                                     the name, see `StreamMeta::dir_name`)
 //! DATA_DIR/queues/                    the message log shared by every queue and topic
+//! DATA_DIR/firehose/<name>[@N]/       the backing stream of a delivery stream
 //! ```
 
 pub mod catalog;
+pub mod delivery_streams;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -114,6 +116,7 @@ pub(crate) struct EngineInner {
     /// What the maintenance thread failed at, per log.
     failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
+    delivery_streams: delivery_streams::Registry,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -202,6 +205,7 @@ impl Engine {
             &queues.take_replayed_move_progress(),
             options.clock.now_ms(),
         );
+        let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::with_attributes(entry.id, name.clone(), entry.config, entry.attributes.clone());
@@ -224,6 +228,7 @@ impl Engine {
             lock,
             failures: FailureBook::default(),
             move_tasks,
+            delivery_streams,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -360,6 +365,14 @@ impl Engine {
         self.update_queue_config(name, |_| Ok(config))
     }
 
+    /// The account and region that queue and topic ARNs name when a topic's delivery into a
+    /// queue is decided against the queue's access policy (see [`crate::policy::delivery`]).
+    /// `weir serve` sets them from `--account-id` and `--region`; the default is
+    /// `us-east-1` and `000000000000`.
+    pub fn set_arn_scope(&self, scope: crate::policy::ArnScope) {
+        self.inner.queues.set_arn_scope(scope);
+    }
+
     /// A queue's attributes and approximate counts.
     pub fn queue_attributes(&self, name: &str) -> Result<QueueAttributes> {
         Ok(self.queue(name)?.attributes())
@@ -453,6 +466,10 @@ impl EngineInner {
         for stream in streams.iter().filter(|s| !s.is_deleted()) {
             stream.for_each_log(f);
         }
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in &delivery_streams {
+            d.for_each_log(f);
+        }
         f(self.queues.log());
     }
 
@@ -476,6 +493,14 @@ impl EngineInner {
             }
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in delivery_streams.iter().filter(|d| !d.is_deleted()) {
+            // Delivered records go; a delivery stream deleted meanwhile took its files along.
+            let outcome = d.drop_delivered().map(|_| ());
+            if !d.is_deleted() {
+                pass.check(d.dir(), "dropping delivered records", outcome);
+            }
+        }
         self.run_move_tasks();
         pass.finish()
     }

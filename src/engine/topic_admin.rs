@@ -451,8 +451,14 @@ impl Engine {
 
     /// Sets where envelopes say topics live and how to reach the endpoint that confirms and
     /// ends subscriptions (`weir serve` sets its own when it starts). Documents made before
-    /// keep what they say.
+    /// keep what they say. The region and account are also the ARN scope the topic -> queue
+    /// delivery check works in ([`Engine::set_arn_scope`]): one setting for where topics live.
     pub fn set_envelope_context(&self, context: EnvelopeContext) {
+        self.set_arn_scope(crate::policy::ArnScope {
+            region: context.region.clone(),
+            account: context.account_id.clone(),
+            ..Default::default()
+        });
         *self.inner.topic_env.context.write() = context;
     }
 

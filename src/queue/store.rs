@@ -135,6 +135,8 @@ pub struct QueueStore {
     _lock: Arc<dyn std::any::Any + Send + Sync>,
     /// Where tests interleave other work with an operation.
     pub(crate) pauses: PausePoints,
+    /// The account and region of queue and topic ARNs, for topic deliveries' policy checks.
+    arn_scope: RwLock<Arc<crate::policy::ArnScope>>,
 }
 
 /// One publish to write: the topic's record and the queue messages it fans out to (keys
@@ -239,6 +241,7 @@ impl QueueStore {
             replayed_move_progress: Mutex::new(move_progress),
             _lock: lock,
             pauses: PausePoints::default(),
+            arn_scope: RwLock::new(Arc::default()),
         })
     }
 
@@ -364,6 +367,16 @@ impl QueueStore {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The account and region ARNs name.
+    pub fn arn_scope(&self) -> Arc<crate::policy::ArnScope> {
+        Arc::clone(&self.arn_scope.read())
+    }
+
+    /// Sets the account and region ARNs name.
+    pub fn set_arn_scope(&self, scope: crate::policy::ArnScope) {
+        *self.arn_scope.write() = Arc::new(scope);
     }
 
     /// The name of the queue a message was dead-lettered from (`origin` 0: none), while that

@@ -1,6 +1,7 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
 //! in both of its wire protocols (AWS JSON 1.0 and the query protocol), SNS (the query
-//! protocol, with HTTP/HTTPS subscriptions delivered from here), plus `GET /metrics`
+//! protocol, with HTTP/HTTPS subscriptions delivered from here), Firehose (AWS JSON 1.1, with
+//! the deliveries of its delivery streams running inside the server), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
@@ -24,22 +25,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
-//! request, tells its service, protocol and operation apart and passes it through `auth` to the
-//! service (`sqs`, `sns`); `wire` holds the protocols every service shares; `metrics` and
-//! `logging` observe; `sns::delivery` POSTs HTTP/HTTPS subscriptions' deliveries.
+//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections (through `tls` with
+//! `--tls-cert`); `route` reads a request, tells its service, protocol and operation apart and
+//! passes it through `auth` (SigV4 with `--auth`) to the service (`sqs`, whose `access` hook
+//! authorizes each operation, `sns` and `firehose`); `wire` holds the protocols every service
+//! shares; `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries,
+//! `sns::delivery`'s POSTs to HTTP/HTTPS subscriptions); `metrics` and `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod firehose;
+pub(crate) mod http_client;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
 pub(crate) mod sns;
 pub(crate) mod sqs;
+pub(crate) mod tls;
 pub(crate) mod wire;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +56,9 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::Engine;
 pub use logging::LogLevel;
+pub use tls::TlsFiles;
+
+use auth::credentials::CredentialStore;
 
 /// Default address `weir serve` listens on (ElasticMQ's port, which SQS tooling often expects).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9324";
@@ -83,6 +93,14 @@ pub struct ServerConfig {
     pub blocking_threads: usize,
     /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
     pub worker_threads: usize,
+    /// `--auth FILE`: the credentials file; every request must then carry a valid SigV4
+    /// signature of one of its keys, and policies decide what it may do. `None`: open.
+    pub auth_file: Option<PathBuf>,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS. `None`: cleartext HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
+    /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
+    pub buckets_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -96,6 +114,9 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             blocking_threads: DEFAULT_BLOCKING_THREADS,
             worker_threads: 2,
+            auth_file: None,
+            tls: None,
+            buckets_dir: None,
         }
     }
 
@@ -162,6 +183,10 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<bool>,
     pub waiters: sqs::wait::Waiters,
     pub sns_deliveries: sns::delivery::Deliveries,
+    /// The keys of `--auth`, if any.
+    pub credentials: Option<Arc<CredentialStore>>,
+    /// The running deliveries of Firehose delivery streams.
+    pub firehose: firehose::runner::Runners,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -174,6 +199,22 @@ impl Shared {
         id[..8].copy_from_slice(&self.boot_nanos.to_be_bytes());
         id[8..].copy_from_slice(&n.to_be_bytes());
         crate::text::uuid(&id)
+    }
+
+    /// What the authentication step needs: the keys, the account and region, and the engine
+    /// clock's time.
+    pub fn auth_settings(&self) -> auth::AuthSettings<'_> {
+        auth::AuthSettings {
+            store: self.credentials.as_deref(),
+            account_id: &self.config.account_id,
+            region: &self.config.region,
+            now_ms: self.engine.clock().now_ms(),
+        }
+    }
+
+    /// Where Firehose's S3 buckets are (see [`ServerConfig::buckets_dir`]).
+    pub fn buckets_dir(&self) -> PathBuf {
+        self.config.buckets_dir.clone().unwrap_or_else(|| self.engine.dir().join("buckets"))
     }
 
     /// True once a stop was asked for.
@@ -195,11 +236,28 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct BlockingFailed(pub String);
 
+/// Reads the credentials file of a running server again (what SIGHUP does for `weir serve`):
+/// rotated keys take effect for the next request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    store: Option<Arc<CredentialStore>>,
+}
+
+impl Reloader {
+    /// Reads the file again and returns how many keys it has; on any error the server keeps
+    /// the keys it had. A server without `--auth` has nothing to reload (`Ok(0)`).
+    pub fn reload(&self) -> Result<usize> {
+        self.store.as_ref().map_or(Ok(0), |s| s.reload())
+    }
+}
+
 /// An HTTP server over an engine. See the [module documentation](self).
 pub struct Server {
     listener: std::net::TcpListener,
     engine: Arc<Engine>,
     config: ServerConfig,
+    credentials: Option<Arc<CredentialStore>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop_tx: Arc<watch::Sender<bool>>,
     on_ready: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
@@ -216,11 +274,25 @@ impl Server {
     pub fn bind(engine: Arc<Engine>, config: impl Into<ServerConfig>) -> Result<Server> {
         let config = config.into();
         config.validate()?;
+        let credentials = match &config.auth_file {
+            Some(path) => Some(Arc::new(CredentialStore::open(path)?)),
+            None => None,
+        };
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
         let (stop_tx, _) = watch::channel(false);
-        Ok(Server { listener, engine, config, stop_tx: Arc::new(stop_tx), on_ready: None })
+        // Envelopes, ARNs and the topic -> queue delivery check name this server's region,
+        // account and address.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addr = listener.local_addr().unwrap_or(config.listen);
+        engine.set_envelope_context(crate::topic::EnvelopeContext {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            endpoint: format!("{scheme}://{addr}"),
+        });
+        Ok(Server { listener, engine, config, credentials, tls, stop_tx: Arc::new(stop_tx), on_ready: None })
     }
 
     /// The address the server listens on (with the port chosen when asked for port 0).
@@ -228,16 +300,24 @@ impl Server {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
-    /// The endpoint URL to give SDKs (`endpoint_url`, `--endpoint-url`).
+    /// The endpoint URL to give SDKs (`endpoint_url`, `--endpoint-url`): `https://` with TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.local_addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// The line `weir serve` prints once it accepts connections:
-    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT"}`.
+    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}`
+    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS).
     pub fn startup_line(&self) -> String {
         // Written by hand: the field order is part of the contract.
-        format!(r#"{{"listening":"{}","endpoint":"{}"}}"#, self.local_addr(), self.endpoint())
+        let auth = if self.credentials.is_some() { "sigv4" } else { "none" };
+        format!(r#"{{"listening":"{}","endpoint":"{}","auth":"{auth}"}}"#, self.local_addr(), self.endpoint())
+    }
+
+    /// A handle that reads the credentials file again (key rotation).
+    pub fn reloader(&self) -> Reloader {
+        Reloader { store: self.credentials.clone() }
     }
 
     /// A handle that stops the server from another thread.
@@ -286,18 +366,21 @@ impl Server {
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
             sns_deliveries: sns::delivery::Deliveries::default(),
+            credentials: self.credentials,
+            firehose: firehose::runner::Runners::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
             boot_nanos,
         });
-        // Envelopes and ARNs name this server's region, account and address.
-        shared.engine.set_envelope_context(crate::topic::EnvelopeContext {
-            region: shared.config.region.clone(),
-            account_id: shared.config.account_id.clone(),
-            endpoint: format!("http://{local_addr}"),
-        });
+        if shared.credentials.is_none() && !local_addr.ip().is_loopback() {
+            shared.log.warn(
+                "serving without authentication on a non-loopback address: anyone who can reach it can read and change every queue (use --auth FILE)",
+                logging::fields!("listening" => local_addr.to_string()),
+            );
+        }
         let stop_tx = Arc::clone(&self.stop_tx);
+        let tls = self.tls;
         let listener = self.listener;
         let on_ready = self.on_ready;
         let result = runtime.block_on(async move {
@@ -309,8 +392,11 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
+            // Delivery streams and HTTP/HTTPS subscriptions deliver while the server runs.
+            let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
             tokio::spawn(sns::delivery::run(Arc::clone(&shared)));
-            listener::serve(listener, Arc::clone(&shared)).await;
+            listener::serve(listener, Arc::clone(&shared), tls).await;
+            let _ = deliveries.await;
             Ok::<(), Error>(())
         });
         // Blocking calls still running (none once every connection is closed) finish here.

@@ -127,6 +127,14 @@ impl Topic {
         let context = self.env.context.read().clone();
         let writer = Writer { context: &context, key: &self.env.signing_key, signature_version };
         let topic_arn = context.topic_arn(&self.cell.name);
+        let scope = self.store.arn_scope();
+        let policy_check = crate::policy::TopicDelivery { scope: &scope, topic: &self.cell.name, now_ms: now };
+        // Cross-service delivery: a queue's access policy (or its absence: the owner's queue)
+        // must let this topic send.
+        let allowed = |name: &str, cell: &QueueCell| {
+            let policy = cell.state.lock().config.policy.clone();
+            policy_check.allowed(name, policy.as_deref())
+        };
         let publishing = self.cell.publishing.read();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
         let mut results: Vec<Option<Result<PublishResult>>> = Vec::with_capacity(entries.len());
@@ -156,9 +164,10 @@ impl Topic {
                     continue;
                 }
                 let queue = match &sub.target {
-                    Target::Queue(q) => self.store.cell(q).or_else(|| {
-                        // The queue is gone: the subscription's dead-letter queue stands in.
-                        sub.def.dead_letter_queue.as_deref().and_then(|d| self.store.cell(d))
+                    Target::Queue(q) => self.store.cell(q).filter(|c| allowed(q, c)).or_else(|| {
+                        // The queue is gone or refuses this topic: the subscription's
+                        // dead-letter queue stands in (if it lets the topic send).
+                        sub.def.dead_letter_queue.as_deref().and_then(|d| self.store.cell(d).filter(|c| allowed(d, c)))
                     }),
                     Target::Http(q) => self.store.cell(q),
                     Target::Callback { .. } => {

@@ -41,9 +41,9 @@ impl Ctx {
         self.shared.config.account_id.clone()
     }
 
-    /// True if the request was signed (it names an access key).
+    /// True if the request was signed (the server runs with `--auth`).
     pub fn authenticated(&self) -> bool {
-        self.principal.access_key_id.is_some()
+        !matches!(self.principal.access, crate::server::auth::Access::Open)
     }
 
     /// The topic an ARN parameter names (`arn:aws:sns:REGION:ACCOUNT:NAME`). A topic of another

@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::header::HeaderName;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::http_client::{HttpClient, PostOutcome};
+use crate::server::http_client::{HttpClient, PostError, Response};
 use crate::server::logging::{fields, LogLevel};
 use crate::server::Shared;
 use crate::topic::delivery_policy::DEFAULT_CONTENT_TYPE;
@@ -33,6 +32,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Deliveries of one subscription under way at once.
 pub const MAX_IN_FLIGHT: usize = 8;
+/// How much of an endpoint's answer is read (its body means nothing to SNS).
+const MAX_ANSWER_BYTES: usize = 64 << 10;
+/// What SNS's requests call themselves.
+pub const SNS_USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 /// How often the supervisor looks for new subscriptions, and an idle worker checks that its
 /// subscription still exists.
 const RESCAN: Duration = Duration::from_secs(1);
@@ -167,13 +170,13 @@ enum Verdict {
     Permanent,
 }
 
-fn verdict(outcome: &PostOutcome) -> Verdict {
-    match outcome {
-        PostOutcome::Answered(100 | 101) => Verdict::Retry,
-        PostOutcome::Answered(status) if *status >= 500 => Verdict::Retry,
-        PostOutcome::Answered(status) if *status >= 400 => Verdict::Permanent,
-        PostOutcome::Answered(_) => Verdict::Delivered,
-        PostOutcome::Failed(_) => Verdict::Retry,
+fn verdict(outcome: &std::result::Result<Response, PostError>) -> Verdict {
+    match outcome.as_ref().map(|r| r.status) {
+        Ok(100 | 101) => Verdict::Retry,
+        Ok(status) if status >= 500 => Verdict::Retry,
+        Ok(status) if status >= 400 => Verdict::Permanent,
+        Ok(_) => Verdict::Delivered,
+        Err(_) => Verdict::Retry,
     }
 }
 
@@ -181,22 +184,25 @@ impl Job {
     async fn deliver(self, delivery: HttpDelivery) {
         let t = &self.target;
         self.throttle.wait(t.policy.max_receives_per_second).await;
-        let mut headers = vec![
-            (HeaderName::from_static("x-amz-sns-message-type"), delivery.kind.as_str().to_string()),
-            (HeaderName::from_static("x-amz-sns-message-id"), delivery.message_id.clone()),
-            (HeaderName::from_static("x-amz-sns-topic-arn"), t.topic_arn.clone()),
-        ];
         let content_type = match delivery.kind {
-            MessageKind::Notification => {
-                headers.push((HeaderName::from_static("x-amz-sns-subscription-arn"), t.subscription_arn.clone()));
-                t.policy.content_type().to_string()
-            }
+            MessageKind::Notification => t.policy.content_type().to_string(),
             MessageKind::SubscriptionConfirmation => DEFAULT_CONTENT_TYPE.to_string(),
         };
-        if delivery.raw {
-            headers.push((HeaderName::from_static("x-amz-sns-rawdelivery"), "true".to_string()));
+        let mut headers = vec![
+            ("content-type", content_type),
+            ("user-agent", SNS_USER_AGENT.to_string()),
+            ("x-amz-sns-message-type", delivery.kind.as_str().to_string()),
+            ("x-amz-sns-message-id", delivery.message_id.clone()),
+            ("x-amz-sns-topic-arn", t.topic_arn.clone()),
+        ];
+        if delivery.kind == MessageKind::Notification {
+            headers.push(("x-amz-sns-subscription-arn", t.subscription_arn.clone()));
         }
-        let outcome = self.client.post(&t.url, &content_type, &headers, delivery.body.clone(), REQUEST_TIMEOUT).await;
+        if delivery.raw {
+            headers.push(("x-amz-sns-rawdelivery", "true".to_string()));
+        }
+        let outcome =
+            self.client.post(&t.url, &headers, delivery.body.clone(), REQUEST_TIMEOUT, MAX_ANSWER_BYTES).await;
         let verdict = verdict(&outcome);
         let d = self.deliveries.clone();
         let reported = {
@@ -210,8 +216,8 @@ impl Job {
         };
         let log = &self.shared.log;
         let status = match &outcome {
-            PostOutcome::Answered(s) => s.to_string(),
-            PostOutcome::Failed(reason) => reason.clone(),
+            Ok(r) => r.status.to_string(),
+            Err(e) => e.to_string(),
         };
         let base = || {
             fields!(
@@ -269,10 +275,11 @@ mod tests {
 
     #[test]
     fn outcomes_count_as_sns_counts_them() {
-        let v = |s| verdict(&PostOutcome::Answered(s));
+        let v = |status| verdict(&Ok(Response { status, body: bytes::Bytes::new() }));
         assert_eq!((v(200), v(204), v(302)), (Verdict::Delivered, Verdict::Delivered, Verdict::Delivered));
         assert_eq!((v(100), v(101), v(500), v(503)), (Verdict::Retry, Verdict::Retry, Verdict::Retry, Verdict::Retry));
         assert_eq!((v(400), v(404), v(499)), (Verdict::Permanent, Verdict::Permanent, Verdict::Permanent));
-        assert_eq!(verdict(&PostOutcome::Failed("refused".into())), Verdict::Retry);
+        assert_eq!(verdict(&Err(PostError::Connection("refused".into()))), Verdict::Retry);
+        assert_eq!(verdict(&Err(PostError::Timeout)), Verdict::Retry);
     }
 }

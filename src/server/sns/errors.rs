@@ -3,6 +3,7 @@
 //! `client.exceptions.NotFoundException` for `NotFound`) and the HTTP status. [`from_engine`]
 //! is the one place that turns a `weir::Error` into one.
 
+use crate::server::auth::{AuthError, AuthErrorKind};
 use crate::server::wire::ParamError;
 use crate::Error;
 
@@ -31,6 +32,16 @@ pub enum Code {
     InvalidBatchEntryId,
     /// More than ten entries in a batch.
     TooManyEntriesInBatchRequest,
+    /// A request without a signature, under `--auth`.
+    MissingAuthenticationToken,
+    /// An access key id the credentials file does not have.
+    InvalidClientTokenId,
+    /// A signature that does not match.
+    SignatureDoesNotMatch,
+    /// A signature that does not follow the form.
+    IncompleteSignature,
+    /// A time outside the signing window, or an expired presigned request.
+    RequestExpired,
     /// An `Action` SNS does not have, or this endpoint does not serve.
     InvalidAction,
     /// A query request without `Action`.
@@ -61,6 +72,11 @@ impl Code {
             EmptyBatchRequest => ("EmptyBatchRequest", 400),
             InvalidBatchEntryId => ("InvalidBatchEntryId", 400),
             TooManyEntriesInBatchRequest => ("TooManyEntriesInBatchRequest", 400),
+            MissingAuthenticationToken => ("MissingAuthenticationToken", 403),
+            InvalidClientTokenId => ("InvalidClientTokenId", 403),
+            SignatureDoesNotMatch => ("SignatureDoesNotMatch", 403),
+            IncompleteSignature => ("IncompleteSignature", 400),
+            RequestExpired => ("RequestExpired", 400),
             InvalidAction => ("InvalidAction", 400),
             MissingAction => ("MissingAction", 400),
             MalformedQueryString => ("MalformedQueryString", 400),
@@ -139,6 +155,22 @@ pub fn shorten(value: &str) -> String {
         s
     } else {
         value.to_string()
+    }
+}
+
+impl From<&AuthError> for SnsError {
+    /// SNS's answer to a refused request: the one mapping of [`AuthErrorKind`] for SNS
+    /// (whose word for "denied" is `AuthorizationError`).
+    fn from(e: &AuthError) -> Self {
+        let code = match e.kind {
+            AuthErrorKind::MissingAuthenticationToken => Code::MissingAuthenticationToken,
+            AuthErrorKind::InvalidClientTokenId => Code::InvalidClientTokenId,
+            AuthErrorKind::SignatureDoesNotMatch => Code::SignatureDoesNotMatch,
+            AuthErrorKind::IncompleteSignature => Code::IncompleteSignature,
+            AuthErrorKind::RequestExpired => Code::RequestExpired,
+            AuthErrorKind::AccessDenied => Code::AuthorizationError,
+        };
+        SnsError::new(code, e.message.clone())
     }
 }
 

@@ -13,7 +13,6 @@ pub mod attributes;
 pub mod context;
 pub mod delivery;
 pub mod errors;
-pub mod http_client;
 pub mod message_attributes;
 pub mod permissions;
 pub mod publish;
@@ -30,7 +29,7 @@ use serde_json::{Map, Value};
 
 use self::context::Ctx;
 use self::errors::{shorten, Code, SnsError};
-use super::auth::Principal;
+use super::auth::{AuthError, Principal};
 use super::route::{Answer, Call, RawParams};
 use super::wire::answer::{query_error, query_success, respond, XML_CONTENT_TYPE};
 use super::wire::query::{self, Member};
@@ -188,9 +187,9 @@ pub(crate) fn too_large(call: &Call, request_id: &str, message: &str) -> Answer 
 }
 
 /// The answer to a request the authentication step refused.
-pub(crate) fn refused(call: &Call, request_id: &str, reason: &str) -> Answer {
+pub(crate) fn refused(call: &Call, request_id: &str, error: &AuthError) -> Answer {
     let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
-    answer(operation, None, Err(SnsError::new(Code::AuthorizationError, reason)), request_id)
+    answer(operation, None, Err(SnsError::from(error)), request_id)
 }
 
 fn answer(operation: Option<&Operation>, resource: Option<String>, result: Output, request_id: &str) -> Answer {

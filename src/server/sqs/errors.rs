@@ -3,6 +3,7 @@
 //! `x-amzn-query-error: CODE;Sender`, which SDKs read as the error code) and the HTTP status.
 //! [`from_engine`] is the one place that turns a `weir::Error` into one.
 
+use crate::server::auth::{AuthError, AuthErrorKind};
 use crate::server::wire::ParamError;
 use crate::Error;
 
@@ -51,6 +52,18 @@ pub enum Code {
     UnsupportedOperation,
     /// A message move task or its source that does not exist.
     ResourceNotFoundException,
+    /// A request without a signature, to a server with `--auth`.
+    MissingAuthenticationToken,
+    /// An access key id the credentials file does not have.
+    InvalidClientTokenId,
+    /// A signature that does not match the request.
+    SignatureDoesNotMatch,
+    /// A signature that does not follow SigV4's form.
+    IncompleteSignature,
+    /// A request time outside the 15-minute window, or an expired presigned URL.
+    RequestExpired,
+    /// No policy allows the action, or one denies it.
+    AccessDenied,
     /// An operation name no service knows (JSON protocol).
     UnknownOperation,
     /// An `Action` no service knows (query protocol).
@@ -114,6 +127,14 @@ impl Code {
                 (SQS_NAMESPACE, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400)
             }
             ResourceNotFoundException => (SQS_NAMESPACE, "ResourceNotFoundException", "ResourceNotFoundException", 404),
+            MissingAuthenticationToken => {
+                (CORAL_NAMESPACE, "MissingAuthenticationToken", "MissingAuthenticationToken", 403)
+            }
+            InvalidClientTokenId => (CORAL_NAMESPACE, "InvalidClientTokenId", "InvalidClientTokenId", 403),
+            SignatureDoesNotMatch => (CORAL_NAMESPACE, "SignatureDoesNotMatch", "SignatureDoesNotMatch", 403),
+            IncompleteSignature => (CORAL_NAMESPACE, "IncompleteSignature", "IncompleteSignature", 403),
+            RequestExpired => (CORAL_NAMESPACE, "RequestExpired", "RequestExpired", 403),
+            AccessDenied => (CORAL_NAMESPACE, "AccessDeniedException", "AccessDenied", 403),
             UnknownOperation => (CORAL_NAMESPACE, "UnknownOperationException", "InvalidAction", 400),
             InvalidAction => (SQS_NAMESPACE, "InvalidAction", "InvalidAction", 400),
             MissingAction => (SQS_NAMESPACE, "MissingAction", "MissingAction", 400),
@@ -202,6 +223,21 @@ impl From<ParamError> for SqsError {
                 format!("Value for parameter {name} is invalid. Reason: {reason}."),
             ),
         }
+    }
+}
+
+impl From<&AuthError> for SqsError {
+    /// SQS's answer to a refused request: the one mapping of [`AuthErrorKind`] for SQS.
+    fn from(e: &AuthError) -> Self {
+        let code = match e.kind {
+            AuthErrorKind::MissingAuthenticationToken => Code::MissingAuthenticationToken,
+            AuthErrorKind::InvalidClientTokenId => Code::InvalidClientTokenId,
+            AuthErrorKind::SignatureDoesNotMatch => Code::SignatureDoesNotMatch,
+            AuthErrorKind::IncompleteSignature => Code::IncompleteSignature,
+            AuthErrorKind::RequestExpired => Code::RequestExpired,
+            AuthErrorKind::AccessDenied => Code::AccessDenied,
+        };
+        SqsError::new(code, e.message.clone())
     }
 }
 

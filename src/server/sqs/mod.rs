@@ -6,6 +6,7 @@
 //! and answers a JSON-shaped map or an [`SqsError`]; `handle` renders either in the
 //! request's protocol.
 
+pub mod access;
 pub mod batch;
 pub mod context;
 pub mod errors;
@@ -34,7 +35,7 @@ use serde_json::{json, Map, Value};
 
 use self::context::Ctx;
 use self::errors::{Code, SqsError};
-use super::auth::Principal;
+use super::auth::{AuthError, Principal};
 use super::route::{Answer, Call, RawParams};
 use super::wire::query::{self, Member};
 use super::wire::xml::XmlWriter;
@@ -239,6 +240,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
         .find_map(|p| input.str(p).ok().flatten())
         .map(|s| errors::shorten(s.rsplit(['/', ':']).next().unwrap_or(s)));
     let ctx = Ctx { shared, host: Arc::from(call.host.as_str()), principal: Arc::new(principal) };
+    // The authorization step: the operation's IAM action on its queue, before it runs.
+    if let Err(denied) = access::check(&ctx, operation.name, &input).await {
+        return answer(call.protocol, Some(operation), resource, Err(denied), request_id);
+    }
     let result = (operation.handler)(ctx, input).await;
     answer(call.protocol, Some(operation), resource, result, request_id)
 }
@@ -270,9 +275,9 @@ pub(crate) fn too_large(call: &Call, request_id: &str, message: &str) -> Answer 
 }
 
 /// The answer to a request the authentication step refused.
-pub(crate) fn refused(call: &Call, request_id: &str, reason: &str) -> Answer {
+pub(crate) fn refused(call: &Call, request_id: &str, error: &AuthError) -> Answer {
     let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
-    answer(call.protocol, operation, None, Err(SqsError::new(Code::InvalidParameterValue, reason)), request_id)
+    answer(call.protocol, operation, None, Err(SqsError::from(error)), request_id)
 }
 
 fn answer(

@@ -1,6 +1,6 @@
-//! `AddPermission` and `RemovePermission`, with SQS's checks. The engine keeps no queue
-//! policies yet (see the TODOs): adding is answered `UnsupportedOperation`, and removing
-//! finds no label, as SQS answers for a queue without that statement.
+//! `AddPermission` and `RemovePermission`, with SQS's checks: statements of the queue's access
+//! policy (the `Policy` attribute), kept by the engine and enforced by the authorization step
+//! when `weir serve` runs with `--auth`.
 
 use super::context::Ctx;
 use super::errors::{shorten, Code, SqsError};
@@ -28,7 +28,8 @@ fn label(input: &Input) -> Result<String, SqsError> {
 /// `AddPermission`.
 pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let _label = label(&input)?;
+    let label = label(&input)?;
+    let label_again = label.clone();
     let accounts = input.str_list("AWSAccountIds")?;
     let actions = input.str_list("Actions")?;
     if accounts.is_empty() {
@@ -53,18 +54,31 @@ pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
             ));
         }
     }
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::add_queue_permission(&name, &label, &accounts, &actions,
-    // &ctx.arn(&name))`.
-    Err(SqsError::unsupported("AddPermission (queue policies)"))
+    let arn = ctx.arn(&name);
+    let result = ctx.engine(move |engine| engine.add_queue_permission(&name, &label, &accounts, &actions, &arn)).await;
+    match result {
+        Ok(()) => Ok(Default::default()),
+        // The engine refuses a label the policy has already.
+        Err(e) if e.code == Code::InvalidParameterValue && e.message.contains("already has a permission") => {
+            Err(SqsError::invalid_parameter("Label", &label_again, "Already exists."))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `RemovePermission`.
 pub(crate) async fn remove_permission(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let label = label(&input)?;
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::remove_queue_permission(&name, &label)`. No queue has a
-    // policy yet, so no label is found.
-    Err(SqsError::invalid_parameter("Label", &label, "can't find label on existing policy."))
+    let result = {
+        let label = label.clone();
+        ctx.engine(move |engine| engine.remove_queue_permission(&name, &label)).await
+    };
+    match result {
+        Ok(()) => Ok(Default::default()),
+        Err(e) if e.code == Code::InvalidParameterValue && e.message.contains("has no permission labelled") => {
+            Err(SqsError::invalid_parameter("Label", &label, "can't find label on existing policy."))
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -69,8 +69,6 @@ pub struct PendingAttributes {
     pub throughput_per_group: Option<bool>,
     /// `RedriveAllowPolicy`.
     pub redrive_allow: Option<RedriveAllow>,
-    /// `Policy` (JSON text; empty removes it).
-    pub policy: Option<String>,
     /// `KmsMasterKeyId` (empty removes it).
     pub kms_master_key_id: Option<String>,
     /// `KmsDataKeyReusePeriodSeconds`.
@@ -147,10 +145,18 @@ pub fn apply(
                 });
             }
             "Policy" => {
-                if !value.is_empty() && serde_json::from_str::<serde_json::Map<String, Value>>(value).is_err() {
-                    return Err(SqsError::invalid_attribute(name, "it must be a JSON policy document"));
+                // Read as the evaluator will read it, so a policy is refused now rather than
+                // found unreadable at the first request it should decide.
+                if !value.is_empty() {
+                    crate::policy::Policy::parse(value, crate::policy::PolicyKind::Resource).map_err(|e| {
+                        let reason = match e {
+                            crate::Error::InvalidArgument(why) => why,
+                            other => other.to_string(),
+                        };
+                        SqsError::invalid_attribute(name, &shorten(&reason))
+                    })?;
                 }
-                pending.policy = Some(value.clone());
+                config.policy = (!value.is_empty()).then(|| value.clone());
             }
             "KmsMasterKeyId" => pending.kms_master_key_id = Some(value.clone()),
             "KmsDataKeyReusePeriodSeconds" => {
@@ -177,7 +183,7 @@ pub fn apply(
 
 /// Refuses what the engine cannot keep yet, as SQS refuses a feature it does not offer.
 // TODO(sqs-engine): store these in `QueueConfig` (dedup_scope, fifo_throughput_limit,
-// redrive_allow, policy, kms_master_key_id, kms_data_key_reuse_period, sqs_managed_sse) and
+// redrive_allow, kms_master_key_id, kms_data_key_reuse_period, sqs_managed_sse) and
 // drop this check.
 pub fn check_storable(pending: &PendingAttributes) -> Result<(), SqsError> {
     let unsupported = |what: &str| Err(SqsError::unsupported(what));
@@ -189,9 +195,6 @@ pub fn check_storable(pending: &PendingAttributes) -> Result<(), SqsError> {
     }
     if matches!(pending.redrive_allow, Some(RedriveAllow::DenyAll | RedriveAllow::ByQueue(_))) {
         return unsupported("A RedriveAllowPolicy other than allowAll");
-    }
-    if pending.policy.as_deref().is_some_and(|p| !p.is_empty()) {
-        return unsupported("A queue Policy");
     }
     if pending.kms_master_key_id.as_deref().is_some_and(|k| !k.is_empty()) {
         return unsupported("KmsMasterKeyId");
@@ -363,8 +366,9 @@ fn value_of(name: &str, a: &QueueAttributes, identity: &Identity) -> Option<Stri
         "DeduplicationScope" => fifo_only("queue".into())?,
         "FifoThroughputLimit" => fifo_only("perQueue".into())?,
         "SqsManagedSseEnabled" => "false".into(),
+        "Policy" => a.policy.clone()?,
         // TODO(sqs-engine): CreatedTimestamp and LastModifiedTimestamp (`created_ms`,
-        // `last_modified_ms`), Policy, KmsMasterKeyId, KmsDataKeyReusePeriodSeconds and
+        // `last_modified_ms`), KmsMasterKeyId, KmsDataKeyReusePeriodSeconds and
         // RedriveAllowPolicy once the engine keeps them; unset values are left out, as SQS does.
         _ => return None,
     })
