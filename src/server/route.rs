@@ -128,8 +128,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
     };
     // The authentication step: every service's requests pass here before they run.
-    let principal = match auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body) {
+    let authenticated = auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body);
+    let principal = match authenticated {
         Ok(p) => p,
+        Err(e) if call.service == ServiceKind::Sns => match sns::unsigned(&call, e, &shared.config.account_id) {
+            Ok(p) => p,
+            Err(e) => return finish(&shared, &call, sns::refused(&call, &request_id, &e), &request_id, started),
+        },
         Err(e) => {
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::refused(&call, &request_id, &e),

@@ -41,9 +41,9 @@ impl Ctx {
         self.shared.config.account_id.clone()
     }
 
-    /// True if the request was signed (the server runs with `--auth`).
+    /// True if the request was signed with a key (the server runs with `--auth`).
     pub fn authenticated(&self) -> bool {
-        !matches!(self.principal.access, crate::server::auth::Access::Open)
+        self.principal.user.is_some()
     }
 
     /// The topic an ARN parameter names (`arn:aws:sns:REGION:ACCOUNT:NAME`). A topic of another

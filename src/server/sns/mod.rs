@@ -9,6 +9,7 @@
 //! either as XML. HTTP/HTTPS subscriptions are delivered by [`delivery`], which the server runs
 //! beside the request path.
 
+pub mod access;
 pub mod attributes;
 pub mod context;
 pub mod delivery;
@@ -29,12 +30,13 @@ use serde_json::{Map, Value};
 
 use self::context::Ctx;
 use self::errors::{shorten, Code, SnsError};
-use super::auth::{AuthError, Principal};
+use super::auth::{Access, AuthError, AuthErrorKind, Principal};
 use super::route::{Answer, Call, RawParams};
 use super::wire::answer::{query_error, query_success, respond, XML_CONTENT_TYPE};
 use super::wire::query::{self, Member};
 use super::wire::{Input, Protocol};
 use super::Shared;
+use crate::policy::{Policy, PolicyKind};
 
 /// The query protocol's `Version` of SNS requests.
 pub const API_VERSION: &str = "2010-03-31";
@@ -176,6 +178,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
         .find_map(|p| input.str(p).ok().flatten())
         .map(|s| shorten(s.rsplit(':').next().unwrap_or(s)));
     let ctx = Ctx { shared, principal: Arc::new(principal) };
+    if let Err(denied) = access::check(&ctx, operation.name, &input).await {
+        return answer(Some(operation), resource, Err(denied), request_id);
+    }
     let result = (operation.handler)(ctx, input).await;
     answer(Some(operation), resource, result, request_id)
 }
@@ -184,6 +189,25 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
 pub(crate) fn too_large(call: &Call, request_id: &str, message: &str) -> Answer {
     let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
     answer(operation, None, Err(SnsError::new(Code::RequestTooLarge, message)), request_id)
+}
+
+/// Under `--auth`, who an unsigned request acts as when SNS runs it anyway (an operation whose
+/// token is the proof: the visit of a SubscribeURL signs nothing): no one, allowed nothing
+/// (an identity policy without statements). Any other refusal stands.
+pub(crate) fn unsigned(call: &Call, refusal: AuthError, account: &str) -> Result<Principal, AuthError> {
+    let by_token = call.operation.as_deref().is_some_and(access::needs_no_signature);
+    if refusal.kind != AuthErrorKind::MissingAuthenticationToken || !by_token {
+        return Err(refusal);
+    }
+    let nothing = Policy::parse(r#"{"Version":"2012-10-17","Statement":[]}"#, PolicyKind::Identity)
+        .map_err(|_| refusal.clone())?;
+    Ok(Principal {
+        account_id: account.to_string(),
+        user: None,
+        access: Access::Limited(Arc::new(nothing)),
+        source_ip: None,
+        secure: false,
+    })
 }
 
 /// The answer to a request the authentication step refused.
