@@ -16,6 +16,8 @@
 
 #[path = "compare/common.rs"]
 mod common;
+#[path = "compare/http_connection.rs"]
+mod http_connection;
 #[path = "compare/queue.rs"]
 mod queue;
 #[path = "compare/recovery.rs"]

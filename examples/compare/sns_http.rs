@@ -4,8 +4,7 @@
 //! calls `Topic::publish` from 8 threads. One operation is one delivery (a publish counts 10).
 //! Durability `Always` in both.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine};
 
 use crate::common::*;
+use crate::http_connection::Connection;
 
 const PUBLISHERS: usize = 8;
 const QUEUES: u64 = 10;
@@ -101,7 +101,7 @@ fn http_fanout(ctx: &Ctx, dir: &Path, body: &str) -> f64 {
         let form = &form;
         move |stop: &Stop| {
             count_until_stop(stop, || {
-                let answer = conn.post(form);
+                let answer = post(&mut conn, form);
                 assert!(answer.contains("<MessageId>"), "{answer}");
                 QUEUES
             })
@@ -124,48 +124,8 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// A kept-alive HTTP/1.1 connection POSTing query-protocol forms (a minimal client: the server
-/// always answers with Content-Length).
-struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    host: String,
-}
-
-impl Connection {
-    fn open(addr: SocketAddr) -> Connection {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let writer = stream.try_clone().expect("clone socket");
-        Connection { reader: BufReader::new(stream), writer, host: addr.to_string() }
-    }
-
-    fn post(&mut self, form: &str) -> String {
-        let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-www-form-urlencoded; charset=utf-8\r\ncontent-length: {}\r\n\r\n{form}",
-            self.host,
-            form.len()
-        );
-        self.writer.write_all(request.as_bytes()).expect("write request");
-        let mut status = String::new();
-        self.reader.read_line(&mut status).expect("read status");
-        assert!(status.starts_with("HTTP/1.1 200"), "Publish: {status}");
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).expect("read header");
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("content-length");
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).expect("read body");
-        String::from_utf8(body).expect("XML answer")
-    }
+/// One query-protocol form POSTed on a kept-alive connection; the XML answer.
+fn post(conn: &mut Connection, form: &str) -> String {
+    let headers = "content-type: application/x-www-form-urlencoded; charset=utf-8\r\n";
+    String::from_utf8(conn.post(headers, form, "Publish")).expect("XML answer")
 }

@@ -4,8 +4,7 @@
 //! to an in-process `weir::server::Server`; the library run makes the same calls on a `Queue`.
 //! One operation is one message through the whole cycle. Durability `Always` in both.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use weir::server::{LogLevel, Server, ServerConfig};
 use weir::Durability;
 
 use crate::common::*;
+use crate::http_connection::Connection;
 
 const SENDERS: usize = 8;
 const RECEIVERS: usize = 8;
@@ -147,7 +147,7 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
                 let mut mine = Vec::new();
                 let n = count_until_stop(stop, || {
                     let started = Instant::now();
-                    let answer = conn.call("SendMessageBatch", send_body);
+                    let answer = call(&mut conn, "SendMessageBatch", send_body);
                     mine.push(started.elapsed());
                     assert_eq!(answer["Successful"].as_array().map(Vec::len), Some(BATCH), "{answer}");
                     0
@@ -156,7 +156,7 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
                 return n;
             }
             count_until_stop(stop, || {
-                let got = conn.call("ReceiveMessage", receive_body);
+                let got = call(&mut conn, "ReceiveMessage", receive_body);
                 let Some(messages) = got["Messages"].as_array() else { return 0 };
                 let entries: Vec<Value> = messages
                     .iter()
@@ -164,7 +164,7 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
                     .map(|(k, m)| json!({"Id": format!("d{k}"), "ReceiptHandle": m["ReceiptHandle"]}))
                     .collect();
                 let deleted =
-                    conn.call("DeleteMessageBatch", &json!({"QueueUrl": url, "Entries": entries}).to_string());
+                    call(&mut conn, "DeleteMessageBatch", &json!({"QueueUrl": url, "Entries": entries}).to_string());
                 deleted["Successful"].as_array().map_or(0, |s| s.len() as u64)
             })
         }
@@ -174,48 +174,8 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     rate
 }
 
-/// A kept-alive HTTP/1.1 connection speaking AWS JSON 1.0 (a minimal client: the server
-/// always answers with Content-Length).
-struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    host: String,
-}
-
-impl Connection {
-    fn open(addr: SocketAddr) -> Connection {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let writer = stream.try_clone().expect("clone socket");
-        Connection { reader: BufReader::new(stream), writer, host: addr.to_string() }
-    }
-
-    fn call(&mut self, operation: &str, body: &str) -> Value {
-        let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: AmazonSQS.{operation}\r\ncontent-length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).expect("write request");
-        let mut status = String::new();
-        self.reader.read_line(&mut status).expect("read status");
-        assert!(status.starts_with("HTTP/1.1 200"), "{operation}: {status}");
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).expect("read header");
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("content-length");
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).expect("read body");
-        serde_json::from_slice(&body).expect("JSON answer")
-    }
+/// One AWS JSON 1.0 call on a kept-alive connection.
+fn call(conn: &mut Connection, operation: &str, body: &str) -> Value {
+    let headers = format!("content-type: application/x-amz-json-1.0\r\nx-amz-target: AmazonSQS.{operation}\r\n");
+    serde_json::from_slice(&conn.post(&headers, body, operation)).expect("JSON answer")
 }

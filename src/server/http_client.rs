@@ -217,14 +217,7 @@ async fn tcp(target: &Target) -> Result<tokio::net::TcpStream, PostError> {
 }
 
 async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, PostError> {
-    let (sender, connection) = http1::handshake(TokioIo::new(tcp(target).await?))
-        .await
-        .map_err(|e| PostError::Connection(format!("HTTP handshake with {} failed: {e}", target.authority)))?;
-    tokio::spawn(async move {
-        // Ends when the connection closes, from either side.
-        let _ = connection.await;
-    });
-    Ok(sender)
+    handshake(target, tcp(target).await?).await
 }
 
 async fn connect_tls(
@@ -237,6 +230,15 @@ async fn connect_tls(
         .connect(name, tcp(target).await?)
         .await
         .map_err(|e| PostError::Connection(format!("TLS with {} failed: {e}", target.authority)))?;
+    handshake(target, stream).await
+}
+
+/// HTTP/1.1 over a connected stream (TCP or TLS); the connection runs in a task of its own
+/// until either side closes it.
+async fn handshake<S>(target: &Target, stream: S) -> Result<SendRequest<Full<Bytes>>, PostError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| PostError::Connection(format!("HTTP handshake with {} failed: {e}", target.authority)))?;
