@@ -327,7 +327,7 @@ impl Engine {
             .state()
             .topics
             .get(&topic.cell.name)
-            .and_then(|t| t.subscriptions.iter().find(|s| s.token.as_deref() == Some(token)))
+            .and_then(|t| t.subscriptions.iter().find(|s| s.token.as_deref().is_some_and(|t| same_token(t, token))))
             .cloned()
             .ok_or_else(|| Error::NotFound { kind: "confirmation token", name: shorten(token) })?;
         if !def.pending {
@@ -468,6 +468,25 @@ impl Engine {
     }
 }
 
+/// Token equality in time that does not depend on where the two differ: a token is the only
+/// proof a confirming request needs, so its comparison must not leak its prefix.
+fn same_token(stored: &str, given: &str) -> bool {
+    stored.len() == given.len() && stored.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
 fn shorten(s: &str) -> String {
     s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_match_only_whole() {
+        assert!(same_token("ab12", "ab12"));
+        for other in ["ab13", "bb12", "ab1", "ab123", ""] {
+            assert!(!same_token("ab12", other), "{other}");
+        }
+    }
 }
