@@ -16,12 +16,16 @@
 
 #[path = "compare/common.rs"]
 mod common;
+#[path = "compare/http_connection.rs"]
+mod http_connection;
 #[path = "compare/kinesis_http.rs"]
 mod kinesis_http;
 #[path = "compare/queue.rs"]
 mod queue;
 #[path = "compare/recovery.rs"]
 mod recovery;
+#[path = "compare/sns_http.rs"]
+mod sns_http;
 #[path = "compare/sqs_http.rs"]
 mod sqs_http;
 #[path = "compare/stream.rs"]
@@ -87,6 +91,7 @@ const NAMES: &[&str] = &[
     "sqs_http_cycle",
     "kinesis_http_put",
     "topic_fanout",
+    "sns_http_fanout",
     "stream_read",
     "stream_put_batch_encrypted",
     "queue_cycle_encrypted",
@@ -171,6 +176,9 @@ fn main() {
     }
     if wanted("topic_fanout") {
         rows.push(topic::fanout(&ctx));
+    }
+    if wanted("sns_http_fanout") {
+        rows.push(sns_http::run(&ctx));
     }
     if wanted("stream_read") {
         rows.push(stream::read(&ctx));

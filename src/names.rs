@@ -36,6 +36,13 @@ pub fn validate_stream_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// True for the name of a queue the engine keeps for itself (an HTTP subscription's pending
+/// deliveries): it starts with `#`, which no queue name may contain, so a caller can never
+/// name, list or collide with one.
+pub fn is_internal_queue(name: &str) -> bool {
+    name.starts_with('#')
+}
+
 /// Queues and topics: 1-80 characters of `[A-Za-z0-9_-]`, where FIFO ones end in `.fifo`
 /// (counted in the 80).
 pub fn validate_queue_name(kind: &'static str, name: &str, fifo: bool) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The real clients against `weir serve --auth FILE --tls-cert FILE --tls-key FILE`: boto3 and
 //! the aws CLI over HTTPS with a certificate made here (rcgen), signing with botocore's own
 //! signer; allowed and denied operations per principal, another account's key through a queue
-//! policy, and key rotation by SIGHUP (`tests/clients/test_auth.py`).
+//! policy, and key rotation by SIGHUP; SNS signed and authorized the same way, with topic
+//! policies and an unsigned SubscribeURL visit (`tests/clients/test_auth.py`).
 
 mod server_support;
 
@@ -27,6 +28,8 @@ fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
         {"access_key_id": "AKIASENDER0000001", "secret_access_key": "sender-secret", "account": "111122223333", "user": "sender",
          "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}},
         {"access_key_id": "AKIABOB0000000001", "secret_access_key": "bob-secret", "account": "444455556666", "user": "bob"},
+        {"access_key_id": "AKIAPUBLISHER0001", "secret_access_key": "publisher-secret", "account": "111122223333", "user": "publisher",
+         "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:111122223333:allowed-*"}]}},
     ]});
     std::fs::write(&credentials, doc.to_string()).unwrap();
     let args = [

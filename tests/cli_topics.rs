@@ -271,3 +271,63 @@ fn demo_runs_twice_on_the_same_directory() {
     let names: Vec<&str> = queues.iter().map(|q| q["name"].as_str().expect("name")).collect();
     assert_eq!(names, ["demo-audit", "demo-billing", "demo-jobs", "demo-jobs-dlq", "demo-orders.fifo"]);
 }
+
+/// `topic subscribe --http`: pending until confirmed, its deliveries durable and counted by
+/// `topic subscriptions` and `weir inspect` while no server makes them.
+#[test]
+fn http_subscriptions_wait_pending_and_are_counted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path();
+    json_lines(data, &["topic", "create", "events"]);
+    json_lines(data, &["queue", "create", "dead"]);
+    let url = "http://127.0.0.1:9/hook";
+    let policy = r#"{"healthyRetryPolicy":{"numRetries":5}}"#;
+    let subscribed = json_lines(
+        data,
+        &["topic", "subscribe", "events", "--http", url, "--dead-letter", "dead", "--delivery-policy", policy, "--raw"],
+    );
+    assert_eq!(keys(&subscribed[0]), ["pending_confirmation", "subscription_id"]);
+    assert_eq!(subscribed[0]["pending_confirmation"], true);
+    let id = subscribed[0]["subscription_id"].as_str().expect("id").to_string();
+    let published = json_lines(data, &["topic", "publish", "events", "ignored while pending"]);
+    assert_eq!(published[0]["delivered"], 0);
+    let listed = json_lines(data, &["topic", "subscriptions", "events"]);
+    assert_eq!(
+        listed,
+        vec![json!({
+            "subscription_id": id, "topic": "events", "endpoint": url, "filter_policy": null,
+            "filter_scope": "attributes", "raw": true, "dead_letter_queue": "dead", "delivery_policy": policy,
+            "pending_confirmation": true, "pending_deliveries": 1,
+        })]
+    );
+    fails(data, &["topic", "confirm", "events", "0000"], 1, "does not exist");
+    // The token is in the confirmation request waiting for the endpoint: read it as it would.
+    let token = {
+        let engine = weir::Engine::open(data, weir::Options::default()).expect("open");
+        let deliveries = engine.http_deliveries(&id).expect("deliveries");
+        let taken = deliveries.take(1, std::time::Duration::from_millis(1)).expect("take");
+        let doc: Value = serde_json::from_slice(&taken[0].body).expect("JSON");
+        doc["Token"].as_str().expect("token").to_string()
+    };
+    let confirmed = json_lines(data, &["topic", "confirm", "events", &token]);
+    assert_eq!(confirmed, vec![json!({ "subscription_id": id, "confirmed": true })]);
+    assert_eq!(json_lines(data, &["topic", "publish", "events", "queued"])[0]["delivered"], 1);
+    let listed = json_lines(data, &["topic", "subscriptions", "events"]);
+    assert_eq!((&listed[0]["pending_confirmation"], &listed[0]["pending_deliveries"]), (&json!(false), &json!(2)));
+    let inspected = json_lines(data, &["inspect", data.to_str().expect("utf-8 path"), "--json"]);
+    let http: Vec<&Value> = inspected.iter().filter(|l| l["kind"] == "http_subscription").collect();
+    assert_eq!(
+        http,
+        vec![&json!({
+            "kind": "http_subscription", "subscription_id": id, "topic": "events", "endpoint": url,
+            "pending_confirmation": false, "pending_deliveries": 2,
+        })]
+    );
+    let text = weir(data, &["inspect", data.to_str().expect("utf-8 path")]);
+    assert!(String::from_utf8_lossy(&text.stdout)
+        .contains(&format!("http subscription {id} of topic events -> {url}: 2 pending deliveries")));
+    assert!(json_lines(data, &["queue", "list"]).iter().all(|q| !q["name"].as_str().unwrap_or("").starts_with('#')));
+    fails(data, &["topic", "subscribe", "events", "--http", "ftp://x"], 1, "http://");
+    let usage = weir(data, &["topic", "subscribe", "events", "q", "--http", url]);
+    assert_eq!(usage.status.code(), Some(2), "a queue and --http together: {}", stderr(&usage));
+}

@@ -63,3 +63,36 @@ fn a_topic_delivers_only_where_the_queue_lets_it() {
     assert_eq!(count("open"), 1);
     assert_eq!(count("allows-orders"), 2);
 }
+
+#[test]
+fn a_refused_queue_sends_to_the_dead_letter_queue_and_the_envelope_context_sets_the_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    // The server names its region and account once: envelopes and delivery decisions agree.
+    engine.set_envelope_context(weir::topic::EnvelopeContext {
+        region: "eu-west-1".into(),
+        account_id: "111122223333".into(),
+        endpoint: "http://127.0.0.1:9324".into(),
+    });
+    let orders = "arn:aws:sns:eu-west-1:111122223333:orders";
+    let refunds = "arn:aws:sns:eu-west-1:111122223333:refunds";
+    engine.create_topic("orders", TopicConfig::default()).unwrap();
+    let with_policy = |name: &str, policy: Option<String>| {
+        engine.create_queue(name, QueueConfig { policy, ..QueueConfig::default() }).unwrap();
+    };
+    with_policy("allows-refunds", Some(fan_out_policy(refunds)));
+    with_policy("dead-letters", Some(fan_out_policy(orders)));
+    with_policy("closed-dead-letters", Some(fan_out_policy(refunds)));
+    with_policy("allows-refunds-too", Some(fan_out_policy(refunds)));
+    for (queue, dead_letters) in [("allows-refunds", "dead-letters"), ("allows-refunds-too", "closed-dead-letters")] {
+        let options =
+            SubscribeOptions { raw: true, dead_letter_queue: Some(dead_letters.to_string()), ..Default::default() };
+        engine.subscribe("orders", Endpoint::Queue(queue.to_string()), options).unwrap();
+    }
+    let result = engine.topic("orders").unwrap().publish(b"order 1", PublishOptions::default()).unwrap();
+    assert_eq!(result.delivered, 1, "{result:?}");
+    let count = |name: &str| engine.queue(name).unwrap().peek(10).unwrap().len();
+    assert_eq!(count("allows-refunds"), 0, "the queue's policy names another topic");
+    assert_eq!(count("dead-letters"), 1, "the refused delivery went to the dead-letter queue");
+    assert_eq!(count("allows-refunds-too") + count("closed-dead-letters"), 0, "both refuse the topic");
+}

@@ -1,6 +1,7 @@
 //! `weir serve --auth` over real HTTP: every authentication error in both SQS protocols,
 //! presigned URLs, the 15-minute window on a ManualClock-driven engine, key rotation, and
-//! authorization (identity policies, queue policies, AddPermission, another account's key).
+//! authorization (identity policies, queue policies, AddPermission, another account's key);
+//! SNS's refusals in its own codes.
 //! Requests are signed here by a signer written from AWS's description, apart from the
 //! server's.
 
@@ -101,11 +102,15 @@ fn amz_time(ms: u64) -> String {
 }
 
 fn signature(secret: &str, time: &str, canonical: &str) -> String {
+    signature_for("sqs", secret, time, canonical)
+}
+
+fn signature_for(service: &str, secret: &str, time: &str, canonical: &str) -> String {
     let date = &time[..8];
-    let scope = format!("{date}/us-east-1/sqs/aws4_request");
+    let scope = format!("{date}/us-east-1/{service}/aws4_request");
     let to_sign = format!("AWS4-HMAC-SHA256\n{time}\n{scope}\n{}", hex(&Sha256::digest(canonical.as_bytes())));
     let mut key = hmac(format!("AWS4{secret}").as_bytes(), date);
-    for part in ["us-east-1", "sqs", "aws4_request"] {
+    for part in ["us-east-1", service, "aws4_request"] {
         key = hmac(&key, part);
     }
     hex(&hmac(&key, &to_sign))
@@ -210,9 +215,13 @@ fn every_authentication_failure_answers_as_aws_does() {
 
 /// A presigned query-protocol URL: `GET /?Action=...&X-Amz-Signature=...`.
 fn presigned(c: &Client, key: &Key, params: &[(&str, &str)], at_ms: u64, expires: u64) -> String {
+    presigned_for("sqs", c, key, params, at_ms, expires)
+}
+
+fn presigned_for(service: &str, c: &Client, key: &Key, params: &[(&str, &str)], at_ms: u64, expires: u64) -> String {
     let host = c.addr.to_string();
     let time = amz_time(at_ms);
-    let credential = format!("{}/{}/us-east-1/sqs/aws4_request", key.id, &time[..8]);
+    let credential = format!("{}/{}/us-east-1/{service}/aws4_request", key.id, &time[..8]);
     let expires = expires.to_string();
     let mut all: Vec<(String, String)> = params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     for (k, v) in [
@@ -227,7 +236,88 @@ fn presigned(c: &Client, key: &Key, params: &[(&str, &str)], at_ms: u64, expires
     all.sort();
     let query = all.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let canonical = format!("GET\n/\n{query}\nhost:{host}\n\nhost\n{}", hex(&Sha256::digest(b"")));
-    format!("/?{query}&X-Amz-Signature={}", signature(key.secret, &time, &canonical))
+    format!("/?{query}&X-Amz-Signature={}", signature_for(service, key.secret, &time, &canonical))
+}
+
+#[test]
+fn sns_refuses_in_its_own_codes_and_lets_a_token_confirm_unsigned() {
+    let s = AuthServer::start();
+    let mut c = Client::connect(s.addr, false);
+    let sns = |action: &'static str| vec![("Action", action), ("Version", "2010-03-31")];
+    let get = |c: &mut Client, url: &str| {
+        let a = c.get(url);
+        let text = a.text();
+        let code = text.split("<Code>").nth(1).and_then(|t| t.split("</Code>").next()).unwrap_or_default().to_string();
+        (a.status, code, text)
+    };
+    let ok = presigned_for("sns", &c, &ROOT, &sns("ListTopics"), START_MS, 300);
+    let (status, _, text) = get(&mut c, &ok);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("<ListTopicsResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">"), "{text}");
+
+    let unsigned = get(&mut c, "/?Action=ListTopics&Version=2010-03-31");
+    assert_eq!((unsigned.0, unsigned.1.as_str()), (403, "MissingAuthenticationToken"), "{}", unsigned.2);
+    let stranger = Key { id: "AKIASTRANGER00001", secret: "x" };
+    let url = presigned_for("sns", &c, &stranger, &sns("ListTopics"), START_MS, 300);
+    let a = get(&mut c, &url);
+    assert_eq!((a.0, a.1.as_str()), (403, "InvalidClientTokenId"));
+    // Signed for SQS: not a signature SNS takes.
+    let url = presigned_for("sqs", &c, &ROOT, &sns("ListTopics"), START_MS, 300);
+    let a = get(&mut c, &url);
+    assert_eq!((a.0, a.1.as_str()), (403, "SignatureDoesNotMatch"), "{}", a.2);
+    s.clock.set_ms(START_MS + 301_000);
+    let a = get(&mut c, &ok);
+    assert_eq!((a.0, a.1.as_str()), (400, "RequestExpired"), "{}", a.2);
+    s.clock.set_ms(START_MS);
+    let malformed = c.send(
+        Request::builder()
+            .method("GET")
+            .uri(format!("http://{}/?Action=ListTopics&Version=2010-03-31", c.addr))
+            .header("host", c.addr.to_string())
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIAOWNERROOT0001/20260301/us-east-1/sns/aws4_request",
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    );
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+    assert!(malformed.text().contains("<Code>IncompleteSignature</Code>"), "{}", malformed.text());
+
+    // The sender's identity policy names only SQS actions; bob's account needs the topic's policy.
+    let create = presigned_for(
+        "sns",
+        &c,
+        &ROOT,
+        &[("Action", "CreateTopic"), ("Version", "2010-03-31"), ("Name", "t")],
+        START_MS,
+        300,
+    );
+    assert_eq!(get(&mut c, &create).0, 200);
+    let arn = format!("arn:aws:sns:us-east-1:{OWNER}:t");
+    let publish = |key: &Key, c: &Client| {
+        let params = [("Action", "Publish"), ("Version", "2010-03-31"), ("TopicArn", arn.as_str()), ("Message", "hi")];
+        presigned_for("sns", c, key, &params, START_MS, 300)
+    };
+    for key in [&SENDER, &BOB] {
+        let url = publish(key, &c);
+        let a = get(&mut c, &url);
+        assert_eq!((a.0, a.1.as_str()), (403, "AuthorizationError"), "{}", a.2);
+    }
+    let url = publish(&ROOT, &c);
+    assert_eq!(get(&mut c, &url).0, 200);
+
+    // ConfirmSubscription needs no signature (a SubscribeURL visit): the token decides.
+    let visit = format!("/?Action=ConfirmSubscription&TopicArn={}&Token=0123456789abcdef", encode(&arn));
+    let a = get(&mut c, &visit);
+    assert_eq!((a.0, a.1.as_str()), (400, "InvalidParameter"), "{}", a.2);
+    // A signature that is there but wrong still counts against it.
+    let forged = Key { id: ROOT.id, secret: "guessed" };
+    let params =
+        [("Action", "ConfirmSubscription"), ("Version", "2010-03-31"), ("TopicArn", arn.as_str()), ("Token", "x")];
+    let url = presigned_for("sns", &c, &forged, &params, START_MS, 300);
+    let a = get(&mut c, &url);
+    assert_eq!((a.0, a.1.as_str()), (403, "SignatureDoesNotMatch"), "{}", a.2);
 }
 
 #[test]

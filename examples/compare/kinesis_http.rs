@@ -15,7 +15,7 @@ use weir::stream::PutRecord;
 use weir::Durability;
 
 use crate::common::*;
-use crate::sqs_http::Connection;
+use crate::http_connection::Connection;
 
 const WRITERS: usize = 4;
 const SHARDS: u32 = 4;

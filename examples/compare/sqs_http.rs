@@ -23,6 +23,7 @@ use weir::server::{LogLevel, Server, ServerConfig};
 use weir::Durability;
 
 use crate::common::*;
+use crate::http_connection::Connection;
 
 const SENDERS: usize = 8;
 const RECEIVERS: usize = 8;
@@ -316,66 +317,4 @@ struct ReceiveAnswer<'a> {
 struct Received<'a> {
     #[serde(rename = "ReceiptHandle", borrow)]
     receipt_handle: Cow<'a, str>,
-}
-
-/// A kept-alive HTTP/1.1 connection speaking AWS JSON (a minimal client: the server always
-/// answers with Content-Length). Shared with `kinesis_http_put`.
-pub struct Connection {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    line: String,
-    body: Vec<u8>,
-    host: String,
-}
-
-impl Connection {
-    pub fn open(addr: SocketAddr) -> Connection {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let writer = stream.try_clone().expect("clone socket");
-        Connection {
-            reader: BufReader::new(stream),
-            writer,
-            line: String::new(),
-            body: Vec::new(),
-            host: addr.to_string(),
-        }
-    }
-
-    /// One call: `X-Amz-Target: target`, a body of `content_type`; the JSON answer.
-    pub fn call_target(&mut self, content_type: &str, target: &str, body: &str) -> Value {
-        let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\nx-amz-target: {target}\r\ncontent-length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.call(target, request.as_bytes())
-    }
-
-    /// Sends a whole request and parses its answer's body as `T`.
-    fn call<'a, T: Deserialize<'a>>(&'a mut self, operation: &str, request: &[u8]) -> T {
-        self.writer.write_all(request).expect("write request");
-        self.line.clear();
-        self.reader.read_line(&mut self.line).expect("read status");
-        assert!(self.line.starts_with("HTTP/1.1 200"), "{operation}: {}", self.line);
-        let mut length = 0usize;
-        loop {
-            self.line.clear();
-            self.reader.read_line(&mut self.line).expect("read header");
-            let line = self.line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().expect("content-length");
-                }
-            }
-        }
-        self.body.resize(length, 0);
-        self.reader.read_exact(&mut self.body).expect("read body");
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{operation}: not the JSON expected ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
-    }
 }

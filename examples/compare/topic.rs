@@ -44,6 +44,7 @@ pub fn fanout(ctx: &Ctx) -> Row {
             group: Bytes::new(),
             dedup: Bytes::new(),
             subject: Bytes::new(),
+            json_structure: false,
             attributes: Vec::new(),
             body: Bytes::copy_from_slice(&body),
         });

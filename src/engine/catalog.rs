@@ -22,7 +22,8 @@ use crate::log::{Durability, Log, LogConfig};
 use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
-use crate::topic::{SubscriptionDef, TopicConfig};
+use crate::topic::http::{delivery_queue_config, delivery_queue_name};
+use crate::topic::{SubscriptionDef, TopicAttributes, TopicConfig};
 
 /// One change to the catalog, as stored (JSON, tagged by `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub enum CatalogRecord {
         /// Its name.
         name: String,
     },
-    /// A topic was created.
+    /// A topic was created or its attributes changed.
     PutTopic {
         /// Its id in the message log (never reused).
         id: u32,
@@ -88,15 +89,27 @@ pub enum CatalogRecord {
         name: String,
         /// Its settings.
         config: TopicConfig,
+        /// Its other attributes.
+        #[serde(default, skip_serializing_if = "is_default_attributes")]
+        attributes: TopicAttributes,
+        /// Tags the topic is created with (only in the record that creates it).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        tags: Tags,
     },
     /// A topic (and its subscriptions) was deleted.
     DeleteTopic {
         /// Its name.
         name: String,
     },
-    /// A queue subscribed to a topic.
+    /// A queue or an HTTP/HTTPS endpoint subscribed to a topic (an HTTP/HTTPS one with its
+    /// internal delivery queue, whose id it names).
     Subscribe {
         /// The subscription.
+        subscription: SubscriptionDef,
+    },
+    /// A subscription's attributes changed, or it was confirmed.
+    UpdateSubscription {
+        /// The subscription as it is now.
         subscription: SubscriptionDef,
     },
     /// A subscription was removed.
@@ -153,8 +166,14 @@ pub struct TopicEntry {
     pub id: u32,
     /// Settings.
     pub config: TopicConfig,
-    /// Durable (queue) subscriptions, in creation order.
+    /// Other attributes.
+    pub attributes: TopicAttributes,
+    /// Durable (queue and HTTP/HTTPS) subscriptions, in creation order.
     pub subscriptions: Vec<SubscriptionDef>,
+}
+
+fn is_default_attributes(a: &TopicAttributes) -> bool {
+    *a == TopicAttributes::default()
 }
 
 /// A queue as the catalog knows it.
@@ -287,12 +306,28 @@ impl CatalogState {
                     }
                 }
             }
-            CatalogRecord::PutTopic { id, name, config } => {
+            CatalogRecord::PutTopic { id, name, config, attributes, tags } => {
                 self.next_topic_id = self.next_topic_id.max(id.saturating_add(1));
-                self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new() });
+                if !tags.is_empty() {
+                    self.tags.entry((ResourceKind::Topic, name.clone())).or_default().extend(tags);
+                }
+                match self.topics.get_mut(&name) {
+                    // The same topic, changed: its subscriptions stay.
+                    Some(existing) if existing.id == id => {
+                        existing.config = config;
+                        existing.attributes = attributes;
+                    }
+                    _ => {
+                        self.topics.insert(name, TopicEntry { id, config, attributes, subscriptions: Vec::new() });
+                    }
+                }
             }
             CatalogRecord::DeleteTopic { name } => {
-                self.topics.remove(&name);
+                if let Some(topic) = self.topics.remove(&name) {
+                    for sub in &topic.subscriptions {
+                        self.queues.remove(&delivery_queue_name(&sub.id));
+                    }
+                }
                 self.tags.remove(&(ResourceKind::Topic, name));
             }
             CatalogRecord::Subscribe { subscription } => {
@@ -300,13 +335,31 @@ impl CatalogState {
                     self.next_subscription = self.next_subscription.max(n + 1);
                 }
                 if let Some(topic) = self.topics.get_mut(&subscription.topic) {
+                    if let Some(id) = subscription.delivery_queue {
+                        self.next_queue_id = self.next_queue_id.max(id.saturating_add(1));
+                        let entry = QueueEntry {
+                            id,
+                            config: delivery_queue_config(),
+                            created_ms: time_ms,
+                            modified_ms: time_ms,
+                        };
+                        self.queues.insert(delivery_queue_name(&subscription.id), entry);
+                    }
                     topic.subscriptions.push(subscription);
+                }
+            }
+            CatalogRecord::UpdateSubscription { subscription } => {
+                if let Some(topic) = self.topics.get_mut(&subscription.topic) {
+                    if let Some(slot) = topic.subscriptions.iter_mut().find(|s| s.id == subscription.id) {
+                        *slot = subscription;
+                    }
                 }
             }
             CatalogRecord::Unsubscribe { id } => {
                 for topic in self.topics.values_mut() {
                     topic.subscriptions.retain(|s| s.id != id);
                 }
+                self.queues.remove(&delivery_queue_name(&id));
             }
             CatalogRecord::PutDeliveryStream { delivery_stream } => self.delivery_streams.put(delivery_stream),
             CatalogRecord::DeleteDeliveryStream { name } => self.delivery_streams.delete(&name),

@@ -163,9 +163,10 @@ fn a_publish_during_a_subscribe_with_replay_is_delivered_once() {
     topic.publish(b"before", PublishOptions::default()).expect("publish");
     let cell = Arc::clone(&topic.cell);
     let store = Arc::downgrade(&engine.inner.queues);
+    let env = Arc::clone(&topic.env);
     at_pass(&engine, Pause::SubscribeReplay, 1, move |_| {
         let Some(store) = store.upgrade() else { return };
-        let topic = Topic { store, cell: Arc::clone(&cell) };
+        let topic = Topic { store, cell: Arc::clone(&cell), env: Arc::clone(&env) };
         topic.publish(b"during", PublishOptions::default()).expect("publish during the subscribe");
     });
     let options = SubscribeOptions { raw: true, replay_from_ms: Some(0), ..SubscribeOptions::default() };

@@ -24,6 +24,7 @@ mod queue_admin;
 mod stream_admin;
 pub mod tags;
 pub mod tokens;
+mod topic_admin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{
     Stream, StreamDescription, StreamEnv, StreamMeta, StreamOptions, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS,
 };
-use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
+use crate::topic::{TopicCell, TopicEnv};
 use catalog::{Catalog, CatalogRecord};
 pub use encryption::{KeySource, RekeyReport};
 use health::{FailureBook, Pass};
@@ -129,6 +130,8 @@ pub(crate) struct EngineInner {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     queues: Arc<QueueStore>,
     topics: RwLock<BTreeMap<String, Arc<TopicCell>>>,
+    /// What every topic shares: the envelope context and signing key.
+    topic_env: Arc<TopicEnv>,
     next_callback: std::sync::atomic::AtomicU64,
     shutdown: Mutex<bool>,
     wake: Condvar,
@@ -248,9 +251,9 @@ impl Engine {
         let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock, &encryption)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
-            let cell = TopicCell::new(entry.id, name.clone(), entry.config);
+            let cell = TopicCell::with_attributes(entry.id, name.clone(), entry.config, entry.attributes.clone());
             for sub in &entry.subscriptions {
-                cell.add_queue_subscription(sub)?;
+                cell.add_durable(sub)?;
             }
             topics.insert(name.clone(), Arc::new(cell));
         }
@@ -261,6 +264,7 @@ impl Engine {
             streams: RwLock::new(streams),
             queues: Arc::new(queues),
             topics: RwLock::new(topics),
+            topic_env: Arc::new(TopicEnv::new(&secret)),
             next_callback: std::sync::atomic::AtomicU64::new(1),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
@@ -471,135 +475,6 @@ impl Engine {
             }
         }
         self.inner.queues.redrive(&dlq.cell, to.as_ref().map(|q| &q.cell))
-    }
-
-    /// Creates a topic (names as for queues; FIFO topics end in `.fifo`). Creating one that
-    /// exists with the same settings succeeds.
-    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
-        names::validate_queue_name("topic", name, config.fifo)?;
-        if config.content_based_dedup && !config.fifo {
-            return Err(Error::InvalidArgument("content-based deduplication is for FIFO topics only".into()));
-        }
-        let mut catalog = self.inner.catalog.lock();
-        if let Some(existing) = catalog.state().topics.get(name) {
-            if existing.config == config {
-                return Ok(());
-            }
-            return Err(Error::AlreadyExists { kind: "topic", name: name.to_string() });
-        }
-        let id = catalog.state().next_topic_id;
-        catalog.append(
-            CatalogRecord::PutTopic { id, name: name.to_string(), config },
-            self.inner.options.clock.now_ms(),
-        )?;
-        if config.fifo {
-            self.inner.queues.add_fifo_topic(id);
-        }
-        self.inner.topics.write().insert(name.to_string(), Arc::new(TopicCell::new(id, name.to_string(), config)));
-        Ok(())
-    }
-
-    /// Deletes a topic and its subscriptions (the queues stay).
-    pub fn delete_topic(&self, name: &str) -> Result<()> {
-        let topic = self.topic(name)?;
-        let mut catalog = self.inner.catalog.lock();
-        catalog.append(CatalogRecord::DeleteTopic { name: name.to_string() }, self.inner.options.clock.now_ms())?;
-        self.inner.topics.write().remove(name);
-        topic.cell.mark_deleted();
-        self.inner.queues.remove_topic(topic.cell.id);
-        Ok(())
-    }
-
-    /// Names of all topics, sorted.
-    pub fn list_topics(&self) -> Vec<String> {
-        self.inner.topics.read().keys().cloned().collect()
-    }
-
-    /// A topic by name.
-    pub fn topic(&self, name: &str) -> Result<Topic> {
-        names::validate_queue_name("topic", name, name.ends_with(".fifo"))?;
-        let cell = self
-            .inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound { kind: "topic", name: name.to_string() })?;
-        Ok(Topic { store: Arc::clone(&self.inner.queues), cell })
-    }
-
-    /// Subscribes an endpoint to a topic and returns the subscription id. A FIFO topic takes only
-    /// FIFO queues and a standard topic only standard queues, as SNS. A malformed filter policy
-    /// is rejected here with the reason. Queue subscriptions are durable; callbacks last until
-    /// the engine is dropped.
-    pub fn subscribe(&self, topic: &str, endpoint: Endpoint, options: SubscribeOptions) -> Result<String> {
-        let topic = self.topic(topic)?;
-        crate::topic::parse_policy(options.filter_policy.as_deref(), options.filter_scope)?;
-        let mut catalog = self.inner.catalog.lock();
-        let id = format!("sub-{:06}", catalog.state().next_subscription);
-        match endpoint {
-            Endpoint::Queue(queue) => {
-                let target = self.queue(&queue)?;
-                let fifo = target.cell.state.lock().config.fifo;
-                if fifo != topic.cell.config.fifo {
-                    return Err(Error::InvalidArgument(format!(
-                        "a {} topic delivers only to {} queues; {queue:?} is {}",
-                        if topic.cell.config.fifo { "FIFO" } else { "standard" },
-                        if topic.cell.config.fifo { "FIFO" } else { "standard" },
-                        if fifo { "FIFO" } else { "standard" },
-                    )));
-                }
-                let def = SubscriptionDef {
-                    id: id.clone(),
-                    topic: topic.cell.name.clone(),
-                    queue,
-                    filter_policy: options.filter_policy.clone(),
-                    filter_body: options.filter_scope == crate::topic::FilterScope::MessageBody,
-                    raw: options.raw,
-                };
-                catalog.append(
-                    CatalogRecord::Subscribe { subscription: def.clone() },
-                    self.inner.options.clock.now_ms(),
-                )?;
-                drop(catalog);
-                let live_from =
-                    topic.cell.add_queue_subscription_at(&def, || self.inner.queues.log().written_next())?;
-                self.inner.queues.pauses.at(crate::queue::pause::Pause::SubscribeReplay);
-                if let Some(from_ms) = options.replay_from_ms {
-                    crate::topic::replay_into(&self.inner.queues, &topic.cell, &def, from_ms, live_from)?;
-                }
-            }
-            Endpoint::Callback(f) => {
-                drop(catalog);
-                // Not durable, so not in the catalog: ids of their own kind never collide with
-                // the durable `sub-` ones.
-                let n = self.inner.next_callback.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let id = format!("cb-{n:06}");
-                topic.cell.add_callback(id.clone(), f, &options)?;
-                return Ok(id);
-            }
-        }
-        Ok(id)
-    }
-
-    /// Removes a subscription.
-    pub fn unsubscribe(&self, subscription_id: &str) -> Result<()> {
-        let topics: Vec<Arc<TopicCell>> = self.inner.topics.read().values().cloned().collect();
-        let Some(topic) = topics.iter().find(|t| t.has_subscription(subscription_id)) else {
-            return Err(Error::NotFound { kind: "subscription", name: subscription_id.to_string() });
-        };
-        let mut catalog = self.inner.catalog.lock();
-        catalog.append(
-            CatalogRecord::Unsubscribe { id: subscription_id.to_string() },
-            self.inner.options.clock.now_ms(),
-        )?;
-        topic.remove_subscription(subscription_id);
-        Ok(())
-    }
-
-    /// The subscriptions of a topic.
-    pub fn list_subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionInfo>> {
-        Ok(self.topic(topic)?.cell.subscriptions())
     }
 
     /// Wakes every long poll so it rereads the clock: for tests that move a manual clock.

@@ -10,6 +10,7 @@
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
 //! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
+pub mod http_pending;
 mod keys;
 pub mod salvage;
 pub mod verify;
@@ -32,6 +33,7 @@ use crate::log::recovery::{scan_segment_keyed, ScanEnd, ScanOutcome};
 use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
+pub use http_pending::{http_subscriptions, HttpSubscriptionReport};
 pub use keys::KeyVersionUse;
 pub(crate) use keys::{as_frame_keys, ToolKeys};
 pub use salvage::{salvage_dir, salvage_dir_keyed, SalvageReport};

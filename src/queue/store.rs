@@ -7,6 +7,7 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod hand_over;
 mod index_dump;
 mod move_messages;
 mod snapshot;
@@ -318,9 +319,11 @@ impl QueueStore {
         self.queues.read().get(name).cloned()
     }
 
-    /// Names of all queues, sorted.
+    /// Names of all queues, sorted; internal queues (an HTTP subscription's deliveries,
+    /// named outside the queue namespace) are left out.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.queues.read().keys().cloned().collect();
+        let mut names: Vec<String> =
+            self.queues.read().keys().filter(|n| !crate::names::is_internal_queue(n)).cloned().collect();
         names.sort();
         names
     }

@@ -1,6 +1,7 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
-//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), Firehose (AWS JSON
-//! 1.1, with the deliveries of its delivery streams running inside the server), plus `GET /metrics`
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), SNS (the query
+//! protocol, with HTTP/HTTPS subscriptions delivered from here), Firehose (AWS JSON 1.1, with
+//! the deliveries of its delivery streams running inside the server), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
@@ -28,9 +29,9 @@
 //! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections (through `tls` with
 //! `--tls-cert`); `route` reads a request, tells its service, protocol and operation apart and
 //! passes it through `auth` (SigV4 with `--auth`) to the service (`sqs`, whose `access` hook
-//! authorizes each operation, and `firehose`); `wire` holds the protocols every service shares;
-//! `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries); `metrics` and
-//! `logging` observe.
+//! authorizes each operation, `sns` and `firehose`); `wire` holds the protocols every service
+//! shares; `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries,
+//! `sns::delivery`'s POSTs to HTTP/HTTPS subscriptions); `metrics` and `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
@@ -41,6 +42,7 @@ pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
+pub(crate) mod sns;
 pub(crate) mod sqs;
 pub(crate) mod tls;
 pub(crate) mod wire;
@@ -196,6 +198,7 @@ pub(crate) struct Shared {
     pub metrics: metrics::Metrics,
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
+    pub sns_deliveries: sns::delivery::Deliveries,
     /// The keys of `--auth`, if any.
     pub credentials: Option<Arc<CredentialStore>>,
     /// The running deliveries of Firehose delivery streams.
@@ -307,16 +310,19 @@ impl Server {
             None => None,
         };
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        // Topic deliveries are decided against queue policies in ARNs of this account and region.
-        engine.set_arn_scope(crate::policy::ArnScope {
-            region: config.region.clone(),
-            account: config.account_id.clone(),
-            ..Default::default()
-        });
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
         let (stop_tx, _) = watch::channel(false);
+        // Envelopes, ARNs and the topic -> queue delivery check name this server's region,
+        // account and address.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addr = listener.local_addr().unwrap_or(config.listen);
+        engine.set_envelope_context(crate::topic::EnvelopeContext {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+            endpoint: format!("{scheme}://{addr}"),
+        });
         Ok(Server { listener, engine, config, credentials, tls, stop_tx: Arc::new(stop_tx), on_ready: None })
     }
 
@@ -389,6 +395,7 @@ impl Server {
             metrics: metrics::Metrics::default(),
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
+            sns_deliveries: sns::delivery::Deliveries::default(),
             credentials: self.credentials,
             firehose: firehose::runner::Runners::default(),
             config: self.config,
@@ -415,8 +422,9 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
-            // Delivery streams deliver while the server runs.
+            // Delivery streams and HTTP/HTTPS subscriptions deliver while the server runs.
             let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
+            tokio::spawn(sns::delivery::run(Arc::clone(&shared)));
             listener::serve(listener, Arc::clone(&shared), tls).await;
             let _ = deliveries.await;
             Ok::<(), Error>(())

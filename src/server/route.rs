@@ -5,7 +5,9 @@
 //! an `Action` form parameter with `Version=2012-11-05` or none (the query protocol, whose
 //! older clients POST to a queue URL's path). The services of the next issue are told apart the
 //! same way: by their JSON target prefix (`Kinesis_20131202`, `Firehose_20150804`) or their
-//! query `Version` (`2010-03-31` for SNS), each with its own operation table.
+//! query `Version` (`2010-03-31` for SNS), each with its own operation table. A query request
+//! without a `Version` whose `Action` is an SNS operation (a visit of an SNS SubscribeURL or
+//! UnsubscribeURL) is SNS's.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,13 +24,15 @@ use super::body::{read_limited, BodyError};
 use super::kinesis::subscribe::{self, ServerBody};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::{auth, firehose, kinesis, metrics, sqs, Shared};
+use super::{auth, firehose, kinesis, metrics, sns, sqs, Shared};
 
 /// The services the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind {
     /// Amazon SQS.
     Sqs,
+    /// Amazon SNS.
+    Sns,
     /// Amazon Data Firehose.
     Firehose,
     /// Amazon Kinesis Data Streams.
@@ -40,6 +44,7 @@ impl ServiceKind {
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Sqs => "sqs",
+            ServiceKind::Sns => "sns",
             ServiceKind::Firehose => "firehose",
             ServiceKind::Kinesis => "kinesis",
         }
@@ -49,6 +54,7 @@ impl ServiceKind {
     pub fn signing_name(self) -> &'static str {
         match self {
             ServiceKind::Sqs => "sqs",
+            ServiceKind::Sns => "sns",
             ServiceKind::Firehose => "firehose",
             ServiceKind::Kinesis => "kinesis",
         }
@@ -127,6 +133,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
                 format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
+                ServiceKind::Sns => sns::too_large(&call, &request_id, &message),
                 ServiceKind::Firehose => firehose::too_large(&call, &request_id, &message),
                 ServiceKind::Kinesis => kinesis::too_large(&call, &request_id, &message),
             };
@@ -138,11 +145,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
     };
     // The authentication step: every service's requests pass here before they run.
-    let principal = match auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body) {
+    let authenticated = auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body);
+    let principal = match authenticated {
         Ok(p) => p,
+        Err(e) if call.service == ServiceKind::Sns => match sns::unsigned(&call, e, &shared.config.account_id) {
+            Ok(p) => p,
+            Err(e) => return finish(&shared, &call, sns::refused(&call, &request_id, &e), &request_id, started),
+        },
         Err(e) => {
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::refused(&call, &request_id, &e),
+                ServiceKind::Sns => sns::refused(&call, &request_id, &e),
                 ServiceKind::Firehose => firehose::refused(&call, &request_id, &e),
                 ServiceKind::Kinesis => kinesis::refused(&call, &request_id, &e),
             };
@@ -151,6 +164,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     };
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
+        ServiceKind::Sns => sns::handle(Arc::clone(&shared), &call, &request_id, principal).await,
         ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id).await,
         ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id).await,
     };
@@ -273,8 +287,12 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
         }
     }
     let operation = pairs.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
-    // `Version=2010-03-31` (SNS) joins here in the next issue.
-    let service = ServiceKind::Sqs;
+    let version = pairs.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
+    let service = match version {
+        Some(sns::API_VERSION) => ServiceKind::Sns,
+        None if operation.as_deref().is_some_and(sns::serves) => ServiceKind::Sns,
+        _ => ServiceKind::Sqs,
+    };
     Call {
         service,
         protocol: Protocol::Query,

@@ -35,11 +35,12 @@ OTHER = "444455556666"
 ADMIN = ("AKIAADMIN00000001", "admin-secret")
 SENDER = ("AKIASENDER0000001", "sender-secret")
 BOB = ("AKIABOB0000000001", "bob-secret")
+PUBLISHER = ("AKIAPUBLISHER0001", "publisher-secret")
 
 
-def client(key, verify=CA):
+def client(key, verify=CA, service="sqs"):
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=ENDPOINT,
         region_name=REGION,
         aws_access_key_id=key[0],
@@ -173,6 +174,122 @@ class Authorization(unittest.TestCase):
         admin.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
         bob.send_message(QueueUrl=url, MessageBody="policy document")
         self.assertEqual(json.loads(admin.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"]), policy)
+
+
+class Sns(unittest.TestCase):
+    """SNS under --auth: signed as SQS is, operations authorized as sns:<Action> against the
+    key's identity policy and the topic's Policy, denials as SNS's AuthorizationError."""
+
+    def test_signatures_are_checked(self):
+        def sns(key):
+            return client(key, service="sns")
+        sns(ADMIN).list_topics()
+        self.assertEqual(error_code(lambda: sns(("AKIANOBODY0000001", "x")).list_topics()), ("InvalidClientTokenId", 403))
+        self.assertEqual(error_code(lambda: sns((ADMIN[0], "wrong")).list_topics()), ("SignatureDoesNotMatch", 403))
+        # A signature for the sqs service does not open SNS.
+        creds = botocore.credentials.Credentials(*ADMIN)
+        request = botocore.awsrequest.AWSRequest(
+            method="POST", url=ENDPOINT + "/", data="Action=ListTopics&Version=2010-03-31",
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        )
+        botocore.auth.SigV4Auth(creds, "sqs", REGION).add_auth(request)
+        response = Signatures.send(None, request)
+        self.assertEqual(response.status, 403, response.text)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", response.text)
+        # Unsigned: refused, in SNS's XML.
+        http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=CA)
+        unsigned = http.request("GET", ENDPOINT + "/?Action=ListTopics&Version=2010-03-31")
+        self.assertEqual(unsigned.status, 403)
+        self.assertIn(b"<Code>MissingAuthenticationToken</Code>", unsigned.data)
+
+    def test_identity_policies_and_topic_policies(self):
+        admin, publisher, bob = (client(k, service="sns") for k in (ADMIN, PUBLISHER, BOB))
+        allowed = admin.create_topic(Name=unique("allowed"))["TopicArn"]
+        other = admin.create_topic(Name=unique("other"))["TopicArn"]
+        sqs = client(ADMIN)
+        url = sqs.create_queue(QueueName=unique("fanout"))["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        admin.subscribe(TopicArn=allowed, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        # The publisher's policy allows sns:Publish on allowed-* only (PublishBatch is sns:Publish).
+        publisher.publish(TopicArn=allowed, Message="from the publisher")
+        publisher.publish_batch(TopicArn=allowed, PublishBatchRequestEntries=[{"Id": "1", "Message": "batched"}])
+        self.assertEqual(error_code(lambda: publisher.publish(TopicArn=other, Message="x")), ("AuthorizationError", 403))
+        self.assertEqual(error_code(lambda: publisher.create_topic(Name="allowed-new")), ("AuthorizationError", 403))
+        self.assertEqual(error_code(lambda: publisher.subscribe(TopicArn=allowed, Protocol="sqs", Endpoint=queue_arn)),
+                         ("AuthorizationError", 403))
+        self.assertEqual(error_code(lambda: publisher.list_topics()), ("AuthorizationError", 403))
+        with self.assertRaises(ClientError) as caught:
+            publisher.delete_topic(TopicArn=allowed)
+        self.assertEqual(type(caught.exception).__name__, "AuthorizationErrorException")
+        bodies = set()
+        for _ in range(5):
+            for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                bodies.add(m["Body"])
+            if len(bodies) == 2:
+                break
+        self.assertEqual(bodies, {"from the publisher", "batched"})
+        # Another account: denied until the topic's policy lets it in.
+        self.assertEqual(error_code(lambda: bob.publish(TopicArn=other, Message="x")), ("AuthorizationError", 403))
+        admin.add_permission(TopicArn=other, Label="bob", AWSAccountId=[OTHER], ActionName=["Publish"])
+        bob.publish(TopicArn=other, Message="from bob")
+        self.assertEqual(error_code(lambda: bob.get_topic_attributes(TopicArn=other)), ("AuthorizationError", 403))
+        admin.remove_permission(TopicArn=other, Label="bob")
+        self.assertEqual(error_code(lambda: bob.publish(TopicArn=other, Message="x")), ("AuthorizationError", 403))
+        # An explicit Deny in the topic's policy stops even the owner's root.
+        deny = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "sns:Publish", "Resource": other}]}
+        admin.set_topic_attributes(TopicArn=other, AttributeName="Policy", AttributeValue=json.dumps(deny))
+        self.assertEqual(error_code(lambda: admin.publish(TopicArn=other, Message="x")), ("AuthorizationError", 403))
+        admin.get_topic_attributes(TopicArn=other)
+
+    def test_an_http_endpoint_confirms_by_visiting_its_subscribe_url_unsigned(self):
+        import http.server
+        import threading
+        received = []
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            admin = client(ADMIN, service="sns")
+            topic = admin.create_topic(Name=unique("hooked"))["TopicArn"]
+            endpoint = f"http://127.0.0.1:{server.server_address[1]}/hook"
+            admin.subscribe(TopicArn=topic, Protocol="http", Endpoint=endpoint)
+            deadline = time.time() + 20
+            while not received:
+                self.assertLess(time.time(), deadline, "no SubscriptionConfirmation within 20 s")
+                time.sleep(0.05)
+            confirmation = received[0]
+            self.assertEqual(confirmation["Type"], "SubscriptionConfirmation")
+            self.assertTrue(confirmation["SubscribeURL"].startswith(ENDPOINT + "/?Action=ConfirmSubscription"))
+            http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=CA)
+            visit = http.request("GET", confirmation["SubscribeURL"])
+            self.assertEqual(visit.status, 200, visit.data)
+            self.assertIn(b"<ConfirmSubscriptionResult>", visit.data)
+            arn = admin.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"][0]["SubscriptionArn"]
+            attributes = admin.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+            self.assertEqual((attributes["PendingConfirmation"], attributes["ConfirmationWasAuthenticated"]), ("false", "false"))
+            # A token proves nothing else: other unsigned requests are refused.
+            unsigned = http.request("GET", ENDPOINT + "/?Action=Publish&TopicArn=" + topic + "&Message=x")
+            self.assertEqual(unsigned.status, 403)
+            self.assertIn(b"MissingAuthenticationToken", unsigned.data)
+            admin.publish(TopicArn=topic, Message="after confirming")
+            deadline = time.time() + 20
+            while len(received) < 2:
+                self.assertLess(time.time(), deadline, "no Notification within 20 s")
+                time.sleep(0.05)
+            self.assertEqual((received[1]["Type"], received[1]["Message"]), ("Notification", "after confirming"))
+        finally:
+            server.shutdown()
 
 
 class Rotation(unittest.TestCase):

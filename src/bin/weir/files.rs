@@ -111,6 +111,21 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
             }
         }
     }
+    // The HTTP/HTTPS subscriptions of a data directory, with the deliveries they wait for.
+    for sub in inspect::http_subscriptions(&args.path)? {
+        if args.json {
+            out.json(&HttpLine { kind: "http_subscription", sub: &sub })?;
+        } else {
+            out.line(format!(
+                "http subscription {} of topic {} -> {}: {} pending deliveries{}",
+                sub.subscription_id,
+                sub.topic,
+                sub.endpoint,
+                sub.pending_deliveries,
+                if sub.pending_confirmation { " (waiting for confirmation)" } else { "" }
+            ))?;
+        }
+    }
     if !args.json {
         out.line(format!(
             "total: {} logs, {segments} segments, {records} records, {}",
@@ -119,6 +134,14 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
         ))?;
     }
     Ok(())
+}
+
+/// An HTTP/HTTPS subscription in `inspect --json` output.
+#[derive(Serialize)]
+struct HttpLine<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    sub: &'a inspect::HttpSubscriptionReport,
 }
 
 /// A segment in `inspect --json` output.

@@ -1,8 +1,9 @@
-//! `weir topic ...`: create, list, subscriptions, delete-topic, subscribe, unsubscribe and
-//! publish.
+//! `weir topic ...`: create, list, subscriptions, delete-topic, subscribe, confirm,
+//! unsubscribe and publish.
 //!
-//! Subscriptions made here deliver to queues and are durable. A publish and its deliveries are
-//! one durable write: when `publish` prints, every subscribed queue has its copy.
+//! Subscriptions made here deliver to queues or HTTP/HTTPS endpoints and are durable. A publish
+//! and its deliveries are one durable write: when `publish` prints, every subscribed queue has
+//! its copy, and every HTTP/HTTPS subscription its pending delivery (made by `weir serve`).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -14,8 +15,8 @@ use serde::Serialize;
 use weir::names::validate_queue_name;
 use weir::queue::attributes;
 use weir::topic::{
-    Endpoint, FilterScope, PublishEntry, PublishOptions, PublishResult, SubscribeOptions, SubscriptionInfo, Topic,
-    TopicConfig, MAX_PUBLISH_BYTES,
+    Endpoint, FilterScope, MessageStructure, PublishEntry, PublishOptions, PublishResult, SubscribeOptions,
+    SubscriptionInfo, Topic, TopicConfig, MAX_PUBLISH_BYTES,
 };
 
 use crate::out::{
@@ -50,12 +51,25 @@ pub enum TopicCommand {
         /// Topic name.
         name: String,
     },
-    /// Subscribe a queue to a topic; prints {"subscription_id":..}.
+    /// Subscribe a queue, or an HTTP/HTTPS endpoint, to a topic; prints {"subscription_id":..}
+    /// (an endpoint's: and "pending_confirmation":true).
+    #[command(group = clap::ArgGroup::new("endpoint").required(true).args(["queue", "http"]))]
     Subscribe {
         /// Topic name.
         topic: String,
         /// Queue name (FIFO topics feed FIFO queues, standard topics standard queues).
-        queue: String,
+        queue: Option<String>,
+        /// An http:// or https:// URL to POST deliveries to, instead of a queue. It is sent a
+        /// confirmation request first and gets nothing else until it confirms.
+        #[arg(long, value_name = "URL")]
+        http: Option<String>,
+        /// A queue for what cannot be delivered (an endpoint's deliveries once its delivery
+        /// policy runs out; a queue subscription's once its queue is deleted).
+        #[arg(long, value_name = "QUEUE")]
+        dead_letter: Option<String>,
+        /// An HTTP/HTTPS endpoint's delivery policy (SNS's DeliveryPolicy JSON).
+        #[arg(long, value_name = "JSON", requires = "http")]
+        delivery_policy: Option<String>,
         /// An SNS filter policy (JSON); publishes that do not match are not delivered.
         #[arg(long, value_name = "JSON")]
         filter_policy: Option<String>,
@@ -66,6 +80,14 @@ pub enum TopicCommand {
         /// envelope.
         #[arg(long)]
         raw: bool,
+    },
+    /// Confirm an HTTP/HTTPS subscription with the token of its confirmation request; prints
+    /// {"subscription_id":..,"confirmed":true}.
+    Confirm {
+        /// Topic name.
+        topic: String,
+        /// The Token of the confirmation request the endpoint received.
+        token: String,
     },
     /// Remove a subscription.
     Unsubscribe {
@@ -94,6 +116,10 @@ pub enum TopicCommand {
         /// Subject, carried in the envelope of non-raw deliveries.
         #[arg(long, value_name = "S")]
         subject: Option<String>,
+        /// The body is SNS's MessageStructure=json: a JSON object with a "default" message and
+        /// optional "sqs", "http" and "https" ones for subscriptions of those protocols.
+        #[arg(long)]
+        json_structure: bool,
     },
 }
 
@@ -134,23 +160,57 @@ pub fn run(data: &Path, command: TopicCommand) -> CliResult<()> {
             engine.delete_topic(&name)?;
             out.json(&Deleted { name: &name, deleted: true })
         }
-        TopicCommand::Subscribe { topic, queue, filter_policy, filter_scope, raw } => {
+        TopicCommand::Subscribe {
+            topic,
+            queue,
+            http,
+            dead_letter,
+            delivery_policy,
+            filter_policy,
+            filter_scope,
+            raw,
+        } => {
             let filter_scope = match filter_scope {
                 Some(Scope::Body) => FilterScope::MessageBody,
                 Some(Scope::Attributes) | None => FilterScope::MessageAttributes,
             };
-            let options = SubscribeOptions { filter_policy, filter_scope, raw, ..SubscribeOptions::default() };
-            let subscription_id = engine.subscribe(&topic, Endpoint::Queue(queue), options)?;
-            out.json(&Subscribed { subscription_id: &subscription_id })
+            let options = SubscribeOptions {
+                filter_policy,
+                filter_scope,
+                raw,
+                dead_letter_queue: dead_letter,
+                delivery_policy,
+                ..SubscribeOptions::default()
+            };
+            let endpoint = match (queue, http) {
+                (Some(queue), _) => Endpoint::Queue(queue),
+                (None, Some(url)) => Endpoint::Http(url),
+                (None, None) => return Err(CliError::Failed("name a queue or pass --http URL".into())),
+            };
+            let http = matches!(endpoint, Endpoint::Http(_));
+            let subscription_id = engine.subscribe(&topic, endpoint, options)?;
+            let pending =
+                http.then(|| engine.subscription(&subscription_id).map(|s| s.pending_confirmation)).transpose()?;
+            out.json(&Subscribed { subscription_id: &subscription_id, pending_confirmation: pending })
+        }
+        TopicCommand::Confirm { topic, token } => {
+            let subscription_id = engine.confirm_subscription(&topic, &token, true)?;
+            out.json(&Confirmed { subscription_id: &subscription_id, confirmed: true })
         }
         TopicCommand::Unsubscribe { subscription_id } => {
             engine.unsubscribe(&subscription_id)?;
             out.json(&Unsubscribed { subscription_id: &subscription_id, unsubscribed: true })
         }
-        TopicCommand::Publish { topic, body, attrs, attr_numbers, group, dedup_id, subject } => {
+        TopicCommand::Publish { topic, body, attrs, attr_numbers, group, dedup_id, subject, json_structure } => {
             let topic = engine.topic(&topic)?;
-            let options =
-                PublishOptions { attributes: message_attributes(attrs, attr_numbers)?, group, dedup_id, subject };
+            let message_structure = if json_structure { MessageStructure::Json } else { MessageStructure::Plain };
+            let options = PublishOptions {
+                attributes: message_attributes(attrs, attr_numbers)?,
+                group,
+                dedup_id,
+                subject,
+                message_structure,
+            };
             match body {
                 Some(body) => out.json(&PublishJson::from(topic.publish(body.as_bytes(), options)?)),
                 None => publish_stdin(&topic, &options, &mut out),
@@ -174,10 +234,12 @@ fn check_names(command: &TopicCommand) -> CliResult<()> {
         }
         TopicCommand::List | TopicCommand::Unsubscribe { .. } => {}
         TopicCommand::Subscriptions { name } | TopicCommand::DeleteTopic { name } => existing("topic", name)?,
-        TopicCommand::Publish { topic, .. } => existing("topic", topic)?,
-        TopicCommand::Subscribe { topic, queue, .. } => {
+        TopicCommand::Publish { topic, .. } | TopicCommand::Confirm { topic, .. } => existing("topic", topic)?,
+        TopicCommand::Subscribe { topic, queue, dead_letter, .. } => {
             existing("topic", topic)?;
-            existing("queue", queue)?;
+            for queue in queue.iter().chain(dead_letter) {
+                existing("queue", queue)?;
+            }
         }
     }
     Ok(())
@@ -218,8 +280,9 @@ impl From<PublishResult> for PublishJson {
     }
 }
 
-/// `topic subscriptions` output, one per subscription. (The library's count of filtered
-/// messages is left out: it counts since the engine was opened, which for a command is now.)
+/// `topic subscriptions` output, one per subscription. (The library's counts of filtered and
+/// dropped messages are left out: they count since the engine was opened, which for a command
+/// is now.)
 #[derive(Serialize)]
 struct SubscriptionJson<'a> {
     subscription_id: &'a str,
@@ -228,10 +291,19 @@ struct SubscriptionJson<'a> {
     filter_policy: Option<&'a str>,
     filter_scope: &'a str,
     raw: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter_queue: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_policy: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_confirmation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_deliveries: Option<u64>,
 }
 
 impl<'a> From<&'a SubscriptionInfo> for SubscriptionJson<'a> {
     fn from(s: &'a SubscriptionInfo) -> Self {
+        let http = s.pending_deliveries.is_some();
         SubscriptionJson {
             subscription_id: &s.subscription_id,
             topic: &s.topic,
@@ -239,6 +311,10 @@ impl<'a> From<&'a SubscriptionInfo> for SubscriptionJson<'a> {
             filter_policy: s.filter_policy.as_deref(),
             filter_scope: s.filter_scope,
             raw: s.raw,
+            dead_letter_queue: s.dead_letter_queue.as_deref(),
+            delivery_policy: s.delivery_policy.as_deref(),
+            pending_confirmation: http.then_some(s.pending_confirmation),
+            pending_deliveries: s.pending_deliveries,
         }
     }
 }
@@ -254,6 +330,15 @@ struct Created<'a> {
 #[derive(Serialize)]
 struct Subscribed<'a> {
     subscription_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending_confirmation: Option<bool>,
+}
+
+/// `topic confirm` output.
+#[derive(Serialize)]
+struct Confirmed<'a> {
+    subscription_id: &'a str,
+    confirmed: bool,
 }
 
 /// `topic unsubscribe` output.

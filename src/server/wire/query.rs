@@ -4,6 +4,8 @@
 //!
 //! A service describes the names that differ between the two protocols with [`Member`]s; every
 //! other name is the same in both, and a dotted name without a [`Member`] is a structure.
+//! Lists and maps come flattened (SQS: `Attribute.1.Name`) or wrapped (SNS:
+//! `Attributes.entry.1.key`, `Tags.member.1.Key`).
 
 use std::collections::BTreeMap;
 
@@ -34,18 +36,48 @@ pub enum Member {
         /// The name of an entry's value.
         value: &'static str,
     },
+    /// A wrapped list: `Query.Item.1`, `Query.Item.2`, ... is the JSON array `Json`; in XML,
+    /// `<Query><Item>..</Item>..</Query>`. An empty list is sent as `Query=` (no items).
+    WrappedList {
+        /// The JSON name.
+        json: &'static str,
+        /// The query and XML name of the list.
+        query: &'static str,
+        /// The name of each item (`member`).
+        item: &'static str,
+    },
+    /// A wrapped map: `Query.Entry.N.Key` and `Query.Entry.N.Value` are the JSON object `Json`;
+    /// in XML, `<Query><Entry><Key>..</Key><Value>..</Value></Entry>..</Query>`.
+    WrappedMap {
+        /// The JSON name.
+        json: &'static str,
+        /// The query and XML name of the map.
+        query: &'static str,
+        /// The name of each entry (`entry`).
+        entry: &'static str,
+        /// The name of an entry's key.
+        key: &'static str,
+        /// The name of an entry's value.
+        value: &'static str,
+    },
 }
 
 impl Member {
     fn json(&self) -> &'static str {
         match self {
-            Member::List { json, .. } | Member::Map { json, .. } => json,
+            Member::List { json, .. }
+            | Member::Map { json, .. }
+            | Member::WrappedList { json, .. }
+            | Member::WrappedMap { json, .. } => json,
         }
     }
 
     fn query(&self) -> &'static str {
         match self {
-            Member::List { query, .. } | Member::Map { query, .. } => query,
+            Member::List { query, .. }
+            | Member::Map { query, .. }
+            | Member::WrappedList { query, .. }
+            | Member::WrappedMap { query, .. } => query,
         }
     }
 }
@@ -161,28 +193,38 @@ fn structure(children: BTreeMap<String, Node>, naming: Naming<'_>) -> Result<Map
     for (name, node) in children {
         match (by_query(naming, &name), node) {
             (Some(Member::List { json, .. }), Node::Branch(items)) => {
-                let items = numbered(&name, items)?
-                    .into_iter()
-                    .map(|node| value(node, naming))
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.insert(json.to_string(), Value::Array(items));
+                out.insert(json.to_string(), list(&name, items, naming)?);
             }
             (Some(Member::Map { json, key, value: value_name, .. }), Node::Branch(entries)) => {
-                let mut map = Map::new();
-                for entry in numbered(&name, entries)? {
-                    let Node::Branch(mut fields) = entry else {
-                        return Err(format!("{name}.N must have .{key} and .{value_name}"));
-                    };
-                    let Some(Node::Leaf(k)) = fields.remove(key) else {
-                        return Err(format!("an entry of {name} has no {key}"));
-                    };
-                    let v = fields.remove(value_name).map(|n| value(n, naming)).transpose()?.unwrap_or(Value::Null);
-                    map.insert(k, v);
-                }
-                out.insert(json.to_string(), Value::Object(map));
+                out.insert(json.to_string(), map(&name, entries, key, value_name, naming, false)?);
+            }
+            (Some(Member::WrappedList { json, item, .. }), Node::Branch(mut wrapper)) => {
+                let items = match wrapper.remove(item) {
+                    Some(Node::Branch(items)) if wrapper.is_empty() => items,
+                    _ => return Err(format!("{name} is a list; pass {name}.{item}.1, {name}.{item}.2, ...")),
+                };
+                out.insert(json.to_string(), list(&format!("{name}.{item}"), items, naming)?);
+            }
+            (Some(Member::WrappedMap { json, entry, key, value: value_name, .. }), Node::Branch(mut wrapper)) => {
+                let entries = match wrapper.remove(entry) {
+                    Some(Node::Branch(entries)) if wrapper.is_empty() => entries,
+                    _ => {
+                        return Err(format!(
+                            "{name} is a map; pass {name}.{entry}.1.{key} and {name}.{entry}.1.{value_name}, ..."
+                        ))
+                    }
+                };
+                out.insert(json.to_string(), map(&format!("{name}.{entry}"), entries, key, value_name, naming, true)?);
+            }
+            // An empty wrapped list or map is sent as its bare name.
+            (Some(Member::WrappedList { json, .. }), Node::Leaf(v)) if v.is_empty() => {
+                out.insert(json.to_string(), Value::Array(Vec::new()));
+            }
+            (Some(Member::WrappedMap { json, .. }), Node::Leaf(v)) if v.is_empty() => {
+                out.insert(json.to_string(), Value::Object(Map::new()));
             }
             (Some(member), Node::Leaf(_)) => {
-                return Err(format!("{name} is a list; pass {}.1, {}.2, ...", member.query(), member.query()))
+                return Err(format!("{name} is a list or map, not a value ({} has numbered members)", member.query()))
             }
             (None, node) => {
                 out.insert(name, value(node, naming)?);
@@ -190,6 +232,35 @@ fn structure(children: BTreeMap<String, Node>, naming: Naming<'_>) -> Result<Map
         }
     }
     Ok(out)
+}
+
+fn list(name: &str, items: BTreeMap<String, Node>, naming: Naming<'_>) -> Result<Value, String> {
+    let items = numbered(name, items)?.into_iter().map(|node| value(node, naming)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Value::Array(items))
+}
+
+fn map(
+    name: &str,
+    entries: BTreeMap<String, Node>,
+    key: &str,
+    value_name: &str,
+    naming: Naming<'_>,
+    unique_keys: bool,
+) -> Result<Value, String> {
+    let mut map = Map::new();
+    for entry in numbered(name, entries)? {
+        let Node::Branch(mut fields) = entry else {
+            return Err(format!("{name}.N must have .{key} and .{value_name}"));
+        };
+        let Some(Node::Leaf(k)) = fields.remove(key) else {
+            return Err(format!("an entry of {name} has no {key}"));
+        };
+        let v = fields.remove(value_name).map(|n| value(n, naming)).transpose()?.unwrap_or(Value::Null);
+        if map.insert(k.clone(), v).is_some() && unique_keys {
+            return Err(format!("{name} names {:?} more than once", shorten(&k)));
+        }
+    }
+    Ok(Value::Object(map))
 }
 
 fn value(node: Node, naming: Naming<'_>) -> Result<Value, String> {
@@ -230,6 +301,23 @@ pub fn write_xml(w: &mut XmlWriter, fields: &Map<String, Value>, naming: Naming<
                     element(w, value, v, naming);
                     w.close(query);
                 }
+            }
+            (Some(Member::WrappedList { query, item, .. }), Value::Array(items)) => {
+                w.open(query);
+                for v in items {
+                    element(w, item, v, naming);
+                }
+                w.close(query);
+            }
+            (Some(Member::WrappedMap { query, entry, key, value, .. }), Value::Object(entries)) => {
+                w.open(query);
+                for (k, v) in entries {
+                    w.open(entry);
+                    w.element(key, k);
+                    element(w, value, v, naming);
+                    w.close(entry);
+                }
+                w.close(query);
             }
             _ => element(w, name, v, naming),
         }
@@ -321,6 +409,50 @@ mod tests {
         ) {
             let form: Vec<(String, String)> = names.iter().map(|parts| (parts.join("."), "v".to_string())).collect();
             let _ = to_json(&form, &[NAMING], &[]);
+        }
+    }
+
+    const WRAPPED: &[Member] = &[
+        Member::WrappedMap { json: "Attributes", query: "Attributes", entry: "entry", key: "key", value: "value" },
+        Member::WrappedMap {
+            json: "MessageAttributes",
+            query: "MessageAttributes",
+            entry: "entry",
+            key: "Name",
+            value: "Value",
+        },
+        Member::WrappedList { json: "Tags", query: "Tags", item: "member" },
+        Member::WrappedList { json: "TagKeys", query: "TagKeys", item: "member" },
+    ];
+
+    #[test]
+    fn wrapped_names_become_the_json_shape_and_back() {
+        let form = "Attributes.entry.1.key=DisplayName&Attributes.entry.1.value=x&Attributes.entry.2.key=Policy&Attributes.entry.2.value=%7B%7D\
+            &MessageAttributes.entry.1.Name=n&MessageAttributes.entry.1.Value.DataType=Number&MessageAttributes.entry.1.Value.StringValue=5\
+            &Tags.member.1.Key=a&Tags.member.1.Value=b&Tags.member.2.Key=c&Tags.member.2.Value=d&TagKeys=";
+        let got = to_json(&pairs(form), &[WRAPPED], &[]).unwrap();
+        let expected = json!({
+            "Attributes": {"DisplayName": "x", "Policy": "{}"},
+            "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "5"}},
+            "Tags": [{"Key": "a", "Value": "b"}, {"Key": "c", "Value": "d"}],
+            "TagKeys": [],
+        });
+        assert_eq!(Value::Object(got), expected);
+        let mut w = XmlWriter::default();
+        let out = json!({"Attributes": {"A": "1"}, "Tags": [{"Key": "k", "Value": "v"}]});
+        write_xml(&mut w, out.as_object().unwrap(), &[WRAPPED]);
+        assert_eq!(
+            w.finish(),
+            "<Attributes><entry><key>A</key><value>1</value></entry></Attributes><Tags><member><Key>k</Key><Value>v</Value></member></Tags>"
+        );
+        for bad in [
+            "Tags.1.Key=a",
+            "Tags=x",
+            "Attributes.entry.1.value=v",
+            "Tags.member.1.Key=a&Tags.other=1",
+            "Attributes.entry.1.key=a&Attributes.entry.2.key=a",
+        ] {
+            assert!(to_json(&pairs(bad), &[WRAPPED], &[]).is_err(), "{bad} accepted");
         }
     }
 
