@@ -238,6 +238,13 @@ fn open_page(engine: &Engine, token: &str) -> Result<Page, KinesisError> {
     serde_json::from_slice(&opened.payload).map_err(|_| invalid())
 }
 
+/// The stream a ListShards `NextToken` pages through, if the token is one this engine sealed
+/// (for the authorization hook, which needs the stream before the operation reads the token).
+pub(crate) fn stream_of_page(engine: &Engine, token: &str) -> Option<String> {
+    let opened = engine.open_token(NEXT_TOKEN_PURPOSE, token).ok()?;
+    serde_json::from_slice::<Page>(&opened.payload).ok()?.stream.map(|(name, _)| name)
+}
+
 pub(crate) async fn list_streams(ctx: Ctx, input: Input) -> Output {
     let limit = int_in(&input, "Limit", 1..=10_000)?.unwrap_or(100) as usize;
     let start = input.str("ExclusiveStartStreamName")?.map(str::to_string);
