@@ -1,7 +1,8 @@
 //! The real clients against `weir serve --auth FILE --tls-cert FILE --tls-key FILE`: boto3 and
 //! the aws CLI over HTTPS with a certificate made here (rcgen), signing with botocore's own
 //! signer; allowed and denied operations per principal, another account's key through a queue
-//! policy, and key rotation by SIGHUP (`tests/clients/test_auth.py`).
+//! policy, and key rotation by SIGHUP (`tests/clients/test_auth.py`); Kinesis and Firehose
+//! under the same rules, with stream policies (`tests/clients/test_auth_streams.py`).
 
 mod server_support;
 
@@ -57,6 +58,44 @@ fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
             ("WEIR_PID", pid.as_ref()),
         ],
     );
+    let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn kinesis_and_firehose_with_identity_and_stream_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let credentials = files.path().join("credentials.json");
+    let writer = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"],
+         "Resource": "arn:aws:kinesis:us-east-1:111122223333:stream/authz-*"},
+        {"Effect": "Allow", "Action": "firehose:PutRecord*", "Resource": "*"},
+    ]});
+    let keeper = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": ["kinesis:DeleteStream", "firehose:Delete*"], "Resource": "*"},
+    ]});
+    let doc = json!({"credentials": [
+        {"access_key_id": "AKIAADMIN00000001", "secret_access_key": "admin-secret", "account": "111122223333", "user": "admin"},
+        {"access_key_id": "AKIAWRITER0000001", "secret_access_key": "writer-secret", "account": "111122223333", "user": "writer", "policy": writer},
+        {"access_key_id": "AKIAKEEPER0000001", "secret_access_key": "keeper-secret", "account": "111122223333", "user": "keeper", "policy": keeper},
+        {"access_key_id": "AKIABOB0000000001", "secret_access_key": "bob-secret", "account": "444455556666", "user": "bob"},
+    ]});
+    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let buckets = dir.path().join("buckets");
+    let args = [
+        "--log-level",
+        "warn",
+        "--account-id",
+        "111122223333",
+        "--auth",
+        credentials.to_str().unwrap(),
+        "--buckets-dir",
+        buckets.to_str().unwrap(),
+    ];
+    let mut serve = ServeChild::start(&dir.path().join("data"), &args);
+    server_support::run_client_suite("test_auth_streams.py", &[("WEIR_ENDPOINT", serve.endpoint.as_ref())]);
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }
