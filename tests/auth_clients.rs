@@ -2,7 +2,9 @@
 //! the aws CLI over HTTPS with a certificate made here (rcgen), signing with botocore's own
 //! signer; allowed and denied operations per principal, another account's key through a queue
 //! policy, and key rotation by SIGHUP (`tests/clients/test_auth.py`); Kinesis and Firehose
-//! under the same rules, with stream policies (`tests/clients/test_auth_streams.py`).
+//! under the same rules, with stream policies (`tests/clients/test_auth_streams.py`); and what
+//! a queue's or stream's encryption settings do with and without `--key-file`
+//! (`tests/clients/test_encryption_choice.py`).
 
 mod server_support;
 
@@ -98,6 +100,36 @@ fn kinesis_and_firehose_with_identity_and_stream_policies() {
     server_support::run_client_suite("test_auth_streams.py", &[("WEIR_ENDPOINT", serve.endpoint.as_ref())]);
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn encryption_at_rest_is_refused_without_a_key_and_granted_with_one() {
+    let files = tempfile::tempdir().unwrap();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_weir")).args(["keygen", "v1"]).output().expect("run weir keygen");
+    assert!(keygen.status.success());
+    let key_file = files.path().join("keys");
+    std::fs::write(&key_file, &keygen.stdout).unwrap();
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    for encrypted in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--log-level", "warn"];
+        if encrypted {
+            args.extend(["--key-file", key_file.to_str().unwrap()]);
+        }
+        let mut serve = ServeChild::start(dir.path(), &args);
+        let flag = if encrypted { "1" } else { "0" };
+        server_support::run_client_suite(
+            "test_encryption_choice.py",
+            &[("WEIR_ENDPOINT", serve.endpoint.as_ref()), ("WEIR_ENCRYPTED", flag.as_ref())],
+        );
+        let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
+        assert!(status.success(), "{status:?}");
+        let engine = weir::Engine::open(
+            dir.path(),
+            weir::Options { key_source: encrypted.then(|| weir::KeySource::file(&key_file)), ..Default::default() },
+        );
+        assert_eq!(engine.map(|e| e.encrypted_at_rest()).ok(), Some(encrypted), "the directory's own word");
+    }
 }
 
 #[test]

@@ -519,6 +519,15 @@ async fn set_encryption(ctx: Ctx, input: Input, start: bool) -> Output {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = stream(engine, &name, &account)?;
+        // Without a key nothing is encrypted at rest: say so rather than report a stream as
+        // encrypted. With one every stream is sealed already; the setting is kept and shown.
+        if start && !engine.encrypted_at_rest() {
+            return Err(KinesisError::invalid(format!(
+                "Stream {} cannot be encrypted: {}.",
+                shorten(&name),
+                crate::server::sqs::queue_attributes::NO_KEY
+            )));
+        }
         let encryption = start.then_some(StreamEncryption { encryption_type: kind, key_id });
         if !start && s.meta().encryption.is_none() {
             return Ok(());
