@@ -14,6 +14,14 @@ use std::time::Duration;
 use serde_json::json;
 use server_support::ServeChild;
 
+/// `weir serve`'s arguments for account 111122223333 with `--auth credentials`, then `extra`.
+fn owned_with_auth<'a>(credentials: &'a std::path::Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--log-level", "warn", "--account-id", "111122223333", "--auth"];
+    args.push(credentials.to_str().expect("a UTF-8 temporary path"));
+    args.extend_from_slice(extra);
+    args
+}
+
 #[test]
 fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
     let dir = tempfile::tempdir().unwrap();
@@ -32,19 +40,8 @@ fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
         {"access_key_id": "AKIABOB0000000001", "secret_access_key": "bob-secret", "account": "444455556666", "user": "bob"},
     ]});
     std::fs::write(&credentials, doc.to_string()).unwrap();
-    let args = [
-        "--log-level",
-        "warn",
-        "--account-id",
-        "111122223333",
-        "--auth",
-        credentials.to_str().unwrap(),
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ];
-    let mut serve = ServeChild::start(dir.path(), &args);
+    let tls = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let mut serve = ServeChild::start(dir.path(), &owned_with_auth(&credentials, &tls));
     let port = serve.addr.port();
     assert_eq!(
         serve.startup_line,
@@ -86,17 +83,8 @@ fn kinesis_and_firehose_with_identity_and_stream_policies() {
     ]});
     std::fs::write(&credentials, doc.to_string()).unwrap();
     let buckets = dir.path().join("buckets");
-    let args = [
-        "--log-level",
-        "warn",
-        "--account-id",
-        "111122223333",
-        "--auth",
-        credentials.to_str().unwrap(),
-        "--buckets-dir",
-        buckets.to_str().unwrap(),
-    ];
-    let mut serve = ServeChild::start(&dir.path().join("data"), &args);
+    let buckets_args = ["--buckets-dir", buckets.to_str().unwrap()];
+    let mut serve = ServeChild::start(&dir.path().join("data"), &owned_with_auth(&credentials, &buckets_args));
     server_support::run_client_suite("test_auth_streams.py", &[("WEIR_ENDPOINT", serve.endpoint.as_ref())]);
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
