@@ -11,9 +11,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::engine::catalog::CatalogRecord;
+use crate::engine::KeySource;
 use crate::error::Result;
 use crate::format::queue_record::{QueueRecord, OWN_SEQ};
-use crate::engine::KeySource;
 use crate::inspect::keys::log_is_encrypted;
 use crate::inspect::{segment_files, segment_records_keyed};
 
