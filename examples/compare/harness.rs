@@ -296,3 +296,78 @@ pub fn fmt_rate(v: f64) -> String {
 pub fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| if r >= 10.0 { format!("{r:.1}x") } else { format!("{r:.2}x") })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn ctx(rounds: usize, systems: &[&str]) -> (tempfile::TempDir, Ctx) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let ctx = Ctx {
+            quick: true,
+            window: Duration::from_millis(1),
+            rounds,
+            tmp_root: root.path().to_path_buf(),
+            systems: systems.iter().map(|s| s.to_string()).collect(),
+        };
+        (root, ctx)
+    }
+
+    #[test]
+    fn rounds_alternate_with_a_rotating_order_and_a_failure_stops_that_system() {
+        let (_root, ctx) = ctx(3, &[]);
+        let order = RefCell::new(Vec::new());
+        let a = |_: &Path| {
+            order.borrow_mut().push("a");
+            Ok(10.0)
+        };
+        let b = |_: &Path| {
+            order.borrow_mut().push("b");
+            Err("down".to_string())
+        };
+        let c = |_: &Path| {
+            order.borrow_mut().push("c");
+            Ok(30.0)
+        };
+        let out = alternate_series(&ctx, "w", &[("a", &a), ("b", &b), ("c", &c)]);
+        assert_eq!(*order.borrow(), ["a", "b", "c", "c", "a", "c", "a"], "rotated each round; b not retried");
+        assert_eq!(out[0].rounds, [10.0, 10.0, 10.0]);
+        assert_eq!(out[1].error.as_deref(), Some("down"));
+        assert!(out[1].rounds.is_empty() && out[1].median().is_none());
+        assert_eq!(out[2].median(), Some(30.0));
+    }
+
+    #[test]
+    fn systems_filter_leaves_the_others_out() {
+        let (_root, ctx) = ctx(1, &["b"]);
+        let run = |_: &Path| Ok(1.0);
+        let out = alternate_series(&ctx, "w", &[("a", &run), ("b", &run)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].label, "b");
+    }
+
+    #[test]
+    fn spread_and_usable() {
+        assert_eq!(spread(&[]), 1.0);
+        assert_eq!(spread(&[4.0, 2.0, 3.0]), 2.0);
+        let s = Series { label: "x".into(), rounds: vec![1.0, 3.0, 2.0], error: None };
+        assert!(s.unstable());
+        assert_eq!(s.median(), Some(2.0));
+        assert_eq!(s.usable(), None);
+    }
+
+    #[test]
+    fn try_timed_turns_a_panicking_worker_into_an_error() {
+        let r = try_timed(2, Duration::from_millis(10), |i| {
+            move |stop: &Stop| {
+                if i == 1 {
+                    panic!("peer refused");
+                }
+                count_until_stop(stop, || 1)
+            }
+        });
+        let e = r.expect_err("a worker panicked");
+        assert!(e.contains("panicked") || e.contains("peer refused"), "{e}");
+    }
+}

@@ -67,6 +67,9 @@ struct Args {
     /// Do not run the install script (the peers must already be installed).
     #[arg(long)]
     no_install: bool,
+    /// RabbitMQ consumers' prefetch (basic.qos), for tuning it.
+    #[arg(long, default_value_t = rabbit::DEFAULT_PREFETCH)]
+    rabbit_prefetch: u16,
 }
 
 const WORKLOADS: &[&str] = &["queue_cycle", "fifo_cycle", "topic_fanout", "stream_put_concurrent", "stream_read"];
@@ -157,6 +160,7 @@ fn main() {
             std::process::exit(2);
         }
     }
+    rabbit::PREFETCH.store(args.rabbit_prefetch.max(1), std::sync::atomic::Ordering::Relaxed);
     servers::install_signal_handlers();
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
     let tmp_root = target.join("peers-tmp");

@@ -3,6 +3,7 @@
 //! once the broker confirmed it, i.e. after its fsync), manual acknowledgements, and a tuned
 //! prefetch. Every thread has its own connection and channel.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -15,9 +16,15 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 
 use crate::systems::{block_on, Receiver, Sender, Setup};
 
-/// Unacknowledged deliveries a consumer may hold: enough that a receiver always has a batch
-/// of 10 ready, small enough that 8 receivers share the queue evenly.
-pub const PREFETCH: u16 = 100;
+/// Unacknowledged deliveries a consumer may hold (`basic.qos`), by default enough that a
+/// receiver always has a batch of 10 ready and small enough that 8 receivers share the queue
+/// evenly; `--rabbit-prefetch` sets it (BENCHMARKS.md gives the values tried).
+pub static PREFETCH: AtomicU16 = AtomicU16::new(DEFAULT_PREFETCH);
+pub const DEFAULT_PREFETCH: u16 = 100;
+
+fn prefetch() -> u16 {
+    PREFETCH.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -40,7 +47,7 @@ impl Kind {
                 "durable classic queue, x-queue-version 2 (a persistent message is confirmed once fsynced)"
             }
         };
-        format!("{queue}; persistent messages, publisher confirms awaited per send, manual acks (multiple, per batch of up to 10), prefetch {PREFETCH}")
+        format!("{queue}; persistent messages, publisher confirms awaited per send, manual acks (multiple, per batch of up to 10), prefetch {}", prefetch())
     }
 
     fn arguments(self) -> FieldTable {
@@ -255,7 +262,7 @@ impl Setup for RabbitSetup {
         let _ = self.kind;
         let (conn, ch, consumer) = block_on(async {
             let (conn, ch) = channel(&self.uri).await?;
-            ch.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(err)?;
+            ch.basic_qos(prefetch(), BasicQosOptions::default()).await.map_err(err)?;
             let consumer = ch
                 .basic_consume(
                     ShortString::from(queue.as_str()),

@@ -51,6 +51,12 @@ impl WorkloadOutcome {
     pub fn weir(&self) -> Option<&SystemOutcome> {
         self.systems.iter().find(|s| s.label == "weir")
     }
+
+    /// weir at `Durability::Never`, where the workload has it (beside a peer that does not
+    /// fsync every write).
+    pub fn weir_never(&self) -> Option<&SystemOutcome> {
+        self.systems.iter().find(|s| s.label == "weir_never")
+    }
 }
 
 /// weir's median over the other's, when both are measured and neither's rounds were unstable
@@ -69,19 +75,30 @@ fn put_summary(obj: &mut Map<String, Value>, prefix: &str, s: Option<Summary>) {
     obj.insert(format!("{prefix}p999_ms"), ms(s.map(|s| s.p999_ms)));
 }
 
-/// One system's object in the JSON.
-pub fn system_json(s: &SystemOutcome, weir: Option<&Series>) -> Value {
+fn is_weir(label: &str) -> bool {
+    label == "weir" || label == "weir_never"
+}
+
+fn ratio_json(r: Option<f64>) -> Value {
+    r.map_or(Value::Null, |r| json!((r * 1000.0).round() / 1000.0))
+}
+
+/// One system's object in the JSON: `weir_ratio` is weir's median over this one's (null when
+/// either was unstable), `weir_never_ratio` the same for weir at `Durability::Never`.
+pub fn system_json(s: &SystemOutcome, weir: Option<&Series>, weir_never: Option<&Series>) -> Value {
     let mut o = Map::new();
     o.insert("ops_s".into(), s.series.median().map_or(Value::Null, |v| json!(v.round())));
     put_summary(&mut o, "", s.headline_latency());
     o.insert("durability".into(), json!(s.durability));
     o.insert("rounds".into(), json!(s.series.rounds.iter().map(|v| v.round()).collect::<Vec<_>>()));
     o.insert("unstable".into(), json!(s.series.unstable()));
-    if let Some(weir) = weir.filter(|_| s.label != "weir") {
-        o.insert(
-            "weir_ratio".into(),
-            ratio(weir, &s.series).map_or(Value::Null, |r| json!((r * 1000.0).round() / 1000.0)),
-        );
+    if !is_weir(&s.label) {
+        if let Some(weir) = weir {
+            o.insert("weir_ratio".into(), ratio_json(ratio(weir, &s.series)));
+        }
+        if let Some(never) = weir_never {
+            o.insert("weir_never_ratio".into(), ratio_json(ratio(never, &s.series)));
+        }
     }
     if let Some(l) = s.latency_ok() {
         o.insert("offered_per_s".into(), json!(l.offered.round()));
@@ -104,8 +121,9 @@ pub fn to_json(workloads: &[WorkloadOutcome], extra: Map<String, Value>) -> Valu
         .iter()
         .map(|w| {
             let weir = w.weir().map(|s| &s.series);
+            let never = w.weir_never().map(|s| &s.series);
             let systems: Map<String, Value> =
-                w.systems.iter().map(|s| (s.label.clone(), system_json(s, weir))).collect();
+                w.systems.iter().map(|s| (s.label.clone(), system_json(s, weir, never))).collect();
             json!({"name": w.name, "ops": w.ops, "note": w.note, "systems": systems})
         })
         .collect();
@@ -115,8 +133,27 @@ pub fn to_json(workloads: &[WorkloadOutcome], extra: Map<String, Value>) -> Valu
     Value::Object(doc)
 }
 
+/// Milliseconds with three significant decimals below 1 ms.
+fn fmt_ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 fn lat_cell(s: Option<Summary>) -> String {
-    s.map_or("-".into(), |s| format!("{:.2} / {:.2} / {:.2}", s.p50_ms, s.p99_ms, s.p999_ms))
+    s.map_or("-".into(), |s| format!("{} / {} / {}", fmt_ms(s.p50_ms), fmt_ms(s.p99_ms), fmt_ms(s.p999_ms)))
+}
+
+/// weir (or weir_never) over `s`, as the table prints it.
+fn ratio_cell(base: Option<&Series>, s: &SystemOutcome) -> String {
+    match base {
+        _ if is_weir(&s.label) => "-".into(),
+        Some(b) if b.unstable() || s.series.unstable() => "unstable".into(),
+        Some(b) => fmt_ratio(ratio(b, &s.series)),
+        None => "-".into(),
+    }
 }
 
 /// The throughput table, the latency table, and the configurations, as printed.
@@ -126,16 +163,17 @@ pub fn render(workloads: &[WorkloadOutcome]) -> String {
         out.push_str(&s);
         out.push('\n');
     };
-    line(&mut out, format!("{:<22} {:<17} {:>12} {:>11}  rounds", "workload", "system", "ops/s", "weir/system"));
+    line(
+        &mut out,
+        format!(
+            "{:<22} {:<17} {:>12} {:>11} {:>11}  rounds",
+            "workload", "system", "ops/s", "weir/system", "never/sys."
+        ),
+    );
     for w in workloads {
         let weir = w.weir().map(|s| &s.series);
+        let never = w.weir_never().map(|s| &s.series);
         for s in &w.systems {
-            let ratio_text = match (weir, s.label.as_str()) {
-                (_, "weir") => "-".to_string(),
-                (Some(weir), _) if s.series.unstable() || weir.unstable() => "unstable".into(),
-                (Some(weir), _) => fmt_ratio(ratio(weir, &s.series)),
-                (None, _) => "-".into(),
-            };
             let rounds: Vec<String> = s.series.rounds.iter().map(|v| fmt_rate(*v)).collect();
             let tail = match s.error() {
                 Some(e) => format!("ERROR: {e}"),
@@ -144,11 +182,12 @@ pub fn render(workloads: &[WorkloadOutcome]) -> String {
             line(
                 &mut out,
                 format!(
-                    "{:<22} {:<17} {:>12} {:>11}  {}",
+                    "{:<22} {:<17} {:>12} {:>11} {:>11}  {}",
                     w.name,
                     s.label,
                     s.series.median().map_or("-".into(), fmt_rate),
-                    ratio_text,
+                    ratio_cell(weir, s),
+                    if never.is_some() { ratio_cell(never, s) } else { "-".into() },
                     tail
                 ),
             );
@@ -158,7 +197,7 @@ pub fn render(workloads: &[WorkloadOutcome]) -> String {
     line(
         &mut out,
         format!(
-            "{:<22} {:<17} {:>10}  {:<26} {:<26} {}",
+            "{:<22} {:<17} {:>10}  {:<26} {:<29} {}",
             "latency (ms)", "system", "offered/s", "send p50 / p99 / p99.9", "end-to-end p50 / p99 / p99.9", "missing"
         ),
     );
@@ -169,7 +208,7 @@ pub fn render(workloads: &[WorkloadOutcome]) -> String {
                 Ok(l) => line(
                     &mut out,
                     format!(
-                        "{:<22} {:<17} {:>10}  {:<26} {:<26} {}",
+                        "{:<22} {:<17} {:>10}  {:<26} {:<29} {}",
                         w.name,
                         s.label,
                         fmt_rate(l.offered),
@@ -288,6 +327,7 @@ mod tests {
         let pg = &systems["postgres"];
         assert_eq!(pg["p50_ms"], 3.0, "no receivers: the send latency is the headline");
         assert_eq!(pg["weir_ratio"], 5.0);
+        assert!(pg.get("weir_never_ratio").is_none(), "no weir_never in this workload");
         let rabbit = &systems["rabbitmq_quorum"];
         assert_eq!(rabbit["error"], "did not start");
         assert_eq!(rabbit["ops_s"], Value::Null);
