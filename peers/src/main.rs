@@ -92,13 +92,18 @@ impl Peers {
     }
 }
 
+/// A throughput run of one round in a fresh directory: its ops/s, or why it failed.
+type ThroughputRun<'a> = Box<dyn Fn(&Path) -> Result<f64, String> + 'a>;
+/// A latency run at this many sends per second.
+type LatencyRun<'a> = Box<dyn Fn(f64) -> Result<LatencyResult, String> + 'a>;
+
 /// One system's entry in a workload.
 struct Entry<'a> {
     label: &'static str,
     durability: String,
-    run: Box<dyn Fn(&Path) -> Result<f64, String> + 'a>,
+    run: ThroughputRun<'a>,
     /// Runs the latency measurement at this many sends per second.
-    latency: Option<Box<dyn Fn(f64) -> Result<LatencyResult, String> + 'a>>,
+    latency: Option<LatencyRun<'a>>,
     /// Sends per second are throughput / this (10 for a fan-out counted in deliveries).
     per_send: f64,
 }
