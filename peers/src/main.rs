@@ -313,6 +313,30 @@ fn body(len: usize, seed: u64) -> Vec<u8> {
     b
 }
 
+/// `topic_fanout`'s latency run: its throughput run only publishes, but the latency run also
+/// receives and deletes (acks) every delivery, which can cost a system more than the publish.
+/// So the offered load is the lower of `rate` (half the publish peak) and half of the
+/// end-to-end peak, measured first over one `window` on a fresh setup from `make` (a backlog
+/// would otherwise grow through the whole window and measure queueing, not delivery).
+fn fanout_latency<S: systems::Setup>(
+    make: impl Fn() -> Result<S, String>,
+    shape: Shape,
+    rate: f64,
+    window: Duration,
+    lw: Duration,
+    body: &[u8],
+) -> Result<LatencyResult, String> {
+    let full = Shape { receivers: shape.latency_receivers, ..shape };
+    let delivered = systems::throughput(&make()?, full, window, body)?;
+    let rate = rate.min(delivered / shape.fanout as f64 * 0.5).max(1.0);
+    eprintln!(
+        "  topic_fanout             end-to-end peak {} deliveries/s: latency at {} publishes/s",
+        harness::fmt_rate(delivered),
+        harness::fmt_rate(rate)
+    );
+    systems::latency(&make()?, shape, rate, lw, body)
+}
+
 fn queue_cycle(run: &Run, peers: &Peers, fifo: bool) -> WorkloadOutcome {
     let name = if fifo { "fifo_cycle" } else { "queue_cycle" };
     let body = body(weir_side::BODY, 3);
@@ -421,7 +445,12 @@ fn nats_entry<'a>(
                     systems::throughput(&nats::NatsSetup::create(port, kind, fanout)?, shape, window, &b1)
                 }),
                 latency: Some(Box::new(move |rate| {
-                    systems::latency(&nats::NatsSetup::create(port, kind, fanout)?, shape, rate, lw, &b2)
+                    let make = || nats::NatsSetup::create(port, kind, fanout);
+                    if kind == nats::Kind::Fanout {
+                        fanout_latency(make, shape, rate, window, lw, &b2)
+                    } else {
+                        systems::latency(&make()?, shape, rate, lw, &b2)
+                    }
                 })),
                 per_send,
             });
@@ -457,7 +486,13 @@ fn topic_fanout(run: &Run, peers: &Peers) -> WorkloadOutcome {
             run: Box::new(move |dir| Ok(weir_side::topic_fanout(window, dir, d, &b1))),
             latency: Some(Box::new(move |rate| {
                 let dir = run.ctx.tempdir(&format!("{name}-{label}-latency"));
-                systems::latency(&weir_peer::WeirFanout::open(dir.path(), d), shape, rate, lw, &b2)
+                let fresh = std::cell::Cell::new(0);
+                let make = || {
+                    let sub = dir.path().join(format!("run-{}", fresh.replace(fresh.get() + 1)));
+                    std::fs::create_dir(&sub).map_err(|e| format!("cannot create {}: {e}", sub.display()))?;
+                    Ok(weir_peer::WeirFanout::open(&sub, d))
+                };
+                fanout_latency(make, shape, rate, window, lw, &b2)
             })),
             per_send,
         });
@@ -473,7 +508,7 @@ fn topic_fanout(run: &Run, peers: &Peers) -> WorkloadOutcome {
                         systems::throughput(&rabbit::RabbitSetup::fanout(port, kind, fan)?, shape, window, &b1)
                     }),
                     latency: Some(Box::new(move |rate| {
-                        systems::latency(&rabbit::RabbitSetup::fanout(port, kind, fan)?, shape, rate, lw, &b2)
+                        fanout_latency(|| rabbit::RabbitSetup::fanout(port, kind, fan), shape, rate, window, lw, &b2)
                     })),
                     per_send,
                 });
@@ -482,7 +517,7 @@ fn topic_fanout(run: &Run, peers: &Peers) -> WorkloadOutcome {
         }
     }
     nats_entry(&mut entries, peers, nats::Kind::Fanout, shape, window, lw, &body, per_send);
-    let ops = "deliveries/s (a publish counts 10), 8 publishers, each publish durable before it returns; the throughput run only publishes (as examples/compare), the latency run also has one receiver per subscription";
+    let ops = "deliveries/s (a publish counts 10), 8 publishers, each publish durable before it returns; the throughput run only publishes (as examples/compare), the latency run also has one receiver per subscription, at half the lower of the publish peak and the end-to-end peak (publish + receive + delete, one more window)";
     let note = "weir: a topic with 10 raw queue subscriptions; RabbitMQ: a durable fanout exchange bound to 10 durable queues; JetStream: an interest-retention stream with 10 durable pull consumers (stored once, delivered to each)".to_string();
     run.workload(name, ops, note, entries)
 }
