@@ -89,6 +89,7 @@ const NAMES: &[&str] = &[
     "topic_fanout",
     "stream_read",
     "recovery",
+    "queue_reopen",
     "memory",
 ];
 
@@ -169,6 +170,9 @@ fn main() {
     }
     if wanted("recovery") {
         rows.push(recovery::recovery(&ctx));
+    }
+    if wanted("queue_reopen") {
+        rows.push(recovery::queue_reopen(&ctx));
     }
     let mut memory = Vec::new();
     if wanted("memory") {

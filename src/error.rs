@@ -93,6 +93,10 @@ pub enum Error {
     /// A receipt handle that is malformed, forged, from another queue, or stale.
     #[error("receipt handle rejected: {0}")]
     InvalidReceiptHandle(String),
+    /// A visibility change for a message that is not in flight: its receipt handle is its
+    /// latest, but its visibility timeout already ran out (SQS's `MessageNotInflight`).
+    #[error("message not in flight: {0}")]
+    MessageNotInflight(String),
     /// A write to a closed (split or merged) shard.
     #[error("shard {shard} of stream {stream:?} is closed (it was split or merged); write through the stream to reach its children")]
     ShardClosed {

@@ -1,7 +1,8 @@
 //! # weir
 //!
 //! A durable, embedded message-log storage engine: SQS-style queues, SNS-style topics and
-//! Kinesis-style streams inside one process, over one append-only segmented log.
+//! Kinesis-style streams inside one process, over one append-only segmented log, and
+//! Firehose-style delivery streams on top of them.
 //!
 //! ```no_run
 //! use weir::{Engine, Options};
@@ -16,10 +17,12 @@
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod firehose;
 pub mod format;
 pub mod inspect;
 pub mod log;
 pub mod names;
+pub mod policy;
 pub mod queue;
 #[cfg(feature = "server")]
 pub mod server;

@@ -85,6 +85,45 @@ fn new_attributes_and_times_are_kept_across_a_reopen() {
 }
 
 #[test]
+fn a_queue_config_is_what_was_set_whatever_its_messages() {
+    let dir = common::scratch_dir();
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = QueueConfig {
+        visibility_timeout: Duration::from_secs(7),
+        receive_wait: Duration::from_secs(3),
+        max_message_bytes: 1 << 20,
+        ..QueueConfig::default()
+    };
+    {
+        let engine = open(dir.path(), &clock);
+        engine.create_queue("jobs", config.clone()).expect("create");
+        let q = engine.queue("jobs").expect("queue");
+        assert_eq!(q.config(), config);
+        q.send(b"m", Default::default()).expect("send");
+        assert_eq!(q.config(), config, "messages are not configuration");
+        // A change through the read-modify-write and a permission both show at once.
+        engine
+            .update_queue_config("jobs", |c| Ok(QueueConfig { delay: Duration::from_secs(9), ..c.clone() }))
+            .expect("update");
+        engine
+            .add_queue_permission("jobs", "l1", &strings(&["111122223333"]), &strings(&["SendMessage"]), ARN)
+            .expect("add");
+        let now = q.config();
+        assert_eq!(now.delay, Duration::from_secs(9));
+        assert!(now.policy.as_deref().is_some_and(|p| p.contains("l1")), "{now:?}");
+        assert_eq!(now.visibility_timeout, config.visibility_timeout);
+        // An update whose change fails changes nothing.
+        let refused = engine.update_queue_config("jobs", |_| Err(Error::InvalidArgument("no".into())));
+        assert!(matches!(refused, Err(Error::InvalidArgument(_))), "{refused:?}");
+        assert_eq!(q.config(), now);
+    }
+    let engine = open(dir.path(), &clock);
+    let q = engine.queue("jobs").expect("queue after reopen");
+    assert_eq!(q.config().delay, Duration::from_secs(9));
+    assert_eq!(q.config().receive_wait, Duration::from_secs(3));
+}
+
+#[test]
 fn bad_attribute_combinations_are_rejected_at_create_and_set() {
     let dir = common::scratch_dir();
     let clock = Arc::new(ManualClock::new(T0));

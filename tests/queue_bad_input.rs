@@ -482,7 +482,9 @@ fn bad_receipt_handles_are_rejected_for_delete_and_change_visibility() {
     clock.advance(Duration::from_secs(30));
     let snapshots_now: Vec<Snapshot> = [&q].iter().map(|x| snapshot(x)).collect();
     let err = q.change_visibility(h, Duration::from_secs(10)).expect_err("not in flight");
-    assert!(matches!(err, Error::InvalidReceiptHandle(_)), "{err:?}");
+    assert!(matches!(err, Error::MessageNotInflight(_)), "{err:?}");
+    let results = q.change_visibility_batch(&[(h, Duration::from_secs(10))]).expect("batch");
+    assert!(matches!(results[0], Err(Error::MessageNotInflight(_))), "{results:?}");
     assert_unchanged(&q, &snapshots_now[0], "a visibility change of a message not in flight");
     // The current handle still works after all that.
     q.delete(h).expect("the current handle deletes");

@@ -10,7 +10,10 @@
 //! every operation `peek` and `attributes` of every queue must match the model exactly, so a
 //! dead-lettered message is in exactly one queue at all times, and a reopen or a maintenance
 //! run (which moves live messages forward and deletes segments) must change nothing. Each case
-//! ends with a reopen and a full drain checked the same way. Segments are 1 KiB so that logs
+//! ends with a reopen and a full drain checked the same way. Snapshots of the queue indexes are
+//! written at random points (and at the first clean close); every reopen loads the newest and
+//! replays the log's tail, and its index must equal, field by field, the one a full replay of
+//! the log builds. Segments are 1 KiB so that logs
 //! roll often and maintenance has segments to reclaim.
 //!
 //! Three configurations: a standard queue; a FIFO queue (three groups, four deduplication ids,
@@ -113,6 +116,8 @@ enum Op {
         queue: usize,
     },
     Reopen,
+    /// Write the queue index snapshot now: later reopens load it and replay only what follows.
+    Snapshot,
     Maintenance,
     Redrive,
     /// FIFO: switch the deduplication scope between queue and message group.
@@ -161,6 +166,7 @@ fn op(kind: Kind) -> BoxedStrategy<Op> {
         12 => (0..ADVANCES_MS.len()).prop_map(Op::Advance),
         1 => (0..queues).prop_map(|queue| Op::Purge { queue }),
         4 => Just(Op::Reopen),
+        3 => Just(Op::Snapshot),
         5 => Just(Op::Maintenance),
     ];
     match kind {
@@ -361,8 +367,10 @@ fn attributes_of(spec: &SendSpec) -> Attributes {
     .collect()
 }
 
+/// A handle refused: not current (or forged), or, for a visibility change, current but its
+/// message no longer in flight.
 fn is_rejected_handle<T: std::fmt::Debug>(r: &Result<T, Error>) -> bool {
-    matches!(r, Err(Error::InvalidReceiptHandle(_)))
+    matches!(r, Err(Error::InvalidReceiptHandle(_) | Error::MessageNotInflight(_)))
 }
 
 impl Harness {
@@ -495,6 +503,7 @@ impl Harness {
                 }
             }
             Op::Reopen => self.reopen(),
+            Op::Snapshot => self.engine().snapshot_queues().expect("snapshot"),
             Op::Maintenance => {
                 self.engine().run_maintenance().expect("maintenance");
                 self.lingering.clear();
@@ -512,6 +521,12 @@ impl Harness {
     fn reopen(&mut self) {
         self.engine = None;
         self.engine = Some(open_engine(self.dir.path(), &self.clock));
+        // The index open built (from a snapshot and the log's tail, or the whole log) is the
+        // one a full replay builds, field by field; the checks after every operation hold it
+        // to the model.
+        let engine = self.engine();
+        let replayed = engine.replayed_queue_index_dump().expect("full replay");
+        assert_eq!(engine.queue_index_dump(), replayed, "index after open ({:?})", engine.queue_index_recovery());
         self.lingering.clear();
         // A resumed task starts its pass again with an empty bucket, its count kept.
         let now = self.now();

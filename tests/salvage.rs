@@ -387,7 +387,9 @@ fn check_after_salvage(fx: &Fixture, dir: &Path, report: &SalvageReport, rel: &s
     }
     assert_eq!(report.metadata_lost, rel == CATALOG && !lost.is_empty(), "{what}: metadata_lost");
     {
-        let engine = Engine::open(dir, fx.options()).unwrap_or_else(|e| panic!("{what}: open after salvage: {e}"));
+        // No snapshot at this close: the checks that salvage deleted nothing come after it.
+        let options = weir::Options { snapshot_on_close: false, ..fx.options() };
+        let engine = Engine::open(dir, options).unwrap_or_else(|e| panic!("{what}: open after salvage: {e}"));
         let stream = engine.stream(STREAM).expect("stream");
         let outcome = common::read_to_end(&stream, 0, StartingPosition::TrimHorizon, 100);
         assert!(outcome.error.is_none(), "{what}: a read through the stream fails: {:?}", outcome.error);
@@ -433,6 +435,14 @@ fn segment_case(fx: &Fixture, rel: &'static str, seg: usize, damage: Damage) {
         let probe = tempfile::tempdir().expect("tempdir");
         copy_tree(&dir, probe.path());
         let probe_log = probe.path().join(rel);
+        // Without the queue index snapshot the clean close left: an open from it does not read
+        // the records it reflects (the damage then shows at the first read of a message whose
+        // body is there, and in verify), while a full replay reads them all.
+        for entry in std::fs::read_dir(probe.path().join("queues")).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|x| x == "snap") {
+                std::fs::remove_file(entry.path()).expect("remove the snapshot");
+            }
+        }
         let in_log = |e: &Error| matches!(e, Error::Corrupt { path, .. } if path.starts_with(&probe_log));
         match Engine::open(probe.path(), fx.options()) {
             Err(e) => assert!(in_log(&e), "{what}: open fails with something else: {e:?}"),

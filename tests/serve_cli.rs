@@ -12,9 +12,12 @@ use server_support::{Client, ServeChild};
 use weir::queue::ReceiveOptions;
 use weir::{Engine, Options};
 
-/// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT"}` exactly.
+/// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}` exactly.
 fn assert_startup_line(line: &str, port: u16) {
-    assert_eq!(line, format!(r#"{{"listening":"127.0.0.1:{port}","endpoint":"http://127.0.0.1:{port}"}}"#));
+    assert_eq!(
+        line,
+        format!(r#"{{"listening":"127.0.0.1:{port}","endpoint":"http://127.0.0.1:{port}","auth":"none"}}"#)
+    );
 }
 
 fn proc_status(pid: u32, field: &str) -> u64 {

@@ -295,13 +295,6 @@ fn every_error_code_has_its_shape_status_and_legacy_code() {
             "AWS.SimpleQueueService.InvalidBatchEntryId",
         ),
         (
-            "TagQueue",
-            json!({"QueueUrl": url, "Tags": {"team": "a"}}),
-            400,
-            "UnsupportedOperation",
-            "AWS.SimpleQueueService.UnsupportedOperation",
-        ),
-        (
             "CancelMessageMoveTask",
             json!({"TaskHandle": "nope"}),
             404,
@@ -334,9 +327,36 @@ fn every_error_code_has_its_shape_status_and_legacy_code() {
     assert_json_error(&a, 400, "InvalidParameterValue", "InvalidParameterValue");
     let a = c.json("ReceiveMessage", json!({"QueueUrl": url, "MaxNumberOfMessages": "3"}));
     assert_json_error(&a, 400, "InvalidParameterValue", "InvalidParameterValue");
-    // MessageNotInflight, PurgeQueueInProgress and OverLimit need engine errors that do not
-    // exist yet (see docs/compatibility.md); ServiceUnavailable and InternalFailure need a
-    // failing engine. The error table's unit tests cover their shapes.
+    // A visibility change of a message whose visibility timeout already ran out.
+    c.json("SendMessage", json!({"QueueUrl": url, "MessageBody": "x"}));
+    let got = c.json("ReceiveMessage", json!({"QueueUrl": url, "VisibilityTimeout": 0})).json();
+    let handle = got["Messages"][0]["ReceiptHandle"].clone();
+    let a =
+        c.json("ChangeMessageVisibility", json!({"QueueUrl": url, "ReceiptHandle": handle, "VisibilityTimeout": 5}));
+    assert_json_error(&a, 400, "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight");
+    // One purge a minute.
+    assert_eq!(c.json("PurgeQueue", json!({"QueueUrl": url})).status, 200);
+    let a = c.json("PurgeQueue", json!({"QueueUrl": url}));
+    assert_json_error(&a, 403, "PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress");
+    // A 51st tag.
+    let fifty: serde_json::Map<String, Value> = (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    assert_eq!(c.json("TagQueue", json!({"QueueUrl": url, "Tags": fifty})).status, 200);
+    let a = c.json("TagQueue", json!({"QueueUrl": url, "Tags": {"one-more": "v"}}));
+    assert_json_error(&a, 403, "OverLimit", "OverLimit");
+    // A second move task of a source while the first runs (one message a second).
+    let dlq = create(&mut c, "errs-dlq", json!({}));
+    let arn = |name: &str| format!("arn:aws:sqs:us-east-1:000000000000:{name}");
+    let policy = json!({"deadLetterTargetArn": arn("errs-dlq"), "maxReceiveCount": 1}).to_string();
+    create(&mut c, "errs-src", json!({"RedrivePolicy": policy}));
+    for i in 0..5 {
+        c.json("SendMessage", json!({"QueueUrl": dlq, "MessageBody": format!("dead {i}")}));
+    }
+    let start = json!({"SourceArn": arn("errs-dlq"), "DestinationArn": arn("errs"), "MaxNumberOfMessagesPerSecond": 1});
+    assert_eq!(c.json("StartMessageMoveTask", start.clone()).status, 200);
+    let a = c.json("StartMessageMoveTask", start);
+    assert_json_error(&a, 400, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation");
+    // ServiceUnavailable and InternalFailure need a failing engine: the error table's unit
+    // tests cover their shapes.
 }
 
 #[test]
@@ -463,7 +483,8 @@ fn dead_letter_sources_and_redrive_through_a_move_task() {
     let a = c.json("StartMessageMoveTask", json!({"SourceArn": "arn:aws:sqs:us-east-1:000000000000:dlq"}));
     assert_eq!(a.status, 200, "{}", a.text());
     assert!(a.json()["TaskHandle"].as_str().is_some_and(|h| !h.is_empty()));
-    let back = c.json("ReceiveMessage", json!({"QueueUrl": src}));
+    // The engine moves it on its own thread; a long poll is woken when it arrives.
+    let back = c.json("ReceiveMessage", json!({"QueueUrl": src, "WaitTimeSeconds": 10}));
     assert_eq!(back.json()["Messages"][0]["Body"], "poison");
 }
 

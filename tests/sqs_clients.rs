@@ -8,45 +8,19 @@
 mod server_support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use server_support::{Client, ServeChild};
+use server_support::{python, Client, ServeChild};
 use weir::{Engine, Options};
-
-/// The venv's python, made once per test binary (the tests run in parallel).
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
-        let out =
-            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
-        assert!(out.status.success(), "tests/clients/setup.sh failed");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
-    })
-}
 
 #[test]
 fn boto3_and_the_aws_cli_pass_the_client_suite() {
-    let python = python();
     let dir = tempfile::tempdir().unwrap();
     let mut serve = ServeChild::start(dir.path(), &["--log-level", "warn"]);
-    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/test_sqs.py");
-    let out = Command::new(python)
-        .args(["-m", "unittest", "-v"])
-        .arg(&suite)
-        .current_dir(suite.parent().unwrap())
-        .env("WEIR_ENDPOINT", &serve.endpoint)
-        .output()
-        .expect("run the client suite");
-    let report = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{report}");
-    assert!(out.status.success(), "the client suite failed:\n{report}");
-    assert!(report.contains("OK"), "{report}");
+    server_support::run_client_suite("test_sqs.py", &[("WEIR_ENDPOINT", serve.endpoint.as_ref())]);
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }

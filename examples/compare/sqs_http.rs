@@ -2,15 +2,21 @@
 //! 8 senders call SendMessageBatch (10 messages of 256 B) and 8 receivers call ReceiveMessage
 //! (up to 10) then DeleteMessageBatch, each thread over its own kept-alive HTTP/1.1 connection
 //! to an in-process `weir::server::Server`; the library run makes the same calls on a `Queue`.
-//! One operation is one message through the whole cycle. Durability `Always` in both.
+//! One operation is one message through the whole cycle. Durability `Always` in both. The
+//! client threads are also timed alone, against canned answers, to show they are not the limit.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use weir::queue::{QueueConfig, ReceiveOptions, SendEntry, SendOptions};
 use weir::server::{LogLevel, Server, ServerConfig};
@@ -54,6 +60,8 @@ pub fn run(ctx: &Ctx) -> Row {
             if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
         }
     }
+    let client = client_alone(ctx, &body);
+    eprintln!("  {:<24} client alone (canned answers) {}", "sqs_http_cycle", fmt_rate(client));
     let (http, library) = (median(&http_rates), median(&library_rates));
     let m = Measured::weir_only(http);
     let mut row = Row::new(
@@ -66,9 +74,10 @@ pub fn run(ctx: &Ctx) -> Row {
     let (lp50, lp99) = percentiles(&library_latency);
     row.note = format!(
         "{SENDERS} senders (batches of {BATCH} x {BODY} B) and {RECEIVERS} receivers over kept-alive HTTP/1.1 (AWS JSON 1.0), Durability::Always; \
-         the same cycle through the library: {} messages/s ({:.2} x). Send latency (one batch): HTTP p50 {:.2} ms p99 {:.2} ms; library p50 {:.2} ms p99 {:.2} ms",
+         the same cycle through the library: {} messages/s ({:.2} x); the client threads alone against canned answers: {} messages/s. Send latency (one batch): HTTP p50 {:.2} ms p99 {:.2} ms; library p50 {:.2} ms p99 {:.2} ms",
         fmt_rate(library),
         http / library,
+        fmt_rate(client),
         hp50, hp99, lp50, lp99,
     );
     row
@@ -132,6 +141,112 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     let addr = server.local_addr();
     let stopper = server.stopper();
     let serving = std::thread::spawn(move || server.run());
+    let rate = drive_cycle(ctx, addr, body, latencies);
+    stopper.stop();
+    serving.join().expect("server thread").expect("server");
+    rate
+}
+
+/// The client side alone: the same threads and calls against a server that answers each with
+/// a canned answer of the right shape and does no other work. Its rate bounds what the client
+/// threads can drive on this machine: well above the HTTP rate means the client is not what
+/// limits [`http_cycle`].
+pub fn client_alone(ctx: &Ctx, body: &str) -> f64 {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let answers = Arc::new(CannedAnswers::new(body));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acceptor = {
+        let (answers, stop) = (Arc::clone(&answers), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let answers = Arc::clone(&answers);
+                std::thread::spawn(move || answers.serve(stream));
+            }
+        })
+    };
+    let rate = drive_cycle(ctx, addr, body, &Latencies::default());
+    stop.store(true, Ordering::SeqCst);
+    let _ = TcpStream::connect(addr); // wakes the acceptor
+    acceptor.join().expect("acceptor");
+    rate
+}
+
+/// Answers of the shapes weir gives, for [`client_alone`].
+struct CannedAnswers {
+    send: String,
+    receive: String,
+    delete: String,
+}
+
+impl CannedAnswers {
+    fn new(body: &str) -> CannedAnswers {
+        let id = "a1b2c3d4-0000-4000-8000-000000000000";
+        let send = json!({
+            "Successful": (0..BATCH).map(|i| json!({"Id": format!("m{i}"), "MessageId": id, "MD5OfMessageBody": "0".repeat(32)})).collect::<Vec<_>>(),
+            "Failed": [],
+        });
+        let receive = json!({
+            "Messages": (0..BATCH).map(|_| json!({"MessageId": id, "ReceiptHandle": "h".repeat(120), "MD5OfBody": "0".repeat(32), "Body": body})).collect::<Vec<_>>(),
+        });
+        let delete =
+            json!({"Successful": (0..BATCH).map(|i| json!({"Id": format!("d{i}")})).collect::<Vec<_>>(), "Failed": []});
+        CannedAnswers { send: send.to_string(), receive: receive.to_string(), delete: delete.to_string() }
+    }
+
+    /// Serves one connection until the client closes it.
+    fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let Ok(mut writer) = stream.try_clone() else { return };
+        let mut reader = BufReader::new(stream);
+        loop {
+            let (mut length, mut target) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    } else if name.eq_ignore_ascii_case("x-amz-target") {
+                        target = value.trim().to_string();
+                    }
+                }
+            }
+            let mut request = vec![0u8; length];
+            if reader.read_exact(&mut request).is_err() {
+                return;
+            }
+            let answer = match target.as_str() {
+                "AmazonSQS.SendMessageBatch" => &self.send,
+                "AmazonSQS.ReceiveMessage" => &self.receive,
+                _ => &self.delete,
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(answer.as_bytes())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The measured loop: 8 senders and 8 receivers, each over its own connection to `addr`. The
+/// client is kept cheap (it shares the cores with the server): the send and receive requests
+/// are built once, answers are read into reused buffers and parsed into the few fields used.
+fn drive_cycle(ctx: &Ctx, addr: SocketAddr, body: &str, latencies: &Latencies) -> f64 {
     let url = format!("http://{addr}/000000000000/bench");
     let send_body = json!({
         "QueueUrl": url,
@@ -139,47 +254,93 @@ fn http_cycle(ctx: &Ctx, dir: &Path, body: &str, latencies: &Latencies) -> f64 {
     })
     .to_string();
     let receive_body = json!({"QueueUrl": url, "MaxNumberOfMessages": BATCH, "WaitTimeSeconds": 1}).to_string();
-    let rate = timed(SENDERS + RECEIVERS, ctx.window, |i| {
+    let host = addr.to_string();
+    let send_request = request(&host, "SendMessageBatch", &send_body);
+    let receive_request = request(&host, "ReceiveMessage", &receive_body);
+    let delete_prefix = format!(r#"{{"QueueUrl":{},"Entries":["#, Value::String(url.clone()));
+    timed(SENDERS + RECEIVERS, ctx.window, |i| {
         let mut conn = Connection::open(addr);
-        let (send_body, receive_body, url) = (&send_body, &receive_body, &url);
+        let (send_request, receive_request, delete_prefix, host) =
+            (&send_request, &receive_request, &delete_prefix, &host);
         move |stop: &Stop| {
             if i < SENDERS {
                 let mut mine = Vec::new();
                 let n = count_until_stop(stop, || {
                     let started = Instant::now();
-                    let answer = conn.call("SendMessageBatch", send_body);
+                    let answer: SendAnswer = conn.call("SendMessageBatch", send_request);
                     mine.push(started.elapsed());
-                    assert_eq!(answer["Successful"].as_array().map(Vec::len), Some(BATCH), "{answer}");
+                    assert_eq!(answer.successful.len(), BATCH, "a send failed: {:?}", answer.failed);
                     0
                 });
                 latencies.lock().expect("latencies").extend(mine);
                 return n;
             }
+            let mut delete_body = String::new();
             count_until_stop(stop, || {
-                let got = conn.call("ReceiveMessage", receive_body);
-                let Some(messages) = got["Messages"].as_array() else { return 0 };
-                let entries: Vec<Value> = messages
-                    .iter()
-                    .enumerate()
-                    .map(|(k, m)| json!({"Id": format!("d{k}"), "ReceiptHandle": m["ReceiptHandle"]}))
-                    .collect();
-                let deleted =
-                    conn.call("DeleteMessageBatch", &json!({"QueueUrl": url, "Entries": entries}).to_string());
-                deleted["Successful"].as_array().map_or(0, |s| s.len() as u64)
+                let handles: Vec<String> = {
+                    let got: ReceiveAnswer<'_> = conn.call("ReceiveMessage", receive_request);
+                    got.messages.iter().map(|m| m.receipt_handle.to_string()).collect()
+                };
+                if handles.is_empty() {
+                    return 0;
+                }
+                delete_body.clear();
+                delete_body.push_str(delete_prefix);
+                for (k, handle) in handles.iter().enumerate() {
+                    let comma = if k == 0 { "" } else { "," };
+                    let _ = write!(
+                        delete_body,
+                        r#"{comma}{{"Id":"d{k}","ReceiptHandle":{}}}"#,
+                        Value::String(handle.clone())
+                    );
+                }
+                delete_body.push_str("]}");
+                let delete = request(host, "DeleteMessageBatch", &delete_body);
+                let deleted: SendAnswer = conn.call("DeleteMessageBatch", &delete);
+                deleted.successful.len() as u64
             })
         }
-    });
-    stopper.stop();
-    serving.join().expect("server thread").expect("server");
-    rate
+    })
+}
+
+/// A whole AWS JSON 1.0 request.
+fn request(host: &str, operation: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: AmazonSQS.{operation}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// What the client reads of a SendMessageBatch or DeleteMessageBatch answer.
+#[derive(Deserialize)]
+struct SendAnswer {
+    #[serde(rename = "Successful")]
+    successful: Vec<IgnoredAny>,
+    #[serde(rename = "Failed", default)]
+    failed: Vec<Value>,
+}
+
+/// What the client reads of a ReceiveMessage answer.
+#[derive(Deserialize)]
+struct ReceiveAnswer<'a> {
+    #[serde(rename = "Messages", default, borrow)]
+    messages: Vec<Received<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Received<'a> {
+    #[serde(rename = "ReceiptHandle", borrow)]
+    receipt_handle: Cow<'a, str>,
 }
 
 /// A kept-alive HTTP/1.1 connection speaking AWS JSON 1.0 (a minimal client: the server
-/// always answers with Content-Length).
+/// always answers with Content-Length), with buffers reused from call to call.
 struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
-    host: String,
+    line: String,
+    body: Vec<u8>,
 }
 
 impl Connection {
@@ -187,24 +348,20 @@ impl Connection {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let writer = stream.try_clone().expect("clone socket");
-        Connection { reader: BufReader::new(stream), writer, host: addr.to_string() }
+        Connection { reader: BufReader::new(stream), writer, line: String::new(), body: Vec::new() }
     }
 
-    fn call(&mut self, operation: &str, body: &str) -> Value {
-        let request = format!(
-            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.0\r\nx-amz-target: AmazonSQS.{operation}\r\ncontent-length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).expect("write request");
-        let mut status = String::new();
-        self.reader.read_line(&mut status).expect("read status");
-        assert!(status.starts_with("HTTP/1.1 200"), "{operation}: {status}");
+    /// Sends a whole request and parses its answer's body as `T`.
+    fn call<'a, T: Deserialize<'a>>(&'a mut self, operation: &str, request: &[u8]) -> T {
+        self.writer.write_all(request).expect("write request");
+        self.line.clear();
+        self.reader.read_line(&mut self.line).expect("read status");
+        assert!(self.line.starts_with("HTTP/1.1 200"), "{operation}: {}", self.line);
         let mut length = 0usize;
         loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).expect("read header");
-            let line = line.trim_end();
+            self.line.clear();
+            self.reader.read_line(&mut self.line).expect("read header");
+            let line = self.line.trim_end();
             if line.is_empty() {
                 break;
             }
@@ -214,8 +371,10 @@ impl Connection {
                 }
             }
         }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).expect("read body");
-        serde_json::from_slice(&body).expect("JSON answer")
+        self.body.resize(length, 0);
+        self.reader.read_exact(&mut self.body).expect("read body");
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("{operation}: not the JSON expected ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
     }
 }

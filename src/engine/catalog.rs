@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::delivery_streams::DeliveryStreamsState;
 use crate::engine::tags::{ResourceKind, Tags};
 use crate::error::{Error, Result};
+use crate::firehose::DeliveryStreamDef;
 use crate::format::batch::{record_payload_len, MAX_PAYLOAD_LEN};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
@@ -118,6 +120,16 @@ pub enum CatalogRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure_reason: Option<String>,
     },
+    /// A delivery stream was created.
+    PutDeliveryStream {
+        /// Its description.
+        delivery_stream: DeliveryStreamDef,
+    },
+    /// A delivery stream (and its undelivered records) was deleted.
+    DeleteDeliveryStream {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// A message move task as the catalog knows it.
@@ -186,6 +198,8 @@ pub struct CatalogState {
     pub move_tasks: BTreeMap<u32, MoveTaskEntry>,
     /// The id the next move task gets.
     pub next_move_task_id: u32,
+    /// Delivery streams.
+    pub delivery_streams: DeliveryStreamsState,
 }
 
 impl CatalogState {
@@ -293,6 +307,8 @@ impl CatalogState {
                     topic.subscriptions.retain(|s| s.id != id);
                 }
             }
+            CatalogRecord::PutDeliveryStream { delivery_stream } => self.delivery_streams.put(delivery_stream),
+            CatalogRecord::DeleteDeliveryStream { name } => self.delivery_streams.delete(&name),
         }
     }
 }

@@ -175,3 +175,82 @@ fn a_publish_during_a_subscribe_with_replay_is_delivered_once() {
     got.sort();
     assert_eq!(got, vec!["after", "before", "during"], "each publish exactly once");
 }
+
+/// A snapshot cut piece by piece while sends, receives, deletes, visibility changes and a
+/// purge run between the pieces (on keys of pieces already written and of pieces still to
+/// come): the index an open builds from it and the log's tail is the live one, and the one a
+/// full replay builds.
+#[test]
+fn a_snapshot_cut_between_operations_reopens_to_the_live_index() {
+    for purge in [false, true] {
+        let (engine, clock, dir) = engine();
+        engine.create_queue("a", QueueConfig::default()).expect("create a");
+        let fifo = QueueConfig { content_based_dedup: true, ..QueueConfig::fifo() };
+        engine.create_queue("b.fifo", fifo).expect("create b");
+        let a = engine.queue("a").expect("a");
+        let b = engine.queue("b.fifo").expect("b");
+        for i in 0..30 {
+            a.send(format!("a{i}").as_bytes(), SendOptions::default()).expect("send a");
+            let group = SendOptions { group: Some(format!("g{}", i % 3)), ..SendOptions::default() };
+            if i < 12 {
+                b.send(format!("b{i}").as_bytes(), group).expect("send b");
+            }
+        }
+        engine.inner.queues.snapshot.piece_messages.store(4, Ordering::Relaxed);
+        let passes = AtomicU64::new(0);
+        let store = Arc::downgrade(&engine.inner.queues);
+        engine.inner.queues.pauses.set(move |at| {
+            let (Pause::SnapshotPiece, Some(store)) = (at, store.upgrade()) else { return };
+            let (a, b) = (store.cell("a").expect("a"), store.cell("b.fifo").expect("b"));
+            let receive = |cell: &QueueStore, q: &crate::queue::store::QueueCell, max| {
+                cell.receive(q, &ReceiveOptions { max, wait: Some(Duration::ZERO), ..Default::default() })
+                    .expect("receive")
+            };
+            let entry = |body: String, group: Option<&str>| crate::queue::SendEntry {
+                body: body.into_bytes().into(),
+                options: SendOptions { group: group.map(str::to_string), ..SendOptions::default() },
+            };
+            match passes.fetch_add(1, Ordering::SeqCst) % 5 {
+                0 => {
+                    let got = receive(&store, &a, 3);
+                    if let Some(m) = got.first() {
+                        store.delete(&a, &[m.receipt_handle.as_str()]).expect("delete");
+                    }
+                }
+                1 => {
+                    store.send(&a, &[entry("late a".into(), None), entry("later a".into(), None)]).expect("send");
+                    if purge {
+                        store.purge(&a).expect("purge");
+                    }
+                }
+                2 => {
+                    let got = receive(&store, &b, 2);
+                    if let Some(m) = got.last() {
+                        store.delete(&b, &[m.receipt_handle.as_str()]).expect("delete");
+                    }
+                }
+                3 => {
+                    let got = receive(&store, &a, 2);
+                    if let Some(m) = got.first() {
+                        store.change_visibility(&a, &[(m.receipt_handle.as_str(), Duration::ZERO)]).expect("change");
+                    }
+                }
+                _ => {
+                    let sends = [entry("b late".into(), Some("g1")), entry("b late".into(), Some("g1"))];
+                    store.send(&b, &sends).expect("send b");
+                }
+            }
+        });
+        engine.snapshot_queues().expect("snapshot");
+        engine.inner.queues.pauses.set(|_| {});
+        let live = engine.queue_index_dump();
+        let options = Options { snapshot_on_close: false, ..options(&clock) };
+        drop((a, b, engine));
+        let engine = Engine::open(dir.path(), options).expect("reopen");
+        let recovery = engine.queue_index_recovery().clone();
+        assert!(recovery.snapshot.is_some() && recovery.replayed > 0, "{recovery:?}");
+        let reopened = engine.queue_index_dump();
+        assert_eq!(reopened, engine.replayed_queue_index_dump().expect("replay"), "purge: {purge}");
+        assert_eq!(reopened, live, "purge: {purge}");
+    }
+}

@@ -9,9 +9,11 @@
 //! DATA_DIR/streams/<name>[@N]/shard-NNNNNN/   one log per shard (`@N`: a later stream of
 //!                                     the name, see `StreamMeta::dir_name`)
 //! DATA_DIR/queues/                    the message log shared by every queue and topic
+//! DATA_DIR/firehose/<name>[@N]/       the backing stream of a delivery stream
 //! ```
 
 pub mod catalog;
+pub mod delivery_streams;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -35,7 +37,7 @@ use crate::log::io::{RealFs, Vfs};
 pub use crate::log::Durability;
 use crate::log::LogConfig;
 use crate::names;
-use crate::queue::store::{QueueDef, QueueStore, StoreEnv};
+use crate::queue::store::{IndexRecovery, QueueDef, QueueStore, SnapshotTrigger, StoreEnv};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
@@ -67,6 +69,11 @@ pub struct Options {
     pub background: bool,
     /// How often the maintenance thread enforces retention. Default: 10 s.
     pub maintenance_interval: Duration,
+    /// Write the snapshot of the queue indexes when the engine closes (unless only a few
+    /// records follow the last one: [`CLOSE_TAIL_RECORDS`](crate::queue::store::CLOSE_TAIL_RECORDS)),
+    /// so the next open replays little of the message log. Default: yes. Tests that stand for
+    /// a crash with a clean close turn it off.
+    pub snapshot_on_close: bool,
 }
 
 impl Default for Options {
@@ -81,6 +88,7 @@ impl Default for Options {
             lock_wait: Duration::ZERO,
             background: true,
             maintenance_interval: Duration::from_secs(10),
+            snapshot_on_close: true,
         }
     }
 }
@@ -111,6 +119,7 @@ pub(crate) struct EngineInner {
     /// What the maintenance thread failed at, per log.
     failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
+    delivery_streams: delivery_streams::Registry,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -199,6 +208,7 @@ impl Engine {
             &queues.take_replayed_move_progress(),
             options.clock.now_ms(),
         );
+        let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::new(entry.id, name.clone(), entry.config);
@@ -220,6 +230,7 @@ impl Engine {
             lock,
             failures: FailureBook::default(),
             move_tasks,
+            delivery_streams,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -354,6 +365,14 @@ impl Engine {
     /// Changes a queue's attributes (all but `fifo`, which is fixed at creation).
     pub fn set_queue_attributes(&self, name: &str, config: QueueConfig) -> Result<()> {
         self.update_queue_config(name, |_| Ok(config))
+    }
+
+    /// The account and region that queue and topic ARNs name when a topic's delivery into a
+    /// queue is decided against the queue's access policy (see [`crate::policy::delivery`]).
+    /// `weir serve` sets them from `--account-id` and `--region`; the default is
+    /// `us-east-1` and `000000000000`.
+    pub fn set_arn_scope(&self, scope: crate::policy::ArnScope) {
+        self.inner.queues.set_arn_scope(scope);
     }
 
     /// A queue's attributes and approximate counts.
@@ -548,6 +567,32 @@ impl Engine {
         self.inner.run_maintenance(Pass::foreground())
     }
 
+    /// Writes a snapshot of every queue's index now (the engine writes one by itself when it
+    /// closes and, in maintenance, once the message log has grown long since the last one), so
+    /// the next open loads it and replays only the records written after it.
+    pub fn snapshot_queues(&self) -> Result<()> {
+        self.inner.queues.write_snapshot().map(|_| ())
+    }
+
+    /// How this open rebuilt the queue indexes: the snapshot it loaded (and its position), the
+    /// snapshots it ignored and why, and how many records of the message log it replayed.
+    pub fn queue_index_recovery(&self) -> &IndexRecovery {
+        self.inner.queues.index_recovery()
+    }
+
+    /// Every queue's index, one line per message, field by field (tests compare it with
+    /// [`Engine::replayed_queue_index_dump`]).
+    #[doc(hidden)]
+    pub fn queue_index_dump(&self) -> String {
+        self.inner.queues.index_dump()
+    }
+
+    /// The same dump of the indexes a full replay of the message log builds now.
+    #[doc(hidden)]
+    pub fn replayed_queue_index_dump(&self) -> Result<String> {
+        self.inner.queues.replayed_index_dump()
+    }
+
     /// Syncs every log (useful before a planned shutdown under `Interval` or `Never`; dropping
     /// the engine does the same). A log that fails does not keep the others from being
     /// synced; the first error is returned.
@@ -578,6 +623,10 @@ impl EngineInner {
         for stream in streams.iter().filter(|s| !s.is_deleted()) {
             stream.for_each_log(f);
         }
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in &delivery_streams {
+            d.for_each_log(f);
+        }
         f(self.queues.log());
     }
 
@@ -601,6 +650,14 @@ impl EngineInner {
             }
         }
         pass.check(self.queues.log().dir(), "compaction", self.queues.maintain());
+        let delivery_streams: Vec<_> = self.delivery_streams.read().values().cloned().collect();
+        for d in delivery_streams.iter().filter(|d| !d.is_deleted()) {
+            // Delivered records go; a delivery stream deleted meanwhile took its files along.
+            let outcome = d.drop_delivered().map(|_| ());
+            if !d.is_deleted() {
+                pass.check(d.dir(), "dropping delivered records", outcome);
+            }
+        }
         self.run_move_tasks();
         pass.finish()
     }
@@ -697,5 +754,10 @@ impl Drop for Engine {
             let _ = handle.join();
         }
         let _ = self.inner.sync_logs(Pass::foreground());
+        if self.inner.options.snapshot_on_close && !self.inner.queues.log().is_poisoned() {
+            if let Err(e) = self.inner.queues.snapshot_if_due(SnapshotTrigger::Close) {
+                eprintln!("weir: could not write the queue snapshot at close: {e}");
+            }
+        }
     }
 }

@@ -46,8 +46,10 @@ impl Engine {
     }
 
     /// Replaces a queue's attributes with what `change` makes of the current ones, holding the
-    /// catalog lock from the read to the write, so concurrent changes never lose one another.
-    pub(crate) fn update_queue_config(
+    /// catalog lock from the read to the write, so concurrent changes (another
+    /// `update_queue_config`, a permission added) never lose one another. An error from
+    /// `change` is returned as it is, and changes nothing.
+    pub fn update_queue_config(
         &self,
         name: &str,
         change: impl FnOnce(&QueueConfig) -> Result<QueueConfig>,

@@ -8,6 +8,7 @@ pub mod head;
 pub mod index;
 pub mod lost;
 pub mod queue_record;
+pub mod queue_snapshot;
 pub mod segment_header;
 
 pub use batch::{BatchHeader, Compression, EncodedBatch, FrameError, FrameLayout, FrameStamp, Record, RecordRef};

@@ -96,6 +96,12 @@ impl DedupWindow {
         debug_assert_eq!(self.seen.len(), self.expiry.len(), "both structures hold the same entries");
     }
 
+    /// Every remembered id with its first send, in order of expiry (expired ones a lookup
+    /// has not pruned yet included).
+    pub fn entries(&self) -> impl Iterator<Item = (DedupDigest, FirstSend)> + '_ {
+        self.expiry.iter().filter_map(|(_, id)| self.seen.get(id).map(|first| (*id, *first)))
+    }
+
     /// Ids remembered.
     pub fn len(&self) -> usize {
         self.seen.len()

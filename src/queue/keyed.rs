@@ -400,6 +400,16 @@ impl<V: Copy> KeyedStore<V> {
         None
     }
 
+    /// Every live entry with a key at or above `key`, in key order (O(log n) to start).
+    pub fn iter_from(&self, key: u64) -> impl Iterator<Item = (u64, &V)> {
+        let first = self.chunk_for(key).unwrap_or(0);
+        let start = self.chunks.get(first).map_or(0, |c| c.keys.partition_point(|&k| k < key));
+        self.chunks.iter().enumerate().skip(first).flat_map(move |(ci, c)| {
+            let from = if ci == first { start } else { 0 };
+            (from..c.len()).filter(move |&i| c.is_live(i)).map(move |i| (c.keys[i], &c.vals[i]))
+        })
+    }
+
     /// Every live entry in key order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.chunks.iter().flat_map(|c| (0..c.len()).filter(|&i| c.is_live(i)).map(|i| (c.keys[i], &c.vals[i])))
@@ -626,6 +636,22 @@ mod tests {
         assert!(s.chunk_count() <= 2, "{} chunks for {} entries", s.chunk_count(), s.len());
         let want: Vec<u64> = (0..n).filter(|k| k % 16 == 0).collect();
         assert_eq!(s.iter().map(|(k, _)| k).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn iter_from_starts_at_the_first_live_key_at_or_above() {
+        let mut store = KeyedStore::new();
+        for k in (0..3 * CHUNK as u64).map(|k| k * 2) {
+            store.insert(k, k);
+        }
+        for k in (0..3 * CHUNK as u64).step_by(7) {
+            store.remove(k * 2);
+        }
+        for from in [0, 1, 2, 99, CHUNK as u64 * 2 - 1, CHUNK as u64 * 2, 6 * CHUNK as u64, u64::MAX] {
+            let expected: Vec<u64> = store.iter().map(|(k, _)| k).filter(|&k| k >= from).collect();
+            let got: Vec<u64> = store.iter_from(from).map(|(k, _)| k).collect();
+            assert_eq!(got, expected, "from {from}");
+        }
     }
 
     #[test]

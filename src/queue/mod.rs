@@ -289,6 +289,13 @@ impl Queue {
         self.store.purge(&self.cell)
     }
 
+    /// The queue's configuration as it is now: what [`Queue::attributes`] returns without the
+    /// approximate counts, which cost a pass over the queue's index under its lock. Cheap: for
+    /// hot paths (a receive's default wait, a dead-letter lookup).
+    pub fn config(&self) -> QueueConfig {
+        self.store.config(&self.cell)
+    }
+
     /// Attributes and approximate counts.
     pub fn attributes(&self) -> QueueAttributes {
         self.store.attributes(&self.cell)

@@ -11,6 +11,8 @@ pub(crate) enum Pause {
     ReceiveLocks,
     /// Subscribe with replay: after the subscription is added, before the replay runs.
     SubscribeReplay,
+    /// Snapshot writing: after a piece of a queue's index was cut and its lock released.
+    SnapshotPiece,
 }
 
 /// Code a test runs at pause points.

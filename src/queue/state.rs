@@ -14,7 +14,7 @@
 //! Costs: a receive moves the cursor (or pops the returned list, or ready groups) and the timer
 //! heap, never scans; every structure is O(1) amortized or O(log n) per message.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -94,6 +94,12 @@ impl Msg {
     pub fn in_flight(&self) -> bool {
         self.flags & IN_FLIGHT != 0
     }
+
+    /// The slot of its FIFO group in its queue's index (`None` in a standard queue): the same
+    /// number for every message of one group while the group has messages.
+    pub fn group_slot(&self) -> Option<u32> {
+        (self.group != NO_GROUP).then_some(self.group)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -169,6 +175,9 @@ pub struct QueueState {
     pub attempts: ReceiveAttempts,
     /// When the queue was last purged (from its latest Purge record).
     pub last_purge_ms: Option<u64>,
+    /// Moves counted by the message move tasks whose source this queue is, by task id (from
+    /// their latest MoveProgress record).
+    pub move_progress: BTreeMap<u32, u64>,
 }
 
 impl QueueState {
@@ -189,6 +198,7 @@ impl QueueState {
             dedup: DedupWindow::default(),
             attempts: ReceiveAttempts::default(),
             last_purge_ms: None,
+            move_progress: BTreeMap::new(),
         }
     }
 
@@ -215,6 +225,11 @@ impl QueueState {
     /// Every live message, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Msg)> {
         self.msgs.iter()
+    }
+
+    /// Every live message with a key at or above `key`, in key order.
+    pub fn iter_from(&self, key: u64) -> impl Iterator<Item = (u64, &Msg)> {
+        self.msgs.iter_from(key)
     }
 
     /// The FIFO group of a message (empty for standard queues).
@@ -592,8 +607,27 @@ impl QueueState {
         receive_count: u32,
         group: &Bytes,
     ) {
+        let tag = id_tag(message_id);
+        self.restore_message(key, anchor, tag, sent_ms, visible_at_ms, first_receive_ms, receive_count, group);
+    }
+
+    /// Loading a snapshot: a message with the state it had (no ready structures yet, as
+    /// replay; keys come in increasing order), its message id known by the bits handles carry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_message(
+        &mut self,
+        key: u64,
+        anchor: u64,
+        id_tag: IdTag,
+        sent_ms: u64,
+        visible_at_ms: u64,
+        first_receive_ms: u64,
+        receive_count: u32,
+        group: &Bytes,
+    ) {
         let group = self.group_slot(group);
-        let mut msg = Msg::new(anchor, message_id, sent_ms, visible_at_ms, receive_count, group);
+        let mut msg = Msg::new(anchor, &[0; 16], sent_ms, visible_at_ms, receive_count, group);
+        msg.id_tag = id_tag;
         if first_receive_ms != 0 {
             msg.note_first_receive(first_receive_ms);
         }

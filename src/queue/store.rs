@@ -7,13 +7,18 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod index_dump;
 mod move_messages;
+mod snapshot;
+mod snapshot_load;
 
 pub use move_messages::{MoveJob, MoveStep};
+pub use snapshot::{SnapshotTrigger, CLOSE_TAIL_RECORDS, PIECE_MESSAGES, SNAPSHOT_TAIL_BYTES, SNAPSHOT_TAIL_RECORDS};
+pub use snapshot_load::IndexRecovery;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,20 +125,29 @@ pub struct QueueDef {
 /// The shared message log and every queue's index.
 pub struct QueueStore {
     log: Log,
+    vfs: Arc<dyn Vfs>,
     clock: Arc<dyn Clock>,
     receipt_key: ReceiptKey,
     id_seed: [u8; 16],
     id_counter: AtomicU64,
     queues: RwLock<HashMap<String, Arc<QueueCell>>>,
+    /// The highest queue id this store has had (changed under `queues`' write lock).
+    max_queue_id: AtomicU32,
     /// Deduplication windows of FIFO topics, by topic id. Locked before any queue.
     topic_dedup: Mutex<HashMap<u32, DedupWindow>>,
     /// Moves counted by message move tasks, from their MoveProgress records, by task id (the
     /// engine takes them when it resumes its tasks at open).
     replayed_move_progress: Mutex<HashMap<u32, u64>>,
+    /// The index snapshot on disk (`snapshot.rs`).
+    pub(crate) snapshot: snapshot::SnapshotMark,
+    /// How open rebuilt the indexes.
+    index_recovery: IndexRecovery,
     /// Held while any queue or topic handle lives: they can still write.
     _lock: Arc<dyn std::any::Any + Send + Sync>,
     /// Where tests interleave other work with an operation.
     pub(crate) pauses: PausePoints,
+    /// The account and region of queue and topic ARNs, for topic deliveries' policy checks.
+    arn_scope: RwLock<Arc<crate::policy::ArnScope>>,
 }
 
 /// One publish to write: the topic's record and the queue messages it fans out to (keys
@@ -196,18 +210,54 @@ const _: () =
     assert!(MAX_MAX_MESSAGE_BYTES + MAX_BATCH_ENTRIES * (MESSAGE_RECORD_OVERHEAD + RECORD_OVERHEAD) <= MAX_PAYLOAD_LEN);
 
 impl QueueStore {
-    /// Opens the message log in `dir` and rebuilds every queue's index from it.
+    /// Opens the message log in `dir` and rebuilds every queue's index: from the newest
+    /// snapshot that checks out and the records after it, else from the whole log.
     pub fn open(dir: &Path, env: StoreEnv, queues: Vec<QueueDef>, fifo_topics: Vec<u32>) -> Result<QueueStore> {
         let StoreEnv { vfs, log_config, clock, secret, lock } = env;
-        let log = Log::open(vfs, dir, log_config, 0)?;
+        let log = Log::open(Arc::clone(&vfs), dir, log_config, 0)?;
         let defs: HashMap<u32, QueueDef> = queues.into_iter().map(|q| (q.id, q)).collect();
-        let mut states: HashMap<u32, QueueState> =
-            defs.values().map(|q| (q.id, QueueState::new(q.id, q.name.clone(), q.config.clone()))).collect();
-        let mut topic_dedup: HashMap<u32, DedupWindow> =
-            fifo_topics.into_iter().map(|id| (id, DedupWindow::default())).collect();
         let now = clock.now_ms();
+        let mut recovery = IndexRecovery::default();
+        let loaded = snapshot_load::load_newest(&vfs, &log, &defs, &fifo_topics, now, &mut recovery);
+        let mut used = None;
+        let mut states = None;
+        if let Some(loaded) = loaded {
+            let snapshot_load::Loaded { header, path, states: mut st, topics: mut windows, cuts, rekey } = loaded;
+            let replayed = replay(&log, header.position, &cuts, &mut st, &mut windows, now)?;
+            match snapshot_load::check_anchors(&log, &st) {
+                Ok(()) => {
+                    for id in rekey {
+                        if let Some(q) = st.get_mut(&id) {
+                            q.dedup = dedup_window_from_log(&log, id, q.config.dedup_scope, now)?;
+                        }
+                    }
+                    recovery.snapshot = Some((path, header.position));
+                    recovery.replayed = replayed;
+                    used = Some(header);
+                    states = Some((st, windows));
+                }
+                Err(reason) => {
+                    eprintln!("weir: ignoring the queue snapshot {}: {reason}", path.display());
+                    recovery.ignored.push((path, reason));
+                }
+            }
+        }
+        let (mut states, topic_dedup) = match states {
+            Some(loaded) => loaded,
+            None => {
+                let (mut st, mut windows) = snapshot_load::fresh(&defs, &fifo_topics);
+                recovery.replayed =
+                    replay(&log, log.first_seq(), &snapshot::Cuts::default(), &mut st, &mut windows, now)?;
+                (st, windows)
+            }
+        };
+        let max_queue_id = defs.keys().copied().max().unwrap_or(0);
         let mut move_progress = HashMap::new();
-        replay(&log, &mut states, &mut topic_dedup, &mut move_progress, now)?;
+        for st in states.values_mut() {
+            for (&task, &moved) in &st.move_progress {
+                move_progress.insert(task, moved);
+            }
+        }
         let mut seed_hasher = Sha256::new();
         seed_hasher.update(secret);
         seed_hasher.update(now.to_le_bytes());
@@ -229,15 +279,20 @@ impl QueueStore {
             .collect();
         Ok(QueueStore {
             log,
+            vfs,
             clock,
             receipt_key: ReceiptKey::new(&secret),
             id_seed,
             id_counter: AtomicU64::new(0),
             queues: RwLock::new(cells),
+            max_queue_id: AtomicU32::new(max_queue_id),
             topic_dedup: Mutex::new(topic_dedup),
             replayed_move_progress: Mutex::new(move_progress),
+            snapshot: snapshot::SnapshotMark::new(used),
+            index_recovery: recovery,
             _lock: lock,
             pauses: PausePoints::default(),
+            arn_scope: RwLock::new(Arc::default()),
         })
     }
 
@@ -250,6 +305,12 @@ impl QueueStore {
     /// The shared log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// How open rebuilt the indexes: the snapshot it loaded, those it ignored and why, and the
+    /// records it replayed.
+    pub fn index_recovery(&self) -> &IndexRecovery {
+        &self.index_recovery
     }
 
     /// A queue by name.
@@ -267,7 +328,9 @@ impl QueueStore {
     /// Adds a new, empty queue (the catalog has recorded it).
     pub fn add_queue(&self, def: QueueDef) -> Arc<QueueCell> {
         let cell = Arc::new(QueueCell::new(&def, QueueState::new(def.id, def.name.clone(), def.config.clone())));
-        self.queues.write().insert(def.name, Arc::clone(&cell));
+        let mut queues = self.queues.write();
+        self.max_queue_id.fetch_max(def.id, Ordering::SeqCst);
+        queues.insert(def.name, Arc::clone(&cell));
         cell
     }
 
@@ -322,21 +385,7 @@ impl QueueStore {
     /// old scope (and were remembered once) are remembered apart under the new one. Segments
     /// younger than the window are never deleted, so the sends are all there.
     fn rekey_dedup(&self, st: &mut QueueState) -> Result<()> {
-        let now = self.clock.now_ms();
-        let window_ms = DEDUP_WINDOW.as_millis() as u64;
-        let from = self.log.seq_at_time(now.saturating_sub(window_ms))?;
-        let (queue, scope) = (st.id, st.config.dedup_scope);
-        let mut window = DedupWindow::default();
-        self.log.for_each_from(from, |r| {
-            match QueueRecord::decode(&r.value) {
-                Ok(QueueRecord::Message(m)) if m.queue == queue => {
-                    remember_replayed_send(&mut window, scope, &m, r.seq, now)
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
-        st.dedup = window;
+        st.dedup = dedup_window_from_log(&self.log, st.id, st.config.dedup_scope, self.clock.now_ms())?;
         Ok(())
     }
 
@@ -361,6 +410,16 @@ impl QueueStore {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The account and region ARNs name.
+    pub fn arn_scope(&self) -> Arc<crate::policy::ArnScope> {
+        Arc::clone(&self.arn_scope.read())
+    }
+
+    /// Sets the account and region ARNs name.
+    pub fn set_arn_scope(&self, scope: crate::policy::ArnScope) {
+        *self.arn_scope.write() = Arc::new(scope);
     }
 
     /// The name of the queue a message was dead-lettered from (`origin` 0: none), while that
@@ -962,8 +1021,8 @@ impl QueueStore {
         for ((_, timeout), receipt) in entries.iter().zip(verified) {
             match receipt.and_then(|r| Self::check_current(&st, r)) {
                 Ok((_, msg)) if !msg.in_flight() || msg.visible_at_ms <= now => {
-                    results.push(Err(Error::InvalidReceiptHandle(
-                        "its message is not in flight (the visibility timeout already ran out)".into(),
+                    results.push(Err(Error::MessageNotInflight(
+                        "the visibility timeout of the message this receipt handle names already ran out".into(),
                     )))
                 }
                 Ok((r, _)) => {
@@ -1034,6 +1093,11 @@ impl QueueStore {
             return Some(now);
         }
         st.next_timer_ms().map(|at| at.max(now))
+    }
+
+    /// The queue's configuration, without counting its messages.
+    pub fn config(&self, cell: &QueueCell) -> QueueConfig {
+        cell.state.lock().config.clone()
     }
 
     /// Attributes and approximate counts.
@@ -1205,13 +1269,20 @@ impl QueueStore {
             st.drop_expired(now);
         }
         self.compact_oldest(&cells, now)?;
+        // A snapshot that fails (a full disk) must not stop the retention that frees space:
+        // its error is returned after it.
+        let snapshotted = self.snapshot_if_due(SnapshotTrigger::Maintenance);
         let min_anchor =
             cells.iter().filter_map(|c| c.state.lock().iter().map(|(_, m)| m.anchor).min()).min().unwrap_or(u64::MAX);
         // Deduplication ids are rebuilt from the log on open: keep the records of the window.
         let dedup_floor = self.log.seq_at_time(now.saturating_sub(DEDUP_WINDOW.as_millis() as u64))?;
-        let floor = min_anchor.min(dedup_floor).min(self.log.written_next());
+        // The snapshot an open would load replays the log from its position on.
+        let snapshot_floor = self.snapshot.position.load(Ordering::SeqCst);
+        let floor = min_anchor.min(dedup_floor).min(snapshot_floor).min(self.log.written_next());
         // Log::delete_below makes compaction's copies durable before the originals go.
-        self.log.delete_below(floor)
+        let deleted = self.log.delete_below(floor)?;
+        snapshotted?;
+        Ok(deleted)
     }
 
     /// If the oldest segment is less than half live, rewrites its live messages (with their
@@ -1281,25 +1352,33 @@ impl QueueStore {
     }
 }
 
-/// Rebuilds every known queue's messages from the log (ready structures come after).
+/// Rebuilds every known queue's messages from the log from `from` on (ready structures come
+/// after), applying only what `cuts` (a loaded snapshot's) do not reflect yet. Returns the
+/// records read.
 fn replay(
     log: &Log,
+    from: u64,
+    cuts: &snapshot::Cuts,
     states: &mut HashMap<u32, QueueState>,
     topic_dedup: &mut HashMap<u32, DedupWindow>,
-    move_progress: &mut HashMap<u32, u64>,
     now: u64,
-) -> Result<()> {
-    log.for_each_from(log.first_seq(), |r| {
+) -> Result<u64> {
+    let mut read = 0u64;
+    log.for_each_from(from, |r| {
+        read += 1;
         let record = QueueRecord::decode(&r.value)
             .map_err(|e| Error::corrupt(log.dir(), 0, format!("message-log record {} does not decode: {e}", r.seq)))?;
         if let QueueRecord::Publish(p) = &record {
             let expires_ms = p.sent_ms.saturating_add(DEDUP_WINDOW.as_millis() as u64);
-            if let (Some(w), false, true) = (topic_dedup.get_mut(&p.topic), p.dedup.is_empty(), expires_ms > now) {
+            let fresh = !p.dedup.is_empty() && expires_ms > now && cuts.topic_applies(p.topic, r.seq);
+            if let (Some(w), true) = (topic_dedup.get_mut(&p.topic), fresh) {
                 w.remember(digest(&p.dedup), FirstSend { message_id: p.message_id, key: r.seq, expires_ms });
             }
             return Ok(());
         }
-        let Some(st) = states.get_mut(&record.queue()) else { return Ok(()) };
+        let queue = record.queue();
+        let Some(st) = states.get_mut(&queue) else { return Ok(()) };
+        let meta = cuts.meta_applies(queue, r.seq);
         match record {
             QueueRecord::Message(m) => {
                 if m.key != OWN_SEQ && m.key >= r.seq {
@@ -1309,40 +1388,74 @@ fn replay(
                     return Err(Error::corrupt(log.dir(), 0, reason));
                 }
                 let key = if m.key == OWN_SEQ { r.seq } else { m.key };
-                if st.config.fifo {
+                if st.config.fifo && meta {
                     let scope = st.config.dedup_scope;
                     remember_replayed_send(&mut st.dedup, scope, &m, r.seq, now);
                 }
-                st.replay_message(
-                    key,
-                    r.seq,
-                    &m.message_id,
-                    m.sent_ms,
-                    m.visible_at_ms,
-                    m.first_receive_ms,
-                    m.receive_count,
-                    &m.group,
-                );
+                if cuts.key_applies(queue, key, r.seq) {
+                    st.replay_message(
+                        key,
+                        r.seq,
+                        &m.message_id,
+                        m.sent_ms,
+                        m.visible_at_ms,
+                        m.first_receive_ms,
+                        m.receive_count,
+                        &m.group,
+                    );
+                }
             }
             QueueRecord::Receive { key, receive_count, visible_at_ms, received_ms, .. } => {
-                st.replay_visibility(key, receive_count, visible_at_ms, Some(received_ms))
+                if cuts.key_applies(queue, key, r.seq) {
+                    st.replay_visibility(key, receive_count, visible_at_ms, Some(received_ms))
+                }
             }
             QueueRecord::ChangeVisibility { key, receive_count, visible_at_ms, .. } => {
-                st.replay_visibility(key, receive_count, visible_at_ms, None)
+                if cuts.key_applies(queue, key, r.seq) {
+                    st.replay_visibility(key, receive_count, visible_at_ms, None)
+                }
             }
-            QueueRecord::Delete { key, .. } => st.replay_remove(key),
+            QueueRecord::Delete { key, .. } => {
+                if cuts.key_applies(queue, key, r.seq) {
+                    st.replay_remove(key)
+                }
+            }
             QueueRecord::Purge { before_key, .. } => {
-                st.replay_purge(before_key);
-                st.last_purge_ms = Some(r.time_ms);
+                st.replay_purge(cuts.purge_bound(queue, r.seq, before_key));
+                if meta {
+                    st.last_purge_ms = Some(r.time_ms);
+                }
             }
             QueueRecord::MoveProgress { task, moved, .. } => {
-                let count = move_progress.entry(task).or_default();
-                *count = (*count).max(moved);
+                if meta {
+                    let count = st.move_progress.entry(task).or_default();
+                    *count = (*count).max(moved);
+                }
             }
             QueueRecord::Publish(_) => {}
         }
         Ok(())
-    })
+    })?;
+    Ok(read)
+}
+
+/// A FIFO queue's deduplication window under `scope`, from the log: every send of the last five
+/// minutes, as a full replay keys it (segments younger than the window are never deleted, so
+/// the sends are all there).
+fn dedup_window_from_log(log: &Log, queue: u32, scope: DedupScope, now: u64) -> Result<DedupWindow> {
+    let window_ms = DEDUP_WINDOW.as_millis() as u64;
+    let from = log.seq_at_time(now.saturating_sub(window_ms))?;
+    let mut window = DedupWindow::default();
+    log.for_each_from(from, |r| {
+        match QueueRecord::decode(&r.value) {
+            Ok(QueueRecord::Message(m)) if m.queue == queue => {
+                remember_replayed_send(&mut window, scope, &m, r.seq, now)
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(window)
 }
 
 /// Replay of a FIFO queue's Message record at `seq` into its deduplication window: a new

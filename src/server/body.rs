@@ -25,6 +25,9 @@ pub enum BodyError {
 
 /// Reads a whole body of at most `limit` bytes.
 pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    // A body that arrives in one frame (most: HTTP/1.1 with Content-Length read in one go) is
+    // that frame's bytes, not a copy; only a body in several frames is gathered.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -37,10 +40,18 @@ pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Bod
             }
             continue; // drain
         }
-        buf.extend_from_slice(&data);
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
     }
     if seen > limit {
         return Err(BodyError::TooLarge { seen, limit });
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }

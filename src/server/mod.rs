@@ -1,10 +1,12 @@
 //! `weir serve`: the engine as a local AWS endpoint. SQS over HTTP/1.1 and cleartext HTTP/2,
-//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), plus `GET /metrics`
+//! in both of its wire protocols (AWS JSON 1.0 and the query protocol), Firehose (AWS JSON
+//! 1.1, with the deliveries of its delivery streams running inside the server), plus `GET /metrics`
 //! (Prometheus text) and `GET /health`, on one port.
 //!
 //! The server uses only the engine's public API. The engine stays synchronous: requests call it
-//! from tokio's bounded blocking pool, and a long poll waits on the async side (a timer and a
-//! wake-up), never on a parked thread of its own. Built only with the `server` feature.
+//! in place on the request's thread (tokio's `block_in_place`, within a bounded pool of
+//! threads), and a long poll waits on the async side (the engine's change future and a timer),
+//! never on a parked thread of its own. Built only with the `server` feature.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -23,21 +25,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections; `route` reads a
-//! request, tells its service, protocol and operation apart and passes it through `auth` to the
-//! service (`sqs`); `wire` holds the protocols every service shares; `metrics` and `logging`
-//! observe.
+//! Layout (see ARCHITECTURE.md): `listener` accepts and serves connections (through `tls` with
+//! `--tls-cert`); `route` reads a request, tells its service, protocol and operation apart and
+//! passes it through `auth` (SigV4 with `--auth`) to the service (`sqs`, whose `access` hook
+//! authorizes each operation, and `firehose`); `wire` holds the protocols every service shares;
+//! `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries); `metrics` and
+//! `logging` observe.
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod firehose;
+pub(crate) mod http_client;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod route;
 pub(crate) mod sqs;
+pub(crate) mod tls;
 pub(crate) mod wire;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +55,9 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::Engine;
 pub use logging::LogLevel;
+pub use tls::TlsFiles;
+
+use auth::credentials::CredentialStore;
 
 /// Default address `weir serve` listens on (ElasticMQ's port, which SQS tooling often expects).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9324";
@@ -58,7 +69,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 /// UTF-8) or JSON with escapes, with room to spare. Larger bodies get an error; the connection
 /// stays usable.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
-/// Threads of the blocking pool that calls the engine: enough for many concurrent fsyncs,
+/// Most threads that may be inside an engine call at once (tokio's blocking pool, which
+/// `block_in_place` hands a request's async work to while it calls the engine): enough for many
+/// concurrent fsyncs,
 /// bounded so that a flood of requests queues rather than spawning threads.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
 /// How long a stop waits for requests in flight before it closes their connections.
@@ -77,10 +90,18 @@ pub struct ServerConfig {
     pub log_level: LogLevel,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
-    /// Threads of the blocking pool that calls the engine.
+    /// Most threads inside engine calls at once (tokio's blocking pool).
     pub blocking_threads: usize,
-    /// Async worker threads (default: 2; the engine's work runs on the blocking pool).
+    /// Async worker threads (default: 2, one a core of the machine weir is sized for).
     pub worker_threads: usize,
+    /// `--auth FILE`: the credentials file; every request must then carry a valid SigV4
+    /// signature of one of its keys, and policies decide what it may do. `None`: open.
+    pub auth_file: Option<PathBuf>,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS. `None`: cleartext HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
+    /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
+    pub buckets_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -94,6 +115,9 @@ impl ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             blocking_threads: DEFAULT_BLOCKING_THREADS,
             worker_threads: 2,
+            auth_file: None,
+            tls: None,
+            buckets_dir: None,
         }
     }
 
@@ -158,7 +182,10 @@ pub(crate) struct Shared {
     pub metrics: metrics::Metrics,
     pub log: logging::Logger,
     pub stop: watch::Receiver<bool>,
-    pub waiters: sqs::wait::Waiters,
+    /// The keys of `--auth`, if any.
+    pub credentials: Option<Arc<CredentialStore>>,
+    /// The running deliveries of Firehose delivery streams.
+    pub firehose: firehose::runner::Runners,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -173,30 +200,78 @@ impl Shared {
         crate::text::uuid(&id)
     }
 
+    /// What the authentication step needs: the keys, the account and region, and the engine
+    /// clock's time.
+    pub fn auth_settings(&self) -> auth::AuthSettings<'_> {
+        auth::AuthSettings {
+            store: self.credentials.as_deref(),
+            account_id: &self.config.account_id,
+            region: &self.config.region,
+            now_ms: self.engine.clock().now_ms(),
+        }
+    }
+
+    /// Where Firehose's S3 buckets are (see [`ServerConfig::buckets_dir`]).
+    pub fn buckets_dir(&self) -> PathBuf {
+        self.config.buckets_dir.clone().unwrap_or_else(|| self.engine.dir().join("buckets"))
+    }
+
     /// True once a stop was asked for.
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
 
-    /// Runs `f` with the engine on the blocking pool.
+    /// Runs `f` with the engine where it may block (an engine call waits for its fsync).
+    ///
+    /// It runs on the request's own thread through `block_in_place`, which first hands the
+    /// thread's other async work to another thread of the pool: the request does not wait for
+    /// a pool thread to be woken and then for its own task to be woken back, two context
+    /// switches each way that cost more than the engine call itself on a small machine. A
+    /// panic is caught and reported, never unwound through the connection.
     pub async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Engine) -> T + Send + 'static,
     ) -> std::result::Result<T, BlockingFailed> {
-        let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|e| BlockingFailed(e.to_string()))
+        let engine = &self.engine;
+        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine)))).map_err(
+            |panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_string());
+                BlockingFailed(what)
+            },
+        )
     }
 }
 
-/// A call on the blocking pool that panicked or was cancelled (a bug, never input).
+/// An engine call that panicked (a bug, never input).
 #[derive(Debug)]
 pub(crate) struct BlockingFailed(pub String);
+
+/// Reads the credentials file of a running server again (what SIGHUP does for `weir serve`):
+/// rotated keys take effect for the next request. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    store: Option<Arc<CredentialStore>>,
+}
+
+impl Reloader {
+    /// Reads the file again and returns how many keys it has; on any error the server keeps
+    /// the keys it had. A server without `--auth` has nothing to reload (`Ok(0)`).
+    pub fn reload(&self) -> Result<usize> {
+        self.store.as_ref().map_or(Ok(0), |s| s.reload())
+    }
+}
 
 /// An HTTP server over an engine. See the [module documentation](self).
 pub struct Server {
     listener: std::net::TcpListener,
     engine: Arc<Engine>,
     config: ServerConfig,
+    credentials: Option<Arc<CredentialStore>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop_tx: Arc<watch::Sender<bool>>,
     on_ready: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
@@ -213,11 +288,22 @@ impl Server {
     pub fn bind(engine: Arc<Engine>, config: impl Into<ServerConfig>) -> Result<Server> {
         let config = config.into();
         config.validate()?;
+        let credentials = match &config.auth_file {
+            Some(path) => Some(Arc::new(CredentialStore::open(path)?)),
+            None => None,
+        };
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        // Topic deliveries are decided against queue policies in ARNs of this account and region.
+        engine.set_arn_scope(crate::policy::ArnScope {
+            region: config.region.clone(),
+            account: config.account_id.clone(),
+            ..Default::default()
+        });
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
         let (stop_tx, _) = watch::channel(false);
-        Ok(Server { listener, engine, config, stop_tx: Arc::new(stop_tx), on_ready: None })
+        Ok(Server { listener, engine, config, credentials, tls, stop_tx: Arc::new(stop_tx), on_ready: None })
     }
 
     /// The address the server listens on (with the port chosen when asked for port 0).
@@ -225,16 +311,24 @@ impl Server {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
-    /// The endpoint URL to give SDKs (`endpoint_url`, `--endpoint-url`).
+    /// The endpoint URL to give SDKs (`endpoint_url`, `--endpoint-url`): `https://` with TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.local_addr())
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// The line `weir serve` prints once it accepts connections:
-    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT"}`.
+    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}`
+    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS).
     pub fn startup_line(&self) -> String {
         // Written by hand: the field order is part of the contract.
-        format!(r#"{{"listening":"{}","endpoint":"{}"}}"#, self.local_addr(), self.endpoint())
+        let auth = if self.credentials.is_some() { "sigv4" } else { "none" };
+        format!(r#"{{"listening":"{}","endpoint":"{}","auth":"{auth}"}}"#, self.local_addr(), self.endpoint())
+    }
+
+    /// A handle that reads the credentials file again (key rotation).
+    pub fn reloader(&self) -> Reloader {
+        Reloader { store: self.credentials.clone() }
     }
 
     /// A handle that stops the server from another thread.
@@ -281,13 +375,21 @@ impl Server {
             metrics: metrics::Metrics::default(),
             log: logging::Logger::new(self.config.log_level),
             stop: self.stop_tx.subscribe(),
-            waiters: sqs::wait::Waiters::default(),
+            credentials: self.credentials,
+            firehose: firehose::runner::Runners::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
             boot_nanos,
         });
+        if shared.credentials.is_none() && !local_addr.ip().is_loopback() {
+            shared.log.warn(
+                "serving without authentication on a non-loopback address: anyone who can reach it can read and change every queue (use --auth FILE)",
+                logging::fields!("listening" => local_addr.to_string()),
+            );
+        }
         let stop_tx = Arc::clone(&self.stop_tx);
+        let tls = self.tls;
         let listener = self.listener;
         let on_ready = self.on_ready;
         let result = runtime.block_on(async move {
@@ -299,7 +401,10 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
-            listener::serve(listener, Arc::clone(&shared)).await;
+            // Delivery streams deliver while the server runs.
+            let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
+            listener::serve(listener, Arc::clone(&shared), tls).await;
+            let _ = deliveries.await;
             Ok::<(), Error>(())
         });
         // Blocking calls still running (none once every connection is closed) finish here.

@@ -21,13 +21,15 @@ use serde_json::{Map, Value};
 use super::body::{read_limited, BodyError};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::{auth, metrics, sqs, Shared};
+use super::{auth, firehose, metrics, sqs, Shared};
 
 /// The services the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceKind {
     /// Amazon SQS.
     Sqs,
+    /// Amazon Data Firehose.
+    Firehose,
 }
 
 impl ServiceKind {
@@ -35,6 +37,15 @@ impl ServiceKind {
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Sqs => "sqs",
+            ServiceKind::Firehose => "firehose",
+        }
+    }
+
+    /// The service name a SigV4 credential scope must name.
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            ServiceKind::Sqs => "sqs",
+            ServiceKind::Firehose => "firehose",
         }
     }
 }
@@ -91,16 +102,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     let request_id = shared.next_request_id();
     let body = read_limited(body, shared.config.max_body_bytes).await;
-    let (call, body) = match body {
+    let (mut call, body) = match body {
         Ok(bytes) => (route(&parts, &bytes, &shared), bytes),
         Err(BodyError::TooLarge { seen, limit }) => {
             let mut call = route(&parts, &Bytes::new(), &shared);
             call.params = Err(format!("the request body is at least {seen} bytes, over the limit of {limit} bytes"));
-            let answer = sqs::too_large(
-                &call,
-                &request_id,
-                &format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes."),
-            );
+            let message =
+                format!("The request body is at least {seen} bytes, over this endpoint's limit of {limit} bytes.");
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
+                ServiceKind::Firehose => firehose::too_large(&call, &request_id, &message),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
         Err(BodyError::Broken(reason)) => {
@@ -109,15 +121,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         }
     };
     // The authentication step: every service's requests pass here before they run.
-    let principal = match auth::authenticate(&parts, &body, &shared.config.account_id) {
+    let principal = match auth::authenticate(&shared.auth_settings(), call.service.signing_name(), &parts, &body) {
         Ok(p) => p,
         Err(e) => {
-            let answer = sqs::refused(&call, &request_id, &e.reason);
+            let answer = match call.service {
+                ServiceKind::Sqs => sqs::refused(&call, &request_id, &e),
+                ServiceKind::Firehose => firehose::refused(&call, &request_id, &e),
+            };
             return finish(&shared, &call, answer, &request_id, started);
         }
     };
     let answer = match call.service {
-        ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
+        ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }
@@ -167,10 +183,12 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
     if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
         let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-        // Kinesis_20131202 and Firehose_20150804 join here in the next issue; until then every
-        // target is SQS's to answer (an unknown prefix is an unknown operation).
-        let service = ServiceKind::Sqs;
-        let known_prefix = prefix == sqs::JSON_TARGET_PREFIX;
+        // Kinesis_20131202 joins here; every other target is SQS's to answer (an unknown prefix
+        // is an unknown operation).
+        let (service, known_prefix) = match prefix {
+            firehose::JSON_TARGET_PREFIX => (ServiceKind::Firehose, true),
+            _ => (ServiceKind::Sqs, prefix == sqs::JSON_TARGET_PREFIX),
+        };
         let params = if body.iter().all(u8::is_ascii_whitespace) {
             Ok(RawParams::Json(Map::new()))
         } else {

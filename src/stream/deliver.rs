@@ -25,6 +25,9 @@ pub enum DeliveryFormat {
     Jsonl,
     /// The record data as is, each followed by a newline.
     Raw,
+    /// The record data as is, one record right after the other without separators: how
+    /// Firehose writes its S3 objects unless asked for a delimiter.
+    Concatenated,
 }
 
 /// Whether files are compressed.
@@ -35,6 +38,8 @@ pub enum DeliveryCompression {
     None,
     /// One zstd frame per file (`.zst` suffix).
     Zstd,
+    /// One gzip member per file (`.gz` suffix), as Firehose's `GZIP` compression format.
+    Gzip,
 }
 
 /// Settings of a delivery.
@@ -117,6 +122,13 @@ impl Delivery {
         due.into_iter().filter_map(|s| self.flush(s).transpose()).collect()
     }
 
+    /// When the oldest buffered record's batch is due by age (engine clock, ms), if any record
+    /// is buffered: a caller that runs [`Delivery::step`] in a loop sleeps until then.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        let max_age = u64::try_from(self.config.max_age.as_millis()).unwrap_or(u64::MAX);
+        self.buffers.values().filter(|b| !b.records.is_empty()).map(|b| b.since_ms.saturating_add(max_age)).min()
+    }
+
     /// Reads everything there is now and writes it, whatever the buffer limits (the `--once`
     /// of the CLI). Returns the files written.
     pub fn run_once(&mut self) -> Result<Vec<PathBuf>> {
@@ -177,25 +189,35 @@ impl Delivery {
                     serde_json::to_writer(&mut content, &json)
                         .map_err(|e| Error::InvalidArgument(format!("record {} as JSON: {e}", r.seq)))?;
                 }
-                DeliveryFormat::Raw => content.extend_from_slice(&r.data),
+                DeliveryFormat::Raw | DeliveryFormat::Concatenated => content.extend_from_slice(&r.data),
             }
-            content.push(b'\n');
+            if self.config.format != DeliveryFormat::Concatenated {
+                content.push(b'\n');
+            }
         }
         let mut name = format!(
-            "{}-{shard:06}-{:020}-{:020}-{}.{}",
+            "{}-{shard:06}-{:020}-{:020}-{}{}",
             self.stream.name(),
             first.seq,
             last.seq,
             compact_time(first.time_ms),
             match self.config.format {
-                DeliveryFormat::Jsonl => "jsonl",
-                DeliveryFormat::Raw => "raw",
+                DeliveryFormat::Jsonl => ".jsonl",
+                DeliveryFormat::Raw => ".raw",
+                DeliveryFormat::Concatenated => "",
             }
         );
-        if self.config.compression == DeliveryCompression::Zstd {
-            content = zstd::bulk::compress(&content, 3)
-                .map_err(|e| Error::io("compress", &self.config.dir, std::io::Error::other(e)))?;
-            name.push_str(".zst");
+        match self.config.compression {
+            DeliveryCompression::None => {}
+            DeliveryCompression::Zstd => {
+                content = zstd::bulk::compress(&content, 3)
+                    .map_err(|e| Error::io("compress", &self.config.dir, std::io::Error::other(e)))?;
+                name.push_str(".zst");
+            }
+            DeliveryCompression::Gzip => {
+                content = gzip(&content).map_err(|e| Error::io("compress", &self.config.dir, e))?;
+                name.push_str(".gz");
+            }
         }
         let path = self.config.dir.join(name);
         self.stream.env.vfs.write_file_atomic(&path, &content).map_err(|e| Error::io("write", &path, e))?;
@@ -204,8 +226,17 @@ impl Delivery {
     }
 }
 
+/// One gzip member holding `data` (RFC 1952).
+pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2 + 64), flate2::Compression::default());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
 /// `YYYYMMDDTHHMMSSZ`: sortable, and safe in a file name.
-fn compact_time(ms: u64) -> String {
+pub(crate) fn compact_time(ms: u64) -> String {
     let iso = iso8601(ms);
     let digits: String = iso.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
     format!("{digits}Z")

@@ -389,6 +389,8 @@ impl Topic {
             return Err(Error::Closed(format!("this handle to deleted topic {:?}", self.cell.name)));
         }
         let now = self.store.clock().now_ms();
+        let scope = self.store.arn_scope();
+        let delivery = crate::policy::TopicDelivery { scope: &scope, topic: &self.cell.name, now_ms: now };
         let publishing = self.cell.publishing.read();
         let subs: Vec<Arc<Subscription>> = self.cell.subs.read().clone();
         let mut results: Vec<Option<Result<PublishResult>>> = Vec::with_capacity(entries.len());
@@ -420,7 +422,13 @@ impl Topic {
                 }
                 match &sub.target {
                     Target::Queue(q) => {
-                        if let Some(cell) = self.store.cell(q) {
+                        // Cross-service delivery: the queue's access policy (or its absence:
+                        // the owner's queue) must let this topic send.
+                        let allowed = |cell: &crate::queue::store::QueueCell| {
+                            let policy = cell.state.lock().config.policy.clone();
+                            delivery.allowed(q, policy.as_deref())
+                        };
+                        if let Some(cell) = self.store.cell(q).filter(|c| allowed(c)) {
                             let message = self.delivery(&record, sub.raw, cell.id, now);
                             deliveries.push((cell, message));
                         }

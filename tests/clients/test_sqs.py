@@ -244,11 +244,141 @@ class DeadLetters(unittest.TestCase):
         with self.assertRaises(ClientError) as e:
             self.sqs.start_message_move_task(SourceArn=arn(src_name))
         self.assertEqual(e.exception.response["Error"]["Code"], "InvalidParameterValue")
+        self.assertIn("DeadLetterQueueSourceArn", self.sqs.receive_message(
+            QueueUrl=dlq, WaitTimeSeconds=2, VisibilityTimeout=0,
+            MessageSystemAttributeNames=["DeadLetterQueueSourceArn"])["Messages"][0]["Attributes"])
         task = self.sqs.start_message_move_task(SourceArn=arn(dlq_name), MaxNumberOfMessagesPerSecond=10)
-        self.assertTrue(task["TaskHandle"])
-        self.assertIsInstance(self.sqs.list_message_move_tasks(SourceArn=arn(dlq_name))["Results"], list)
-        back = self.sqs.receive_message(QueueUrl=src, WaitTimeSeconds=5)["Messages"][0]
+        listed = self.sqs.list_message_move_tasks(SourceArn=arn(dlq_name), MaxResults=10)["Results"]
+        self.assertEqual(listed[0]["SourceArn"], arn(dlq_name))
+        self.assertEqual(listed[0]["MaxNumberOfMessagesPerSecond"], 10)
+        self.assertIn(listed[0]["Status"], ("RUNNING", "COMPLETED"))
+        if listed[0]["Status"] == "RUNNING":
+            self.assertEqual(listed[0]["TaskHandle"], task["TaskHandle"])
+        back = self.sqs.receive_message(QueueUrl=src, WaitTimeSeconds=5, AttributeNames=["All"])["Messages"][0]
         self.assertEqual(back["Body"], "poison")
+        deadline = time.monotonic() + 10
+        while self.sqs.list_message_move_tasks(SourceArn=arn(dlq_name))["Results"][0]["Status"] != "COMPLETED":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        done = self.sqs.list_message_move_tasks(SourceArn=arn(dlq_name))["Results"][0]
+        self.assertEqual(done["ApproximateNumberOfMessagesMoved"], 1)
+        self.assertNotIn("TaskHandle", done)
+
+    def test_a_move_task_to_a_destination_is_cancelled_midway(self):
+        dlq_name, dest_name = unique("dlq"), unique("dest")
+        dlq = self.sqs.create_queue(QueueName=dlq_name)["QueueUrl"]
+        dest = self.sqs.create_queue(QueueName=dest_name)["QueueUrl"]
+        self.sqs.create_queue(QueueName=unique("src"), Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn(dlq_name), "maxReceiveCount": 3})})
+        self.sqs.send_message_batch(QueueUrl=dlq, Entries=[{"Id": f"m{i}", "MessageBody": f"m{i}"} for i in range(6)])
+        task = self.sqs.start_message_move_task(SourceArn=arn(dlq_name), DestinationArn=arn(dest_name),
+                                                MaxNumberOfMessagesPerSecond=1)
+        with self.assertRaises(self.sqs.exceptions.UnsupportedOperation):
+            self.sqs.start_message_move_task(SourceArn=arn(dlq_name), DestinationArn=arn(dest_name))
+        moved = self.sqs.cancel_message_move_task(TaskHandle=task["TaskHandle"])["ApproximateNumberOfMessagesMoved"]
+        self.assertLess(moved, 6)
+        listed = self.sqs.list_message_move_tasks(SourceArn=arn(dlq_name))["Results"][0]
+        self.assertEqual((listed["Status"], listed["DestinationArn"]), ("CANCELLED", arn(dest_name)))
+        counts = self.sqs.get_queue_attributes(QueueUrl=dest, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        self.assertEqual(counts["ApproximateNumberOfMessages"], str(moved))
+        with self.assertRaises(self.sqs.exceptions.ResourceNotFoundException):
+            self.sqs.cancel_message_move_task(TaskHandle=task["TaskHandle"])
+
+
+class Attributes(unittest.TestCase):
+    def setUp(self):
+        self.sqs = client()
+
+    def test_every_attribute_round_trips(self):
+        name = unique("all") + ".fifo"
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "s", "Effect": "Allow", "Principal": "*", "Action": "SQS:SendMessage", "Resource": arn(name)}]})
+        allow = json.dumps({"redrivePermission": "denyAll"})
+        settable = {
+            "DelaySeconds": "0", "MaximumMessageSize": "4096", "MessageRetentionPeriod": "7200",
+            "ReceiveMessageWaitTimeSeconds": "3", "VisibilityTimeout": "50", "ContentBasedDeduplication": "true",
+            "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId",
+            "KmsMasterKeyId": "alias/aws/sqs", "KmsDataKeyReusePeriodSeconds": "900",
+            "Policy": policy, "RedriveAllowPolicy": allow,
+        }
+        started = int(time.time())
+        url = self.sqs.create_queue(QueueName=name, Attributes=dict(settable, FifoQueue="true"))["QueueUrl"]
+        got = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        for key, value in settable.items():
+            if key in ("Policy", "RedriveAllowPolicy"):
+                self.assertEqual(json.loads(got[key]), json.loads(value), key)
+            else:
+                self.assertEqual(got[key], value, key)
+        self.assertEqual(got["FifoQueue"], "true")
+        self.assertEqual(got["QueueArn"], arn(name))
+        self.assertEqual(got["SqsManagedSseEnabled"], "false")
+        for key in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"):
+            self.assertEqual(got[key], "0", key)
+        self.assertLessEqual(abs(int(got["CreatedTimestamp"]) - started), 60)
+        self.assertEqual(got["LastModifiedTimestamp"], got["CreatedTimestamp"])
+        time.sleep(1.1)
+        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"SqsManagedSseEnabled": "true", "VisibilityTimeout": "60"})
+        after = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        self.assertGreater(int(after["LastModifiedTimestamp"]), int(got["LastModifiedTimestamp"]))
+        self.assertEqual((after["SqsManagedSseEnabled"], after["VisibilityTimeout"]), ("true", "60"))
+        self.assertNotIn("KmsMasterKeyId", after, "SSE-SQS replaces SSE-KMS")
+        # A standard queue's defaults, SQS's current 1 MiB message size included.
+        plain = self.sqs.create_queue(QueueName=unique("plain"))["QueueUrl"]
+        defaults = self.sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"]
+        self.assertEqual(defaults["MaximumMessageSize"], "1048576")
+        self.assertEqual(defaults["MessageRetentionPeriod"], "345600")
+        self.assertNotIn("FifoQueue", defaults)
+        big = "x" * 1048576
+        self.sqs.send_message(QueueUrl=plain, MessageBody=big)
+        with self.assertRaises(ClientError) as e:
+            self.sqs.send_message(QueueUrl=plain, MessageBody=big + "x")
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidParameterValue")
+        with self.assertRaises(self.sqs.exceptions.InvalidAttributeValue):
+            self.sqs.set_queue_attributes(QueueUrl=plain, Attributes={"MaximumMessageSize": "1048577"})
+
+
+class Messages(unittest.TestCase):
+    def setUp(self):
+        self.sqs = client()
+
+    def test_system_attributes_and_custom_data_types(self):
+        url = self.sqs.create_queue(QueueName=unique("sys") + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        attributes = {
+            "count": {"DataType": "Number.int", "StringValue": "7"},
+            "doc": {"DataType": "String.json", "StringValue": '{"k": [1, 2]}'},
+            "img": {"DataType": "Binary.png", "BinaryValue": b"\x89PNG"},
+        }
+        trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        sent = self.sqs.send_message(QueueUrl=url, MessageBody="traced", MessageGroupId="g1",
+                                     MessageDeduplicationId="dedup-1", MessageAttributes=attributes,
+                                     MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": trace}})
+        self.assertEqual(sent["MD5OfMessageAttributes"], md5_of_attributes(attributes))
+        got = self.sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"], MessageAttributeNames=["All"])
+        (m,) = got["Messages"]
+        self.assertEqual(m["MessageAttributes"], attributes)
+        self.assertEqual(m["MD5OfMessageAttributes"], sent["MD5OfMessageAttributes"])
+        a = m["Attributes"]
+        self.assertEqual(a["AWSTraceHeader"], trace)
+        self.assertEqual(a["MessageDeduplicationId"], "dedup-1")
+        self.assertEqual(a["MessageGroupId"], "g1")
+        self.assertEqual(a["SequenceNumber"], sent["SequenceNumber"])
+        self.assertEqual(a["SenderId"], ACCOUNT)
+        only = self.sqs.receive_message(QueueUrl=url, AttributeNames=["MessageGroupId"], VisibilityTimeout=0)
+        self.assertEqual(only.get("Messages", []), [], "the group is in flight")
+
+    def test_fifo_receive_attempts_and_deduplication_per_group(self):
+        url = self.sqs.create_queue(QueueName=unique("groups") + ".fifo", Attributes={
+            "FifoQueue": "true", "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId"})["QueueUrl"]
+        a = self.sqs.send_message(QueueUrl=url, MessageBody="a", MessageGroupId="a", MessageDeduplicationId="same")
+        b = self.sqs.send_message(QueueUrl=url, MessageBody="b", MessageGroupId="b", MessageDeduplicationId="same")
+        self.assertNotEqual(a["MessageId"], b["MessageId"], "deduplication is per group")
+        dup = self.sqs.send_message(QueueUrl=url, MessageBody="a again", MessageGroupId="a", MessageDeduplicationId="same")
+        self.assertEqual(dup["MessageId"], a["MessageId"])
+        first = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="attempt-1")["Messages"]
+        self.assertEqual(sorted(m["Body"] for m in first), ["a", "b"])
+        retried = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, ReceiveRequestAttemptId="attempt-1")["Messages"]
+        self.assertEqual(sorted(m["ReceiptHandle"] for m in retried), sorted(m["ReceiptHandle"] for m in first))
+        self.assertNotIn("Messages", self.sqs.receive_message(QueueUrl=url, ReceiveRequestAttemptId="attempt-2"))
 
 
 class Errors(unittest.TestCase):
@@ -291,19 +421,42 @@ class Errors(unittest.TestCase):
         with self.assertRaises(self.sqs.exceptions.ResourceNotFoundException):
             self.sqs.cancel_message_move_task(TaskHandle="nope")
 
+    def test_engine_errors_as_the_sdk_raises_them(self):
+        url = self.sqs.create_queue(QueueName=unique("errs"))["QueueUrl"]
+        self.sqs.send_message(QueueUrl=url, MessageBody="x")
+        (m,) = self.sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+        with self.assertRaises(self.sqs.exceptions.MessageNotInflight):
+            self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=30)
+        self.sqs.purge_queue(QueueUrl=url)
+        with self.assertRaises(self.sqs.exceptions.PurgeQueueInProgress) as e:
+            self.sqs.purge_queue(QueueUrl=url)
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+        self.sqs.tag_queue(QueueUrl=url, Tags={f"k{i}": "v" for i in range(50)})
+        with self.assertRaises(self.sqs.exceptions.OverLimit):
+            self.sqs.tag_queue(QueueUrl=url, Tags={"k50": "v"})
+        with self.assertRaises(self.sqs.exceptions.InvalidAttributeName):
+            self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"DeduplicationScope": "messageGroup"})
+
     def test_tags_and_permissions(self):
-        url = self.sqs.create_queue(QueueName=unique("tags"))["QueueUrl"]
-        try:
-            self.sqs.tag_queue(QueueUrl=url, Tags={"team": "storage"})
-        except self.sqs.exceptions.UnsupportedOperation:
-            self.skipTest("the engine does not keep tags yet (waiting on the sqs-engine work)")
-        self.assertEqual(self.sqs.list_queue_tags(QueueUrl=url)["Tags"], {"team": "storage"})
-        self.sqs.untag_queue(QueueUrl=url, TagKeys=["team"])
+        name = unique("tags")
+        url = self.sqs.create_queue(QueueName=name, tags={"team": "storage", "tier": "1"})["QueueUrl"]
+        self.assertEqual(self.sqs.list_queue_tags(QueueUrl=url)["Tags"], {"team": "storage", "tier": "1"})
+        self.sqs.tag_queue(QueueUrl=url, Tags={"team": "queues", "env": "dev"})
+        self.assertEqual(self.sqs.list_queue_tags(QueueUrl=url)["Tags"], {"team": "queues", "tier": "1", "env": "dev"})
+        self.sqs.untag_queue(QueueUrl=url, TagKeys=["team", "tier", "env"])
         self.assertNotIn("Tags", self.sqs.list_queue_tags(QueueUrl=url))
         self.sqs.add_permission(QueueUrl=url, Label="l1", AWSAccountIds=["111122223333"], Actions=["SendMessage"])
+        self.sqs.add_permission(QueueUrl=url, Label="l2", AWSAccountIds=["111122223333", "444455556666"],
+                                Actions=["ReceiveMessage", "DeleteMessage"])
         policy = json.loads(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"])
-        self.assertEqual([s["Sid"] for s in policy["Statement"]], ["l1"])
+        self.assertEqual([s["Sid"] for s in policy["Statement"]], ["l1", "l2"])
+        self.assertEqual(policy["Statement"][0]["Action"], "SQS:SendMessage")
+        self.assertEqual(policy["Statement"][0]["Resource"], arn(name))
+        self.assertEqual(self.code(self.sqs.add_permission, QueueUrl=url, Label="l1", AWSAccountIds=["111122223333"],
+                                   Actions=["SendMessage"]), "InvalidParameterValue")
         self.sqs.remove_permission(QueueUrl=url, Label="l1")
+        self.sqs.remove_permission(QueueUrl=url, Label="l2")
+        self.assertNotIn("Attributes", self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]))
 
     def test_untagging_and_listing_tags_of_an_untagged_queue(self):
         url = self.sqs.create_queue(QueueName=unique("untagged"))["QueueUrl"]
@@ -341,6 +494,34 @@ class AwsCli(unittest.TestCase):
         self.assertIn("NonExistentQueue", missing.stderr)
         self.aws("delete-queue", "--queue-url", url)
 
+    def test_the_aws_cli_tags_permits_and_moves(self):
+        # Each aws command starts a Python process (about a second): few commands, boto3 for
+        # the rest.
+        sqs = client()
+        name, dlq_name = unique("cli-src"), unique("cli-dlq")
+        dlq = json.loads(self.aws("create-queue", "--queue-name", dlq_name, "--tags", "team=storage").stdout)["QueueUrl"]
+        self.aws("tag-queue", "--queue-url", dlq, "--tags", "env=dev")
+        tags = json.loads(self.aws("list-queue-tags", "--queue-url", dlq).stdout)["Tags"]
+        self.assertEqual(tags, {"team": "storage", "env": "dev"})
+        self.aws("add-permission", "--queue-url", dlq, "--label", "ops", "--aws-account-ids", "111122223333",
+                 "--actions", "SendMessage", "ReceiveMessage")
+        got = json.loads(self.aws("get-queue-attributes", "--queue-url", dlq, "--attribute-names", "Policy",
+                                  "CreatedTimestamp").stdout)["Attributes"]
+        self.assertEqual(json.loads(got["Policy"])["Statement"][0]["Sid"], "ops")
+        self.assertTrue(got["CreatedTimestamp"].isdigit())
+        redrive = json.dumps({"deadLetterTargetArn": arn(dlq_name), "maxReceiveCount": "1"})
+        src = sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+        sqs.send_message(QueueUrl=dlq, MessageBody="dead")
+        task = json.loads(self.aws("start-message-move-task", "--source-arn", arn(dlq_name),
+                                   "--destination-arn", arn(name), "--max-number-of-messages-per-second", "5").stdout)
+        self.assertIn("TaskHandle", task)
+        listed = json.loads(self.aws("list-message-move-tasks", "--source-arn", arn(dlq_name)).stdout)["Results"]
+        self.assertEqual(listed[0]["MaxNumberOfMessagesPerSecond"], 5)
+        self.assertEqual(sqs.receive_message(QueueUrl=src, WaitTimeSeconds=5)["Messages"][0]["Body"], "dead")
+        sqs.purge_queue(QueueUrl=src)
+        again = self.aws("purge-queue", "--queue-url", src, check=False)
+        self.assertNotEqual(again.returncode, 0)
+        self.assertIn("PurgeQueueInProgress", again.stderr)
 
 if __name__ == "__main__":
     unittest.main()

@@ -164,6 +164,17 @@ impl Client {
         self.json_raw(&format!("AmazonSQS.{op}"), body.to_string().into_bytes())
     }
 
+    /// An AWS JSON 1.1 call to Firehose: `X-Amz-Target: Firehose_20150804.<op>`.
+    pub fn firehose(&mut self, op: &str, body: Value) -> Answer {
+        let req = self
+            .builder("POST", "/")
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Firehose_20150804.{op}"))
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        self.send(req)
+    }
+
     pub fn json_raw(&mut self, target: &str, body: Vec<u8>) -> Answer {
         let req = self
             .builder("POST", "/")
@@ -271,4 +282,36 @@ impl Drop for ServeChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The client venv's python (`tests/clients/setup.sh` makes the venv under `target/` with the
+/// pinned clients once; it needs PyPI the first time, and Python 3 with `venv`). Made once per
+/// test binary (the tests run in parallel).
+pub fn python() -> &'static Path {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/setup.sh");
+        let out =
+            Command::new("bash").arg(&setup).stderr(Stdio::inherit()).output().expect("run tests/clients/setup.sh");
+        assert!(out.status.success(), "tests/clients/setup.sh failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        std::path::PathBuf::from(stdout.lines().last().expect("setup.sh prints the venv's python").trim())
+    })
+}
+
+/// Runs the unittest suite `tests/clients/<script>` in the client venv with `env`, and asserts
+/// that it passed.
+pub fn run_client_suite(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
+    let out = Command::new(python())
+        .args(["-m", "unittest", "-v"])
+        .arg(&suite)
+        .current_dir(suite.parent().expect("tests/clients"))
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the client suite");
+    let report = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{report}");
+    assert!(out.status.success(), "the client suite failed:\n{report}");
+    assert!(report.contains("OK"), "{report}");
 }

@@ -6,6 +6,7 @@
 
 mod demo;
 mod files;
+mod firehose;
 mod out;
 mod queues;
 #[cfg(feature = "server")]
@@ -58,13 +59,20 @@ enum Command {
         #[command(subcommand)]
         command: topics::TopicCommand,
     },
+    /// Create and manage delivery streams (Firehose): buffered, durable delivery of records
+    /// to a directory or an HTTP endpoint.
+    Firehose {
+        #[command(subcommand)]
+        command: firehose::FirehoseCommand,
+    },
     /// Summarize a segment file or a whole data directory (read-only, no lock taken).
     Inspect(files::InspectArgs),
     /// Check every frame and index under a directory; exit 1 and list problems if any.
     Verify(files::VerifyArgs),
     /// Serve the data directory as a local AWS endpoint (SQS: AWS JSON 1.0 and query
-    /// protocols, HTTP/1.1 and cleartext HTTP/2) until SIGINT or SIGTERM; prints
-    /// {"listening":ADDR,"endpoint":URL} once it accepts connections.
+    /// protocols; Firehose: AWS JSON 1.1, delivering its delivery streams; HTTP/1.1 and
+    /// cleartext HTTP/2) until SIGINT or SIGTERM; prints {"listening":ADDR,"endpoint":URL} once
+    /// it accepts connections.
     #[cfg(feature = "server")]
     Serve(serve::ServeArgs),
     /// Set damaged bytes of a data directory aside (into DIR/quarantine/, nothing is deleted)
@@ -81,6 +89,7 @@ fn main() -> ExitCode {
         Command::Stream { command } => streams::run(&data, command).map(|()| ExitCode::SUCCESS),
         Command::Queue { command } => queues::run(&data, command).map(|()| ExitCode::SUCCESS),
         Command::Topic { command } => topics::run(&data, command).map(|()| ExitCode::SUCCESS),
+        Command::Firehose { command } => firehose::run(&data, command).map(|()| ExitCode::SUCCESS),
         Command::Inspect(args) => files::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => files::verify(&args),
         Command::Salvage(args) => files::salvage(&args),

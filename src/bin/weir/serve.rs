@@ -1,12 +1,13 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, Firehose), until SIGINT or
+//! SIGTERM; SIGHUP reads the `--auth` credentials file again.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use weir::server::{LogLevel, Server, ServerConfig, DEFAULT_ACCOUNT_ID, DEFAULT_LISTEN, DEFAULT_REGION};
+use weir::server::{LogLevel, Server, ServerConfig, TlsFiles, DEFAULT_ACCOUNT_ID, DEFAULT_LISTEN, DEFAULT_REGION};
 
 use crate::out::{CliError, CliResult};
 
@@ -25,6 +26,21 @@ pub struct ServeArgs {
     /// Least severe log line written to stderr: error, warn, info or debug (one line per request).
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
+    /// Credentials file: every request must then be signed (SigV4) with one of its keys, and
+    /// access policies decide what each key may do. SIGHUP reads it again. Without it the
+    /// server is open.
+    #[arg(long = "auth", value_name = "FILE")]
+    auth: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The directory that stands in for S3 in Firehose destinations: bucket B is DIR/B
+    /// [default: DATA_DIR/buckets].
+    #[arg(long, value_name = "DIR")]
+    buckets_dir: Option<std::path::PathBuf>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -33,6 +49,9 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         account_id: args.account_id,
         region: args.region,
         log_level: args.log_level,
+        auth_file: args.auth,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+        buckets_dir: args.buckets_dir,
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;

@@ -166,6 +166,8 @@ pub enum CompressionArg {
     None,
     /// One zstd frame per file (.zst).
     Zstd,
+    /// One gzip member per file (.gz).
+    Gzip,
 }
 
 /// `--format` of `stream deliver`.
@@ -289,6 +291,7 @@ pub fn run(data: &Path, command: StreamCommand) -> CliResult<()> {
             config.compression = match compression {
                 None | Some(CompressionArg::None) => DeliveryCompression::None,
                 Some(CompressionArg::Zstd) => DeliveryCompression::Zstd,
+                Some(CompressionArg::Gzip) => DeliveryCompression::Gzip,
             };
             config.format = match format {
                 FormatArg::Jsonl => DeliveryFormat::Jsonl,

@@ -131,6 +131,7 @@ impl QueueStore {
             ];
             let outcome = self.write(&records, now)?;
             source_st.remove(key);
+            source_st.move_progress.insert(job.task, moved);
             let new_key = outcome.base_seq + 1;
             target_st.insert(new_key, new_key, &message_id, sent_ms, now, &group, now);
             drop(guards);

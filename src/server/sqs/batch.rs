@@ -9,12 +9,13 @@ use super::errors::{shorten, Code, SqsError};
 use super::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_ENTRY_ID_LEN};
 use crate::server::wire::Input;
 
-/// The entries of a batch request, checked as SQS checks them, with their ids.
-pub fn entries(input: &Input) -> Result<Vec<(String, Input)>, SqsError> {
+/// The entries of a batch request, checked as SQS checks them, with their ids (moved out of
+/// the request, not copied).
+pub fn entries(input: &mut Input) -> Result<Vec<(String, Input)>, SqsError> {
     if input.get("Entries").is_none() {
         return Err(SqsError::new(Code::MissingParameter, "The request must contain the parameter Entries."));
     }
-    let entries = input.struct_list("Entries")?;
+    let entries = input.take_struct_list("Entries")?;
     if entries.is_empty() {
         return Err(SqsError::new(Code::EmptyBatchRequest, "There should be at least one entry in the request."));
     }
@@ -104,7 +105,7 @@ mod tests {
     use crate::server::wire::Protocol;
 
     fn batch(v: Value) -> Result<Vec<(String, Input)>, SqsError> {
-        entries(&Input { protocol: Protocol::Json, params: v.as_object().unwrap().clone() })
+        entries(&mut Input { protocol: Protocol::Json, params: v.as_object().unwrap().clone() })
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What an SQS operation runs with: the server's shared state, the host the client addressed
 //! (queue URLs echo it), and who the request acts as; and the one way operations call the
-//! engine (on the blocking pool, errors mapped by [`from_engine`]).
+//! engine (where it may block, errors mapped by [`from_engine`]).
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Runs `f` with the engine on the blocking pool.
+    /// Runs `f` with the engine where it may block (see `Shared::blocking`).
     pub async fn engine<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> crate::Result<T> + Send + 'static,
@@ -31,7 +31,7 @@ impl Ctx {
         }
     }
 
-    /// Runs `f` with queue `name` on the blocking pool; a name the engine refuses or does not
+    /// Runs `f` with queue `name` where it may block; a name the engine refuses or does not
     /// know is `QueueDoesNotExist`, as SQS answers for any URL that names no queue.
     pub async fn queue<T: Send + 'static>(
         &self,

@@ -3,6 +3,7 @@
 //! `x-amzn-query-error: CODE;Sender`, which SDKs read as the error code) and the HTTP status.
 //! [`from_engine`] is the one place that turns a `weir::Error` into one.
 
+use crate::server::auth::{AuthError, AuthErrorKind};
 use crate::server::wire::ParamError;
 use crate::Error;
 
@@ -26,8 +27,6 @@ pub enum Code {
     /// A receipt handle that is malformed, forged, stale or of another queue.
     ReceiptHandleIsInvalid,
     /// A visibility change for a message that is not in flight.
-    // TODO(sqs-engine): produced once the engine reports it apart from other rejected handles.
-    #[allow(dead_code)]
     MessageNotInflight,
     /// A body with characters SQS does not allow.
     InvalidMessageContents,
@@ -42,8 +41,6 @@ pub enum Code {
     /// A batch entry id that is not 1-80 characters of `[A-Za-z0-9_-]`.
     InvalidBatchEntryId,
     /// One purge per queue per 60 seconds.
-    // TODO(sqs-engine): produced from the engine's `Error::PurgeInProgress`.
-    #[allow(dead_code)]
     PurgeQueueInProgress,
     /// A limit on the number of something (in-flight messages, permissions).
     OverLimit,
@@ -51,6 +48,18 @@ pub enum Code {
     UnsupportedOperation,
     /// A message move task or its source that does not exist.
     ResourceNotFoundException,
+    /// A request without a signature, to a server with `--auth`.
+    MissingAuthenticationToken,
+    /// An access key id the credentials file does not have.
+    InvalidClientTokenId,
+    /// A signature that does not match the request.
+    SignatureDoesNotMatch,
+    /// A signature that does not follow SigV4's form.
+    IncompleteSignature,
+    /// A request time outside the 15-minute window, or an expired presigned URL.
+    RequestExpired,
+    /// No policy allows the action, or one denies it.
+    AccessDenied,
     /// An operation name no service knows (JSON protocol).
     UnknownOperation,
     /// An `Action` no service knows (query protocol).
@@ -114,6 +123,14 @@ impl Code {
                 (SQS_NAMESPACE, "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400)
             }
             ResourceNotFoundException => (SQS_NAMESPACE, "ResourceNotFoundException", "ResourceNotFoundException", 404),
+            MissingAuthenticationToken => {
+                (CORAL_NAMESPACE, "MissingAuthenticationToken", "MissingAuthenticationToken", 403)
+            }
+            InvalidClientTokenId => (CORAL_NAMESPACE, "InvalidClientTokenId", "InvalidClientTokenId", 403),
+            SignatureDoesNotMatch => (CORAL_NAMESPACE, "SignatureDoesNotMatch", "SignatureDoesNotMatch", 403),
+            IncompleteSignature => (CORAL_NAMESPACE, "IncompleteSignature", "IncompleteSignature", 403),
+            RequestExpired => (CORAL_NAMESPACE, "RequestExpired", "RequestExpired", 403),
+            AccessDenied => (CORAL_NAMESPACE, "AccessDeniedException", "AccessDenied", 403),
             UnknownOperation => (CORAL_NAMESPACE, "UnknownOperationException", "InvalidAction", 400),
             InvalidAction => (SQS_NAMESPACE, "InvalidAction", "InvalidAction", 400),
             MissingAction => (SQS_NAMESPACE, "MissingAction", "MissingAction", 400),
@@ -184,11 +201,6 @@ impl SqsError {
     pub fn no_queue() -> Self {
         SqsError::new(Code::QueueDoesNotExist, "The specified queue does not exist.")
     }
-
-    /// What this endpoint does not offer yet.
-    pub fn unsupported(what: &str) -> Self {
-        SqsError::new(Code::UnsupportedOperation, format!("{what} is not supported by this endpoint yet."))
-    }
 }
 
 impl From<ParamError> for SqsError {
@@ -202,6 +214,21 @@ impl From<ParamError> for SqsError {
                 format!("Value for parameter {name} is invalid. Reason: {reason}."),
             ),
         }
+    }
+}
+
+impl From<&AuthError> for SqsError {
+    /// SQS's answer to a refused request: the one mapping of [`AuthErrorKind`] for SQS.
+    fn from(e: &AuthError) -> Self {
+        let code = match e.kind {
+            AuthErrorKind::MissingAuthenticationToken => Code::MissingAuthenticationToken,
+            AuthErrorKind::InvalidClientTokenId => Code::InvalidClientTokenId,
+            AuthErrorKind::SignatureDoesNotMatch => Code::SignatureDoesNotMatch,
+            AuthErrorKind::IncompleteSignature => Code::IncompleteSignature,
+            AuthErrorKind::RequestExpired => Code::RequestExpired,
+            AuthErrorKind::AccessDenied => Code::AccessDenied,
+        };
+        SqsError::new(code, e.message.clone())
     }
 }
 
@@ -227,9 +254,14 @@ pub fn from_engine(error: &Error) -> SqsError {
         Error::NotFound { kind, name } => {
             SqsError::new(Code::ResourceNotFoundException, format!("The {kind} {} does not exist.", shorten(name)))
         }
-        Error::AlreadyExists { .. } => SqsError::new(
+        Error::AlreadyExists { kind: "queue", .. } => SqsError::new(
             Code::QueueNameExists,
             "A queue already exists with the same name and a different value for an attribute.",
+        ),
+        // A second move task of one source while the first runs.
+        Error::AlreadyExists { kind, name } => SqsError::new(
+            Code::UnsupportedOperation,
+            format!("A {kind} {} is already running; only one is allowed at a time.", shorten(name)),
         ),
         Error::InvalidName { reason, .. } => SqsError::new(
             Code::InvalidParameterValue,
@@ -242,13 +274,12 @@ pub fn from_engine(error: &Error) -> SqsError {
             Code::InvalidParameterValue,
             format!("One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes (it is {size})."),
         ),
-        // TODO(sqs-engine): a typed "not in flight" error would let ChangeMessageVisibility
-        // answer MessageNotInflight as SQS does; today the engine reports it as a rejected handle.
         Error::InvalidReceiptHandle(reason) => {
             SqsError::new(Code::ReceiptHandleIsInvalid, format!("The input receipt handle is invalid: {reason}."))
         }
+        Error::MessageNotInflight(_) => SqsError::new(Code::MessageNotInflight, "The message referred to isn't in flight."),
         Error::ThroughputExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
-        Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
+        Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, format!("{reason}.")),
         Error::PurgeInProgress { queue, .. } => SqsError::new(
             Code::PurgeQueueInProgress,
             format!("Only one PurgeQueue operation on {} is allowed every 60 seconds.", shorten(queue)),
@@ -299,6 +330,16 @@ mod tests {
         assert_eq!(from_engine(&handle).code, Code::ReceiptHandleIsInvalid);
         let io = Error::io("write", "/x", std::io::Error::other("disk"));
         assert_eq!(from_engine(&io).code, Code::InternalFailure);
+        let inflight = Error::MessageNotInflight("ran out".into());
+        assert_eq!(from_engine(&inflight).code, Code::MessageNotInflight);
+        let purge = Error::PurgeInProgress { queue: "q".into(), retry_after_ms: 10 };
+        assert_eq!(from_engine(&purge).code, Code::PurgeQueueInProgress);
+        let limit = Error::LimitExceeded("a queue policy has at most 20 statements".into());
+        assert_eq!(from_engine(&limit).code, Code::OverLimit);
+        let task = Error::NotFound { kind: "message move task", name: "h".into() };
+        assert_eq!(from_engine(&task).code, Code::ResourceNotFoundException);
+        let running = Error::AlreadyExists { kind: "running message move task of queue", name: "d".into() };
+        assert_eq!(from_engine(&running).code, Code::UnsupportedOperation);
         let long = Error::NotFound { kind: "dead-letter queue", name: "x".repeat(10_000) };
         assert!(from_engine(&long).message.len() < 300);
     }

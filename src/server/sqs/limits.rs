@@ -45,12 +45,11 @@ pub const MIN_RETENTION_SECONDS: u64 = 60;
 pub const MAX_RETENTION_SECONDS: u64 = 1_209_600;
 /// `maxReceiveCount` of a redrive policy, as SQS: 1 to 1,000.
 pub const MAX_RECEIVE_COUNT: u64 = 1000;
-/// `KmsDataKeyReusePeriodSeconds` range and default, as SQS: 60 s to 24 h, 300 s.
+/// `KmsDataKeyReusePeriodSeconds` range, as SQS: 60 s to 24 h (300 s by default, the
+/// engine's default).
 pub const MIN_KMS_REUSE_SECONDS: u64 = 60;
 /// See [`MIN_KMS_REUSE_SECONDS`].
 pub const MAX_KMS_REUSE_SECONDS: u64 = 86_400;
-/// See [`MIN_KMS_REUSE_SECONDS`].
-pub const DEFAULT_KMS_REUSE_SECONDS: u64 = 300;
 /// Most message attributes on one message, as SQS.
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// Longest message attribute name and data type, as SQS.

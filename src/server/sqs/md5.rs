@@ -40,8 +40,8 @@ pub struct DigestInput<'a> {
 }
 
 /// Lowercase hex MD5 of a message body's UTF-8 bytes.
-pub fn body_md5(body: &str) -> String {
-    crate::text::hex(&Md5::digest(body.as_bytes()))
+pub fn body_md5(body: impl AsRef<[u8]>) -> String {
+    crate::text::hex(&Md5::digest(body.as_ref()))
 }
 
 /// The digest of message (or system) attributes; `None` when there are none.

@@ -119,7 +119,7 @@ fn parse_one(name: &str, value: &Input, system: bool) -> Result<WireAttribute, S
             if bytes.is_empty() {
                 return Err(empty());
             }
-            AttributeValue::Binary(Bytes::from(bytes))
+            Bytes::from(bytes)
         }
         _ => {
             if value.get("BinaryValue").is_some() {
@@ -142,13 +142,13 @@ fn parse_one(name: &str, value: &Input, system: bool) -> Result<WireAttribute, S
                     ),
                 ));
             }
-            if base == "Number" {
-                AttributeValue::Number(text.to_string())
-            } else {
-                AttributeValue::String(text.to_string())
-            }
+            Bytes::copy_from_slice(text.as_bytes())
         }
     };
+    // The engine keeps the exact data type (`Number.int` included) and checks numbers as SQS.
+    let value = AttributeValue::new(data_type, value).map_err(|e| {
+        SqsError::new(Code::InvalidParameterValue, format!("Message ({kind}) attribute '{}': {e}.", shorten(name)))
+    })?;
     Ok(WireAttribute { name: name.to_string(), data_type: data_type.to_string(), value })
 }
 
@@ -158,9 +158,7 @@ pub fn allowed_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
-/// The engine's form of the attributes.
-// TODO(sqs-engine): the engine keeps the data type without its custom suffix (`Number.int`
-// comes back as `Number`); once it keeps the exact string, pass `data_type` through.
+/// The engine's form of the attributes (data types exact, custom suffixes included).
 pub fn to_engine(attrs: &[WireAttribute]) -> Attributes {
     attrs.iter().map(|a| (a.name.clone(), a.value.clone())).collect()
 }
@@ -252,8 +250,14 @@ mod tests {
         assert_eq!(attrs.len(), 3);
         let n = attrs.iter().find(|a| a.name == "n").unwrap();
         assert_eq!(n.data_type, "Number.int");
+        assert_eq!(n.value.data_type(), "Number.int", "the engine keeps the custom suffix");
         let b = attrs.iter().find(|a| a.name == "b").unwrap();
-        assert_eq!(b.value, AttributeValue::Binary(Bytes::from_static(&[0, 1, 2])));
+        assert_eq!(b.value.data_type(), "Binary.gif");
+        assert_eq!(b.value.as_bytes(), &[0, 1, 2]);
+        // What the engine gives back digests as the sender's attributes did.
+        let stored = to_engine(&attrs);
+        let asked = vec!["All".to_string()];
+        assert_eq!(render(&stored, &asked).1, digest(&attrs));
         assert!(digest(&attrs).is_some());
         assert_eq!(digest(&[]), None);
     }
@@ -270,6 +274,8 @@ mod tests {
             json!({"a": {"DataType": "Binary", "StringValue": "x"}}),
             json!({"a": {"DataType": "String", "StringValue": "\u{1}"}}),
             json!({"a": {"DataType": "String", "StringListValues": ["x"]}}),
+            json!({"a": {"DataType": "Number", "StringValue": "twelve"}}),
+            json!({"a": {"DataType": "Number.int", "StringValue": "1e200"}}),
             json!({"a": "not a structure"}),
             serde_json::Value::Object(
                 (0..11).map(|i| (format!("a{i}"), json!({"DataType": "String", "StringValue": "v"}))).collect(),

@@ -17,7 +17,8 @@ use crate::server::wire::Input;
 
 /// A send as read from the wire, before the engine sees it.
 struct Send {
-    body: String,
+    /// The body's UTF-8 bytes (the engine takes them without a copy).
+    body: Bytes,
     delay: Option<u64>,
     attributes: Vec<WireAttribute>,
     system: Vec<WireAttribute>,
@@ -32,9 +33,10 @@ impl Send {
             + self.attributes.iter().map(|a| a.name.len() + a.data_type.len() + attribute_len(&a.value)).sum::<usize>()
     }
 
-    fn entry(&self, fifo: bool) -> SendEntry {
+    /// The engine's entry, sent by `sender_id` (the principal's account).
+    fn entry(&self, fifo: bool, sender_id: &str) -> SendEntry {
         SendEntry {
-            body: Bytes::copy_from_slice(self.body.as_bytes()),
+            body: self.body.clone(),
             options: SendOptions {
                 delay: self.delay.map(Duration::from_secs),
                 attributes: message_attributes::to_engine(&self.attributes),
@@ -42,9 +44,13 @@ impl Send {
                 // the engine has no fair queues, so the id is dropped there.
                 group: if fifo { self.group.clone() } else { None },
                 dedup_id: self.dedup_id.clone(),
-                // TODO(sqs-engine): `trace_header` (AWSTraceHeader, from `self.system`) and
-                // `sender_id` (the principal's account) once SendOptions has them.
-                ..SendOptions::default()
+                trace_header: self
+                    .system
+                    .iter()
+                    .find(|a| a.name == message_attributes::AWS_TRACE_HEADER)
+                    .and_then(|a| a.value.text())
+                    .map(str::to_string),
+                sender_id: Some(sender_id.to_string()),
             },
         }
     }
@@ -99,7 +105,7 @@ fn read_send(input: &Input, fifo: bool) -> Result<Send, SqsError> {
         return Err(not_for_queue_type("MessageDeduplicationId", d));
     }
     Ok(Send {
-        body: body.to_string(),
+        body: Bytes::from(body.to_string()),
         delay,
         attributes: message_attributes::parse(input, "MessageAttributes")?,
         system: message_attributes::parse_system(input)?,
@@ -129,19 +135,18 @@ pub(crate) async fn send_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let fifo = name.ends_with(".fifo");
     let send = read_send(&input, fifo)?;
-    let entry = send.entry(fifo);
+    let entry = send.entry(fifo, &ctx.principal.account_id);
     let sent = ctx.queue(&name, move |_, q| q.send_batch(std::slice::from_ref(&entry))).await?;
     let sent = sent.into_iter().next().unwrap_or_else(|| Err(crate::Error::InvalidArgument("no result".into())));
     let sent = sent.map_err(|e| from_engine(&e))?;
-    ctx.shared.waiters.notify(&name);
     Ok(send.answer(&sent))
 }
 
 /// `SendMessageBatch`.
-pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn send_message_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let fifo = name.ends_with(".fifo");
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) = batch::read_entries(&entries, |entry| read_send(entry, fifo));
     let total: usize = valid.iter().map(|(_, s)| s.size()).sum();
     if total > MAX_BATCH_BYTES {
@@ -150,12 +155,9 @@ pub(crate) async fn send_message_batch(ctx: Ctx, input: Input) -> Output {
             format!("Batch requests cannot be longer than {MAX_BATCH_BYTES} bytes. You have sent {total} bytes."),
         ));
     }
-    let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo)).collect();
+    let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo, &ctx.principal.account_id)).collect();
     let results =
         if to_send.is_empty() { Vec::new() } else { ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await? };
-    if results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, send, sent| {
         let mut entry = send.answer(&sent);
         entry.insert("Id".into(), id.into());
@@ -183,17 +185,13 @@ pub(crate) async fn delete_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let handle = receipt_handle(&input)?;
     ctx.queue(&name, move |_, q| q.delete(&handle)).await?;
-    // A delete can unblock a FIFO group.
-    if name.ends_with(".fifo") {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(Map::new())
 }
 
 /// `DeleteMessageBatch`.
-pub(crate) async fn delete_message_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn delete_message_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) = batch::read_entries(&entries, receipt_handle);
     let handles: Vec<String> = valid.iter().map(|(_, h)| h.clone()).collect();
     let results = if handles.is_empty() {
@@ -201,10 +199,6 @@ pub(crate) async fn delete_message_batch(ctx: Ctx, input: Input) -> Output {
     } else {
         ctx.queue(&name, move |_, q| q.delete_batch(&handles.iter().map(String::as_str).collect::<Vec<_>>())).await?
     };
-    // A delete can unblock a FIFO group.
-    if name.ends_with(".fifo") && results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }
 
@@ -214,14 +208,13 @@ pub(crate) async fn change_visibility(ctx: Ctx, input: Input) -> Output {
     let handle = receipt_handle(&input)?;
     let timeout = visibility_timeout(&input)?;
     ctx.queue(&name, move |_, q| q.change_visibility(&handle, timeout)).await?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
 /// `ChangeMessageVisibilityBatch`.
-pub(crate) async fn change_visibility_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn change_visibility_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let entries = batch::entries(&input)?;
+    let entries = batch::entries(&mut input)?;
     let (valid, failed) =
         batch::read_entries(&entries, |entry| Ok((receipt_handle(entry)?, visibility_timeout(entry)?)));
     let changes: Vec<(String, Duration)> = valid.iter().map(|(_, change)| change.clone()).collect();
@@ -233,8 +226,5 @@ pub(crate) async fn change_visibility_batch(ctx: Ctx, input: Input) -> Output {
         })
         .await?
     };
-    if results.iter().any(Result::is_ok) {
-        ctx.shared.waiters.notify(&name);
-    }
     Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }

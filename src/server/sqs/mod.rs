@@ -6,6 +6,7 @@
 //! and answers a JSON-shaped map or an [`SqsError`]; `handle` renders either in the
 //! request's protocol.
 
+pub mod access;
 pub mod batch;
 pub mod context;
 pub mod errors;
@@ -34,7 +35,7 @@ use serde_json::{json, Map, Value};
 
 use self::context::Ctx;
 use self::errors::{Code, SqsError};
-use super::auth::Principal;
+use super::auth::{AuthError, Principal};
 use super::route::{Answer, Call, RawParams};
 use super::wire::query::{self, Member};
 use super::wire::xml::XmlWriter;
@@ -130,7 +131,7 @@ macro_rules! op {
 /// Every SQS operation, in the SQS API reference's order.
 pub static OPERATIONS: &[Operation] = &[
     op!("AddPermission", Partial, false, &[], &[], permissions::add_permission),
-    op!("CancelMessageMoveTask", Partial, true, &[], &[], move_tasks::cancel),
+    op!("CancelMessageMoveTask", Full, true, &[], &[], move_tasks::cancel),
     op!("ChangeMessageVisibility", Full, false, &[], &[], messages::change_visibility),
     op!(
         "ChangeMessageVisibilityBatch",
@@ -158,7 +159,7 @@ pub static OPERATIONS: &[Operation] = &[
         messages::delete_message_batch
     ),
     op!("DeleteQueue", Full, false, &[], &[], queues::delete_queue),
-    op!("GetQueueAttributes", Partial, true, &[], &[], queues::get_queue_attributes),
+    op!("GetQueueAttributes", Full, true, &[], &[], queues::get_queue_attributes),
     op!("GetQueueUrl", Full, true, &[], &[], queues::get_queue_url),
     op!(
         "ListDeadLetterSourceQueues",
@@ -170,34 +171,35 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     op!(
         "ListMessageMoveTasks",
-        Partial,
+        Full,
         true,
         &[],
         &[Member::List { json: "Results", query: "ListMessageMoveTasksResultEntry" }],
         move_tasks::list
     ),
-    op!("ListQueueTags", Partial, true, &[], &[], tags::list_queue_tags),
+    op!("ListQueueTags", Full, true, &[], &[], tags::list_queue_tags),
     op!("ListQueues", Full, true, &[], &[Member::List { json: "QueueUrls", query: "QueueUrl" }], queues::list_queues),
-    op!("PurgeQueue", Partial, false, &[], &[], queues::purge_queue),
-    op!("ReceiveMessage", Partial, true, &[], &[], receive::receive_message),
-    op!("RemovePermission", Partial, false, &[], &[], permissions::remove_permission),
-    op!("SendMessage", Partial, true, &[], &[], messages::send_message),
+    op!("PurgeQueue", Full, false, &[], &[], queues::purge_queue),
+    op!("ReceiveMessage", Full, true, &[], &[], receive::receive_message),
+    op!("RemovePermission", Full, false, &[], &[], permissions::remove_permission),
+    op!("SendMessage", Full, true, &[], &[], messages::send_message),
     op!(
         "SendMessageBatch",
-        Partial,
+        Full,
         true,
         &[Member::List { json: "Entries", query: "SendMessageBatchRequestEntry" }],
         &[Member::List { json: "Successful", query: "SendMessageBatchResultEntry" }],
         messages::send_message_batch
     ),
     op!("SetQueueAttributes", Partial, false, &[], &[], queues::set_queue_attributes),
-    op!("StartMessageMoveTask", Partial, true, &[], &[], move_tasks::start),
-    op!("TagQueue", Partial, false, &[], &[], tags::tag_queue),
-    op!("UntagQueue", Partial, false, &[], &[], tags::untag_queue),
+    op!("StartMessageMoveTask", Full, true, &[], &[], move_tasks::start),
+    op!("TagQueue", Full, false, &[], &[], tags::tag_queue),
+    op!("UntagQueue", Full, false, &[], &[], tags::untag_queue),
 ];
 
-/// Runs one SQS request and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
+/// Runs one SQS request and renders its answer. Takes the call's parameters (they are not
+/// copied: a batch of 1 MiB is read once).
+pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &str, principal: Principal) -> Answer {
     if let Err(reason) = &call.params {
         let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
         let error = match call.protocol {
@@ -239,19 +241,24 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
         .find_map(|p| input.str(p).ok().flatten())
         .map(|s| errors::shorten(s.rsplit(['/', ':']).next().unwrap_or(s)));
     let ctx = Ctx { shared, host: Arc::from(call.host.as_str()), principal: Arc::new(principal) };
+    // The authorization step: the operation's IAM action on its queue, before it runs.
+    if let Err(denied) = access::check(&ctx, operation.name, &input).await {
+        return answer(call.protocol, Some(operation), resource, Err(denied), request_id);
+    }
     let result = (operation.handler)(ctx, input).await;
     answer(call.protocol, Some(operation), resource, result, request_id)
 }
 
-fn read_input(call: &Call, operation: &Operation) -> Result<Input, SqsError> {
-    let params = call.params.as_ref().map_err(|reason| match call.protocol {
-        Protocol::Json => SqsError::new(Code::SerializationException, reason.clone()),
-        Protocol::Query => SqsError::new(Code::MalformedQueryString, reason.clone()),
+fn read_input(call: &mut Call, operation: &Operation) -> Result<Input, SqsError> {
+    let params = std::mem::replace(&mut call.params, Ok(RawParams::Json(Map::new())));
+    let params = params.map_err(|reason| match call.protocol {
+        Protocol::Json => SqsError::new(Code::SerializationException, reason),
+        Protocol::Query => SqsError::new(Code::MalformedQueryString, reason),
     })?;
     match params {
-        RawParams::Json(map) => Ok(Input { protocol: Protocol::Json, params: map.clone() }),
+        RawParams::Json(map) => Ok(Input { protocol: Protocol::Json, params: map }),
         RawParams::Form(pairs) => {
-            let mut params = query::to_json(pairs, &[operation.request, COMMON_REQUEST], PROTOCOL_PARAMS)
+            let mut params = query::to_json(&pairs, &[operation.request, COMMON_REQUEST], PROTOCOL_PARAMS)
                 .map_err(|reason| SqsError::new(Code::MalformedQueryString, reason))?;
             // Older SDKs POST to the queue's URL instead of passing QueueUrl.
             let segments: Vec<&str> = call.path.split('/').filter(|s| !s.is_empty()).collect();
@@ -270,9 +277,9 @@ pub(crate) fn too_large(call: &Call, request_id: &str, message: &str) -> Answer 
 }
 
 /// The answer to a request the authentication step refused.
-pub(crate) fn refused(call: &Call, request_id: &str, reason: &str) -> Answer {
+pub(crate) fn refused(call: &Call, request_id: &str, error: &AuthError) -> Answer {
     let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
-    answer(call.protocol, operation, None, Err(SqsError::new(Code::InvalidParameterValue, reason)), request_id)
+    answer(call.protocol, operation, None, Err(SqsError::from(error)), request_id)
 }
 
 fn answer(
@@ -285,7 +292,12 @@ fn answer(
     let error = result.as_ref().err().map(|e| e.code.shape());
     let response = match (protocol, result) {
         (Protocol::Json, Ok(output)) => {
-            let body = serde_json::to_vec(&Value::Object(output)).unwrap_or_else(|_| b"{}".to_vec());
+            // Sized for a typical answer up front: growing a buffer past 1 KiB step by step costs
+            // a reallocation each time.
+            let mut body = Vec::with_capacity(4096);
+            if serde_json::to_writer(&mut body, &output).is_err() {
+                body = b"{}".to_vec();
+            }
             respond(StatusCode::OK, JSON_CONTENT_TYPE, body, request_id)
         }
         (Protocol::Query, Ok(output)) => {

@@ -1,17 +1,14 @@
 //! Message move tasks (dead-letter redrive): `StartMessageMoveTask`, `ListMessageMoveTasks`,
-//! `CancelMessageMoveTask`, with SQS's checks.
-//!
-//! Until the engine runs move tasks (see the TODOs), a start moves every message at once with
-//! the engine's redrive, ignoring `MaxNumberOfMessagesPerSecond`, and answers a task handle of
-//! a task that is already complete: no task is listed, and none can be cancelled.
+//! `CancelMessageMoveTask`, with SQS's checks. The engine runs the tasks (durably, at
+//! `MaxNumberOfMessagesPerSecond`, resumed after a restart); this maps them to SQS's shapes.
 
-use base64::Engine as _;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::context::Ctx;
 use super::errors::{Code, SqsError};
 use super::limits::{int_in_range, MAX_MOVE_TASKS_LISTED, MAX_MOVE_TASK_RATE};
 use super::Output;
+use crate::queue::move_task::{MoveTaskInfo, MoveTaskStatus};
 use crate::server::wire::Input;
 
 fn not_found(parameter: &str) -> SqsError {
@@ -38,14 +35,15 @@ pub(crate) async fn start(ctx: Ctx, input: Input) -> Output {
         Some(arn) => Some(existing(&ctx, "DestinationArn", arn).await?),
         None => None,
     };
-    let _rate = int_in_range(&input, "MaxNumberOfMessagesPerSecond", 1, MAX_MOVE_TASK_RATE)?;
-    // SQS: the source must be the dead-letter queue of some queue.
+    let rate = int_in_range(&input, "MaxNumberOfMessagesPerSecond", 1, MAX_MOVE_TASK_RATE)?.map(|r| r as u32);
+    // SQS: the source must be the dead-letter queue of some queue (checked here for SQS's
+    // wording; the engine checks it again under its catalog lock).
     let dlq = source.clone();
     let is_dead_letter_queue = ctx
         .engine(move |e| {
             Ok(e.list_queues()
                 .iter()
-                .any(|n| e.queue(n).is_ok_and(|q| q.attributes().dead_letter_queue.as_deref() == Some(dlq.as_str()))))
+                .any(|n| e.queue(n).is_ok_and(|q| q.config().redrive.is_some_and(|r| r.dead_letter_queue == dlq))))
         })
         .await?;
     if !is_dead_letter_queue {
@@ -54,34 +52,60 @@ pub(crate) async fn start(ctx: Ctx, input: Input) -> Output {
             "Source queue must be configured as a Dead Letter Queue.",
         ));
     }
-    // TODO(sqs-engine): `Engine::start_message_move_task(&source, destination.as_deref(),
-    // rate)` and its `MoveTaskInfo::handle`; until then the move is done here, at once.
-    let (from, to) = (source.clone(), destination.clone());
-    ctx.engine(move |e| e.redrive(&from, to.as_deref())).await?;
-    let task = json!({"taskId": ctx.shared.next_request_id(), "sourceArn": ctx.arn(&source)}).to_string();
+    let task = ctx.engine(move |e| e.start_message_move_task(&source, destination.as_deref(), rate)).await?;
     let mut out = Map::new();
-    out.insert("TaskHandle".into(), base64::engine::general_purpose::STANDARD.encode(task).into());
+    out.insert("TaskHandle".into(), task.handle.into());
     Ok(out)
+}
+
+/// One entry of `ListMessageMoveTasks`, as SQS renders it: the handle only while running.
+fn entry(ctx: &Ctx, task: &MoveTaskInfo) -> Value {
+    let mut out = Map::new();
+    if task.status == MoveTaskStatus::Running {
+        out.insert("TaskHandle".into(), task.handle.clone().into());
+    }
+    out.insert("Status".into(), task.status.sqs_name().into());
+    out.insert("SourceArn".into(), ctx.arn(&task.source).into());
+    if let Some(destination) = &task.destination {
+        out.insert("DestinationArn".into(), ctx.arn(destination).into());
+    }
+    if let Some(rate) = task.max_per_second {
+        out.insert("MaxNumberOfMessagesPerSecond".into(), rate.into());
+    }
+    out.insert("ApproximateNumberOfMessagesMoved".into(), task.moved.into());
+    out.insert("ApproximateNumberOfMessagesToMove".into(), task.to_move.into());
+    if let Some(reason) = &task.failure_reason {
+        out.insert("FailureReason".into(), reason.clone().into());
+    }
+    out.insert("StartedTimestamp".into(), task.started_ms.into());
+    Value::Object(out)
 }
 
 /// `ListMessageMoveTasks`.
 pub(crate) async fn list(ctx: Ctx, input: Input) -> Output {
-    let _source = existing(&ctx, "SourceArn", input.required_str("SourceArn")?).await?;
-    let _max = int_in_range(&input, "MaxResults", 1, MAX_MOVE_TASKS_LISTED)?;
-    // TODO(sqs-engine): `Engine::list_message_move_tasks(&source, max)`; tasks complete at once
-    // today and are not remembered.
+    let source = existing(&ctx, "SourceArn", input.required_str("SourceArn")?).await?;
+    let max = int_in_range(&input, "MaxResults", 1, MAX_MOVE_TASKS_LISTED)?.unwrap_or(1) as usize;
+    let tasks = ctx.engine(move |e| e.list_message_move_tasks(&source, max)).await?;
     let mut out = Map::new();
-    out.insert("Results".into(), Value::Array(Vec::new()));
+    out.insert("Results".into(), Value::Array(tasks.iter().map(|t| entry(&ctx, t)).collect()));
     Ok(out)
 }
 
 /// `CancelMessageMoveTask`.
-pub(crate) async fn cancel(_ctx: Ctx, input: Input) -> Output {
-    let handle = input.required_str("TaskHandle")?;
+pub(crate) async fn cancel(ctx: Ctx, input: Input) -> Output {
+    let handle = input.required_str("TaskHandle")?.to_string();
     if handle.is_empty() {
         return Err(SqsError::new(Code::MissingParameter, "The request must contain the parameter TaskHandle."));
     }
-    // TODO(sqs-engine): `Engine::cancel_message_move_task(handle)`; no task runs long enough
-    // to be cancelled today.
-    Err(SqsError::new(Code::ResourceNotFoundException, "The task does not exist or is no longer running."))
+    let cancelled = ctx.engine(move |e| e.cancel_message_move_task(&handle)).await.map_err(|e| match e.code {
+        // A task that already ended: SQS cancels only running tasks.
+        Code::InvalidParameterValue => SqsError::new(
+            Code::ResourceNotFoundException,
+            "Only a running message move task can be cancelled; this one has ended.",
+        ),
+        _ => e,
+    })?;
+    let mut out = Map::new();
+    out.insert("ApproximateNumberOfMessagesMoved".into(), cancelled.moved.into());
+    Ok(out)
 }

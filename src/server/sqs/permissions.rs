@@ -1,11 +1,13 @@
-//! `AddPermission` and `RemovePermission`, with SQS's checks. The engine keeps no queue
-//! policies yet (see the TODOs): adding is answered `UnsupportedOperation`, and removing
-//! finds no label, as SQS answers for a queue without that statement.
+//! `AddPermission` and `RemovePermission`, with SQS's checks: statements of the queue's
+//! access policy (its `Policy` attribute), kept by the engine.
+
+use serde_json::Map;
 
 use super::context::Ctx;
-use super::errors::{shorten, Code, SqsError};
+use super::errors::{Code, SqsError};
 use super::limits::MAX_LABEL_LEN;
-use super::{Output, OPERATIONS};
+use super::Output;
+use crate::queue::policy::{MAX_PERMISSION_ACTIONS, MAX_PRINCIPALS, PERMISSION_ACTIONS};
 use crate::server::wire::Input;
 
 fn label(input: &Input) -> Result<String, SqsError> {
@@ -28,7 +30,7 @@ fn label(input: &Input) -> Result<String, SqsError> {
 /// `AddPermission`.
 pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    let _label = label(&input)?;
+    let label = label(&input)?;
     let accounts = input.str_list("AWSAccountIds")?;
     let actions = input.str_list("Actions")?;
     if accounts.is_empty() {
@@ -42,29 +44,49 @@ pub(crate) async fn add_permission(ctx: Ctx, input: Input) -> Output {
             return Err(SqsError::invalid_parameter("AWSAccountIds", account, "An account id is 12 digits."));
         }
     }
+    if accounts.len() > MAX_PRINCIPALS {
+        return Err(SqsError::new(
+            Code::OverLimit,
+            format!("A permission names at most {MAX_PRINCIPALS} accounts, not {}.", accounts.len()),
+        ));
+    }
+    if actions.len() > MAX_PERMISSION_ACTIONS {
+        return Err(SqsError::new(
+            Code::OverLimit,
+            format!("A permission grants at most {MAX_PERMISSION_ACTIONS} actions, not {}.", actions.len()),
+        ));
+    }
     for action in &actions {
-        let known = action == "*"
-            || OPERATIONS.iter().any(|o| o.name == action && !matches!(o.name, "AddPermission" | "RemovePermission"));
-        if !known {
+        if !PERMISSION_ACTIONS.contains(&action.as_str()) {
             return Err(SqsError::invalid_parameter(
                 "ActionName",
                 action,
-                &format!("{} is not an SQS action.", shorten(action)),
+                &format!("Only {} can be granted.", PERMISSION_ACTIONS.join(", ")),
             ));
         }
     }
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::add_queue_permission(&name, &label, &accounts, &actions,
-    // &ctx.arn(&name))`.
-    Err(SqsError::unsupported("AddPermission (queue policies)"))
+    let arn = ctx.arn(&name);
+    let label_taken = label.clone();
+    ctx.queue(&name, move |e, q| e.add_queue_permission(q.name(), &label, &accounts, &actions, &arn)).await.map_err(
+        |e| match e.code {
+            // The engine's only argument error left here: the label is taken.
+            Code::InvalidParameterValue => SqsError::invalid_parameter("Label", &label_taken, "Already exists."),
+            _ => e,
+        },
+    )?;
+    Ok(Map::new())
 }
 
 /// `RemovePermission`.
 pub(crate) async fn remove_permission(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let label = label(&input)?;
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::remove_queue_permission(&name, &label)`. No queue has a
-    // policy yet, so no label is found.
-    Err(SqsError::invalid_parameter("Label", &label, "can't find label on existing policy."))
+    let remove = label.clone();
+    ctx.queue(&name, move |e, q| e.remove_queue_permission(q.name(), &remove)).await.map_err(|e| match e.code {
+        Code::InvalidParameterValue => {
+            SqsError::invalid_parameter("Label", &label, "can't find label on existing policy.")
+        }
+        _ => e,
+    })?;
+    Ok(Map::new())
 }

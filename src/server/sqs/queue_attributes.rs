@@ -1,6 +1,6 @@
 //! Queue attributes as SQS names them: reading `Attributes` of `CreateQueue` and
 //! `SetQueueAttributes` onto a [`QueueConfig`] with SQS's checks and errors, and writing the
-//! attributes `GetQueueAttributes` returns.
+//! attributes `GetQueueAttributes` returns. Every settable attribute is kept by the engine.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::errors::{shorten, Code, SqsError};
 use super::limits::*;
 use super::urls::Identity;
-use crate::queue::{QueueAttributes, QueueConfig, RedrivePolicy};
+use crate::queue::{DedupScope, FifoThroughputLimit, QueueAttributes, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
 
 /// Every attribute name `GetQueueAttributes` knows (besides `All`), in SQS's order.
 pub const QUEUE_ATTRIBUTE_NAMES: &[&str] = &[
@@ -47,38 +47,6 @@ const READ_ONLY: &[&str] = &[
     "QueueArn",
 ];
 
-/// Who may name a queue as its dead-letter queue (`RedriveAllowPolicy`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedriveAllow {
-    /// Every queue of the account (SQS's default).
-    AllowAll,
-    /// No queue.
-    DenyAll,
-    /// Only these queues (names, at most 10).
-    ByQueue(Vec<String>),
-}
-
-/// Attributes the wire reads and checks fully but the engine cannot store yet. Each has its
-/// planned `QueueConfig` field (see the sqs-engine plan); until it exists a value other than
-/// SQS's default is answered `UnsupportedOperation` by [`check_storable`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PendingAttributes {
-    /// `DeduplicationScope=messageGroup`.
-    pub dedup_per_group: Option<bool>,
-    /// `FifoThroughputLimit=perMessageGroupId`.
-    pub throughput_per_group: Option<bool>,
-    /// `RedriveAllowPolicy`.
-    pub redrive_allow: Option<RedriveAllow>,
-    /// `Policy` (JSON text; empty removes it).
-    pub policy: Option<String>,
-    /// `KmsMasterKeyId` (empty removes it).
-    pub kms_master_key_id: Option<String>,
-    /// `KmsDataKeyReusePeriodSeconds`.
-    pub kms_reuse_seconds: Option<u64>,
-    /// `SqsManagedSseEnabled`.
-    pub sqs_managed_sse: Option<bool>,
-}
-
 /// Whether the attributes are for a new queue (where `FifoQueue` may be given) or a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -101,8 +69,7 @@ pub fn apply(
     attributes: &BTreeMap<String, String>,
     identity: &Identity,
     purpose: Purpose,
-) -> Result<PendingAttributes, SqsError> {
-    let mut pending = PendingAttributes::default();
+) -> Result<(), SqsError> {
     for (name, value) in attributes {
         let name = name.as_str();
         match name {
@@ -117,7 +84,7 @@ pub fn apply(
             "ReceiveMessageWaitTimeSeconds" => config.receive_wait = seconds(name, value, 0, MAX_WAIT_SECONDS)?,
             "VisibilityTimeout" => config.visibility_timeout = seconds(name, value, 0, MAX_VISIBILITY_TIMEOUT_SECONDS)?,
             "RedrivePolicy" => config.redrive = redrive_policy(value, identity)?,
-            "RedriveAllowPolicy" => pending.redrive_allow = Some(redrive_allow_policy(value, identity)?),
+            "RedriveAllowPolicy" => config.redrive_allow = redrive_allow_policy(value, identity)?,
             "FifoQueue" => {
                 if purpose == Purpose::Set {
                     return Err(SqsError::new(Code::InvalidAttributeName, "Unknown Attribute FifoQueue."));
@@ -132,31 +99,35 @@ pub fn apply(
             }
             "DeduplicationScope" => {
                 fifo_only(config, name)?;
-                pending.dedup_per_group = Some(match value.as_str() {
-                    "messageGroup" => true,
-                    "queue" => false,
-                    _ => return Err(SqsError::invalid_attribute(name, "it must be messageGroup or queue")),
-                });
+                config.dedup_scope = value
+                    .parse::<DedupScope>()
+                    .map_err(|_| SqsError::invalid_attribute(name, "it must be messageGroup or queue"))?;
             }
             "FifoThroughputLimit" => {
                 fifo_only(config, name)?;
-                pending.throughput_per_group = Some(match value.as_str() {
-                    "perMessageGroupId" => true,
-                    "perQueue" => false,
-                    _ => return Err(SqsError::invalid_attribute(name, "it must be perMessageGroupId or perQueue")),
-                });
+                config.fifo_throughput_limit = value
+                    .parse::<FifoThroughputLimit>()
+                    .map_err(|_| SqsError::invalid_attribute(name, "it must be perMessageGroupId or perQueue"))?;
             }
             "Policy" => {
-                if !value.is_empty() && serde_json::from_str::<serde_json::Map<String, Value>>(value).is_err() {
-                    return Err(SqsError::invalid_attribute(name, "it must be a JSON policy document"));
+                // Read as the evaluator will read it, so a policy is refused now rather than
+                // found unreadable at the first request it should decide.
+                if !value.is_empty() {
+                    crate::policy::Policy::parse(value, crate::policy::PolicyKind::Resource).map_err(|e| {
+                        let reason = match e {
+                            crate::Error::InvalidArgument(why) => why,
+                            other => other.to_string(),
+                        };
+                        SqsError::invalid_attribute(name, &shorten(&reason))
+                    })?;
                 }
-                pending.policy = Some(value.clone());
+                config.policy = (!value.is_empty()).then(|| value.clone());
             }
-            "KmsMasterKeyId" => pending.kms_master_key_id = Some(value.clone()),
+            "KmsMasterKeyId" => config.kms_master_key_id = (!value.is_empty()).then(|| value.clone()),
             "KmsDataKeyReusePeriodSeconds" => {
-                pending.kms_reuse_seconds = Some(integer(name, value, MIN_KMS_REUSE_SECONDS, MAX_KMS_REUSE_SECONDS)?)
+                config.kms_data_key_reuse_period = seconds(name, value, MIN_KMS_REUSE_SECONDS, MAX_KMS_REUSE_SECONDS)?
             }
-            "SqsManagedSseEnabled" => pending.sqs_managed_sse = Some(boolean(name, value)?),
+            "SqsManagedSseEnabled" => config.sqs_managed_sse = boolean(name, value)?,
             _ if READ_ONLY.contains(&name) => {
                 return Err(SqsError::new(Code::InvalidAttributeName, format!("Unknown Attribute {name}.")))
             }
@@ -165,44 +136,37 @@ pub fn apply(
             }
         }
     }
-    // SQS: per-group throughput needs per-group deduplication.
-    if pending.throughput_per_group == Some(true) && pending.dedup_per_group != Some(true) {
+    // SQS: per-group throughput needs per-group deduplication (whichever request set which).
+    if config.fifo_throughput_limit == FifoThroughputLimit::PerMessageGroupId
+        && config.dedup_scope != DedupScope::MessageGroup
+    {
         return Err(SqsError::invalid_attribute(
             "FifoThroughputLimit",
             "perMessageGroupId is allowed only when DeduplicationScope is messageGroup",
         ));
     }
-    Ok(pending)
-}
-
-/// Refuses what the engine cannot keep yet, as SQS refuses a feature it does not offer.
-// TODO(sqs-engine): store these in `QueueConfig` (dedup_scope, fifo_throughput_limit,
-// redrive_allow, policy, kms_master_key_id, kms_data_key_reuse_period, sqs_managed_sse) and
-// drop this check.
-pub fn check_storable(pending: &PendingAttributes) -> Result<(), SqsError> {
-    let unsupported = |what: &str| Err(SqsError::unsupported(what));
-    if pending.dedup_per_group == Some(true) {
-        return unsupported("DeduplicationScope=messageGroup");
+    // SQS: one kind of server-side encryption at a time. Turning one on in a request turns
+    // the other off; asking for both at once is an error.
+    let kms_on = attributes.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty());
+    let sse_on = attributes.get("SqsManagedSseEnabled").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    match (kms_on, sse_on) {
+        (true, true) => {
+            return Err(SqsError::invalid_attribute(
+                "SqsManagedSseEnabled",
+                "SSE-SQS and SSE-KMS (KmsMasterKeyId) cannot both be enabled",
+            ))
+        }
+        (true, false) => config.sqs_managed_sse = false,
+        (false, true) => config.kms_master_key_id = None,
+        (false, false) => {}
     }
-    if pending.throughput_per_group == Some(true) {
-        return unsupported("FifoThroughputLimit=perMessageGroupId");
-    }
-    if matches!(pending.redrive_allow, Some(RedriveAllow::DenyAll | RedriveAllow::ByQueue(_))) {
-        return unsupported("A RedriveAllowPolicy other than allowAll");
-    }
-    if pending.policy.as_deref().is_some_and(|p| !p.is_empty()) {
-        return unsupported("A queue Policy");
-    }
-    if pending.kms_master_key_id.as_deref().is_some_and(|k| !k.is_empty()) {
-        return unsupported("KmsMasterKeyId");
-    }
-    if pending.kms_reuse_seconds.is_some_and(|s| s != DEFAULT_KMS_REUSE_SECONDS) {
-        return unsupported("KmsDataKeyReusePeriodSeconds other than 300");
-    }
-    if pending.sqs_managed_sse == Some(true) {
-        return unsupported("SqsManagedSseEnabled=true");
-    }
-    Ok(())
+    // The engine's own ranges (policy size and statements, key id length) last.
+    config.validate().map_err(|e| match e {
+        crate::Error::TooLarge { what, size, limit } => {
+            SqsError::invalid_attribute("Policy", &format!("the {what} is {size} bytes, over {limit}"))
+        }
+        other => SqsError::new(Code::InvalidAttributeValue, format!("Invalid value for an attribute. Reason: {other}")),
+    })
 }
 
 /// The queue type `CreateQueue`'s attributes ask for; the name must agree (`.fifo`).
@@ -281,7 +245,7 @@ fn redrive_policy(value: &str, identity: &Identity) -> Result<Option<RedrivePoli
     Ok(Some(RedrivePolicy { dead_letter_queue, max_receives: max as u32 }))
 }
 
-fn redrive_allow_policy(value: &str, identity: &Identity) -> Result<RedriveAllow, SqsError> {
+fn redrive_allow_policy(value: &str, identity: &Identity) -> Result<RedriveAllowPolicy, SqsError> {
     let bad = |why: &str| SqsError::invalid_attribute("RedriveAllowPolicy", why);
     let policy: serde_json::Map<String, Value> =
         serde_json::from_str(value).map_err(|_| bad("it must be a JSON object"))?;
@@ -300,10 +264,10 @@ fn redrive_allow_policy(value: &str, identity: &Identity) -> Result<RedriveAllow
         Some(_) => return Err(bad("sourceQueueArns must be a list")),
     };
     match (policy.get("redrivePermission").and_then(Value::as_str), sources) {
-        (Some("allowAll"), None) => Ok(RedriveAllow::AllowAll),
-        (Some("denyAll"), None) => Ok(RedriveAllow::DenyAll),
+        (Some("allowAll"), None) => Ok(RedriveAllowPolicy::AllowAll),
+        (Some("denyAll"), None) => Ok(RedriveAllowPolicy::DenyAll),
         (Some("byQueue"), Some(sources)) if !sources.is_empty() && sources.len() <= MAX_REDRIVE_ALLOW_SOURCES => {
-            Ok(RedriveAllow::ByQueue(sources))
+            Ok(RedriveAllowPolicy::ByQueue(sources))
         }
         (Some("byQueue"), _) => Err(bad(&format!("byQueue needs 1 to {MAX_REDRIVE_ALLOW_SOURCES} sourceQueueArns"))),
         (Some("allowAll" | "denyAll"), Some(_)) => Err(bad("sourceQueueArns is only for byQueue")),
@@ -358,16 +322,38 @@ fn value_of(name: &str, a: &QueueAttributes, identity: &Identity) -> Option<Stri
         }
         "FifoQueue" => fifo_only("true".into())?,
         "ContentBasedDeduplication" => fifo_only(a.content_based_dedup.to_string())?,
-        // TODO(sqs-engine): the stored DeduplicationScope and FifoThroughputLimit; until the
-        // engine keeps them only the defaults can be set, and these are they.
-        "DeduplicationScope" => fifo_only("queue".into())?,
-        "FifoThroughputLimit" => fifo_only("perQueue".into())?,
-        "SqsManagedSseEnabled" => "false".into(),
-        // TODO(sqs-engine): CreatedTimestamp and LastModifiedTimestamp (`created_ms`,
-        // `last_modified_ms`), Policy, KmsMasterKeyId, KmsDataKeyReusePeriodSeconds and
-        // RedriveAllowPolicy once the engine keeps them; unset values are left out, as SQS does.
+        "DeduplicationScope" => fifo_only(a.dedup_scope.sqs_name().into())?,
+        "FifoThroughputLimit" => fifo_only(a.fifo_throughput_limit.sqs_name().into())?,
+        "SqsManagedSseEnabled" => a.sqs_managed_sse.to_string(),
+        // SQS answers the reuse period only for a queue with a KMS key.
+        "KmsMasterKeyId" => a.kms_master_key_id.clone()?,
+        "KmsDataKeyReusePeriodSeconds" => {
+            a.kms_master_key_id.as_ref()?;
+            a.kms_data_key_reuse_period_s.to_string()
+        }
+        "Policy" => a.policy.clone()?,
+        "RedriveAllowPolicy" => redrive_allow_json(&a.redrive_allow, identity)?,
+        // SQS's timestamps are whole seconds since the epoch.
+        "CreatedTimestamp" => (a.created_ms / 1000).to_string(),
+        "LastModifiedTimestamp" => (a.last_modified_ms / 1000).to_string(),
         _ => return None,
     })
+}
+
+/// The `RedriveAllowPolicy` JSON SQS returns; `None` for the default (`allowAll`), which SQS
+/// leaves out until one is set.
+fn redrive_allow_json(policy: &RedriveAllowPolicy, identity: &Identity) -> Option<String> {
+    Some(
+        match policy {
+            RedriveAllowPolicy::AllowAll => return None,
+            RedriveAllowPolicy::DenyAll => serde_json::json!({"redrivePermission": "denyAll"}),
+            RedriveAllowPolicy::ByQueue(names) => serde_json::json!({
+                "redrivePermission": "byQueue",
+                "sourceQueueArns": names.iter().map(|n| identity.queue_arn(n)).collect::<Vec<_>>(),
+            }),
+        }
+        .to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -435,22 +421,71 @@ mod tests {
         let err =
             apply(&mut c, &attrs(&[("FifoThroughputLimit", "perMessageGroupId")]), &id, Purpose::Create).unwrap_err();
         assert_eq!(err.code, Code::InvalidAttributeValue);
-        let pending = apply(
+        apply(
             &mut c,
             &attrs(&[("FifoThroughputLimit", "perMessageGroupId"), ("DeduplicationScope", "messageGroup")]),
             &id,
             Purpose::Create,
         )
         .unwrap();
-        assert_eq!(pending.dedup_per_group, Some(true));
-        let defaults = apply(
+        assert_eq!(
+            (c.dedup_scope, c.fifo_throughput_limit),
+            (DedupScope::MessageGroup, FifoThroughputLimit::PerMessageGroupId)
+        );
+        // Going back to per-queue deduplication needs the per-queue limit too.
+        let err = apply(&mut c.clone(), &attrs(&[("DeduplicationScope", "queue")]), &id, Purpose::Set).unwrap_err();
+        assert_eq!(err.code, Code::InvalidAttributeValue);
+        apply(
             &mut c,
-            &attrs(&[("DeduplicationScope", "queue"), ("SqsManagedSseEnabled", "false")]),
+            &attrs(&[("DeduplicationScope", "queue"), ("FifoThroughputLimit", "perQueue")]),
             &id,
             Purpose::Set,
         )
         .unwrap();
-        check_storable(&defaults).unwrap();
+        assert_eq!(c.dedup_scope, DedupScope::Queue);
+    }
+
+    #[test]
+    fn every_settable_attribute_lands_in_the_config() {
+        let id = identity();
+        let mut c = wire_default_config(false);
+        let policy = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        let allow = r#"{"redrivePermission":"byQueue","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:src"]}"#;
+        apply(
+            &mut c,
+            &attrs(&[
+                ("Policy", policy),
+                ("RedriveAllowPolicy", allow),
+                ("KmsMasterKeyId", "alias/aws/sqs"),
+                ("KmsDataKeyReusePeriodSeconds", "600"),
+            ]),
+            &id,
+            Purpose::Create,
+        )
+        .unwrap();
+        assert_eq!(c.policy.as_deref(), Some(policy));
+        assert_eq!(c.redrive_allow, RedriveAllowPolicy::ByQueue(vec!["src".into()]));
+        assert_eq!(c.kms_master_key_id.as_deref(), Some("alias/aws/sqs"));
+        assert_eq!(c.kms_data_key_reuse_period, Duration::from_secs(600));
+        // SSE-SQS on turns the KMS key off; both at once is an error; empty values remove.
+        apply(&mut c, &attrs(&[("SqsManagedSseEnabled", "true")]), &id, Purpose::Set).unwrap();
+        assert!(c.sqs_managed_sse && c.kms_master_key_id.is_none());
+        let both = attrs(&[("SqsManagedSseEnabled", "true"), ("KmsMasterKeyId", "k")]);
+        assert_eq!(apply(&mut c.clone(), &both, &id, Purpose::Set).unwrap_err().code, Code::InvalidAttributeValue);
+        apply(&mut c, &attrs(&[("Policy", "")]), &id, Purpose::Set).unwrap();
+        assert_eq!(c.policy, None);
+        // The engine's own limits answer as attribute errors.
+        let statements: Vec<String> = (0..21).map(|i| format!(r#"{{"Sid":"s{i}"}}"#)).collect();
+        let big = format!(r#"{{"Statement":[{}]}}"#, statements.join(","));
+        assert_eq!(
+            apply(&mut c.clone(), &attrs(&[("Policy", &big)]), &id, Purpose::Set).unwrap_err().code,
+            Code::InvalidAttributeValue
+        );
+        let huge = format!(r#"{{"Id":"{}"}}"#, "x".repeat(9000));
+        assert_eq!(
+            apply(&mut c.clone(), &attrs(&[("Policy", &huge)]), &id, Purpose::Set).unwrap_err().code,
+            Code::InvalidAttributeValue
+        );
     }
 
     #[test]
@@ -468,13 +503,13 @@ mod tests {
             max_receives: Some(4),
             dedup_scope: Default::default(),
             fifo_throughput_limit: Default::default(),
-            redrive_allow: Default::default(),
+            redrive_allow: RedriveAllowPolicy::DenyAll,
             policy: None,
             kms_master_key_id: None,
             kms_data_key_reuse_period_s: 300,
             sqs_managed_sse: false,
-            created_ms: 0,
-            last_modified_ms: 0,
+            created_ms: 1_700_000_000_999,
+            last_modified_ms: 1_700_000_001_000,
             approximate_visible: 2,
             approximate_in_flight: 1,
             approximate_delayed: 0,
@@ -488,6 +523,11 @@ mod tests {
         assert!(!all.contains_key("FifoQueue"));
         let redrive: Value = serde_json::from_str(&all["RedrivePolicy"]).unwrap();
         assert_eq!(redrive["maxReceiveCount"], 4);
+        assert_eq!(all["CreatedTimestamp"], "1700000000");
+        assert_eq!(all["LastModifiedTimestamp"], "1700000001");
+        assert_eq!(all["RedriveAllowPolicy"], r#"{"redrivePermission":"denyAll"}"#);
+        assert_eq!(all["SqsManagedSseEnabled"], "false");
+        assert!(!all.contains_key("Policy") && !all.contains_key("KmsDataKeyReusePeriodSeconds"));
         let one = render(&["VisibilityTimeout".into()], &a, &id).unwrap();
         assert_eq!(one.len(), 1);
     }

@@ -1,17 +1,14 @@
 //! Queue operations: create, find, list, attributes, purge, delete, dead-letter sources.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::context::Ctx;
-use super::errors::{Code, SqsError};
+use super::errors::{from_engine, Code, SqsError};
 use super::limits::{int_in_range, MAX_LIST_RESULTS};
-use super::queue_attributes::{self, apply, check_storable, fifo_from_attributes, wire_default_config, Purpose};
+use super::queue_attributes::{self, apply, fifo_from_attributes, wire_default_config, Purpose};
 use super::tags;
 use super::Output;
-use crate::queue::{QueueAttributes, QueueConfig, RedrivePolicy};
 use crate::server::wire::Input;
 
 /// `CreateQueue`.
@@ -26,15 +23,26 @@ pub(crate) async fn create_queue(ctx: Ctx, input: Input) -> Output {
     let attributes = input.str_map("Attributes")?;
     let fifo = fifo_from_attributes(&name, &attributes)?;
     let mut config = wire_default_config(fifo);
-    let pending = apply(&mut config, &attributes, &ctx.shared.identity, Purpose::Create)?;
+    apply(&mut config, &attributes, &ctx.shared.identity, Purpose::Create)?;
     let tags = tags::read_tags(&input, "tags")?;
-    check_storable(&pending)?;
-    if !tags.is_empty() {
-        // TODO(sqs-engine): `Engine::create_queue_with(name, config, tags)`.
-        return Err(SqsError::unsupported("Tagging a queue"));
-    }
-    let create_name = name.clone();
-    ctx.engine(move |e| e.create_queue(&create_name, config)).await?;
+    // SQS: a queue that exists is returned when the attributes given match its own; those not
+    // given are not compared (an application may create its queue at every start without
+    // repeating how it was set up). Its tags are left alone.
+    let (identity, create_name) = (ctx.shared.identity.clone(), name.clone());
+    let outcome = ctx
+        .engine(move |e| {
+            let Ok(existing) = e.queue(&create_name).map(|q| q.config()) else {
+                return e.create_queue_with(&create_name, config, &tags).map(Ok);
+            };
+            let mut asked = existing.clone();
+            Ok(match apply(&mut asked, &attributes, &identity, Purpose::Create) {
+                Ok(()) if asked == existing => Ok(()),
+                Ok(()) => Err(from_engine(&crate::Error::AlreadyExists { kind: "queue", name: create_name })),
+                Err(refused) => Err(refused),
+            })
+        })
+        .await?;
+    outcome?;
     Ok(queue_url(&ctx, &name))
 }
 
@@ -117,32 +125,6 @@ pub(crate) async fn get_queue_attributes(ctx: Ctx, input: Input) -> Output {
     Ok(out)
 }
 
-/// The configuration a queue has now, rebuilt from its attributes.
-// Every field is named (no `..`), so a field the engine adds fails to compile here rather
-// than being reset to its default by a SetQueueAttributes.
-fn config_of(a: &QueueAttributes) -> QueueConfig {
-    QueueConfig {
-        fifo: a.fifo,
-        content_based_dedup: a.content_based_dedup,
-        visibility_timeout: Duration::from_secs(a.visibility_timeout_s),
-        delay: Duration::from_secs(a.delay_s),
-        retention: Duration::from_secs(a.retention_s),
-        max_message_bytes: a.max_message_bytes,
-        receive_wait: Duration::from_secs(a.receive_wait_s),
-        redrive: a
-            .dead_letter_queue
-            .clone()
-            .map(|dead_letter_queue| RedrivePolicy { dead_letter_queue, max_receives: a.max_receives.unwrap_or(1) }),
-        dedup_scope: a.dedup_scope,
-        fifo_throughput_limit: a.fifo_throughput_limit,
-        redrive_allow: a.redrive_allow.clone(),
-        policy: a.policy.clone(),
-        kms_master_key_id: a.kms_master_key_id.clone(),
-        kms_data_key_reuse_period: Duration::from_secs(a.kms_data_key_reuse_period_s),
-        sqs_managed_sse: a.sqs_managed_sse,
-    }
-}
-
 /// `SetQueueAttributes`.
 pub(crate) async fn set_queue_attributes(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
@@ -152,30 +134,37 @@ pub(crate) async fn set_queue_attributes(ctx: Ctx, input: Input) -> Output {
     let attributes = input.str_map("Attributes")?;
     let identity = ctx.shared.identity.clone();
     let set_name = name.clone();
-    // Read, change and write in one call on the blocking pool.
+    // Read, change and write under the engine's catalog lock, so a concurrent change (another
+    // SetQueueAttributes, an AddPermission) is never lost; an SQS error of the change itself
+    // comes back through `refused`.
     let outcome = ctx
-        .queue(&name, move |engine, q| {
-            let mut config = config_of(&q.attributes());
-            let pending = match apply(&mut config, &attributes, &identity, Purpose::Set) {
-                Ok(p) => p,
-                Err(e) => return Ok(Err(e)),
-            };
-            if let Err(e) = check_storable(&pending) {
-                return Ok(Err(e));
+        .queue(&name, move |engine, _| {
+            let mut refused = None;
+            let updated = engine.update_queue_config(&set_name, |current| {
+                let mut config = current.clone();
+                match apply(&mut config, &attributes, &identity, Purpose::Set) {
+                    Ok(()) => Ok(config),
+                    Err(e) => {
+                        let reason = e.message.clone();
+                        refused = Some(e);
+                        Err(crate::Error::InvalidArgument(reason))
+                    }
+                }
+            });
+            match (updated, refused) {
+                (_, Some(e)) => Ok(Err(e)),
+                (result, None) => result.map(Ok),
             }
-            engine.set_queue_attributes(&set_name, config).map(Ok)
         })
         .await?;
     outcome?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
 /// `PurgeQueue`.
 pub(crate) async fn purge_queue(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    // TODO(sqs-engine): one purge per queue per 60 s (PurgeQueueInProgress, 403), once the
-    // engine refuses a second purge within the minute.
+    // One purge a minute: the engine's PurgeInProgress answers PurgeQueueInProgress (403).
     ctx.queue(&name, |_, q| q.purge()).await?;
     Ok(Map::new())
 }
@@ -185,7 +174,6 @@ pub(crate) async fn delete_queue(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let delete = name.clone();
     ctx.queue(&name, move |e, _| e.delete_queue(&delete)).await?;
-    ctx.shared.waiters.notify(&name);
     Ok(Map::new())
 }
 
@@ -197,7 +185,7 @@ pub(crate) async fn list_dead_letter_source_queues(ctx: Ctx, input: Input) -> Ou
         .queue(&name, move |e, _| {
             Ok(e.list_queues()
                 .into_iter()
-                .filter(|n| e.queue(n).is_ok_and(|q| q.attributes().dead_letter_queue.as_deref() == Some(dlq.as_str())))
+                .filter(|n| e.queue(n).is_ok_and(|q| q.config().redrive.is_some_and(|r| r.dead_letter_queue == dlq)))
                 .collect::<Vec<_>>())
         })
         .await?;

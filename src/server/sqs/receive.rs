@@ -53,26 +53,31 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
             ));
         }
     }
-    if let Some(attempt) = input.str("ReceiveRequestAttemptId")? {
-        if attempt.is_empty() || attempt.len() > MAX_FIFO_ID_LEN || !attempt.bytes().all(|b| b.is_ascii_graphic()) {
+    let attempt_id = match input.str("ReceiveRequestAttemptId")? {
+        Some(attempt)
+            if attempt.is_empty()
+                || attempt.len() > MAX_FIFO_ID_LEN
+                || !attempt.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             return Err(SqsError::invalid_parameter(
                 "ReceiveRequestAttemptId",
                 attempt,
                 "It can only include alphanumeric and punctuation characters. 1 to 128 in length.",
             ));
         }
-        // TODO(sqs-engine): pass it as `ReceiveOptions::attempt_id` so a retried FIFO receive
-        // gets the same messages and receipt handles; today every receive is a new attempt.
-    }
+        // A FIFO receive retried with the same id gets the same messages and receipt handles
+        // (the engine ignores it on standard queues, as SQS).
+        attempt => attempt.map(str::to_string),
+    };
     let options = ReceiveOptions {
         max: max as usize,
         wait: Some(Duration::ZERO),
         visibility_timeout: visibility.map(Duration::from_secs),
-        ..ReceiveOptions::default()
+        attempt_id,
     };
     let messages = wait_for_messages(&ctx, &name, options, wait.map(Duration::from_secs)).await?;
     let rendered: Vec<Value> =
-        messages.iter().map(|m| Value::Object(render(&ctx, m, &system, &message_attributes))).collect();
+        messages.into_iter().map(|m| Value::Object(render(&ctx, m, &system, &message_attributes))).collect();
     let mut out = Map::new();
     if !rendered.is_empty() {
         out.insert("Messages".into(), Value::Array(rendered));
@@ -80,32 +85,40 @@ pub(crate) async fn receive_message(ctx: Ctx, input: Input) -> Output {
     Ok(out)
 }
 
-fn render(ctx: &Ctx, m: &ReceivedMessage, system: &[String], attribute_names: &[String]) -> Map<String, Value> {
-    let body = String::from_utf8_lossy(&m.body);
-    let mut out = Map::new();
-    out.insert("MessageId".into(), m.message_id.clone().into());
-    out.insert("ReceiptHandle".into(), m.receipt_handle.clone().into());
-    out.insert("MD5OfBody".into(), body_md5(&body).into());
-    out.insert("Body".into(), body.into_owned().into());
-    let all = system.iter().any(|a| a == "All");
-    let asked = |name: &str| all || system.iter().any(|a| a == name);
-    let mut attributes = Map::new();
-    let mut put = |name: &str, value: Option<String>| {
-        if let (true, Some(v)) = (asked(name), value) {
-            attributes.insert(name.to_string(), v.into());
-        }
+/// One message as SQS renders it. Takes the message (its strings move into the answer) and
+/// computes only the system attributes asked for.
+fn render(ctx: &Ctx, m: ReceivedMessage, system: &[String], attribute_names: &[String]) -> Map<String, Value> {
+    let body = match String::from_utf8(m.body.to_vec()) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
-    // TODO(sqs-engine): the sender's id from `ReceivedMessage::sender_id`; every request acts
-    // as the server's account today, so that is who sent it.
-    put("SenderId", Some(ctx.principal.account_id.clone()));
-    put("SentTimestamp", Some(m.sent_ms.to_string()));
-    put("ApproximateReceiveCount", Some(m.receive_count.to_string()));
-    put("ApproximateFirstReceiveTimestamp", Some(m.first_receive_ms.to_string()));
-    put("SequenceNumber", m.sequence.map(|s| s.to_string()));
-    put("MessageGroupId", m.group.clone());
-    // TODO(sqs-engine): MessageDeduplicationId (`ReceivedMessage::dedup_id`), AWSTraceHeader
-    // (`trace_header`) and DeadLetterQueueSourceArn (`dead_letter_source`, rendered with
-    // `ctx.arn`) once the engine returns them.
+    let mut out = Map::new();
+    out.insert("MD5OfBody".into(), body_md5(body.as_bytes()).into());
+    out.insert("Body".into(), body.into());
+    out.insert("MessageId".into(), m.message_id.into());
+    out.insert("ReceiptHandle".into(), m.receipt_handle.into());
+    let mut attributes = Map::new();
+    if !system.is_empty() {
+        let all = system.iter().any(|a| a == "All");
+        let asked = |name: &str| all || system.iter().any(|a| a == name);
+        let mut put = |name: &str, value: &dyn Fn() -> Option<String>| {
+            if asked(name) {
+                if let Some(v) = value() {
+                    attributes.insert(name.to_string(), v.into());
+                }
+            }
+        };
+        // A message sent through the library names no sender: it is the server's account's.
+        put("SenderId", &|| Some(m.sender_id.clone().unwrap_or_else(|| ctx.principal.account_id.clone())));
+        put("SentTimestamp", &|| Some(m.sent_ms.to_string()));
+        put("ApproximateReceiveCount", &|| Some(m.receive_count.to_string()));
+        put("ApproximateFirstReceiveTimestamp", &|| Some(m.first_receive_ms.to_string()));
+        put("SequenceNumber", &|| m.sequence.map(|s| s.to_string()));
+        put("MessageDeduplicationId", &|| m.dedup_id.clone());
+        put("MessageGroupId", &|| m.group.clone());
+        put("AWSTraceHeader", &|| m.trace_header.clone());
+        put("DeadLetterQueueSourceArn", &|| m.dead_letter_source.as_deref().map(|q| ctx.arn(q)));
+    }
     if !attributes.is_empty() {
         out.insert("Attributes".into(), Value::Object(attributes));
     }

@@ -1,15 +1,16 @@
 //! Queue tags: `TagQueue`, `UntagQueue`, `ListQueueTags`, and the `tags` of `CreateQueue`,
-//! with SQS's limits. The engine does not keep tags yet (see the TODOs): tagging is answered
-//! `UnsupportedOperation`, a queue lists no tags, and removing tags it does not have succeeds.
+//! with SQS's limits, kept by the engine (`Engine::tag`, `untag`, `tags`). Removing a tag a
+//! queue does not have succeeds, as SQS.
 
 use std::collections::BTreeMap;
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use super::context::Ctx;
 use super::errors::{shorten, Code, SqsError};
 use super::limits::{MAX_TAGS, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 use super::Output;
+use crate::engine::tags::ResourceRef;
 use crate::server::wire::Input;
 
 /// Characters SQS allows in tag keys and values: letters, digits, spaces and `_ . : / = + - @`.
@@ -66,9 +67,8 @@ pub(crate) async fn tag_queue(ctx: Ctx, input: Input) -> Output {
     if tags.is_empty() {
         return Err(SqsError::new(Code::InvalidParameterValue, "Tags must name at least one tag."));
     }
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::tag(ResourceRef::Queue(&name), &tags)`.
-    Err(SqsError::unsupported("Tagging a queue"))
+    ctx.queue(&name, move |e, q| e.tag(ResourceRef::Queue(q.name()), &tags)).await?;
+    Ok(Map::new())
 }
 
 /// `UntagQueue`.
@@ -84,18 +84,19 @@ pub(crate) async fn untag_queue(ctx: Ctx, input: Input) -> Output {
     for key in &keys {
         check_key(key)?;
     }
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::untag(ResourceRef::Queue(&name), &keys)`. No queue has tags
-    // yet, so removing any is already done.
+    ctx.queue(&name, move |e, q| e.untag(ResourceRef::Queue(q.name()), &keys)).await?;
     Ok(Map::new())
 }
 
 /// `ListQueueTags`.
 pub(crate) async fn list_queue_tags(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
-    ctx.queue(&name, |_, _| Ok(())).await?;
-    // TODO(sqs-engine): `Engine::tags(ResourceRef::Queue(&name))`; no queue has tags yet.
-    Ok(Map::new())
+    let tags = ctx.queue(&name, |e, q| e.tags(ResourceRef::Queue(q.name()))).await?;
+    let mut out = Map::new();
+    if !tags.is_empty() {
+        out.insert("Tags".into(), Value::Object(tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

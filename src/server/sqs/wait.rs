@@ -1,64 +1,42 @@
 //! Long polls without a thread each: a `ReceiveMessage` that finds nothing waits on the async
-//! side (a timer and a wake-up) and tries again, each try a non-blocking receive on the
-//! blocking pool.
+//! side and tries again, each try one engine call (see `Shared::blocking`).
 //!
-//! `wait_for_messages` is the one place that waits. Until the engine offers its own
-//! wake-ups (`Queue::changed()`, `Queue::next_visible_at_ms()`), it is woken at once by sends,
-//! visibility changes and FIFO deletes that come through this server ([`Waiters`]), and
-//! otherwise looks again on a timer that backs off from [`FIRST_NAP`] to [`LONGEST_NAP`]: so a
-//! message whose delay or visibility timeout ends, or that the embedding application sends
-//! through the library, is found within [`LONGEST_NAP`].
+//! `wait_for_messages` is the one place that waits. A try takes the queue's
+//! [`Queue::changed`](crate::queue::Queue::changed) future *before* it receives, so nothing
+//! that happens between the receive and the wait is missed, and asks
+//! [`Queue::next_visible_at_ms`](crate::queue::Queue::next_visible_at_ms) after a receive that
+//! found nothing. The poll then sleeps until the first of: a change of the queue (a send from
+//! any connection or from the embedding application, a visibility change to now, a message
+//! moved in, a FIFO group unblocked, new attributes, the queue's deletion), the time the next
+//! delayed or in-flight message becomes visible, its deadline, or the server's stop. A waiting
+//! poll holds a registered waker and a timer, never a thread.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::context::Ctx;
 use super::errors::SqsError;
+use crate::queue::changed::QueueChanged;
 use crate::queue::{ReceiveOptions, ReceivedMessage};
 
-/// First pause between two looks at an empty queue.
-pub const FIRST_NAP: Duration = Duration::from_millis(20);
-/// Longest pause between two looks: the most a wake-up the server does not see can be late.
-pub const LONGEST_NAP: Duration = Duration::from_millis(500);
-/// Entries of the waiter table above which dead ones are swept.
-const SWEEP_ABOVE: usize = 1024;
+/// Longest pause after tries that came back empty although the engine said a message may be
+/// visible (a race with another receiver): the poll backs off to this instead of spinning.
+const LONGEST_RETRY_NAP: Duration = Duration::from_millis(50);
 
-/// Wake-ups for long polls, by queue name, given by this server's own writes.
-// TODO(sqs-engine): gone once `Queue::changed()` wakes waiters for every change, whoever
-// made it.
-#[derive(Debug, Default)]
-pub struct Waiters {
-    by_queue: Mutex<HashMap<String, Weak<Notify>>>,
-}
-
-impl Waiters {
-    fn subscribe(&self, queue: &str) -> Arc<Notify> {
-        let mut map = self.by_queue.lock();
-        if let Some(n) = map.get(queue).and_then(Weak::upgrade) {
-            return n;
-        }
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, w| w.strong_count() > 0);
-        }
-        let n = Arc::new(Notify::new());
-        map.insert(queue.to_string(), Arc::downgrade(&n));
-        n
-    }
-
-    /// Wakes one long poll waiting on `queue`: something may have become visible. One, not
-    /// all: a woken poll that takes a full batch wakes the next (see [`wait_for_messages`]), so
-    /// a batch of ten sent messages costs one try, not one per waiting poll.
-    pub fn notify(&self, queue: &str) {
-        let notify = self.by_queue.lock().get(queue).and_then(Weak::upgrade);
-        if let Some(n) = notify {
-            n.notify_one();
-        }
-    }
+/// What one try found.
+enum Try {
+    /// Messages.
+    Got(Vec<ReceivedMessage>),
+    /// None yet.
+    Empty {
+        /// Completes once the queue changed after the try began.
+        changed: QueueChanged,
+        /// How long until the next delayed or in-flight message becomes visible, if one waits.
+        next_visible_in: Option<Duration>,
+        /// The queue's `ReceiveMessageWaitTimeSeconds`, when the request gave no wait.
+        default_wait: Option<Duration>,
+    },
 }
 
 /// Receives from `queue`, waiting up to `wait` for a message (`None`: the queue's
@@ -69,51 +47,56 @@ pub(crate) async fn wait_for_messages(
     mut options: ReceiveOptions,
     wait: Option<Duration>,
 ) -> Result<Vec<ReceivedMessage>, SqsError> {
-    // TODO(sqs-engine): with `Queue::changed()` and `Queue::next_visible_at_ms()` (branch
-    // sqs-engine), each round becomes, in one blocking call: `let changed = q.changed();`, then
-    // `q.receive(..)`, then `q.next_visible_at_ms()`; back on the async side, an empty try
-    // awaits `changed` or a sleep until min(deadline, next visible, converted from the
-    // engine's clock with `engine.clock().now_ms()`) or the stop. `Waiters`, `notify` calls in
-    // the handlers, `FIRST_NAP` and `LONGEST_NAP` then go.
     options.wait = Some(Duration::ZERO);
-    let max = options.max.max(1);
     let started = Instant::now();
     let mut deadline = wait.map(|w| started + w);
-    let notify = ctx.shared.waiters.subscribe(queue);
     let mut stop = ctx.shared.stop.clone();
-    let mut nap = FIRST_NAP;
+    let mut retry_nap = Duration::ZERO;
     loop {
-        // Registered before the try, so a send between the try and the wait still wakes it.
-        let woken = notify.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
         let try_options = options.clone();
-        let got = ctx.queue(queue, move |_, q| q.receive(try_options)).await?;
-        if !got.is_empty() {
-            if got.len() >= max {
-                // A full batch may have left more behind: pass the wake-up on.
-                notify.notify_one();
-            }
-            return Ok(got);
-        }
-        let deadline = match deadline {
-            Some(d) => d,
-            None => {
-                // Asked only once a try came back empty: the engine's attributes count the
-                // queue's messages, which a busy queue's receives should not pay for.
-                // TODO(sqs-engine): an accessor of a queue's configuration alone.
-                let secs = ctx.queue(queue, |_, q| Ok(q.attributes().receive_wait_s)).await?;
-                *deadline.insert(started + Duration::from_secs(secs))
-            }
+        let need_default_wait = deadline.is_none();
+        let round = ctx
+            .queue(queue, move |engine, q| {
+                let changed = q.changed();
+                let got = q.receive(try_options)?;
+                if !got.is_empty() {
+                    return Ok(Try::Got(got));
+                }
+                let now_ms = engine.clock().now_ms();
+                let next_visible_in = q.next_visible_at_ms().map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+                // Read only once a try came back empty, and without counting messages.
+                let default_wait = need_default_wait.then(|| q.config().receive_wait);
+                Ok(Try::Empty { changed, next_visible_in, default_wait })
+            })
+            .await?;
+        let (changed, next_visible_in, default_wait) = match round {
+            Try::Got(got) => return Ok(got),
+            Try::Empty { changed, next_visible_in, default_wait } => (changed, next_visible_in, default_wait),
         };
+        let deadline = *deadline.get_or_insert_with(|| started + default_wait.unwrap_or_default());
         let now = Instant::now();
         if now >= deadline || ctx.shared.stopping() {
-            return Ok(got);
+            return Ok(Vec::new());
         }
-        let wake_at = deadline.min(now + nap);
+        let mut wake_at = deadline;
+        if let Some(next) = next_visible_in {
+            // "Visible now" right after an empty try: another receiver was quicker, or a
+            // message arrived in between. Try again at once, then back off.
+            let next = if next.is_zero() {
+                let nap = retry_nap;
+                retry_nap = (retry_nap * 2).clamp(Duration::from_millis(1), LONGEST_RETRY_NAP);
+                nap
+            } else {
+                retry_nap = Duration::ZERO;
+                next
+            };
+            wake_at = wake_at.min(now + next);
+        } else {
+            retry_nap = Duration::ZERO;
+        }
         tokio::select! {
-            _ = &mut woken => nap = FIRST_NAP,
-            _ = tokio::time::sleep_until(wake_at) => nap = (nap * 2).min(LONGEST_NAP),
+            _ = changed => {}
+            _ = tokio::time::sleep_until(wake_at) => {}
             _ = stop.wait_for(|stopping| *stopping) => return Ok(Vec::new()),
         }
     }

@@ -89,6 +89,41 @@ impl Input {
         }
     }
 
+    /// An optional boolean parameter (a JSON boolean, or `true`/`false` in the query protocol).
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ParamError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if self.protocol == Protocol::Query => match s.as_str() {
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                _ => Err(ParamError::invalid(name, "must be true or false")),
+            },
+            Some(_) => Err(ParamError::invalid(name, "must be a boolean")),
+        }
+    }
+
+    /// An optional structure, read with the same rules as its request.
+    pub fn structure(&self, name: &str) -> Result<Option<Input>, ParamError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(inner)) => Ok(Some(self.nested(inner.clone()))),
+            Some(_) => Err(ParamError::invalid(name, "must be a structure")),
+        }
+    }
+
+    /// An optional blob: standard base64 text (as the AWS JSON protocols carry blobs), decoded.
+    pub fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, ParamError> {
+        use base64::Engine as _;
+        match self.str(name)? {
+            None => Ok(None),
+            Some(text) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(Some)
+                .map_err(|_| ParamError::invalid(name, "must be base64")),
+        }
+    }
+
     /// An optional list of strings (absent: empty).
     pub fn str_list(&self, name: &str) -> Result<Vec<String>, ParamError> {
         match self.get(name) {
@@ -131,14 +166,15 @@ impl Input {
         }
     }
 
-    /// An optional list of structures (absent: empty).
-    pub fn struct_list(&self, name: &str) -> Result<Vec<Input>, ParamError> {
-        match self.get(name) {
-            None => Ok(Vec::new()),
+    /// An optional list of structures (absent: empty), moved out of the request instead of
+    /// copied (a batch's entries, read once); the parameter is gone afterwards.
+    pub fn take_struct_list(&mut self, name: &str) -> Result<Vec<Input>, ParamError> {
+        match self.params.remove(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
-                .iter()
+                .into_iter()
                 .map(|v| match v {
-                    Value::Object(inner) => Ok(self.nested(inner.clone())),
+                    Value::Object(inner) => Ok(self.nested(inner)),
                     _ => Err(ParamError::invalid(name, "must list structures")),
                 })
                 .collect(),
