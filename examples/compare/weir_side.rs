@@ -31,6 +31,20 @@ pub const FANOUT_QUEUES: u32 = 10;
 /// Writer threads of `stream_put_concurrent`.
 pub const STREAM_WRITERS: usize = 32;
 
+/// The options of a queue workload's send: for FIFO, the next message's group (round robin
+/// over [`GROUPS`]) and a fresh deduplication id, counted by `sent`.
+pub fn send_options(fifo: bool, sent: &AtomicU64) -> SendOptions {
+    if !fifo {
+        return SendOptions::default();
+    }
+    let n = sent.fetch_add(1, Ordering::Relaxed);
+    SendOptions {
+        group: Some(format!("group-{}", n % GROUPS)),
+        dedup_id: Some(format!("dedup-{n}")),
+        ..SendOptions::default()
+    }
+}
+
 pub fn open_weir(dir: &Path, durability: Durability) -> Engine {
     Engine::open(dir, Options { durability, ..Options::default() })
         .unwrap_or_else(|e| panic!("weir: cannot open {}: {e}", dir.display()))
@@ -94,16 +108,7 @@ pub fn queue_cycle(window: Duration, dir: &Path, cycle: Cycle, body: &[u8]) -> f
         move |stop: &Stop| {
             if i < SENDERS {
                 return count_until_stop(stop, || {
-                    let options = if cycle.fifo {
-                        let n = sent.fetch_add(1, Ordering::Relaxed);
-                        SendOptions {
-                            group: Some(format!("group-{}", n % GROUPS)),
-                            dedup_id: Some(format!("dedup-{n}")),
-                            ..SendOptions::default()
-                        }
-                    } else {
-                        SendOptions::default()
-                    };
+                    let options = send_options(cycle.fifo, sent);
                     q.send(body, options).expect("weir: send");
                     0
                 });

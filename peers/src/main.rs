@@ -389,25 +389,7 @@ fn queue_cycle(run: &Run, peers: &Peers, fifo: bool) -> WorkloadOutcome {
         Err(e) => entries.push(Entry::missing("postgres", pg::durability_text(), e)),
     }
     if !fifo {
-        for kind in [rabbit::Kind::Quorum, rabbit::Kind::Classic] {
-            match peers.port("rabbitmq") {
-                Ok(port) => {
-                    let (b1, b2) = (body.clone(), body.clone());
-                    entries.push(Entry {
-                        label: kind.label(),
-                        durability: kind.durability_text(),
-                        run: Box::new(move |_| {
-                            systems::throughput(&rabbit::RabbitSetup::queue(port, kind)?, shape, window, &b1)
-                        }),
-                        latency: Some(Box::new(move |rate| {
-                            systems::latency(&rabbit::RabbitSetup::queue(port, kind)?, shape, rate, lw, &b2)
-                        })),
-                        per_send: 1.0,
-                    });
-                }
-                Err(e) => entries.push(Entry::missing(kind.label(), kind.durability_text(), e)),
-            }
-        }
+        rabbit_entries(&mut entries, peers, None, shape, window, lw, &body, 1.0);
         nats_entry(&mut entries, peers, nats::Kind::Queue, shape, window, lw, &body, 1.0);
     }
     let note = if fifo {
@@ -420,6 +402,45 @@ fn queue_cycle(run: &Run, peers: &Peers, fifo: bool) -> WorkloadOutcome {
     };
     let ops = "messages/s through send + receive + delete (ack), 8 senders one message per durable send, 8 receivers up to 10 per receive";
     run.workload(name, ops, note, entries)
+}
+
+/// RabbitMQ's two rows (quorum, classic): a queue, or with `fanout` a fan-out exchange into
+/// that many queues.
+#[allow(clippy::too_many_arguments)]
+fn rabbit_entries(
+    entries: &mut Vec<Entry<'_>>,
+    peers: &Peers,
+    fanout: Option<u32>,
+    shape: Shape,
+    window: Duration,
+    lw: Duration,
+    body: &[u8],
+    per_send: f64,
+) {
+    for kind in [rabbit::Kind::Quorum, rabbit::Kind::Classic] {
+        let port = match peers.port("rabbitmq") {
+            Ok(port) => port,
+            Err(e) => {
+                entries.push(Entry::missing(kind.label(), kind.durability_text(), e));
+                continue;
+            }
+        };
+        let make = move || match fanout {
+            Some(queues) => rabbit::RabbitSetup::fanout(port, kind, queues),
+            None => rabbit::RabbitSetup::queue(port, kind),
+        };
+        let (b1, b2) = (body.to_vec(), body.to_vec());
+        entries.push(Entry {
+            label: kind.label(),
+            durability: kind.durability_text(),
+            run: Box::new(move |_| systems::throughput(&make()?, shape, window, &b1)),
+            latency: Some(Box::new(move |rate| match fanout {
+                Some(_) => fanout_latency(make, shape, rate, window, lw, &b2),
+                None => systems::latency(&make()?, shape, rate, lw, &b2),
+            })),
+            per_send,
+        });
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -497,25 +518,7 @@ fn topic_fanout(run: &Run, peers: &Peers) -> WorkloadOutcome {
             per_send,
         });
     }
-    for kind in [rabbit::Kind::Quorum, rabbit::Kind::Classic] {
-        match peers.port("rabbitmq") {
-            Ok(port) => {
-                let (b1, b2) = (body.clone(), body.clone());
-                entries.push(Entry {
-                    label: kind.label(),
-                    durability: kind.durability_text(),
-                    run: Box::new(move |_| {
-                        systems::throughput(&rabbit::RabbitSetup::fanout(port, kind, fan)?, shape, window, &b1)
-                    }),
-                    latency: Some(Box::new(move |rate| {
-                        fanout_latency(|| rabbit::RabbitSetup::fanout(port, kind, fan), shape, rate, window, lw, &b2)
-                    })),
-                    per_send,
-                });
-            }
-            Err(e) => entries.push(Entry::missing(kind.label(), kind.durability_text(), e)),
-        }
-    }
+    rabbit_entries(&mut entries, peers, Some(fan), shape, window, lw, &body, per_send);
     nats_entry(&mut entries, peers, nats::Kind::Fanout, shape, window, lw, &body, per_send);
     let ops = "deliveries/s (a publish counts 10), 8 publishers, each publish durable before it returns; the throughput run only publishes (as examples/compare), the latency run also has one receiver per subscription, at half the lower of the publish peak and the end-to-end peak (publish + receive + delete, one more window)";
     let note = "weir: a topic with 10 raw queue subscriptions; RabbitMQ: a durable fanout exchange bound to 10 durable queues; JetStream: an interest-retention stream with 10 durable pull consumers (stored once, delivered to each)".to_string();

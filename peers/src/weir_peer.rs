@@ -2,17 +2,17 @@
 //! (`weir_side.rs`, shared), latency through [`Setup`] handles over the same engine calls.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir::queue::{Queue, QueueConfig, ReceiveOptions, SendOptions};
+use weir::queue::{Queue, QueueConfig, ReceiveOptions};
 use weir::stream::{PutRecord, StartingPosition, Stream};
 use weir::topic::{PublishOptions, Topic};
 use weir::{Durability, Engine};
 
 use crate::systems::{Receiver, Sender, Setup};
-use crate::weir_side::{self, GROUPS, LONG_POLL};
+use crate::weir_side::{self, LONG_POLL};
 
 fn err(e: weir::Error) -> String {
     format!("weir: {e}")
@@ -52,17 +52,7 @@ struct QueueSender<'a>(&'a WeirQueue);
 
 impl Sender for QueueSender<'_> {
     fn send(&mut self, body: &[u8]) -> Result<(), String> {
-        let options = if self.0.fifo {
-            let n = self.0.sent.fetch_add(1, Ordering::Relaxed);
-            SendOptions {
-                group: Some(format!("group-{}", n % GROUPS)),
-                dedup_id: Some(format!("dedup-{n}")),
-                ..SendOptions::default()
-            }
-        } else {
-            SendOptions::default()
-        };
-        self.0.queue.send(body, options).map(drop).map_err(err)
+        self.0.queue.send(body, weir_side::send_options(self.0.fifo, &self.0.sent)).map(drop).map_err(err)
     }
 }
 
