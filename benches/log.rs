@@ -83,6 +83,7 @@ fn log_config(durability: Durability) -> LogConfig {
         durability,
         compression: Compression::Auto,
         preallocate: true,
+        encryption: None,
     }
 }
 

@@ -88,6 +88,9 @@ const NAMES: &[&str] = &[
     "sqs_http_cycle",
     "topic_fanout",
     "stream_read",
+    "stream_put_batch_encrypted",
+    "queue_cycle_encrypted",
+    "stream_read_encrypted",
     "recovery",
     "queue_reopen",
     "memory",
@@ -167,6 +170,16 @@ fn main() {
     }
     if wanted("stream_read") {
         rows.push(stream::read(&ctx));
+    }
+    if wanted("stream_put_batch_encrypted") {
+        rows.push(stream::put_batch_encrypted(&ctx));
+    }
+    if wanted("queue_cycle_encrypted") {
+        let c = Cycle { name: "queue_cycle", durable: true, fifo: false, prefill: 0 };
+        rows.push(queue::run_encrypted(&ctx, c, "queue_cycle_encrypted"));
+    }
+    if wanted("stream_read_encrypted") {
+        rows.push(stream::read_encrypted(&ctx));
     }
     if wanted("recovery") {
         rows.push(recovery::recovery(&ctx));

@@ -123,6 +123,21 @@ pub enum Error {
     /// The engine is shutting down or the object was deleted while in use.
     #[error("{0} is closed")]
     Closed(String),
+    /// The key file does not hold the key an encrypted data directory was sealed under (its
+    /// version is missing, or is another key). Nothing was read.
+    #[error("wrong encryption key for {}", dir.display())]
+    WrongKey {
+        /// The data directory (or, from a log opened alone, the log's directory).
+        dir: PathBuf,
+        /// Which key version did not check out, and where.
+        detail: String,
+    },
+    /// An encrypted data directory was opened without a key.
+    #[error("{} is encrypted at rest: open it with its key file (--key-file FILE or $WEIR_KEY_FILE)", dir.display())]
+    KeyRequired {
+        /// The data directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {

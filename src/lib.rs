@@ -31,5 +31,6 @@ pub mod text;
 pub mod topic;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::encryption::{generate_key_line, KeySource, RekeyReport};
 pub use engine::{Durability, Engine, Options};
 pub use error::{Error, Result};

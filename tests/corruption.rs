@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::{copy_tree, index_file_of, read_to_end, scratch_dir, segment_files, test_options, ReadOutcome};
-use weir::format::batch::FRAME_HEADER_LEN;
+use weir::format::batch::{FRAME_HEADER_LEN, SEALED_OVERHEAD};
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{Compression, RecordRef};
 use weir::log::io::RealFs;
@@ -58,12 +58,16 @@ struct Fixture {
     frames: Vec<Frame>,
     /// The shard's `HEAD` file as the engine had it before the clean close.
     head_before_close: Vec<u8>,
+    /// The key file, in the encrypted mode (every frame sealed).
+    key_source: Option<weir::KeySource>,
 }
 
 /// Every put durable before it returns: what a frame says about the records before it (its
 /// durable point) is then what the tests assume (`scratch_dir` makes the fsyncs free).
-fn fixture_options(clock: Arc<ManualClock>) -> weir::Options {
-    weir::Options { durability: Durability::Always, ..test_options(clock, SEGMENT_BYTES) }
+fn fixture_options(clock: Arc<ManualClock>, key_source: Option<weir::KeySource>) -> weir::Options {
+    // Sealed frames are 20 bytes longer: larger segments keep several frames in the last one.
+    let segment_bytes = if key_source.is_some() { SEGMENT_BYTES + 200 } else { SEGMENT_BYTES };
+    weir::Options { durability: Durability::Always, key_source, ..test_options(clock, segment_bytes) }
 }
 
 fn shard_dir(data_dir: &Path) -> PathBuf {
@@ -71,12 +75,18 @@ fn shard_dir(data_dir: &Path) -> PathBuf {
 }
 
 impl Fixture {
+    /// The fixture in each mode: a plain directory, and an encrypted one (whose every frame is
+    /// sealed: the same damage must be caught the same way, by CRC before any key is used).
+    fn both() -> [Fixture; 2] {
+        [Fixture::new_in(None), Fixture::new_in(Some(common::test_key_source()))]
+    }
+
     /// Twelve single puts and one batch of three, about four frames per 600-byte segment.
-    fn new() -> Fixture {
+    fn new_in(key_source: Option<weir::KeySource>) -> Fixture {
         let tmp = scratch_dir();
         let dir = tmp.path().join("pristine");
         let clock = Arc::new(ManualClock::new(START_MS));
-        let engine = Engine::open(&dir, fixture_options(clock.clone())).expect("open");
+        let engine = Engine::open(&dir, fixture_options(clock.clone(), key_source.clone())).expect("open");
         engine.create_stream(STREAM, 1, None).expect("create stream");
         let stream = engine.stream(STREAM).expect("stream");
         let mut appended: Vec<Vec<Put>> = Vec::new();
@@ -120,8 +130,9 @@ impl Fixture {
         let mut ends = vec![SEGMENT_HEADER_LEN as u64; seg_paths.len()];
         for records in appended {
             let segment = bases.iter().rposition(|&b| b <= records[0].seq).expect("segment of frame");
-            let len =
-                FRAME_HEADER_LEN as u64 + records.iter().map(|r| 8 + r.key.len() + r.data.len()).sum::<usize>() as u64;
+            let sealing = if key_source.is_some() { SEALED_OVERHEAD } else { 0 };
+            let len = (FRAME_HEADER_LEN + sealing) as u64
+                + records.iter().map(|r| 8 + r.key.len() + r.data.len()).sum::<usize>() as u64;
             let start = ends[segment];
             ends[segment] += len;
             frames.push(Frame { segment, start, end: start + len, records });
@@ -139,7 +150,7 @@ impl Fixture {
             }
         }
         let segments = seg_paths.iter().map(|p| p.strip_prefix(&dir).expect("relative").to_path_buf()).collect();
-        let fixture = Fixture { _tmp: tmp, dir, clock, segments, frames, head_before_close };
+        let fixture = Fixture { _tmp: tmp, dir, clock, segments, frames, head_before_close, key_source };
         let pristine = fixture.read_all(&fixture.dir);
         assert!(pristine.error.is_none(), "pristine read failed: {:?}", pristine.error);
         assert_records_match(&pristine.records, &fixture.all_records(), "pristine");
@@ -147,7 +158,7 @@ impl Fixture {
     }
 
     fn options(&self) -> weir::Options {
-        fixture_options(self.clock.clone())
+        fixture_options(self.clock.clone(), self.key_source.clone())
     }
 
     fn all_records(&self) -> Vec<Put> {
@@ -270,49 +281,52 @@ fn check_flip(fx: &Fixture, segment: usize, offset: u64, mask: u8) {
 
 #[test]
 fn every_flipped_byte_of_a_sealed_segment_is_served_intact_or_reported_corrupt() {
-    let fx = Fixture::new();
-    for offset in 0..fx.segment_len(0) {
-        for mask in [0x01, 0x80] {
-            check_flip(&fx, 0, offset, mask);
+    for fx in Fixture::both() {
+        for offset in 0..fx.segment_len(0) {
+            for mask in [0x01, 0x80] {
+                check_flip(&fx, 0, offset, mask);
+            }
         }
     }
 }
 
 #[test]
 fn every_flipped_byte_of_the_last_segment_is_served_intact_cut_as_torn_tail_or_reported_corrupt() {
-    let fx = Fixture::new();
-    for offset in 0..fx.segment_len(fx.last_segment()) {
-        for mask in [0x01, 0x80] {
-            check_flip(&fx, fx.last_segment(), offset, mask);
+    for fx in Fixture::both() {
+        for offset in 0..fx.segment_len(fx.last_segment()) {
+            for mask in [0x01, 0x80] {
+                check_flip(&fx, fx.last_segment(), offset, mask);
+            }
         }
     }
 }
 
 #[test]
 fn a_corrupt_record_count_in_a_sealed_segment_is_reported_not_skipped() {
-    let fx = Fixture::new();
-    let frame = fx.frames.iter().filter(|f| f.segment == 0).nth(1).expect("second frame of segment 0").clone();
-    assert_eq!(frame.records.len(), 1, "a one-record frame");
-    let (_tmp, dir) = fx.copy();
-    let file = dir.join(&fx.segments[0]);
-    let mut bytes = std::fs::read(&file).expect("read");
-    // record_count (offset 24 of the frame) from 1 to 0.
-    bytes[frame.start as usize + 24] ^= 0x01;
-    std::fs::write(&file, &bytes).expect("write");
+    for fx in Fixture::both() {
+        let frame = fx.frames.iter().filter(|f| f.segment == 0).nth(1).expect("second frame of segment 0").clone();
+        assert_eq!(frame.records.len(), 1, "a one-record frame");
+        let (_tmp, dir) = fx.copy();
+        let file = dir.join(&fx.segments[0]);
+        let mut bytes = std::fs::read(&file).expect("read");
+        // record_count (offset 24 of the frame) from 1 to 0.
+        bytes[frame.start as usize + 24] ^= 0x01;
+        std::fs::write(&file, &bytes).expect("write");
 
-    let outcome = fx.read_all(&dir);
-    assert_records_match(&outcome.records, &fx.frames[0].records, "record count");
-    let error = outcome.error.expect("the damaged frame is reported, not stepped over");
-    assert_corrupt_names(&error, &file, "record count");
-    // Reading from a record after the damaged frame (in the same segment) still meets it.
-    let after = fx.frames.iter().filter(|f| f.segment == 0).nth(2).expect("third frame").records[0].seq;
-    let engine = Engine::open(&dir, fx.options()).expect("open");
-    let stream = engine.stream(STREAM).expect("stream");
-    let outcome = read_to_end(&stream, 0, StartingPosition::AtSequence(after), READ_LIMIT);
-    if let Some(error) = &outcome.error {
-        assert_corrupt_names(error, &file, "read after the damaged frame");
+        let outcome = fx.read_all(&dir);
+        assert_records_match(&outcome.records, &fx.frames[0].records, "record count");
+        let error = outcome.error.expect("the damaged frame is reported, not stepped over");
+        assert_corrupt_names(&error, &file, "record count");
+        // Reading from a record after the damaged frame (in the same segment) still meets it.
+        let after = fx.frames.iter().filter(|f| f.segment == 0).nth(2).expect("third frame").records[0].seq;
+        let engine = Engine::open(&dir, fx.options()).expect("open");
+        let stream = engine.stream(STREAM).expect("stream");
+        let outcome = read_to_end(&stream, 0, StartingPosition::AtSequence(after), READ_LIMIT);
+        if let Some(error) = &outcome.error {
+            assert_corrupt_names(error, &file, "read after the damaged frame");
+        }
+        assert_prefix(&outcome.records, &fx.all_records()[after as usize..], "read after the damaged frame");
     }
-    assert_prefix(&outcome.records, &fx.all_records()[after as usize..], "read after the damaged frame");
 }
 
 /// Cuts the last frame of the log in `dir` short by three bytes (and the preallocated zeros
@@ -331,47 +345,50 @@ fn cut_the_last_frame(fx: &Fixture, dir: &Path) -> (RecoveryReport, ReadOutcome,
 
 #[test]
 fn a_torn_last_frame_of_the_log_is_cut_and_reported_on_open() {
-    let fx = Fixture::new();
-    let (_tmp, dir) = fx.copy_after_a_crash();
-    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
-    assert_eq!(report.truncated.len(), 1, "one torn tail: {report:?}");
-    assert_eq!(report.truncated[0].0, file);
-    let last = fx.frames.last().expect("frames");
-    assert_eq!(report.truncated[0].1, last.start, "cut where the whole frames end");
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    assert_records_match(&outcome.records, &before, "torn tail");
+    for fx in Fixture::both() {
+        let (_tmp, dir) = fx.copy_after_a_crash();
+        let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
+        assert_eq!(report.truncated.len(), 1, "one torn tail: {report:?}");
+        assert_eq!(report.truncated[0].0, file);
+        let last = fx.frames.last().expect("frames");
+        assert_eq!(report.truncated[0].1, last.start, "cut where the whole frames end");
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_records_match(&outcome.records, &before, "torn tail");
+    }
 }
 
 #[test]
 fn the_last_frame_of_a_cleanly_closed_log_cut_short_is_damage_not_a_torn_tail() {
-    let fx = Fixture::new();
-    let (_tmp, dir) = fx.copy();
-    let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
-    assert!(report.truncated.is_empty(), "an acknowledged record was cut as a torn tail: {report:?}");
-    assert_eq!(report.damaged.len(), 1, "{report:?}");
-    assert_records_match(&outcome.records, &before, "records before it");
-    assert_corrupt_names(&outcome.error.expect("the lost record is reported"), &file, "cut after a clean close");
+    for fx in Fixture::both() {
+        let (_tmp, dir) = fx.copy();
+        let (report, outcome, file, before) = cut_the_last_frame(&fx, &dir);
+        assert!(report.truncated.is_empty(), "an acknowledged record was cut as a torn tail: {report:?}");
+        assert_eq!(report.damaged.len(), 1, "{report:?}");
+        assert_records_match(&outcome.records, &before, "records before it");
+        assert_corrupt_names(&outcome.error.expect("the lost record is reported"), &file, "cut after a clean close");
+    }
 }
 
 #[test]
 fn a_frame_length_that_runs_past_the_end_of_the_last_segment_is_damage_when_valid_frames_follow() {
     // Not a torn write: the frames after it were written (and acknowledged) later.
-    let fx = Fixture::new();
-    let last_segment = fx.last_segment();
-    let frame = fx.frames.iter().find(|f| f.segment == last_segment).expect("frame in last segment").clone();
-    assert!(fx.frames.last().expect("frames").start > frame.start, "fixture wants two frames in the last segment");
-    let (_tmp, dir) = fx.copy_after_a_crash();
-    let file = dir.join(&fx.segments[last_segment]);
-    let mut bytes = std::fs::read(&file).expect("read");
-    let at = frame.start as usize + 4;
-    bytes[at..at + 4].copy_from_slice(&(1u32 << 20).to_le_bytes());
-    std::fs::write(&file, &bytes).expect("write");
+    for fx in Fixture::both() {
+        let last_segment = fx.last_segment();
+        let frame = fx.frames.iter().find(|f| f.segment == last_segment).expect("frame in last segment").clone();
+        assert!(fx.frames.last().expect("frames").start > frame.start, "fixture wants two frames in the last segment");
+        let (_tmp, dir) = fx.copy_after_a_crash();
+        let file = dir.join(&fx.segments[last_segment]);
+        let mut bytes = std::fs::read(&file).expect("read");
+        let at = frame.start as usize + 4;
+        bytes[at..at + 4].copy_from_slice(&(1u32 << 20).to_le_bytes());
+        std::fs::write(&file, &bytes).expect("write");
 
-    let outcome = fx.read_all(&dir);
-    assert_prefix(&outcome.records, &fx.all_records(), "length field");
-    if outcome.records.len() < fx.all_records().len() {
-        let error = outcome.error.as_ref().expect("records after the damaged frame vanished without an error");
-        assert_corrupt_names(error, &file, "length field");
+        let outcome = fx.read_all(&dir);
+        assert_prefix(&outcome.records, &fx.all_records(), "length field");
+        if outcome.records.len() < fx.all_records().len() {
+            let error = outcome.error.as_ref().expect("records after the damaged frame vanished without an error");
+            assert_corrupt_names(error, &file, "length field");
+        }
     }
 }
 
@@ -424,70 +441,76 @@ fn check_truncations(fx: &Fixture, segment: usize, cuts: impl IntoIterator<Item 
 
 #[test]
 fn truncated_last_segment_serves_exactly_the_whole_records_before_the_cut() {
-    let fx = Fixture::new();
-    let last = fx.last_segment();
-    check_truncations(&fx, last, 0..fx.segment_len(last));
+    for fx in Fixture::both() {
+        let last = fx.last_segment();
+        check_truncations(&fx, last, 0..fx.segment_len(last));
+    }
 }
 
 #[test]
 fn sealed_segment_cut_inside_a_frame_serves_exactly_the_whole_records_before_the_cut_then_reports_corruption() {
-    let fx = Fixture::new();
-    let boundaries = frame_boundaries(&fx, 0);
-    check_truncations(&fx, 0, (0..fx.segment_len(0)).filter(|cut| !boundaries.contains(cut)));
+    for fx in Fixture::both() {
+        let boundaries = frame_boundaries(&fx, 0);
+        check_truncations(&fx, 0, (0..fx.segment_len(0)).filter(|cut| !boundaries.contains(cut)));
+    }
 }
 
 #[test]
 fn sealed_segment_cut_at_a_frame_boundary_reports_corruption_instead_of_skipping_the_lost_records() {
-    let fx = Fixture::new();
-    let len = fx.segment_len(0);
-    check_truncations(&fx, 0, frame_boundaries(&fx, 0).into_iter().filter(|&cut| cut < len));
+    for fx in Fixture::both() {
+        let len = fx.segment_len(0);
+        check_truncations(&fx, 0, frame_boundaries(&fx, 0).into_iter().filter(|&cut| cut < len));
+    }
 }
 
 #[test]
 fn missing_index_is_rebuilt_on_open_and_reads_still_work() {
-    let fx = Fixture::new();
-    let (_tmp, dir) = fx.copy();
-    let segment = dir.join(&fx.segments[0]);
-    let index = index_file_of(&segment);
-    std::fs::remove_file(&index).expect("remove index");
-    {
-        let engine = Engine::open(&dir, fx.options()).expect("open");
-        let stream = engine.stream(STREAM).expect("stream");
-        let report = stream.shard(0).expect("shard").log().recovery_report().clone();
-        assert_eq!(report.rebuilt_indexes, vec![segment.clone()]);
-        assert!(index.exists(), "the rebuilt index is written back");
-        let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
-        assert!(outcome.error.is_none(), "{:?}", outcome.error);
-        assert_records_match(&outcome.records, &fx.all_records(), "rebuilt index");
+    for fx in Fixture::both() {
+        let (_tmp, dir) = fx.copy();
+        let segment = dir.join(&fx.segments[0]);
+        let index = index_file_of(&segment);
+        std::fs::remove_file(&index).expect("remove index");
+        {
+            let engine = Engine::open(&dir, fx.options()).expect("open");
+            let stream = engine.stream(STREAM).expect("stream");
+            let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+            assert_eq!(report.rebuilt_indexes, vec![segment.clone()]);
+            assert!(index.exists(), "the rebuilt index is written back");
+            let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
+            assert!(outcome.error.is_none(), "{:?}", outcome.error);
+            assert_records_match(&outcome.records, &fx.all_records(), "rebuilt index");
+        }
+        let engine = Engine::open(&dir, fx.options()).expect("reopen");
+        let log_report =
+            engine.stream(STREAM).expect("stream").shard(0).expect("shard").log().recovery_report().clone();
+        assert!(log_report.rebuilt_indexes.is_empty(), "a rebuilt index is used on the next open: {log_report:?}");
     }
-    let engine = Engine::open(&dir, fx.options()).expect("reopen");
-    let log_report = engine.stream(STREAM).expect("stream").shard(0).expect("shard").log().recovery_report().clone();
-    assert!(log_report.rebuilt_indexes.is_empty(), "a rebuilt index is used on the next open: {log_report:?}");
 }
 
 #[test]
 fn corrupt_index_is_rebuilt_on_open_whatever_byte_is_damaged() {
-    let fx = Fixture::new();
-    let index_len = std::fs::metadata(index_file_of(&fx.dir.join(&fx.segments[0]))).expect("stat index").len();
-    for offset in 0..index_len {
-        let (_tmp, dir) = fx.copy();
-        let segment = dir.join(&fx.segments[0]);
-        let index = index_file_of(&segment);
-        let mut bytes = std::fs::read(&index).expect("read index");
-        bytes[offset as usize] ^= 0x04;
-        std::fs::write(&index, &bytes).expect("write index");
+    for fx in Fixture::both() {
+        let index_len = std::fs::metadata(index_file_of(&fx.dir.join(&fx.segments[0]))).expect("stat index").len();
+        for offset in 0..index_len {
+            let (_tmp, dir) = fx.copy();
+            let segment = dir.join(&fx.segments[0]);
+            let index = index_file_of(&segment);
+            let mut bytes = std::fs::read(&index).expect("read index");
+            bytes[offset as usize] ^= 0x04;
+            std::fs::write(&index, &bytes).expect("write index");
 
-        let engine = Engine::open(&dir, fx.options()).expect("open");
-        let stream = engine.stream(STREAM).expect("stream");
-        let report = stream.shard(0).expect("shard").log().recovery_report().clone();
-        assert_eq!(report.rebuilt_indexes, vec![segment.clone()], "index byte {offset}");
-        let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
-        assert!(outcome.error.is_none(), "index byte {offset}: {:?}", outcome.error);
-        assert_records_match(&outcome.records, &fx.all_records(), &format!("index byte {offset}"));
-        // The time index is whole again too.
-        let second = &fx.all_records()[1];
-        let at_time = read_to_end(&stream, 0, StartingPosition::AtTimestamp(second.time_ms), 100);
-        assert_eq!(at_time.records.first().map(|r| r.seq), Some(second.seq), "index byte {offset}");
+            let engine = Engine::open(&dir, fx.options()).expect("open");
+            let stream = engine.stream(STREAM).expect("stream");
+            let report = stream.shard(0).expect("shard").log().recovery_report().clone();
+            assert_eq!(report.rebuilt_indexes, vec![segment.clone()], "index byte {offset}");
+            let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, READ_LIMIT);
+            assert!(outcome.error.is_none(), "index byte {offset}: {:?}", outcome.error);
+            assert_records_match(&outcome.records, &fx.all_records(), &format!("index byte {offset}"));
+            // The time index is whole again too.
+            let second = &fx.all_records()[1];
+            let at_time = read_to_end(&stream, 0, StartingPosition::AtTimestamp(second.time_ms), 100);
+            assert_eq!(at_time.records.first().map(|r| r.seq), Some(second.seq), "index byte {offset}");
+        }
     }
 }
 
@@ -505,42 +528,48 @@ fn with_bad_checksum_in_sealed_segment(fx: &Fixture) -> (tempfile::TempDir, Path
 
 #[test]
 fn bad_checksum_in_a_sealed_segment_is_reported_with_its_file_and_offset() {
-    let fx = Fixture::new();
-    let (_tmp, dir, file, frame) = with_bad_checksum_in_sealed_segment(&fx);
-    let engine = Engine::open(&dir, fx.options()).expect("a sealed segment with a valid index is not reread at open");
-    let stream = engine.stream(STREAM).expect("stream");
-    let mut iterator = stream.iterator(0, StartingPosition::TrimHorizon).expect("iterator");
-    // The whole records before the damaged frame come first; the read that reaches it fails.
-    let before = iterator.next_batch(100).expect("records before the damage");
-    let damaged_first = frame.records.first().map(|r| r.seq).expect("frame has records");
-    assert!(before.records.iter().all(|r| r.seq < damaged_first), "a record of the damaged frame was served");
-    let error = iterator.next_batch(100).expect_err("the damaged frame is not served");
-    match &error {
-        Error::Corrupt { path, offset, reason } => {
-            assert_eq!(path, &file);
-            assert!((frame.start..frame.end).contains(offset), "offset {offset} outside the damaged frame {frame:?}");
-            assert!(reason.contains("checksum"), "reason names the checksum: {reason}");
+    for fx in Fixture::both() {
+        let (_tmp, dir, file, frame) = with_bad_checksum_in_sealed_segment(&fx);
+        let engine =
+            Engine::open(&dir, fx.options()).expect("a sealed segment with a valid index is not reread at open");
+        let stream = engine.stream(STREAM).expect("stream");
+        let mut iterator = stream.iterator(0, StartingPosition::TrimHorizon).expect("iterator");
+        // The whole records before the damaged frame come first; the read that reaches it fails.
+        let before = iterator.next_batch(100).expect("records before the damage");
+        let damaged_first = frame.records.first().map(|r| r.seq).expect("frame has records");
+        assert!(before.records.iter().all(|r| r.seq < damaged_first), "a record of the damaged frame was served");
+        let error = iterator.next_batch(100).expect_err("the damaged frame is not served");
+        match &error {
+            Error::Corrupt { path, offset, reason } => {
+                assert_eq!(path, &file);
+                assert!(
+                    (frame.start..frame.end).contains(offset),
+                    "offset {offset} outside the damaged frame {frame:?}"
+                );
+                assert!(reason.contains("checksum"), "reason names the checksum: {reason}");
+            }
+            other => panic!("expected Error::Corrupt, got {other:?}"),
         }
-        other => panic!("expected Error::Corrupt, got {other:?}"),
+        let message = error.to_string();
+        assert!(message.contains(&file.display().to_string()), "message names the file: {message}");
+        assert!(message.contains("offset"), "message gives the offset: {message}");
+        // The damage stays reported: a retry fails the same way rather than skipping it.
+        assert!(matches!(iterator.next_batch(100), Err(Error::Corrupt { .. })), "a retry skipped the damage");
     }
-    let message = error.to_string();
-    assert!(message.contains(&file.display().to_string()), "message names the file: {message}");
-    assert!(message.contains("offset"), "message gives the offset: {message}");
-    // The damage stays reported: a retry fails the same way rather than skipping it.
-    assert!(matches!(iterator.next_batch(100), Err(Error::Corrupt { .. })), "a retry skipped the damage");
 }
 
 #[test]
 fn records_before_a_damaged_frame_are_served_before_the_damage_is_reported() {
-    let fx = Fixture::new();
-    let (_tmp, dir, file, _frame) = with_bad_checksum_in_sealed_segment(&fx);
-    let engine = Engine::open(&dir, fx.options()).expect("open");
-    let stream = engine.stream(STREAM).expect("stream");
-    for limit in [1, 100] {
-        let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, limit);
-        assert_records_match(&outcome.records, &fx.frames[0].records, &format!("limit {limit}"));
-        let error = outcome.error.expect("the damage is reported after the good records");
-        assert_corrupt_names(&error, &file, &format!("limit {limit}"));
+    for fx in Fixture::both() {
+        let (_tmp, dir, file, _frame) = with_bad_checksum_in_sealed_segment(&fx);
+        let engine = Engine::open(&dir, fx.options()).expect("open");
+        let stream = engine.stream(STREAM).expect("stream");
+        for limit in [1, 100] {
+            let outcome = read_to_end(&stream, 0, StartingPosition::TrimHorizon, limit);
+            assert_records_match(&outcome.records, &fx.frames[0].records, &format!("limit {limit}"));
+            let error = outcome.error.expect("the damage is reported after the good records");
+            assert_corrupt_names(&error, &file, &format!("limit {limit}"));
+        }
     }
 }
 
@@ -553,8 +582,9 @@ fn records_appended_after_a_damaged_empty_last_segment_survive_the_next_reopen()
         durability: Durability::Always,
         compression: Compression::None,
         preallocate: true,
+        encryption: None,
     };
-    drop(Log::open(Arc::new(RealFs), tmp.path(), config, 0).expect("create log"));
+    drop(Log::open(Arc::new(RealFs), tmp.path(), config.clone(), 0).expect("create log"));
     let file = segment_files(tmp.path()).pop().expect("segment");
     let mut bytes = std::fs::read(&file).expect("read");
     assert!(bytes.len() >= SEGMENT_HEADER_LEN, "an empty segment has its header");
@@ -563,7 +593,7 @@ fn records_appended_after_a_damaged_empty_last_segment_survive_the_next_reopen()
     std::fs::write(&file, &bytes).expect("write");
 
     let appended = {
-        let log = Log::open(Arc::new(RealFs), tmp.path(), config, 0).expect("open with a damaged header");
+        let log = Log::open(Arc::new(RealFs), tmp.path(), config.clone(), 0).expect("open with a damaged header");
         let outcome = log.append(&[RecordRef { key: b"k", value: b"acknowledged" }], 5).expect("append");
         assert_eq!(log.read(outcome.base_seq, 10, 1 << 20).expect("read").len(), 1);
         outcome

@@ -37,9 +37,24 @@ const MAX_CRASH_POINTS: u64 = 160;
 
 // ----- (a) every crash point, in process -----
 
+/// Which data directory a run uses: plain, or encrypted at rest (every frame sealed; the
+/// encrypted mode of the matrix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Plain,
+    Encrypted,
+}
+
+fn rig(durability: Durability, at: At) -> Rig {
+    match at {
+        At::Plain => Rig::new(durability),
+        At::Encrypted => Rig::encrypted(durability),
+    }
+}
+
 /// Counts the mutating operations of the workload after setup.
-fn count_ops(model: Model, durability: Durability) -> u64 {
-    let rig = Rig::new(durability);
+fn count_ops(model: Model, durability: Durability, at: At) -> u64 {
+    let rig = rig(durability, at);
     let engine = rig.open().expect("open");
     setup(&engine, model).expect("setup");
     let start = rig.fs.op_count();
@@ -54,8 +69,8 @@ fn count_ops(model: Model, durability: Durability) -> u64 {
 /// A fresh engine runs the workload with a crash armed after `n` mutating operations, and is
 /// dropped: what is left is the file system at the moment the process died. Returns the rig,
 /// the ledger and whether a call failed.
-fn run_with_crash(model: Model, durability: Durability, n: u64, context: &str) -> (Rig, Ledger, bool) {
-    let rig = Rig::new(durability);
+fn run_with_crash(model: Model, durability: Durability, at: At, n: u64, context: &str) -> (Rig, Ledger, bool) {
+    let rig = rig(durability, at);
     let mut ledger = Ledger::default();
     let mut failed = false;
     {
@@ -96,13 +111,17 @@ fn crash_points(total: u64) -> impl Iterator<Item = u64> {
 /// of each file is lost whole, kept in part, or kept in part and followed by junk (the torn
 /// tails format-spec.md section 1 allows).
 fn crash_at_every_boundary(model: Model, durability: Durability) {
-    let total = count_ops(model, durability);
+    crash_at_every_boundary_at(model, durability, At::Plain)
+}
+
+fn crash_at_every_boundary_at(model: Model, durability: Durability, at: At) {
+    let total = count_ops(model, durability, at);
     assert!(total > OPS as u64, "{} under {durability:?}: only {total} operations counted", model.name());
     let mut crashed_mid_workload = 0;
     let mut lost_somewhere = 0;
     for n in crash_points(total) {
-        let context = format!("{} under {durability:?}, crash after {n} of {total} operations", model.name());
-        let (rig, mut ledger, failed) = run_with_crash(model, durability, n, &context);
+        let context = format!("{} under {durability:?} ({at:?}), crash after {n} of {total} operations", model.name());
+        let (rig, mut ledger, failed) = run_with_crash(model, durability, at, n, &context);
         crashed_mid_workload += usize::from(failed);
         match n % 3 {
             0 => rig.fs.power_cut(),
@@ -124,18 +143,18 @@ fn crash_at_every_boundary(model: Model, durability: Durability) {
 /// machine stays up: the page cache keeps every write, so every mode keeps every acknowledged
 /// operation.
 fn process_crash_at_every_other_boundary(model: Model, durability: Durability) {
-    let total = count_ops(model, durability);
+    let total = count_ops(model, durability, At::Plain);
     for n in crash_points(total).step_by(2) {
         let context = format!("{} under {durability:?}, process dies after {n} of {total} operations", model.name());
-        let (rig, mut ledger, _) = run_with_crash(model, durability, n, &context);
+        let (rig, mut ledger, _) = run_with_crash(model, durability, At::Plain, n, &context);
         rig.fs.clear_faults();
         reopen_and_verify(&rig, model, &mut ledger, Promise::Everything, &context);
     }
 }
 
 /// What a crash after `n` operations and a power cut that tears tails leave for recovery.
-fn crashed_and_cut(model: Model, durability: Durability, n: u64, context: &str) -> (Rig, Ledger) {
-    let (rig, ledger, _) = run_with_crash(model, durability, n, context);
+fn crashed_and_cut(model: Model, durability: Durability, at: At, n: u64, context: &str) -> (Rig, Ledger) {
+    let (rig, ledger, _) = run_with_crash(model, durability, at, n, context);
     rig.fs.power_cut_with_torn_tails(n * 37 % 900, 3);
     (rig, ledger)
 }
@@ -144,12 +163,18 @@ fn crashed_and_cut(model: Model, durability: Durability, n: u64, context: &str) 
 /// rebuilding indexes, removing leftovers) must end, after one more reopen, exactly where an
 /// undisturbed recovery ends: recovery may be redone, never lose more.
 fn crash_during_recovery(model: Model) {
+    crash_during_recovery_at(model, At::Plain, 3)
+}
+
+/// [`crash_during_recovery`] in a plain or an encrypted directory, at every `step`-th crash
+/// point of the workload.
+fn crash_during_recovery_at(model: Model, at: At, step: usize) {
     let mut tried = 0;
     for durability in [Durability::Always, Durability::Never] {
-        let total = count_ops(model, durability);
-        for n in (0..=total).step_by(3) {
-            let context = format!("{} under {durability:?}, crash after {n} operations", model.name());
-            let (rig, ledger) = crashed_and_cut(model, durability, n, &context);
+        let total = count_ops(model, durability, at);
+        for n in (0..=total).step_by(step) {
+            let context = format!("{} under {durability:?} ({at:?}), crash after {n} operations", model.name());
+            let (rig, ledger) = crashed_and_cut(model, durability, at, n, &context);
             let before = rig.fs.op_count();
             let engine = rig.open().unwrap_or_else(|e| panic!("{context}: undisturbed recovery: {e}"));
             let recovery_ops = rig.fs.op_count() - before;
@@ -157,7 +182,7 @@ fn crash_during_recovery(model: Model) {
             drop(engine);
             for m in 0..recovery_ops {
                 let context = format!("{context}, then after {m} of {recovery_ops} operations of recovery");
-                let (rig, mut ledger) = crashed_and_cut(model, durability, n, &context);
+                let (rig, mut ledger) = crashed_and_cut(model, durability, at, n, &context);
                 rig.fs.crash_after_ops(m);
                 match rig.open() {
                     Err(e) => assert_storage_error(&e, rig.dir(), &context),
@@ -220,6 +245,32 @@ fn a_crash_at_any_point_under_never_keeps_a_prefix_of_the_queue_operations() {
 #[test]
 fn a_crash_at_any_point_under_never_keeps_a_prefix_of_the_publishes_with_their_deliveries() {
     crash_at_every_boundary(Model::Topics, Durability::Never);
+}
+
+#[test]
+fn a_crash_at_any_point_of_an_encrypted_directory_keeps_what_each_mode_promises_for_stream_puts() {
+    for durability in [Durability::Always, Durability::Never] {
+        crash_at_every_boundary_at(Model::Streams, durability, At::Encrypted);
+    }
+}
+
+#[test]
+fn a_crash_at_any_point_of_an_encrypted_directory_keeps_what_each_mode_promises_for_queue_operations() {
+    for durability in [Durability::Always, Durability::Interval(50)] {
+        crash_at_every_boundary_at(Model::Queues, durability, At::Encrypted);
+    }
+}
+
+#[test]
+fn a_crash_at_any_point_of_an_encrypted_directory_keeps_what_each_mode_promises_for_publishes() {
+    for durability in [Durability::Always, Durability::Never] {
+        crash_at_every_boundary_at(Model::Topics, durability, At::Encrypted);
+    }
+}
+
+#[test]
+fn a_crash_during_recovery_of_an_encrypted_directory_ends_where_an_undisturbed_recovery_ends() {
+    crash_during_recovery_at(Model::Queues, At::Encrypted, 7);
 }
 
 #[test]
@@ -324,7 +375,7 @@ fn stream_checkpoints_made_durable_by_a_roll_survive_a_snapshot_and_a_power_cut_
         |fs: &FaultyFs| fs.list_dir(dir).map_or(0, |names| names.iter().filter(|n| n.ends_with(".seg")).count());
     // Long group names: fewer records fill the 1 MiB segments.
     let group = "g".repeat(1000);
-    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never).expect("open");
+    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never, None).expect("open");
     let mut positions = [0u64; 4];
     let mut durable = [0u64; 4];
     let mut most_segments = 0;
@@ -347,7 +398,7 @@ fn stream_checkpoints_made_durable_by_a_roll_survive_a_snapshot_and_a_power_cut_
     assert!(durable.iter().all(|&d| d > 0), "a roll made checkpoints of every shard durable");
     fs.power_cut();
     drop(store);
-    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never).expect("reopen");
+    let store = CheckpointStore::open(fs.clone(), dir, Durability::Never, None).expect("reopen");
     for (shard, &floor) in durable.iter().enumerate() {
         let got = store.get(&group, shard as u32);
         assert!(got.is_some_and(|g| g >= floor), "shard {shard}: checkpoint {got:?}, durable since a roll: {floor}");

@@ -13,7 +13,7 @@ use rusqlite::{Connection, Statement};
 use weir::format::{Compression, EncodedBatch, RecordRef};
 
 pub use crate::harness::*;
-pub use crate::weir_side::open_weir;
+pub use crate::weir_side::{open_weir, ENCRYPTED};
 
 /// The three ways a workload is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,50 @@ pub fn alternate(ctx: &Ctx, name: &str, weir: Run<'_>, limit: Option<Run<'_>>, s
         limit_spread: spread_of(System::Limit),
         sqlite_spread: spread_of(System::Sqlite),
     }
+}
+
+// ----- weir encrypted at rest -----
+
+/// True while [`with_encryption`] runs encrypted.
+pub fn encryption_on() -> bool {
+    ENCRYPTED.load(Ordering::SeqCst)
+}
+
+/// Runs `f` with [`open_weir`] opening encrypted directories (`on`) or plain ones.
+pub fn with_encryption<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    ENCRYPTED.store(on, Ordering::SeqCst);
+    let out = f();
+    ENCRYPTED.store(false, Ordering::SeqCst);
+    out
+}
+
+/// Runs weir's `run` plain and encrypted `ctx.rounds` times each, alternating (the order
+/// rotates every round), each on a fresh directory; returns the medians (plain, encrypted).
+pub fn alternate_encryption(ctx: &Ctx, name: &str, run: Run<'_>) -> (f64, f64) {
+    let (mut plain, mut encrypted) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds {
+        for k in 0..2 {
+            let on = (k + round) % 2 == 1;
+            let dir = ctx.tempdir(&format!("{name}-{}", if on { "encrypted" } else { "plain" }));
+            let value = with_encryption(on, || run(dir.path()));
+            let label = if on { "encrypted" } else { "plain" };
+            eprintln!("  {name:<24} round {}/{} {label:<9} {}", round + 1, ctx.rounds, fmt_rate(value));
+            if on { &mut encrypted } else { &mut plain }.push(value);
+        }
+    }
+    (median(&plain), median(&encrypted))
+}
+
+/// The row of an encrypted run against the same workload run plain, alternating: PASS when the
+/// encrypted one does at least 85% of the plain one's operations (at most 15% slower).
+pub fn encryption_row(name: &'static str, ops: &'static str, plain: f64, encrypted: f64) -> Row {
+    let m = Measured::weir_only(encrypted);
+    let mut row = Row::new(name, ops, m, Target::OfOther { label: "plain", value: plain, frac: 0.85 });
+    row.note = format!(
+        "weir encrypted at rest (AES-256-GCM, every frame sealed) against the same workload plain, alternating: {:.1}% of plain",
+        encrypted / plain * 100.0
+    );
+    row
 }
 
 // ----- the physical limit -----

@@ -61,6 +61,14 @@ pub fn run(ctx: &Ctx, cycle: Cycle, target: Target) -> Row {
     row
 }
 
+/// `queue_cycle_encrypted`: weir's `queue_cycle`, encrypted against plain.
+pub fn run_encrypted(ctx: &Ctx, cycle: Cycle, name: &'static str) -> Row {
+    let body = text_noise(BODY, 3);
+    let run = |dir: &Path| weir_side::queue_cycle(ctx.window, dir, cycle, &body);
+    let (plain, encrypted) = alternate_encryption(ctx, name, &run);
+    encryption_row(name, "messages/s through send+receive+delete", plain, encrypted)
+}
+
 // ----- the physical limit -----
 
 /// The bytes a perfect engine makes durable: weir's own Message record (and frame) per send;

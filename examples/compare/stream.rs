@@ -50,24 +50,35 @@ fn puts(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<PutRecord<'_>> {
     records.iter().map(|(k, v)| PutRecord { partition_key: k, data: v, explicit_hash_key: None }).collect()
 }
 
+/// weir's side of `stream_put_batch` on `dir`: records/s.
+fn weir_put_batch(ctx: &Ctx, dir: &Path, batch: &[(Vec<u8>, Vec<u8>)]) -> f64 {
+    let engine = open_weir(dir, Durability::Always);
+    engine.create_stream("s", 1, None).expect("weir: create stream");
+    let stream = engine.stream("s").expect("weir: stream");
+    let puts = puts(batch);
+    timed(1, ctx.window, |_| {
+        |stop: &Stop| {
+            count_until_stop(stop, || {
+                stream.put_batch(&puts).expect("weir: put_batch");
+                100
+            })
+        }
+    })
+}
+
+/// `stream_put_batch_encrypted`: weir's `stream_put_batch`, encrypted against plain.
+pub fn put_batch_encrypted(ctx: &Ctx) -> Row {
+    let batch = records(100, 1024, 1);
+    let run = |dir: &Path| weir_put_batch(ctx, dir, &batch);
+    let (plain, encrypted) = alternate_encryption(ctx, "stream_put_batch_encrypted", &run);
+    encryption_row("stream_put_batch_encrypted", "records/s", plain, encrypted)
+}
+
 /// `stream_put_batch`: 1 KiB records, batches of 100, one writer, durable per batch.
 pub fn put_batch(ctx: &Ctx) -> Row {
     let batch = records(100, 1024, 1);
     let frame = frame_of(&refs(&batch));
-    let weir = |dir: &Path| {
-        let engine = open_weir(dir, Durability::Always);
-        engine.create_stream("s", 1, None).expect("weir: create stream");
-        let stream = engine.stream("s").expect("weir: stream");
-        let puts = puts(&batch);
-        timed(1, ctx.window, |_| {
-            |stop: &Stop| {
-                count_until_stop(stop, || {
-                    stream.put_batch(&puts).expect("weir: put_batch");
-                    100
-                })
-            }
-        })
-    };
+    let weir = |dir: &Path| weir_put_batch(ctx, dir, &batch);
     let limit = |dir: &Path| {
         let file = limit_file(dir, "limit.log");
         timed(1, ctx.window, |_| {
@@ -227,6 +238,70 @@ pub fn put_buffered(ctx: &Ctx) -> Row {
     row
 }
 
+/// Writes `batches` batches of `batch` to a new one-shard stream `s` in `dir` (`Never`).
+fn weir_write_stream(dir: &Path, batches: usize, batch: &[(Vec<u8>, Vec<u8>)]) {
+    let engine = open_weir(dir, Durability::Never);
+    engine.create_stream("s", 1, None).expect("weir: create stream");
+    let stream = engine.stream("s").expect("weir: stream");
+    let puts = puts(batch);
+    for _ in 0..batches {
+        stream.put_batch(&puts).expect("weir: put_batch");
+    }
+}
+
+/// Reads shard 0 of `stream` through from the trim horizon; returns the records read.
+fn weir_read_all(stream: &weir::stream::Stream, count: u64) -> u64 {
+    let mut it = stream.iterator(0, StartingPosition::TrimHorizon).expect("weir: iterator");
+    let (mut n, mut sum) = (0u64, 0u64);
+    loop {
+        let b = it.next_batch(10_000).expect("weir: read");
+        if b.records.is_empty() {
+            break;
+        }
+        for r in &b.records {
+            n += 1;
+            sum += r.data.len() as u64 + u64::from(r.data[r.data.len() - 1]);
+        }
+    }
+    assert_eq!(n, count, "weir returned a different number of records");
+    std::hint::black_box(sum);
+    n
+}
+
+/// `stream_read_encrypted`: weir's `stream_read` of an encrypted directory against a plain one
+/// of the same records, alternating, page cache warm.
+pub fn read_encrypted(ctx: &Ctx) -> Row {
+    let total: usize = ctx.pick(1 << 30, 64 << 20);
+    let per_batch = 500;
+    let batch = records(per_batch, 1024, 101);
+    let batches = total / (per_batch * 1024);
+    let count = (batches * per_batch) as u64;
+    let dirs = [ctx.tempdir("stream_read-plain"), ctx.tempdir("stream_read-encrypted")];
+    let engines: Vec<weir::Engine> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            with_encryption(i == 1, || {
+                weir_write_stream(dir.path(), batches, &batch);
+                open_weir(dir.path(), Durability::Never)
+            })
+        })
+        .collect();
+    let streams: Vec<_> = engines.iter().map(|e| e.stream("s").expect("weir: stream")).collect();
+    for stream in &streams {
+        weir_read_all(stream, count);
+    }
+    let rate = |i: usize| {
+        let t = Instant::now();
+        let n = weir_read_all(&streams[i], count);
+        n as f64 / t.elapsed().as_secs_f64()
+    };
+    // `alternate_encryption` hands each run the right mode; the data is already written.
+    let run = |_: &Path| rate(usize::from(encryption_on()));
+    let (plain, encrypted) = alternate_encryption(ctx, "stream_read_encrypted", &run);
+    encryption_row("stream_read_encrypted", "records/s", plain, encrypted)
+}
+
 /// `stream_read`: sequential read of `ctx.pick(1 GiB, 64 MiB)` of 1 KiB records, page cache warm.
 pub fn read(ctx: &Ctx) -> Row {
     let total: usize = ctx.pick(1 << 30, 64 << 20);
@@ -239,15 +314,7 @@ pub fn read(ctx: &Ctx) -> Row {
     let weir_dir = ctx.tempdir("stream_read-weir");
     let sqlite_dir = ctx.tempdir("stream_read-sqlite");
     let started = Instant::now();
-    {
-        let engine = open_weir(weir_dir.path(), Durability::Never);
-        engine.create_stream("s", 1, None).expect("weir: create stream");
-        let stream = engine.stream("s").expect("weir: stream");
-        let puts = puts(&batch);
-        for _ in 0..batches {
-            stream.put_batch(&puts).expect("weir: put_batch");
-        }
-    }
+    weir_write_stream(weir_dir.path(), batches, &batch);
     eprintln!("  stream_read: weir wrote {count} records in {:.1} s", started.elapsed().as_secs_f64());
     let started = Instant::now();
     {
@@ -282,23 +349,7 @@ pub fn read(ctx: &Ctx) -> Row {
 
     let weir_engine = open_weir(weir_dir.path(), Durability::Never);
     let stream = weir_engine.stream("s").expect("weir: stream");
-    let weir_read = || {
-        let mut it = stream.iterator(0, StartingPosition::TrimHorizon).expect("weir: iterator");
-        let (mut n, mut sum) = (0u64, 0u64);
-        loop {
-            let b = it.next_batch(10_000).expect("weir: read");
-            if b.records.is_empty() {
-                break;
-            }
-            for r in &b.records {
-                n += 1;
-                sum += r.data.len() as u64 + u64::from(r.data[r.data.len() - 1]);
-            }
-        }
-        assert_eq!(n, count, "weir returned a different number of records");
-        std::hint::black_box(sum);
-        n
-    };
+    let weir_read = || weir_read_all(&stream, count);
     let limit_read = || {
         let mut buf = vec![0u8; 1 << 20];
         let mut sum = 0u64;

@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each program uses its own part of it
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,8 +46,19 @@ pub fn send_options(fifo: bool, sent: &AtomicU64) -> SendOptions {
 }
 
 pub fn open_weir(dir: &Path, durability: Durability) -> Engine {
-    Engine::open(dir, Options { durability, ..Options::default() })
+    let key_source = ENCRYPTED.load(Ordering::SeqCst).then(bench_key);
+    Engine::open(dir, Options { durability, key_source, ..Options::default() })
         .unwrap_or_else(|e| panic!("weir: cannot open {}: {e}", dir.display()))
+}
+
+/// While set, [`open_weir`] opens (and creates) encrypted data directories: `examples/compare`'s
+/// `*_encrypted` rows run a workload's weir code as it is, once plain and once encrypted
+/// (`weir-peers` never sets it).
+pub static ENCRYPTED: AtomicBool = AtomicBool::new(false);
+
+/// The key file of the encrypted runs.
+fn bench_key() -> weir::KeySource {
+    weir::KeySource::from_text(&format!("bench {}\n", "7e".repeat(32))).expect("bench key")
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -16,12 +16,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use weir::format::batch::{decode_frame, decode_records, peek_frame, EncodedBatch, FrameLayout, FrameStamp};
+use weir::format::batch::{
+    decode_frame, decode_records, decode_records_keyed, peek_frame, EncodedBatch, FrameKeys, FrameLayout, FrameStamp,
+};
+use weir::format::sealed::SealingKey;
 use weir::format::head::Head;
 use weir::format::lost::LostRanges;
 use weir::format::queue_record::QueueRecord;
 use weir::format::{Compression, IndexFile, RecordRef, SegmentHeader};
-use weir::log::recovery::{later_frames, scan_segment};
+use weir::log::recovery::{later_frames, scan_segment, scan_segment_keyed};
 use weir::stream::StartingPosition;
 use weir::{Durability, Engine, ManualClock, Options};
 
@@ -57,6 +60,8 @@ pub fn decode_case(data: &[u8]) {
     let outcome = scan_segment(&Bytes::copy_from_slice(data), base, 256);
     assert!(outcome.state.len as usize <= data.len(), "whole frames end inside the file");
     assert!(outcome.records >= outcome.frames, "every frame holds a record");
+    let keyed = scan_segment_keyed(&Bytes::copy_from_slice(data), base, 256, Some(&FuzzKeys::new()));
+    assert!(keyed.state.len <= outcome.state.len, "the key only ever finds less whole");
     for layout in layouts(data) {
         let _ = later_frames(data, 0, layout, 0, 0);
         let _ = peek_frame(data, layout);
@@ -100,8 +105,52 @@ fn frame_case(data: &[u8], layout: FrameLayout) {
             let again = Bytes::copy_from_slice(batch.seal(&stamp));
             let header_again = decode_frame(&again, FrameLayout::V2 { salt }).expect("a re-encoded frame decodes");
             assert_eq!(decode_records(&header_again, &again).expect("re-encoded records decode"), records);
+            sealed_round_trip(&refs, &stamp, &records);
         }
     }
+    // The encrypted mode: the bytes as a frame of an encrypted log (every frame sealed).
+    if let FrameLayout::V2 { .. } = layout {
+        if let Ok(header) = decode_frame(data, layout) {
+            let frame = Bytes::copy_from_slice(&data[..header.frame_len as usize]);
+            let _ = decode_records_keyed(&header, &frame, Some(&FuzzKeys::new()));
+        }
+    }
+}
+
+/// The one data key (id 1) frames of the fuzz targets' encrypted mode are sealed under.
+struct FuzzKeys(Arc<SealingKey>);
+
+impl FuzzKeys {
+    fn new() -> FuzzKeys {
+        FuzzKeys(Arc::new(SealingKey::new(&[0x5a; 32])))
+    }
+}
+
+impl FrameKeys for FuzzKeys {
+    fn frame_key(&self, id: u32) -> Option<Arc<SealingKey>> {
+        (id == 1).then(|| Arc::clone(&self.0))
+    }
+}
+
+/// Records sealed as an encrypted log's writer seals them read back the same with the key, not
+/// at all without it, and a changed byte of the sealed payload behind a good CRC fails the tag.
+fn sealed_round_trip(refs: &[RecordRef<'_>], stamp: &FrameStamp, records: &[weir::format::Record]) {
+    let keys = FuzzKeys::new();
+    let mut batch = EncodedBatch::encode_for(refs, Compression::Auto, true);
+    let sealed = batch.seal_with(stamp, Some((1, &keys.0))).to_vec();
+    let layout = FrameLayout::V2 { salt: stamp.salt };
+    let header = decode_frame(&sealed, layout).expect("a sealed frame decodes");
+    assert!(header.sealed);
+    let bytes = Bytes::from(sealed.clone());
+    assert_eq!(decode_records_keyed(&header, &bytes, Some(&keys)).expect("sealed records open"), records);
+    assert!(decode_records(&header, &bytes).is_err(), "a sealed frame read without the key");
+    let mut changed = sealed;
+    let at = changed.len() - 1 - (records.len() % 16);
+    changed[at] ^= 1;
+    let crc = crc32fast::hash(&changed[12..]);
+    changed[8..12].copy_from_slice(&crc.to_le_bytes());
+    let header = decode_frame(&changed, layout).expect("the CRC was fixed up");
+    assert!(decode_records_keyed(&header, &Bytes::from(changed), Some(&keys)).is_err(), "a changed sealed frame opened");
 }
 
 /// One segment file (and maybe its index) of an `open_dir` input.

@@ -17,6 +17,7 @@ use crate::firehose::DeliveryStreamDef;
 use crate::format::batch::{record_payload_len, MAX_PAYLOAD_LEN};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
+use crate::log::keys::LogEncryption;
 use crate::log::{Durability, Log, LogConfig};
 use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use crate::queue::QueueConfig;
@@ -352,7 +353,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// Opens the catalog in `dir` and replays it.
-    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Catalog> {
+    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, encryption: Option<Arc<LogEncryption>>) -> Result<Catalog> {
         let config = LogConfig {
             segment_bytes: 4 << 20,
             index_interval_bytes: 4096,
@@ -360,6 +361,7 @@ impl Catalog {
             compression: Compression::None,
             // Written a few times a day: no fsync worth preallocating for.
             preallocate: false,
+            encryption,
         };
         let log = Log::open(vfs, dir, config, 0)?;
         // The catalog is never trimmed: records missing from its start would silently forget
@@ -386,6 +388,11 @@ impl Catalog {
             Ok(())
         })?;
         Ok(Catalog { log, state })
+    }
+
+    /// The catalog's log.
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
     }
 
     /// The current state.

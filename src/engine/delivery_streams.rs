@@ -13,6 +13,7 @@ use crate::engine::lock::DirLock;
 use crate::engine::{stream_env, Engine, Options};
 use crate::error::{Error, Result};
 use crate::firehose::{validate_name, DeliveryStream, DeliveryStreamConfig, DeliveryStreamDef};
+use crate::log::keys::LogEncryption;
 use crate::stream::Stream;
 
 /// The directory under the data directory that holds the backing streams.
@@ -56,9 +57,10 @@ fn open_one(
     def: &DeliveryStreamDef,
     options: &Options,
     lock: &Arc<DirLock>,
+    encryption: &Option<Arc<LogEncryption>>,
 ) -> Result<DeliveryStream> {
     let dir = data_dir.join(DIR).join(def.dir_name());
-    let stream = Stream::open(&dir, def.stream.clone(), stream_env(options, lock))?;
+    let stream = Stream::open(&dir, def.stream.clone(), stream_env(options, lock, encryption))?;
     Ok(DeliveryStream::new(def.clone(), Arc::new(stream), options.vfs.clone(), options.clock.clone()))
 }
 
@@ -68,13 +70,14 @@ pub(crate) fn open_all(
     state: &DeliveryStreamsState,
     options: &Options,
     lock: &Arc<DirLock>,
+    encryption: &Option<Arc<LogEncryption>>,
 ) -> Result<Registry> {
     for deleted in &state.deleted {
         let _ = options.vfs.remove_dir_all(&data_dir.join(DIR).join(deleted));
     }
     let mut open = BTreeMap::new();
     for (name, def) in &state.streams {
-        open.insert(name.clone(), Arc::new(open_one(data_dir, def, options, lock)?));
+        open.insert(name.clone(), Arc::new(open_one(data_dir, def, options, lock, encryption)?));
     }
     Ok(RwLock::new(open))
 }
@@ -111,7 +114,7 @@ impl Engine {
             .map_err(|e| Error::io("create directory", &root, e))?;
         // Leftovers of a creation that crashed before its catalog record must not leak in.
         self.remove_dir_durably(&root.join(def.dir_name()))?;
-        let stream = open_one(&self.inner.dir, &def, &self.inner.options, &self.inner.lock)?;
+        let stream = open_one(&self.inner.dir, &def, &self.inner.options, &self.inner.lock, &self.inner.encryption)?;
         catalog.append(CatalogRecord::PutDeliveryStream { delivery_stream: def }, self.now_ms())?;
         self.inner.delivery_streams.write().insert(name.to_string(), Arc::new(stream));
         Ok(())

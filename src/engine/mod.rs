@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod delivery_streams;
+pub mod encryption;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -34,6 +35,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::Compression;
 use crate::log::io::{RealFs, Vfs};
+use crate::log::keys::LogEncryption;
 pub use crate::log::Durability;
 use crate::log::LogConfig;
 use crate::names;
@@ -42,6 +44,7 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
+pub use encryption::{KeySource, RekeyReport};
 use health::{FailureBook, Pass};
 pub use health::{Health, LogFailure};
 use lock::DirLock;
@@ -74,6 +77,13 @@ pub struct Options {
     /// so the next open replays little of the message log. Default: yes. Tests that stand for
     /// a crash with a clean close turn it off.
     pub snapshot_on_close: bool,
+    /// Encryption at rest: the key file of an encrypted data directory. A directory created
+    /// with a key is encrypted from then on (see [`KeySource`]). Default: none (plain).
+    pub key_source: Option<KeySource>,
+    /// How long one data key seals a log's frames before its writer makes a new one, by the
+    /// engine clock: 1 minute to 24 hours, as SQS's `KmsDataKeyReusePeriodSeconds`. Default: 5
+    /// minutes.
+    pub data_key_reuse_period: Duration,
 }
 
 impl Default for Options {
@@ -89,18 +99,21 @@ impl Default for Options {
             background: true,
             maintenance_interval: Duration::from_secs(10),
             snapshot_on_close: true,
+            key_source: None,
+            data_key_reuse_period: Duration::from_millis(crate::log::keys::DEFAULT_REUSE_PERIOD_MS),
         }
     }
 }
 
 impl Options {
-    fn log_config(&self) -> LogConfig {
+    fn log_config(&self, encryption: &Option<Arc<LogEncryption>>) -> LogConfig {
         LogConfig {
             segment_bytes: self.segment_bytes,
             index_interval_bytes: 4096,
             durability: self.durability,
             compression: self.compression,
             preallocate: true,
+            encryption: encryption.clone(),
         }
     }
 }
@@ -120,6 +133,8 @@ pub(crate) struct EngineInner {
     failures: FailureBook,
     move_tasks: move_tasks::MoveTasks,
     delivery_streams: delivery_streams::Registry,
+    /// How every log is encrypted, if the directory is.
+    encryption: Option<Arc<LogEncryption>>,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -160,7 +175,21 @@ impl Engine {
                 "the catalog is missing but the directory holds queues or streams; restore it or run `weir salvage`",
             ));
         }
-        let mut catalog = Catalog::open(options.vfs.clone(), &dir.join("catalog"))?;
+        let fresh = !catalog_was_there && !holds_data(&options, &dir);
+        let encryption = encryption::open_encryption(
+            options.vfs.as_ref(),
+            &dir,
+            options.key_source.as_ref(),
+            options.data_key_reuse_period,
+            fresh,
+        )?;
+        // A log whose data keys the key file lacks names the log: the error names the directory.
+        let in_dir = |e: Error| match e {
+            Error::WrongKey { detail, .. } => Error::WrongKey { dir: dir.clone(), detail },
+            other => other,
+        };
+        let mut catalog =
+            Catalog::open(options.vfs.clone(), &dir.join("catalog"), encryption.clone()).map_err(in_dir)?;
         let secret = match catalog.state().secret {
             Some(secret) => secret,
             None => {
@@ -176,7 +205,8 @@ impl Engine {
         }
         let mut streams = BTreeMap::new();
         for (name, meta) in state.streams {
-            let stream = Stream::open(&dir.join("streams").join(meta.dir_name()), meta, stream_env(&options, &lock))?;
+            let stream_dir = dir.join("streams").join(meta.dir_name());
+            let stream = Stream::open(&stream_dir, meta, stream_env(&options, &lock, &encryption)).map_err(in_dir)?;
             streams.insert(name, Arc::new(stream));
         }
         let queue_defs = state
@@ -192,7 +222,7 @@ impl Engine {
             .collect();
         let store_env = StoreEnv {
             vfs: options.vfs.clone(),
-            log_config: options.log_config(),
+            log_config: options.log_config(&encryption),
             clock: options.clock.clone(),
             secret,
             lock: Arc::clone(&lock) as Arc<dyn std::any::Any + Send + Sync>,
@@ -202,13 +232,14 @@ impl Engine {
             store_env,
             queue_defs,
             state.topics.values().filter(|t| t.config.fifo).map(|t| t.id).collect(),
-        )?;
+        )
+        .map_err(in_dir)?;
         let move_tasks = move_tasks::MoveTasks::resume(
             catalog.state(),
             &queues.take_replayed_move_progress(),
             options.clock.now_ms(),
         );
-        let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock)?;
+        let delivery_streams = delivery_streams::open_all(&dir, &state.delivery_streams, &options, &lock, &encryption)?;
         let mut topics = BTreeMap::new();
         for (name, entry) in &state.topics {
             let cell = TopicCell::new(entry.id, name.clone(), entry.config);
@@ -231,6 +262,7 @@ impl Engine {
             failures: FailureBook::default(),
             move_tasks,
             delivery_streams,
+            encryption,
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -283,7 +315,11 @@ impl Engine {
         // Leftovers of a creation that crashed before its catalog record must not leak in, and
         // their removal must be durable before the new stream's files exist.
         self.remove_dir_durably(&dir)?;
-        let stream = Stream::open(&dir, meta.clone(), stream_env(&self.inner.options, &self.inner.lock))?;
+        let stream = Stream::open(
+            &dir,
+            meta.clone(),
+            stream_env(&self.inner.options, &self.inner.lock, &self.inner.encryption),
+        )?;
         catalog.append(CatalogRecord::PutStream { stream: meta }, self.inner.options.clock.now_ms())?;
         self.inner.streams.write().insert(name.to_string(), Arc::new(stream));
         Ok(())
@@ -569,7 +605,9 @@ impl Engine {
 
     /// Writes a snapshot of every queue's index now (the engine writes one by itself when it
     /// closes and, in maintenance, once the message log has grown long since the last one), so
-    /// the next open loads it and replays only the records written after it.
+    /// the next open loads it and replays only the records written after it. An encrypted
+    /// directory keeps no snapshot (it would hold queue names and ids in the clear):
+    /// `Error::InvalidArgument` there.
     pub fn snapshot_queues(&self) -> Result<()> {
         self.inner.queues.write_snapshot().map(|_| ())
     }
@@ -598,6 +636,55 @@ impl Engine {
     /// synced; the first error is returned.
     pub fn flush(&self) -> Result<()> {
         self.inner.sync_logs(Pass::foreground())
+    }
+
+    /// True if the data directory is encrypted at rest: every frame of every log (every queue,
+    /// topic and stream, whatever their encryption attributes say) is sealed under data keys
+    /// wrapped by the key file's keys.
+    pub fn encrypted_at_rest(&self) -> bool {
+        self.inner.encryption.is_some()
+    }
+
+    /// Wraps every data key of every log (the catalog, the message log, every stream shard and
+    /// checkpoint log) under the key file's newest version, without rewriting any data, then
+    /// seals the directory's `ENCRYPTION` check under it too. Each file is replaced atomically,
+    /// so a crash at any point leaves a directory that opens with a key file holding the old and
+    /// the new version; once this returns, the older versions can leave the key file. Fails
+    /// with [`Error::InvalidArgument`] on a plain directory.
+    pub fn rekey(&self) -> Result<RekeyReport> {
+        let Some(encryption) = &self.inner.encryption else {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not encrypted: nothing to rekey",
+                self.inner.dir.display()
+            )));
+        };
+        let mut report = RekeyReport {
+            key_version: encryption.keyring().newest().name().to_string(),
+            logs_rewritten: 0,
+            data_keys_rewrapped: 0,
+            logs: 0,
+        };
+        let mut first_error = None;
+        let mut rekey = |log: &crate::log::Log| {
+            report.logs += 1;
+            match log.rekey() {
+                Ok(0) => {}
+                Ok(n) => {
+                    report.logs_rewritten += 1;
+                    report.data_keys_rewrapped += n;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        };
+        rekey(self.inner.catalog.lock().log());
+        self.inner.for_each_log(&mut rekey);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        encryption::write_marker(self.inner.options.vfs.as_ref(), &self.inner.dir, encryption.keyring())?;
+        Ok(report)
     }
 
     /// The failures of background work (each log's first, also printed once on stderr) and
@@ -700,11 +787,11 @@ fn check_redrive(state: &catalog::CatalogState, name: &str, config: &QueueConfig
     Ok(())
 }
 
-fn stream_env(options: &Options, lock: &Arc<DirLock>) -> StreamEnv {
+fn stream_env(options: &Options, lock: &Arc<DirLock>, encryption: &Option<Arc<LogEncryption>>) -> StreamEnv {
     StreamEnv {
         vfs: options.vfs.clone(),
         clock: options.clock.clone(),
-        log_config: options.log_config(),
+        log_config: options.log_config(encryption),
         max_record_bytes: options.max_record_bytes,
         lock: Arc::clone(lock) as Arc<dyn std::any::Any + Send + Sync>,
     }

@@ -17,9 +17,16 @@
 //!  56     .  payload        frame_len - 56 bytes, as stored (compressed or not)
 //! payload (uncompressed) = record_count x { key_len u32 | value_len u32 | key | value }
 //! ```
+//!
+//! A sealed frame (flag bit 1, in an encrypted log: `format-spec.md` section 11) stores
+//! `key_id u32 | ciphertext | tag (16 bytes)` as its payload: the payload above (compressed
+//! first, if it pays) encrypted with AES-256-GCM under the log's data key `key_id`, the nonce
+//! its `base_seq`, the header (all but its CRC) and `key_id` bound as associated data. The CRC
+//! covers the stored bytes as in any frame, so a frame's structure checks without the key.
 
 use bytes::Bytes;
 
+use super::sealed::{frame_nonce, NotAuthentic, SealingKey, TAG_LEN};
 use super::{le_u32, le_u64, DecodeError};
 
 /// Magic bytes that open every frame of a version-2 segment; they let recovery and salvage
@@ -50,6 +57,13 @@ pub const MAX_ZSTD_RATIO: usize = (128 << 10) / 4;
 /// Payloads smaller than this are never compressed: zstd's frame overhead eats the gain.
 pub const COMPRESS_MIN_PAYLOAD: usize = 1024;
 const FLAG_ZSTD: u16 = 1;
+const FLAG_SEALED: u16 = 2;
+/// Bytes a sealed frame's stored payload adds to the sealed bytes: the data key's id before
+/// them, the tag after.
+pub const SEALED_OVERHEAD: usize = 4 + TAG_LEN;
+/// Bytes of a sealed frame that its tag binds in the clear: its header (less the CRC, which
+/// covers the ciphertext) and the data key's id.
+const SEALED_AAD_LEN: usize = (FRAME_HEADER_LEN - 4) + 4;
 /// Payloads at least this large have their CRC computed outside the writer's lock and
 /// combined at seal time.
 const COMBINE_CRC_ABOVE: usize = 16 << 10;
@@ -153,6 +167,9 @@ pub struct BatchHeader {
     pub durable_seq: u64,
     /// True if the payload is zstd-compressed.
     pub compressed: bool,
+    /// True if the payload is sealed (encrypted and authenticated) under a data key of the
+    /// log: [`sealed_key_id`] names it, and only [`decode_records_keyed`] reads it.
+    pub sealed: bool,
     /// Sequence number of the first record.
     pub base_seq: u64,
     /// Number of records.
@@ -191,6 +208,8 @@ pub struct EncodedBatch {
     buf: Vec<u8>,
     payload_crc: crc32fast::Hasher,
     record_count: u32,
+    /// Room is left for sealing: the data key's id after the header, the tag at the end.
+    sealed: bool,
 }
 
 /// Bytes one record takes in a frame's payload (before compression).
@@ -210,11 +229,18 @@ impl EncodedBatch {
     /// Panics only in debug builds if `records` is empty or their [`payload_len`] is over
     /// [`MAX_PAYLOAD_LEN`]; callers check sizes first (the log's writer does).
     pub fn encode(records: &[RecordRef<'_>], compression: Compression) -> EncodedBatch {
+        EncodedBatch::encode_for(records, compression, false)
+    }
+
+    /// [`EncodedBatch::encode`] for a frame that [`EncodedBatch::seal_with`] seals under a data
+    /// key (`sealed`) or not.
+    pub fn encode_for(records: &[RecordRef<'_>], compression: Compression, sealed: bool) -> EncodedBatch {
         debug_assert!(!records.is_empty(), "a frame holds at least one record");
         let payload_len = payload_len(records);
         debug_assert!(payload_len <= MAX_PAYLOAD_LEN, "a frame no reader would accept");
-        let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + payload_len);
-        buf.resize(FRAME_HEADER_LEN, 0);
+        let start = if sealed { FRAME_HEADER_LEN + 4 } else { FRAME_HEADER_LEN };
+        let mut buf = Vec::with_capacity(start + payload_len + if sealed { TAG_LEN } else { 0 });
+        buf.resize(start, 0);
         for r in records {
             buf.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
             buf.extend_from_slice(&(r.value.len() as u32).to_le_bytes());
@@ -222,17 +248,18 @@ impl EncodedBatch {
             buf.extend_from_slice(r.value);
         }
         let mut flags = 0u16;
-        if compression == Compression::Auto
-            && payload_len >= COMPRESS_MIN_PAYLOAD
-            && sample_compresses(&buf[FRAME_HEADER_LEN..])
-        {
-            if let Ok(packed) = compress(&buf[FRAME_HEADER_LEN..]) {
+        if compression == Compression::Auto && payload_len >= COMPRESS_MIN_PAYLOAD && sample_compresses(&buf[start..]) {
+            if let Ok(packed) = compress(&buf[start..]) {
                 if packed.len() <= payload_len - payload_len / 8 {
-                    buf.truncate(FRAME_HEADER_LEN);
+                    buf.truncate(start);
                     buf.extend_from_slice(&packed);
                     flags |= FLAG_ZSTD;
                 }
             }
+        }
+        if sealed {
+            flags |= FLAG_SEALED;
+            buf.resize(buf.len() + TAG_LEN, 0);
         }
         buf[0..4].copy_from_slice(&FRAME_MAGIC);
         let frame_len = buf.len() as u32;
@@ -241,10 +268,10 @@ impl EncodedBatch {
         buf[24..28].copy_from_slice(&(records.len() as u32).to_le_bytes());
         buf[28..32].copy_from_slice(&(payload_len as u32).to_le_bytes());
         let mut payload_crc = crc32fast::Hasher::new();
-        if buf.len() - FRAME_HEADER_LEN >= COMBINE_CRC_ABOVE {
+        if !sealed && buf.len() - FRAME_HEADER_LEN >= COMBINE_CRC_ABOVE {
             payload_crc.update(&buf[FRAME_HEADER_LEN..]);
         }
-        EncodedBatch { buf, payload_crc, record_count: records.len() as u32 }
+        EncodedBatch { buf, payload_crc, record_count: records.len() as u32, sealed }
     }
 
     /// Frame length in bytes.
@@ -269,12 +296,12 @@ impl EncodedBatch {
 
     /// Stamps sequence number, time, salt and durable point and completes the checksum;
     /// returns the frame's bytes.
+    ///
+    /// Panics only in debug builds if the batch was encoded for sealing: use
+    /// [`EncodedBatch::seal_with`].
     pub fn seal(&mut self, stamp: &FrameStamp) -> &[u8] {
-        debug_assert!(stamp.durable_seq <= stamp.base_seq, "a frame cannot vouch for its own records");
-        self.buf[16..24].copy_from_slice(&stamp.base_seq.to_le_bytes());
-        self.buf[32..40].copy_from_slice(&stamp.time_ms.to_le_bytes());
-        self.buf[40..48].copy_from_slice(&stamp.salt.to_le_bytes());
-        self.buf[48..56].copy_from_slice(&stamp.durable_seq.to_le_bytes());
+        debug_assert!(!self.sealed, "a batch encoded for sealing needs its data key");
+        self.stamp(stamp);
         // Combining CRCs costs about as much as hashing 16 KiB again: small frames are cheaper
         // to hash whole under the writer's lock, large ones reuse the payload's CRC.
         let crc = if self.buf.len() - FRAME_HEADER_LEN < COMBINE_CRC_ABOVE {
@@ -288,6 +315,56 @@ impl EncodedBatch {
         self.buf[8..12].copy_from_slice(&crc.to_le_bytes());
         &self.buf
     }
+
+    /// True if the batch was encoded for sealing ([`EncodedBatch::encode_for`]).
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Stamps the frame as [`EncodedBatch::seal`] does and, for a batch encoded for sealing,
+    /// encrypts its payload under `key` (the log's data key `key_id`) with `stamp.base_seq` as
+    /// the nonce, binding the header and `key_id`. The caller guarantees that no other frame is
+    /// ever sealed under `key` with the same `base_seq`.
+    ///
+    /// Panics only in debug builds if a key is given for a batch not encoded for sealing, or
+    /// none for one that was.
+    pub fn seal_with(&mut self, stamp: &FrameStamp, key: Option<(u32, &SealingKey)>) -> &[u8] {
+        let Some((key_id, key)) = key else { return self.seal(stamp) };
+        debug_assert!(self.sealed, "a batch encoded plain has no room for sealing");
+        self.stamp(stamp);
+        self.buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 4].copy_from_slice(&key_id.to_le_bytes());
+        let aad = sealed_aad(&self.buf);
+        let end = self.buf.len() - TAG_LEN;
+        let tag = key.seal_in_place(&frame_nonce(stamp.base_seq), &aad, &mut self.buf[FRAME_HEADER_LEN + 4..end]);
+        self.buf[end..].copy_from_slice(&tag);
+        let crc = crc32fast::hash(&self.buf[12..]);
+        self.buf[8..12].copy_from_slice(&crc.to_le_bytes());
+        &self.buf
+    }
+
+    fn stamp(&mut self, stamp: &FrameStamp) {
+        debug_assert!(stamp.durable_seq <= stamp.base_seq, "a frame cannot vouch for its own records");
+        self.buf[16..24].copy_from_slice(&stamp.base_seq.to_le_bytes());
+        self.buf[32..40].copy_from_slice(&stamp.time_ms.to_le_bytes());
+        self.buf[40..48].copy_from_slice(&stamp.salt.to_le_bytes());
+        self.buf[48..56].copy_from_slice(&stamp.durable_seq.to_le_bytes());
+    }
+}
+
+/// What a sealed frame's tag binds besides its ciphertext: its header bytes `[0, 8)` and
+/// `[12, 56)` (all but the CRC) and its data key's id (`[56, 60)`). `frame` holds at least
+/// that much.
+fn sealed_aad(frame: &[u8]) -> [u8; SEALED_AAD_LEN] {
+    let mut aad = [0u8; SEALED_AAD_LEN];
+    aad[..8].copy_from_slice(&frame[..8]);
+    aad[8..].copy_from_slice(&frame[12..FRAME_HEADER_LEN + 4]);
+    aad
+}
+
+/// The id of the data key a sealed frame (as checked by [`decode_frame`]) was sealed under.
+pub fn sealed_key_id(header: &BatchHeader, frame: &[u8]) -> Option<u32> {
+    let at = header.header_len as usize;
+    (header.sealed && frame.len() >= at + 4).then(|| le_u32(frame, at))
 }
 
 /// The sequence range and length of the frame at the start of `buf`, from its header alone
@@ -391,7 +468,9 @@ pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, Fram
         )));
     }
     let flags = u16::from_le_bytes([buf[12], buf[13]]);
-    if flags & !FLAG_ZSTD != 0 || buf[14] != 0 || buf[15] != 0 {
+    // Only version-2 frames are ever sealed (encryption came after version 1).
+    let known = if layout == FrameLayout::V1 { FLAG_ZSTD } else { FLAG_ZSTD | FLAG_SEALED };
+    if flags & !known != 0 || buf[14] != 0 || buf[15] != 0 {
         return Err(FrameError::Corrupt(DecodeError::new(12, format!("unknown frame flags {flags:#06x}"))));
     }
     let durable_seq = match layout {
@@ -410,6 +489,7 @@ pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, Fram
         header_len: header_len as u32,
         durable_seq,
         compressed: flags & FLAG_ZSTD != 0,
+        sealed: flags & FLAG_SEALED != 0,
         base_seq: le_u64(buf, 16),
         record_count: le_u32(buf, 24),
         payload_len: le_u32(buf, 28),
@@ -427,7 +507,11 @@ pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, Fram
     if header.durable_seq > header.base_seq {
         return Err(FrameError::Corrupt(DecodeError::new(48, "durable point past the frame's own records")));
     }
-    if !header.compressed && header.payload_len as usize != frame_len - header_len {
+    let overhead = if header.sealed { SEALED_OVERHEAD } else { 0 };
+    if frame_len - header_len < overhead {
+        return Err(FrameError::Corrupt(DecodeError::new(4, "sealed frame too short for its key id and tag")));
+    }
+    if !header.compressed && header.payload_len as usize != frame_len - header_len - overhead {
         return Err(FrameError::Corrupt(DecodeError::new(28, "payload length disagrees with frame length")));
     }
     Ok(header)
@@ -441,6 +525,24 @@ pub fn decode_frame(buf: &[u8], layout: FrameLayout) -> Result<BatchHeader, Fram
 /// a compressed payload's length against what zstd can expand its stored bytes to
 /// ([`MAX_ZSTD_RATIO`]), before any buffer is sized by them.
 pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>, DecodeError> {
+    decode_records_keyed(header, frame, None)
+}
+
+/// The data keys of an encrypted log, by id, for reading its sealed frames.
+pub trait FrameKeys {
+    /// The data key `id`, if the log has it.
+    fn frame_key(&self, id: u32) -> Option<std::sync::Arc<SealingKey>>;
+}
+
+/// [`decode_records`] for a frame of a log that may be encrypted: with `keys` (the log is
+/// encrypted) a frame must be sealed, and its tag is checked under the data key it names
+/// before any byte of it is used; without them a sealed frame cannot be read. Sealed records
+/// are copies (decrypted), never slices of `frame`.
+pub fn decode_records_keyed(
+    header: &BatchHeader,
+    frame: &Bytes,
+    keys: Option<&dyn FrameKeys>,
+) -> Result<Vec<Record>, DecodeError> {
     let frame_len = header.frame_len as usize;
     let header_len = header.header_len as usize;
     if frame_len < header_len || frame_len > frame.len() {
@@ -449,7 +551,12 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
             format!("frame length {frame_len} does not fit the {} bytes given", frame.len()),
         ));
     }
-    let stored = frame.slice(header_len..frame_len);
+    let stored = match (header.sealed, keys) {
+        (false, None) => frame.slice(header_len..frame_len),
+        (false, Some(_)) => return Err(DecodeError::new(12, "a frame of an encrypted log that is not sealed")),
+        (true, None) => return Err(DecodeError::new(12, "the frame is sealed: reading it needs the key")),
+        (true, Some(keys)) => open_sealed(header, &frame[..frame_len], keys)?,
+    };
     let payload_len = header.payload_len as usize;
     if payload_len > MAX_PAYLOAD_LEN {
         return Err(DecodeError::new(28, "payload length over the limit"));
@@ -501,6 +608,29 @@ pub fn decode_records(header: &BatchHeader, frame: &Bytes) -> Result<Vec<Record>
         return Err(DecodeError::new(at, "bytes after the last record"));
     }
     Ok(records)
+}
+
+/// The stored payload of a sealed frame, decrypted once its tag checked out.
+fn open_sealed(header: &BatchHeader, frame: &[u8], keys: &dyn FrameKeys) -> Result<Bytes, DecodeError> {
+    let header_len = header.header_len as usize;
+    if frame.len() < header_len + SEALED_OVERHEAD || header_len != FRAME_HEADER_LEN {
+        return Err(DecodeError::new(4, "sealed frame too short for its key id and tag"));
+    }
+    let key_id = le_u32(frame, header_len);
+    let key = keys.frame_key(key_id).ok_or_else(|| {
+        DecodeError::new(
+            header_len,
+            format!("the frame is sealed under data key {key_id}, which the log's KEYS file does not hold"),
+        )
+    })?;
+    let end = frame.len() - TAG_LEN;
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&frame[end..]);
+    let mut plain = frame[header_len + 4..end].to_vec();
+    key.open_in_place(&frame_nonce(header.base_seq), &sealed_aad(frame), &mut plain, &tag).map_err(|NotAuthentic| {
+        DecodeError::new(end, "the frame does not authenticate under its data key (changed since it was written)")
+    })?;
+    Ok(Bytes::from(plain))
 }
 
 /// The same frame in the version-1 layout (no salt, no durable point): for tests that need a

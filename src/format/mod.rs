@@ -4,11 +4,15 @@
 //! bytes without panicking: this is what the fuzz targets hammer. All integers are little-endian.
 
 pub mod batch;
+pub mod data_keys;
+pub mod encryption_marker;
 pub mod head;
 pub mod index;
+pub mod key_file;
 pub mod lost;
 pub mod queue_record;
 pub mod queue_snapshot;
+pub mod sealed;
 pub mod segment_header;
 
 pub use batch::{BatchHeader, Compression, EncodedBatch, FrameError, FrameLayout, FrameStamp, Record, RecordRef};

@@ -10,26 +10,32 @@
 //! A *log directory* is any directory holding `*.seg` files: `catalog/`, every
 //! `streams/<name>[@N]/shard-NNNNNN/`, and whatever later models add.
 
+mod keys;
 pub mod salvage;
 pub mod verify;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::engine::encryption::KeySource;
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, FrameLayout};
+use crate::format::batch::{decode_frame, decode_records_keyed, FrameLayout};
 use crate::format::head::{Head, HEAD_FILE};
 use crate::format::{IndexFile, Record, SegmentHeader};
-use crate::log::recovery::{scan_segment, ScanEnd, ScanOutcome};
+use crate::log::keys::LogKeys;
+use crate::log::recovery::{scan_segment_keyed, ScanEnd, ScanOutcome};
 use crate::log::segment::{index_file_name, parse_segment_name};
 use crate::log::LogConfig;
 
-pub use salvage::{salvage_dir, SalvageReport};
-pub use verify::{verify_dir, verify_dir_with_progress, Problem, Severity};
+pub use keys::KeyVersionUse;
+pub(crate) use keys::{as_frame_keys, ToolKeys};
+pub use salvage::{salvage_dir, salvage_dir_keyed, SalvageReport};
+pub use verify::{verify_dir, verify_dir_keyed, verify_dir_with_progress, Problem, Severity};
 
 /// Deepest directory nesting walked below the given root; guards against pathological trees.
 const MAX_WALK_DEPTH: usize = 32;
@@ -61,6 +67,11 @@ pub struct LogReport {
     pub head: Option<Head>,
     /// Why its `HEAD` file could not be read, if it could not.
     pub head_problem: Option<String>,
+    /// True for a log of an encrypted data directory (its frames are sealed).
+    pub encrypted: bool,
+    /// The key-file versions its data keys are wrapped under (names only: readable without the
+    /// key), or why its `KEYS` file cannot be read.
+    pub key_versions: std::result::Result<Vec<KeyVersionUse>, String>,
 }
 
 /// The `HEAD` file of the log in `dir`: `(None, None)` if there is none, the reason if it
@@ -156,7 +167,9 @@ pub(crate) struct ScannedSegment {
 impl ScannedSegment {
     /// Reads and scans the segment at `path`. The base sequence number comes from the file
     /// name when it is a standard segment name, else from the header (0 if that fails too).
-    pub(crate) fn read(path: &Path) -> Result<ScannedSegment> {
+    /// `keys`: the data keys of its log, if it is encrypted and the key was given (sealed frames
+    /// are then checked by their tags and records too, not just their CRCs).
+    pub(crate) fn read(path: &Path, keys: Option<&dyn crate::format::batch::FrameKeys>) -> Result<ScannedSegment> {
         let meta = fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
         if !meta.is_file() {
             // Devices and pipes could be endless; a segment is always a regular file.
@@ -166,7 +179,7 @@ impl ScannedSegment {
         let bytes = Bytes::from(fs::read(path).map_err(|e| Error::io("read", path, e))?);
         let from_name = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_name);
         let base_seq = from_name.or_else(|| SegmentHeader::decode(&bytes).ok().map(|h| h.base_seq)).unwrap_or(0);
-        let outcome = scan_segment(&bytes, base_seq, index_interval_bytes());
+        let outcome = scan_segment_keyed(&bytes, base_seq, index_interval_bytes(), keys);
         Ok(ScannedSegment { path: path.to_path_buf(), base_seq, bytes, outcome })
     }
 
@@ -275,27 +288,45 @@ pub fn segment_files(dir: &Path) -> Result<SegmentFiles> {
 }
 
 /// Summarizes a segment file, or every segment of every log directory below a directory.
+/// Encrypted logs are checked by structure and CRC only: see [`inspect_path_keyed`].
 pub fn inspect_path(path: &Path) -> Result<Report> {
+    inspect_path_keyed(path, None)
+}
+
+/// [`inspect_path`] with the key file of an encrypted data directory: sealed frames are checked
+/// by their tags and records too.
+pub fn inspect_path_keyed(path: &Path, key_source: Option<&KeySource>) -> Result<Report> {
+    let tool_keys = ToolKeys::new(key_source)?;
     let meta = fs::metadata(path).map_err(|e| Error::io("inspect", path, e))?;
     if !meta.is_dir() {
-        let segment = ScannedSegment::read(path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let log = LogReport { dir, segments: vec![summarize(&segment)], head: None, head_problem: None };
+        let keys = tool_keys.for_log(&dir)?;
+        let segment = ScannedSegment::read(path, as_frame_keys(&keys))?;
+        let log = LogReport {
+            encrypted: keys::log_is_encrypted(&dir),
+            key_versions: keys::key_versions(&dir),
+            dir,
+            segments: vec![summarize(&segment)],
+            head: None,
+            head_problem: None,
+        };
         return Ok(Report { root: path.to_path_buf(), logs: vec![log] });
     }
     let mut logs = Vec::new();
     for dir in log_dirs(path)? {
+        let keys = tool_keys.for_log(&dir)?;
         let files = segment_files(&dir)?.segments;
         let mut segments = Vec::with_capacity(files.len());
         for (_, file) in files {
-            match ScannedSegment::read(&file) {
+            match ScannedSegment::read(&file, as_frame_keys(&keys)) {
                 Ok(s) => segments.push(summarize(&s)),
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
             }
         }
         let (head, head_problem) = read_head_file(&dir);
-        logs.push(LogReport { dir, segments, head, head_problem });
+        let (encrypted, key_versions) = (keys::log_is_encrypted(&dir), keys::key_versions(&dir));
+        logs.push(LogReport { dir, segments, head, head_problem, encrypted, key_versions });
     }
     Ok(Report { root: path.to_path_buf(), logs })
 }
@@ -374,13 +405,23 @@ pub struct SegmentRecords {
     at: usize,
     end: usize,
     pending: std::vec::IntoIter<Record>,
+    keys: Option<Arc<LogKeys>>,
 }
 
 /// Opens a segment file for reading its records (`weir inspect --records`).
 pub fn segment_records(path: &Path) -> Result<SegmentRecords> {
-    let segment = ScannedSegment::read(path)?;
+    segment_records_keyed(path, None)
+}
+
+/// [`segment_records`] of a segment of an encrypted data directory, with its key file: without
+/// it, reading a sealed frame's records fails.
+pub fn segment_records_keyed(path: &Path, key_source: Option<&KeySource>) -> Result<SegmentRecords> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let keys = ToolKeys::new(key_source)?.for_log(&dir)?;
+    let segment = ScannedSegment::read(path, as_frame_keys(&keys))?;
     let end = segment.valid_len() as usize;
     Ok(SegmentRecords {
+        keys,
         layout: segment.layout(),
         at: segment.first_frame_offset(),
         path: segment.path,
@@ -412,7 +453,13 @@ impl Iterator for SegmentRecords {
                     return fail(format!("frame no longer decodes: {e:?}"));
                 }
             };
-            match decode_records(&header, &frame.slice(..header.frame_len as usize)) {
+            if header.sealed && self.keys.is_none() {
+                self.at = self.end;
+                let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+                return Some(Err(Error::KeyRequired { dir }));
+            }
+            let keys = as_frame_keys(&self.keys);
+            match decode_records_keyed(&header, &frame.slice(..header.frame_len as usize), keys) {
                 Ok(records) => self.pending = records.into_iter(),
                 Err(e) => {
                     self.at = self.end;

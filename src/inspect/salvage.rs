@@ -37,9 +37,12 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::engine::catalog::CatalogRecord;
+use crate::engine::encryption::KeySource;
 use crate::engine::lock::DirLock;
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, EncodedBatch, FrameError, FrameLayout, FrameStamp};
+use crate::format::batch::{
+    decode_frame, decode_records, decode_records_keyed, EncodedBatch, FrameError, FrameKeys, FrameLayout, FrameStamp,
+};
 use crate::format::head::{Head, HEAD_FILE};
 use crate::format::index::IndexFile;
 use crate::format::lost::{LostRanges, LOST_FILE};
@@ -52,7 +55,7 @@ use crate::log::segment::{index_file_name, new_salt, segment_file_name};
 use crate::stream::checkpoint::CheckpointRecord;
 use crate::{Engine, Options};
 
-use super::{log_dirs, segment_files};
+use super::{as_frame_keys, log_dirs, segment_files, ToolKeys};
 
 /// Directory under the data directory where salvage keeps everything it takes out of a log.
 pub const QUARANTINE_DIR: &str = "quarantine";
@@ -206,6 +209,19 @@ impl LogKind {
 /// or if a file cannot be read, written or moved; the report says whether the engine opened
 /// afterwards.
 pub fn salvage_dir(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<SalvageReport> {
+    salvage_dir_keyed(dir, None, progress)
+}
+
+/// [`salvage_dir`] with the key file of an encrypted data directory: sealed frames are kept only
+/// if their tags and records check out, and the engine is opened with the key afterwards.
+/// Without it, sealed frames are judged by structure and CRC alone, and the engine is not
+/// opened (the report says so).
+pub fn salvage_dir_keyed(
+    dir: &Path,
+    key_source: Option<&KeySource>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<SalvageReport> {
+    let tool_keys = ToolKeys::new(key_source)?;
     let meta = fs::metadata(dir).map_err(|e| Error::io("salvage", dir, e))?;
     if !meta.is_dir() {
         let e = io::Error::new(io::ErrorKind::NotADirectory, "salvage takes a data directory");
@@ -223,7 +239,7 @@ pub fn salvage_dir(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Sal
     let quarantine = dir.join(QUARANTINE_DIR);
     let logs = known_log_dirs(dir)?;
     let total: u64 = logs.iter().map(|l| segment_bytes(l)).sum();
-    let mut ctx = Ctx { root: dir, quarantine: &quarantine, done: 0, total, progress };
+    let mut ctx = Ctx { root: dir, quarantine: &quarantine, done: 0, total, progress, keys: &tool_keys };
     let mut reports = Vec::with_capacity(logs.len());
     for log in &logs {
         reports.push(salvage_log(&mut ctx, log)?);
@@ -236,7 +252,7 @@ pub fn salvage_dir(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Sal
     }
     let bytes_checked = ctx.done;
     drop(lock);
-    let (engine_opened, open_error) = match prove_opens(dir) {
+    let (engine_opened, open_error) = match prove_opens(dir, key_source) {
         Ok(()) => (true, None),
         Err(e) => (false, Some(e.to_string())),
     };
@@ -252,10 +268,16 @@ pub fn salvage_dir(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Sal
 }
 
 /// Opens the engine on the salvaged directory and reads every stream shard to its end.
-fn prove_opens(dir: &Path) -> Result<()> {
+fn prove_opens(dir: &Path, key_source: Option<&KeySource>) -> Result<()> {
     // No queue index snapshot at its close: salvage changes no file it does not have to (a
     // snapshot it replaced would take the one that was there along).
-    let options = Options { background: false, lock_wait: LOCK_WAIT, snapshot_on_close: false, ..Options::default() };
+    let options = Options {
+        background: false,
+        lock_wait: LOCK_WAIT,
+        snapshot_on_close: false,
+        key_source: key_source.cloned(),
+        ..Options::default()
+    };
     let engine = Engine::open(dir, options)?;
     for name in engine.list_streams() {
         let stream = engine.stream(&name)?;
@@ -315,6 +337,8 @@ struct Ctx<'a> {
     done: u64,
     total: u64,
     progress: &'a mut dyn FnMut(u64, u64),
+    /// The key ring, if salvage was given one.
+    keys: &'a ToolKeys,
 }
 
 /// A whole, valid frame: its bytes in the file, its sequence numbers, time and durable point.
@@ -404,7 +428,7 @@ enum Check {
     Bad(String),
 }
 
-fn check_frame(bytes: &Bytes, at: usize, layout: FrameLayout, kind: LogKind) -> Check {
+fn check_frame(bytes: &Bytes, at: usize, layout: FrameLayout, kind: LogKind, keys: Option<&dyn FrameKeys>) -> Check {
     let Some(rest) = bytes.get(at..) else { return Check::Bad("offset past the end".into()) };
     let header = match decode_frame(rest, layout) {
         Ok(h) => h,
@@ -421,7 +445,11 @@ fn check_frame(bytes: &Bytes, at: usize, layout: FrameLayout, kind: LogKind) -> 
         time_ms: header.time_ms,
         durable_seq: header.durable_seq,
     };
-    let records = match decode_records(&header, &bytes.slice(at..end)) {
+    // Without the key a sealed frame is as far checked as it can be once its CRC is.
+    if header.sealed && keys.is_none() {
+        return Check::Good(frame);
+    }
+    let records = match decode_records_keyed(&header, &bytes.slice(at..end), keys) {
         Ok(r) => r,
         Err(e) => return Check::Bad(format!("payload: {}", e.reason)),
     };
@@ -434,7 +462,16 @@ fn check_frame(bytes: &Bytes, at: usize, layout: FrameLayout, kind: LogKind) -> 
 /// Decides what to do with the segment `path` (base `base`), whose bytes are `bytes`.
 /// `min_seq` is one past what the log's earlier segments hold; `upper` bounds the sequence
 /// numbers a sealed segment may hold (the next segment's base).
-fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u64>, kind: LogKind) -> Analysis {
+#[allow(clippy::too_many_arguments)]
+fn analyze(
+    path: &Path,
+    bytes: &Bytes,
+    base: u64,
+    min_seq: u64,
+    upper: Option<u64>,
+    kind: LogKind,
+    keys: Option<&dyn FrameKeys>,
+) -> Analysis {
     let mut findings = Vec::new();
     let mut find =
         |offset: usize, what: String| findings.push(Finding { path: path.to_path_buf(), offset: offset as u64, what });
@@ -474,7 +511,7 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
         let mut at = first_frame;
         // Zeros to the end of the file are the writer's preallocated space, not damage.
         while at < len && !crate::log::recovery::is_unused_space(&bytes[at..]) {
-            match check_frame(bytes, at, layout, kind) {
+            match check_frame(bytes, at, layout, kind, keys) {
                 Check::Good(f)
                     if f.base == prefix.next && f.time_ms >= last_time && upper.is_none_or(|u| f.next <= u) =>
                 {
@@ -522,7 +559,7 @@ fn analyze(path: &Path, bytes: &Bytes, base: u64, min_seq: u64, upper: Option<u6
         while at + 4 <= len {
             let Some(pos) = bytes[at..].windows(4).position(|w| w == layout.magic()) else { break };
             let start = at + pos;
-            match check_frame(bytes, start, layout, kind) {
+            match check_frame(bytes, start, layout, kind, keys) {
                 Check::Good(f) if f.base >= min && upper.is_none_or(|u| f.next <= u) => {
                     seen_next = seen_next.max(f.next);
                     min = f.next;
@@ -602,6 +639,9 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
         LogSalvage { dir: dir.to_path_buf(), relative: relative.clone(), kind: kind.name(), ..LogSalvage::default() };
     let quarantine_dir = ctx.quarantine.join(&relative);
     let files = segment_files(dir)?.segments;
+    // A KEYS file the key file cannot unwrap stops salvage: without the data keys nothing of the
+    // log can be told good from bad, and guessing would set good data aside.
+    let log_keys = ctx.keys.for_log(dir)?;
 
     // The ranges an earlier salvage gave up on.
     let lost_path = dir.join(LOST_FILE);
@@ -651,7 +691,7 @@ fn salvage_log(ctx: &mut Ctx<'_>, dir: &Path) -> Result<LogSalvage> {
             Ok(bytes) => {
                 ctx.done += bytes.len() as u64;
                 (ctx.progress)(ctx.done, ctx.total.max(ctx.done));
-                let analysis = analyze(path, &bytes, *base, min_seq, upper, kind);
+                let analysis = analyze(path, &bytes, *base, min_seq, upper, kind, as_frame_keys(&log_keys));
                 report.findings.extend(analysis.findings);
                 report.undecodable_records |= analysis.bad_record;
                 (bytes, analysis.plan, analysis.seen_next, analysis.layout, analysis.skipped_from)
@@ -1098,7 +1138,7 @@ mod tests {
     }
 
     fn run(bytes: &[u8], base: u64, min_seq: u64, upper: Option<u64>) -> Analysis {
-        analyze(Path::new("x.seg"), &Bytes::copy_from_slice(bytes), base, min_seq, upper, LogKind::Shard)
+        analyze(Path::new("x.seg"), &Bytes::copy_from_slice(bytes), base, min_seq, upper, LogKind::Shard, None)
     }
 
     fn spans(plan: &Plan) -> Vec<(u64, u64)> {
@@ -1173,7 +1213,7 @@ mod tests {
         }
         bytes[v1_offsets[1] + 45] ^= 1;
         let bytes = Bytes::from(bytes);
-        let analysis = analyze(Path::new("x.seg"), &bytes, 0, 0, Some(4), LogKind::Shard);
+        let analysis = analyze(Path::new("x.seg"), &bytes, 0, 0, Some(4), LogKind::Shard, None);
         assert_eq!(analysis.layout, FrameLayout::V1);
         let Plan::Replace { pieces } = &analysis.plan else { panic!("{:?}", analysis.plan) };
         assert_eq!(pieces.iter().map(|p| (p.base, p.next)).collect::<Vec<_>>(), vec![(0, 1), (2, 4)]);

@@ -13,7 +13,7 @@ use crate::log::{Log, LogConfig};
 /// A log in `dir` with `frames` frames of two records each, rolling after every frame.
 fn build_log(dir: &Path, frames: u64) {
     let config = LogConfig { segment_bytes: 64, ..LogConfig::default() };
-    let log = Log::open(Arc::new(RealFs), dir, config, 0).expect("open log");
+    let log = Log::open(Arc::new(RealFs), dir, config.clone(), 0).expect("open log");
     for i in 0..frames {
         let value = format!("value-{i}");
         let records = [RecordRef { key: b"k", value: value.as_bytes() }, RecordRef { key: b"", value: b"second" }];

@@ -22,7 +22,10 @@ use crate::format::IndexFile;
 use crate::log::recovery::ScanEnd;
 use crate::log::segment::{index_file_name, segment_file_name};
 
-use super::{is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles};
+use super::{
+    as_frame_keys, is_not_found, log_dirs, read_head_file, segment_files, ScannedSegment, SegmentFiles, ToolKeys,
+};
+use crate::engine::encryption::KeySource;
 
 /// How long verify waits before looking again at a last segment that ends in a partial frame:
 /// on a live directory that is usually a write in flight.
@@ -96,6 +99,18 @@ pub fn verify_dir(dir: &Path) -> Result<Vec<Problem>> {
 /// [`verify_dir`], calling `progress` with (bytes checked so far, bytes to check) after each
 /// segment it reads.
 pub fn verify_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<Vec<Problem>> {
+    verify_dir_keyed(dir, None, progress)
+}
+
+/// [`verify_dir_with_progress`] with the key file of an encrypted data directory: every sealed
+/// frame's tag and records are checked too (without it, their structure and CRCs are), and a
+/// log's `KEYS` file that the key file cannot unwrap is damage.
+pub fn verify_dir_keyed(
+    dir: &Path,
+    key_source: Option<&KeySource>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Vec<Problem>> {
+    let tool_keys = ToolKeys::new(key_source)?;
     let meta = fs::metadata(dir).map_err(|e| Error::io("verify", dir, e))?;
     let mut problems = Vec::new();
     if meta.is_dir() {
@@ -103,13 +118,14 @@ pub fn verify_dir_with_progress(dir: &Path, progress: &mut dyn FnMut(u64, u64)) 
         let total = logs.iter().map(|l| segments_size(l)).sum();
         let mut tally = Tally { done: 0, total, progress };
         for log in logs {
-            match verify_log(&log, &mut problems, &mut tally) {
+            match verify_log(&log, &tool_keys, &mut problems, &mut tally) {
                 Err(e) if is_not_found(&e) => {}
                 other => other?,
             }
         }
     } else {
-        let segment = ScannedSegment::read(dir)?;
+        let keys = tool_keys.for_log(dir.parent().unwrap_or(Path::new(".")))?;
+        let segment = ScannedSegment::read(dir, as_frame_keys(&keys))?;
         let len = segment.bytes.len() as u64;
         progress(len, len);
         check_frames(&segment, true, &mut problems);
@@ -161,7 +177,21 @@ fn lost_ranges(dir: &Path, problems: &mut Vec<Problem>) -> LostRanges {
     }
 }
 
-fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) -> Result<()> {
+fn verify_log(dir: &Path, tool_keys: &ToolKeys, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) -> Result<()> {
+    let keys = match tool_keys.for_log(dir) {
+        Ok(keys) => keys,
+        Err(e) => {
+            let path = dir.join(crate::format::data_keys::KEYS_FILE);
+            problems.push(Problem::new(path, 0, format!("{e} (the engine refuses to open this log)")));
+            None
+        }
+    };
+    if keys.is_none() {
+        if let Err(e) = super::keys::key_versions(dir) {
+            let path = dir.join(crate::format::data_keys::KEYS_FILE);
+            problems.push(Problem::new(path, 0, format!("{e} (the engine refuses to open this log)")));
+        }
+    }
     // HEAD first: beside a live engine, what it names only moves forward after this read.
     let (head, head_problem) = read_head_file(dir);
     if let Some(problem) = head_problem {
@@ -178,7 +208,7 @@ fn verify_log(dir: &Path, problems: &mut Vec<Problem>, tally: &mut Tally<'_>) ->
     let mut last_read: Option<(PathBuf, u64, u64)> = None;
     for (i, (base, path)) in files.iter().enumerate() {
         let is_last = i + 1 == files.len();
-        let segment = match read_for_verify(path, is_last) {
+        let segment = match read_for_verify(path, is_last, as_frame_keys(&keys)) {
             Ok(s) => s,
             // Removed by retention since the directory was listed.
             Err(e) if is_not_found(&e) => continue,
@@ -269,11 +299,15 @@ fn check_head(
 
 /// Reads and scans a segment; a last segment ending in a partial frame is read once more after
 /// a moment, in case a live engine was in the middle of appending to it.
-fn read_for_verify(path: &Path, is_last: bool) -> Result<ScannedSegment> {
-    let segment = ScannedSegment::read(path)?;
+fn read_for_verify(
+    path: &Path,
+    is_last: bool,
+    keys: Option<&dyn crate::format::batch::FrameKeys>,
+) -> Result<ScannedSegment> {
+    let segment = ScannedSegment::read(path, keys)?;
     if is_last && matches!(segment.outcome.end, ScanEnd::Torn { .. }) {
         std::thread::sleep(TORN_RECHECK_DELAY);
-        return ScannedSegment::read(path);
+        return ScannedSegment::read(path, keys);
     }
     Ok(segment)
 }

@@ -1416,13 +1416,13 @@ mod tests {
         fs.create_durable_dir_all(Path::new("/log"));
         fs.mkdir_is_durable(true);
         let config = LogConfig { segment_bytes: 200, ..LogConfig::default() };
-        let log = Log::open(fs.clone(), Path::new("/log"), config, 0)?;
+        let log = Log::open(fs.clone(), Path::new("/log"), config.clone(), 0)?;
         for i in 0..10u8 {
             log.append(&[RecordRef { key: b"k", value: &[i; 40] }], 1)?;
         }
         drop(log);
         fs.power_cut();
-        let log = Log::open(fs.clone(), Path::new("/log"), config, 0)?;
+        let log = Log::open(fs.clone(), Path::new("/log"), config.clone(), 0)?;
         let records = log.read(0, 100, usize::MAX)?;
         assert_eq!(records.len(), 10);
         assert!(records.iter().enumerate().all(|(i, r)| r.seq == i as u64 && r.value[..] == [i as u8; 40]));

@@ -288,6 +288,7 @@ mod tests {
             durability: Durability::Always,
             compression: Compression::None,
             preallocate: true,
+            encryption: None,
         }
     }
 
@@ -354,7 +355,7 @@ mod tests {
     fn under_never_a_writer_syncs_once_a_flush_ahead_is_unsynced() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig { durability: Durability::Never, segment_bytes: 1 << 30, ..always() };
-        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+        let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
         let value = vec![3u8; 32 << 10];
         let mut written = 0u64;
         while written + 2 * value.len() as u64 <= crate::log::FLUSH_AHEAD_BYTES {
@@ -374,14 +375,14 @@ mod tests {
     fn small_appends_under_never_sync_only_on_roll_and_close() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig { durability: Durability::Never, segment_bytes: 256, ..always() };
-        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+        let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
         for i in 0..20u8 {
             log.append(&[RecordRef { key: b"", value: &[i; 50] }], 1).expect("append");
         }
         assert_eq!(log.sync_count(), 0, "no group sync runs under Never");
         assert_eq!(log.read(0, 100, usize::MAX).expect("read").len(), 20, "written records are readable at once");
         drop(log);
-        let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+        let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
         assert_eq!(log.next_seq(), 20, "a clean close keeps everything");
     }
 }

@@ -10,6 +10,7 @@ pub mod fault;
 pub mod group_commit;
 pub(crate) mod head;
 pub mod io;
+pub mod keys;
 pub mod mapped;
 pub mod recovery;
 pub mod retention;
@@ -30,7 +31,8 @@ use crate::format::{Compression, Head, IndexEntry, IndexFile, Record, RecordRef,
 use group_commit::{GroupCommit, Turn};
 use head::{continue_after, read_head, write_head, LastSegment, Reservation};
 use io::Vfs;
-use recovery::{scan_segment, with_whole, ScanEnd};
+use keys::{CurrentKey, LogEncryption, LogKeys};
+use recovery::{scan_segment_keyed, with_whole, ScanEnd};
 use segment::{index_file_name, new_salt, parse_segment_name, segment_file_name, Damage, Segment};
 use tail::ActiveTail;
 
@@ -52,8 +54,8 @@ pub enum Durability {
     Never,
 }
 
-/// How a log is laid out and synced.
-#[derive(Debug, Clone, Copy)]
+/// How a log is laid out, synced and encrypted.
+#[derive(Debug, Clone)]
 pub struct LogConfig {
     /// A segment rolls once the next frame would take it past this size.
     pub segment_bytes: u64,
@@ -68,6 +70,9 @@ pub struct LogConfig {
     /// memory map instead of a `write` call. Worth it for logs that are written often; the
     /// unused space is cut when the segment is sealed.
     pub preallocate: bool,
+    /// Whether the log is encrypted (every frame sealed under a data key of its own, wrapped by
+    /// this key ring), or plain. An encrypted log refuses frames that are not sealed.
+    pub encryption: Option<Arc<LogEncryption>>,
 }
 
 impl Default for LogConfig {
@@ -78,6 +83,7 @@ impl Default for LogConfig {
             durability: Durability::Always,
             compression: Compression::Auto,
             preallocate: true,
+            encryption: None,
         }
     }
 }
@@ -140,6 +146,9 @@ struct Writer {
     head: Head,
     /// How far the next raise of the reservation reaches.
     reservation: Reservation,
+    /// The data key frames are sealed under now (encrypted logs), made at the first write after
+    /// open and again once its reuse period is over: never one an earlier writer used.
+    data_key: Option<CurrentKey>,
 }
 
 /// One append-only log in one directory.
@@ -161,6 +170,8 @@ pub struct Log {
     bytes_synced: AtomicU64,
     /// A writer is running a flush-ahead fsync.
     flushing: AtomicBool,
+    /// The data keys of an encrypted log.
+    keys: Option<Arc<LogKeys>>,
 }
 
 /// Under `Interval` and `Never`, once this much is written past the last fsync, the next
@@ -198,6 +209,11 @@ impl Log {
             Err(e) => return Err(Error::io("read", dir.join(LOST_FILE), e)),
         };
         let head = read_head(vfs.as_ref(), dir)?;
+        let keys = match &config.encryption {
+            Some(encryption) => Some(Arc::new(LogKeys::load(vfs.as_ref(), dir, Arc::clone(encryption))?)),
+            None => None,
+        };
+        let frame_keys = keys.as_deref().map(|k| k as &dyn crate::format::batch::FrameKeys);
         // A segment HEAD names was created whole: only a later one can be half made.
         if let Some(&last) = bases.last().filter(|&&b| head.is_none_or(|h| h.active_base < b)) {
             if remove_unfinished_segment(&vfs, dir, last, &config, &mut report)? {
@@ -212,7 +228,8 @@ impl Log {
             let is_last = i + 1 == bases.len();
             // A hole below what HEAD says was durable is damage, whatever follows it.
             let durable_floor = head.filter(|_| is_last).map_or(0, |h| h.durable_next);
-            let (segment, resync_next) = open_segment(&vfs, dir, base, is_last, durable_floor, &config, &mut report)?;
+            let (segment, resync_next) =
+                open_segment(&vfs, dir, base, is_last, durable_floor, &config, frame_keys, &mut report)?;
             let state = segment.snapshot();
             if i > 0 && base < next_seq {
                 return Err(Error::corrupt(
@@ -290,6 +307,7 @@ impl Log {
                 poisoned: None,
                 head: now,
                 reservation: Reservation::default(),
+                data_key: None,
             }),
             commit: GroupCommit::new(next_seq),
             visible_next: AtomicU64::new(next_seq),
@@ -298,7 +316,32 @@ impl Log {
             flushing: AtomicBool::new(false),
             report,
             lost,
+            keys,
         })
+    }
+
+    /// True if the log is encrypted: its frames are sealed under data keys of its own.
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// Wraps every data key of an encrypted log under the key ring's newest version (see
+    /// [`LogKeys::rewrap`]); returns how many were rewrapped (0 for a plain log).
+    pub fn rekey(&self) -> Result<usize> {
+        match &self.keys {
+            Some(keys) => keys.rewrap(self.vfs.as_ref()),
+            None => Ok(0),
+        }
+    }
+
+    /// The key-file versions the data keys of an encrypted log are wrapped under, with how many
+    /// keys each wraps (empty for a plain log).
+    pub fn key_versions_in_use(&self) -> Vec<(String, usize)> {
+        self.keys.as_ref().map_or_else(Vec::new, |k| k.versions_in_use())
+    }
+
+    fn frame_keys(&self) -> Option<&dyn crate::format::batch::FrameKeys> {
+        self.keys.as_deref().map(|k| k as &dyn crate::format::batch::FrameKeys)
     }
 
     /// The directory of the log.
@@ -343,7 +386,7 @@ impl Log {
             let what = "batch (its records with 8 bytes of header each)";
             return Err(Error::TooLarge { what, size, limit: MAX_PAYLOAD_LEN });
         }
-        let mut batch = EncodedBatch::encode(records, self.config.compression);
+        let mut batch = EncodedBatch::encode_for(records, self.config.compression, self.keys.is_some());
         debug_assert!(batch.len() <= MAX_FRAME_LEN, "a frame of an accepted payload fits the frame limit");
         let outcome = self.write_frame(&mut batch, now_ms)?;
         if self.config.durability != Durability::Always {
@@ -402,13 +445,20 @@ impl Log {
             // Open never leaves a version-1 segment active.
             return Err(Error::corrupt(&active.path, 0, "a version-1 segment is never appended to"));
         };
+        let data_key = match &self.keys {
+            Some(keys) => Some(self.data_key(&mut w, keys, time_ms)?),
+            None => None,
+        };
         // Every record below this is durable now: recovery tells from it whether a hole before
         // this frame after a crash can hold an acknowledged record.
         let durable_seq = self.commit.durable_next().min(base_seq);
         let mut state = active.state.write();
         let offset = state.len;
         debug_assert_eq!(state.next_seq, base_seq, "writer and segment disagree on the next sequence number");
-        let frame = batch.seal(&FrameStamp { base_seq, time_ms, salt, durable_seq });
+        // The nonce of a sealed frame is its base_seq: this writer hands out each number once,
+        // and its data key is its own (made by it, never by an earlier writer of the log).
+        let stamp = FrameStamp { base_seq, time_ms, salt, durable_seq };
+        let frame = batch.seal_with(&stamp, data_key.as_ref().map(|k| (k.id, k.key.as_ref())));
         if let Err(e) = w.tail.write(active.file.as_ref(), frame, offset, self.config.segment_bytes) {
             // The tail is now unknown: cut back what may have been written, and refuse writes
             // until recovery has looked at the file again.
@@ -438,6 +488,26 @@ impl Log {
         w.next_seq = next_seq;
         w.last_time_ms = time_ms;
         Ok(AppendOutcome { base_seq, next_seq, time_ms })
+    }
+
+    /// The data key to seal a frame stamped `time_ms` under: the writer's current one while its
+    /// reuse period lasts, else a new one, stored durably first. A failure to store it poisons
+    /// the log, as a failed `HEAD` write does.
+    fn data_key(&self, w: &mut Writer, keys: &LogKeys, time_ms: u64) -> Result<CurrentKey> {
+        let period = keys.encryption().reuse_period_ms();
+        if let Some(current) = w.data_key.as_ref().filter(|k| k.fresh_at(time_ms, period)) {
+            return Ok(current.clone());
+        }
+        match keys.new_key(self.vfs.as_ref(), time_ms) {
+            Ok(key) => {
+                w.data_key = Some(key.clone());
+                Ok(key)
+            }
+            Err(e) => {
+                w.poisoned = Some(format!("storing a new data key failed: {e}"));
+                Err(e)
+            }
+        }
     }
 
     /// Raises the reservation of sequence numbers past `needed` (durably, before any of the
@@ -625,7 +695,15 @@ impl Log {
             if from >= segment_limit {
                 continue;
             }
-            match segment.read_into(from, segment_limit, max_records, max_bytes, &mut out, &mut bytes) {
+            match segment.read_into(
+                self.frame_keys(),
+                from,
+                segment_limit,
+                max_records,
+                max_bytes,
+                &mut out,
+                &mut bytes,
+            ) {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) if out.is_empty() => return Err(e),
@@ -810,7 +888,9 @@ fn remove_unfinished_segment(
     if SegmentHeader::decode(&first).is_ok() {
         return Ok(false);
     }
-    let end = with_whole(&file, &path, |bytes| scan_segment(bytes, base_seq, config.index_interval_bytes).end)?;
+    // Whether a frame follows the header is all that matters here: the keys are not needed.
+    let end =
+        with_whole(&file, &path, |bytes| scan_segment_keyed(bytes, base_seq, config.index_interval_bytes, None).end)?;
     let ScanEnd::Torn { offset: 0, reason } = end else {
         return Ok(false);
     };
@@ -824,7 +904,9 @@ fn remove_unfinished_segment(
 /// Opens one segment, validating it as far as its position requires. Returns the segment and,
 /// for a damaged last segment, one past the highest sequence number of the log seen after the
 /// damage. In the last segment a hole below `durable_floor` (what HEAD says was durable) is
-/// damage even where what follows would make it an unacknowledged tail.
+/// damage even where what follows would make it an unacknowledged tail. `keys`: the data keys of
+/// an encrypted log, with which a scan checks sealed frames' tags too.
+#[allow(clippy::too_many_arguments)]
 fn open_segment(
     vfs: &Arc<dyn Vfs>,
     dir: &Path,
@@ -832,6 +914,7 @@ fn open_segment(
     is_last: bool,
     durable_floor: u64,
     config: &LogConfig,
+    keys: Option<&dyn crate::format::batch::FrameKeys>,
     report: &mut RecoveryReport,
 ) -> Result<(Segment, Option<u64>)> {
     let path = dir.join(segment_file_name(base_seq));
@@ -842,7 +925,8 @@ fn open_segment(
             return Ok((segment, None));
         }
     }
-    let outcome = with_whole(&file, &path, |bytes| scan_segment(bytes, base_seq, config.index_interval_bytes))?;
+    let outcome =
+        with_whole(&file, &path, |bytes| scan_segment_keyed(bytes, base_seq, config.index_interval_bytes, keys))?;
     // A segment whose header is unreadable is read as nothing (its length of whole frames is 0).
     let mut header = outcome.header.unwrap_or_else(|| SegmentHeader::new(base_seq, 0, base_seq));
     let mut state = outcome.state;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, FrameError, FrameLayout, FRAME_MAGIC};
+use crate::format::batch::{decode_frame, decode_records_keyed, FrameError, FrameKeys, FrameLayout, FRAME_MAGIC};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{IndexEntry, SegmentHeader};
 use crate::log::io::LogFile;
@@ -78,7 +78,23 @@ pub struct ScanOutcome {
 }
 
 /// Scans a segment's bytes (header included). `base_seq` is what its file name says.
+///
+/// Sealed frames (of an encrypted log) are checked by their CRC and header only: see
+/// [`scan_segment_keyed`] for a scan that also checks their tags and records.
 pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> ScanOutcome {
+    scan_segment_keyed(bytes, base_seq, index_interval_bytes, None)
+}
+
+/// [`scan_segment`] of a segment of an encrypted log whose data keys are `keys`: every frame
+/// must be sealed, and its tag and records are checked too (a frame whose tag fails is a bad
+/// frame like one whose CRC fails). Without keys, sealed frames are checked by CRC and header,
+/// which is all recovery needs to tell a torn tail from damage.
+pub fn scan_segment_keyed(
+    bytes: &Bytes,
+    base_seq: u64,
+    index_interval_bytes: u64,
+    keys: Option<&dyn FrameKeys>,
+) -> ScanOutcome {
     let mut out = ScanOutcome {
         header: None,
         state: Segment::empty_state(base_seq, SEGMENT_HEADER_LEN),
@@ -109,7 +125,7 @@ pub fn scan_segment(bytes: &Bytes, base_seq: u64, index_interval_bytes: u64) -> 
     let mut state = Segment::empty_state(base_seq, header.len());
     let mut at = header.len();
     while at < bytes.len() {
-        let problem = match check_frame(&bytes.slice(at..), layout, state.next_seq, state.last_time_ms) {
+        let problem = match check_frame(&bytes.slice(at..), layout, state.next_seq, state.last_time_ms, keys) {
             Ok((header, compressed)) => {
                 if state.entries.is_empty() || state.bytes_since_entry >= index_interval_bytes {
                     state.entries.push(IndexEntry { seq: header.base_seq, offset: at as u64, time_ms: header.time_ms });
@@ -157,6 +173,7 @@ fn check_frame(
     layout: FrameLayout,
     expected_seq: u64,
     last_time_ms: u64,
+    keys: Option<&dyn FrameKeys>,
 ) -> std::result::Result<(crate::format::BatchHeader, bool), String> {
     let header = match decode_frame(buf, layout) {
         Ok(h) => h,
@@ -171,8 +188,12 @@ fn check_frame(
     if header.time_ms < last_time_ms {
         return Err("frame time goes backwards".to_string());
     }
+    // A sealed frame read without the key is as far as it can be checked once its CRC is.
+    if header.sealed && keys.is_none() {
+        return Ok((header, header.compressed));
+    }
     let frame = buf.slice(..header.frame_len as usize);
-    if let Err(e) = decode_records(&header, &frame) {
+    if let Err(e) = decode_records_keyed(&header, &frame, keys) {
         return Err(format!("payload: {}", e.reason));
     }
     Ok((header, header.compressed))

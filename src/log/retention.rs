@@ -76,6 +76,7 @@ mod tests {
             durability: Durability::Never,
             compression: Compression::None,
             preallocate: true,
+            encryption: None,
         }
     }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records, peek_frame, FrameError, FrameLayout};
+use crate::format::batch::{decode_frame, decode_records_keyed, peek_frame, FrameError, FrameKeys, FrameLayout};
 use crate::format::{IndexEntry, IndexFile, Record, SegmentHeader};
 use crate::log::io::LogFile;
 use crate::log::mapped::{self, ReadMap};
@@ -74,13 +74,15 @@ pub struct SegmentState {
 }
 
 /// One read of a segment: what it wants, where it starts, what it knows of the segment.
-struct ReadPlan {
+struct ReadPlan<'a> {
     from_seq: u64,
     limit_seq: u64,
     max_records: usize,
     max_bytes: usize,
     /// Offset of the first frame to look at.
     offset: u64,
+    /// The log's data keys, if it is encrypted.
+    keys: Option<&'a dyn FrameKeys>,
     /// Its sequence number.
     expected_seq: u64,
     /// Bytes of whole frames in the segment.
@@ -185,8 +187,11 @@ impl Segment {
     /// Appends records with sequence numbers in `[from_seq, limit_seq)` to `out`, at most
     /// `max_records` of them and stopping once `max_bytes` of values have been collected (at
     /// least one record is always returned if one exists). Returns true if it stopped at a limit.
+    /// `keys` are the log's data keys if it is encrypted (its frames are then sealed).
+    #[allow(clippy::too_many_arguments)]
     pub fn read_into(
         &self,
+        keys: Option<&dyn FrameKeys>,
         from_seq: u64,
         limit_seq: u64,
         max_records: usize,
@@ -207,8 +212,18 @@ impl Segment {
         if offset >= len {
             return self.check_damage(damage, limit_seq, from_seq).map(|()| false);
         }
-        let plan =
-            ReadPlan { from_seq, limit_seq, max_records, max_bytes, offset, expected_seq, len, damage, segment_next };
+        let plan = ReadPlan {
+            from_seq,
+            limit_seq,
+            max_records,
+            max_bytes,
+            offset,
+            keys,
+            expected_seq,
+            len,
+            damage,
+            segment_next,
+        };
         let n = usize::try_from(len - offset).map_err(|_| Error::corrupt(&self.path, offset, "segment too large"))?;
         let Some(map) = self.map_covering(len)? else {
             let mut buf = vec![0u8; n];
@@ -231,7 +246,7 @@ impl Segment {
     fn read_frames(
         &self,
         view: &Bytes,
-        plan: ReadPlan,
+        plan: ReadPlan<'_>,
         out: &mut Vec<Record>,
         bytes_so_far: &mut usize,
     ) -> Result<bool> {
@@ -241,6 +256,7 @@ impl Segment {
             max_records,
             max_bytes,
             offset,
+            keys,
             mut expected_seq,
             len,
             damage,
@@ -295,7 +311,7 @@ impl Segment {
             }
             if header.next_seq() > from_seq {
                 let frame = view.slice(at..frame_end);
-                let records = match decode_records(&header, &frame) {
+                let records = match decode_records_keyed(&header, &frame, keys) {
                     Ok(r) => r,
                     Err(e) => {
                         let at = frame_offset + u64::from(header.header_len) + e.offset as u64;

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::{MAX_PAYLOAD_LEN, RECORD_OVERHEAD};
 use crate::format::{Compression, RecordRef};
 use crate::log::io::Vfs;
+use crate::log::keys::LogEncryption;
 use crate::log::{Durability, Log, LogConfig};
 
 /// One record of the checkpoint log.
@@ -55,7 +56,12 @@ const SNAPSHOT_AFTER_SEGMENTS: usize = 4;
 
 impl CheckpointStore {
     /// Opens (or creates) the checkpoint log in `dir` and replays it.
-    pub fn open(vfs: Arc<dyn Vfs>, dir: &Path, durability: Durability) -> Result<CheckpointStore> {
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        durability: Durability,
+        encryption: Option<Arc<LogEncryption>>,
+    ) -> Result<CheckpointStore> {
         let config = LogConfig {
             segment_bytes: 1 << 20,
             index_interval_bytes: 4096,
@@ -63,6 +69,7 @@ impl CheckpointStore {
             compression: Compression::None,
             // Small and written once per checkpoint interval: keep its files tight.
             preallocate: false,
+            encryption,
         };
         let log = Log::open(vfs, dir, config, 0)?;
         let mut positions = BTreeMap::new();

@@ -301,7 +301,7 @@ impl Stream {
         let deleted = Deleted::new(&meta.name);
         let mut shards = BTreeMap::new();
         for shard in &meta.shards {
-            let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config, shard.initial_seq)?;
+            let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config.clone(), shard.initial_seq)?;
             let limits = shard_limits(&meta, &env);
             let deleted = deleted.clone();
             let counters = Default::default();
@@ -310,7 +310,12 @@ impl Stream {
                 Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted, counters }),
             );
         }
-        let checkpoints = CheckpointStore::open(env.vfs.clone(), &dir.join("checkpoints"), env.log_config.durability)?;
+        let checkpoints = CheckpointStore::open(
+            env.vfs.clone(),
+            &dir.join("checkpoints"),
+            env.log_config.durability,
+            env.log_config.encryption.clone(),
+        )?;
         let ends = shards.iter().map(|(&id, shard)| (id, shard.log.next_seq())).collect();
         checkpoints.clamp_to_ends(&ends, env.clock.now_ms())?;
         Ok(Stream {
@@ -326,8 +331,12 @@ impl Stream {
     }
 
     fn open_shard_log(&self, meta: &ShardMeta) -> Result<Shard> {
-        let log =
-            Log::open(self.env.vfs.clone(), &shard_dir(&self.dir, meta.id), self.env.log_config, meta.initial_seq)?;
+        let log = Log::open(
+            self.env.vfs.clone(),
+            &shard_dir(&self.dir, meta.id),
+            self.env.log_config.clone(),
+            meta.initial_seq,
+        )?;
         let limits = shard_limits(&self.meta.read(), &self.env);
         let (deleted, counters) = (self.deleted.clone(), Default::default());
         Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted, counters })

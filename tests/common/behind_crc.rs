@@ -22,13 +22,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use weir::engine::catalog::CatalogRecord;
 use weir::format::batch::{
-    decode_frame, decode_records, peek_frame, FrameError, FrameLayout, FRAME_HEADER_LEN, FRAME_MAGIC,
+    decode_frame, decode_records_keyed, peek_frame, FrameError, FrameKeys, FrameLayout, FRAME_HEADER_LEN, FRAME_MAGIC,
 };
 use weir::format::index::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
 use weir::format::queue_record::QueueRecord;
+use weir::format::sealed::{frame_nonce, SealingKey};
 use weir::format::segment_header::SEGMENT_HEADER_LEN;
 use weir::format::{IndexFile, SegmentHeader};
-use weir::log::recovery::{scan_segment, ScanEnd};
+use weir::log::recovery::{scan_segment_keyed, ScanEnd};
 use weir::queue::{QueueConfig, ReceiveOptions, RedrivePolicy, SendOptions};
 use weir::stream::checkpoint::CheckpointRecord;
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
@@ -49,6 +50,27 @@ pub const INDEX: u8 = 8;
 /// Flag: also lay the segment out as the message log of a data directory whose catalog names
 /// the queues and topic of [`make_queue_template`], open an engine on it and use every queue.
 pub const REPLAY: u8 = 16;
+/// Flag: seal every frame for real (encrypted log mode): its payload, as made above, is
+/// encrypted under the data key [`SEAL_KEY_ID`] of [`sealing_keys`] with the frame's header
+/// bound, and the decoders and the scan run with those keys, so what runs is what lies behind
+/// the CRC and the tag. (Not combined with [`REPLAY`], whose template is a plain directory.)
+pub const SEAL: u8 = 32;
+/// The id of the one data key sealed frames name.
+pub const SEAL_KEY_ID: u32 = 1;
+
+/// The data keys of the [`SEAL`] mode: one key, id [`SEAL_KEY_ID`].
+pub struct SealingKeys(Arc<SealingKey>);
+
+impl FrameKeys for SealingKeys {
+    fn frame_key(&self, id: u32) -> Option<Arc<SealingKey>> {
+        (id == SEAL_KEY_ID).then(|| Arc::clone(&self.0))
+    }
+}
+
+/// The keys sealed frames are sealed under.
+pub fn sealing_keys() -> SealingKeys {
+    SealingKeys(Arc::new(SealingKey::new(&[0x5a; 32])))
+}
 
 /// Queues of the replay template, in creation order (catalog ids 1 to 4).
 pub const QUEUES: [&str; 4] = ["std", "dlq", "work", "f.fifo"];
@@ -122,13 +144,33 @@ pub fn fix_up(flags: u8, image: &[u8]) -> Fixed {
         }
         let start = segment.len();
         segment.extend_from_slice(&header);
-        segment.extend_from_slice(&payload);
+        if flags & SEAL != 0 {
+            seal(&mut segment, start, payload);
+        } else {
+            segment.extend_from_slice(&payload);
+        }
         let crc = crc32fast::hash(&segment[start + 12..]);
         segment[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
         frames.push(start..segment.len());
     }
     segment.extend_from_slice(rest);
     Fixed { base, segment, frames, trailing: rest.len() }
+}
+
+/// Appends `payload` sealed to the frame whose header starts at `start` of `segment` (the last
+/// bytes of it): the sealed flag set, its length grown by the key id and the tag, its payload
+/// encrypted with its header and key id bound, as a writer of an encrypted log seals it.
+fn seal(segment: &mut Vec<u8>, start: usize, mut payload: Vec<u8>) {
+    segment[start + 12] |= 2;
+    let len = FRAME_HEADER_LEN + 4 + payload.len() + 16;
+    segment[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+    segment.extend_from_slice(&SEAL_KEY_ID.to_le_bytes());
+    let mut aad = segment[start..start + 8].to_vec();
+    aad.extend_from_slice(&segment[start + 12..]);
+    let base_seq = le_u64(segment, start + 16);
+    let tag = sealing_keys().0.seal_in_place(&frame_nonce(base_seq), &aad, &mut payload);
+    segment.extend_from_slice(&payload);
+    segment.extend_from_slice(&tag);
 }
 
 /// Every decoder of a record value: whatever decodes survives a round trip.
@@ -190,6 +232,8 @@ pub fn behind_crc_case(data: &[u8], template: Option<&Path>) -> BehindCrcSummary
         return summary;
     }
     let fixed = fix_up(flags, image);
+    let keys = sealing_keys();
+    let keys = (flags & SEAL != 0).then_some(&keys as &dyn FrameKeys);
     summary.frames = fixed.frames.len();
     let mut records_total = 0u64;
     for range in &fixed.frames {
@@ -208,7 +252,7 @@ pub fn behind_crc_case(data: &[u8], template: Option<&Path>) -> BehindCrcSummary
             Some((bytes.len(), header.base_seq, header.next_seq())),
             "peek agrees"
         );
-        let Ok(records) = decode_records(&header, &Bytes::copy_from_slice(bytes)) else { continue };
+        let Ok(records) = decode_records_keyed(&header, &Bytes::copy_from_slice(bytes), keys) else { continue };
         assert_eq!(records.len(), header.record_count as usize, "record count");
         summary.decoded += 1;
         records_total += records.len() as u64;
@@ -218,7 +262,7 @@ pub fn behind_crc_case(data: &[u8], template: Option<&Path>) -> BehindCrcSummary
         }
     }
     let segment = Bytes::from(fixed.segment.clone());
-    let outcome = scan_segment(&segment, fixed.base, 256);
+    let outcome = scan_segment_keyed(&segment, fixed.base, 256, keys);
     assert!(outcome.state.len as usize <= segment.len(), "whole frames end inside the file");
     assert!(outcome.frames as usize <= fixed.frames.len(), "the scan found more frames than there are");
     if flags & CHAIN != 0 && fixed.trailing == 0 && summary.decoded == fixed.frames.len() {
@@ -226,7 +270,7 @@ pub fn behind_crc_case(data: &[u8], template: Option<&Path>) -> BehindCrcSummary
         assert_eq!(outcome.end, ScanEnd::Clean, "a chain of whole frames");
         assert_eq!((outcome.frames as usize, outcome.records), (fixed.frames.len(), records_total));
     }
-    if let (true, Some(template)) = (flags & REPLAY != 0, template) {
+    if let (true, false, Some(template)) = (flags & REPLAY != 0, flags & SEAL != 0, template) {
         replay_case(&fixed, template, &mut summary);
     }
     summary

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 pub fn weir_cmd(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS");
+    cmd.arg("--data").arg(data).env_remove("WEIR_DATA").env_remove("WEIR_LOCK_WAIT_MS").env_remove("WEIR_KEY_FILE");
     cmd
 }
 

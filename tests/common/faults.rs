@@ -352,6 +352,12 @@ pub fn options(vfs: Arc<dyn weir::log::io::Vfs>, durability: Durability, clock: 
     }
 }
 
+/// A key file of two versions (the newest wraps new data keys), for encrypted test directories.
+pub fn test_keys() -> weir::KeySource {
+    let text = format!("old {}\nnew {}\n", "11".repeat(32), "a5".repeat(32));
+    weir::KeySource::from_text(&text).expect("test keys")
+}
+
 /// An engine whose data files live in a [`FaultyFs`]; its directory lock is on the real disk in
 /// a temporary directory.
 pub struct Rig {
@@ -361,6 +367,8 @@ pub struct Rig {
     pub clock: Arc<ManualClock>,
     /// The durability mode.
     pub durability: Durability,
+    /// The key file of an encrypted data directory (the crash matrix's encrypted mode).
+    pub key_source: Option<weir::KeySource>,
     tmp: tempfile::TempDir,
 }
 
@@ -370,7 +378,12 @@ impl Rig {
         let tmp = tempfile::tempdir().expect("tempdir");
         let fs = Arc::new(FaultyFs::new());
         fs.create_durable_dir_all(tmp.path());
-        Rig { fs, clock: Arc::new(ManualClock::new(1_700_000_000_000)), durability, tmp }
+        Rig { fs, clock: Arc::new(ManualClock::new(1_700_000_000_000)), durability, key_source: None, tmp }
+    }
+
+    /// A rig whose data directory is encrypted at rest (every frame sealed) with [`test_keys`].
+    pub fn encrypted(durability: Durability) -> Rig {
+        Rig { key_source: Some(test_keys()), ..Rig::new(durability) }
     }
 
     /// The data directory (real and empty on disk but for `LOCK`; in memory in `fs`).
@@ -380,7 +393,7 @@ impl Rig {
 
     /// The options the engine is opened with.
     pub fn options(&self) -> Options {
-        options(self.fs.clone(), self.durability, self.clock.clone())
+        Options { key_source: self.key_source.clone(), ..options(self.fs.clone(), self.durability, self.clock.clone()) }
     }
 
     /// Opens the engine.

@@ -23,6 +23,11 @@ pub fn test_options(clock: Arc<ManualClock>, segment_bytes: u64) -> Options {
     }
 }
 
+/// A key file of one version, for tests that run in an encrypted data directory.
+pub fn test_key_source() -> weir::KeySource {
+    weir::KeySource::from_text(&format!("test {}\n", "5a".repeat(32))).expect("test key")
+}
+
 /// Creates the standard queues `dlq` and `queue`, which moves a message to `dlq` at the receive
 /// after its `max_receives`th.
 pub fn create_with_dead_letter_queue(engine: &weir::Engine, queue: &str, dlq: &str, max_receives: u32) {

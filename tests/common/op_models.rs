@@ -19,7 +19,9 @@
 //! - the clock, a `ManualClock` the ops move forward.
 //!
 //! Reopens (drop and open the engine) and maintenance runs (compaction, segment deletion) must
-//! change nothing the models can see. Each run ends with a reopen, then drains both queues and
+//! change nothing the models can see. An input of odd length runs in an encrypted data
+//! directory (every frame sealed; the encrypted mode of the target), one of even length in a
+//! plain one. Each run ends with a reopen, then drains both queues and
 //! reads both shards through, comparing with the models.
 #![allow(dead_code)]
 
@@ -31,7 +33,7 @@ use std::time::Duration;
 use weir::queue::{AttributeValue, QueueConfig, ReceiveOptions, SendOptions};
 use weir::stream::{PutRecord, StartingPosition};
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
-use weir::{Durability, Engine, Error, ManualClock, Options};
+use weir::{Durability, Engine, Error, KeySource, ManualClock, Options};
 
 /// Start of the model clock.
 pub const T0: u64 = 1_700_000_000_000;
@@ -183,8 +185,9 @@ struct Model {
     counter: u64,
 }
 
-fn options(clock: &Arc<ManualClock>) -> Options {
+fn options(clock: &Arc<ManualClock>, key_source: &Option<KeySource>) -> Options {
     Options {
+        key_source: key_source.clone(),
         clock: clock.clone(),
         background: false,
         durability: Durability::Never,
@@ -211,8 +214,8 @@ fn body(model: &mut Model, tag: &str, size: u8) -> Vec<u8> {
 }
 
 /// Creates the queues, topic, subscription and stream of a run in `dir`.
-fn setup(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
-    let engine = Engine::open(dir, options(clock)).expect("open a fresh engine");
+fn setup(dir: &Path, clock: &Arc<ManualClock>, key_source: &Option<KeySource>) -> Engine {
+    let engine = Engine::open(dir, options(clock, key_source)).expect("open a fresh engine");
     for q in QUEUES {
         engine.create_queue(q, queue_config()).expect("create queue");
     }
@@ -226,13 +229,20 @@ fn setup(dir: &Path, clock: &Arc<ManualClock>) -> Engine {
 /// Runs the operations `data` decodes to against a fresh engine in `dir` (which must be empty
 /// or absent), checking every step against the models. Panics on any disagreement.
 pub fn run(data: &[u8], dir: &Path) {
-    run_ops(&decode(data), dir);
+    run_ops_in(&decode(data), dir, data.len() % 2 == 1);
 }
 
-/// [`run`] for operations already decoded.
+/// [`run`] for operations already decoded, in a plain data directory.
 pub fn run_ops(ops: &[Op], dir: &Path) {
+    run_ops_in(ops, dir, false)
+}
+
+/// [`run`] for operations already decoded, in an encrypted data directory or a plain one.
+pub fn run_ops_in(ops: &[Op], dir: &Path, encrypted: bool) {
+    let key_source =
+        encrypted.then(|| KeySource::from_text(&format!("ops {}\n", "3c".repeat(32))).expect("the key file"));
     let clock = Arc::new(ManualClock::new(T0));
-    let mut engine = Some(setup(dir, &clock));
+    let mut engine = Some(setup(dir, &clock, &key_source));
     let mut model = Model { now: T0, ..Model::default() };
     for (i, op) in ops.iter().enumerate() {
         let Some(e) = engine.as_ref() else { break };
@@ -241,13 +251,15 @@ pub fn run_ops(ops: &[Op], dir: &Path) {
             Op::Reopen => {
                 // The old engine lets go of the directory before the new one opens it.
                 drop(engine.take());
-                engine = Some(Engine::open(dir, options(&clock)).unwrap_or_else(|e| panic!("{step}: reopen: {e}")));
+                engine = Some(
+                    Engine::open(dir, options(&clock, &key_source)).unwrap_or_else(|e| panic!("{step}: reopen: {e}")),
+                );
             }
             _ => apply(e, &clock, &mut model, *op, &step),
         }
     }
     drop(engine);
-    let engine = Engine::open(dir, options(&clock)).unwrap_or_else(|e| panic!("final reopen: {e}"));
+    let engine = Engine::open(dir, options(&clock, &key_source)).unwrap_or_else(|e| panic!("final reopen: {e}"));
     finish(&engine, &clock, &mut model);
 }
 

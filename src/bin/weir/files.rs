@@ -47,7 +47,7 @@ pub struct SalvageArgs {
 
 /// `weir inspect PATH [--records] [--json]`.
 pub fn inspect(args: &InspectArgs) -> CliResult<()> {
-    let report = inspect::inspect_path(&args.path)?;
+    let report = inspect::inspect_path_keyed(&args.path, crate::key_source().as_ref())?;
     let mut out = Out::new();
     let (mut segments, mut records, mut bytes) = (0u64, 0u64, 0u64);
     for log in &report.logs {
@@ -60,6 +60,18 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
                     problem: log.head_problem.as_deref(),
                 })?;
             }
+            if log.encrypted {
+                let (versions, problem) = match &log.key_versions {
+                    Ok(v) => (Some(v), None),
+                    Err(p) => (None, Some(p.as_str())),
+                };
+                out.json(&KeysLine {
+                    kind: "keys",
+                    log: log.dir.display().to_string(),
+                    key_versions: versions,
+                    problem,
+                })?;
+            }
         } else {
             out.line(format!("{}  segments: {}", log.dir.display(), log.segments.len()))?;
             match (&log.head, &log.head_problem) {
@@ -69,6 +81,20 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
                 ))?,
                 (None, Some(problem)) => out.line(format!("  HEAD: BAD: {problem}"))?,
                 (None, None) => {}
+            }
+            if log.encrypted {
+                out.line(match &log.key_versions {
+                    Ok(versions) if versions.is_empty() => "  encrypted: no data key yet".to_string(),
+                    Ok(versions) => format!(
+                        "  encrypted: data keys wrapped under {}",
+                        versions
+                            .iter()
+                            .map(|v| format!("{} ({})", v.version, v.data_keys))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Err(problem) => format!("  encrypted: KEYS: BAD: {problem}"),
+                })?;
             }
         }
         for segment in &log.segments {
@@ -111,6 +137,18 @@ struct HeadLine<'a> {
     log: String,
     #[serde(flatten)]
     head: Option<&'a weir::format::Head>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+}
+
+/// The data keys of an encrypted log in `inspect --json` output: which key-file versions wrap
+/// them (names only).
+#[derive(Serialize)]
+struct KeysLine<'a> {
+    kind: &'static str,
+    log: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_versions: Option<&'a Vec<inspect::KeyVersionUse>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<&'a str>,
 }
@@ -174,7 +212,7 @@ fn segment_text(s: &SegmentReport) -> String {
 }
 
 fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResult<()> {
-    for record in inspect::segment_records(&segment.path)? {
+    for record in inspect::segment_records_keyed(&segment.path, crate::key_source().as_ref())? {
         let record = record?;
         if json {
             out.json(&RecordLine {
@@ -200,7 +238,8 @@ fn print_records(segment: &SegmentReport, json: bool, out: &mut Out) -> CliResul
 /// which the engine repairs at open), else exit 1.
 pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
     let mut progress = Progress::new();
-    let problems = inspect::verify_dir_with_progress(&args.dir, &mut |done, total| progress.show(done, total));
+    let keys = crate::key_source();
+    let problems = inspect::verify_dir_keyed(&args.dir, keys.as_ref(), &mut |done, total| progress.show(done, total));
     progress.finish();
     let problems = problems?;
     let mut out = Out::new();
@@ -217,7 +256,8 @@ pub fn verify(args: &VerifyArgs) -> CliResult<ExitCode> {
 /// `weir salvage DIR [--json]`: exit 0 when the engine opens afterwards, 1 otherwise.
 pub fn salvage(args: &SalvageArgs) -> CliResult<ExitCode> {
     let mut progress = Progress::new();
-    let report = inspect::salvage_dir(&args.dir, &mut |done, total| progress.show(done, total));
+    let keys = crate::key_source();
+    let report = inspect::salvage_dir_keyed(&args.dir, keys.as_ref(), &mut |done, total| progress.show(done, total));
     progress.finish();
     let report = report?;
     let mut out = Out::new();

@@ -3,6 +3,10 @@
 //! Every command that prints data prints JSON, one object per line, flushed line by line, so
 //! scripts can drive weir through it; `demo` and `inspect` (without `--json`) print text for
 //! people. Errors go to stderr as `weir: <message>` with exit code 1; usage errors exit 2.
+//!
+//! `--key-file FILE` (or `$WEIR_KEY_FILE`) gives every command the key file of an encrypted data
+//! directory; `weir keygen NAME >> FILE` adds a key version and `weir rekey` rewraps every data
+//! key under the newest one.
 
 mod demo;
 mod files;
@@ -17,10 +21,11 @@ mod topics;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use weir::{Engine, Options};
+use weir::{Engine, KeySource, Options};
 
 use out::{CliError, CliResult};
 
@@ -36,6 +41,10 @@ struct Cli {
     /// Data directory [default: $WEIR_DATA, else ./weir-data].
     #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Key file of an encrypted data directory: lines `NAME HEX64`, the last the newest
+    /// [default: $WEIR_KEY_FILE]. A directory created with one is encrypted at rest.
+    #[arg(long, global = true, value_name = "FILE")]
+    key_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,12 +87,34 @@ enum Command {
     /// Set damaged bytes of a data directory aside (into DIR/quarantine/, nothing is deleted)
     /// so it opens again; report what was lost. Takes the directory's lock.
     Salvage(files::SalvageArgs),
+    /// Print a new key-file line `NAME HEX64` (32 random bytes) for `weir keygen NAME >> FILE`:
+    /// appended, it becomes the key file's newest version.
+    Keygen {
+        /// The version's name: 1-64 of A-Z a-z 0-9 _ . -
+        name: String,
+    },
+    /// Wrap every data key of the encrypted data directory under the key file's newest version,
+    /// without rewriting data; afterwards older versions can leave the key file. Prints
+    /// {"key_version":..,"logs":N,"logs_rewritten":N,"data_keys_rewrapped":N}.
+    Rekey,
+}
+
+/// The key file every command opens the data directory with (`--key-file`, else
+/// `$WEIR_KEY_FILE`), set once in `main`.
+static KEY_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The key source of the data directory, if a key file was given.
+pub(crate) fn key_source() -> Option<KeySource> {
+    KEY_FILE.get().and_then(|f| f.as_ref()).map(KeySource::file)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let data = cli.data.clone().or_else(|| std::env::var_os("WEIR_DATA").map(PathBuf::from));
     let data = data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let key_file =
+        cli.key_file.clone().or_else(|| std::env::var_os("WEIR_KEY_FILE").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let _ = KEY_FILE.set(key_file);
     let result = match cli.command {
         Command::Demo => demo::run(&data).map(|()| ExitCode::SUCCESS),
         Command::Stream { command } => streams::run(&data, command).map(|()| ExitCode::SUCCESS),
@@ -93,6 +124,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => files::inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => files::verify(&args),
         Command::Salvage(args) => files::salvage(&args),
+        Command::Keygen { name } => keygen(&name).map(|()| ExitCode::SUCCESS),
+        Command::Rekey => rekey(&data).map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(&data, args).map(|()| ExitCode::SUCCESS),
     };
@@ -116,7 +149,8 @@ fn open_engine(data: &std::path::Path) -> CliResult<Engine> {
         })?,
         Err(_) => DEFAULT_LOCK_WAIT_MS,
     };
-    let options = Options { lock_wait: Duration::from_millis(wait_ms), ..Options::default() };
+    warn_if_key_file_is_open_to_others();
+    let options = Options { lock_wait: Duration::from_millis(wait_ms), key_source: key_source(), ..Options::default() };
     Engine::open(data, options).map_err(|e| match e {
         weir::Error::Locked { .. } => CliError::Failed(format!(
             "{e}; gave up after waiting {:.1} s. Stop the other process, or pass --data to use another directory",
@@ -124,6 +158,38 @@ fn open_engine(data: &std::path::Path) -> CliResult<Engine> {
         )),
         other => other.into(),
     })
+}
+
+/// `weir keygen NAME`: one key-file line on stdout.
+fn keygen(name: &str) -> CliResult<()> {
+    let line = weir::generate_key_line(name)?;
+    out::Out::new().line(line.trim_end())
+}
+
+/// `weir rekey`: every data key rewrapped under the key file's newest version.
+fn rekey(data: &std::path::Path) -> CliResult<()> {
+    if key_source().is_none() {
+        return Err(CliError::Failed("rekey needs the key file: --key-file FILE or $WEIR_KEY_FILE".into()));
+    }
+    let engine = open_engine(data)?;
+    let report = engine.rekey()?;
+    out::Out::new().json(&report)
+}
+
+/// Says on stderr when the key file can be read by its group or by others: whoever reads it
+/// reads the data.
+fn warn_if_key_file_is_open_to_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(Some(path)) = KEY_FILE.get() else { return };
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            let _ = writeln!(
+                std::io::stderr(),
+                "weir: warning: key file {} can be read by its group or others; `chmod 600` it",
+                path.display()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,12 @@ pub type CliResult<T> = Result<T, CliError>;
 
 impl From<weir::Error> for CliError {
     fn from(e: weir::Error) -> Self {
-        CliError::Failed(e.to_string())
+        match &e {
+            // The first line is the contract (`weir: wrong encryption key for DIR`); which key
+            // version did not check out follows on a line of its own.
+            weir::Error::WrongKey { detail, .. } => CliError::Failed(format!("{e}\nweir: {detail}")),
+            _ => CliError::Failed(e.to_string()),
+        }
     }
 }
 

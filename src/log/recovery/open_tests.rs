@@ -23,6 +23,7 @@ fn config(durability: Durability, segment_bytes: u64) -> LogConfig {
         durability,
         compression: Compression::None,
         preallocate: true,
+        encryption: None,
     }
 }
 
@@ -34,7 +35,7 @@ fn faulty() -> Arc<FaultyFs> {
 }
 
 fn open(fs: &Arc<FaultyFs>, config: LogConfig) -> Log {
-    Log::open(fs.clone(), Path::new("/log"), config, 0).expect("open")
+    Log::open(fs.clone(), Path::new("/log"), config.clone(), 0).expect("open")
 }
 
 fn value(tag: u64, len: usize) -> Vec<u8> {
@@ -117,7 +118,7 @@ fn a_group_commit_the_disk_wrote_back_out_of_order_is_cut_as_an_unacknowledged_t
 fn a_hole_before_a_frame_written_once_it_was_durable_is_damage_and_nothing_after_it_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 1 << 20);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
     append_values(&log, 0..4, 200);
     let path = log.segment_infos()[0].path.clone();
     drop(log);
@@ -126,7 +127,7 @@ fn a_hole_before_a_frame_written_once_it_was_durable_is_damage_and_nothing_after
     let mut bytes = std::fs::read(&path).expect("read");
     bytes[second_frame + 70] ^= 0x08;
     std::fs::write(&path, &bytes).expect("write");
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
     let report = log.recovery_report();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
     assert!(report.truncated.is_empty(), "durable records were cut as a tail: {report:?}");
@@ -143,14 +144,14 @@ fn the_last_frame_of_a_cleanly_closed_log_damaged_at_rest_is_damage_not_a_tail()
     // No later frame says the last one was durable; HEAD, written at the clean close, does.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 1 << 20);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
     append_values(&log, 0..3, 100);
     let info = log.segment_infos()[0].clone();
     drop(log);
     let mut bytes = std::fs::read(&info.path).expect("read");
     bytes[usize::try_from(info.len).expect("len") - 20] ^= 0x01;
     std::fs::write(&info.path, &bytes).expect("write");
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
     let report = log.recovery_report();
     assert!(report.truncated.is_empty(), "an acknowledged record was cut silently: {report:?}");
     assert_eq!(report.damaged.len(), 1, "{report:?}");
@@ -211,13 +212,13 @@ fn a_skipped_range_reads_as_trimmed_records_in_every_later_open() {
 fn a_deleted_active_segment_is_reported_and_its_numbers_are_never_handed_out_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 400);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
     append_values(&log, 0..9, 100);
     let last = log.segment_infos().last().cloned().expect("segment");
     assert!(last.base_seq > 0 && last.next_seq > last.base_seq, "the last segment holds records");
     drop(log);
     std::fs::remove_file(&last.path).expect("delete the active segment");
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
     let report = log.recovery_report();
     assert_eq!(report.damaged.len(), 1, "{report:?}");
     assert!(report.damaged[0].0.ends_with(segment_file_name(last.base_seq)), "{report:?}");
@@ -228,7 +229,7 @@ fn a_deleted_active_segment_is_reported_and_its_numbers_are_never_handed_out_aga
     let seq = log.append(&[RecordRef { key: b"k", value: b"x" }], 1).expect("append").base_seq;
     assert!(seq >= last.next_seq, "number {seq} was handed out before");
     drop(log);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen again");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen again");
     assert!(!log.recovery_report().missing.is_empty(), "the gap is still reported");
     assert!(log.read(last.base_seq, 1, usize::MAX).is_err(), "and never skipped silently");
 }
@@ -261,7 +262,7 @@ fn a_frame_inside_a_stored_value_after_a_torn_frame_lends_the_log_none_of_its_nu
 fn numbers_at_the_end_of_the_range_fail_appends_cleanly_instead_of_wrapping() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(Durability::Always, 1 << 20);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, u64::MAX - 2).expect("open");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), u64::MAX - 2).expect("open");
     log.append(&[RecordRef { key: b"k", value: b"a" }], 1).expect("the last numbers can be used");
     let err = log
         .append(&[RecordRef { key: b"k", value: b"b" }, RecordRef { key: b"k", value: b"c" }], 1)
@@ -269,7 +270,7 @@ fn numbers_at_the_end_of_the_range_fail_appends_cleanly_instead_of_wrapping() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
     assert_eq!(log.read(u64::MAX - 2, 10, usize::MAX).expect("read").len(), 1);
     drop(log);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
     assert_eq!(log.next_seq(), u64::MAX - 1);
 }
 
@@ -295,7 +296,7 @@ fn a_version_1_log_is_read_and_carried_on_in_a_version_2_segment() {
     let dir = tempfile::tempdir().expect("tempdir");
     version_1_log(dir.path());
     let config = config(Durability::Always, 1 << 20);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open a version-1 log");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open a version-1 log");
     assert_clean(&log, "version 1");
     let records = all(&log);
     assert_eq!(records.keys().copied().collect::<Vec<_>>(), (0..5).collect::<Vec<_>>());
@@ -310,7 +311,7 @@ fn a_version_1_log_is_read_and_carried_on_in_a_version_2_segment() {
     let header =
         SegmentHeader::decode(&std::fs::read(dir.path().join(segment_file_name(5))).expect("read")).expect("header");
     assert_eq!(header.version_number(), 2);
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("reopen");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("reopen");
     assert_clean(&log, "reopen");
     assert_eq!(all(&log).len(), 6);
     assert_eq!(log.read(5, 1, usize::MAX).expect("read")[0].value.as_ref(), b"v2");
@@ -381,9 +382,9 @@ fn a_crash_at_any_step_of_a_roll_of_a_reservation_or_of_recovery_itself_is_recov
     let config = config(Durability::Always, 600);
     // Count the operations of the workload once.
     let fs = faulty();
-    drop(open(&fs, config));
+    drop(open(&fs, config.clone()));
     let start = fs.op_count();
-    let log = open(&fs, config);
+    let log = open(&fs, config.clone());
     assert_eq!(appends(&log, 0, 30).len(), 30);
     let total = fs.op_count() - start;
     drop(log);
@@ -391,9 +392,9 @@ fn a_crash_at_any_step_of_a_roll_of_a_reservation_or_of_recovery_itself_is_recov
     for n in 0..=total {
         let context = format!("crash after {n} of {total} operations");
         let fs = faulty();
-        drop(open(&fs, config));
+        drop(open(&fs, config.clone()));
         fs.crash_after_ops(n);
-        let acked = match Log::open(fs.clone(), Path::new("/log"), config, 0) {
+        let acked = match Log::open(fs.clone(), Path::new("/log"), config.clone(), 0) {
             Ok(log) => {
                 let acked = appends(&log, 0, 30);
                 if n % 2 == 0 {
@@ -411,7 +412,7 @@ fn a_crash_at_any_step_of_a_roll_of_a_reservation_or_of_recovery_itself_is_recov
         };
         // Recovery, undisturbed, then disturbed at each of its own steps.
         let snapshot = |fs: &Arc<FaultyFs>| -> (BTreeMap<u64, Vec<u8>>, u64) {
-            let log = open(fs, config);
+            let log = open(fs, config.clone());
             assert_clean(&log, &context);
             let records = all(&log);
             for seq in &acked {
@@ -428,11 +429,11 @@ fn a_crash_at_any_step_of_a_roll_of_a_reservation_or_of_recovery_itself_is_recov
         for m in 0..recovery_ops {
             let disturbed = fork(&fs);
             disturbed.crash_after_ops(m);
-            drop(Log::open(disturbed.clone(), Path::new("/log"), config, 0));
+            drop(Log::open(disturbed.clone(), Path::new("/log"), config.clone(), 0));
             disturbed.power_cut_out_of_order(m);
             let (again, _) = snapshot(&disturbed);
             assert_eq!(again, records, "{context}, recovery crashed after {m}: it kept other records");
-            let log = open(&disturbed, config);
+            let log = open(&disturbed, config.clone());
             let seq = log.append(&[RecordRef { key: b"k", value: b"probe" }], 99).expect("append").base_seq;
             assert!(!records.contains_key(&seq) && acked.iter().all(|&a| a < seq), "{context}: {seq} reused");
             tried += 1;

@@ -69,8 +69,9 @@ fn an_index_rebuilt_by_a_scan_equals_the_one_written_when_the_segment_was_sealed
         durability: Durability::Never,
         compression: Compression::None,
         preallocate: true,
+        encryption: None,
     };
-    let log = Log::open(Arc::new(RealFs), dir.path(), config, 0).expect("open");
+    let log = Log::open(Arc::new(RealFs), dir.path(), config.clone(), 0).expect("open");
     for i in 0..30u64 {
         let value = vec![i as u8; 20 + 7 * i as usize];
         log.append(&[RecordRef { key: b"key", value: &value }], 500 + i).expect("append");

@@ -192,6 +192,11 @@ impl QueueStore {
         } else {
             written.saturating_sub(covers)
         };
+        // The snapshot is written in the clear (names, group and deduplication ids): an
+        // encrypted directory keeps none and replays its whole log at open.
+        if self.log.is_encrypted() {
+            return Ok(None);
+        }
         let due = match trigger {
             SnapshotTrigger::Now => true,
             SnapshotTrigger::Close => tail >= CLOSE_TAIL_RECORDS || (covers == u64::MAX && tail > 0),
@@ -216,6 +221,12 @@ impl QueueStore {
     /// Writes a snapshot of every queue's index and FIFO topic's window now (see the module
     /// documentation), replaces the previous one, and returns its position.
     pub fn write_snapshot(&self) -> Result<u64> {
+        if self.log.is_encrypted() {
+            return Err(Error::InvalidArgument(
+                "an encrypted directory keeps no queue index snapshot (it would hold names and ids in the clear)"
+                    .into(),
+            ));
+        }
         let _one = self.snapshot.writing.lock();
         let now = self.clock.now_ms();
         // Read before the queues are listed: a queue added later has no record below it.

@@ -289,6 +289,8 @@ pub fn from_engine(error: &Error) -> SqsError {
         | Error::Corrupt { .. }
         | Error::Io { .. }
         | Error::Poisoned { .. }
+        | Error::WrongKey { .. }
+        | Error::KeyRequired { .. }
         | Error::Locked { .. } => SqsError::new(Code::InternalFailure, format!("The server could not complete the request: {error}")),
     }
 }

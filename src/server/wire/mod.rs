@@ -166,6 +166,21 @@ impl Input {
         }
     }
 
+    /// An optional list of structures (absent: empty), copied; `take_struct_list` moves it out.
+    pub fn struct_list(&self, name: &str) -> Result<Vec<Input>, ParamError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(inner) => Ok(self.nested(inner.clone())),
+                    _ => Err(ParamError::invalid(name, "must list structures")),
+                })
+                .collect(),
+            Some(_) => Err(ParamError::invalid(name, "must be a list")),
+        }
+    }
+
     /// An optional list of structures (absent: empty), moved out of the request instead of
     /// copied (a batch's entries, read once); the parameter is gone afterwards.
     pub fn take_struct_list(&mut self, name: &str) -> Result<Vec<Input>, ParamError> {
