@@ -21,6 +21,8 @@
 mod common;
 #[path = "compare/harness.rs"]
 mod harness;
+#[path = "compare/kinesis_http.rs"]
+mod kinesis_http;
 #[path = "compare/queue.rs"]
 mod queue;
 #[path = "compare/recovery.rs"]
@@ -86,6 +88,7 @@ const NAMES: &[&str] = &[
     "queue_cycle_deep",
     "fifo_cycle",
     "sqs_http_cycle",
+    "kinesis_http_put",
     "topic_fanout",
     "stream_read",
     "stream_put_batch_encrypted",
@@ -164,6 +167,9 @@ fn main() {
     }
     if wanted("sqs_http_cycle") {
         rows.push(sqs_http::run(&ctx));
+    }
+    if wanted("kinesis_http_put") {
+        rows.push(kinesis_http::run(&ctx));
     }
     if wanted("topic_fanout") {
         rows.push(topic::fanout(&ctx));

@@ -120,6 +120,10 @@ pub enum Error {
         /// How long until a purge is allowed again.
         retry_after_ms: u64,
     },
+    /// The object is busy in a way that passes: a consumer still being created, a shard
+    /// subscribed to moments ago, a stream being resharded. Retry later.
+    #[error("in use: {0}")]
+    InUse(String),
     /// The engine is shutting down or the object was deleted while in use.
     #[error("{0} is closed")]
     Closed(String),
@@ -153,6 +157,6 @@ impl Error {
 
     /// True for errors a caller may retry after backing off.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::ThroughputExceeded(_))
+        matches!(self, Error::ThroughputExceeded(_) | Error::InUse(_))
     }
 }

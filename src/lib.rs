@@ -26,6 +26,7 @@ pub mod policy;
 pub mod queue;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod signal;
 pub mod stream;
 pub mod text;
 pub mod topic;

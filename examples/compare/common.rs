@@ -514,3 +514,27 @@ impl Row {
         }
     }
 }
+
+/// Measures workload `name` over HTTP and through the library, `ctx.rounds` rounds each (a
+/// fresh directory for every run; which goes first alternates), and returns the medians
+/// (HTTP, library). `measure(over_http, dir)` is one run's rate.
+pub fn http_and_library(ctx: &Ctx, name: &str, mut measure: impl FnMut(bool, &Path) -> f64) -> (f64, f64) {
+    let (mut http_rates, mut library_rates) = (Vec::new(), Vec::new());
+    for round in 0..ctx.rounds {
+        let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
+        for over_http in order {
+            let dir = ctx.tempdir(&format!("{name}-{}", if over_http { "http" } else { "library" }));
+            let rate = measure(over_http, dir.path());
+            eprintln!(
+                "  {:<24} round {}/{} {:<7} {}",
+                name,
+                round + 1,
+                ctx.rounds,
+                if over_http { "http" } else { "library" },
+                fmt_rate(rate)
+            );
+            if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
+        }
+    }
+    (median(&http_rates), median(&library_rates))
+}

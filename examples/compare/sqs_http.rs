@@ -38,31 +38,15 @@ pub fn run(ctx: &Ctx) -> Row {
     let body = String::from_utf8(text_noise(BODY, 5)).expect("text noise is ASCII");
     let http_latency = Latencies::default();
     let library_latency = Latencies::default();
-    let mut http_rates = Vec::new();
-    let mut library_rates = Vec::new();
-    for round in 0..ctx.rounds {
-        let order: [bool; 2] = if round % 2 == 0 { [true, false] } else { [false, true] };
-        for over_http in order {
-            let dir = ctx.tempdir(if over_http { "sqs_http_cycle-http" } else { "sqs_http_cycle-library" });
-            let rate = if over_http {
-                http_cycle(ctx, dir.path(), &body, &http_latency)
-            } else {
-                library_cycle(ctx, dir.path(), &body, &library_latency)
-            };
-            eprintln!(
-                "  {:<24} round {}/{} {:<7} {}",
-                "sqs_http_cycle",
-                round + 1,
-                ctx.rounds,
-                if over_http { "http" } else { "library" },
-                fmt_rate(rate)
-            );
-            if over_http { &mut http_rates } else { &mut library_rates }.push(rate);
+    let (http, library) = http_and_library(ctx, "sqs_http_cycle", |over_http, dir| {
+        if over_http {
+            http_cycle(ctx, dir, &body, &http_latency)
+        } else {
+            library_cycle(ctx, dir, &body, &library_latency)
         }
-    }
+    });
     let client = client_alone(ctx, &body);
     eprintln!("  {:<24} client alone (canned answers) {}", "sqs_http_cycle", fmt_rate(client));
-    let (http, library) = (median(&http_rates), median(&library_rates));
     let m = Measured::weir_only(http);
     let mut row = Row::new(
         "sqs_http_cycle",
@@ -334,21 +318,38 @@ struct Received<'a> {
     receipt_handle: Cow<'a, str>,
 }
 
-/// A kept-alive HTTP/1.1 connection speaking AWS JSON 1.0 (a minimal client: the server
-/// always answers with Content-Length), with buffers reused from call to call.
-struct Connection {
+/// A kept-alive HTTP/1.1 connection speaking AWS JSON (a minimal client: the server always
+/// answers with Content-Length). Shared with `kinesis_http_put`.
+pub struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     line: String,
     body: Vec<u8>,
+    host: String,
 }
 
 impl Connection {
-    fn open(addr: SocketAddr) -> Connection {
+    pub fn open(addr: SocketAddr) -> Connection {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let writer = stream.try_clone().expect("clone socket");
-        Connection { reader: BufReader::new(stream), writer, line: String::new(), body: Vec::new() }
+        Connection {
+            reader: BufReader::new(stream),
+            writer,
+            line: String::new(),
+            body: Vec::new(),
+            host: addr.to_string(),
+        }
+    }
+
+    /// One call: `X-Amz-Target: target`, a body of `content_type`; the JSON answer.
+    pub fn call_target(&mut self, content_type: &str, target: &str, body: &str) -> Value {
+        let request = format!(
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\nx-amz-target: {target}\r\ncontent-length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.call(target, request.as_bytes())
     }
 
     /// Sends a whole request and parses its answer's body as `T`.

@@ -21,7 +21,9 @@ mod interleavings;
 pub mod lock;
 mod move_tasks;
 mod queue_admin;
+mod stream_admin;
 pub mod tags;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,9 @@ use crate::log::LogConfig;
 use crate::names;
 use crate::queue::store::{IndexRecovery, QueueDef, QueueStore, SnapshotTrigger, StoreEnv};
 use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
-use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
+use crate::stream::{
+    Stream, StreamDescription, StreamEnv, StreamMeta, StreamOptions, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS,
+};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
 pub use encryption::{KeySource, RekeyReport};
@@ -135,6 +139,8 @@ pub(crate) struct EngineInner {
     delivery_streams: delivery_streams::Registry,
     /// How every log is encrypted, if the directory is.
     encryption: Option<Arc<LogEncryption>>,
+    /// Seals and opens the opaque tokens of [`Engine::seal_token`].
+    tokens: tokens::TokenKey,
 }
 
 /// An open data directory. Cheap to share: wrap it in an `Arc` or pass references; every
@@ -263,6 +269,7 @@ impl Engine {
             move_tasks,
             delivery_streams,
             encryption,
+            tokens: tokens::TokenKey::new(&secret),
         });
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
@@ -301,10 +308,20 @@ impl Engine {
         retention: Option<Duration>,
         throughput_limits: bool,
     ) -> Result<()> {
+        let options = StreamOptions { retention, throughput_limits, ..StreamOptions::new(shards) };
+        self.create_stream_meta(name, &options)
+    }
+
+    fn create_stream_meta(&self, name: &str, options: &StreamOptions) -> Result<()> {
         names::validate_stream_name(name)?;
-        let retention_ms = retention.map_or(MIN_RETENTION_MS, |d| d.as_millis() as u64);
-        let mut meta = StreamMeta::new(name, shards, retention_ms)?;
-        meta.throughput_limits = throughput_limits;
+        let retention_ms = options.retention.map_or(MIN_RETENTION_MS, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+        let mut meta = StreamMeta::new(name, options.shards, retention_ms)?;
+        meta.throughput_limits = options.throughput_limits;
+        meta.mode = options.mode;
+        meta.created_ms = self.inner.options.clock.now_ms();
+        for shard in &mut meta.shards {
+            shard.created_ms = meta.created_ms;
+        }
         let mut catalog = self.inner.catalog.lock();
         if catalog.state().streams.contains_key(name) {
             return Err(Error::AlreadyExists { kind: "stream", name: name.to_string() });
@@ -596,7 +613,8 @@ impl Engine {
 
     /// Runs one round of maintenance now: retention on every stream shard, then retention and
     /// compaction of the message log, then every message move task as far as its rate allows
-    /// by now. The background thread calls this periodically; tests driving a manual clock
+    /// by now, then the on-demand streams' splits and merges (see
+    /// [`crate::stream::autoscale`]). The background thread calls this periodically; tests driving a manual clock
     /// call it directly. Every log has its turn whatever the others do; the first error is
     /// returned.
     pub fn run_maintenance(&self) -> Result<()> {
@@ -746,6 +764,7 @@ impl EngineInner {
             }
         }
         self.run_move_tasks();
+        pass.check(&self.dir.join("streams"), "on-demand scaling", self.autoscale());
         pass.finish()
     }
 

@@ -97,7 +97,7 @@ fn serve_connection<I>(
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let shared = Arc::clone(&conn_shared);
         req.extensions_mut().insert(connection);
-        async move { Ok::<_, Infallible>(route::handle(shared, req).await) }
+        async move { Ok::<_, Infallible>(route::dispatch(shared, req).await) }
     });
     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned());
     let log_shared = Arc::clone(shared);

@@ -36,6 +36,7 @@ pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod firehose;
 pub(crate) mod http_client;
+pub(crate) mod kinesis;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
@@ -58,6 +59,8 @@ pub use logging::LogLevel;
 pub use tls::TlsFiles;
 
 use auth::credentials::CredentialStore;
+/// The pure codecs of the AWS wire that clients need too: CBOR and the event stream encoding.
+pub use wire::{cbor, eventstream};
 
 /// Default address `weir serve` listens on (ElasticMQ's port, which SQS tooling often expects).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9324";
@@ -74,6 +77,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
 /// concurrent fsyncs,
 /// bounded so that a flood of requests queues rather than spawning threads.
 pub const DEFAULT_BLOCKING_THREADS: usize = 64;
+/// How long a Kinesis shard iterator lasts, as Kinesis's: 5 minutes.
+pub const DEFAULT_KINESIS_ITERATOR_LIFETIME: Duration = Duration::from_secs(300);
 /// How long a stop waits for requests in flight before it closes their connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -102,6 +107,13 @@ pub struct ServerConfig {
     /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
     /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
     pub buckets_dir: Option<PathBuf>,
+    /// How long a Kinesis shard iterator lasts, by the engine clock (default
+    /// [`DEFAULT_KINESIS_ITERATOR_LIFETIME`], as Kinesis's); tests shorten it.
+    pub kinesis_iterator_lifetime: Duration,
+    /// Whether provisioned streams created over the wire enforce Kinesis's per-shard
+    /// throughput limits (writes 1 MiB/s and 1,000 records/s, reads 2 MiB/s per shard; over
+    /// them: `ProvisionedThroughputExceededException`). Off by default, as local emulators.
+    pub kinesis_throughput_limits: bool,
 }
 
 impl ServerConfig {
@@ -118,6 +130,8 @@ impl ServerConfig {
             auth_file: None,
             tls: None,
             buckets_dir: None,
+            kinesis_iterator_lifetime: DEFAULT_KINESIS_ITERATOR_LIFETIME,
+            kinesis_throughput_limits: false,
         }
     }
 

@@ -19,9 +19,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use super::body::{read_limited, BodyError};
+use super::kinesis::subscribe::{self, ServerBody};
 use super::logging::{fields, LogLevel};
 use super::wire::{query, Protocol};
-use super::{auth, firehose, metrics, sqs, Shared};
+use super::{auth, firehose, kinesis, metrics, sqs, Shared};
 
 /// The services the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum ServiceKind {
     Sqs,
     /// Amazon Data Firehose.
     Firehose,
+    /// Amazon Kinesis Data Streams.
+    Kinesis,
 }
 
 impl ServiceKind {
@@ -38,6 +41,7 @@ impl ServiceKind {
         match self {
             ServiceKind::Sqs => "sqs",
             ServiceKind::Firehose => "firehose",
+            ServiceKind::Kinesis => "kinesis",
         }
     }
 
@@ -46,6 +50,7 @@ impl ServiceKind {
         match self {
             ServiceKind::Sqs => "sqs",
             ServiceKind::Firehose => "firehose",
+            ServiceKind::Kinesis => "kinesis",
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct Call {
     pub path: String,
     /// The host the client addressed (for queue URLs).
     pub host: String,
+    /// The body came as CBOR (`application/x-amz-cbor-1.1`), and the answer goes as CBOR.
+    pub cbor: bool,
 }
 
 /// What a service answers, with what the server counts and logs about it.
@@ -87,6 +94,15 @@ pub struct Answer {
     pub resource: Option<String>,
     /// The error code, when it failed.
     pub error: Option<&'static str>,
+}
+
+/// Serves one request: SubscribeToShard as an event stream, every other one through
+/// [`handle`].
+pub(crate) async fn dispatch(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ServerBody> {
+    if subscribe::is_subscribe(req.headers()) {
+        return subscribe::serve(shared, req).await;
+    }
+    handle(shared, req).await.map(http_body_util::Either::Left)
 }
 
 /// Serves one request. Never fails: every problem is an answer in the request's protocol.
@@ -112,6 +128,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::too_large(&call, &request_id, &message),
                 ServiceKind::Firehose => firehose::too_large(&call, &request_id, &message),
+                ServiceKind::Kinesis => kinesis::too_large(&call, &request_id, &message),
             };
             return finish(&shared, &call, answer, &request_id, started);
         }
@@ -127,6 +144,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             let answer = match call.service {
                 ServiceKind::Sqs => sqs::refused(&call, &request_id, &e),
                 ServiceKind::Firehose => firehose::refused(&call, &request_id, &e),
+                ServiceKind::Kinesis => kinesis::refused(&call, &request_id, &e),
             };
             return finish(&shared, &call, answer, &request_id, started);
         }
@@ -134,11 +152,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
         ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id).await,
+        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }
 
-fn finish(shared: &Shared, call: &Call, answer: Answer, request_id: &str, started: Instant) -> Response<Full<Bytes>> {
+/// Counts and logs an answered request.
+pub(crate) fn finish(
+    shared: &Shared,
+    call: &Call,
+    answer: Answer,
+    request_id: &str,
+    started: Instant,
+) -> Response<Full<Bytes>> {
     let elapsed = started.elapsed();
     let status = answer.response.status().as_u16();
     shared.metrics.record(call.service.name(), answer.operation, answer.error.is_some(), elapsed);
@@ -183,8 +209,20 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
     if let Some(target) = parts.headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
         let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
-        // Kinesis_20131202 joins here; every other target is SQS's to answer (an unknown prefix
-        // is an unknown operation).
+        if prefix == kinesis::JSON_TARGET_PREFIX {
+            let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let cbor = kinesis::is_cbor(content_type);
+            return Call {
+                service: ServiceKind::Kinesis,
+                protocol: Protocol::Json,
+                operation: (!operation.is_empty()).then(|| operation.to_string()),
+                params: kinesis::read_params(cbor, body),
+                path,
+                host,
+                cbor,
+            };
+        }
+        // Every other target is SQS's to answer (an unknown prefix is an unknown operation).
         let (service, known_prefix) = match prefix {
             firehose::JSON_TARGET_PREFIX => (ServiceKind::Firehose, true),
             _ => (ServiceKind::Sqs, prefix == sqs::JSON_TARGET_PREFIX),
@@ -205,6 +243,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
             params,
             path,
             host,
+            cbor: false,
         };
     }
     // The query protocol: parameters from the URL's query string and a form body.
@@ -246,6 +285,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
         },
         path,
         host,
+        cbor: false,
     }
 }
 

@@ -95,6 +95,20 @@ impl ShardIterator {
 
     /// Reads up to `limit` records (at most 10,000 and 10 MiB) and moves past them.
     pub fn next_batch(&mut self, limit: usize) -> Result<ReadBatch> {
+        self.next_batch_via(limit, |shard, from, limit| shard.read_limited(from, limit))
+    }
+
+    /// [`ShardIterator::next_batch`] outside the shard's shared read limit, at most
+    /// `max_bytes`: for a reader with a rate of its own (enhanced fan-out).
+    pub(crate) fn next_batch_dedicated(&mut self, limit: usize, max_bytes: usize) -> Result<ReadBatch> {
+        self.next_batch_via(limit, |shard, from, limit| shard.read_dedicated(from, limit, max_bytes))
+    }
+
+    fn next_batch_via(
+        &mut self,
+        limit: usize,
+        read: impl FnOnce(&Shard, u64, usize) -> Result<Vec<crate::format::Record>>,
+    ) -> Result<ReadBatch> {
         if limit == 0 || limit > MAX_RECORDS_PER_READ {
             return Err(Error::InvalidArgument(format!("read limit must be 1 to {MAX_RECORDS_PER_READ}, not {limit}")));
         }
@@ -102,7 +116,7 @@ impl ShardIterator {
         // Records that expired since the last read are skipped, as Kinesis does.
         let from = self.next_seq.max(log.first_seq());
         let tip_before = log.next_seq();
-        let records = self.shard.read_limited(from, limit)?;
+        let records = read(&self.shard, from, limit)?;
         if let Some(last) = records.last() {
             self.next_seq = last.seq + 1;
         } else {

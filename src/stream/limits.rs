@@ -43,6 +43,15 @@ impl TokenBucket {
         self.refill(now_ms);
         self.tokens -= amount;
     }
+
+    /// Milliseconds until the bucket holds a token again (0 if it does now).
+    pub fn debt_ms(&mut self, now_ms: u64) -> u64 {
+        self.refill(now_ms);
+        if self.tokens >= 1.0 {
+            return 0;
+        }
+        ((1.0 - self.tokens) / self.per_s * 1000.0).ceil() as u64
+    }
 }
 
 /// The buckets of one shard.

@@ -4,13 +4,16 @@
 //! A stream is a set of shards; each shard owns a contiguous range of the 128-bit hash-key
 //! space and one [`Log`]. This module touches files only through `log`.
 
+pub mod autoscale;
 pub mod checkpoint;
 pub mod consumer;
 pub mod deliver;
+pub mod fanout;
 pub mod hash;
 pub mod iterator;
 pub mod limits;
 pub mod reshard;
+pub mod settings;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -25,10 +28,13 @@ use crate::error::{Error, Result};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
 use crate::log::{Log, LogConfig};
+use crate::signal::{ChangeSignal, Changed};
 use checkpoint::CheckpointStore;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
 pub use deliver::{Delivery, DeliveryCompression, DeliveryConfig, DeliveryFormat};
+pub use fanout::{ConsumerMeta, ConsumerStatus, FanoutRead, Subscription};
 pub use iterator::{ReadBatch, ShardIterator, StartingPosition, StreamRecord};
+pub use settings::{StreamEncryption, StreamMode, StreamOptions};
 pub use stats::ShardStats;
 
 /// Most records in one `put_batch`, as Kinesis's PutRecords.
@@ -70,6 +76,20 @@ pub struct ShardMeta {
     /// The first sequence number the shard hands out.
     #[serde(default)]
     pub initial_seq: u64,
+    /// When the shard was created, by a stream's creation or a reshard (ms since the Unix
+    /// epoch; 0 if weir did not keep it yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_ms: u64,
+    /// When a reshard closed it (0 while open, or if weir did not keep it yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub closed_ms: u64,
+}
+
+impl ShardMeta {
+    /// True if the shard was open at `time_ms` (created at or before it, closed after it).
+    pub fn open_at(&self, time_ms: u64) -> bool {
+        self.created_ms <= time_ms && (self.open || self.closed_ms > time_ms)
+    }
 }
 
 /// The durable description of a stream, kept in the catalog.
@@ -90,6 +110,19 @@ pub struct StreamMeta {
     /// one's: a handle to the deleted stream cannot reach them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub incarnation: u64,
+    /// When the stream was created (ms since the Unix epoch; 0 for streams created before
+    /// weir kept it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_ms: u64,
+    /// Provisioned or on-demand capacity.
+    #[serde(default, skip_serializing_if = "StreamMode::is_provisioned")]
+    pub mode: StreamMode,
+    /// Server-side encryption as the stream was asked for it (`None`: not encrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<StreamEncryption>,
+    /// Enhanced fan-out consumers, in registration order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<ConsumerMeta>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -118,9 +151,28 @@ impl StreamMeta {
                 parents: Vec::new(),
                 open: true,
                 initial_seq: 0,
+                created_ms: 0,
+                closed_ms: 0,
             })
             .collect();
-        Ok(StreamMeta { name: name.to_string(), retention_ms, shards, throughput_limits: false, incarnation: 0 })
+        Ok(StreamMeta {
+            name: name.to_string(),
+            retention_ms,
+            shards,
+            throughput_limits: false,
+            incarnation: 0,
+            created_ms: 0,
+            mode: StreamMode::Provisioned,
+            encryption: None,
+            consumers: Vec::new(),
+        })
+    }
+
+    /// The open shards, in hash-key order.
+    pub fn open_shards(&self) -> impl Iterator<Item = &ShardMeta> {
+        let mut open: Vec<&ShardMeta> = self.shards.iter().filter(|s| s.open).collect();
+        open.sort_by_key(|s| s.hash_start);
+        open.into_iter()
     }
 
     /// The stream's directory under `DATA_DIR/streams/`: its name for the first stream of that
@@ -146,12 +198,69 @@ pub struct Shard {
     deleted: Deleted,
     /// Traffic since the engine opened (see [`Shard::stats`]).
     pub(crate) counters: Arc<stats::ShardCounters>,
+    /// Signalled by new records, by the reshard that closes the shard, and by the stream's
+    /// deletion (see [`Shard::changed`]).
+    pub(crate) signal: Arc<ChangeSignal>,
+    /// Traffic into each half of the range (on-demand streams only) and the load samples
+    /// the maintenance pass takes (see [`autoscale`]).
+    pub(crate) halves: Arc<autoscale::HalfTraffic>,
+    pub(crate) heat: Arc<parking_lot::Mutex<autoscale::Heat>>,
 }
 
 impl Shard {
+    fn new(meta: ShardMeta, log: Log, limits: Option<ShardLimiter>, deleted: Deleted) -> Shard {
+        Shard {
+            meta,
+            log: Arc::new(log),
+            limits,
+            deleted,
+            counters: Default::default(),
+            signal: Default::default(),
+            halves: Default::default(),
+            heat: Default::default(),
+        }
+    }
+
     /// The shard's log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// A future that completes once something that may matter to a reader caught up with the
+    /// shard happened after it was created: records appended, the shard closed by a split or
+    /// merge (its readers go on to its children), or the stream deleted. Create it before a
+    /// read that found nothing, then await it: no thread waits.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll, Waker};
+    /// let engine = weir::Engine::open(dir.path(), weir::Options::default())?;
+    /// engine.create_stream("events", 1, None)?;
+    /// let stream = engine.stream("events")?;
+    /// let mut changed = Box::pin(stream.shard(0)?.changed());
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Pending);
+    /// stream.put(b"k", b"v")?;
+    /// assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn changed(&self) -> Changed {
+        self.signal.changed()
+    }
+
+    /// Reads up to `limit` records from `from` (at most `max_bytes`) without the shard's
+    /// shared read limit: for a reader with a rate of its own (enhanced fan-out).
+    pub(crate) fn read_dedicated(
+        &self,
+        from: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<crate::format::Record>> {
+        self.deleted.check()?;
+        let records = self.log.read(from, limit, max_bytes)?;
+        self.counters.read(records.len(), records.iter().map(|r| r.key.len() + r.value.len()).sum());
+        Ok(records)
     }
 
     /// Reads up to `limit` records from `from` (at most 10 MiB), within the shard's read limit
@@ -174,7 +283,7 @@ impl Shard {
 }
 
 /// Where a put landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct PutResult {
     /// The shard.
     pub shard: u32,
@@ -252,6 +361,8 @@ pub struct Stream {
     checkpoints: CheckpointStore,
     leases: parking_lot::Mutex<consumer::LeaseTable>,
     deleted: Deleted,
+    /// Enhanced fan-out consumers' places on shards (read buckets, current subscriptions).
+    fanout: fanout::Slots,
 }
 
 /// Whether a stream was deleted, shared by the stream and its shards (which iterators hold).
@@ -290,6 +401,11 @@ fn shard_limits(meta: &StreamMeta, env: &StreamEnv) -> Option<ShardLimiter> {
     })
 }
 
+/// The first hash key of the upper child when `shard` splits in the middle of its range.
+pub(crate) fn split_point(shard: &ShardMeta) -> u128 {
+    shard.hash_start.saturating_add((shard.hash_end - shard.hash_start) / 2 + 1)
+}
+
 /// Directory of a shard's log within its stream's directory.
 pub fn shard_dir(stream_dir: &Path, shard: u32) -> PathBuf {
     stream_dir.join(format!("shard-{shard:06}"))
@@ -303,12 +419,8 @@ impl Stream {
         for shard in &meta.shards {
             let log = Log::open(env.vfs.clone(), &shard_dir(dir, shard.id), env.log_config.clone(), shard.initial_seq)?;
             let limits = shard_limits(&meta, &env);
-            let deleted = deleted.clone();
-            let counters = Default::default();
-            shards.insert(
-                shard.id,
-                Arc::new(Shard { meta: shard.clone(), log: Arc::new(log), limits, deleted, counters }),
-            );
+            let shard = Shard::new(shard.clone(), log, limits, deleted.clone());
+            shards.insert(shard.meta.id, Arc::new(shard));
         }
         let checkpoints = CheckpointStore::open(
             env.vfs.clone(),
@@ -327,6 +439,7 @@ impl Stream {
             checkpoints,
             leases: parking_lot::Mutex::new(consumer::LeaseTable::default()),
             deleted,
+            fanout: fanout::Slots::default(),
         })
     }
 
@@ -338,10 +451,35 @@ impl Stream {
             meta.initial_seq,
         )?;
         let limits = shard_limits(&self.meta.read(), &self.env);
-        let (deleted, counters) = (self.deleted.clone(), Default::default());
-        Ok(Shard { meta: meta.clone(), log: Arc::new(log), limits, deleted, counters })
+        Ok(Shard::new(meta.clone(), log, limits, self.deleted.clone()))
     }
 
+    /// Replaces the stream's description with `meta` (the same shard map, other settings),
+    /// once the catalog recorded it: the engine's stream changes call this under the catalog
+    /// lock, which reshards hold too.
+    pub(crate) fn set_meta(&self, meta: StreamMeta) {
+        debug_assert_eq!(meta.shards, self.meta.read().shards, "settings changes keep the shard map");
+        let gone: Vec<String> = {
+            let old = self.meta.read();
+            old.consumers.iter().filter(|c| !meta.consumers.contains(c)).map(|c| c.name.clone()).collect()
+        };
+        *self.meta.write() = meta;
+        for name in gone {
+            self.fanout.forget(&name);
+        }
+    }
+
+    /// The shards that shard `id` was split or merged into (none while it is open).
+    pub fn child_shards(&self, id: u32) -> Vec<ShardMeta> {
+        self.meta.read().shards.iter().filter(|s| s.parents.contains(&id)).cloned().collect()
+    }
+
+    /// One past the last sequence number of shard `id` once it is closed (every record of a
+    /// closed shard is durable), `None` while it is open.
+    pub fn shard_end(&self, id: u32) -> Result<Option<u64>> {
+        let shard = self.shard(id)?;
+        Ok((!shard.meta.open).then(|| shard.log.next_seq()))
+    }
     /// The stream's current description (shard map included).
     pub fn meta(&self) -> StreamMeta {
         self.meta.read().clone()
@@ -353,6 +491,9 @@ impl Stream {
     pub(crate) fn mark_deleted(&self) {
         let _exclusive = self.reshard.write();
         self.deleted.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        for shard in self.shards.read().values() {
+            shard.signal.close();
+        }
     }
 
     /// True once the stream was deleted.
@@ -392,7 +533,11 @@ impl Stream {
                 return Ok(Arc::clone(only));
             }
         }
-        let hash = r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key));
+        self.route_hash(open, r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key)))
+    }
+
+    /// The open shard whose range holds `hash`.
+    fn route_hash(&self, open: &[Arc<Shard>], hash: u128) -> Result<Arc<Shard>> {
         let i = open.partition_point(|s| s.meta.hash_end < hash);
         open.get(i)
             .filter(|s| s.meta.hash_start <= hash)
@@ -453,6 +598,19 @@ impl Stream {
     /// the call returns. If a shard's append fails, the call fails; records already appended to
     /// other shards stay (at-least-once, as Kinesis's PutRecords on retry).
     pub fn put_batch(&self, records: &[PutRecord<'_>]) -> Result<Vec<PutResult>> {
+        self.put_grouped(records, false)?.into_iter().collect()
+    }
+
+    /// Puts up to 500 records (5 MiB in all), each on its own as Kinesis's PutRecords does:
+    /// the records of a shard over its throughput limit fail with
+    /// [`Error::ThroughputExceeded`] and the others are written. The call as a whole fails for
+    /// a request that is wrong as a whole (too many records, a record over its limit) or
+    /// when an append fails.
+    pub fn put_each(&self, records: &[PutRecord<'_>]) -> Result<Vec<Result<PutResult>>> {
+        self.put_grouped(records, true)
+    }
+
+    fn put_grouped(&self, records: &[PutRecord<'_>], partial: bool) -> Result<Vec<Result<PutResult>>> {
         if records.is_empty() || records.len() > MAX_BATCH_RECORDS {
             return Err(Error::InvalidArgument(format!(
                 "a batch holds 1 to {MAX_BATCH_RECORDS} records, not {}",
@@ -470,28 +628,48 @@ impl Stream {
         // No reshard may close a shard between choosing it and appending to it.
         let _shared = self.reshard.read();
         self.check_live()?;
+        let on_demand = self.meta.read().mode == StreamMode::OnDemand;
         // Group by shard, keeping the caller's order inside each group.
         let mut groups: BTreeMap<u32, (Arc<Shard>, Vec<usize>)> = BTreeMap::new();
         let open = self.open_shards();
         for (i, r) in records.iter().enumerate() {
-            let shard = self.route(&open, r)?;
+            let shard = if on_demand {
+                // The half of the shard's range the key falls in feeds the autoscaler.
+                let hash = r.explicit_hash_key.unwrap_or_else(|| hash::hash_key(r.partition_key));
+                let shard = self.route_hash(&open, hash)?;
+                shard.halves.add(hash >= split_point(&shard.meta), r.data.len() + r.partition_key.len());
+                shard
+            } else {
+                self.route(&open, r)?
+            };
             groups.entry(shard.meta.id).or_insert_with(|| (shard, Vec::new())).1.push(i);
         }
         let now = self.env.clock.now_ms();
+        let mut results: Vec<Result<PutResult>> = Vec::with_capacity(records.len());
+        results.resize_with(records.len(), || Ok(PutResult { shard: 0, seq: 0 }));
+        let mut refused = Vec::new();
         for (shard_id, (shard, indexes)) in &groups {
-            if let Some((_, limits)) = &shard.limits {
-                let bytes = indexes.iter().map(|&i| records[i].data.len() + records[i].partition_key.len()).sum();
-                limits.lock().admit_write(*shard_id, indexes.len(), bytes, now)?;
+            // On-demand streams grow instead of refusing writes.
+            let Some((_, limits)) = shard.limits.as_ref().filter(|_| !on_demand) else { continue };
+            let bytes = indexes.iter().map(|&i| records[i].data.len() + records[i].partition_key.len()).sum();
+            if let Err(e) = limits.lock().admit_write(*shard_id, indexes.len(), bytes, now) {
+                if !partial {
+                    return Err(e);
+                }
+                for &i in indexes {
+                    results[i] = Err(Error::ThroughputExceeded(e.to_string()));
+                }
+                refused.push(*shard_id);
             }
         }
-        let mut results = vec![PutResult { shard: 0, seq: 0 }; records.len()];
-        for (shard_id, (shard, indexes)) in &groups {
+        for (shard_id, (shard, indexes)) in groups.iter().filter(|(id, _)| !refused.contains(id)) {
             let refs: Vec<RecordRef<'_>> =
                 indexes.iter().map(|&i| RecordRef { key: records[i].partition_key, value: records[i].data }).collect();
             let outcome = shard.log.append(&refs, now)?;
             shard.counters.wrote(refs.len(), refs.iter().map(|r| r.key.len() + r.value.len()).sum());
+            shard.signal.notify();
             for (k, &i) in indexes.iter().enumerate() {
-                results[i] = PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 };
+                results[i] = Ok(PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 });
             }
         }
         Ok(results)

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::stream::{shard_dir, Shard, ShardMeta, Stream, StreamMeta};
+use crate::stream::{shard_dir, split_point, Shard, ShardMeta, Stream, StreamMeta};
 
 impl Stream {
     /// Splits open shard `shard` at `at` (the first hash key of the upper child; default: the
@@ -28,7 +28,7 @@ impl Stream {
         if parent.hash_start == parent.hash_end {
             return Err(Error::InvalidArgument(format!("shard {shard} owns a single hash key and cannot be split")));
         }
-        let at = at.unwrap_or(parent.hash_start + (parent.hash_end - parent.hash_start) / 2 + 1);
+        let at = at.unwrap_or_else(|| split_point(&parent));
         if at <= parent.hash_start || at > parent.hash_end {
             return Err(Error::InvalidArgument(format!(
                 "the new starting hash key must lie in ({}, {}] of shard {shard}, not {at}",
@@ -90,8 +90,10 @@ impl Stream {
         children: &[ShardMeta],
         commit: &mut dyn FnMut(&StreamMeta) -> Result<()>,
     ) -> Result<()> {
+        let now = self.env.clock.now_ms();
+        let children: Vec<ShardMeta> = children.iter().cloned().map(|c| ShardMeta { created_ms: now, ..c }).collect();
         let mut opened = Vec::with_capacity(children.len());
-        for c in children {
+        for c in &children {
             let dir = shard_dir(&self.dir, c.id);
             // Leftovers of a reshard that crashed before its catalog record must not leak in.
             self.env.vfs.remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
@@ -99,6 +101,7 @@ impl Stream {
         }
         for s in meta.shards.iter_mut().filter(|s| parents.contains(&s.id)) {
             s.open = false;
+            s.closed_ms = now;
         }
         meta.shards.extend(children.iter().cloned());
         commit(&meta)?;
@@ -111,6 +114,9 @@ impl Stream {
                     limits: old.limits.clone(),
                     deleted: old.deleted.clone(),
                     counters: Arc::clone(&old.counters),
+                    signal: Arc::clone(&old.signal),
+                    halves: Arc::clone(&old.halves),
+                    heat: Arc::clone(&old.heat),
                 };
                 shards.insert(id, Arc::new(shard));
             }
@@ -119,6 +125,12 @@ impl Stream {
             shards.insert(shard.meta.id, Arc::new(shard));
         }
         *self.meta.write() = meta;
+        // Readers caught up with a parent learn that it closed (and where to go on).
+        for &id in parents {
+            if let Some(parent) = shards.get(&id) {
+                parent.signal.notify();
+            }
+        }
         Ok(())
     }
 }
@@ -141,5 +153,5 @@ fn next_shard_id(meta: &StreamMeta) -> u32 {
 }
 
 fn child(id: u32, hash_start: u128, hash_end: u128, parents: Vec<u32>, initial_seq: u64) -> ShardMeta {
-    ShardMeta { id, hash_start, hash_end, parents, open: true, initial_seq }
+    ShardMeta { id, hash_start, hash_end, parents, open: true, initial_seq, created_ms: 0, closed_ms: 0 }
 }

@@ -1,5 +1,5 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS, Firehose), until SIGINT or
-//! SIGTERM; SIGHUP reads the `--auth` credentials file again.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, Kinesis, Firehose), until
+//! SIGINT or SIGTERM; SIGHUP reads the `--auth` credentials file again.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,6 +41,13 @@ pub struct ServeArgs {
     /// [default: DATA_DIR/buckets].
     #[arg(long, value_name = "DIR")]
     buckets_dir: Option<std::path::PathBuf>,
+    /// Provisioned Kinesis streams created over the wire enforce Kinesis's per-shard
+    /// throughput limits (ProvisionedThroughputExceededException past them).
+    #[arg(long)]
+    kinesis_throughput_limits: bool,
+    /// How long a Kinesis shard iterator lasts, in milliseconds (tests shorten it).
+    #[arg(long, value_name = "MS", hide = true)]
+    kinesis_iterator_lifetime_ms: Option<u64>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -52,6 +59,10 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         auth_file: args.auth,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
         buckets_dir: args.buckets_dir,
+        kinesis_throughput_limits: args.kinesis_throughput_limits,
+        kinesis_iterator_lifetime: args
+            .kinesis_iterator_lifetime_ms
+            .map_or(weir::server::DEFAULT_KINESIS_ITERATOR_LIFETIME, std::time::Duration::from_millis),
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;

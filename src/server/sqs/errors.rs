@@ -280,6 +280,7 @@ pub fn from_engine(error: &Error) -> SqsError {
         Error::MessageNotInflight(_) => SqsError::new(Code::MessageNotInflight, "The message referred to isn't in flight."),
         Error::ThroughputExceeded(reason) => SqsError::new(Code::OverLimit, reason.clone()),
         Error::LimitExceeded(reason) => SqsError::new(Code::OverLimit, format!("{reason}.")),
+        Error::InUse(reason) => SqsError::new(Code::ServiceUnavailable, format!("{reason}; try again.")),
         Error::PurgeInProgress { queue, .. } => SqsError::new(
             Code::PurgeQueueInProgress,
             format!("Only one PurgeQueue operation on {} is allowed every 60 seconds.", shorten(queue)),

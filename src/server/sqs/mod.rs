@@ -350,7 +350,13 @@ fn error_response(protocol: Protocol, e: &SqsError, request_id: &str) -> Respons
     }
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
+/// A whole answer: status, content type, body and the request id header (shared by services).
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -4,6 +4,8 @@
 //! would carry it. The query protocol's flattened names are translated to it by a per-service
 //! naming table ([`query::Member`]), and answers are translated back the same way.
 
+pub mod cbor;
+pub mod eventstream;
 pub mod query;
 pub mod xml;
 
