@@ -10,8 +10,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{decode_frame, decode_records_keyed, peek_frame, FrameError, FrameKeys, FrameLayout};
-use crate::format::{IndexEntry, IndexFile, Record, SegmentHeader};
+use crate::format::batch::{
+    decode_frame, decode_records_keyed, peek_frame, BatchHeader, FrameError, FrameKeys, FrameLayout,
+};
+use crate::format::{DecodeError, IndexEntry, IndexFile, Record, SegmentHeader};
 use crate::log::io::LogFile;
 use crate::log::mapped::{self, ReadMap};
 
@@ -107,6 +109,26 @@ pub struct Segment {
     pub(crate) state: RwLock<SegmentState>,
     /// A map of the file, replaced when the file has grown past it or it faulted.
     map: Mutex<Option<Arc<dyn ReadMap>>>,
+    /// The records of the last sealed frame a read decrypted, so that reads walking through a
+    /// frame a few records at a time decrypt it once, not once a read.
+    opened: Mutex<Option<OpenedFrame>>,
+}
+
+/// A frame's records: sliced from the map (plain), or shared with the decrypted-frame cache.
+enum FrameRecords {
+    Plain(Vec<Record>),
+    Opened(Arc<[Record]>),
+}
+
+/// A decrypted frame: where it is and what it holds. A frame is never rewritten in place with
+/// the same first sequence number (sequence numbers are never handed out twice), so
+/// `(offset, base_seq, frame_len)` names its bytes; its checksum is still checked at each read.
+#[derive(Debug)]
+struct OpenedFrame {
+    offset: u64,
+    base_seq: u64,
+    frame_len: u32,
+    records: Arc<[Record]>,
 }
 
 impl Segment {
@@ -120,7 +142,36 @@ impl Segment {
             file,
             state: RwLock::new(state),
             map: Mutex::new(None),
+            opened: Mutex::new(None),
         }
+    }
+
+    /// The records of the frame at `offset` (its header checked): a sealed frame is decrypted
+    /// once and kept until a read needs another, a plain one is sliced, which costs nothing.
+    fn frame_records(
+        &self,
+        header: &BatchHeader,
+        frame: &Bytes,
+        offset: u64,
+        keys: Option<&dyn FrameKeys>,
+    ) -> Result<FrameRecords, DecodeError> {
+        if !header.sealed {
+            return decode_records_keyed(header, frame, keys).map(FrameRecords::Plain);
+        }
+        let mut opened = self.opened.lock();
+        if let Some(o) = opened.as_ref() {
+            if o.offset == offset && o.base_seq == header.base_seq && o.frame_len == header.frame_len {
+                return Ok(FrameRecords::Opened(Arc::clone(&o.records)));
+            }
+        }
+        let records: Arc<[Record]> = decode_records_keyed(header, frame, keys)?.into();
+        *opened = Some(OpenedFrame {
+            offset,
+            base_seq: header.base_seq,
+            frame_len: header.frame_len,
+            records: Arc::clone(&records),
+        });
+        Ok(FrameRecords::Opened(records))
     }
 
     /// An empty state for a segment that holds only its header, `header_len` bytes.
@@ -311,14 +362,18 @@ impl Segment {
             }
             if header.next_seq() > from_seq {
                 let frame = view.slice(at..frame_end);
-                let records = match decode_records_keyed(&header, &frame, keys) {
+                let records = match self.frame_records(&header, &frame, frame_offset, keys) {
                     Ok(r) => r,
                     Err(e) => {
                         let at = frame_offset + u64::from(header.header_len) + e.offset as u64;
                         return stop_or_fail(out, Error::corrupt(&self.path, at, e.reason));
                     }
                 };
-                for r in records {
+                let (plain, opened) = match records {
+                    FrameRecords::Plain(records) => (records, None),
+                    FrameRecords::Opened(records) => (Vec::new(), Some(records)),
+                };
+                for r in plain.into_iter().chain(opened.iter().flat_map(|o| o.iter().cloned())) {
                     if r.seq < from_seq || r.seq >= limit_seq {
                         continue;
                     }
