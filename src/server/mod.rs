@@ -29,11 +29,13 @@
 //! authorizes each operation); `wire` holds the protocols every service shares; `metrics` and
 //! `logging` observe.
 
+pub(crate) mod amqp;
 pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
+pub(crate) mod protocols;
 pub(crate) mod route;
 pub(crate) mod sqs;
 pub(crate) mod tls;
@@ -50,6 +52,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::Engine;
 pub use logging::LogLevel;
+pub use protocols::Protocol;
 pub use tls::TlsFiles;
 
 use auth::credentials::CredentialStore;
@@ -90,8 +93,15 @@ pub struct ServerConfig {
     /// `--auth FILE`: the credentials file; every request must then carry a valid SigV4
     /// signature of one of its keys, and policies decide what it may do. `None`: open.
     pub auth_file: Option<PathBuf>,
-    /// `--tls-cert`/`--tls-key`: serve HTTPS. `None`: cleartext HTTP.
+    /// `--tls-cert`/`--tls-key`: serve HTTPS, and TLS on every messaging listener. `None`:
+    /// cleartext.
     pub tls: Option<TlsFiles>,
+    /// `--amqp ADDR`: serve AMQP 0-9-1 there (port 0: any free port). `None`: no AMQP.
+    pub amqp: Option<SocketAddr>,
+    /// `--mqtt ADDR`: serve MQTT there. `None`: no MQTT.
+    pub mqtt: Option<SocketAddr>,
+    /// `--stomp ADDR`: serve STOMP there. `None`: no STOMP.
+    pub stomp: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -107,6 +117,18 @@ impl ServerConfig {
             worker_threads: 2,
             auth_file: None,
             tls: None,
+            amqp: None,
+            mqtt: None,
+            stomp: None,
+        }
+    }
+
+    /// The address asked for `protocol`, if any.
+    pub fn protocol_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        match protocol {
+            Protocol::Amqp => self.amqp,
+            Protocol::Mqtt => self.mqtt,
+            Protocol::Stomp => self.stomp,
         }
     }
 
@@ -240,6 +262,9 @@ pub struct Server {
     config: ServerConfig,
     credentials: Option<Arc<CredentialStore>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The messaging listeners (`--amqp`, `--mqtt`, `--stomp`) and their TLS (no ALPN).
+    protocols: protocols::ProtocolListeners,
+    protocol_tls: Option<tokio_rustls::TlsAcceptor>,
     stop_tx: Arc<watch::Sender<bool>>,
     on_ready: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
@@ -261,6 +286,7 @@ impl Server {
             None => None,
         };
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let protocol_tls = config.tls.as_ref().map(|files| tls::acceptor_with_alpn(files, Vec::new())).transpose()?;
         // Topic deliveries are decided against queue policies in ARNs of this account and region.
         engine.set_arn_scope(crate::policy::ArnScope {
             region: config.region.clone(),
@@ -270,8 +296,27 @@ impl Server {
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
+        let wanted: Vec<(Protocol, Option<SocketAddr>)> =
+            Protocol::ALL.iter().map(|&p| (p, config.protocol_addr(p))).collect();
+        let protocols = protocols::ProtocolListeners::bind(&wanted)?;
         let (stop_tx, _) = watch::channel(false);
-        Ok(Server { listener, engine, config, credentials, tls, stop_tx: Arc::new(stop_tx), on_ready: None })
+        Ok(Server {
+            listener,
+            engine,
+            config,
+            credentials,
+            tls,
+            protocols,
+            protocol_tls,
+            stop_tx: Arc::new(stop_tx),
+            on_ready: None,
+        })
+    }
+
+    /// The address a messaging protocol listens on (`--amqp` and the like), with the port
+    /// chosen when asked for port 0; `None` if it was not asked for.
+    pub fn protocol_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        self.protocols.local_addr(protocol)
     }
 
     /// The address the server listens on (with the port chosen when asked for port 0).
@@ -286,12 +331,20 @@ impl Server {
     }
 
     /// The line `weir serve` prints once it accepts connections:
-    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}`
-    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS).
+    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","amqp":"127.0.0.1:PORT","auth":"none"}`
+    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS; `amqp`, `mqtt` and `stomp` only
+    /// for the listeners asked for).
     pub fn startup_line(&self) -> String {
         // Written by hand: the field order is part of the contract.
         let auth = if self.credentials.is_some() { "sigv4" } else { "none" };
-        format!(r#"{{"listening":"{}","endpoint":"{}","auth":"{auth}"}}"#, self.local_addr(), self.endpoint())
+        let mut line = format!(r#"{{"listening":"{}","endpoint":"{}""#, self.local_addr(), self.endpoint());
+        for protocol in Protocol::ALL {
+            if let Some(addr) = self.protocol_addr(protocol) {
+                line.push_str(&format!(r#","{}":"{addr}""#, protocol.name()));
+            }
+        }
+        line.push_str(&format!(r#","auth":"{auth}"}}"#));
+        line
     }
 
     /// A handle that reads the credentials file again (key rotation).
@@ -358,6 +411,8 @@ impl Server {
         }
         let stop_tx = Arc::clone(&self.stop_tx);
         let tls = self.tls;
+        let protocol_tls = self.protocol_tls;
+        let protocols = self.protocols;
         let listener = self.listener;
         let on_ready = self.on_ready;
         let result = runtime.block_on(async move {
@@ -369,8 +424,11 @@ impl Server {
             if let Some(f) = on_ready {
                 f(local_addr);
             }
-            listener::serve(listener, Arc::clone(&shared), tls).await;
-            Ok::<(), Error>(())
+            let (_, served) = tokio::join!(
+                listener::serve(listener, Arc::clone(&shared), tls),
+                protocols.serve(Arc::clone(&shared), protocol_tls),
+            );
+            served
         });
         // Blocking calls still running (none once every connection is closed) finish here.
         runtime.shutdown_timeout(SHUTDOWN_GRACE);

@@ -1,4 +1,5 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS), until SIGINT or SIGTERM;
+//! `weir serve`: the data directory as a local AWS endpoint (SQS), and with `--amqp` (later
+//! `--mqtt`, `--stomp`) a message broker, until SIGINT or SIGTERM;
 //! SIGHUP reads the `--auth` credentials file again.
 
 use std::io::Write;
@@ -37,6 +38,16 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Also serve AMQP 0-9-1 (RabbitMQ's clients) on ADDR; port 0 picks a free port. TLS
+    /// (AMQPS) on that port when --tls-cert is given.
+    #[arg(long, value_name = "ADDR")]
+    amqp: Option<SocketAddr>,
+    /// Also serve MQTT on ADDR; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    mqtt: Option<SocketAddr>,
+    /// Also serve STOMP on ADDR; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    stomp: Option<SocketAddr>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -47,6 +58,9 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         log_level: args.log_level,
         auth_file: args.auth,
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles { cert, key }),
+        amqp: args.amqp,
+        mqtt: args.mqtt,
+        stomp: args.stomp,
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;
