@@ -1,5 +1,9 @@
 //! AMQP 0-9-1 (RabbitMQ's clients) on the engine. See ARCHITECTURE.md, "AMQP on the engine".
 
+pub(crate) mod codec;
+pub(crate) mod methods;
+pub(crate) mod properties;
+
 use std::future::Future;
 use std::pin::Pin;
 
