@@ -35,6 +35,7 @@ pub(crate) mod body;
 pub(crate) mod listener;
 pub(crate) mod logging;
 pub(crate) mod metrics;
+pub(crate) mod mqtt;
 pub(crate) mod protocols;
 pub(crate) mod route;
 pub(crate) mod sqs;

@@ -508,10 +508,10 @@ mod tests {
         assert!(decode_frame(&bad_end, 0).is_err(), "a frame without 0xCE is a frame error");
         assert!(decode_frame(&out, 10).is_err(), "11 bytes over a frame-max of 10");
         assert!(decode_frame(&[9, 0, 0, 0, 0, 0, 0, 0xCE], 0).is_err(), "unknown type");
-        assert_eq!(decode_frame(&heartbeat(), 0).unwrap(), Decoded::Frame(
-            Frame { kind: frame_type::HEARTBEAT, channel: 0, payload: Bytes::new() },
-            8
-        ));
+        assert_eq!(
+            decode_frame(&heartbeat(), 0).unwrap(),
+            Decoded::Frame(Frame { kind: frame_type::HEARTBEAT, channel: 0, payload: Bytes::new() }, 8)
+        );
         // A size near u32::MAX with no frame-max is incomplete, not an overflow.
         assert_eq!(decode_frame(&[1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF], 0).unwrap(), Decoded::Incomplete);
     }
