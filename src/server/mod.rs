@@ -34,6 +34,7 @@ pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod listener;
 pub(crate) mod logging;
+pub(crate) mod messaging;
 pub(crate) mod metrics;
 pub(crate) mod protocols;
 pub(crate) mod route;
@@ -196,6 +197,8 @@ pub(crate) struct Shared {
     pub waiters: sqs::wait::Waiters,
     /// The keys of `--auth`, if any.
     pub credentials: Option<Arc<CredentialStore>>,
+    /// Consumers and exclusive queues of the messaging protocols' connections.
+    pub registry: messaging::Registry,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -398,6 +401,7 @@ impl Server {
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
             credentials: self.credentials,
+            registry: messaging::Registry::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
