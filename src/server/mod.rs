@@ -302,6 +302,9 @@ impl Server {
         let wanted: Vec<(Protocol, Option<SocketAddr>)> =
             Protocol::ALL.iter().map(|&p| (p, config.protocol_addr(p))).collect();
         let protocols = protocols::ProtocolListeners::bind(&wanted)?;
+        if config.amqp.is_some() {
+            amqp::predeclare(&engine)?;
+        }
         let (stop_tx, _) = watch::channel(false);
         Ok(Server {
             listener,
