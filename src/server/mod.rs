@@ -200,6 +200,8 @@ pub(crate) struct Shared {
     pub credentials: Option<Arc<CredentialStore>>,
     /// Consumers and exclusive queues of the messaging protocols' connections.
     pub registry: messaging::Registry,
+    /// MQTT's live sessions and retained messages.
+    pub mqtt: mqtt::broker::Broker,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -406,6 +408,7 @@ impl Server {
             waiters: sqs::wait::Waiters::default(),
             credentials: self.credentials,
             registry: messaging::Registry::default(),
+            mqtt: mqtt::broker::Broker::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),

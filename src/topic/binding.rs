@@ -80,6 +80,9 @@ pub enum RouteFilter {
         /// Name and value (hex of the value's type-tagged bytes, as the protocol encodes it).
         pairs: Vec<(String, Option<String>)>,
     },
+    /// The routing key is an MQTT topic name matching this MQTT topic filter (`/` levels,
+    /// `+` and `#` wildcards; see [`crate::topic::mqtt_filter`]).
+    Mqtt(String),
 }
 
 /// A queue's binding to an exchange.
@@ -128,6 +131,7 @@ impl Binding {
             RouteFilter::All => true,
             RouteFilter::Key(key) => key == routing_key,
             RouteFilter::Pattern(pattern) => topic_matches(pattern, routing_key),
+            RouteFilter::Mqtt(filter) => super::mqtt_filter::matches(filter, routing_key),
             RouteFilter::Headers { any, pairs } => {
                 let one = |(name, value): &(String, Option<String>)| {
                     headers.iter().any(|(n, v)| n == name && value.as_ref().is_none_or(|want| want == v))

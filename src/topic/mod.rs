@@ -10,6 +10,7 @@
 pub mod binding;
 pub mod envelope;
 pub mod filter;
+pub mod mqtt_filter;
 mod route;
 
 use std::collections::BTreeMap;

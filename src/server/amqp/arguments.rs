@@ -19,7 +19,10 @@ pub fn queue_options(
     arguments: &FieldTable,
 ) -> Result<BrokerOptions, AmqpError> {
     let bad = |arg: &str, why: &str| {
-        AmqpError::new(code::PRECONDITION_FAILED, format!("invalid arg '{arg}' for queue '{queue}' in vhost '/': {why}"))
+        AmqpError::new(
+            code::PRECONDITION_FAILED,
+            format!("invalid arg '{arg}' for queue '{queue}' in vhost '/': {why}"),
+        )
     };
     let non_negative = |arg: &str| -> Result<Option<u64>, AmqpError> {
         match arguments.get(arg) {

@@ -132,6 +132,13 @@ impl Properties {
         self.0.push((identifier, value));
     }
 
+    /// Adds a subscription identifier, if there is one.
+    pub fn extend_subscription_id(&mut self, sub_id: Option<u32>) {
+        if let Some(n) = sub_id {
+            self.push(id::SUBSCRIPTION_ID, Value::VarInt(n));
+        }
+    }
+
     /// Keeps only the properties a receiver of a PUBLISH gets forwarded unchanged (spec 3.3.2.3):
     /// all but the topic alias and subscription identifiers.
     pub fn forwarded(&self) -> Properties {
