@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use server_support::{python, ServeChild};
+use weir::queue::QueueConfig;
 use weir::server::{LogLevel, Protocol, Server, ServerConfig};
 use weir::topic::{Endpoint, SubscribeOptions, TopicConfig};
-use weir::queue::QueueConfig;
 use weir::{Engine, Options};
 
 fn mqtt_addr(serve: &ServeChild) -> SocketAddr {
@@ -32,7 +32,10 @@ fn paho_passes_the_mqtt_suite() {
     let mut serve = ServeChild::start(dir.path(), &["--log-level", "warn", "--mqtt", "127.0.0.1:0"]);
     let addr = mqtt_addr(&serve);
     let port = addr.port().to_string();
-    server_support::run_client_suite("test_mqtt.py", &[("MQTT_HOST", "127.0.0.1".as_ref()), ("MQTT_PORT", port.as_ref())]);
+    server_support::run_client_suite(
+        "test_mqtt.py",
+        &[("MQTT_HOST", "127.0.0.1".as_ref()), ("MQTT_PORT", port.as_ref())],
+    );
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
 }

@@ -44,9 +44,6 @@ impl<'a> Reader<'a> {
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
-    pub fn remaining(&self) -> usize {
-        self.buf.len()
-    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.buf.len() {
             return Err(DecodeError::malformed("packet cut short"));
@@ -156,7 +153,8 @@ impl Writer {
     }
 }
 
-/// A message's quality of service.
+/// A message's quality of service (the spec's names).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum QoS {
     AtMostOnce = 0,

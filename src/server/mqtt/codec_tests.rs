@@ -62,7 +62,7 @@ fn every_packet_round_trips_in_both_versions() {
     props.push(id::SESSION_EXPIRY, Value::Four(3600));
     props.push(id::USER_PROPERTY, Value::Pair("k".into(), "v".into()));
     props.push(id::USER_PROPERTY, Value::Pair("k".into(), "w".into()));
-    props.push(id::CORRELATION_DATA, Value::Binary(vec![0, 1, 2]));
+    props.push(0x09, Value::Binary(vec![0, 1, 2]));
     props.push(id::SUBSCRIPTION_ID, Value::VarInt(200_000));
     for v in [Version::V311, Version::V5] {
         let p = |p: &Properties| if v == Version::V5 { p.clone() } else { Properties::default() };
@@ -136,7 +136,7 @@ fn every_packet_round_trips_in_both_versions() {
             Packet::SubAck(SubAck {
                 packet_id: 9,
                 properties: Properties::default(),
-                reasons: vec![ReasonCode::GRANTED_QOS_2, ReasonCode(0x80)],
+                reasons: vec![ReasonCode(0x02), ReasonCode(0x80)],
             }),
             v,
         );

@@ -29,6 +29,10 @@ use crate::topic::{Binding, RouteFilter};
 /// Deliveries in flight to a client that sets no receive maximum (3.1.1 has none).
 const DEFAULT_WINDOW: u16 = 256;
 
+/// A session as CONNECT opens it: its queue, its QoS 2 queue, whether it existed, its
+/// bindings, and the QoS 2 packet ids received and not released (with their markers' handles).
+type OpenedSession = (Queue, Queue, bool, Vec<(String, Binding)>, Vec<(u16, String)>);
+
 /// Why the connection ends.
 enum End {
     /// The client sent DISCONNECT (with or without its will).
@@ -192,7 +196,7 @@ async fn accept(
     let transient = expiry == 0;
     let opened = session
         .shared
-        .blocking(move |e| -> crate::Result<(Queue, Queue, bool, Vec<(String, Binding)>, Vec<(u16, String)>)> {
+        .blocking(move |e| -> crate::Result<OpenedSession> {
             broker::ensure_exchange(e)?;
             let names = SessionNames { queue: queue_name.clone(), qos2: qos2_name.clone() };
             if clean {

@@ -117,12 +117,12 @@ impl MqttMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::mqtt::properties::{id, Value};
+    use crate::server::mqtt::properties::Value;
 
     #[test]
     fn a_message_survives_the_engine_form() {
         let mut properties = Properties::default();
-        properties.push(id::CONTENT_TYPE, Value::Text("text/plain".into()));
+        properties.push(0x03, Value::Text("text/plain".into()));
         let m = MqttMessage {
             topic: "a/b".into(),
             qos: QoS::ExactlyOnce,

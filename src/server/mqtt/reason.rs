@@ -6,8 +6,6 @@ pub(crate) struct ReasonCode(pub u8);
 
 impl ReasonCode {
     pub const SUCCESS: ReasonCode = ReasonCode(0x00);
-    pub const GRANTED_QOS_1: ReasonCode = ReasonCode(0x01);
-    pub const GRANTED_QOS_2: ReasonCode = ReasonCode(0x02);
     pub const DISCONNECT_WITH_WILL: ReasonCode = ReasonCode(0x04);
     pub const NO_MATCHING_SUBSCRIBERS: ReasonCode = ReasonCode(0x10);
     pub const NO_SUBSCRIPTION_EXISTED: ReasonCode = ReasonCode(0x11);
@@ -17,7 +15,6 @@ impl ReasonCode {
     pub const UNSUPPORTED_PROTOCOL_VERSION: ReasonCode = ReasonCode(0x84);
     pub const CLIENT_ID_NOT_VALID: ReasonCode = ReasonCode(0x85);
     pub const BAD_USER_NAME_OR_PASSWORD: ReasonCode = ReasonCode(0x86);
-    pub const NOT_AUTHORIZED: ReasonCode = ReasonCode(0x87);
     pub const SERVER_SHUTTING_DOWN: ReasonCode = ReasonCode(0x8B);
     pub const BAD_AUTH_METHOD: ReasonCode = ReasonCode(0x8C);
     pub const KEEP_ALIVE_TIMEOUT: ReasonCode = ReasonCode(0x8D);
@@ -25,13 +22,8 @@ impl ReasonCode {
     pub const TOPIC_FILTER_INVALID: ReasonCode = ReasonCode(0x8F);
     pub const TOPIC_NAME_INVALID: ReasonCode = ReasonCode(0x90);
     pub const PACKET_ID_NOT_FOUND: ReasonCode = ReasonCode(0x92);
-    pub const RECEIVE_MAXIMUM_EXCEEDED: ReasonCode = ReasonCode(0x93);
     pub const TOPIC_ALIAS_INVALID: ReasonCode = ReasonCode(0x94);
     pub const PACKET_TOO_LARGE: ReasonCode = ReasonCode(0x95);
-    pub const QOS_NOT_SUPPORTED: ReasonCode = ReasonCode(0x9B);
-    pub const SHARED_SUBSCRIPTIONS_NOT_SUPPORTED: ReasonCode = ReasonCode(0x9E);
-    pub const SUBSCRIPTION_IDS_NOT_SUPPORTED: ReasonCode = ReasonCode(0xA1);
-    pub const WILDCARDS_NOT_SUPPORTED: ReasonCode = ReasonCode(0xA2);
 
     /// Whether the code reports a failure.
     pub fn is_failure(self) -> bool {
