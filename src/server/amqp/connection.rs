@@ -45,6 +45,8 @@ pub(crate) struct ConnectionInfo {
     pub id: u64,
     /// Who it acts as.
     pub principal: crate::server::auth::Principal,
+    /// The user name it logged in with (a publish's `user-id` property must be this one).
+    pub user: String,
     /// The negotiated largest frame.
     pub frame_max: u32,
 }
@@ -198,8 +200,8 @@ async fn handshake<R: AsyncRead + Unpin>(
     }
     send(tx, 0, &Method::ConnectionOpenOk).await;
     let id = session.shared.registry.new_connection();
-    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user, "heartbeat" => heartbeat));
-    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, frame_max }, channel_max, heartbeat }))
+    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user.clone(), "heartbeat" => heartbeat));
+    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, user, frame_max }, channel_max, heartbeat }))
 }
 
 /// What the handshake settled.
