@@ -107,9 +107,7 @@ impl Engine {
         let Some(id) = entry
             .subscriptions
             .iter()
-            .find(|s| {
-                s.queue == queue && s.binding.as_ref().is_some_and(|b| b.key == key && b.arguments == arguments)
-            })
+            .find(|s| s.queue == queue && s.binding.as_ref().is_some_and(|b| b.key == key && b.arguments == arguments))
             .map(|s| s.id.clone())
         else {
             return Ok(false);
