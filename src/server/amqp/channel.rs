@@ -889,6 +889,15 @@ impl Channel {
                 failure = Some(e);
                 break;
             }
+            // As RabbitMQ: a message may not claim to come from another user.
+            let user = &self.ctx.connection.user;
+            if let Some(claimed) = p.properties.user_id.as_ref().filter(|claimed| *claimed != user) {
+                failure = Some(AmqpError::new(
+                    code::PRECONDITION_FAILED,
+                    format!("user_id property set to '{claimed}' but authenticated user was '{user}'"),
+                ));
+                break;
+            }
             checked.push(p);
         }
         let messages: Vec<(AmqpMessage, bool)> = checked

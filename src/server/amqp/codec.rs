@@ -429,13 +429,6 @@ impl Writer {
         self
     }
 
-    /// Raw bytes.
-    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.bits = None;
-        self.buf.put_slice(b);
-        self
-    }
-
     /// A field table.
     pub fn table(&mut self, t: &FieldTable) -> &mut Self {
         let mut inner = Writer::new();

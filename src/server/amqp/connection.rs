@@ -45,6 +45,8 @@ pub(crate) struct ConnectionInfo {
     pub id: u64,
     /// Who it acts as.
     pub principal: crate::server::auth::Principal,
+    /// The user name it logged in with (a publish's `user-id` property must be this one).
+    pub user: String,
     /// The negotiated largest frame.
     pub frame_max: u32,
 }
@@ -201,8 +203,8 @@ async fn handshake<R: AsyncRead + Unpin>(
     }
     send(tx, 0, &Method::ConnectionOpenOk).await;
     let id = session.shared.registry.new_connection();
-    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user, "heartbeat" => heartbeat));
-    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, frame_max }, channel_max, heartbeat }))
+    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user.clone(), "heartbeat" => heartbeat));
+    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, user, frame_max }, channel_max, heartbeat }))
 }
 
 /// What the handshake settled.
@@ -362,7 +364,7 @@ impl Connection {
                     }
                 }
                 _ = ticker.tick() => {
-                    let _ = self.tx.send(Bytes::from_static(&HEARTBEAT_FRAME)).await;
+                    let _ = self.tx.send(Bytes::copy_from_slice(&codec::heartbeat())).await;
                     if !self.heartbeat.is_zero() && self.last_read.elapsed() > self.heartbeat * 2 {
                         self.session.log(LogLevel::Debug, "AMQP peer missed its heartbeats", fields!());
                         break End::Gone;
@@ -572,7 +574,7 @@ impl Connection {
             return Ok(());
         }
         let is_close = matches!(method, Method::ChannelClose { .. });
-        self.to_channel(id, Command::Method(method)).await;
+        self.forward_to_channel(id, Command::Method(method)).await;
         if is_close {
             // Nothing more goes to the channel; its task answers once its deliveries are back.
             if let Some(handle) = self.channels.get_mut(&id) {
@@ -652,10 +654,10 @@ impl Connection {
             properties: header.properties,
             body: pending.body.freeze(),
         };
-        self.to_channel(id, Command::Publish(Box::new(publish))).await;
+        self.forward_to_channel(id, Command::Publish(Box::new(publish))).await;
     }
 
-    async fn to_channel(&mut self, id: u16, command: Command) {
+    async fn forward_to_channel(&mut self, id: u16, command: Command) {
         let Some(inbox) = self.channels.get(&id).and_then(|h| h.inbox.clone()) else { return };
         // A channel that ended meanwhile reports it through its task's exit.
         let _ = inbox.send(command).await;
@@ -676,8 +678,6 @@ impl Connection {
         self.channels.insert(id, ChannelHandle { generation, inbox: Some(inbox), content: None, closing: false });
     }
 }
-
-const HEARTBEAT_FRAME: [u8; 8] = [frame_type::HEARTBEAT, 0, 0, 0, 0, 0, 0, codec::FRAME_END];
 
 fn method_error(e: super::methods::MethodError) -> AmqpError {
     use super::methods::MethodError;

@@ -7,22 +7,10 @@ use bytes::Bytes;
 
 use super::codec::{CodecError, FieldTable, Reader, Writer};
 
-/// Class ids.
+/// Class ids (the methods' own are in [`Method::ids`]).
 pub mod class {
-    /// connection
-    pub const CONNECTION: u16 = 10;
-    /// channel
-    pub const CHANNEL: u16 = 20;
-    /// exchange
-    pub const EXCHANGE: u16 = 40;
-    /// queue
-    pub const QUEUE: u16 = 50;
-    /// basic
+    /// basic: the one class with content.
     pub const BASIC: u16 = 60;
-    /// confirm (RabbitMQ's extension)
-    pub const CONFIRM: u16 = 85;
-    /// tx
-    pub const TX: u16 = 90;
 }
 
 /// `exchange.declare` arguments.
