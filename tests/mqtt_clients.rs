@@ -41,6 +41,49 @@ fn paho_passes_the_mqtt_suite() {
 }
 
 #[test]
+fn paho_passes_the_mqtt_suite_over_tls_with_credentials_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("a self-signed certificate");
+    let cert = files.path().join("cert.pem");
+    let key = files.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let credentials = files.path().join("credentials.json");
+    let doc = serde_json::json!({"credentials": [
+        {"access_key_id": "AKIAMQTT000000001", "secret_access_key": "mqtt-secret", "account": "000000000000", "user": "device"},
+    ]});
+    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let args = [
+        "--log-level",
+        "warn",
+        "--mqtt",
+        "127.0.0.1:0",
+        "--auth",
+        credentials.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let mut serve = ServeChild::start(dir.path(), &args);
+    let port = mqtt_addr(&serve).port().to_string();
+    server_support::run_client_suite(
+        "test_mqtt.py",
+        &[
+            ("MQTT_HOST", "127.0.0.1".as_ref()),
+            ("MQTT_PORT", port.as_ref()),
+            ("MQTT_CA", cert.as_os_str()),
+            ("MQTT_USER", "AKIAMQTT000000001".as_ref()),
+            ("MQTT_PASSWORD", "mqtt-secret".as_ref()),
+        ],
+    );
+    let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn an_mqtt_publish_reaches_an_sqs_queue_through_a_subscription() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(Engine::open(dir.path(), Options::default()).unwrap());

@@ -21,6 +21,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 HOST = os.environ.get("MQTT_HOST", "127.0.0.1")
 PORT = int(os.environ.get("MQTT_PORT", "1883"))
+# With a CA file the port speaks TLS (weir with --tls-cert); with a user every client logs in
+# (weir with --auth: an access key id and its secret).
+CA = os.environ.get("MQTT_CA")
+USER = os.environ.get("MQTT_USER")
+PASSWORD = os.environ.get("MQTT_PASSWORD")
+RAW = not CA and not USER
 WAIT = 10.0
 VERSIONS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 
@@ -41,8 +47,10 @@ class Peer:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=version, **kwargs
         )
-        if username is not None:
-            self.client.username_pw_set(username, "secret")
+        if username is not None or USER:
+            self.client.username_pw_set(username or USER, PASSWORD if username is None else "wrong")
+        if CA:
+            self.client.tls_set(ca_certs=CA)
         self.messages = queue.Queue()
         self.connacks = queue.Queue()
         self.subacks = queue.Queue()
@@ -391,6 +399,19 @@ class SharedSubscriptions(unittest.TestCase, Both):
         self.each_version(body)
 
 
+class Authentication(unittest.TestCase):
+    @unittest.skipUnless(USER, "the server checks credentials (--auth)")
+    def test_a_wrong_password_is_refused(self):
+        for name, version in VERSIONS.items():
+            with self.subTest(version=name):
+                c = Peer(version, username=USER)
+                c.client.connect(HOST, PORT)
+                c.client.loop_start()
+                flags, rc, _ = c.connacks.get(timeout=WAIT)
+                c.client.loop_stop()
+                self.assertIn(rc_value(rc), (4, 5, 0x86, 0x87))
+
+
 class ReasonCodes(unittest.TestCase):
     def test_unsubscribe_reports_per_filter(self):
         c = Peer(mqtt.MQTTv5)
@@ -401,6 +422,7 @@ class ReasonCodes(unittest.TestCase):
         self.assertEqual([rc_value(r) for r in rcs], [0x00, 0x11])
         c.disconnect()
 
+    @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
     def test_a_bad_filter_is_refused(self):
         # A filter with `#` before its last level breaks a MUST (spec 4.7.1): the server either
         # refuses that filter in SUBACK (3.1.1: 0x80, 5: 0x8F Topic Filter invalid) and keeps
@@ -427,6 +449,10 @@ class ReasonCodes(unittest.TestCase):
 
     def test_an_empty_client_id_is_assigned_one(self):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
+        if USER:
+            c.username_pw_set(USER, PASSWORD)
+        if CA:
+            c.tls_set(ca_certs=CA)
         got = queue.Queue()
         c.on_connect = lambda cl, u, flags, rc, props: got.put((rc, props))
         c.connect(HOST, PORT, clean_start=True)
@@ -461,6 +487,7 @@ def read_all(s):
         out += chunk
 
 
+@unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
 class Malformed(unittest.TestCase):
     def test_a_malformed_packet_closes_the_connection(self):
         for level in (4, 5):

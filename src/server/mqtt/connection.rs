@@ -22,6 +22,7 @@ use super::reason::ReasonCode;
 use super::topic::{self, SubscriptionFilter};
 use super::{CONNECT_TIMEOUT, MAX_PACKET};
 use crate::queue::Queue;
+use crate::server::auth::{self, Action, Principal};
 use crate::server::logging::{fields, LogLevel};
 use crate::server::protocols::{stopped, BoxedIo, Session};
 use crate::topic::{Binding, RouteFilter};
@@ -89,6 +90,8 @@ struct Conn {
     client_max_packet: usize,
     /// One and a half times the client's keep-alive (none for 0).
     keep_alive: Option<Duration>,
+    /// Who the connection acts as.
+    principal: Principal,
 }
 
 /// Serves one connection to its end.
@@ -174,15 +177,18 @@ async fn accept(
     }
     let user = connect.username.clone().unwrap_or_default();
     let password = connect.password.clone().unwrap_or_default();
-    if let Err(e) = session.authenticate(&user, &password) {
-        session.log(
-            LogLevel::Info,
-            "MQTT authentication refused",
-            fields!("user" => user, "error" => format!("{e:?}")),
-        );
-        let _ = write(&mut wr, &refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD), v).await;
-        return None;
-    }
+    let principal = match session.authenticate(&user, &password) {
+        Ok(p) => p,
+        Err(e) => {
+            session.log(
+                LogLevel::Info,
+                "MQTT authentication refused",
+                fields!("user" => user, "error" => format!("{e:?}")),
+            );
+            let _ = write(&mut wr, &refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD), v).await;
+            return None;
+        }
+    };
     if let Some(will) = &connect.will {
         if !topic::valid_name(&will.topic) {
             let _ = write(&mut wr, &refuse(ReasonCode::TOPIC_NAME_INVALID), v).await;
@@ -273,6 +279,7 @@ async fn accept(
         consumers: JoinSet::new(),
         stop_session_consumer,
         client_max_packet,
+        principal,
         keep_alive: (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
     };
     for (_, binding) in bindings {
@@ -437,6 +444,19 @@ impl Conn {
                 return self.send(&Packet::PubRec(Ack::new(pid, ReasonCode::SUCCESS))).await;
             }
         }
+        if !self.allowed("sns:Publish") {
+            return match (p.qos, p.packet_id, self.version) {
+                (QoS::AtLeastOnce, Some(pid), Version::V5) => {
+                    self.send(&Packet::PubAck(Ack::new(pid, ReasonCode::NOT_AUTHORIZED))).await
+                }
+                (QoS::ExactlyOnce, Some(pid), Version::V5) => {
+                    self.send(&Packet::PubRec(Ack::new(pid, ReasonCode::NOT_AUTHORIZED))).await
+                }
+                // 3.1.1 has no negative acknowledgement: the connection closes.
+                (QoS::AtMostOnce, _, _) => Ok(()),
+                _ => Err(End::Violation(ReasonCode::NOT_AUTHORIZED, "publish not allowed".into())),
+            };
+        }
         let m = MqttMessage {
             topic: p.topic,
             qos: p.qos,
@@ -518,6 +538,19 @@ impl Conn {
             }
         }
         ReasonCode::SUCCESS
+    }
+
+    /// Whether the connection's principal may do `action` (`sns:Publish`, `sns:Subscribe`) on
+    /// the weir topic `mqtt`, by the policies of `--auth` (without `--auth`, always).
+    fn allowed(&self, action: &'static str) -> bool {
+        if !auth::needs_check(&self.principal) {
+            return true;
+        }
+        let config = &self.session.shared.config;
+        let arn = format!("arn:aws:sns:{}:{}:{EXCHANGE}", config.region, config.account_id);
+        let now_ms = self.session.shared.engine.clock().now_ms();
+        let request = Action { action, resource: &arn, owner: &config.account_id, now_ms };
+        auth::authorize(&self.principal, &request, None).is_ok()
     }
 
     async fn ack(&mut self, queue: Queue, handle: String) -> Result<(), End> {
@@ -619,6 +652,10 @@ impl Conn {
             if parsed.group.is_some() && sub.no_local {
                 // Spec 3.8.3.1: No Local on a shared subscription is a protocol error.
                 return Err(End::Violation(ReasonCode::PROTOCOL_ERROR, "No Local on a shared subscription".into()));
+            }
+            if !self.allowed("sns:Subscribe") {
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
             }
             let existed = self.subs.contains_key(&sub.filter);
             match self.subscribe_one(sub, &parsed, sub_id).await {

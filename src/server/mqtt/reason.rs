@@ -15,6 +15,7 @@ impl ReasonCode {
     pub const UNSUPPORTED_PROTOCOL_VERSION: ReasonCode = ReasonCode(0x84);
     pub const CLIENT_ID_NOT_VALID: ReasonCode = ReasonCode(0x85);
     pub const BAD_USER_NAME_OR_PASSWORD: ReasonCode = ReasonCode(0x86);
+    pub const NOT_AUTHORIZED: ReasonCode = ReasonCode(0x87);
     pub const SERVER_SHUTTING_DOWN: ReasonCode = ReasonCode(0x8B);
     pub const BAD_AUTH_METHOD: ReasonCode = ReasonCode(0x8C);
     pub const KEEP_ALIVE_TIMEOUT: ReasonCode = ReasonCode(0x8D);
