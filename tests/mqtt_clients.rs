@@ -53,6 +53,8 @@ fn paho_passes_the_mqtt_suite_over_tls_with_credentials_checked() {
     let credentials = files.path().join("credentials.json");
     let doc = serde_json::json!({"credentials": [
         {"access_key_id": "AKIAMQTT000000001", "secret_access_key": "mqtt-secret", "account": "000000000000", "user": "device"},
+        {"access_key_id": "AKIAMQTTREADONLY1", "secret_access_key": "reader-secret", "account": "000000000000", "user": "reader",
+         "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Subscribe", "Resource": "*"}]}},
     ]});
     std::fs::write(&credentials, doc.to_string()).unwrap();
     let args = [
@@ -77,6 +79,8 @@ fn paho_passes_the_mqtt_suite_over_tls_with_credentials_checked() {
             ("MQTT_CA", cert.as_os_str()),
             ("MQTT_USER", "AKIAMQTT000000001".as_ref()),
             ("MQTT_PASSWORD", "mqtt-secret".as_ref()),
+            ("MQTT_READER", "AKIAMQTTREADONLY1".as_ref()),
+            ("MQTT_READER_PASSWORD", "reader-secret".as_ref()),
         ],
     );
     let status = serve.signal_and_wait("TERM", Duration::from_secs(20));

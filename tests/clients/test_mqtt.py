@@ -412,6 +412,29 @@ class Authentication(unittest.TestCase):
                 self.assertIn(rc_value(rc), (4, 5, 0x86, 0x87))
 
 
+    @unittest.skipUnless(os.environ.get("MQTT_READER"), "a user allowed sns:Subscribe only")
+    def test_a_user_may_only_do_what_its_policy_allows(self):
+        reader = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=unique("r"), protocol=mqtt.MQTTv5)
+        reader.username_pw_set(os.environ["MQTT_READER"], os.environ["MQTT_READER_PASSWORD"])
+        if CA:
+            reader.tls_set(ca_certs=CA)
+        acks = queue.Queue()
+        subacks = queue.Queue()
+        connected = queue.Queue()
+        reader.on_connect = lambda *a: connected.put(True)
+        reader.on_publish = lambda c, u, mid, rc, props: acks.put(rc)
+        reader.on_subscribe = lambda c, u, mid, rcs, props: subacks.put(rcs)
+        reader.connect(HOST, PORT)
+        reader.loop_start()
+        connected.get(timeout=WAIT)
+        reader.subscribe("allowed/+", qos=1)
+        self.assertEqual([rc_value(r) for r in subacks.get(timeout=WAIT)], [1])
+        reader.publish("allowed/x", b"no", qos=1)
+        self.assertEqual(rc_value(acks.get(timeout=WAIT)), 0x87)
+        reader.disconnect()
+        reader.loop_stop()
+
+
 class ReasonCodes(unittest.TestCase):
     def test_unsubscribe_reports_per_filter(self):
         c = Peer(mqtt.MQTTv5)
