@@ -510,6 +510,81 @@ def read_all(s):
         out += chunk
 
 
+def read_packet(s):
+    """One whole packet from a raw socket: (first byte, body)."""
+    def exactly(n):
+        out = b""
+        while len(out) < n:
+            chunk = s.recv(n - len(out))
+            if not chunk:
+                raise AssertionError("connection closed")
+            out += chunk
+        return out
+
+    first = exactly(1)[0]
+    length, shift = 0, 0
+    while True:
+        b = exactly(1)[0]
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    return first, exactly(length)
+
+
+def raw_persistent(client_id):
+    body = struct.pack(">H", 4) + b"MQTT" + bytes([4, 0x00]) + struct.pack(">H", 30)
+    body += struct.pack(">H", len(client_id)) + client_id.encode()
+    s = socket.create_connection((HOST, PORT), timeout=WAIT)
+    s.sendall(bytes([0x10, len(body)]) + body)
+    first, connack = read_packet(s)
+    assert first == 0x20 and connack[1] == 0, connack
+    return s, connack[0] & 1 == 1
+
+
+@unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
+class ExactlyOnceAcrossReconnects(unittest.TestCase):
+    def test_a_released_message_gets_its_pubrel_again_and_never_its_publish(self):
+        # Spec 4.4 (3.1.1): on reconnecting with Clean Session 0 the server sends again every
+        # PUBREL not completed, with its packet identifier, and not the PUBLISH it released.
+        cid, topic = unique("eo"), unique("eot")
+        s, present = raw_persistent(cid)
+        self.assertFalse(present)
+        f = topic.encode()
+        s.sendall(bytes([0x82, 2 + 2 + len(f) + 1]) + struct.pack(">H", 1) + struct.pack(">H", len(f)) + f + b"\x02")
+        self.assertEqual(read_packet(s)[0], 0x90)
+        pub = Peer(mqtt.MQTTv311)
+        pub.connect()
+        pub.publish(topic, b"once", qos=2)
+        first, body = read_packet(s)
+        self.assertEqual(first & 0xF6, 0x34, "a QoS 2 PUBLISH")
+        tlen = struct.unpack(">H", body[:2])[0]
+        pid = body[2 + tlen:4 + tlen]
+        self.assertEqual(body[4 + tlen:], b"once")
+        s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "PUBREL")
+        s.close()  # gone before PUBCOMP
+        s, present = raw_persistent(cid)
+        self.assertTrue(present)
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "the PUBREL again, not the PUBLISH")
+        s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        s.settimeout(1.0)
+        try:
+            extra = s.recv(4096)
+        except socket.timeout:
+            extra = b""
+        self.assertEqual(extra, b"", "nothing more")
+        s.sendall(bytes([0xE0, 0]))
+        s.close()
+        pub.disconnect()
+        # End the session.
+        end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
 @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
 class Malformed(unittest.TestCase):
     def test_a_malformed_packet_closes_the_connection(self):

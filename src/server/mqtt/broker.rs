@@ -179,31 +179,60 @@ pub(crate) fn publish(engine: &Engine, m: &MqttMessage, qos2: Option<(&Queue, u1
     let targets = engine.topic(EXCHANGE)?.route_targets(&m.topic, &[], &broker_message.attributes, &m.payload);
     let mut batch = vec![Delivery { queues: targets, message: broker_message }];
     if let Some((queue, packet_id)) = qos2 {
-        let marker = crate::queue::store::BrokerMessage {
-            body: bytes::Bytes::copy_from_slice(&packet_id.to_be_bytes()),
-            attributes: Default::default(),
-        };
-        batch.push(Delivery { queues: vec![queue.clone()], message: marker });
+        batch.push(Delivery { queues: vec![queue.clone()], message: packet_id_record(packet_id) });
     }
     let counts = engine.deliver(&batch)?;
     Ok(counts.first().copied().unwrap_or(0))
 }
 
 /// The queue names a session uses.
+#[derive(Clone)]
 pub(crate) struct SessionNames {
     pub queue: String,
     pub qos2: String,
+    pub pubrel: String,
 }
 
 impl SessionNames {
     pub fn of(client_id: &str) -> SessionNames {
-        SessionNames { queue: message::session_queue(client_id), qos2: message::qos2_queue(client_id) }
+        SessionNames {
+            queue: message::session_queue(client_id),
+            qos2: message::qos2_queue(client_id),
+            pubrel: message::pubrel_queue(client_id),
+        }
+    }
+}
+
+/// A packet-id record: a message whose body is the id.
+pub(crate) fn packet_id_record(packet_id: u16) -> crate::queue::store::BrokerMessage {
+    crate::queue::store::BrokerMessage {
+        body: bytes::Bytes::copy_from_slice(&packet_id.to_be_bytes()),
+        attributes: Default::default(),
+    }
+}
+
+/// Holds every visible packet-id record of `queue`: (packet id, receipt handle). Records that
+/// are not two bytes are dropped.
+pub(crate) fn hold_records(queue: &Queue) -> Result<Vec<(u16, String)>> {
+    let mut held = Vec::new();
+    loop {
+        let got = queue.receive_held(256)?;
+        if got.is_empty() {
+            return Ok(held);
+        }
+        for m in got {
+            if let [a, b] = m.body[..] {
+                held.push((u16::from_be_bytes([a, b]), m.receipt_handle));
+            } else {
+                queue.ack(&[m.receipt_handle.as_str()])?;
+            }
+        }
     }
 }
 
 /// Deletes a session: its subscriptions (bindings), its queue and its QoS 2 state. Blocking.
 pub(crate) fn delete_session(engine: &Engine, names: &SessionNames) -> Result<()> {
-    for name in [&names.queue, &names.qos2] {
+    for name in [&names.queue, &names.qos2, &names.pubrel] {
         if engine.queue(name).is_ok() {
             engine.unbind_queue(name)?;
             match engine.delete_queue(name) {

@@ -21,6 +21,7 @@ use super::properties::{id, Properties, Value};
 use super::reason::ReasonCode;
 use super::topic::{self, SubscriptionFilter};
 use super::{CONNECT_TIMEOUT, MAX_PACKET};
+use crate::engine::Delivery;
 use crate::queue::Queue;
 use crate::server::auth::{self, Action, Principal};
 use crate::server::logging::{fields, LogLevel};
@@ -30,9 +31,18 @@ use crate::topic::{Binding, RouteFilter};
 /// Deliveries in flight to a client that sets no receive maximum (3.1.1 has none).
 const DEFAULT_WINDOW: u16 = 256;
 
-/// A session as CONNECT opens it: its queue, its QoS 2 queue, whether it existed, its
-/// bindings, and the QoS 2 packet ids received and not released (with their markers' handles).
-type OpenedSession = (Queue, Queue, bool, Vec<(String, Binding)>, Vec<(u16, String)>);
+/// A session as CONNECT opens it.
+struct OpenedSession {
+    queue: Queue,
+    qos2: Queue,
+    pubrel: Queue,
+    present: bool,
+    bindings: Vec<(String, Binding)>,
+    /// QoS 2 packet ids received and not released, with their records' handles.
+    received: Vec<(u16, String)>,
+    /// QoS 2 deliveries released and not completed, with their records' handles.
+    released: Vec<(u16, String)>,
+}
 
 /// Why the connection ends.
 enum End {
@@ -60,8 +70,9 @@ struct Sub {
 enum Out {
     /// PUBLISH QoS 1 or 2 sent; the held message (none for a retained copy).
     Sent { from: Option<(Queue, String)>, qos: QoS },
-    /// PUBREC received and the message acknowledged: waiting for PUBCOMP.
-    Released,
+    /// PUBREC received: the message left its queue for a packet-id record in the session's
+    /// `mqtt.pubrel` queue (none for a retained copy), held until PUBCOMP.
+    Released { record: Option<String> },
 }
 
 struct Conn {
@@ -74,6 +85,7 @@ struct Conn {
     names: SessionNames,
     queue: Queue,
     qos2: Queue,
+    pubrel: Queue,
     expiry: u32,
     will: Option<Will>,
     subs: HashMap<String, Sub>,
@@ -198,38 +210,27 @@ async fn accept(
     let claim = session.shared.mqtt.claim(&client_id).await;
     let names = SessionNames::of(&client_id);
     let clean = connect.clean_start;
-    let (queue_name, qos2_name) = (names.queue.clone(), names.qos2.clone());
     let transient = expiry == 0;
+    let opening = names.clone();
     let opened = session
         .shared
         .blocking(move |e| -> crate::Result<OpenedSession> {
             broker::ensure_exchange(e)?;
-            let names = SessionNames { queue: queue_name.clone(), qos2: qos2_name.clone() };
+            let names = opening;
             if clean {
                 broker::delete_session(e, &names)?;
             }
-            let (queue, existed) = broker::ensure_queue(e, &queue_name, transient)?;
-            let (qos2, _) = broker::ensure_queue(e, &qos2_name, transient)?;
+            let (queue, existed) = broker::ensure_queue(e, &names.queue, transient)?;
+            let (qos2, _) = broker::ensure_queue(e, &names.qos2, transient)?;
+            let (pubrel, _) = broker::ensure_queue(e, &names.pubrel, transient)?;
             let bindings: Vec<(String, Binding)> =
-                e.bindings(EXCHANGE)?.into_iter().filter(|(q, _)| *q == queue_name).collect();
-            let mut received = Vec::new();
-            loop {
-                let got = qos2.receive_held(256)?;
-                if got.is_empty() {
-                    break;
-                }
-                for m in got {
-                    if let [a, b] = m.body[..] {
-                        received.push((u16::from_be_bytes([a, b]), m.receipt_handle));
-                    } else {
-                        qos2.ack(&[m.receipt_handle.as_str()])?;
-                    }
-                }
-            }
-            Ok((queue, qos2, existed && !clean, bindings, received))
+                e.bindings(EXCHANGE)?.into_iter().filter(|(q, _)| *q == names.queue).collect();
+            let received = broker::hold_records(&qos2)?;
+            let released = broker::hold_records(&pubrel)?;
+            Ok(OpenedSession { queue, qos2, pubrel, present: existed && !clean, bindings, received, released })
         })
         .await;
-    let (queue, qos2, session_present, bindings, received) = match opened {
+    let OpenedSession { queue, qos2, pubrel, present: session_present, bindings, received, released } = match opened {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             session.log(LogLevel::Warn, "MQTT session could not be opened", fields!("error" => e.to_string()));
@@ -267,6 +268,7 @@ async fn accept(
         names,
         queue,
         qos2,
+        pubrel,
         expiry,
         will: connect.will,
         subs: HashMap::new(),
@@ -287,6 +289,17 @@ async fn accept(
             conn.subs.insert(binding.key.clone(), sub);
         }
     }
+    // Spec 4.4: PUBREL again, with its packet id, for every QoS 2 delivery released and not
+    // completed when the session's last connection ended.
+    for (packet_id, record) in released {
+        conn.out.insert(packet_id, Out::Released { record: Some(record) });
+        if conn.send(&Packet::PubRel(Ack::new(packet_id, ReasonCode::SUCCESS))).await.is_err() {
+            conn.finish(End::Lost).await;
+            conn.session.shared.mqtt.release(&conn.client_id, claim.connection);
+            return None;
+        }
+    }
+    conn.next_id = conn.out.keys().copied().max().unwrap_or(0);
     let stop = conn.stop_session_consumer.subscribe();
     conn.start_consumer(conn.queue.clone(), None, stop);
     Some((conn, claim))
@@ -386,8 +399,11 @@ impl Conn {
                 self.send(&Packet::PubRel(Ack::new(a.packet_id, reason))).await
             }
             Packet::PubComp(a) => {
-                if let Some(Out::Released) = self.out.get(&a.packet_id) {
-                    self.out.remove(&a.packet_id);
+                if let Some(Out::Released { .. }) = self.out.get(&a.packet_id) {
+                    if let Some(Out::Released { record: Some(record) }) = self.out.remove(&a.packet_id) {
+                        let q = self.pubrel.clone();
+                        self.ack(q, record).await?;
+                    }
                     self.window.add_permits(1);
                 }
                 Ok(())
@@ -478,14 +494,11 @@ impl Conn {
                     shared.mqtt.retain(e, &m)?;
                 }
                 let count = broker::publish(e, &m, qos2.as_ref().map(|(q, id)| (q, *id)))?;
-                let mut markers = Vec::new();
-                if let Some((q, _)) = &qos2 {
-                    for got in q.receive_held(16)? {
-                        if let [a, b] = got.body[..] {
-                            markers.push((u16::from_be_bytes([a, b]), got.receipt_handle));
-                        }
-                    }
-                }
+                // Every other record of the queue is held already: what comes is this one.
+                let markers = match &qos2 {
+                    Some((q, _)) => broker::hold_records(q)?,
+                    None => Vec::new(),
+                };
                 Ok((count, markers))
             })
             .await;
@@ -525,19 +538,38 @@ impl Conn {
         Ok(())
     }
 
-    /// PUBREC: the client has the message; it leaves the queue, PUBCOMP will end the exchange.
+    /// PUBREC: the client has the message. It leaves its queue for a packet-id record in the
+    /// session's `mqtt.pubrel` queue, in one frame, so that the PUBREL is sent again (and the
+    /// PUBLISH never) after a reconnect or a restart; PUBCOMP removes the record.
     async fn on_pubrec(&mut self, packet_id: u16) -> ReasonCode {
         match self.out.get(&packet_id) {
             Some(Out::Sent { qos: QoS::ExactlyOnce, .. }) => {}
-            Some(Out::Released) => return ReasonCode::SUCCESS,
+            Some(Out::Released { .. }) => return ReasonCode::SUCCESS,
             _ => return ReasonCode::PACKET_ID_NOT_FOUND,
         }
-        if let Some(Out::Sent { from: Some((queue, handle)), .. }) = self.out.insert(packet_id, Out::Released) {
-            if self.ack(queue, handle).await.is_err() {
-                return ReasonCode::UNSPECIFIED_ERROR;
+        let Some(Out::Sent { from, .. }) = self.out.remove(&packet_id) else { return ReasonCode::PACKET_ID_NOT_FOUND };
+        let Some((queue, handle)) = from else {
+            self.out.insert(packet_id, Out::Released { record: None });
+            return ReasonCode::SUCCESS;
+        };
+        let pubrel = self.pubrel.clone();
+        let moved = self
+            .session
+            .shared
+            .blocking(move |e| -> crate::Result<Option<String>> {
+                let delivery = Delivery { queues: vec![pubrel.clone()], message: broker::packet_id_record(packet_id) };
+                e.move_out(&queue, &handle, &delivery)?;
+                // Every other record of the queue is held already: what comes is this one.
+                Ok(broker::hold_records(&pubrel)?.into_iter().find(|(id, _)| *id == packet_id).map(|(_, h)| h))
+            })
+            .await;
+        match moved {
+            Ok(Ok(record)) => {
+                self.out.insert(packet_id, Out::Released { record });
+                ReasonCode::SUCCESS
             }
+            _ => ReasonCode::UNSPECIFIED_ERROR,
         }
-        ReasonCode::SUCCESS
     }
 
     /// Whether the connection's principal may do `action` (`sns:Publish`, `sns:Subscribe`) on
@@ -863,17 +895,21 @@ impl Conn {
         while let Ok(t) = self.taken_rx.try_recv() {
             back.push((t.queue, t.message.receipt_handle));
         }
-        for (_, out) in self.out.drain() {
-            if let Out::Sent { from: Some(from), .. } = out {
-                back.push(from);
-            }
-        }
         let markers: Vec<String> = self.received.drain().map(|(_, h)| h).collect();
         let qos2 = self.qos2.clone();
+        let mut records = Vec::new();
+        for (_, out) in std::mem::take(&mut self.out) {
+            match out {
+                Out::Sent { from: Some(from), .. } => back.push(from),
+                Out::Released { record: Some(record) } => records.push(record),
+                _ => {}
+            }
+        }
+        let pubrel = self.pubrel.clone();
         let will = if publish_will { self.will.take() } else { None };
         let client_id = self.client_id.clone();
         let delete = self.expiry == 0;
-        let names = SessionNames { queue: self.names.queue.clone(), qos2: self.names.qos2.clone() };
+        let names = self.names.clone();
         let shared = Arc::clone(&self.session.shared);
         let done = self
             .session
@@ -884,6 +920,9 @@ impl Conn {
                 }
                 if !markers.is_empty() {
                     qos2.release_to_head(&markers.iter().map(String::as_str).collect::<Vec<_>>())?;
+                }
+                if !records.is_empty() {
+                    pubrel.release_to_head(&records.iter().map(String::as_str).collect::<Vec<_>>())?;
                 }
                 if let Some(w) = will {
                     let m = MqttMessage {

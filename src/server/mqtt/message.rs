@@ -44,6 +44,11 @@ pub(crate) fn qos2_queue(client_id: &str) -> String {
     format!("mqtt.qos2.{}", digest(&[client_id]))
 }
 
+/// The queue of a client's released QoS 2 deliveries (PUBREC received, PUBCOMP not yet).
+pub(crate) fn pubrel_queue(client_id: &str) -> String {
+    format!("mqtt.pubrel.{}", digest(&[client_id]))
+}
+
 /// The queue a shared subscription's group consumes.
 pub(crate) fn shared_queue(group: &str, filter: &str) -> String {
     format!("mqtt.share.{}", digest(&[group, filter]))
