@@ -44,12 +44,7 @@ fn paho_passes_the_mqtt_suite() {
 fn paho_passes_the_mqtt_suite_over_tls_with_credentials_checked() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("a self-signed certificate");
-    let cert = files.path().join("cert.pem");
-    let key = files.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert, key) = server_support::self_signed_tls(files.path());
     let credentials = files.path().join("credentials.json");
     let doc = serde_json::json!({"credentials": [
         {"access_key_id": "AKIAMQTT000000001", "secret_access_key": "mqtt-secret", "account": "000000000000", "user": "device"},
