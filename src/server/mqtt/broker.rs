@@ -51,18 +51,25 @@ pub(crate) struct Claim {
 
 impl Broker {
     /// Takes client id `client_id` for a new connection: an older connection with the id is
-    /// asked to close, and this waits (bounded) until it has let go of the session.
-    pub async fn claim(&self, client_id: &str) -> Claim {
+    /// asked to close, and this waits until it has let go of the session (its held messages
+    /// and packet-id records), so that two connections never share a session's state. `None`
+    /// when the older one did not let go within [`super::TAKEOVER_WAIT`] (the new connection is
+    /// then refused; the older one still closes).
+    pub async fn claim(&self, client_id: &str) -> Option<Claim> {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         let (kick, kicked) = watch::channel(false);
         let (done_tx, done) = watch::channel(());
         let old = self.live.lock().insert(client_id.to_string(), Live { connection, kick, done });
         if let Some(mut old) = old {
             old.kick.send_replace(true);
-            let _ =
+            let waited =
                 tokio::time::timeout(super::TAKEOVER_WAIT, async { while old.done.changed().await.is_ok() {} }).await;
+            if waited.is_err() {
+                self.release(client_id, connection);
+                return None;
+            }
         }
-        Claim { connection, kicked, _done: done_tx }
+        Some(Claim { connection, kicked, _done: done_tx })
     }
 
     /// Lets go of a client id, unless a newer connection took it.

@@ -207,7 +207,11 @@ async fn accept(
             return None;
         }
     }
-    let claim = session.shared.mqtt.claim(&client_id).await;
+    let Some(claim) = session.shared.mqtt.claim(&client_id).await else {
+        session.log(LogLevel::Warn, "MQTT session still held by an older connection", fields!("client" => client_id));
+        let _ = write(&mut wr, &refuse(ReasonCode::SERVER_UNAVAILABLE), v).await;
+        return None;
+    };
     let names = SessionNames::of(&client_id);
     let clean = connect.clean_start;
     let transient = expiry == 0;

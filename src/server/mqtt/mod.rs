@@ -21,7 +21,7 @@ pub(crate) const MAX_PACKET: usize = crate::queue::config::MAX_MAX_MESSAGE_BYTES
 /// How long a client has to send CONNECT after the connection opens.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection taking a session over waits for the old one to let go.
-pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(30);
 
 /// Serves one MQTT connection.
 pub(crate) fn serve_connection(io: BoxedIo, session: Session) -> Pin<Box<dyn Future<Output = ()> + Send>> {

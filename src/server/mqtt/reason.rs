@@ -16,6 +16,7 @@ impl ReasonCode {
     pub const CLIENT_ID_NOT_VALID: ReasonCode = ReasonCode(0x85);
     pub const BAD_USER_NAME_OR_PASSWORD: ReasonCode = ReasonCode(0x86);
     pub const NOT_AUTHORIZED: ReasonCode = ReasonCode(0x87);
+    pub const SERVER_UNAVAILABLE: ReasonCode = ReasonCode(0x88);
     pub const SERVER_SHUTTING_DOWN: ReasonCode = ReasonCode(0x8B);
     pub const BAD_AUTH_METHOD: ReasonCode = ReasonCode(0x8C);
     pub const KEEP_ALIVE_TIMEOUT: ReasonCode = ReasonCode(0x8D);
@@ -37,7 +38,7 @@ impl ReasonCode {
             ReasonCode::SUCCESS => 0,
             ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => 1,
             ReasonCode::CLIENT_ID_NOT_VALID => 2,
-            ReasonCode::SERVER_SHUTTING_DOWN => 3,
+            ReasonCode::SERVER_UNAVAILABLE | ReasonCode::SERVER_SHUTTING_DOWN => 3,
             ReasonCode::BAD_USER_NAME_OR_PASSWORD => 4,
             _ => 5,
         }
