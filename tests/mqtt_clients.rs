@@ -153,7 +153,18 @@ fn a_kill_9_loses_no_acknowledged_publish_and_repeats_no_qos2_message() {
     serve.child.wait().unwrap();
     let acked_at_kill = read().lines().count();
     let mut serve = ServeChild::start(dir.path(), &args);
-    let status = publisher.wait().unwrap();
+    // Bounded: the publisher gives up after its own deadline; this one covers a hang.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = publisher.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = publisher.kill();
+            panic!("the publisher did not finish within 240 s of the restart:\n{}", read());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(status.success(), "publisher {status:?}");
     let lines = read();
     assert_eq!(lines.lines().last(), Some("done"), "the publisher finished after the restart:\n{lines}");

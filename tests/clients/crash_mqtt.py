@@ -24,6 +24,9 @@ PUBLISHER = "crash-publisher"
 def client(client_id):
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False)
     c.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
+    # A loaded machine may take seconds to open a session after the restart: a short CONNACK
+    # timeout would only pile up reconnects that each take the session over.
+    c.connect_timeout = 30.0
     return c
 
 
