@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod delivery_streams;
 pub mod encryption;
+mod exchanges;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -50,6 +51,7 @@ use crate::stream::{
 use crate::topic::{TopicCell, TopicEnv};
 use catalog::{Catalog, CatalogRecord};
 pub use encryption::{KeySource, RekeyReport};
+pub use exchanges::Delivery;
 use health::{FailureBook, Pass};
 pub use health::{Health, LogFailure};
 use lock::DirLock;
@@ -278,6 +280,7 @@ impl Engine {
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
         engine.resume_move_tasks();
+        engine.drop_transient()?;
         Ok(engine)
     }
 
@@ -453,8 +456,7 @@ impl Engine {
 
     /// A queue by name.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        let fifo = name.ends_with(".fifo");
-        names::validate_queue_name("queue", name, fifo)?;
+        names::validate_lookup_name("queue", name)?;
         let cell =
             self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
         Ok(Queue { store: Arc::clone(&self.inner.queues), cell })

@@ -221,13 +221,14 @@ impl Engine {
             token: None,
             pending: false,
             confirmed_authenticated: false,
+            binding: None,
         };
         def.validate()?;
         let existing = catalog
             .state()
             .topics
             .get(&topic.cell.name)
-            .and_then(|t| t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url))
+            .and_then(|t| t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url && s.binding.is_none()))
             .cloned();
         if let Some(existing) = existing {
             if !existing.same_settings(&def) {

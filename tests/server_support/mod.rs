@@ -315,3 +315,15 @@ pub fn run_client_suite(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     assert!(out.status.success(), "the client suite failed:\n{report}");
     assert!(report.contains("OK"), "{report}");
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost written into `dir`: the paths of
+/// the PEM certificate (also the CA a client trusts) and of its private key.
+pub fn self_signed_tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("a self-signed certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key.pem");
+    (cert, key)
+}

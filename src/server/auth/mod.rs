@@ -15,6 +15,7 @@
 
 pub(crate) mod credentials;
 pub(crate) mod errors;
+pub(crate) mod password;
 pub(crate) mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use hyper::http::request::Parts;
 
 use self::credentials::CredentialStore;
+pub(crate) use self::password::authenticate_password;
 use self::sigv4::{SigError, SignedRequest};
 use crate::policy::{evaluate, Context, Decision, Identity, Policy, Principal as PolicyPrincipal, Request};
 
