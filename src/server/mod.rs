@@ -38,6 +38,7 @@ pub(crate) mod metrics;
 pub(crate) mod protocols;
 pub(crate) mod route;
 pub(crate) mod sqs;
+pub(crate) mod stomp;
 pub(crate) mod tls;
 pub(crate) mod wire;
 
