@@ -61,6 +61,34 @@ pub fn validate_queue_name(kind: &'static str, name: &str, fifo: bool) -> Result
     Ok(())
 }
 
+/// Longest name of a queue or exchange declared through a broker protocol (an AMQP short
+/// string).
+pub const MAX_BROKER_NAME_LEN: usize = 255;
+
+/// Queues and exchanges declared through a broker protocol (AMQP): 1-255 printable ASCII
+/// characters without spaces (AMQP names such as `logs.info` or `amq.gen-...` have dots,
+/// which SQS names do not). Such names never reach the file system (queues live in the
+/// message log, their names in the catalog). A `.fifo` suffix is refused: it would make the
+/// queue look FIFO to SQS clients.
+pub fn validate_broker_name(kind: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_BROKER_NAME_LEN {
+        return Err(reject(kind, name, format!("must be 1 to {MAX_BROKER_NAME_LEN} characters long")));
+    }
+    if let Some(c) = name.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(reject(kind, name, format!("may contain only printable ASCII characters without spaces, not {c:?}")));
+    }
+    if name.ends_with(".fifo") {
+        return Err(reject(kind, name, "may not end in \".fifo\" (FIFO queues take no broker deliveries)"));
+    }
+    Ok(())
+}
+
+/// A name to look a queue or topic up by: an SQS-style name, or one a broker protocol
+/// declared.
+pub fn validate_lookup_name(kind: &'static str, name: &str) -> Result<()> {
+    validate_queue_name(kind, name, name.ends_with(".fifo")).or_else(|e| validate_broker_name(kind, name).map_err(|_| e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +103,19 @@ mod tests {
         for good in ["a", "clicks.v1", "A-b_c", &"z".repeat(128)] {
             validate_stream_name(good).expect(good);
         }
+    }
+
+    #[test]
+    fn broker_names_are_printable_ascii_up_to_255() {
+        for good in ["logs.info", "amq.gen-AbC_1", "a/b:c", &"n".repeat(255)] {
+            validate_broker_name("queue", good).expect(good);
+            validate_lookup_name("queue", good).expect(good);
+        }
+        for bad in ["", "a b", "tab\t", "é", &"n".repeat(256), "x.fifo", "a\0b"] {
+            assert!(validate_broker_name("queue", bad).is_err(), "{bad:?} accepted");
+        }
+        validate_lookup_name("queue", "orders.fifo").expect("an SQS FIFO name");
+        assert!(validate_lookup_name("queue", "a b").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::log::{Durability, Log, LogConfig};
 use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS};
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
-use crate::topic::{SubscriptionDef, TopicConfig};
+use crate::topic::{ExchangeDef, SubscriptionDef, TopicConfig};
 
 /// One change to the catalog, as stored (JSON, tagged by `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +86,13 @@ pub enum CatalogRecord {
         /// Its settings.
         config: TopicConfig,
     },
+    /// A topic became an exchange (AMQP's `exchange.declare`): it routes by its bindings.
+    PutExchange {
+        /// The topic's name.
+        name: String,
+        /// Its kind and lifetime.
+        exchange: ExchangeDef,
+    },
     /// A topic (and its subscriptions) was deleted.
     DeleteTopic {
         /// Its name.
@@ -142,6 +149,8 @@ pub struct TopicEntry {
     pub config: TopicConfig,
     /// Durable (queue) subscriptions, in creation order.
     pub subscriptions: Vec<SubscriptionDef>,
+    /// What makes it an exchange, if it is one.
+    pub exchange: Option<ExchangeDef>,
 }
 
 /// A queue as the catalog knows it.
@@ -274,7 +283,12 @@ impl CatalogState {
             }
             CatalogRecord::PutTopic { id, name, config } => {
                 self.next_topic_id = self.next_topic_id.max(id.saturating_add(1));
-                self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new() });
+                self.topics.insert(name, TopicEntry { id, config, subscriptions: Vec::new(), exchange: None });
+            }
+            CatalogRecord::PutExchange { name, exchange } => {
+                if let Some(topic) = self.topics.get_mut(&name) {
+                    topic.exchange = Some(exchange);
+                }
             }
             CatalogRecord::DeleteTopic { name } => {
                 self.topics.remove(&name);

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod catalog;
+mod exchanges;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -41,6 +42,7 @@ use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MA
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
 use health::{FailureBook, Pass};
+pub use exchanges::Delivery;
 pub use health::{Health, LogFailure};
 use lock::DirLock;
 
@@ -224,6 +226,7 @@ impl Engine {
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
         engine.resume_move_tasks();
+        engine.drop_transient()?;
         Ok(engine)
     }
 
@@ -385,8 +388,7 @@ impl Engine {
 
     /// A queue by name.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        let fifo = name.ends_with(".fifo");
-        names::validate_queue_name("queue", name, fifo)?;
+        names::validate_lookup_name("queue", name)?;
         let cell =
             self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
         Ok(Queue { store: Arc::clone(&self.inner.queues), cell })
@@ -453,7 +455,7 @@ impl Engine {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Result<Topic> {
-        names::validate_queue_name("topic", name, name.ends_with(".fifo"))?;
+        names::validate_lookup_name("topic", name)?;
         let cell = self
             .inner
             .topics
@@ -492,6 +494,7 @@ impl Engine {
                     filter_policy: options.filter_policy.clone(),
                     filter_body: options.filter_scope == crate::topic::FilterScope::MessageBody,
                     raw: options.raw,
+                    binding: None,
                 };
                 catalog.append(
                     CatalogRecord::Subscribe { subscription: def.clone() },

@@ -34,6 +34,7 @@ pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod listener;
 pub(crate) mod logging;
+pub(crate) mod messaging;
 pub(crate) mod metrics;
 pub(crate) mod protocols;
 pub(crate) mod route;
@@ -197,6 +198,8 @@ pub(crate) struct Shared {
     pub waiters: sqs::wait::Waiters,
     /// The keys of `--auth`, if any.
     pub credentials: Option<Arc<CredentialStore>>,
+    /// Consumers and exclusive queues of the messaging protocols' connections.
+    pub registry: messaging::Registry,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -300,6 +303,9 @@ impl Server {
         let wanted: Vec<(Protocol, Option<SocketAddr>)> =
             Protocol::ALL.iter().map(|&p| (p, config.protocol_addr(p))).collect();
         let protocols = protocols::ProtocolListeners::bind(&wanted)?;
+        if config.amqp.is_some() {
+            amqp::predeclare(&engine)?;
+        }
         let (stop_tx, _) = watch::channel(false);
         Ok(Server {
             listener,
@@ -399,6 +405,7 @@ impl Server {
             stop: self.stop_tx.subscribe(),
             waiters: sqs::wait::Waiters::default(),
             credentials: self.credentials,
+            registry: messaging::Registry::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),

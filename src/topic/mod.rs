@@ -7,8 +7,10 @@
 //! crash between "published" and "delivered" cannot exist, and no delivery cursor is needed.
 //! Deliveries complete before `publish` returns; there is no asynchronous mode.
 
+pub mod binding;
 pub mod envelope;
 pub mod filter;
+mod route;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +27,7 @@ use crate::queue::attributes::{self, from_stored, to_stored, Attributes};
 use crate::queue::dedup::digest;
 use crate::queue::store::{format_id, PublishWrite, QueueStore};
 use crate::queue::{SendEntry, SendOptions, MAX_BATCH_ENTRIES};
+pub use binding::{Binding, ExchangeDef, ExchangeKind, RouteFilter};
 pub use filter::{FilterPolicy, FilterScope};
 
 /// Largest published message (body plus attributes), as SNS: 256 KiB.
@@ -164,6 +167,10 @@ pub struct SubscriptionDef {
     pub filter_body: bool,
     /// Raw delivery.
     pub raw: bool,
+    /// An exchange's binding: the subscription takes only what its filter matches of the
+    /// routing key and headers a message is routed with ([`Topic::route_targets`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
 }
 
 enum Target {
@@ -177,10 +184,19 @@ struct Subscription {
     policy: Option<FilterPolicy>,
     raw: bool,
     filtered: AtomicU64,
+    binding: Option<Binding>,
 }
 
 impl Subscription {
+    /// A publish without routing information: routed with an empty routing key and no headers.
     fn matches(&self, attributes: &Attributes, body: &[u8]) -> bool {
+        if self.binding.as_ref().is_some_and(|b| !b.matches("", &[])) {
+            return false;
+        }
+        self.policy_matches(attributes, body)
+    }
+
+    fn policy_matches(&self, attributes: &Attributes, body: &[u8]) -> bool {
         let Some(policy) = &self.policy else { return true };
         match policy.scope() {
             FilterScope::MessageBody => policy.matches_body(body),
@@ -274,6 +290,7 @@ impl TopicCell {
             policy,
             raw: def.raw,
             filtered: AtomicU64::new(0),
+            binding: def.binding.clone(),
         }));
         Ok(())
     }
@@ -304,6 +321,7 @@ impl TopicCell {
             policy,
             raw: true,
             filtered: AtomicU64::new(0),
+            binding: None,
         }));
         Ok(())
     }
@@ -609,6 +627,7 @@ pub fn replay_into(
         policy,
         raw: def.raw,
         filtered: AtomicU64::new(0),
+        binding: def.binding.clone(),
     };
     let mut delivered = 0;
     let mut batch = Vec::new();

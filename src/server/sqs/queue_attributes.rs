@@ -477,6 +477,7 @@ mod tests {
             kms_master_key_id: None,
             kms_data_key_reuse_period_s: 300,
             sqs_managed_sse: false,
+            broker: None,
             created_ms: 0,
             last_modified_ms: 0,
             approximate_visible: 2,

@@ -140,6 +140,7 @@ fn config_of(a: &QueueAttributes) -> QueueConfig {
         kms_master_key_id: a.kms_master_key_id.clone(),
         kms_data_key_reuse_period: Duration::from_secs(a.kms_data_key_reuse_period_s),
         sqs_managed_sse: a.sqs_managed_sse,
+        broker: a.broker.clone(),
     }
 }
 
