@@ -107,9 +107,7 @@ impl Engine {
         let Some(id) = entry
             .subscriptions
             .iter()
-            .find(|s| {
-                s.queue == queue && s.binding.as_ref().is_some_and(|b| b.key == key && b.arguments == arguments)
-            })
+            .find(|s| s.queue == queue && s.binding.as_ref().is_some_and(|b| b.key == key && b.arguments == arguments))
             .map(|s| s.id.clone())
         else {
             return Ok(false);
@@ -170,7 +168,7 @@ impl Engine {
         Ok(moved.first().copied().unwrap_or(0))
     }
 
-    fn items(batch: &[Delivery]) -> Vec<Vec<(Arc<crate::queue::store::QueueCell>, BrokerMessage)>> {
+    pub(super) fn items(batch: &[Delivery]) -> Vec<Vec<(Arc<crate::queue::store::QueueCell>, BrokerMessage)>> {
         batch
             .iter()
             .map(|d| {

@@ -20,6 +20,7 @@ pub mod lock;
 mod move_tasks;
 mod queue_admin;
 pub mod tags;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +42,8 @@ use crate::queue::{Queue, QueueAttributes, QueueConfig, RedriveResult};
 use crate::stream::{Stream, StreamDescription, StreamEnv, StreamMeta, DEFAULT_MAX_RECORD_BYTES, MIN_RETENTION_MS};
 use crate::topic::{Endpoint, SubscribeOptions, SubscriptionDef, SubscriptionInfo, Topic, TopicCell, TopicConfig};
 use catalog::{Catalog, CatalogRecord};
-use health::{FailureBook, Pass};
 pub use exchanges::Delivery;
+use health::{FailureBook, Pass};
 pub use health::{Health, LogFailure};
 use lock::DirLock;
 

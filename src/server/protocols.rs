@@ -61,7 +61,8 @@ impl Protocol {
     fn handler(self) -> Option<Handler> {
         match self {
             Protocol::Amqp => Some(super::amqp::serve_connection),
-            Protocol::Mqtt | Protocol::Stomp => None,
+            Protocol::Stomp => Some(super::stomp::serve_connection),
+            Protocol::Mqtt => None,
         }
     }
 }
