@@ -75,7 +75,11 @@ pub fn validate_broker_name(kind: &'static str, name: &str) -> Result<()> {
         return Err(reject(kind, name, format!("must be 1 to {MAX_BROKER_NAME_LEN} characters long")));
     }
     if let Some(c) = name.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(reject(kind, name, format!("may contain only printable ASCII characters without spaces, not {c:?}")));
+        return Err(reject(
+            kind,
+            name,
+            format!("may contain only printable ASCII characters without spaces, not {c:?}"),
+        ));
     }
     if name.ends_with(".fifo") {
         return Err(reject(kind, name, "may not end in \".fifo\" (FIFO queues take no broker deliveries)"));
@@ -86,7 +90,8 @@ pub fn validate_broker_name(kind: &'static str, name: &str) -> Result<()> {
 /// A name to look a queue or topic up by: an SQS-style name, or one a broker protocol
 /// declared.
 pub fn validate_lookup_name(kind: &'static str, name: &str) -> Result<()> {
-    validate_queue_name(kind, name, name.ends_with(".fifo")).or_else(|e| validate_broker_name(kind, name).map_err(|_| e))
+    validate_queue_name(kind, name, name.ends_with(".fifo"))
+        .or_else(|e| validate_broker_name(kind, name).map_err(|_| e))
 }
 
 #[cfg(test)]

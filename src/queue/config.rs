@@ -112,10 +112,7 @@ pub const MAX_MESSAGE_TTL: Duration = Duration::from_millis(u32::MAX as u64);
 impl BrokerOptions {
     fn validate(&self) -> Result<()> {
         if self.message_ttl.is_some_and(|ttl| ttl > MAX_MESSAGE_TTL) {
-            return Err(Error::InvalidArgument(format!(
-                "a message TTL is at most {} ms",
-                MAX_MESSAGE_TTL.as_millis()
-            )));
+            return Err(Error::InvalidArgument(format!("a message TTL is at most {} ms", MAX_MESSAGE_TTL.as_millis())));
         }
         let key_ok = |k: &Option<String>| k.as_ref().is_none_or(|k| k.len() <= 255);
         if !key_ok(&self.dead_letter_exchange) || !key_ok(&self.dead_letter_routing_key) {

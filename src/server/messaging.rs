@@ -137,7 +137,8 @@ impl Registry {
     /// The exclusive queues of `connection` (to delete when it closes), forgotten here.
     pub fn take_owned(&self, connection: u64) -> Vec<String> {
         let mut inner = self.inner.lock();
-        let owned: Vec<String> = inner.owners.iter().filter(|(_, &c)| c == connection).map(|(q, _)| q.clone()).collect();
+        let owned: Vec<String> =
+            inner.owners.iter().filter(|(_, &c)| c == connection).map(|(q, _)| q.clone()).collect();
         for q in &owned {
             inner.owners.remove(q);
         }

@@ -62,6 +62,10 @@ pub struct ExchangeDef {
     pub internal: bool,
 }
 
+/// A headers binding's pairs: a header's name and the value's bytes (hex of the type-tagged
+/// encoding), or `None` to ask only that the header be present.
+pub type HeaderPairs = Vec<(String, Option<String>)>;
+
 /// What a binding matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,7 +82,7 @@ pub enum RouteFilter {
         /// At least one pair instead of all.
         any: bool,
         /// Name and value (hex of the value's type-tagged bytes, as the protocol encodes it).
-        pairs: Vec<(String, Option<String>)>,
+        pairs: HeaderPairs,
     },
 }
 
@@ -104,7 +108,7 @@ impl Binding {
         kind: ExchangeKind,
         key: &str,
         arguments: String,
-        headers: Option<(bool, Vec<(String, Option<String>)>)>,
+        headers: Option<(bool, HeaderPairs)>,
     ) -> Result<Binding> {
         if key.len() > MAX_KEY_LEN {
             return Err(Error::InvalidArgument(format!("a binding key has at most {MAX_KEY_LEN} bytes")));
@@ -158,9 +162,7 @@ pub fn topic_matches(pattern: &str, key: &str) -> bool {
             }
             match pattern[i] {
                 "#" => {
-                    for rest in j..=k {
-                        reach[i + 1][rest] = true;
-                    }
+                    reach[i + 1][j..].fill(true);
                 }
                 "*" => {
                     if j < k {

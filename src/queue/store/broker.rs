@@ -111,11 +111,8 @@ impl QueueStore {
         let mut skipped: Vec<usize> = Vec::new();
         for (&s, &n) in &incoming {
             let Some(limit) = guards[s].config.broker.as_ref().and_then(|b| b.max_length) else { continue };
-            let ready: Vec<u64> = guards[s]
-                .iter()
-                .filter(|(_, m)| !m.in_flight() && m.visible_at_ms <= now)
-                .map(|(k, _)| k)
-                .collect();
+            let ready: Vec<u64> =
+                guards[s].iter().filter(|(_, m)| !m.in_flight() && m.visible_at_ms <= now).map(|(k, _)| k).collect();
             let over = (ready.len() as u64 + n as u64).saturating_sub(limit);
             let from_old = over.min(ready.len() as u64) as usize;
             dropped.extend(ready[..from_old].iter().map(|&k| (s, k)));
@@ -221,9 +218,9 @@ impl QueueStore {
             let mut keys: Vec<(u64, u32)> = Vec::new();
             for receipt in verified {
                 match receipt.and_then(|r| Self::check_current(&st, r)) {
-                    Ok((_, msg)) if release && !msg.in_flight() => results.push(Err(Error::InvalidReceiptHandle(
-                        "its message is not in flight".into(),
-                    ))),
+                    Ok((_, msg)) if release && !msg.in_flight() => {
+                        results.push(Err(Error::InvalidReceiptHandle("its message is not in flight".into())))
+                    }
                     Ok((r, _)) => {
                         if !keys.iter().any(|(k, _)| *k == r.key) {
                             keys.push((r.key, r.receive_count));
@@ -280,7 +277,8 @@ impl QueueStore {
             st.iter().filter(|(_, m)| !m.in_flight() && m.visible_at_ms <= now).map(|(k, _)| k).collect();
         let mut last = 0;
         for chunk in ready.chunks(MAX_HANDLES_PER_FRAME) {
-            let records: Vec<QueueRecord> = chunk.iter().map(|&key| QueueRecord::Delete { queue: cell.id, key }).collect();
+            let records: Vec<QueueRecord> =
+                chunk.iter().map(|&key| QueueRecord::Delete { queue: cell.id, key }).collect();
             last = self.write(&records, now)?.next_seq;
             for &key in chunk {
                 st.remove(key);
@@ -307,4 +305,3 @@ impl QueueStore {
 pub fn single(cell: &Arc<QueueCell>, message: BrokerMessage) -> Vec<(Arc<QueueCell>, BrokerMessage)> {
     vec![(Arc::clone(cell), message)]
 }
-

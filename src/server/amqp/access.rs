@@ -39,6 +39,5 @@ pub async fn check(
         Resource::Exchange(name) => (format!("arn:aws:sns:{region}:{account}:{name}"), None),
     };
     let request = Action { action, resource: &arn, owner: account, now_ms: shared.engine.clock().now_ms() };
-    auth::authorize(principal, &request, policy.as_deref())
-        .map_err(|e| AmqpError::new(code::ACCESS_REFUSED, e.message))
+    auth::authorize(principal, &request, policy.as_deref()).map_err(|e| AmqpError::new(code::ACCESS_REFUSED, e.message))
 }

@@ -19,7 +19,10 @@ pub fn queue_options(
     arguments: &FieldTable,
 ) -> Result<BrokerOptions, AmqpError> {
     let bad = |arg: &str, why: &str| {
-        AmqpError::new(code::PRECONDITION_FAILED, format!("invalid arg '{arg}' for queue '{queue}' in vhost '/': {why}"))
+        AmqpError::new(
+            code::PRECONDITION_FAILED,
+            format!("invalid arg '{arg}' for queue '{queue}' in vhost '/': {why}"),
+        )
     };
     let non_negative = |arg: &str| -> Result<Option<u64>, AmqpError> {
         match arguments.get(arg) {
@@ -88,7 +91,7 @@ pub fn first_difference(existing: &BrokerOptions, wanted: &BrokerOptions) -> Opt
 /// A headers binding's filter: `x-match` (`all`, the default, or `any`; the `-with-x` forms
 /// also match `x-` headers) and the pairs to match (a void value asks for presence only). The
 /// values are compared with their types, as RabbitMQ compares them.
-pub fn headers_filter(arguments: &FieldTable) -> Result<(bool, Vec<(String, Option<String>)>), AmqpError> {
+pub fn headers_filter(arguments: &FieldTable) -> Result<(bool, crate::topic::binding::HeaderPairs), AmqpError> {
     let (any, with_x) = match arguments.get("x-match") {
         None => (false, false),
         Some(v) => match v.as_str() {

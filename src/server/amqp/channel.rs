@@ -199,7 +199,9 @@ impl Channel {
                     self.publish(batch).await
                 }
                 Command::Method(Method::ChannelClose { .. }) => return ChannelExit::ClientClosed,
-                Command::Method(m @ (Method::BasicAck { .. } | Method::BasicNack { .. } | Method::BasicReject { .. })) => {
+                Command::Method(
+                    m @ (Method::BasicAck { .. } | Method::BasicNack { .. } | Method::BasicReject { .. }),
+                ) => {
                     let batch = self.gather_settlements(m, commands);
                     self.settle_all(batch).await
                 }
@@ -239,9 +241,9 @@ impl Channel {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH * 16 {
             match commands.try_recv() {
-                Ok(Command::Method(m @ (Method::BasicAck { .. } | Method::BasicNack { .. } | Method::BasicReject { .. }))) => {
-                    batch.push(m)
-                }
+                Ok(Command::Method(
+                    m @ (Method::BasicAck { .. } | Method::BasicNack { .. } | Method::BasicReject { .. }),
+                )) => batch.push(m),
                 Ok(other) => {
                     self.stash = Some(other);
                     break;
@@ -306,7 +308,8 @@ impl Channel {
                 if !requeue {
                     return Err(AmqpError::new(code::NOT_IMPLEMENTED, "basic.recover with requeue=false"));
                 }
-                let all: Vec<Unacked> = std::mem::take(&mut self.core.deliveries.lock().await.unacked).into_values().collect();
+                let all: Vec<Unacked> =
+                    std::mem::take(&mut self.core.deliveries.lock().await.unacked).into_values().collect();
                 self.core.deliveries.lock().await.per_consumer.clear();
                 self.release(all).await?;
                 self.core.room.notify_waiters();
@@ -367,7 +370,10 @@ impl Channel {
             Method::ExchangeBind { .. } | Method::ExchangeUnbind { .. } => {
                 Err(AmqpError::new(code::NOT_IMPLEMENTED, "exchange-to-exchange bindings"))
             }
-            other => Err(AmqpError::new(code::COMMAND_INVALID, "a method a client does not send on a channel").on(other.ids())),
+            other => {
+                Err(AmqpError::new(code::COMMAND_INVALID, "a method a client does not send on a channel")
+                    .on(other.ids()))
+            }
         }
     }
 
@@ -390,7 +396,9 @@ impl Channel {
                     }
                     Ok(())
                 }
-                Err(Error::NotFound { .. }) => Err(AmqpError::new(code::NOT_FOUND, format!("no exchange '{name}' in vhost '/'"))),
+                Err(Error::NotFound { .. }) => {
+                    Err(AmqpError::new(code::NOT_FOUND, format!("no exchange '{name}' in vhost '/'")))
+                }
                 Err(e) => Err(e.into()),
             };
         }
@@ -493,14 +501,18 @@ impl Channel {
     }
 
     async fn queue_declare(&mut self, d: QueueDeclare) -> Result<(), AmqpError> {
-        let name = if d.queue.is_empty() && !d.passive { server_named("amq.gen-") } else { self.queue_name(d.queue.clone())? };
+        let name =
+            if d.queue.is_empty() && !d.passive { server_named("amq.gen-") } else { self.queue_name(d.queue.clone())? };
         if d.passive {
             self.authorize("sqs:GetQueueUrl", Resource::Queue(&name)).await?;
             let queue = self.queue(&name).await?;
             return self.declare_ok(name, queue, d.no_wait).await;
         }
         if name.starts_with("amq.") && !d.queue.is_empty() {
-            return Err(AmqpError::new(code::ACCESS_REFUSED, format!("queue name '{name}' contains reserved prefix 'amq.*'")));
+            return Err(AmqpError::new(
+                code::ACCESS_REFUSED,
+                format!("queue name '{name}' contains reserved prefix 'amq.*'"),
+            ));
         }
         let wanted = arguments::queue_options(&name, d.durable, d.exclusive, d.auto_delete, &d.arguments)?;
         self.check_owner(&name)?;
@@ -571,7 +583,8 @@ impl Channel {
         let identity = arguments::identity(&b.arguments);
         let (exchange, key) = (b.exchange.clone(), b.routing_key.clone());
         if bind {
-            let headers = if kind == ExchangeKind::Headers { Some(arguments::headers_filter(&b.arguments)?) } else { None };
+            let headers =
+                if kind == ExchangeKind::Headers { Some(arguments::headers_filter(&b.arguments)?) } else { None };
             let binding = Binding::new(kind, &b.routing_key, identity, headers)?;
             self.blocking(move |e| e.bind(&exchange, &queue, binding)).await??;
             if !b.no_wait {
@@ -595,7 +608,13 @@ impl Channel {
         Ok(())
     }
 
-    async fn queue_delete(&mut self, name: String, if_unused: bool, if_empty: bool, no_wait: bool) -> Result<(), AmqpError> {
+    async fn queue_delete(
+        &mut self,
+        name: String,
+        if_unused: bool,
+        if_empty: bool,
+        no_wait: bool,
+    ) -> Result<(), AmqpError> {
         let name = self.queue_name(name)?;
         self.authorize("sqs:DeleteQueue", Resource::Queue(&name)).await?;
         let queue = match self.queue(&name).await {
@@ -757,7 +776,9 @@ impl Channel {
             for m in batch {
                 let (tag, multiple, outcome) = match m {
                     Method::BasicAck { delivery_tag, multiple } => (delivery_tag, multiple, 0),
-                    Method::BasicNack { delivery_tag, multiple, requeue } => (delivery_tag, multiple, if requeue { 1 } else { 2 }),
+                    Method::BasicNack { delivery_tag, multiple, requeue } => {
+                        (delivery_tag, multiple, if requeue { 1 } else { 2 })
+                    }
                     Method::BasicReject { delivery_tag, requeue } => (delivery_tag, false, if requeue { 1 } else { 2 }),
                     _ => continue,
                 };
@@ -765,7 +786,9 @@ impl Channel {
                 let taken = match take(&mut d, tag, multiple) {
                     Some(t) => t,
                     None => {
-                        failure = Some(AmqpError::new(code::PRECONDITION_FAILED, format!("unknown delivery tag {tag}")).on(ids));
+                        failure = Some(
+                            AmqpError::new(code::PRECONDITION_FAILED, format!("unknown delivery tag {tag}")).on(ids),
+                        );
                         break;
                     }
                 };
@@ -866,12 +889,26 @@ impl Channel {
                 failure = Some(e);
                 break;
             }
+            // As RabbitMQ: a message may not claim to come from another user.
+            let user = &self.ctx.connection.user;
+            if let Some(claimed) = p.properties.user_id.as_ref().filter(|claimed| *claimed != user) {
+                failure = Some(AmqpError::new(
+                    code::PRECONDITION_FAILED,
+                    format!("user_id property set to '{claimed}' but authenticated user was '{user}'"),
+                ));
+                break;
+            }
             checked.push(p);
         }
         let messages: Vec<(AmqpMessage, bool)> = checked
             .into_iter()
             .map(|p| {
-                let m = AmqpMessage { exchange: p.exchange, routing_key: p.routing_key, properties: p.properties, body: p.body };
+                let m = AmqpMessage {
+                    exchange: p.exchange,
+                    routing_key: p.routing_key,
+                    properties: p.properties,
+                    body: p.body,
+                };
                 (m, p.mandatory)
             })
             .collect();
@@ -945,7 +982,8 @@ impl Channel {
                 handle.stop().await;
             }
         }
-        let unacked: Vec<Unacked> = std::mem::take(&mut self.core.deliveries.lock().await.unacked).into_values().collect();
+        let unacked: Vec<Unacked> =
+            std::mem::take(&mut self.core.deliveries.lock().await.unacked).into_values().collect();
         let _ = self.release(unacked).await;
         for (queue, exclusive) in stopped {
             self.after_consumer(&queue, exclusive).await;
@@ -955,7 +993,12 @@ impl Channel {
 
 /// The queues a message published to `exchange` with `routing_key` reaches: the default
 /// exchange routes to the queue the key names; an exchange by its bindings.
-fn route(engine: &crate::Engine, exchange: &str, routing_key: &str, message: &AmqpMessage) -> Result<Vec<Queue>, Error> {
+fn route(
+    engine: &crate::Engine,
+    exchange: &str,
+    routing_key: &str,
+    message: &AmqpMessage,
+) -> Result<Vec<Queue>, Error> {
     if exchange.is_empty() {
         return Ok(engine.queue(routing_key).ok().into_iter().collect());
     }

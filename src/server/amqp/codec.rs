@@ -429,13 +429,6 @@ impl Writer {
         self
     }
 
-    /// Raw bytes.
-    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
-        self.bits = None;
-        self.buf.put_slice(b);
-        self
-    }
-
     /// A field table.
     pub fn table(&mut self, t: &FieldTable) -> &mut Self {
         let mut inner = Writer::new();
@@ -508,10 +501,10 @@ mod tests {
         assert!(decode_frame(&bad_end, 0).is_err(), "a frame without 0xCE is a frame error");
         assert!(decode_frame(&out, 10).is_err(), "11 bytes over a frame-max of 10");
         assert!(decode_frame(&[9, 0, 0, 0, 0, 0, 0, 0xCE], 0).is_err(), "unknown type");
-        assert_eq!(decode_frame(&heartbeat(), 0).unwrap(), Decoded::Frame(
-            Frame { kind: frame_type::HEARTBEAT, channel: 0, payload: Bytes::new() },
-            8
-        ));
+        assert_eq!(
+            decode_frame(&heartbeat(), 0).unwrap(),
+            Decoded::Frame(Frame { kind: frame_type::HEARTBEAT, channel: 0, payload: Bytes::new() }, 8)
+        );
         // A size near u32::MAX with no frame-max is incomplete, not an overflow.
         assert_eq!(decode_frame(&[1, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF], 0).unwrap(), Decoded::Incomplete);
     }

@@ -45,6 +45,8 @@ pub(crate) struct ConnectionInfo {
     pub id: u64,
     /// Who it acts as.
     pub principal: crate::server::auth::Principal,
+    /// The user name it logged in with (a publish's `user-id` property must be this one).
+    pub user: String,
     /// The negotiated largest frame.
     pub frame_max: u32,
 }
@@ -181,7 +183,10 @@ async fn handshake<R: AsyncRead + Unpin>(
     };
     let frame_max = if frame_max == 0 { FRAME_MAX } else { frame_max };
     if !(MIN_FRAME_MAX..=FRAME_MAX).contains(&frame_max) {
-        return Err(AmqpError::new(code::NOT_ALLOWED, format!("frame-max {frame_max} is outside {MIN_FRAME_MAX} to {FRAME_MAX}")));
+        return Err(AmqpError::new(
+            code::NOT_ALLOWED,
+            format!("frame-max {frame_max} is outside {MIN_FRAME_MAX} to {FRAME_MAX}"),
+        ));
     }
     let channel_max = if channel_max == 0 { CHANNEL_MAX } else { channel_max.min(CHANNEL_MAX) };
     let open = loop {
@@ -198,8 +203,8 @@ async fn handshake<R: AsyncRead + Unpin>(
     }
     send(tx, 0, &Method::ConnectionOpenOk).await;
     let id = session.shared.registry.new_connection();
-    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user, "heartbeat" => heartbeat));
-    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, frame_max }, channel_max, heartbeat }))
+    session.log(LogLevel::Debug, "AMQP connection open", fields!("user" => user.clone(), "heartbeat" => heartbeat));
+    Ok(Some(Negotiated { info: ConnectionInfo { id, principal, user, frame_max }, channel_max, heartbeat }))
 }
 
 /// What the handshake settled.
@@ -359,7 +364,7 @@ impl Connection {
                     }
                 }
                 _ = ticker.tick() => {
-                    let _ = self.tx.send(Bytes::from_static(&HEARTBEAT_FRAME)).await;
+                    let _ = self.tx.send(Bytes::copy_from_slice(&codec::heartbeat())).await;
                     if !self.heartbeat.is_zero() && self.last_read.elapsed() > self.heartbeat * 2 {
                         self.session.log(LogLevel::Debug, "AMQP peer missed its heartbeats", fields!());
                         break End::Gone;
@@ -507,9 +512,9 @@ impl Connection {
             Method::ConnectionCloseOk if self.closing => Err(End::Gone),
             // A client may tell the server it is blocked; nothing to do.
             Method::ConnectionBlocked { .. } | Method::ConnectionUnblocked => Ok(()),
-            other => Err(End::Close(
-                AmqpError::new(code::COMMAND_INVALID, "unexpected method on channel 0").on(other.ids()),
-            )),
+            other => {
+                Err(End::Close(AmqpError::new(code::COMMAND_INVALID, "unexpected method on channel 0").on(other.ids())))
+            }
         }
     }
 
@@ -517,13 +522,17 @@ impl Connection {
         if let Method::ChannelOpen = method {
             if id > self.channel_max {
                 return Err(End::Close(
-                    AmqpError::new(code::CHANNEL_ERROR, format!("channel {id} is above channel-max {}", self.channel_max))
-                        .on(method.ids()),
+                    AmqpError::new(
+                        code::CHANNEL_ERROR,
+                        format!("channel {id} is above channel-max {}", self.channel_max),
+                    )
+                    .on(method.ids()),
                 ));
             }
             if self.channels.contains_key(&id) {
                 return Err(End::Close(
-                    AmqpError::new(code::CHANNEL_ERROR, format!("second 'channel.open' seen on channel {id}")).on(method.ids()),
+                    AmqpError::new(code::CHANNEL_ERROR, format!("second 'channel.open' seen on channel {id}"))
+                        .on(method.ids()),
                 ));
             }
             self.open_channel(id);
@@ -532,7 +541,8 @@ impl Connection {
         }
         let Some(handle) = self.channels.get_mut(&id) else {
             return Err(End::Close(
-                AmqpError::new(code::CHANNEL_ERROR, format!("expected 'channel.open' on channel {id}")).on(method.ids()),
+                AmqpError::new(code::CHANNEL_ERROR, format!("expected 'channel.open' on channel {id}"))
+                    .on(method.ids()),
             ));
         };
         if handle.closing {
@@ -556,13 +566,15 @@ impl Connection {
         }
         if method.has_content() {
             if !matches!(method, Method::BasicPublish { .. }) {
-                return Err(End::Close(AmqpError::new(code::COMMAND_INVALID, "clients publish, they do not deliver").on(method.ids())));
+                return Err(End::Close(
+                    AmqpError::new(code::COMMAND_INVALID, "clients publish, they do not deliver").on(method.ids()),
+                ));
             }
             handle.content = Some(PendingContent { method, header: None, body: BytesMut::new() });
             return Ok(());
         }
         let is_close = matches!(method, Method::ChannelClose { .. });
-        self.to_channel(id, Command::Method(method)).await;
+        self.forward_to_channel(id, Command::Method(method)).await;
         if is_close {
             // Nothing more goes to the channel; its task answers once its deliveries are back.
             if let Some(handle) = self.channels.get_mut(&id) {
@@ -580,7 +592,10 @@ impl Connection {
             return Ok(());
         }
         let Some(pending) = handle.content.as_mut().filter(|p| p.header.is_none()) else {
-            return Err(End::Close(AmqpError::new(code::UNEXPECTED_FRAME, "a content header without a publish before it")));
+            return Err(End::Close(AmqpError::new(
+                code::UNEXPECTED_FRAME,
+                "a content header without a publish before it",
+            )));
         };
         let header = ContentHeader::decode(payload).map_err(|e| End::Close(AmqpError::new(code::FRAME_ERROR, e.0)))?;
         if header.class_id != super::methods::class::BASIC {
@@ -639,10 +654,10 @@ impl Connection {
             properties: header.properties,
             body: pending.body.freeze(),
         };
-        self.to_channel(id, Command::Publish(Box::new(publish))).await;
+        self.forward_to_channel(id, Command::Publish(Box::new(publish))).await;
     }
 
-    async fn to_channel(&mut self, id: u16, command: Command) {
+    async fn forward_to_channel(&mut self, id: u16, command: Command) {
         let Some(inbox) = self.channels.get(&id).and_then(|h| h.inbox.clone()) else { return };
         // A channel that ended meanwhile reports it through its task's exit.
         let _ = inbox.send(command).await;
@@ -664,12 +679,12 @@ impl Connection {
     }
 }
 
-const HEARTBEAT_FRAME: [u8; 8] = [frame_type::HEARTBEAT, 0, 0, 0, 0, 0, 0, codec::FRAME_END];
-
 fn method_error(e: super::methods::MethodError) -> AmqpError {
     use super::methods::MethodError;
     match e {
-        MethodError::UnknownClass(c, m) => AmqpError::new(code::NOT_IMPLEMENTED, format!("unknown class {c}")).on((c, m)),
+        MethodError::UnknownClass(c, m) => {
+            AmqpError::new(code::NOT_IMPLEMENTED, format!("unknown class {c}")).on((c, m))
+        }
         MethodError::UnknownMethod(c, m) => {
             AmqpError::new(code::NOT_IMPLEMENTED, format!("unknown method {m} of class {c}")).on((c, m))
         }

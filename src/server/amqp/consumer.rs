@@ -113,7 +113,14 @@ async fn consume(
 }
 
 /// Sends what was taken; false if the channel closed meanwhile (then it goes back).
-async fn deliver(core: &Arc<Core>, queue: &Queue, name: &str, tag: &Arc<str>, no_ack: bool, got: Vec<ReceivedMessage>) -> bool {
+async fn deliver(
+    core: &Arc<Core>,
+    queue: &Queue,
+    name: &str,
+    tag: &Arc<str>,
+    no_ack: bool,
+    got: Vec<ReceivedMessage>,
+) -> bool {
     let mut d = core.deliveries.lock().await;
     if d.closed {
         drop(d);

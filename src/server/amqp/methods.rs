@@ -7,22 +7,10 @@ use bytes::Bytes;
 
 use super::codec::{CodecError, FieldTable, Reader, Writer};
 
-/// Class ids.
+/// Class ids (the methods' own are in [`Method::ids`]).
 pub mod class {
-    /// connection
-    pub const CONNECTION: u16 = 10;
-    /// channel
-    pub const CHANNEL: u16 = 20;
-    /// exchange
-    pub const EXCHANGE: u16 = 40;
-    /// queue
-    pub const QUEUE: u16 = 50;
-    /// basic
+    /// basic: the one class with content.
     pub const BASIC: u16 = 60;
-    /// confirm (RabbitMQ's extension)
-    pub const CONFIRM: u16 = 85;
-    /// tx
-    pub const TX: u16 = 90;
 }
 
 /// `exchange.declare` arguments.
@@ -85,61 +73,180 @@ pub struct Delivery {
 #[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
-    ConnectionStart { version_major: u8, version_minor: u8, server_properties: FieldTable, mechanisms: Bytes, locales: Bytes },
-    ConnectionStartOk { client_properties: FieldTable, mechanism: String, response: Bytes, locale: String },
-    ConnectionSecure { challenge: Bytes },
-    ConnectionSecureOk { response: Bytes },
-    ConnectionTune { channel_max: u16, frame_max: u32, heartbeat: u16 },
-    ConnectionTuneOk { channel_max: u16, frame_max: u32, heartbeat: u16 },
-    ConnectionOpen { virtual_host: String },
+    ConnectionStart {
+        version_major: u8,
+        version_minor: u8,
+        server_properties: FieldTable,
+        mechanisms: Bytes,
+        locales: Bytes,
+    },
+    ConnectionStartOk {
+        client_properties: FieldTable,
+        mechanism: String,
+        response: Bytes,
+        locale: String,
+    },
+    ConnectionSecure {
+        challenge: Bytes,
+    },
+    ConnectionSecureOk {
+        response: Bytes,
+    },
+    ConnectionTune {
+        channel_max: u16,
+        frame_max: u32,
+        heartbeat: u16,
+    },
+    ConnectionTuneOk {
+        channel_max: u16,
+        frame_max: u32,
+        heartbeat: u16,
+    },
+    ConnectionOpen {
+        virtual_host: String,
+    },
     ConnectionOpenOk,
-    ConnectionClose { reply_code: u16, reply_text: String, class_id: u16, method_id: u16 },
+    ConnectionClose {
+        reply_code: u16,
+        reply_text: String,
+        class_id: u16,
+        method_id: u16,
+    },
     ConnectionCloseOk,
-    ConnectionBlocked { reason: String },
+    ConnectionBlocked {
+        reason: String,
+    },
     ConnectionUnblocked,
     ChannelOpen,
     ChannelOpenOk,
-    ChannelFlow { active: bool },
-    ChannelFlowOk { active: bool },
-    ChannelClose { reply_code: u16, reply_text: String, class_id: u16, method_id: u16 },
+    ChannelFlow {
+        active: bool,
+    },
+    ChannelFlowOk {
+        active: bool,
+    },
+    ChannelClose {
+        reply_code: u16,
+        reply_text: String,
+        class_id: u16,
+        method_id: u16,
+    },
     ChannelCloseOk,
     ExchangeDeclare(ExchangeDeclare),
     ExchangeDeclareOk,
-    ExchangeDelete { exchange: String, if_unused: bool, no_wait: bool },
+    ExchangeDelete {
+        exchange: String,
+        if_unused: bool,
+        no_wait: bool,
+    },
     ExchangeDeleteOk,
-    ExchangeBind { destination: String, source: String, routing_key: String, no_wait: bool, arguments: FieldTable },
+    ExchangeBind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        no_wait: bool,
+        arguments: FieldTable,
+    },
     ExchangeBindOk,
-    ExchangeUnbind { destination: String, source: String, routing_key: String, no_wait: bool, arguments: FieldTable },
+    ExchangeUnbind {
+        destination: String,
+        source: String,
+        routing_key: String,
+        no_wait: bool,
+        arguments: FieldTable,
+    },
     ExchangeUnbindOk,
     QueueDeclare(QueueDeclare),
-    QueueDeclareOk { queue: String, message_count: u32, consumer_count: u32 },
+    QueueDeclareOk {
+        queue: String,
+        message_count: u32,
+        consumer_count: u32,
+    },
     QueueBind(QueueBind),
     QueueBindOk,
-    QueuePurge { queue: String, no_wait: bool },
-    QueuePurgeOk { message_count: u32 },
-    QueueDelete { queue: String, if_unused: bool, if_empty: bool, no_wait: bool },
-    QueueDeleteOk { message_count: u32 },
+    QueuePurge {
+        queue: String,
+        no_wait: bool,
+    },
+    QueuePurgeOk {
+        message_count: u32,
+    },
+    QueueDelete {
+        queue: String,
+        if_unused: bool,
+        if_empty: bool,
+        no_wait: bool,
+    },
+    QueueDeleteOk {
+        message_count: u32,
+    },
     QueueUnbind(QueueBind),
     QueueUnbindOk,
-    BasicQos { prefetch_size: u32, prefetch_count: u16, global: bool },
+    BasicQos {
+        prefetch_size: u32,
+        prefetch_count: u16,
+        global: bool,
+    },
     BasicQosOk,
     BasicConsume(BasicConsume),
-    BasicConsumeOk { consumer_tag: String },
-    BasicCancel { consumer_tag: String, no_wait: bool },
-    BasicCancelOk { consumer_tag: String },
-    BasicPublish { exchange: String, routing_key: String, mandatory: bool, immediate: bool },
-    BasicReturn { reply_code: u16, reply_text: String, exchange: String, routing_key: String },
-    BasicDeliver { consumer_tag: String, delivery: Delivery },
-    BasicGet { queue: String, no_ack: bool },
-    BasicGetOk { delivery: Delivery, message_count: u32 },
+    BasicConsumeOk {
+        consumer_tag: String,
+    },
+    BasicCancel {
+        consumer_tag: String,
+        no_wait: bool,
+    },
+    BasicCancelOk {
+        consumer_tag: String,
+    },
+    BasicPublish {
+        exchange: String,
+        routing_key: String,
+        mandatory: bool,
+        immediate: bool,
+    },
+    BasicReturn {
+        reply_code: u16,
+        reply_text: String,
+        exchange: String,
+        routing_key: String,
+    },
+    BasicDeliver {
+        consumer_tag: String,
+        delivery: Delivery,
+    },
+    BasicGet {
+        queue: String,
+        no_ack: bool,
+    },
+    BasicGetOk {
+        delivery: Delivery,
+        message_count: u32,
+    },
     BasicGetEmpty,
-    BasicAck { delivery_tag: u64, multiple: bool },
-    BasicReject { delivery_tag: u64, requeue: bool },
-    BasicRecoverAsync { requeue: bool },
-    BasicRecover { requeue: bool },
+    BasicAck {
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    BasicReject {
+        delivery_tag: u64,
+        requeue: bool,
+    },
+    BasicRecoverAsync {
+        requeue: bool,
+    },
+    BasicRecover {
+        requeue: bool,
+    },
     BasicRecoverOk,
-    BasicNack { delivery_tag: u64, multiple: bool, requeue: bool },
-    ConfirmSelect { no_wait: bool },
+    BasicNack {
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    ConfirmSelect {
+        no_wait: bool,
+    },
     ConfirmSelectOk,
     TxSelect,
     TxSelectOk,
@@ -239,7 +346,13 @@ impl Method {
 
     /// True for methods that carry content (a header and body frames follow).
     pub fn has_content(&self) -> bool {
-        matches!(self, Method::BasicPublish { .. } | Method::BasicReturn { .. } | Method::BasicDeliver { .. } | Method::BasicGetOk { .. })
+        matches!(
+            self,
+            Method::BasicPublish { .. }
+                | Method::BasicReturn { .. }
+                | Method::BasicDeliver { .. }
+                | Method::BasicGetOk { .. }
+        )
     }
 
     /// Decodes a method frame's payload.
@@ -275,7 +388,8 @@ impl Method {
             ConnectionSecureOk { response } => {
                 w.longstr(response);
             }
-            ConnectionTune { channel_max, frame_max, heartbeat } | ConnectionTuneOk { channel_max, frame_max, heartbeat } => {
+            ConnectionTune { channel_max, frame_max, heartbeat }
+            | ConnectionTuneOk { channel_max, frame_max, heartbeat } => {
                 w.u16(*channel_max).u32(*frame_max).u16(*heartbeat);
             }
             ConnectionOpen { virtual_host } => {
@@ -321,7 +435,12 @@ impl Method {
                 w.shortstr(queue).u32(*message_count).u32(*consumer_count);
             }
             QueueBind(b) => {
-                w.u16(0).shortstr(&b.queue).shortstr(&b.exchange).shortstr(&b.routing_key).bit(b.no_wait).table(&b.arguments);
+                w.u16(0)
+                    .shortstr(&b.queue)
+                    .shortstr(&b.exchange)
+                    .shortstr(&b.routing_key)
+                    .bit(b.no_wait)
+                    .table(&b.arguments);
             }
             QueueUnbind(b) => {
                 w.u16(0).shortstr(&b.queue).shortstr(&b.exchange).shortstr(&b.routing_key).table(&b.arguments);
@@ -391,7 +510,6 @@ impl Method {
         w.finish()
     }
 }
-
 
 fn decode_args(class: u16, method: u16, r: &mut Reader<'_>) -> Result<Option<Method>, CodecError> {
     use Method::*;
@@ -486,8 +604,17 @@ fn decode_args(class: u16, method: u16, r: &mut Reader<'_>) -> Result<Option<Met
         (50, 10) => {
             r.u16()?;
             let queue = r.shortstr()?;
-            let (passive, durable, exclusive, auto_delete, no_wait) = (r.bit()?, r.bit()?, r.bit()?, r.bit()?, r.bit()?);
-            QueueDeclare(self::QueueDeclare { queue, passive, durable, exclusive, auto_delete, no_wait, arguments: r.table()? })
+            let (passive, durable, exclusive, auto_delete, no_wait) =
+                (r.bit()?, r.bit()?, r.bit()?, r.bit()?, r.bit()?);
+            QueueDeclare(self::QueueDeclare {
+                queue,
+                passive,
+                durable,
+                exclusive,
+                auto_delete,
+                no_wait,
+                arguments: r.table()?,
+            })
         }
         (50, 11) => QueueDeclareOk { queue: r.shortstr()?, message_count: r.u32()?, consumer_count: r.u32()? },
         (50, 20) => {
@@ -528,14 +655,27 @@ fn decode_args(class: u16, method: u16, r: &mut Reader<'_>) -> Result<Option<Met
             r.u16()?;
             let (queue, consumer_tag) = (r.shortstr()?, r.shortstr()?);
             let (no_local, no_ack, exclusive, no_wait) = (r.bit()?, r.bit()?, r.bit()?, r.bit()?);
-            BasicConsume(self::BasicConsume { queue, consumer_tag, no_local, no_ack, exclusive, no_wait, arguments: r.table()? })
+            BasicConsume(self::BasicConsume {
+                queue,
+                consumer_tag,
+                no_local,
+                no_ack,
+                exclusive,
+                no_wait,
+                arguments: r.table()?,
+            })
         }
         (60, 21) => BasicConsumeOk { consumer_tag: r.shortstr()? },
         (60, 30) => BasicCancel { consumer_tag: r.shortstr()?, no_wait: r.bit()? },
         (60, 31) => BasicCancelOk { consumer_tag: r.shortstr()? },
         (60, 40) => {
             r.u16()?;
-            BasicPublish { exchange: r.shortstr()?, routing_key: r.shortstr()?, mandatory: r.bit()?, immediate: r.bit()? }
+            BasicPublish {
+                exchange: r.shortstr()?,
+                routing_key: r.shortstr()?,
+                mandatory: r.bit()?,
+                immediate: r.bit()?,
+            }
         }
         (60, 50) => BasicReturn {
             reply_code: r.u16()?,
@@ -545,14 +685,24 @@ fn decode_args(class: u16, method: u16, r: &mut Reader<'_>) -> Result<Option<Met
         },
         (60, 60) => BasicDeliver {
             consumer_tag: r.shortstr()?,
-            delivery: Delivery { delivery_tag: r.u64()?, redelivered: r.bit()?, exchange: r.shortstr()?, routing_key: r.shortstr()? },
+            delivery: Delivery {
+                delivery_tag: r.u64()?,
+                redelivered: r.bit()?,
+                exchange: r.shortstr()?,
+                routing_key: r.shortstr()?,
+            },
         },
         (60, 70) => {
             r.u16()?;
             BasicGet { queue: r.shortstr()?, no_ack: r.bit()? }
         }
         (60, 71) => BasicGetOk {
-            delivery: Delivery { delivery_tag: r.u64()?, redelivered: r.bit()?, exchange: r.shortstr()?, routing_key: r.shortstr()? },
+            delivery: Delivery {
+                delivery_tag: r.u64()?,
+                redelivered: r.bit()?,
+                exchange: r.shortstr()?,
+                routing_key: r.shortstr()?,
+            },
             message_count: r.u32()?,
         },
         (60, 72) => {
@@ -590,7 +740,8 @@ mod tests {
         use Method::*;
         let mut args = FieldTable::default();
         args.insert("x-message-ttl", FieldValue::I32(1000));
-        let delivery = Delivery { delivery_tag: 7, redelivered: true, exchange: "ex".into(), routing_key: "a.b".into() };
+        let delivery =
+            Delivery { delivery_tag: 7, redelivered: true, exchange: "ex".into(), routing_key: "a.b".into() };
         vec![
             ConnectionStart {
                 version_major: 0,
@@ -599,7 +750,12 @@ mod tests {
                 mechanisms: Bytes::from_static(b"PLAIN"),
                 locales: Bytes::from_static(b"en_US"),
             },
-            ConnectionStartOk { client_properties: args.clone(), mechanism: "PLAIN".into(), response: Bytes::from_static(b"\0u\0p"), locale: "en_US".into() },
+            ConnectionStartOk {
+                client_properties: args.clone(),
+                mechanism: "PLAIN".into(),
+                response: Bytes::from_static(b"\0u\0p"),
+                locale: "en_US".into(),
+            },
             ConnectionSecure { challenge: Bytes::from_static(b"c") },
             ConnectionSecureOk { response: Bytes::from_static(b"r") },
             ConnectionTune { channel_max: 2047, frame_max: 131072, heartbeat: 60 },
@@ -616,32 +772,81 @@ mod tests {
             ChannelFlowOk { active: true },
             ChannelClose { reply_code: 404, reply_text: "NOT_FOUND".into(), class_id: 50, method_id: 10 },
             ChannelCloseOk,
-            ExchangeDeclare(self::ExchangeDeclare { exchange: "logs".into(), kind: "topic".into(), durable: true, internal: true, arguments: args.clone(), ..Default::default() }),
+            ExchangeDeclare(self::ExchangeDeclare {
+                exchange: "logs".into(),
+                kind: "topic".into(),
+                durable: true,
+                internal: true,
+                arguments: args.clone(),
+                ..Default::default()
+            }),
             ExchangeDeclareOk,
             ExchangeDelete { exchange: "logs".into(), if_unused: true, no_wait: false },
             ExchangeDeleteOk,
-            ExchangeBind { destination: "d".into(), source: "s".into(), routing_key: "k".into(), no_wait: true, arguments: args.clone() },
+            ExchangeBind {
+                destination: "d".into(),
+                source: "s".into(),
+                routing_key: "k".into(),
+                no_wait: true,
+                arguments: args.clone(),
+            },
             ExchangeBindOk,
-            ExchangeUnbind { destination: "d".into(), source: "s".into(), routing_key: "k".into(), no_wait: false, arguments: FieldTable::default() },
+            ExchangeUnbind {
+                destination: "d".into(),
+                source: "s".into(),
+                routing_key: "k".into(),
+                no_wait: false,
+                arguments: FieldTable::default(),
+            },
             ExchangeUnbindOk,
-            QueueDeclare(self::QueueDeclare { queue: "q".into(), durable: true, exclusive: true, no_wait: true, arguments: args.clone(), ..Default::default() }),
+            QueueDeclare(self::QueueDeclare {
+                queue: "q".into(),
+                durable: true,
+                exclusive: true,
+                no_wait: true,
+                arguments: args.clone(),
+                ..Default::default()
+            }),
             QueueDeclareOk { queue: "q".into(), message_count: 3, consumer_count: 1 },
-            QueueBind(self::QueueBind { queue: "q".into(), exchange: "e".into(), routing_key: "#".into(), no_wait: false, arguments: args.clone() }),
+            QueueBind(self::QueueBind {
+                queue: "q".into(),
+                exchange: "e".into(),
+                routing_key: "#".into(),
+                no_wait: false,
+                arguments: args.clone(),
+            }),
             QueueBindOk,
             QueuePurge { queue: "q".into(), no_wait: false },
             QueuePurgeOk { message_count: 9 },
             QueueDelete { queue: "q".into(), if_unused: false, if_empty: true, no_wait: false },
             QueueDeleteOk { message_count: 2 },
-            QueueUnbind(self::QueueBind { queue: "q".into(), exchange: "e".into(), routing_key: "k".into(), no_wait: false, arguments: FieldTable::default() }),
+            QueueUnbind(self::QueueBind {
+                queue: "q".into(),
+                exchange: "e".into(),
+                routing_key: "k".into(),
+                no_wait: false,
+                arguments: FieldTable::default(),
+            }),
             QueueUnbindOk,
             BasicQos { prefetch_size: 0, prefetch_count: 10, global: true },
             BasicQosOk,
-            BasicConsume(self::BasicConsume { queue: "q".into(), consumer_tag: "c1".into(), no_ack: true, exclusive: true, ..Default::default() }),
+            BasicConsume(self::BasicConsume {
+                queue: "q".into(),
+                consumer_tag: "c1".into(),
+                no_ack: true,
+                exclusive: true,
+                ..Default::default()
+            }),
             BasicConsumeOk { consumer_tag: "c1".into() },
             BasicCancel { consumer_tag: "c1".into(), no_wait: true },
             BasicCancelOk { consumer_tag: "c1".into() },
             BasicPublish { exchange: "".into(), routing_key: "q".into(), mandatory: true, immediate: false },
-            BasicReturn { reply_code: 312, reply_text: "NO_ROUTE".into(), exchange: "e".into(), routing_key: "k".into() },
+            BasicReturn {
+                reply_code: 312,
+                reply_text: "NO_ROUTE".into(),
+                exchange: "e".into(),
+                routing_key: "k".into(),
+            },
             BasicDeliver { consumer_tag: "c1".into(), delivery: delivery.clone() },
             BasicGet { queue: "q".into(), no_ack: false },
             BasicGetOk { delivery, message_count: 4 },
@@ -682,17 +887,32 @@ mod tests {
     #[test]
     fn layouts_follow_the_spec() {
         // basic.publish: class 60, method 40, reserved short, exchange, routing key, bits.
-        let publish = Method::BasicPublish { exchange: "e".into(), routing_key: "rk".into(), mandatory: true, immediate: false };
+        let publish =
+            Method::BasicPublish { exchange: "e".into(), routing_key: "rk".into(), mandatory: true, immediate: false };
         assert_eq!(&publish.encode()[..], &[0, 60, 0, 40, 0, 0, 1, b'e', 2, b'r', b'k', 0b01]);
         // basic.ack: tag as a long long, multiple bit.
-        assert_eq!(&Method::BasicAck { delivery_tag: 2, multiple: true }.encode()[..], &[0, 60, 0, 80, 0, 0, 0, 0, 0, 0, 0, 2, 1]);
+        assert_eq!(
+            &Method::BasicAck { delivery_tag: 2, multiple: true }.encode()[..],
+            &[0, 60, 0, 80, 0, 0, 0, 0, 0, 0, 0, 2, 1]
+        );
         // queue.declare: passive, durable, exclusive, auto-delete, no-wait packed in one octet.
-        let declare = Method::QueueDeclare(QueueDeclare { queue: "q".into(), durable: true, auto_delete: true, ..Default::default() });
+        let declare = Method::QueueDeclare(QueueDeclare {
+            queue: "q".into(),
+            durable: true,
+            auto_delete: true,
+            ..Default::default()
+        });
         assert_eq!(&declare.encode()[..], &[0, 50, 0, 10, 0, 0, 1, b'q', 0b1010, 0, 0, 0, 0]);
         assert_eq!(Method::decode(&[0, 99, 0, 1]), Err(MethodError::UnknownClass(99, 1)));
         assert_eq!(Method::decode(&[0, 60, 0, 99]), Err(MethodError::UnknownMethod(60, 99)));
         assert!(matches!(Method::decode(&[0, 60]), Err(MethodError::Syntax(60, 0, _))));
-        assert!(Method::BasicPublish { exchange: String::new(), routing_key: String::new(), mandatory: false, immediate: false }.has_content());
+        assert!(Method::BasicPublish {
+            exchange: String::new(),
+            routing_key: String::new(),
+            mandatory: false,
+            immediate: false
+        }
+        .has_content());
         assert!(!Method::BasicAck { delivery_tag: 1, multiple: false }.has_content());
     }
 }

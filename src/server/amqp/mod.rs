@@ -78,7 +78,11 @@ impl Outbox {
 
     /// The frames of a method with content.
     pub fn content_bytes(&self, channel: u16, method: &Method, properties: &BasicProperties, body: &[u8]) -> Bytes {
-        let header = ContentHeader { class_id: methods::class::BASIC, body_size: body.len() as u64, properties: properties.clone() };
+        let header = ContentHeader {
+            class_id: methods::class::BASIC,
+            body_size: body.len() as u64,
+            properties: properties.clone(),
+        };
         let mut out = BytesMut::with_capacity(body.len() + 256);
         encode_frame(&mut out, frame_type::METHOD, channel, &method.encode());
         encode_frame(&mut out, frame_type::HEADER, channel, &header.encode());
