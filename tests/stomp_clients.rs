@@ -44,17 +44,10 @@ fn stomp_py_passes_the_conformance_suite_and_meets_pika_on_the_same_queues() {
 fn the_suite_passes_over_tls_with_credentials_checked() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("a self-signed certificate");
-    let cert = files.path().join("cert.pem");
-    let key = files.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let credentials = files.path().join("credentials.json");
-    let doc = json!({"credentials": [
-        {"access_key_id": "AKIASTOMP00000001", "secret_access_key": "stomp-secret", "account": "000000000000", "user": "admin"},
-    ]});
-    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let (cert, key, credentials) = server_support::tls_and_credentials(
+        files.path(),
+        json!([{"access_key_id": "AKIASTOMP00000001", "secret_access_key": "stomp-secret", "account": "000000000000", "user": "admin"}]),
+    );
     let args = [
         "--log-level",
         "warn",

@@ -61,5 +61,5 @@ while True:
 PY
 
 cd "$here"
-WEIR_STOMP="127.0.0.1:$stomp_port" WEIR_AMQP="127.0.0.1:$amqp_port" WEIR_STOMP_CHECKS_CREDENTIALS=1 \
+WEIR_STOMP="127.0.0.1:$stomp_port" WEIR_AMQP="127.0.0.1:$amqp_port" WEIR_STOMP_CHECKS_CREDENTIALS=1 WEIR_STOMP_REFERENCE=rabbitmq \
     "$python" -m unittest -v "${@:-test_stomp}"

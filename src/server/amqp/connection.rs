@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use super::methods::Method;
 use super::properties::ContentHeader;
 use super::Outbox;
 use crate::server::logging::{fields, LogLevel};
-use crate::server::protocols::{stopped, BoxedIo, Session};
+use crate::server::protocols::{stopped, write_loop, BoxedIo, Session};
 
 /// Highest channel number offered.
 pub const CHANNEL_MAX: u16 = 2047;
@@ -88,24 +88,6 @@ pub(crate) async fn run(io: BoxedIo, session: Session) {
     }
     drop(tx);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, writing).await;
-}
-
-async fn write_loop(mut writer: WriteHalf<BoxedIo>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(chunk) = rx.recv().await {
-        if writer.write_all(&chunk).await.is_err() {
-            return;
-        }
-        // Write what else is waiting before one flush.
-        while let Ok(more) = rx.try_recv() {
-            if writer.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, channel: u16, method: &Method) {

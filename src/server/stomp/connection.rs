@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -25,7 +25,7 @@ use crate::queue::store::BrokerMessage;
 use crate::queue::{BrokerOptions, QueueConfig};
 use crate::server::auth::Principal;
 use crate::server::logging::{fields, LogLevel};
-use crate::server::protocols::{stopped, BoxedIo, Session};
+use crate::server::protocols::{stopped, write_loop, BoxedIo, Session};
 use crate::topic::{Binding, ExchangeKind};
 
 /// How long a client has to send CONNECT.
@@ -80,24 +80,6 @@ pub(crate) async fn run(io: BoxedIo, session: Session) {
     }
     drop(tx);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, writing).await;
-}
-
-async fn write_loop(mut writer: WriteHalf<BoxedIo>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(chunk) = rx.recv().await {
-        if writer.write_all(&chunk).await.is_err() {
-            return;
-        }
-        // Write what else is waiting before one flush.
-        while let Ok(more) = rx.try_recv() {
-            if writer.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 async fn send_raw(tx: &mpsc::Sender<Bytes>, frame: &Frame, version: Version) {

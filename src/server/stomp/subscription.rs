@@ -14,9 +14,8 @@ use super::codec::{self, Command, Frame, Version};
 use super::deliveries::{Deliveries, Unacked};
 use super::destination::Destination;
 use super::{message, StompError};
-use crate::error::Error;
 use crate::queue::{Queue, ReceivedMessage};
-use crate::server::messaging::{wait_for_change, Woken};
+use crate::server::messaging::{take_held, Taken};
 use crate::server::Shared;
 
 /// Most messages taken from the queue at once.
@@ -134,30 +133,11 @@ async fn consume(link: Arc<Link>, spec: Spec, queue: Queue, mut stopped: watch::
             }
             (spec.prefetch - outstanding).min(MAX_TAKE)
         };
-        let q = queue.clone();
-        let taken = link
-            .shared
-            .blocking(move |_| {
-                let changed = q.changed();
-                q.receive_held(room).map(|got| (got, changed))
-            })
-            .await;
-        let (got, changed) = match taken {
-            Ok(Ok(pair)) => pair,
+        let got = match take_held(&link.shared, &queue, room, &mut stopped).await {
+            Taken::Messages(got) => got,
             // The queue is gone: the subscription ends (nothing more can come).
-            Ok(Err(Error::NotFound { .. })) | Err(_) => return,
-            Ok(Err(_)) => {
-                // A storage failure: try again later rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
+            Taken::Gone | Taken::Cancelled => return,
         };
-        if got.is_empty() {
-            if wait_for_change(&link.shared, &queue, changed, &mut stopped).await == Woken::Cancelled {
-                return;
-            }
-            continue;
-        }
         if !deliver(&link, &spec, &destination, &queue, got).await {
             return;
         }
