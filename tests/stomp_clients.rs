@@ -220,3 +220,22 @@ fn a_kill_9_keeps_unacked_and_committed_work_and_nothing_acknowledged_comes_back
         "unacknowledged and committed messages stay; acknowledged and uncommitted ones do not"
     );
 }
+
+#[test]
+fn a_connection_past_its_transaction_limit_gets_an_error_and_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = ServeChild::start(dir.path(), &["--log-level", "warn", "--stomp", "127.0.0.1:0"]);
+    let mut c = Raw::connect(&listener(&serve, "stomp"));
+    for i in 0..64 {
+        c.send("BEGIN", &[("transaction", &format!("t{i}"))], b"");
+    }
+    c.confirmed("SEND", &[("destination", "/queue/limits")], b"still fine", "r0");
+    c.send("BEGIN", &[("transaction", "one-too-many"), ("receipt", "r1")], b"");
+    let error = c.next();
+    assert_eq!((error.command.as_str(), error.header("message")), ("ERROR", Some("too many transactions")));
+    assert_eq!(error.header("receipt-id"), Some("r1"));
+    let mut rest = Vec::new();
+    assert_eq!(c.stream.read_to_end(&mut rest).expect("the server closes the connection"), 0);
+    let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+}

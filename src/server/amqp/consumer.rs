@@ -80,6 +80,7 @@ async fn consume(
         };
         let got = match take_held(&core.shared, &queue, room, &mut stopped).await {
             Taken::Messages(got) => got,
+            Taken::Again => continue,
             Taken::Cancelled => return,
             Taken::Gone => {
                 // The queue is gone: tell the client (consumer_cancel_notify).

@@ -36,6 +36,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const OUTBOX_DEPTH: usize = 256;
 /// Shortest heart-beat interval the server sends or expects, in milliseconds.
 const MIN_HEARTBEAT_MS: u64 = 1000;
+/// Most subscriptions one connection may have.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+/// Most transactions one connection may have open.
+const MAX_TRANSACTIONS: usize = 64;
+/// Most body bytes the SENDs of one transaction may hold until COMMIT (they wait in memory).
+const MAX_TRANSACTION_BYTES: usize = 64 << 20;
+/// Most ACKs, NACKs and SENDs of one transaction.
+const MAX_TRANSACTION_FRAMES: usize = 100_000;
 /// The versions served, for the ERROR of a failed negotiation.
 const SUPPORTED: &str = "1.0,1.1,1.2";
 
@@ -202,6 +210,24 @@ struct Transaction {
     sends: Vec<(Destination, BrokerMessage)>,
     acks: Vec<(u64, Unacked)>,
     nacks: Vec<(u64, Unacked)>,
+    /// Body bytes of `sends`.
+    bytes: usize,
+}
+
+impl Transaction {
+    /// Refuses a transaction grown past what a connection may keep in memory.
+    fn check_size(&self) -> Result<(), StompError> {
+        let frames = self.sends.len() + self.acks.len() + self.nacks.len();
+        if self.bytes > MAX_TRANSACTION_BYTES || frames > MAX_TRANSACTION_FRAMES {
+            return Err(StompError::new(
+                "transaction too large",
+                format!(
+                    "a transaction holds at most {MAX_TRANSACTION_FRAMES} frames and {MAX_TRANSACTION_BYTES} bytes of bodies until COMMIT"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why the connection's loop ended.
@@ -319,8 +345,10 @@ impl Connection {
         destination::authorize(&self.link.shared, &self.principal, &destination, true).await?;
         let message = message::from_send(frame);
         if let Some(tx) = frame.header("transaction") {
-            self.transaction(tx)?.sends.push((destination, message));
-            return Ok(());
+            let tx = self.transaction(tx)?;
+            tx.bytes = tx.bytes.saturating_add(message.body.len());
+            tx.sends.push((destination, message));
+            return tx.check_size();
         }
         self.link.shared.blocking(move |e| destination::send(e, &destination, message)).await?
     }
@@ -347,6 +375,12 @@ impl Connection {
         let id = self.subscription_id(frame)?;
         if self.subscriptions.contains_key(&id) {
             return Err(StompError::new("duplicate subscription", format!("subscription {id:?} exists already")));
+        }
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+            return Err(StompError::new(
+                "too many subscriptions",
+                format!("a connection has at most {MAX_SUBSCRIPTIONS} subscriptions"),
+            ));
         }
         let destination = Destination::parse(required(frame, "destination")?)?;
         let mode = AckMode::parse(frame.header("ack"))?;
@@ -426,7 +460,7 @@ impl Connection {
         if let Some(tx) = frame.header("transaction") {
             let tx = self.transaction(tx)?;
             if ack { &mut tx.acks } else { &mut tx.nacks }.extend(taken);
-            return Ok(());
+            return tx.check_size();
         }
         let result = if ack { acknowledge(&self.link, taken).await } else { release(&self.link, taken).await };
         self.link.room.notify_waiters();
@@ -437,6 +471,12 @@ impl Connection {
         let name = required(frame, "transaction")?;
         if self.transactions.contains_key(name) {
             return Err(StompError::new("duplicate transaction", format!("transaction {name:?} has begun already")));
+        }
+        if self.transactions.len() >= MAX_TRANSACTIONS {
+            return Err(StompError::new(
+                "too many transactions",
+                format!("a connection has at most {MAX_TRANSACTIONS} transactions open"),
+            ));
         }
         self.transactions.insert(name.to_string(), Transaction::default());
         Ok(())
@@ -449,7 +489,7 @@ impl Connection {
         let Some(tx) = self.transactions.remove(name) else {
             return Err(StompError::new("unknown transaction", format!("no transaction {name:?} has begun")));
         };
-        let Transaction { sends, acks, nacks } = tx;
+        let Transaction { sends, acks, nacks, .. } = tx;
         let handles: Vec<_> = acks.iter().map(|(_, u)| (u.queue.clone(), u.handle.clone())).collect();
         let committed = self
             .link

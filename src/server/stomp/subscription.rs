@@ -135,6 +135,7 @@ async fn consume(link: Arc<Link>, spec: Spec, queue: Queue, mut stopped: watch::
         };
         let got = match take_held(&link.shared, &queue, room, &mut stopped).await {
             Taken::Messages(got) => got,
+            Taken::Again => continue,
             // The queue is gone: the subscription ends (nothing more can come).
             Taken::Gone | Taken::Cancelled => return,
         };
@@ -157,27 +158,48 @@ async fn deliver(link: &Link, spec: &Spec, destination: &str, queue: &Queue, got
             .await;
         return false;
     }
-    let mut acks = Vec::new();
+    let auto = spec.mode == AckMode::Auto;
+    // Auto mode: sent ones are acknowledged; ones the connection never took go back.
+    let (mut acks, mut unsent) = (Vec::new(), Vec::new());
+    let mut connected = true;
     for m in got {
-        let unacked = (spec.mode != AckMode::Auto).then(|| Unacked {
+        if !connected && auto {
+            unsent.push(m.receipt_handle);
+            continue;
+        }
+        // Client modes: registered even when the connection is gone, so its end releases it.
+        let unacked = (!auto).then(|| Unacked {
             subscription: Arc::clone(&spec.id),
             cumulative: spec.mode == AckMode::Client,
             queue: queue.clone(),
             handle: m.receipt_handle.clone(),
         });
-        if spec.mode == AckMode::Auto {
-            acks.push(m.receipt_handle.clone());
-        }
         let ack_id = d.register(unacked);
         let frame = message_frame(spec, destination, ack_id, link.version, &m);
-        link.send(&frame).await;
+        connected = connected && link.send(&frame).await;
+        if auto {
+            if connected { &mut acks } else { &mut unsent }.push(m.receipt_handle);
+        }
     }
     drop(d);
-    if !acks.is_empty() {
+    for (handles, ack) in [(acks, true), (unsent, false)] {
+        if handles.is_empty() {
+            continue;
+        }
         let q = queue.clone();
-        let _ = link.shared.blocking(move |_| q.ack(&acks.iter().map(String::as_str).collect::<Vec<_>>())).await;
+        let _ = link
+            .shared
+            .blocking(move |_| {
+                let refs: Vec<&str> = handles.iter().map(String::as_str).collect();
+                if ack {
+                    q.ack(&refs)
+                } else {
+                    q.release_to_head(&refs)
+                }
+            })
+            .await;
     }
-    true
+    connected
 }
 
 /// The MESSAGE frame of a delivery: the server's headers, then the message's own.
