@@ -32,6 +32,8 @@ use crate::topic::{Binding, ExchangeKind};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the last frames may take to reach the client when the connection ends.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing connection reads (and drops) what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 /// Frames queued for the writer before senders wait.
 const OUTBOX_DEPTH: usize = 256;
 /// Shortest heart-beat interval the server sends or expects, in milliseconds.
@@ -88,6 +90,18 @@ pub(crate) async fn run(io: BoxedIo, session: Session) {
     }
     drop(tx);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, writing).await;
+    // A lingering close: the writer has sent everything (an ERROR too) and shut its side, so
+    // read and drop what the client still sends until it closes. Closing a socket with unread
+    // input resets the connection, and a reset can cost the client the ERROR it was sent.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = vec![0u8; 16 << 10];
+        while let Ok(n) = reader.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send_raw(tx: &mpsc::Sender<Bytes>, frame: &Frame, version: Version) {
