@@ -318,8 +318,10 @@ impl Connection {
     }
 
     async fn serve<R: AsyncRead + Unpin>(&mut self, reader: &mut R, buf: &mut BytesMut) {
+        // Heartbeats at half the negotiated interval, the first after one interval (not at
+        // once); none at all when the peer turned them off.
         let beat = if self.heartbeat.is_zero() { Duration::from_secs(3600) } else { self.heartbeat / 2 };
-        let mut ticker = tokio::time::interval(beat);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         let mut stop = self.session.stop.clone();
         let end = loop {
             // Frames already read first.
@@ -346,8 +348,11 @@ impl Connection {
                     }
                 }
                 _ = ticker.tick() => {
+                    if self.heartbeat.is_zero() {
+                        continue;
+                    }
                     let _ = self.tx.send(Bytes::copy_from_slice(&codec::heartbeat())).await;
-                    if !self.heartbeat.is_zero() && self.last_read.elapsed() > self.heartbeat * 2 {
+                    if self.last_read.elapsed() > self.heartbeat * 2 {
                         self.session.log(LogLevel::Debug, "AMQP peer missed its heartbeats", fields!());
                         break End::Gone;
                     }
