@@ -387,11 +387,19 @@ impl Engine {
         self.inner.queues.names()
     }
 
-    /// A queue by name.
+    /// A queue by name. A name SQS's rules refuse is still found if a broker protocol declared
+    /// a queue of that name ([`names::validate_broker_name`]); otherwise it is the name's error.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        names::validate_lookup_name("queue", name)?;
-        let cell =
-            self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
+        let cell = match names::validate_lookup_name("queue", name) {
+            Ok(()) if names::validate_queue_name("queue", name, name.ends_with(".fifo")).is_ok() => {
+                self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?
+            }
+            Ok(()) => match self.inner.queues.cell(name) {
+                Some(cell) => cell,
+                None => return Err(names::validate_queue_name("queue", name, name.ends_with(".fifo")).unwrap_err()),
+            },
+            Err(e) => return Err(e),
+        };
         Ok(Queue { store: Arc::clone(&self.inner.queues), cell })
     }
 
@@ -457,13 +465,15 @@ impl Engine {
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Result<Topic> {
         names::validate_lookup_name("topic", name)?;
-        let cell = self
-            .inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound { kind: "topic", name: name.to_string() })?;
+        let found = self.inner.topics.read().get(name).cloned();
+        let cell = match found {
+            Some(cell) => cell,
+            // A name only a broker may declare, and no such exchange: the SQS-style name's error.
+            None => match names::validate_queue_name("topic", name, name.ends_with(".fifo")) {
+                Ok(()) => return Err(Error::NotFound { kind: "topic", name: name.to_string() }),
+                Err(e) => return Err(e),
+            },
+        };
         Ok(Topic { store: Arc::clone(&self.inner.queues), cell })
     }
 
