@@ -182,7 +182,7 @@ impl Engine {
         Ok(moved.first().copied().unwrap_or(0))
     }
 
-    fn items(batch: &[Delivery]) -> Vec<Vec<(Arc<crate::queue::store::QueueCell>, BrokerMessage)>> {
+    pub(super) fn items(batch: &[Delivery]) -> Vec<Vec<(Arc<crate::queue::store::QueueCell>, BrokerMessage)>> {
         batch
             .iter()
             .map(|d| {

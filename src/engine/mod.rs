@@ -26,6 +26,7 @@ mod stream_admin;
 pub mod tags;
 pub mod tokens;
 mod topic_admin;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -454,11 +455,10 @@ impl Engine {
         self.inner.queues.names()
     }
 
-    /// A queue by name.
+    /// A queue by name. A name SQS's rules refuse is still found if a broker protocol declared
+    /// a queue of that name ([`names::validate_broker_name`]); otherwise it is the name's error.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        names::validate_lookup_name("queue", name)?;
-        let cell =
-            self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
+        let cell = names::find_named("queue", name, || self.inner.queues.cell(name))?;
         Ok(Queue { store: Arc::clone(&self.inner.queues), cell })
     }
 

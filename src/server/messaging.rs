@@ -48,6 +48,56 @@ pub(crate) async fn wait_for_change(
     }
 }
 
+/// What [`take_held`] came back with.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// Messages, held until acknowledged or released.
+    Messages(Vec<crate::queue::ReceivedMessage>),
+    /// None now, and the wait for a change is over: work out the room again and take again.
+    Again,
+    /// The queue is gone: the consumer ends.
+    Gone,
+    /// The consumer was cancelled (or the server stops).
+    Cancelled,
+}
+
+/// One round of a consumer: takes up to `max` messages of `queue` as held deliveries, or, if
+/// there are none, waits ([`wait_for_change`]: no thread waits) until some may have come or
+/// `cancel` turns true. A storage failure is tried again after a pause rather than in a spin.
+pub(crate) async fn take_held(
+    shared: &std::sync::Arc<Shared>,
+    queue: &Queue,
+    max: usize,
+    cancel: &mut watch::Receiver<bool>,
+) -> Taken {
+    if *cancel.borrow() {
+        return Taken::Cancelled;
+    }
+    let q = queue.clone();
+    let taken = shared
+        .blocking(move |_| {
+            // Made before the receive, so a message sent right after it still wakes the wait.
+            let changed = q.changed();
+            q.receive_held(max).map(|got| (got, changed))
+        })
+        .await;
+    match taken {
+        Ok(Ok((got, _))) if !got.is_empty() => Taken::Messages(got),
+        Ok(Ok((_, changed))) => match wait_for_change(shared, queue, changed, cancel).await {
+            Woken::Cancelled => Taken::Cancelled,
+            Woken::Look => Taken::Again,
+        },
+        Ok(Err(crate::Error::NotFound { .. })) | Err(_) => Taken::Gone,
+        Ok(Err(_)) => {
+            tokio::time::sleep(STORAGE_RETRY).await;
+            Taken::Again
+        }
+    }
+}
+
+/// Pause before a consumer tries its queue again after a storage failure.
+const STORAGE_RETRY: Duration = Duration::from_millis(100);
+
 /// Consumers and exclusive owners of queues, across every connection of every protocol.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {

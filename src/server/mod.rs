@@ -48,6 +48,7 @@ pub(crate) mod protocols;
 pub(crate) mod route;
 pub(crate) mod sns;
 pub(crate) mod sqs;
+pub(crate) mod stomp;
 pub(crate) mod tls;
 pub(crate) mod wire;
 

@@ -22,9 +22,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -62,7 +63,7 @@ impl Protocol {
         match self {
             Protocol::Amqp => Some(super::amqp::serve_connection),
             Protocol::Mqtt => Some(super::mqtt::serve_connection),
-            Protocol::Stomp => None,
+            Protocol::Stomp => Some(super::stomp::serve_connection),
         }
     }
 }
@@ -170,6 +171,28 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// Writes what a session queues on its outbox to the connection, writing what else waits
+/// before each flush, until every sender is gone (then shuts the stream down) or a write fails.
+/// Sessions write through it so that their tasks (a connection's, its consumers') never hold
+/// the stream.
+pub(crate) async fn write_loop(mut writer: WriteHalf<BoxedIo>, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(chunk) = rx.recv().await {
+        if writer.write_all(&chunk).await.is_err() {
+            return;
+        }
+        // Write what else is waiting before one flush.
+        while let Ok(more) = rx.try_recv() {
+            if writer.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
 }
 
 /// How long to wait before accepting again after `accept` failed (out of descriptors).

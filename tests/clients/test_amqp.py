@@ -28,6 +28,9 @@ USER = os.environ.get("WEIR_AMQP_USER", "guest")
 PASSWORD = os.environ.get("WEIR_AMQP_PASSWORD", "guest")
 # With a CA file, AMQP is TLS on the same port (weir with --tls-cert) and the endpoint HTTPS.
 CA = os.environ.get("WEIR_CA")
+# Set by rabbitmq-reference.sh: where RabbitMQ's behaviour is allowed to differ in a detail
+# the specification leaves open.
+REFERENCE = os.environ.get("WEIR_AMQP_REFERENCE")
 
 # Reply codes of the 0-9-1 specification.
 NOT_FOUND = 404
@@ -86,6 +89,12 @@ class Base(unittest.TestCase):
     def queue(self, **kw):
         return self.ch.queue_declare("", exclusive=True, **kw).method.queue
 
+    def wait_for(self, condition, seconds=5.0):
+        """Processes events until `condition()` holds or the deadline passes."""
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            self.conn.process_data_events(time_limit=0.05)
+
     def assert_channel_closed(self, code, fn):
         with self.assertRaises(ChannelClosedByBroker) as caught:
             fn()
@@ -120,20 +129,34 @@ class Connection(unittest.TestCase):
     def test_a_wrong_protocol_header_is_answered_with_the_supported_one(self):
         with socket.create_connection((HOST, PORT), timeout=5) as s:
             s.sendall(b"AMQP\x00\x00\x08\x00")
-            self.assertEqual(recv_exact(s, 8), b"AMQP\x00\x00\x09\x01")
-            self.assertEqual(s.recv(1), b"", "the server closes the socket")
+            try:
+                self.assertEqual(recv_exact(s, 8), b"AMQP\x00\x00\x09\x01")
+                self.assertEqual(s.recv(1), b"", "the server closes the socket")
+            except ConnectionResetError:
+                # RabbitMQ writes the header and resets at once, which may discard the header
+                # before it is read; weir closes in order.
+                self.assertTrue(REFERENCE, "weir answers the header, then closes")
 
     @unittest.skipIf(CA, "a raw socket speaks plain TCP")
     def test_a_frame_without_its_end_octet_is_a_frame_error(self):
         with socket.create_connection((HOST, PORT), timeout=5) as s:
-            s.sendall(b"AMQP\x00\x00\x09\x01")
+            raw_open(s)
+            # A heartbeat frame whose end octet is 0x00 instead of 0xCE.
+            s.sendall(struct.pack(">BHI", 8, 0, 0) + b"\x00")
             kind, channel, payload = read_frame(s)
-            self.assertEqual((kind, channel, payload[:4]), (1, 0, struct.pack(">HH", 10, 10)))  # connection.start
-            # connection.start-ok, but the frame ends in 0x00 instead of 0xCE.
-            s.sendall(struct.pack(">BHI", 1, 0, 4) + struct.pack(">HH", 10, 11) + b"\x00")
+            self.assertEqual((kind, channel, payload[:4]), (1, 0, struct.pack(">HH", 10, 50)), "connection.close")
+            self.assertEqual(struct.unpack(">H", payload[4:6])[0], FRAME_ERROR)
+
+    @unittest.skipIf(CA, "a raw socket speaks plain TCP")
+    def test_a_method_on_an_unopened_channel_is_a_channel_error(self):
+        with socket.create_connection((HOST, PORT), timeout=5) as s:
+            raw_open(s)
+            # queue.declare on channel 5, never opened.
+            args = struct.pack(">H", 0) + short_str("q") + b"\x00" + struct.pack(">I", 0)
+            send_method(s, 5, 50, 10, args)
             kind, channel, payload = read_frame(s)
             self.assertEqual(payload[:4], struct.pack(">HH", 10, 50), "connection.close")
-            self.assertEqual(struct.unpack(">H", payload[4:6])[0], FRAME_ERROR)
+            self.assertEqual(struct.unpack(">H", payload[4:6])[0], CHANNEL_ERROR)
 
     def test_many_channels_and_reopening_a_closed_one(self):
         conn = pika.BlockingConnection(params())
@@ -263,6 +286,7 @@ class Queues(Base):
 
     def test_declare_ok_counts_messages_and_consumers(self):
         q = self.queue()
+        self.ch.confirm_delivery()  # counted once confirmed
         for i in range(3):
             self.ch.basic_publish("", q, b"x")
         ok = self.ch.queue_declare(q, passive=True).method
@@ -311,7 +335,8 @@ class Queues(Base):
             self.ch.queue_delete(q)
 
     def test_message_ttl_expires_messages(self):
-        q = self.queue(arguments={"x-message-ttl": 200})
+        q = self.queue(arguments={"x-message-ttl": 1000})
+        self.ch.confirm_delivery()
         self.ch.basic_publish("", q, b"short-lived")
         ok = self.ch.queue_declare(q, passive=True).method
         self.assertEqual(ok.message_count, 1)
@@ -491,10 +516,12 @@ class Consuming(Base):
         self.ch.basic_qos(prefetch_count=3)
         held = []
         self.ch.basic_consume(q, lambda ch, m, p, b: held.append(m))
-        self.conn.process_data_events(time_limit=1)
+        self.wait_for(lambda: len(held) >= 3)
+        self.conn.process_data_events(time_limit=0.5)
         self.assertEqual(len(held), 3, "three unacknowledged at most")
         self.ch.basic_ack(held[0].delivery_tag)
-        self.conn.process_data_events(time_limit=1)
+        self.wait_for(lambda: len(held) >= 4)
+        self.conn.process_data_events(time_limit=0.5)
         self.assertEqual(len(held), 4, "one ack lets one more through")
 
     def test_cancel_stops_deliveries_and_consumers_wake_on_publish(self):
@@ -606,6 +633,37 @@ def recv_exact(s, n):
             raise EOFError(f"closed after {len(out)} of {n} bytes")
         out += chunk
     return out
+
+
+def short_str(text):
+    data = text.encode()
+    return struct.pack(">B", len(data)) + data
+
+
+def long_str(data):
+    return struct.pack(">I", len(data)) + data
+
+
+def send_method(s, channel, class_id, method_id, args):
+    payload = struct.pack(">HH", class_id, method_id) + args
+    s.sendall(struct.pack(">BHI", 1, channel, len(payload)) + payload + b"\xce")
+
+
+def raw_open(s):
+    """The handshake by hand, without heartbeats: start, start-ok, tune, tune-ok, open."""
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    _, _, start = read_frame(s)
+    assert start[:4] == struct.pack(">HH", 10, 10), start[:4]
+    response = b"\x00" + USER.encode() + b"\x00" + PASSWORD.encode()
+    send_method(s, 0, 10, 11, struct.pack(">I", 0) + short_str("PLAIN") + long_str(response) + short_str("en_US"))
+    _, _, tune = read_frame(s)
+    assert tune[:4] == struct.pack(">HH", 10, 30), tune[:4]
+    # The server's channel-max and frame-max (asking for more is refused), no heartbeats.
+    channel_max, frame_max, _heartbeat = struct.unpack(">HIH", tune[4:12])
+    send_method(s, 0, 10, 31, struct.pack(">HIH", channel_max, frame_max, 0))
+    send_method(s, 0, 10, 40, short_str("/") + short_str("") + b"\x00")
+    _, _, open_ok = read_frame(s)
+    assert open_ok[:4] == struct.pack(">HH", 10, 41), open_ok[:4]
 
 
 def read_frame(s):

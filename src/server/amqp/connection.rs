@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use super::methods::Method;
 use super::properties::ContentHeader;
 use super::Outbox;
 use crate::server::logging::{fields, LogLevel};
-use crate::server::protocols::{stopped, BoxedIo, Session};
+use crate::server::protocols::{stopped, write_loop, BoxedIo, Session};
 
 /// Highest channel number offered.
 pub const CHANNEL_MAX: u16 = 2047;
@@ -88,24 +88,6 @@ pub(crate) async fn run(io: BoxedIo, session: Session) {
     }
     drop(tx);
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, writing).await;
-}
-
-async fn write_loop(mut writer: WriteHalf<BoxedIo>, mut rx: mpsc::Receiver<Bytes>) {
-    while let Some(chunk) = rx.recv().await {
-        if writer.write_all(&chunk).await.is_err() {
-            return;
-        }
-        // Write what else is waiting before one flush.
-        while let Ok(more) = rx.try_recv() {
-            if writer.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, channel: u16, method: &Method) {
@@ -336,8 +318,10 @@ impl Connection {
     }
 
     async fn serve<R: AsyncRead + Unpin>(&mut self, reader: &mut R, buf: &mut BytesMut) {
+        // Heartbeats at half the negotiated interval, the first after one interval (not at
+        // once); none at all when the peer turned them off.
         let beat = if self.heartbeat.is_zero() { Duration::from_secs(3600) } else { self.heartbeat / 2 };
-        let mut ticker = tokio::time::interval(beat);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         let mut stop = self.session.stop.clone();
         let end = loop {
             // Frames already read first.
@@ -364,8 +348,11 @@ impl Connection {
                     }
                 }
                 _ = ticker.tick() => {
+                    if self.heartbeat.is_zero() {
+                        continue;
+                    }
                     let _ = self.tx.send(Bytes::copy_from_slice(&codec::heartbeat())).await;
-                    if !self.heartbeat.is_zero() && self.last_read.elapsed() > self.heartbeat * 2 {
+                    if self.last_read.elapsed() > self.heartbeat * 2 {
                         self.session.log(LogLevel::Debug, "AMQP peer missed its heartbeats", fields!());
                         break End::Gone;
                     }

@@ -11,9 +11,8 @@ use tokio::task::JoinHandle;
 use super::channel::{release_all, Core, Unacked};
 use super::message::AmqpMessage;
 use super::methods::{Delivery, Method};
-use crate::error::Error;
 use crate::queue::{Queue, ReceivedMessage};
-use crate::server::messaging::{wait_for_change, Woken};
+use crate::server::messaging::{take_held, Taken};
 
 /// Most messages taken from the queue at once.
 const MAX_TAKE: u32 = 64;
@@ -79,33 +78,16 @@ async fn consume(
             }
             room.min(MAX_TAKE) as usize
         };
-        let q = queue.clone();
-        let taken = core
-            .shared
-            .blocking(move |_| {
-                let changed = q.changed();
-                q.receive_held(room).map(|got| (got, changed))
-            })
-            .await;
-        let (got, changed) = match taken {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(Error::NotFound { .. })) | Err(_) => {
+        let got = match take_held(&core.shared, &queue, room, &mut stopped).await {
+            Taken::Messages(got) => got,
+            Taken::Again => continue,
+            Taken::Cancelled => return,
+            Taken::Gone => {
                 // The queue is gone: tell the client (consumer_cancel_notify).
                 cancelled_by_server(&core, &tag).await;
                 return;
             }
-            Ok(Err(_)) => {
-                // A storage failure: try again later rather than spin.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
         };
-        if got.is_empty() {
-            if wait_for_change(&core.shared, &queue, changed, &mut stopped).await == Woken::Cancelled {
-                return;
-            }
-            continue;
-        }
         if !deliver(&core, &queue, &name, &tag, no_ack, got).await {
             return;
         }

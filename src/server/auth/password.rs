@@ -18,13 +18,7 @@ pub(crate) fn authenticate_password(
 ) -> Result<Principal, AuthError> {
     let source_ip = Some(peer.ip());
     let Some(store) = settings.store else {
-        return Ok(Principal {
-            account_id: settings.account_id.to_string(),
-            user: None,
-            access: Access::Open,
-            source_ip,
-            secure,
-        });
+        return Ok(Principal::open(settings.account_id, source_ip, secure));
     };
     let credentials = store.current();
     let refused =
