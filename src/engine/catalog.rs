@@ -327,7 +327,10 @@ impl CatalogState {
                         existing.attributes = attributes;
                     }
                     _ => {
-                        self.topics.insert(name, TopicEntry { id, config, attributes, subscriptions: Vec::new(), exchange: None });
+                        self.topics.insert(
+                            name,
+                            TopicEntry { id, config, attributes, subscriptions: Vec::new(), exchange: None },
+                        );
                     }
                 }
             }

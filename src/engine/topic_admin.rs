@@ -221,7 +221,9 @@ impl Engine {
             .state()
             .topics
             .get(&topic.cell.name)
-            .and_then(|t| t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url && s.binding.is_none()))
+            .and_then(|t| {
+                t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url && s.binding.is_none())
+            })
             .cloned();
         if let Some(existing) = existing {
             if !existing.same_settings(&def) {

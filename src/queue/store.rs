@@ -7,9 +7,9 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod broker;
 mod hand_over;
 mod index_dump;
-mod broker;
 mod move_messages;
 mod snapshot;
 mod snapshot_load;

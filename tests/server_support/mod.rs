@@ -334,6 +334,7 @@ pub fn self_signed_tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 pub fn tls_and_credentials(dir: &Path, credentials: Value) -> (PathBuf, PathBuf, PathBuf) {
     let (cert, key) = self_signed_tls(dir);
     let file = dir.join("credentials.json");
-    std::fs::write(&file, serde_json::json!({ "credentials": credentials }).to_string()).expect("write credentials.json");
+    std::fs::write(&file, serde_json::json!({ "credentials": credentials }).to_string())
+        .expect("write credentials.json");
     (cert, key, file)
 }
