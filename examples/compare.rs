@@ -5,7 +5,10 @@
 //! 2. **the physical limit**: the same bytes written with plain `write` + `fdatasync`, the same
 //!    batching and thread count, no engine (for reads: a plain sequential read of the same files);
 //! 3. **SQLite** (rusqlite, bundled): WAL, `synchronous=FULL` for durable rows and `OFF` for
-//!    buffered ones, one connection per thread, `busy_timeout`, `BEGIN IMMEDIATE` for writes.
+//!    buffered ones; every write goes through one writer connection that group-commits what
+//!    waits, readers have their own connections.
+//!
+//! A baseline whose rounds differ by more than 2 x is reported as unstable and gives no ratio.
 //!
 //! ```text
 //! cargo run --release --example compare -- [--quick] [--json FILE] [--only NAME[,NAME]]
@@ -16,6 +19,8 @@
 
 #[path = "compare/common.rs"]
 mod common;
+#[path = "compare/harness.rs"]
+mod harness;
 #[path = "compare/http_connection.rs"]
 mod http_connection;
 #[path = "compare/kinesis_http.rs"]
@@ -32,6 +37,8 @@ mod sqs_http;
 mod stream;
 #[path = "compare/topic.rs"]
 mod topic;
+#[path = "compare/weir_side.rs"]
+mod weir_side;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -40,7 +47,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use common::{fmt_rate, Ctx, Row, Target};
-use queue::Cycle;
+use weir_side::Cycle;
 
 #[derive(Parser, Debug)]
 #[command(about = "weir against the physical limit and SQLite, workload by workload")]
@@ -66,10 +73,6 @@ struct Args {
     /// Run only these systems (comma-separated: weir, limit, sqlite), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
-    /// Experiment: serialize SQLite write transactions on an in-process mutex instead of
-    /// letting SQLite's busy handler arbitrate (not the configuration BENCHMARKS.md reports).
-    #[arg(long)]
-    sqlite_serialize: bool,
     #[arg(long, hide = true)]
     child: Option<String>,
     #[arg(long, hide = true)]
@@ -119,7 +122,6 @@ fn main() {
             std::process::exit(2);
         }
     }
-    common::SQLITE_SERIALIZE.store(args.sqlite_serialize, std::sync::atomic::Ordering::Relaxed);
     let tmp_root = args.tmp.clone().unwrap_or_else(|| PathBuf::from("target/compare-tmp"));
     std::fs::create_dir_all(&tmp_root)
         .unwrap_or_else(|e| panic!("cannot create the temporary root {}: {e}", tmp_root.display()));
@@ -229,8 +231,22 @@ fn verdict(pass: Option<bool>) -> &'static str {
     }
 }
 
-fn ratio(r: Option<f64>) -> String {
-    r.map_or("-".into(), |r| if r >= 10.0 { format!("{r:.1}x") } else { format!("{r:.2}x") })
+/// The row's verdict; `UNSTABLE` when a baseline its target needs varied more than 2 x.
+fn row_verdict(r: &Row, rows: &[Row]) -> &'static str {
+    if r.unstable_baseline() {
+        "UNSTABLE"
+    } else {
+        verdict(r.pass(rows))
+    }
+}
+
+/// A ratio, or `unstable` when its baseline's rounds varied more than 2 x.
+fn ratio(r: Option<f64>, unstable: bool) -> String {
+    if unstable {
+        "unstable".into()
+    } else {
+        common::fmt_ratio(r)
+    }
 }
 
 fn print_table(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total: Duration) {
@@ -250,10 +266,10 @@ fn print_table(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total
             weir,
             r.m.limit.map_or("-".into(), fmt_rate),
             r.m.sqlite.map_or("-".into(), fmt_rate),
-            ratio(r.ratio_limit()),
-            ratio(r.ratio_sqlite()),
+            ratio(r.ratio_limit(), r.m.limit_unstable()),
+            ratio(r.ratio_sqlite(), r.m.sqlite_unstable()),
             r.target_text(),
-            verdict(r.pass(rows)),
+            row_verdict(r, rows),
         );
     }
     for m in memory {
@@ -277,6 +293,15 @@ fn print_table(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total
     println!("notes:");
     for r in rows.iter().filter(|r| !r.note.is_empty()) {
         println!("  {:<22} {}", r.name, r.note);
+    }
+    for r in rows {
+        for (what, unstable, spread) in
+            [("limit", r.m.limit_unstable(), r.m.limit_spread), ("SQLite", r.m.sqlite_unstable(), r.m.sqlite_spread)]
+        {
+            if unstable {
+                println!("  {:<22} {what}'s rounds differ by {spread:.1} x (> 2 x): unstable, no ratio drawn", r.name);
+            }
+        }
     }
     for m in memory {
         println!(
@@ -319,8 +344,10 @@ fn to_json(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total: Du
                 "limit_ops_s": r.m.limit,
                 "sqlite_ops_s": r.m.sqlite,
                 "ops": r.ops,
+                "limit_unstable": r.m.limit_unstable(),
+                "sqlite_unstable": r.m.sqlite_unstable(),
                 "target": r.target_text(),
-                "result": verdict(r.pass(rows)),
+                "result": row_verdict(r, rows),
                 "note": r.note,
             });
             if let Some(s) = r.seconds {

@@ -56,9 +56,13 @@ fn every_settable_attribute_round_trips_with_its_times() {
         "VisibilityTimeout": "45",
         "Policy": policy,
         "RedriveAllowPolicy": allow,
-        "KmsMasterKeyId": "alias/aws/sqs",
-        "KmsDataKeyReusePeriodSeconds": "600",
     });
+    // This server's engine has no key: a queue that asks for encryption at rest is refused
+    // (nothing would be encrypted), in CreateQueue as in SetQueueAttributes.
+    for asked in [json!({"KmsMasterKeyId": "alias/aws/sqs"}), json!({"SqsManagedSseEnabled": "true"})] {
+        let refused = error(&mut c, "CreateQueue", json!({"QueueName": "sealed", "Attributes": asked}));
+        assert_eq!(refused, (400, "InvalidAttributeValue".to_string()));
+    }
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let url = create(&mut c, "hot.fifo", set.clone());
     let a = attributes(&mut c, &url);
@@ -80,12 +84,15 @@ fn every_settable_attribute_round_trips_with_its_times() {
     ok(
         &mut c,
         "SetQueueAttributes",
-        json!({"QueueUrl": url, "Attributes": {"SqsManagedSseEnabled": "true", "Policy": ""}}),
+        json!({"QueueUrl": url, "Attributes": {"SqsManagedSseEnabled": "false", "Policy": ""}}),
     );
+    let refused =
+        error(&mut c, "SetQueueAttributes", json!({"QueueUrl": url, "Attributes": {"SqsManagedSseEnabled": "true"}}));
+    assert_eq!(refused, (400, "InvalidAttributeValue".to_string()));
     let b = attributes(&mut c, &url);
     assert!(b["LastModifiedTimestamp"].as_str().unwrap() > a["LastModifiedTimestamp"].as_str().unwrap(), "{b}");
     assert_eq!(b["CreatedTimestamp"], a["CreatedTimestamp"]);
-    assert_eq!(b["SqsManagedSseEnabled"], "true");
+    assert_eq!(b["SqsManagedSseEnabled"], "false");
     assert!(b.get("KmsMasterKeyId").is_none() && b.get("Policy").is_none(), "{b}");
     assert_eq!(b["VisibilityTimeout"], "45", "other attributes stay");
     // The same attributes again: the same queue; other values: QueueNameExists.

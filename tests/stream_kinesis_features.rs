@@ -63,6 +63,37 @@ fn settings_and_consumers_survive_a_reopen() {
     assert_eq!((meta.mode, meta.encryption), (StreamMode::Provisioned, None));
 }
 
+/// A stream's resource policy is part of its description: kept across reopens and
+/// reshards, replaced, removed, gone with the stream, and bounded in size.
+#[test]
+fn a_stream_policy_survives_a_reopen_and_goes_with_its_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let first = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"*"}]}"#;
+    {
+        let engine = open(dir.path(), &clock);
+        engine.create_stream("s", 1, None).unwrap();
+        engine.create_stream("t", 1, None).unwrap();
+        assert_eq!(engine.stream("s").unwrap().meta().policy, None);
+        engine.set_stream_policy("s", Some("old")).unwrap();
+        engine.set_stream_policy("s", Some(first)).unwrap();
+        engine.set_stream_policy("t", Some(first)).unwrap();
+        engine.update_shard_count("s", 2).unwrap();
+        let huge = "x".repeat(weir::engine::MAX_STREAM_POLICY_BYTES + 1);
+        assert!(matches!(engine.set_stream_policy("s", Some(&huge)), Err(Error::InvalidArgument(_))));
+        assert!(matches!(engine.set_stream_policy("missing", Some(first)), Err(Error::NotFound { .. })));
+    }
+    let engine = open(dir.path(), &clock);
+    assert_eq!(engine.stream("s").unwrap().meta().policy.as_deref(), Some(first), "the newest, after the reshard");
+    engine.set_stream_policy("t", None).unwrap();
+    engine.delete_stream("s").unwrap();
+    engine.create_stream("s", 1, None).unwrap();
+    drop(engine);
+    let engine = open(dir.path(), &clock);
+    assert_eq!(engine.stream("t").unwrap().meta().policy, None, "removed");
+    assert_eq!(engine.stream("s").unwrap().meta().policy, None, "a new stream of a deleted one's name has none");
+}
+
 #[test]
 fn update_shard_count_scales_uniformly_and_the_lineage_reads_in_order() {
     let dir = tempfile::tempdir().unwrap();

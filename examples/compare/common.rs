@@ -1,51 +1,19 @@
-//! The harness shared by every workload family: run sizes, fresh directories, alternating
-//! rounds, timed multi-threaded runs, the "physical limit" writers, SQLite connections, test data
-//! and the result rows.
+//! What every workload family of this example shares beyond the common harness (`harness.rs`,
+//! also used by `weir-peers`): the three systems, the "physical limit" writers, SQLite
+//! connections and its single writer, and the result rows.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Condvar, Mutex};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Statement};
 use weir::format::{Compression, EncodedBatch, RecordRef};
-use weir::{Durability, Engine, Options};
 
-/// Sizes and places of one invocation.
-pub struct Ctx {
-    /// `--quick`: small counts, one round.
-    pub quick: bool,
-    /// Measuring window of one timed run.
-    pub window: Duration,
-    /// Rounds of (weir, limit, SQLite), alternating; the median is reported.
-    pub rounds: usize,
-    /// Where every temporary directory is created (same disk as `target/`, not tmpfs).
-    pub tmp_root: PathBuf,
-    /// Systems to run (`--systems`, for profiling one of them); empty: all.
-    pub systems: Vec<String>,
-}
-
-impl Ctx {
-    /// A fresh, empty directory under `tmp_root`, removed when dropped.
-    pub fn tempdir(&self, label: &str) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&format!("{label}-"))
-            .tempdir_in(&self.tmp_root)
-            .unwrap_or_else(|e| panic!("cannot create a temporary directory in {}: {e}", self.tmp_root.display()))
-    }
-
-    /// `full` in a full run, `quick` with `--quick`.
-    pub fn pick<T>(&self, full: T, quick: T) -> T {
-        if self.quick {
-            quick
-        } else {
-            full
-        }
-    }
-}
+pub use crate::harness::*;
+pub use crate::weir_side::{open_weir, ENCRYPTED};
 
 /// The three ways a workload is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,131 +36,62 @@ impl System {
 /// One run of one system on a fresh directory; returns operations per second.
 pub type Run<'a> = &'a dyn Fn(&Path) -> f64;
 
-/// Medians of the three columns (None: the column does not apply).
+/// Medians of the three columns (None: the column does not apply), and whether a baseline's
+/// rounds were more than [`UNSTABLE_SPREAD`] apart (then no ratio is drawn from it).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measured {
     pub weir: Option<f64>,
     pub limit: Option<f64>,
     pub sqlite: Option<f64>,
+    /// Fastest over slowest round of the limit and of SQLite (1 with one round).
+    pub limit_spread: f64,
+    pub sqlite_spread: f64,
+}
+
+impl Measured {
+    /// Only weir measured (rows with no baseline).
+    pub fn weir_only(weir: f64) -> Measured {
+        Measured { weir: Some(weir), limit: None, sqlite: None, limit_spread: 1.0, sqlite_spread: 1.0 }
+    }
+
+    pub fn limit_unstable(&self) -> bool {
+        self.limit.is_some() && self.limit_spread > UNSTABLE_SPREAD
+    }
+
+    pub fn sqlite_unstable(&self) -> bool {
+        self.sqlite.is_some() && self.sqlite_spread > UNSTABLE_SPREAD
+    }
+}
+
+/// A run that cannot fail, as [`alternate_series`] takes it.
+fn infallible<'a>(run: Run<'a>) -> impl Fn(&Path) -> Result<f64, String> + 'a {
+    move |dir| Ok(run(dir))
 }
 
 /// Runs the systems `ctx.rounds` times, alternating (the order rotates every round), each run on
 /// a fresh directory; returns the median of each.
 pub fn alternate(ctx: &Ctx, name: &str, weir: Run<'_>, limit: Option<Run<'_>>, sqlite: Option<Run<'_>>) -> Measured {
-    let systems: Vec<(System, Run<'_>)> =
-        [(System::Weir, Some(weir)), (System::Limit, limit), (System::Sqlite, sqlite)]
-            .into_iter()
-            .filter_map(|(s, r)| r.map(|r| (s, r)))
-            .filter(|(s, _)| ctx.systems.is_empty() || ctx.systems.iter().any(|n| n == s.label()))
-            .collect();
-    let mut results: Vec<(System, Vec<f64>)> = systems.iter().map(|(s, _)| (*s, Vec::new())).collect();
-    for round in 0..ctx.rounds {
-        for k in 0..systems.len() {
-            let (system, run) = systems[(k + round) % systems.len()];
-            let dir = ctx.tempdir(&format!("{name}-{}", system.label()));
-            let value = run(dir.path());
-            eprintln!("  {name:<24} round {}/{} {:<6} {}", round + 1, ctx.rounds, system.label(), fmt_rate(value));
-            if let Some((_, v)) = results.iter_mut().find(|(s, _)| *s == system) {
-                v.push(value);
-            }
-        }
+    let (w, l, s) = (infallible(weir), limit.map(infallible), sqlite.map(infallible));
+    let mut systems: Vec<(&str, TryRun<'_>)> = vec![(System::Weir.label(), &w)];
+    if let Some(l) = &l {
+        systems.push((System::Limit.label(), l));
     }
-    let get = |system: System| results.iter().find(|(s, _)| *s == system).map(|(_, v)| median(v));
-    Measured { weir: get(System::Weir), limit: get(System::Limit), sqlite: get(System::Sqlite) }
-}
-
-pub fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    if let Some(s) = &s {
+        systems.push((System::Sqlite.label(), s));
+    }
+    let series = alternate_series(ctx, name, &systems);
+    let get = |system: System| series.iter().find(|s| s.label == system.label());
+    let spread_of = |system: System| get(system).map_or(1.0, Series::spread);
+    Measured {
+        weir: get(System::Weir).and_then(Series::median),
+        limit: get(System::Limit).and_then(Series::median),
+        sqlite: get(System::Sqlite).and_then(Series::median),
+        limit_spread: spread_of(System::Limit),
+        sqlite_spread: spread_of(System::Sqlite),
     }
 }
 
-/// Tells workers when the window has closed.
-pub struct Stop(AtomicBool);
-
-impl Stop {
-    pub fn running(&self) -> bool {
-        !self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Runs `threads` workers for `window` and returns counted operations per second.
-///
-/// Each thread first calls `setup(thread index)` (opening connections and the like, outside the
-/// window), all threads start together, and the worker it returned runs until [`Stop`] says the
-/// window closed; it returns the operations it completed inside the window.
-pub fn timed<S, W>(threads: usize, window: Duration, setup: S) -> f64
-where
-    S: Fn(usize) -> W + Sync,
-    W: FnOnce(&Stop) -> u64,
-{
-    let stop = Stop(AtomicBool::new(false));
-    let failed = AtomicBool::new(false);
-    let ready = Barrier::new(threads + 1);
-    let mut elapsed = Duration::ZERO;
-    let total: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                let (setup, stop, ready, failed) = (&setup, &stop, &ready, &failed);
-                s.spawn(move || {
-                    let worker = match catch_unwind(AssertUnwindSafe(|| setup(i))) {
-                        Ok(w) => w,
-                        Err(panic) => {
-                            failed.store(true, Ordering::SeqCst);
-                            ready.wait();
-                            resume_unwind(panic);
-                        }
-                    };
-                    ready.wait();
-                    worker(stop)
-                })
-            })
-            .collect();
-        ready.wait();
-        let start = Instant::now();
-        if !failed.load(Ordering::SeqCst) {
-            std::thread::sleep(window);
-        }
-        stop.0.store(true, Ordering::SeqCst);
-        elapsed = start.elapsed();
-        handles.into_iter().map(|h| h.join().expect("a benchmark thread panicked (see above)")).sum()
-    });
-    total as f64 / elapsed.as_secs_f64()
-}
-
-/// Calls `step` until the window closes; sums what it returns for the steps that finished
-/// inside the window.
-pub fn count_until_stop(stop: &Stop, mut step: impl FnMut() -> u64) -> u64 {
-    let mut n = 0;
-    while stop.running() {
-        let k = step();
-        if stop.running() {
-            n += k;
-        }
-    }
-    n
-}
-
-// ----- weir -----
-
-pub fn open_weir(dir: &Path, durability: Durability) -> Engine {
-    let key_source = ENCRYPTED.load(Ordering::SeqCst).then(bench_key);
-    Engine::open(dir, Options { durability, key_source, ..Options::default() })
-        .unwrap_or_else(|e| panic!("weir: cannot open {}: {e}", dir.display()))
-}
-
-/// While set, [`open_weir`] opens (and creates) encrypted data directories: the `*_encrypted`
-/// rows run a workload's weir code as it is, once plain and once encrypted.
-static ENCRYPTED: AtomicBool = AtomicBool::new(false);
-
-/// The key file of the encrypted runs.
-fn bench_key() -> weir::KeySource {
-    weir::KeySource::from_text(&format!("bench {}\n", "7e".repeat(32))).expect("bench key")
-}
+// ----- weir encrypted at rest -----
 
 /// True while [`with_encryption`] runs encrypted.
 pub fn encryption_on() -> bool {
@@ -227,7 +126,7 @@ pub fn alternate_encryption(ctx: &Ctx, name: &str, run: Run<'_>) -> (f64, f64) {
 /// The row of an encrypted run against the same workload run plain, alternating: PASS when the
 /// encrypted one does at least 85% of the plain one's operations (at most 15% slower).
 pub fn encryption_row(name: &'static str, ops: &'static str, plain: f64, encrypted: f64) -> Row {
-    let m = Measured { weir: Some(encrypted), limit: None, sqlite: None };
+    let m = Measured::weir_only(encrypted);
     let mut row = Row::new(name, ops, m, Target::OfOther { label: "plain", value: plain, frac: 0.85 });
     row.note = format!(
         "weir encrypted at rest (AES-256-GCM, every frame sealed) against the same workload plain, alternating: {:.1}% of plain",
@@ -359,8 +258,9 @@ pub enum SqliteSync {
     Off,
 }
 
-/// Opens a connection as every thread of a run does: WAL, the given `synchronous`, a long busy
-/// timeout (writers queue on the write lock instead of failing).
+/// Opens a connection: WAL and the given `synchronous`. Writes go through one [`SqliteWriter`]
+/// per database, so the busy timeout is only a safety net (checkpoints, the schema), never how
+/// writers take turns.
 pub fn sqlite_open(path: &Path, sync: SqliteSync) -> Connection {
     let conn = Connection::open(path).unwrap_or_else(|e| panic!("sqlite: cannot open {}: {e}", path.display()));
     conn.busy_timeout(Duration::from_secs(120)).expect("sqlite: busy_timeout");
@@ -375,12 +275,13 @@ pub fn sqlite_open(path: &Path, sync: SqliteSync) -> Connection {
     conn
 }
 
-/// Prepares a statement once per thread (the bundled build has no statement cache).
+/// Prepares a statement once (for loops that own their connection).
 pub fn prep<'c>(conn: &'c Connection, sql: &str) -> Statement<'c> {
     conn.prepare(sql).unwrap_or_else(|e| panic!("sqlite: cannot prepare {sql:?}: {e}"))
 }
 
-/// `BEGIN IMMEDIATE` ... `COMMIT` around one unit of work, both prepared once.
+/// `BEGIN IMMEDIATE` ... `COMMIT` around one unit of work, both prepared once (for a single
+/// thread that owns its connection: loading data, the single-writer rows).
 pub struct Txn<'c> {
     begin: Statement<'c>,
     commit: Statement<'c>,
@@ -392,7 +293,6 @@ impl<'c> Txn<'c> {
     }
 
     pub fn run<T>(&mut self, work: impl FnOnce() -> T) -> T {
-        let _serial = SQLITE_SERIALIZE.load(Ordering::Relaxed).then(|| SQLITE_WRITE_LOCK.lock());
         self.begin.execute([]).expect("sqlite: BEGIN IMMEDIATE");
         let out = work();
         self.commit.execute([]).expect("sqlite: COMMIT");
@@ -400,33 +300,119 @@ impl<'c> Txn<'c> {
     }
 }
 
-/// `--sqlite-serialize` (an experiment, not the reported configuration): queue SQLite's write
-/// transactions on an in-process mutex instead of SQLite's sleeping busy handler.
-pub static SQLITE_SERIALIZE: AtomicBool = AtomicBool::new(false);
-static SQLITE_WRITE_LOCK: Mutex<()> = Mutex::new(());
+/// A unit of write work handed to the writer; what it returns is run once its transaction
+/// committed (it hands the caller its result).
+type WriteJob = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce() + Send> + Send>;
 
-// ----- data -----
+/// Most jobs one transaction takes: enough to cover every waiting thread of a run.
+const MAX_JOBS_PER_COMMIT: usize = 256;
 
-/// Incompressible bytes (weir's zstd pass keeps them plain, so sizes stay honest).
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+/// SQLite set up the way a careful engineer would for many threads: every write goes through
+/// one writer thread that owns the only writing connection, and each transaction takes every
+/// job that is waiting (group commit), so no thread ever sleeps in SQLite's busy handler. Jobs
+/// run their statements from the connection's cache. Readers open their own connections (WAL
+/// readers do not block).
+pub struct SqliteWriter {
+    jobs: Option<std::sync::mpsc::Sender<WriteJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Transactions committed and jobs they carried.
+    stats: std::sync::Arc<(AtomicU64, AtomicU64)>,
 }
 
-/// Printable ASCII noise (topic bodies must be UTF-8).
-pub fn text_noise(len: usize, seed: u64) -> Vec<u8> {
-    noise(len, seed).into_iter().map(|b| b'a' + b % 26).collect()
+impl SqliteWriter {
+    pub fn new(path: &Path, sync: SqliteSync) -> SqliteWriter {
+        let conn = sqlite_open(path, sync);
+        conn.set_prepared_statement_cache_capacity(32);
+        let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+        let stats = std::sync::Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let counts = std::sync::Arc::clone(&stats);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let mut replies = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+                while let Ok(first) = rx.recv() {
+                    conn.execute_batch("BEGIN IMMEDIATE").expect("sqlite: BEGIN IMMEDIATE");
+                    replies.push(first(&conn));
+                    while replies.len() < MAX_JOBS_PER_COMMIT {
+                        match rx.try_recv() {
+                            Ok(job) => replies.push(job(&conn)),
+                            Err(_) => break,
+                        }
+                    }
+                    conn.execute_batch("COMMIT").expect("sqlite: COMMIT");
+                    counts.0.fetch_add(1, Ordering::Relaxed);
+                    counts.1.fetch_add(replies.len() as u64, Ordering::Relaxed);
+                    for reply in replies.drain(..) {
+                        reply();
+                    }
+                }
+            })
+            .expect("cannot start the SQLite writer thread");
+        SqliteWriter { jobs: Some(tx), thread: Some(thread), stats }
+    }
+
+    /// Prints commits per second and jobs per commit over `window` (group commit at work).
+    pub fn report(&self, window: Duration) {
+        let (commits, jobs) = (self.stats.0.load(Ordering::Relaxed), self.stats.1.load(Ordering::Relaxed));
+        eprintln!(
+            "    sqlite: {:.0} commits/s, {:.1} jobs per commit",
+            commits as f64 / window.as_secs_f64(),
+            jobs as f64 / commits.max(1) as f64
+        );
+    }
+
+    /// Runs `work` on the writer's connection inside a group-committed transaction and returns
+    /// its result once that transaction committed (durably under `synchronous=FULL`).
+    pub fn write<R: Send + 'static>(&self, work: impl FnOnce(&Connection) -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: WriteJob = Box::new(move |conn| {
+            let out = work(conn);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
+        });
+        self.jobs.as_ref().expect("writer open").send(job).expect("sqlite: the writer thread died");
+        rx.recv().expect("sqlite: the writer thread died")
+    }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A counter that threads wait on for news (sends that committed): what a receiver of an empty
+/// SQLite queue does instead of sleeping, as a long poll does in weir.
+#[derive(Default)]
+pub struct Signal {
+    count: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Signal {
+    pub fn get(&self) -> u64 {
+        *self.count.lock().expect("signal lock")
+    }
+
+    pub fn bump(&self) {
+        *self.count.lock().expect("signal lock") += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until the count moved past `seen`, or `timeout` passed.
+    pub fn wait_past(&self, seen: u64, timeout: Duration) {
+        let guard = self.count.lock().expect("signal lock");
+        let _ = self.changed.wait_timeout_while(guard, timeout, |n| *n <= seen).expect("signal lock");
+    }
+}
+
+/// A statement from the connection's cache (the writer's jobs).
+pub fn cached<'c>(conn: &'c Connection, sql: &str) -> rusqlite::CachedStatement<'c> {
+    conn.prepare_cached(sql).unwrap_or_else(|e| panic!("sqlite: cannot prepare {sql:?}: {e}"))
 }
 
 // ----- results -----
@@ -462,12 +448,30 @@ impl Row {
         Row { name, ops, m, target, note: String::new(), seconds: None }
     }
 
+    /// weir / limit; None when either is missing or the limit's rounds were unstable.
     pub fn ratio_limit(&self) -> Option<f64> {
+        if self.m.limit_unstable() {
+            return None;
+        }
         Some(self.m.weir? / self.m.limit?)
     }
 
+    /// weir / SQLite; None when either is missing or SQLite's rounds were unstable.
     pub fn ratio_sqlite(&self) -> Option<f64> {
+        if self.m.sqlite_unstable() {
+            return None;
+        }
         Some(self.m.weir? / self.m.sqlite?)
+    }
+
+    /// Whether a baseline this row's target needs was unstable (no verdict drawn from it).
+    pub fn unstable_baseline(&self) -> bool {
+        match self.target {
+            Target::Ratios { limit, sqlite } => {
+                (limit.is_some() && self.m.limit_unstable()) || (sqlite.is_some() && self.m.sqlite_unstable())
+            }
+            _ => false,
+        }
     }
 
     pub fn target_text(&self) -> String {
@@ -509,26 +513,6 @@ impl Row {
             Target::OfOther { value, frac, .. } => Some(self.m.weir? >= value * frac),
         }
     }
-}
-
-/// `1,234,567` for rates; three significant digits below 100.
-pub fn fmt_rate(v: f64) -> String {
-    if !v.is_finite() {
-        return "-".into();
-    }
-    if v < 100.0 {
-        return format!("{v:.1}");
-    }
-    let n = v.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Measures workload `name` over HTTP and through the library, `ctx.rounds` rounds each (a

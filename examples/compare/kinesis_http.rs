@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx) -> Row {
             library_puts(ctx, dir, &keys, &data)
         }
     });
-    let m = Measured { weir: Some(http), limit: None, sqlite: None };
+    let m = Measured::weir_only(http);
     let mut row = Row::new(
         "kinesis_http_put",
         "records/s through PutRecords (500 a call) over HTTP",

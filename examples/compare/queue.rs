@@ -4,57 +4,23 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
 use weir::format::queue_record::{MessageRecord, QueueRecord, OWN_SEQ};
-use weir::queue::{QueueConfig, ReceiveOptions, SendEntry, SendOptions};
-use weir::Durability;
 
 use crate::common::*;
+use crate::weir_side::{self, Cycle, BODY, GROUPS, LONG_POLL, RECEIVERS, SENDERS};
 
-pub const SENDERS: usize = 8;
-pub const RECEIVERS: usize = 8;
-const BODY: usize = 256;
-const GROUPS: u64 = 100;
 /// Visibility timeout of every receive, all three columns.
 const VISIBILITY_MS: i64 = 30_000;
-/// How long an idle weir receiver long-polls; SQLite receivers that find nothing sleep 1 ms.
-const LONG_POLL: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Clone, Copy)]
-pub struct Cycle {
-    pub name: &'static str,
-    pub durable: bool,
-    pub fifo: bool,
-    /// Messages already waiting when the cycle starts.
-    pub prefill: usize,
-}
-
-impl Cycle {
-    fn durability(&self) -> Durability {
-        if self.durable {
-            Durability::Always
-        } else {
-            Durability::Never
-        }
-    }
-
-    fn sqlite_sync(&self) -> SqliteSync {
-        if self.durable {
-            SqliteSync::Full
-        } else {
-            SqliteSync::Off
-        }
-    }
-}
 
 pub fn run(ctx: &Ctx, cycle: Cycle, target: Target) -> Row {
     let body = text_noise(BODY, 3);
     let frames = LimitFrames::new(&body, cycle.fifo);
-    let weir = |dir: &Path| weir_cycle(ctx, dir, cycle, &body);
+    let weir = |dir: &Path| weir_side::queue_cycle(ctx.window, dir, cycle, &body);
     let limit = |dir: &Path| limit_cycle(ctx, dir, cycle, &frames);
     let sqlite = |dir: &Path| sqlite_cycle(ctx, dir, cycle, &body);
     let m = alternate(ctx, cycle.name, &weir, Some(&limit), Some(&sqlite));
@@ -79,7 +45,7 @@ pub fn run(ctx: &Ctx, cycle: Cycle, target: Target) -> Row {
         let control: Vec<f64> = (0..ctx.rounds)
             .map(|_| {
                 let dir = ctx.tempdir("queue_cycle_backlog");
-                let v = weir_cycle(ctx, dir.path(), small, &body);
+                let v = weir_side::queue_cycle(ctx.window, dir.path(), small, &body);
                 eprintln!("  {:<24} weir with {backlog} waiting: {}", cycle.name, fmt_rate(v));
                 v
             })
@@ -98,76 +64,9 @@ pub fn run(ctx: &Ctx, cycle: Cycle, target: Target) -> Row {
 /// `queue_cycle_encrypted`: weir's `queue_cycle`, encrypted against plain.
 pub fn run_encrypted(ctx: &Ctx, cycle: Cycle, name: &'static str) -> Row {
     let body = text_noise(BODY, 3);
-    let run = |dir: &Path| weir_cycle(ctx, dir, cycle, &body);
+    let run = |dir: &Path| weir_side::queue_cycle(ctx.window, dir, cycle, &body);
     let (plain, encrypted) = alternate_encryption(ctx, name, &run);
     encryption_row(name, "messages/s through send+receive+delete", plain, encrypted)
-}
-
-// ----- weir -----
-
-fn weir_cycle(ctx: &Ctx, dir: &Path, cycle: Cycle, body: &[u8]) -> f64 {
-    let (name, config) =
-        if cycle.fifo { ("bench.fifo", QueueConfig::fifo()) } else { ("bench", QueueConfig::default()) };
-    if cycle.prefill > 0 {
-        let started = Instant::now();
-        let engine = open_weir(dir, Durability::Never);
-        engine.create_queue(name, config.clone()).expect("weir: create queue");
-        let q = engine.queue(name).expect("weir: queue");
-        let entries: Vec<SendEntry> = (0..10)
-            .map(|_| SendEntry { body: Bytes::copy_from_slice(body), options: SendOptions::default() })
-            .collect();
-        for _ in 0..cycle.prefill / 10 {
-            q.send_batch(&entries).expect("weir: prefill");
-        }
-        // Handles keep the directory locked: drop the queue before the engine is reopened.
-        drop(q);
-        drop(engine);
-        let reopen = Instant::now();
-        drop(open_weir(dir, cycle.durability()));
-        eprintln!(
-            "  {}: weir prefill of {} messages {:.1} s, reopen {:.2} s",
-            cycle.name,
-            cycle.prefill,
-            started.elapsed().as_secs_f64(),
-            reopen.elapsed().as_secs_f64()
-        );
-    }
-    let engine = open_weir(dir, cycle.durability());
-    engine.create_queue(name, config).expect("weir: create queue");
-    let queue = engine.queue(name).expect("weir: queue");
-    let sent = AtomicU64::new(0);
-    timed(SENDERS + RECEIVERS, ctx.window, |i| {
-        let (q, sent) = (queue.clone(), &sent);
-        move |stop: &Stop| {
-            if i < SENDERS {
-                return count_until_stop(stop, || {
-                    let options = if cycle.fifo {
-                        let n = sent.fetch_add(1, Ordering::Relaxed);
-                        SendOptions {
-                            group: Some(format!("group-{}", n % GROUPS)),
-                            dedup_id: Some(format!("dedup-{n}")),
-                            ..SendOptions::default()
-                        }
-                    } else {
-                        SendOptions::default()
-                    };
-                    q.send(body, options).expect("weir: send");
-                    0
-                });
-            }
-            count_until_stop(stop, || {
-                let got = q
-                    .receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), ..ReceiveOptions::default() })
-                    .expect("weir: receive");
-                if got.is_empty() {
-                    return 0;
-                }
-                let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
-                let results = q.delete_batch(&handles).expect("weir: delete_batch");
-                results.iter().filter(|r| r.is_ok()).count() as u64
-            })
-        }
-    })
 }
 
 // ----- the physical limit -----
@@ -277,6 +176,14 @@ fn limit_cycle(ctx: &Ctx, dir: &Path, cycle: Cycle, frames: &LimitFrames) -> f64
 
 // ----- SQLite -----
 
+fn sqlite_sync(cycle: Cycle) -> SqliteSync {
+    if cycle.durable {
+        SqliteSync::Full
+    } else {
+        SqliteSync::Off
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS q (
     id INTEGER PRIMARY KEY,
@@ -370,62 +277,74 @@ fn sqlite_cycle(ctx: &Ctx, dir: &Path, cycle: Cycle, body: &[u8]) -> f64 {
             );
         }
     }
+    // One writer connection takes every write (sends, receives and deletes are all writes in
+    // SQL) and group-commits what waits; a receiver that finds nothing waits for the next send
+    // to commit, as weir's long poll does, instead of sleeping.
+    let writer = SqliteWriter::new(&path, sqlite_sync(cycle));
+    let news = Signal::default();
+    let body: Arc<[u8]> = Arc::from(body);
     let sent = AtomicU64::new(0);
-    timed(SENDERS + RECEIVERS, ctx.window, |i| {
-        let conn = sqlite_open(&path, cycle.sqlite_sync());
-        let sent = &sent;
+    let rate = timed(SENDERS + RECEIVERS, ctx.window, |i| {
+        let (writer, news, sent, body) = (&writer, &news, &sent, body.clone());
         move |stop: &Stop| {
-            let mut txn = Txn::new(&conn);
             if i < SENDERS {
-                if cycle.fifo {
-                    let mut lookup = prep(&conn, FIFO_DEDUP_LOOKUP);
-                    let mut send = prep(&conn, FIFO_SEND);
-                    let mut remember = prep(&conn, FIFO_DEDUP_REMEMBER);
-                    return count_until_stop(stop, || {
+                return count_until_stop(stop, || {
+                    let body = body.clone();
+                    if cycle.fifo {
                         let n = sent.fetch_add(1, Ordering::Relaxed);
                         let (group, dedup) = (format!("group-{}", n % GROUPS), format!("dedup-{n}"));
-                        txn.run(|| {
+                        writer.write(move |conn| {
                             let now = now_ms();
-                            let seen: Option<i64> = lookup
+                            let seen: Option<i64> = cached(conn, FIFO_DEDUP_LOOKUP)
                                 .query_row(params![dedup, now], |r| r.get(0))
                                 .optional()
                                 .expect("sqlite: dedup lookup");
                             if seen.is_none() {
-                                send.execute(params![group, dedup, body, now]).expect("sqlite: send");
+                                cached(conn, FIFO_SEND)
+                                    .execute(params![group, dedup, &body[..], now])
+                                    .expect("sqlite: send");
                                 let id = conn.last_insert_rowid();
-                                remember.execute(params![dedup, id, now + 300_000]).expect("sqlite: dedup remember");
+                                cached(conn, FIFO_DEDUP_REMEMBER)
+                                    .execute(params![dedup, id, now + 300_000])
+                                    .expect("sqlite: dedup remember");
                             }
                         });
-                        0
-                    });
-                }
-                let mut send = prep(&conn, SEND);
-                return count_until_stop(stop, || {
-                    txn.run(|| send.execute(params![body, now_ms()]).expect("sqlite: send"));
+                    } else {
+                        writer.write(move |conn| {
+                            cached(conn, SEND).execute(params![&body[..], now_ms()]).expect("sqlite: send")
+                        });
+                    }
+                    news.bump();
                     0
                 });
             }
             let (receive, delete) = if cycle.fifo { (FIFO_RECEIVE, FIFO_DELETE) } else { (RECEIVE, DELETE) };
-            let (mut receive, mut delete) = (prep(&conn, receive), prep(&conn, delete));
             count_until_stop(stop, || {
+                let seen = news.get();
                 let now = now_ms();
-                let got: Vec<(i64, Vec<u8>, i64)> = txn.run(|| {
-                    receive
-                        .query_map(params![now + VISIBILITY_MS, now, 10], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                let got: Vec<(i64, i64)> = writer.write(move |conn| {
+                    cached(conn, receive)
+                        .query_map(params![now + VISIBILITY_MS, now, 10], |r| {
+                            let body = r.get_ref(1)?.as_blob()?;
+                            std::hint::black_box(body.len());
+                            Ok((r.get(0)?, r.get(2)?))
+                        })
                         .and_then(|rows| rows.collect())
                         .expect("sqlite: receive")
                 });
                 if got.is_empty() {
-                    std::thread::sleep(Duration::from_millis(1));
+                    news.wait_past(seen, LONG_POLL);
                     return 0;
                 }
-                std::hint::black_box(got.iter().map(|(_, b, _)| b.len()).sum::<usize>());
-                txn.run(|| {
+                writer.write(move |conn| {
+                    let mut delete = cached(conn, delete);
                     got.iter()
-                        .map(|(id, _, count)| delete.execute(params![id, count]).expect("sqlite: delete") as u64)
+                        .map(|(id, count)| delete.execute(params![id, count]).expect("sqlite: delete") as u64)
                         .sum()
                 })
             })
         }
-    })
+    });
+    writer.report(ctx.window);
+    rate
 }

@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx) -> Row {
         }
     }
     let (http, library) = (median(&http_rates), median(&library_rates));
-    let m = Measured { weir: Some(http), limit: None, sqlite: None };
+    let m = Measured::weir_only(http);
     let mut row = Row::new(
         "sns_http_fanout",
         "deliveries/s through Publish over HTTP",

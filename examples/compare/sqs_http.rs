@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx) -> Row {
     });
     let client = client_alone(ctx, &body);
     eprintln!("  {:<24} client alone (canned answers) {}", "sqs_http_cycle", fmt_rate(client));
-    let m = Measured { weir: Some(http), limit: None, sqlite: None };
+    let m = Measured::weir_only(http);
     let mut row = Row::new(
         "sqs_http_cycle",
         "messages/s through SendMessageBatch+ReceiveMessage+DeleteMessageBatch over HTTP",

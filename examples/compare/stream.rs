@@ -14,6 +14,7 @@ use weir::stream::{PutRecord, StartingPosition};
 use weir::Durability;
 
 use crate::common::*;
+use crate::weir_side::{self, STREAM_WRITERS as WRITERS};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS stream (
     shard INTEGER NOT NULL,
@@ -120,29 +121,12 @@ pub fn put_batch(ctx: &Ctx) -> Row {
     row
 }
 
-const WRITERS: usize = 32;
-
 /// `stream_put_concurrent`: 100 B records, single puts, 32 writer threads, durable per put.
 pub fn put_concurrent(ctx: &Ctx) -> Row {
     let data = noise(100, 7);
     let keys: Vec<Vec<u8>> = (0..WRITERS).map(|i| format!("writer-{i:02}").into_bytes()).collect();
     let one = frame_of(&[RecordRef { key: &keys[0], value: &data }]);
-    let weir = |dir: &Path| {
-        let engine = open_weir(dir, Durability::Always);
-        engine.create_stream("s", 1, None).expect("weir: create stream");
-        let stream = engine.stream("s").expect("weir: stream");
-        let rate = timed(WRITERS, ctx.window, |i| {
-            let (stream, key, data) = (&stream, &keys[i], &data);
-            move |stop: &Stop| {
-                count_until_stop(stop, || {
-                    stream.put(key, data).expect("weir: put");
-                    1
-                })
-            }
-        });
-        report_syncs(&stream, rate, ctx);
-        rate
-    };
+    let weir = |dir: &Path| weir_side::put_concurrent(ctx.window, dir, Durability::Always, &keys, &data);
     // A perfect group commit: every round, each of the 32 threads adds its frame and one of
     // them writes all 32 with one write and one fdatasync.
     let limit = |dir: &Path| {
@@ -175,14 +159,19 @@ pub fn put_concurrent(ctx: &Ctx) -> Row {
     };
     let sqlite = |dir: &Path| {
         drop(sqlite_stream(dir, SqliteSync::Full));
+        // The 32 threads hand their puts to one writer, which group-commits what waits.
+        let writer = SqliteWriter::new(&dir.join("bench.db"), SqliteSync::Full);
+        let data: std::sync::Arc<[u8]> = std::sync::Arc::from(&data[..]);
         timed(WRITERS, ctx.window, |i| {
-            let conn = sqlite_open(&dir.join("bench.db"), SqliteSync::Full);
-            let (key, data) = (&keys[i], &data);
+            let (writer, key, data) = (&writer, std::sync::Arc::<[u8]>::from(&keys[i][..]), data.clone());
             move |stop: &Stop| {
-                let mut txn = Txn::new(&conn);
-                let mut insert = prep(&conn, INSERT_NEXT);
                 count_until_stop(stop, || {
-                    txn.run(|| insert.execute(params![key, data, now_ms()]).expect("sqlite: insert"));
+                    let (key, data) = (key.clone(), data.clone());
+                    writer.write(move |conn| {
+                        cached(conn, INSERT_NEXT)
+                            .execute(params![&key[..], &data[..], now_ms()])
+                            .expect("sqlite: insert")
+                    });
                     1
                 })
             }
@@ -192,17 +181,10 @@ pub fn put_concurrent(ctx: &Ctx) -> Row {
     let mut row =
         Row::new("stream_put_concurrent", "records/s", m, Target::Ratios { limit: Some(0.7), sqlite: Some(10.0) });
     row.note = format!(
-        "limit: 32 threads, 32 one-record frames ({} bytes each) per write + fdatasync; SQLite: 32 connections, one transaction per put",
+        "limit: 32 threads, 32 one-record frames ({} bytes each) per write + fdatasync; SQLite: 32 threads hand their puts to one group-committing writer connection",
         one.len()
     );
     row
-}
-
-/// Prints how many records each of weir's fsyncs covered (group commit at work).
-fn report_syncs(stream: &weir::stream::Stream, rate: f64, ctx: &Ctx) {
-    let syncs: u64 = stream.shards().iter().map(|s| s.log().sync_count()).sum();
-    let per_s = syncs as f64 / ctx.window.as_secs_f64();
-    eprintln!("    weir: {per_s:.0} fsyncs/s, {:.1} records per fsync", rate / per_s.max(1.0));
 }
 
 /// `stream_put_buffered`: 100 B records, single puts, one thread, weir `Never` against SQLite

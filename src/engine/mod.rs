@@ -56,6 +56,7 @@ pub use exchanges::Delivery;
 use health::{FailureBook, Pass};
 pub use health::{Health, LogFailure};
 use lock::DirLock;
+pub use stream_admin::MAX_STREAM_POLICY_BYTES;
 
 /// How an engine is opened.
 #[derive(Debug, Clone)]

@@ -17,6 +17,9 @@ use crate::stream::{
     MIN_RETENTION_MS,
 };
 
+/// The largest stream resource policy the engine keeps (Kinesis's limit: 20 KiB).
+pub const MAX_STREAM_POLICY_BYTES: usize = 20 * 1024;
+
 impl Engine {
     /// Creates a stream as `options` say (shards, retention, throughput limits, capacity
     /// mode). See [`Engine::create_stream`].
@@ -53,6 +56,24 @@ impl Engine {
     pub fn set_stream_encryption(&self, name: &str, encryption: Option<StreamEncryption>) -> Result<()> {
         self.update_stream_meta(name, |meta| {
             meta.encryption = encryption;
+            Ok(())
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) a stream's resource policy, durably as any change of
+    /// its description. The engine keeps the text as given, up to [`MAX_STREAM_POLICY_BYTES`];
+    /// what it means is the server's to check (Kinesis's PutResourcePolicy parses it first).
+    pub fn set_stream_policy(&self, name: &str, policy: Option<&str>) -> Result<()> {
+        if let Some(text) = policy {
+            if text.len() > MAX_STREAM_POLICY_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "a stream's policy is at most {MAX_STREAM_POLICY_BYTES} bytes, not {}",
+                    text.len()
+                )));
+            }
+        }
+        self.update_stream_meta(name, |meta| {
+            meta.policy = policy.map(str::to_string);
             Ok(())
         })
     }

@@ -11,9 +11,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::engine::catalog::CatalogRecord;
+use crate::engine::KeySource;
 use crate::error::Result;
 use crate::format::queue_record::{QueueRecord, OWN_SEQ};
-use crate::inspect::{segment_files, segment_records};
+use crate::inspect::keys::log_is_encrypted;
+use crate::inspect::{segment_files, segment_records_keyed};
 
 /// An HTTP/HTTPS subscription and its deliveries waiting to be made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,15 +40,19 @@ struct Subscription {
 }
 
 /// The HTTP/HTTPS subscriptions of the data directory `root`, in id order; none if `root` is
-/// not a data directory.
-pub fn http_subscriptions(root: &Path) -> Result<Vec<HttpSubscriptionReport>> {
+/// not a data directory, or is encrypted and `key_source` is `None` (its records are sealed).
+pub fn http_subscriptions(root: &Path, key_source: Option<&KeySource>) -> Result<Vec<HttpSubscriptionReport>> {
     let catalog = root.join("catalog");
     if !catalog.is_dir() {
         return Ok(Vec::new());
     }
+    // Without the key, an encrypted directory shows its structure only: its records are sealed.
+    if key_source.is_none() && log_is_encrypted(&catalog) {
+        return Ok(Vec::new());
+    }
     let mut subs: BTreeMap<String, Subscription> = BTreeMap::new();
     for (_, path) in segment_files(&catalog)?.segments {
-        for record in segment_records(&path)? {
+        for record in segment_records_keyed(&path, key_source)? {
             let Ok(record) = serde_json::from_slice::<CatalogRecord>(&record?.value) else { continue };
             match record {
                 CatalogRecord::Subscribe { subscription: s }
@@ -71,7 +77,7 @@ pub fn http_subscriptions(root: &Path) -> Result<Vec<HttpSubscriptionReport>> {
     let log = root.join("queues");
     if !queues.is_empty() && log.is_dir() {
         for (_, path) in segment_files(&log)?.segments {
-            for record in segment_records(&path)? {
+            for record in segment_records_keyed(&path, key_source)? {
                 let record = record?;
                 let Ok(decoded) = QueueRecord::decode(&record.value) else { continue };
                 if !queues.contains(&decoded.queue()) {

@@ -44,6 +44,7 @@ pub mod delivery;
 mod document;
 mod matching;
 
+#[cfg(feature = "server")]
 pub(crate) use condition::parse_date_ms;
 pub use context::Context;
 pub use delivery::{ArnScope, TopicDelivery};

@@ -165,8 +165,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
         ServiceKind::Sns => sns::handle(Arc::clone(&shared), &call, &request_id, principal).await,
-        ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id).await,
-        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id).await,
+        ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id, principal).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }

@@ -123,6 +123,10 @@ pub struct StreamMeta {
     /// Enhanced fan-out consumers, in registration order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<ConsumerMeta>,
+    /// The stream's resource policy (a JSON policy document as Kinesis's PutResourcePolicy
+    /// takes it), if it has one. The engine stores it; the server evaluates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -165,6 +169,7 @@ impl StreamMeta {
             mode: StreamMode::Provisioned,
             encryption: None,
             consumers: Vec::new(),
+            policy: None,
         })
     }
 

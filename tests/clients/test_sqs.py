@@ -298,7 +298,6 @@ class Attributes(unittest.TestCase):
             "DelaySeconds": "0", "MaximumMessageSize": "4096", "MessageRetentionPeriod": "7200",
             "ReceiveMessageWaitTimeSeconds": "3", "VisibilityTimeout": "50", "ContentBasedDeduplication": "true",
             "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId",
-            "KmsMasterKeyId": "alias/aws/sqs", "KmsDataKeyReusePeriodSeconds": "900",
             "Policy": policy, "RedriveAllowPolicy": allow,
         }
         started = int(time.time())
@@ -317,11 +316,20 @@ class Attributes(unittest.TestCase):
         self.assertLessEqual(abs(int(got["CreatedTimestamp"]) - started), 60)
         self.assertEqual(got["LastModifiedTimestamp"], got["CreatedTimestamp"])
         time.sleep(1.1)
-        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"SqsManagedSseEnabled": "true", "VisibilityTimeout": "60"})
+        # This server has no key (no --key-file): asking for encryption at rest is refused,
+        # so that no queue claims an encryption it does not have.
+        for asked in ({"SqsManagedSseEnabled": "true"}, {"KmsMasterKeyId": "alias/aws/sqs"}):
+            with self.assertRaises(ClientError) as caught:
+                self.sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(asked, VisibilityTimeout="61"))
+            self.assertEqual(caught.exception.response["Error"]["Code"], "InvalidAttributeValue")
+            self.assertIn("--key-file", caught.exception.response["Error"]["Message"])
+            with self.assertRaises(ClientError):
+                self.sqs.create_queue(QueueName=unique("sealed"), Attributes=asked)
+        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"SqsManagedSseEnabled": "false", "VisibilityTimeout": "60"})
         after = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         self.assertGreater(int(after["LastModifiedTimestamp"]), int(got["LastModifiedTimestamp"]))
-        self.assertEqual((after["SqsManagedSseEnabled"], after["VisibilityTimeout"]), ("true", "60"))
-        self.assertNotIn("KmsMasterKeyId", after, "SSE-SQS replaces SSE-KMS")
+        self.assertEqual((after["SqsManagedSseEnabled"], after["VisibilityTimeout"]), ("false", "60"))
+        self.assertNotIn("KmsMasterKeyId", after)
         # A standard queue's defaults, SQS's current 1 MiB message size included.
         plain = self.sqs.create_queue(QueueName=unique("plain"))["QueueUrl"]
         defaults = self.sqs.get_queue_attributes(QueueUrl=plain, AttributeNames=["All"])["Attributes"]

@@ -112,7 +112,7 @@ pub fn inspect(args: &InspectArgs) -> CliResult<()> {
         }
     }
     // The HTTP/HTTPS subscriptions of a data directory, with the deliveries they wait for.
-    for sub in inspect::http_subscriptions(&args.path)? {
+    for sub in inspect::http_subscriptions(&args.path, crate::key_source().as_ref())? {
         if args.json {
             out.json(&HttpLine { kind: "http_subscription", sub: &sub })?;
         } else {

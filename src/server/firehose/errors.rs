@@ -23,6 +23,8 @@ pub enum Code {
     UnknownOperation,
     /// A body that is not a JSON object, or a blob that is not base64.
     Serialization,
+    /// An identity policy (or another account's key) refuses the request.
+    AccessDenied,
     /// Damage, I/O errors, anything the caller cannot fix.
     InternalFailure,
 }
@@ -40,6 +42,7 @@ impl Code {
             Code::ServiceUnavailable => ("", "ServiceUnavailableException", 503),
             Code::UnknownOperation => (CORAL_NAMESPACE, "UnknownOperationException", 400),
             Code::Serialization => (CORAL_NAMESPACE, "SerializationException", 400),
+            Code::AccessDenied => ("", "AccessDeniedException", 400),
             Code::InternalFailure => (CORAL_NAMESPACE, "InternalFailure", 500),
         }
     }

@@ -4,6 +4,7 @@
 //! streams are the engine's ([`crate::firehose`]); [`runner`] runs their deliveries inside
 //! the server, one task each.
 
+pub mod access;
 pub mod destinations;
 pub mod errors;
 pub mod records;
@@ -21,7 +22,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 use self::errors::{from_engine, Code, FirehoseError};
-use super::auth::AuthError;
+use super::auth::{AuthError, Principal};
 use super::route::{Answer, Call, RawParams};
 use super::wire::Input;
 use super::Shared;
@@ -75,6 +76,8 @@ pub static OPERATIONS: &[Operation] = &[
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
+    /// Who the request acts as (checked by [`access::check`] before the operation runs).
+    pub principal: Principal,
 }
 
 impl Ctx {
@@ -100,8 +103,8 @@ pub(crate) fn delivery_stream_arn(shared: &Shared, name: &str) -> String {
     format!("arn:aws:firehose:{}:{}:deliverystream/{name}", shared.identity.region, shared.identity.account_id)
 }
 
-/// Runs one Firehose request and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str) -> Answer {
+/// Runs one Firehose request, authorized for `principal`, and renders its answer.
+pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
     let params = match &call.params {
         Ok(RawParams::Json(map)) => map.clone(),
         Ok(RawParams::Form(_)) => {
@@ -123,7 +126,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str) -
     };
     let input = Input { protocol: super::wire::Protocol::Json, params };
     let resource = input.str("DeliveryStreamName").ok().flatten().map(|s| s.chars().take(64).collect());
-    let result = (operation.handler)(Ctx { shared }, input).await;
+    let ctx = Ctx { shared, principal };
+    if let Err(denied) = access::check(&ctx, operation.name, &input) {
+        return answer(Some(operation), resource, Err(denied), request_id);
+    }
+    let result = (operation.handler)(ctx, input).await;
     answer(Some(operation), resource, result, request_id)
 }
 

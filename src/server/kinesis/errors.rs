@@ -28,9 +28,8 @@ pub enum Code {
     SerializationException,
     /// The target names no Kinesis operation.
     UnknownOperationException,
-    /// An access policy refuses the request (authentication refusals come through
-    /// `auth::errors::json11`). Not produced until Kinesis has its authorization hook.
-    #[allow(dead_code)]
+    /// An access policy refuses the request (`access::check`; authentication refusals come
+    /// through `auth::errors::json11`).
     AccessDeniedException,
     /// The request body is over the server's limit.
     RequestTooLarge,

@@ -6,15 +6,17 @@
 //! of engine errors. SubscribeToShard answers with an event stream, served by [`subscribe`]
 //! outside the request path's whole-body answers.
 
+pub mod access;
 pub mod consumers;
 pub mod errors;
 pub mod names;
+pub mod policies;
 pub mod records;
 pub mod streams;
 pub mod subscribe;
 
 use super::auth::errors::json11;
-use super::auth::AuthError;
+use super::auth::{AuthError, Principal};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -72,6 +74,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("AddTagsToStream", Full, streams::add_tags),
     op!("CreateStream", Partial, streams::create_stream),
     op!("DecreaseStreamRetentionPeriod", Full, streams::decrease_retention),
+    op!("DeleteResourcePolicy", Partial, policies::delete_resource_policy),
     op!("DeleteStream", Partial, streams::delete_stream),
     op!("DeregisterStreamConsumer", Full, consumers::deregister),
     op!("DescribeLimits", Partial, streams::describe_limits),
@@ -79,6 +82,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("DescribeStreamConsumer", Full, consumers::describe),
     op!("DescribeStreamSummary", Partial, streams::describe_stream_summary),
     op!("GetRecords", Partial, records::get_records),
+    op!("GetResourcePolicy", Partial, policies::get_resource_policy),
     op!("GetShardIterator", Full, records::get_shard_iterator),
     op!("IncreaseStreamRetentionPeriod", Full, streams::increase_retention),
     op!("ListShards", Full, streams::list_shards),
@@ -89,6 +93,7 @@ pub static OPERATIONS: &[Operation] = &[
     op!("MergeShards", Full, streams::merge_shards),
     op!("PutRecord", Partial, records::put_record),
     op!("PutRecords", Full, records::put_records),
+    op!("PutResourcePolicy", Partial, policies::put_resource_policy),
     op!("RegisterStreamConsumer", Full, consumers::register),
     op!("RemoveTagsFromStream", Full, streams::remove_tags),
     op!("SplitShard", Full, streams::split_shard),
@@ -105,6 +110,8 @@ pub static OPERATIONS: &[Operation] = &[
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
+    /// Who the request acts as (checked by [`access::check`] before the operation runs).
+    pub principal: Principal,
 }
 
 impl Ctx {
@@ -169,8 +176,8 @@ pub(crate) fn operation(call: &Call) -> Option<&'static Operation> {
     call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n))
 }
 
-/// Runs one Kinesis request and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str) -> Answer {
+/// Runs one Kinesis request, authorized for `principal`, and renders its answer.
+pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
     let params = match &call.params {
         Ok(RawParams::Json(map)) => map.clone(),
         Ok(RawParams::Form(_)) | Err(_) => {
@@ -191,7 +198,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str) -
     };
     let input = Input { protocol: Protocol::Json, params };
     let resource = input.str("StreamName").ok().flatten().map(errors_shorten);
-    let ctx = Ctx { shared };
+    let ctx = Ctx { shared, principal };
+    if let Err(denied) = access::check(&ctx, operation.name, &input).await {
+        return answer(call.cbor, Some(operation), resource, Err(denied), request_id);
+    }
     let result = (operation.handler)(ctx, input).await;
     answer(call.cbor, Some(operation), resource, result, request_id)
 }

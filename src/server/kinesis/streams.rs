@@ -238,6 +238,13 @@ fn open_page(engine: &Engine, token: &str) -> Result<Page, KinesisError> {
     serde_json::from_slice(&opened.payload).map_err(|_| invalid())
 }
 
+/// The stream a ListShards `NextToken` pages through, if the token is one this engine sealed
+/// (for the authorization hook, which needs the stream before the operation reads the token).
+pub(crate) fn stream_of_page(engine: &Engine, token: &str) -> Option<String> {
+    let opened = engine.open_token(NEXT_TOKEN_PURPOSE, token).ok()?;
+    serde_json::from_slice::<Page>(&opened.payload).ok()?.stream.map(|(name, _)| name)
+}
+
 pub(crate) async fn list_streams(ctx: Ctx, input: Input) -> Output {
     let limit = int_in(&input, "Limit", 1..=10_000)?.unwrap_or(100) as usize;
     let start = input.str("ExclusiveStartStreamName")?.map(str::to_string);
@@ -512,6 +519,15 @@ async fn set_encryption(ctx: Ctx, input: Input, start: bool) -> Output {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = stream(engine, &name, &account)?;
+        // Without a key nothing is encrypted at rest: say so rather than report a stream as
+        // encrypted. With one every stream is sealed already; the setting is kept and shown.
+        if start && !engine.encrypted_at_rest() {
+            return Err(KinesisError::invalid(format!(
+                "Stream {} cannot be encrypted: {}.",
+                shorten(&name),
+                crate::server::sqs::queue_attributes::NO_KEY
+            )));
+        }
         let encryption = start.then_some(StreamEncryption { encryption_type: kind, key_id });
         if !start && s.meta().encryption.is_none() {
             return Ok(());

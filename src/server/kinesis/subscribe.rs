@@ -105,19 +105,26 @@ pub(crate) async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Respon
             Answer { response, operation: Some("SubscribeToShard"), resource: None, error: Some(e.code.shape()) };
         route::finish(&shared, &call, answer, &request_id, started).map(Either::Left)
     };
-    if let Err(e) = auth::authenticate(&shared.auth_settings(), "kinesis", &parts, &body) {
-        let response = super::refusal_response(call.cbor, &e, &request_id);
-        let error = Some(auth::errors::json11(e.kind).0);
-        let answer = Answer { response, operation: Some("SubscribeToShard"), resource: None, error };
-        return route::finish(&shared, &call, answer, &request_id, started).map(Either::Left);
-    }
+    let principal = match auth::authenticate(&shared.auth_settings(), "kinesis", &parts, &body) {
+        Ok(principal) => principal,
+        Err(e) => {
+            let response = super::refusal_response(call.cbor, &e, &request_id);
+            let error = Some(auth::errors::json11(e.kind).0);
+            let answer = Answer { response, operation: Some("SubscribeToShard"), resource: None, error };
+            return route::finish(&shared, &call, answer, &request_id, started).map(Either::Left);
+        }
+    };
     let params = match &call.params {
         Ok(RawParams::Json(map)) => map.clone(),
         Ok(RawParams::Form(_)) => Map::new(),
         Err(reason) => return fail(KinesisError::new(Code::SerializationException, reason.clone())),
     };
-    let ctx = Ctx { shared: Arc::clone(&shared) };
-    let subscription = match subscribe(&ctx, Input { protocol: Protocol::Json, params }).await {
+    let ctx = Ctx { shared: Arc::clone(&shared), principal };
+    let input = Input { protocol: Protocol::Json, params };
+    if let Err(denied) = super::access::check(&ctx, "SubscribeToShard", &input).await {
+        return fail(denied);
+    }
+    let subscription = match subscribe(&ctx, input).await {
         Ok(s) => s,
         Err(e) => return fail(e),
     };

@@ -169,6 +169,33 @@ pub fn apply(
     })
 }
 
+/// Refuses attributes that ask for encryption at rest (`KmsMasterKeyId`, or
+/// `SqsManagedSseEnabled=true`) when the data directory has no key: the queue would not be
+/// encrypted, and nobody should believe it is. In an encrypted directory every queue is sealed
+/// whatever its attributes say, so they are accepted and kept.
+pub fn require_key_for_encryption(
+    attributes: &BTreeMap<String, String>,
+    encrypted_at_rest: bool,
+) -> Result<(), SqsError> {
+    if encrypted_at_rest {
+        return Ok(());
+    }
+    let asked = if attributes.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty()) {
+        Some("KmsMasterKeyId")
+    } else if attributes.get("SqsManagedSseEnabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        Some("SqsManagedSseEnabled")
+    } else {
+        None
+    };
+    match asked {
+        Some(name) => Err(SqsError::invalid_attribute(name, NO_KEY)),
+        None => Ok(()),
+    }
+}
+
+/// Why a request for encryption at rest is refused by a server without a key.
+pub const NO_KEY: &str = "this server has no encryption key, so nothing it stores is encrypted at rest; start it with `weir --key-file FILE serve` to encrypt every queue and stream";
+
 /// The queue type `CreateQueue`'s attributes ask for; the name must agree (`.fifo`).
 pub fn fifo_from_attributes(name: &str, attributes: &BTreeMap<String, String>) -> Result<bool, SqsError> {
     let fifo = match attributes.get("FifoQueue") {
@@ -359,6 +386,20 @@ fn redrive_allow_json(policy: &RedriveAllowPolicy, identity: &Identity) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encryption_at_rest_is_refused_without_a_key_and_accepted_with_one() {
+        for asked in [&[("KmsMasterKeyId", "alias/aws/sqs")][..], &[("SqsManagedSseEnabled", "TRUE")]] {
+            let e = require_key_for_encryption(&attrs(asked), false).unwrap_err();
+            assert_eq!(e.code, Code::InvalidAttributeValue);
+            assert!(e.message.contains("--key-file") && e.message.contains(asked[0].0), "{}", e.message);
+            require_key_for_encryption(&attrs(asked), true).unwrap();
+        }
+        for off in [&[("KmsMasterKeyId", "")][..], &[("SqsManagedSseEnabled", "false")], &[("VisibilityTimeout", "5")]]
+        {
+            require_key_for_encryption(&attrs(off), false).unwrap();
+        }
+    }
 
     fn identity() -> Identity {
         Identity { account_id: "000000000000".into(), region: "us-east-1".into() }

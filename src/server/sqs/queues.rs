@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 use super::context::Ctx;
 use super::errors::{from_engine, Code, SqsError};
 use super::limits::{int_in_range, MAX_LIST_RESULTS};
-use super::queue_attributes::{self, apply, fifo_from_attributes, wire_default_config, Purpose};
+use super::queue_attributes::{
+    self, apply, fifo_from_attributes, require_key_for_encryption, wire_default_config, Purpose,
+};
 use super::tags;
 use super::Output;
 use crate::server::wire::Input;
@@ -24,6 +26,7 @@ pub(crate) async fn create_queue(ctx: Ctx, input: Input) -> Output {
     let fifo = fifo_from_attributes(&name, &attributes)?;
     let mut config = wire_default_config(fifo);
     apply(&mut config, &attributes, &ctx.shared.identity, Purpose::Create)?;
+    require_key_for_encryption(&attributes, ctx.shared.engine.encrypted_at_rest())?;
     let tags = tags::read_tags(&input, "tags")?;
     // SQS: a queue that exists is returned when the attributes given match its own; those not
     // given are not compared (an application may create its queue at every start without
@@ -132,6 +135,7 @@ pub(crate) async fn set_queue_attributes(ctx: Ctx, input: Input) -> Output {
         return Err(SqsError::new(Code::MissingParameter, "The request must contain the parameter Attributes."));
     }
     let attributes = input.str_map("Attributes")?;
+    require_key_for_encryption(&attributes, ctx.shared.engine.encrypted_at_rest())?;
     let identity = ctx.shared.identity.clone();
     let set_name = name.clone();
     // Read, change and write under the engine's catalog lock, so a concurrent change (another
