@@ -68,6 +68,57 @@ pub fn validate_queue_name(kind: &'static str, name: &str, fifo: bool) -> Result
     Ok(())
 }
 
+/// Longest name of a queue or exchange declared through a broker protocol (an AMQP short
+/// string).
+pub const MAX_BROKER_NAME_LEN: usize = 255;
+
+/// Queues and exchanges declared through a broker protocol (AMQP): 1-255 printable ASCII
+/// characters without spaces, slashes or backslashes, and not `.` or `..` (AMQP names such as
+/// `logs.info` or `amq.gen-...` have dots, which SQS names do not). Such names never reach the
+/// file system (queues live in the message log, their names in the catalog), but nothing that
+/// looks like a path is taken either. A `.fifo` suffix is refused: it would make the queue
+/// look FIFO to SQS clients.
+pub fn validate_broker_name(kind: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_BROKER_NAME_LEN {
+        return Err(reject(kind, name, format!("must be 1 to {MAX_BROKER_NAME_LEN} characters long")));
+    }
+    if let Some(c) = name.chars().find(|&c| !c.is_ascii_graphic() || c == '/' || c == '\\') {
+        return Err(reject(
+            kind,
+            name,
+            format!("may contain only printable ASCII characters without spaces, slashes or backslashes, not {c:?}"),
+        ));
+    }
+    if name.chars().all(|c| c == '.') {
+        return Err(reject(kind, name, "may not be made of dots only"));
+    }
+    if name.ends_with(".fifo") {
+        return Err(reject(kind, name, "may not end in \".fifo\" (FIFO queues take no broker deliveries)"));
+    }
+    Ok(())
+}
+
+/// Looks a queue or topic up by name with `find`. An SQS-style name that is not there is
+/// [`Error::NotFound`]; a name only broker rules allow ([`validate_broker_name`]) is found
+/// when a broker declared it, and is otherwise refused with the SQS-style name's error, so
+/// that callers of the SQS and SNS rules see exactly the errors they saw before brokers.
+pub(crate) fn find_named<T>(kind: &'static str, name: &str, find: impl FnOnce() -> Option<T>) -> Result<T> {
+    match validate_queue_name(kind, name, name.ends_with(".fifo")) {
+        Ok(()) => find().ok_or_else(|| Error::NotFound { kind, name: name.to_string() }),
+        Err(sqs_error) => match validate_broker_name(kind, name) {
+            Ok(()) => find().ok_or(sqs_error),
+            Err(_) => Err(sqs_error),
+        },
+    }
+}
+
+/// A name to look a queue or topic up by: an SQS-style name, or one a broker protocol
+/// declared.
+pub fn validate_lookup_name(kind: &'static str, name: &str) -> Result<()> {
+    validate_queue_name(kind, name, name.ends_with(".fifo"))
+        .or_else(|e| validate_broker_name(kind, name).map_err(|_| e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +133,19 @@ mod tests {
         for good in ["a", "clicks.v1", "A-b_c", &"z".repeat(128)] {
             validate_stream_name(good).expect(good);
         }
+    }
+
+    #[test]
+    fn broker_names_are_printable_ascii_up_to_255() {
+        for good in ["logs.info", "amq.gen-AbC_1", "a:b|c", "...x", &"n".repeat(255)] {
+            validate_broker_name("queue", good).expect(good);
+            validate_lookup_name("queue", good).expect(good);
+        }
+        for bad in ["", "a b", "tab\t", "é", &"n".repeat(256), "x.fifo", "a\0b", "a/b", "../x", "a\\b", ".", ".."] {
+            assert!(validate_broker_name("queue", bad).is_err(), "{bad:?} accepted");
+        }
+        validate_lookup_name("queue", "orders.fifo").expect("an SQS FIFO name");
+        assert!(validate_lookup_name("queue", "a b").is_err());
     }
 
     #[test]

@@ -27,22 +27,17 @@ fn owned_with_auth<'a>(credentials: &'a std::path::Path, extra: &[&'a str]) -> V
 fn boto3_and_the_aws_cli_over_https_with_signatures_and_policies() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("a self-signed certificate");
-    let cert = files.path().join("cert.pem");
-    let key = files.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let credentials = files.path().join("credentials.json");
-    let doc = json!({"credentials": [
-        {"access_key_id": "AKIAADMIN00000001", "secret_access_key": "admin-secret", "account": "111122223333", "user": "admin"},
-        {"access_key_id": "AKIASENDER0000001", "secret_access_key": "sender-secret", "account": "111122223333", "user": "sender",
-         "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}},
-        {"access_key_id": "AKIABOB0000000001", "secret_access_key": "bob-secret", "account": "444455556666", "user": "bob"},
-        {"access_key_id": "AKIAPUBLISHER0001", "secret_access_key": "publisher-secret", "account": "111122223333", "user": "publisher",
-         "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:111122223333:allowed-*"}]}},
-    ]});
-    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let (cert, key, credentials) = server_support::tls_and_credentials(
+        files.path(),
+        json!([
+            {"access_key_id": "AKIAADMIN00000001", "secret_access_key": "admin-secret", "account": "111122223333", "user": "admin"},
+            {"access_key_id": "AKIASENDER0000001", "secret_access_key": "sender-secret", "account": "111122223333", "user": "sender",
+             "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}},
+            {"access_key_id": "AKIABOB0000000001", "secret_access_key": "bob-secret", "account": "444455556666", "user": "bob"},
+            {"access_key_id": "AKIAPUBLISHER0001", "secret_access_key": "publisher-secret", "account": "111122223333", "user": "publisher",
+             "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "arn:aws:sns:us-east-1:111122223333:allowed-*"}]}},
+        ]),
+    );
     let tls = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
     let mut serve = ServeChild::start(dir.path(), &owned_with_auth(&credentials, &tls));
     let port = serve.addr.port();

@@ -23,7 +23,7 @@ use crate::queue::move_task::{MoveTaskDef, MoveTaskStatus, MAX_LISTED_MOVE_TASKS
 use crate::queue::QueueConfig;
 use crate::stream::StreamMeta;
 use crate::topic::http::{delivery_queue_config, delivery_queue_name};
-use crate::topic::{SubscriptionDef, TopicAttributes, TopicConfig};
+use crate::topic::{ExchangeDef, SubscriptionDef, TopicAttributes, TopicConfig};
 
 /// One change to the catalog, as stored (JSON, tagged by `op`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +95,13 @@ pub enum CatalogRecord {
         /// Tags the topic is created with (only in the record that creates it).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         tags: Tags,
+    },
+    /// A topic became an exchange (AMQP's `exchange.declare`): it routes by its bindings.
+    PutExchange {
+        /// The topic's name.
+        name: String,
+        /// Its kind and lifetime.
+        exchange: ExchangeDef,
     },
     /// A topic (and its subscriptions) was deleted.
     DeleteTopic {
@@ -170,6 +177,8 @@ pub struct TopicEntry {
     pub attributes: TopicAttributes,
     /// Durable (queue and HTTP/HTTPS) subscriptions, in creation order.
     pub subscriptions: Vec<SubscriptionDef>,
+    /// What makes it an exchange, if it is one.
+    pub exchange: Option<ExchangeDef>,
 }
 
 fn is_default_attributes(a: &TopicAttributes) -> bool {
@@ -318,8 +327,16 @@ impl CatalogState {
                         existing.attributes = attributes;
                     }
                     _ => {
-                        self.topics.insert(name, TopicEntry { id, config, attributes, subscriptions: Vec::new() });
+                        self.topics.insert(
+                            name,
+                            TopicEntry { id, config, attributes, subscriptions: Vec::new(), exchange: None },
+                        );
                     }
+                }
+            }
+            CatalogRecord::PutExchange { name, exchange } => {
+                if let Some(topic) = self.topics.get_mut(&name) {
+                    topic.exchange = Some(exchange);
                 }
             }
             CatalogRecord::DeleteTopic { name } => {

@@ -15,6 +15,7 @@
 pub mod catalog;
 pub mod delivery_streams;
 pub mod encryption;
+mod exchanges;
 pub mod health;
 #[cfg(test)]
 mod interleavings;
@@ -25,6 +26,7 @@ mod stream_admin;
 pub mod tags;
 pub mod tokens;
 mod topic_admin;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,7 @@ use crate::stream::{
 use crate::topic::{TopicCell, TopicEnv};
 use catalog::{Catalog, CatalogRecord};
 pub use encryption::{KeySource, RekeyReport};
+pub use exchanges::Delivery;
 use health::{FailureBook, Pass};
 pub use health::{Health, LogFailure};
 use lock::DirLock;
@@ -279,6 +282,7 @@ impl Engine {
         let maintenance = inner.options.background.then(|| spawn_maintenance(Arc::downgrade(&inner)));
         let engine = Engine { inner, maintenance };
         engine.resume_move_tasks();
+        engine.drop_transient()?;
         Ok(engine)
     }
 
@@ -452,12 +456,10 @@ impl Engine {
         self.inner.queues.names()
     }
 
-    /// A queue by name.
+    /// A queue by name. A name SQS's rules refuse is still found if a broker protocol declared
+    /// a queue of that name ([`names::validate_broker_name`]); otherwise it is the name's error.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        let fifo = name.ends_with(".fifo");
-        names::validate_queue_name("queue", name, fifo)?;
-        let cell =
-            self.inner.queues.cell(name).ok_or_else(|| Error::NotFound { kind: "queue", name: name.to_string() })?;
+        let cell = names::find_named("queue", name, || self.inner.queues.cell(name))?;
         Ok(Queue { store: Arc::clone(&self.inner.queues), cell })
     }
 

@@ -21,7 +21,10 @@ impl Engine {
     /// crash leaves either both or neither. For a queue that exists with the same attributes
     /// this succeeds and leaves its tags alone (as SQS's CreateQueue does).
     pub fn create_queue_with(&self, name: &str, config: QueueConfig, tags: &Tags) -> Result<()> {
-        names::validate_queue_name("queue", name, config.fifo)?;
+        match &config.broker {
+            Some(_) if !config.fifo => names::validate_broker_name("queue", name)?,
+            _ => names::validate_queue_name("queue", name, config.fifo)?,
+        }
         config.validate()?;
         validate_tags(tags)?;
         let mut catalog = self.inner.catalog.lock();

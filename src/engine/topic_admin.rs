@@ -144,14 +144,7 @@ impl Engine {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Result<Topic> {
-        names::validate_queue_name("topic", name, name.ends_with(".fifo"))?;
-        let cell = self
-            .inner
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound { kind: "topic", name: name.to_string() })?;
+        let cell = names::find_named("topic", name, || self.inner.topics.read().get(name).cloned())?;
         Ok(Topic { store: Arc::clone(&self.inner.queues), cell, env: Arc::clone(&self.inner.topic_env) })
     }
 
@@ -221,13 +214,16 @@ impl Engine {
             token: None,
             pending: false,
             confirmed_authenticated: false,
+            binding: None,
         };
         def.validate()?;
         let existing = catalog
             .state()
             .topics
             .get(&topic.cell.name)
-            .and_then(|t| t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url))
+            .and_then(|t| {
+                t.subscriptions.iter().find(|s| s.queue == def.queue && s.url == def.url && s.binding.is_none())
+            })
             .cloned();
         if let Some(existing) = existing {
             if !existing.same_settings(&def) {

@@ -75,6 +75,53 @@ pub enum FifoThroughputLimit {
     PerMessageGroupId,
 }
 
+/// Settings of a queue declared through a message broker protocol (AMQP's `queue.declare`):
+/// its lifetime, a message TTL, a length limit and a dead-letter exchange.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerOptions {
+    /// Deleted when the engine next opens (AMQP's non-durable and exclusive queues).
+    #[serde(default)]
+    pub transient: bool,
+    /// Used by one connection only, and deleted when it closes (the broker enforces it).
+    #[serde(default)]
+    pub exclusive: bool,
+    /// Deleted (by the broker) when its last consumer goes.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// Messages expire this long after they arrive (AMQP's `x-message-ttl`), when shorter than
+    /// the retention.
+    #[serde(default, with = "optional_millis", skip_serializing_if = "Option::is_none")]
+    pub message_ttl: Option<Duration>,
+    /// At most this many ready messages: a delivery beyond drops the oldest (AMQP's
+    /// `x-max-length`, overflow `drop-head`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u64>,
+    /// Where rejected messages are routed (AMQP's `x-dead-letter-exchange`; `""`: the default
+    /// exchange, which routes to the queue its routing key names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_exchange: Option<String>,
+    /// The routing key dead-lettered messages get (`x-dead-letter-routing-key`; default: their
+    /// own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_routing_key: Option<String>,
+}
+
+/// Longest message TTL: AMQP's, 2^32 - 1 ms.
+pub const MAX_MESSAGE_TTL: Duration = Duration::from_millis(u32::MAX as u64);
+
+impl BrokerOptions {
+    fn validate(&self) -> Result<()> {
+        if self.message_ttl.is_some_and(|ttl| ttl > MAX_MESSAGE_TTL) {
+            return Err(Error::InvalidArgument(format!("a message TTL is at most {} ms", MAX_MESSAGE_TTL.as_millis())));
+        }
+        let key_ok = |k: &Option<String>| k.as_ref().is_none_or(|k| k.len() <= 255);
+        if !key_ok(&self.dead_letter_exchange) || !key_ok(&self.dead_letter_routing_key) {
+            return Err(Error::InvalidArgument("dead-letter exchange and routing key are at most 255 bytes".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Which queues may name this one as their dead-letter queue (SQS's `RedriveAllowPolicy`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -200,6 +247,9 @@ pub struct QueueConfig {
     /// SSE-SQS (kept and returned: weir does not encrypt).
     #[serde(default)]
     pub sqs_managed_sse: bool,
+    /// Broker settings of a queue declared through AMQP (none for SQS's queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerOptions>,
 }
 
 fn default_kms_data_key_reuse() -> Duration {
@@ -224,6 +274,7 @@ impl Default for QueueConfig {
             kms_master_key_id: None,
             kms_data_key_reuse_period: DEFAULT_KMS_DATA_KEY_REUSE,
             sqs_managed_sse: false,
+            broker: None,
         }
     }
 }
@@ -261,6 +312,9 @@ impl QueueConfig {
         validate_redrive_allow(&self.redrive_allow)?;
         if let Some(policy) = &self.policy {
             validate_policy(policy)?;
+        }
+        if let Some(broker) = &self.broker {
+            broker.validate()?;
         }
         if let Some(key) = &self.kms_master_key_id {
             if key.is_empty() || key.chars().count() > MAX_KMS_KEY_ID_LEN || key.chars().any(char::is_control) {
@@ -357,6 +411,24 @@ fn fmt_secs(d: Duration) -> String {
         d.as_secs().to_string()
     } else {
         format!("{:.3}", d.as_secs_f64())
+    }
+}
+
+/// Optional durations stored as whole milliseconds in the catalog.
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod attempts;
 pub mod attributes;
+mod broker;
 pub mod changed;
 pub mod config;
 pub mod dedup;
@@ -27,7 +28,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 pub use attributes::{AttributeValue, Attributes};
-pub use config::{DedupScope, FifoThroughputLimit, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
+pub use config::{BrokerOptions, DedupScope, FifoThroughputLimit, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
 use store::{QueueCell, QueueStore};
 
 /// Most entries in one batch call, as SQS.
@@ -191,6 +192,9 @@ pub struct QueueAttributes {
     pub kms_data_key_reuse_period_s: u64,
     /// SSE-SQS (kept, not used).
     pub sqs_managed_sse: bool,
+    /// Broker settings of a queue declared through AMQP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerOptions>,
     /// When the queue was created (ms since the Unix epoch).
     pub created_ms: u64,
     /// When its attributes last changed (ms since the Unix epoch).

@@ -24,6 +24,10 @@ use crate::queue::dedup::DedupWindow;
 use crate::queue::keyed::KeyedStore;
 use crate::queue::receipt::{id_tag, IdTag};
 
+/// The visibility time of a held delivery ([`crate::queue::store::QueueStore::receive_held`]):
+/// in flight until released or acknowledged, and visible again when the engine next opens.
+pub const HELD_UNTIL_RELEASED: u64 = u64::MAX;
+
 const IN_FLIGHT: u8 = 1;
 const DELAYED: u8 = 2;
 const NO_GROUP: u32 = u32::MAX;
@@ -237,8 +241,13 @@ impl QueueState {
         self.groups.get(msg.group as usize).map(|g| g.name.clone()).unwrap_or_default()
     }
 
+    /// How long a message lives: the retention, or a broker queue's shorter message TTL.
     fn retention_ms(&self) -> u64 {
-        self.config.retention.as_millis() as u64
+        let retention = self.config.retention.as_millis() as u64;
+        match self.config.broker.as_ref().and_then(|b| b.message_ttl) {
+            Some(ttl) => retention.min(ttl.as_millis() as u64),
+            None => retention,
+        }
     }
 
     /// True if the message is past the queue's retention at `now_ms`.
@@ -576,6 +585,24 @@ impl QueueState {
         }
     }
 
+    /// Makes an in-flight message visible again at `now_ms`, at the front of the ready order
+    /// (a broker's requeue: the next receive takes it first).
+    pub fn release_to_head(&mut self, key: u64, now_ms: u64) {
+        let Some(msg) = self.msgs.get_mut(key) else { return };
+        msg.visible_at_ms = now_ms;
+        if msg.flags & IN_FLIGHT == 0 {
+            return;
+        }
+        msg.flags &= !IN_FLIGHT;
+        let g = msg.group;
+        if g != NO_GROUP {
+            self.became_visible(key, g, true);
+        } else if key < self.cursor {
+            // Due at once: nothing it must wait behind.
+            self.returned.push_front((0, key));
+        }
+    }
+
     /// Sets the anchor of a message that compaction moved forward.
     pub fn set_anchor(&mut self, key: u64, anchor: u64) {
         if let Some(msg) = self.msgs.get_mut(key) {
@@ -676,6 +703,10 @@ impl QueueState {
         }
         for (key, msg) in self.msgs.iter_mut() {
             msg.flags = 0;
+            if msg.visible_at_ms == HELD_UNTIL_RELEASED {
+                // Held by a consumer of an earlier opening, which is gone: visible again.
+                msg.visible_at_ms = now_ms;
+            }
             if msg.visible_at_ms > now_ms {
                 msg.flags = if msg.receive_count > 0 { IN_FLIGHT } else { DELAYED };
             }

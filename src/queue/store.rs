@@ -7,12 +7,14 @@
 //! acknowledge a message whose send is not on disk. A frame holding records of several queues
 //! (a dead-letter move, a redrive) is applied whole or not at all.
 
+mod broker;
 mod hand_over;
 mod index_dump;
 mod move_messages;
 mod snapshot;
 mod snapshot_load;
 
+pub use broker::{single, BrokerMessage, MAX_HANDLES_PER_FRAME};
 pub use move_messages::{MoveJob, MoveStep};
 pub use snapshot::{SnapshotTrigger, CLOSE_TAIL_RECORDS, PIECE_MESSAGES, SNAPSHOT_TAIL_BYTES, SNAPSHOT_TAIL_RECORDS};
 pub use snapshot_load::IndexRecovery;
@@ -1128,6 +1130,7 @@ impl QueueStore {
             kms_master_key_id: cfg.kms_master_key_id.clone(),
             kms_data_key_reuse_period_s: cfg.kms_data_key_reuse_period.as_secs(),
             sqs_managed_sse: cfg.sqs_managed_sse,
+            broker: cfg.broker.clone(),
             created_ms: cell.created_ms,
             last_modified_ms: cell.modified_ms.load(Ordering::SeqCst),
             approximate_visible: c.visible,

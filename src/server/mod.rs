@@ -33,6 +33,7 @@
 //! shares; `http_client` makes the server's own requests (Firehose's HTTP endpoint deliveries,
 //! `sns::delivery`'s POSTs to HTTP/HTTPS subscriptions); `metrics` and `logging` observe.
 
+pub(crate) mod amqp;
 pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod firehose;
@@ -40,10 +41,14 @@ pub(crate) mod http_client;
 pub(crate) mod kinesis;
 pub(crate) mod listener;
 pub(crate) mod logging;
+pub(crate) mod messaging;
 pub(crate) mod metrics;
+pub(crate) mod mqtt;
+pub(crate) mod protocols;
 pub(crate) mod route;
 pub(crate) mod sns;
 pub(crate) mod sqs;
+pub(crate) mod stomp;
 pub(crate) mod tls;
 pub(crate) mod wire;
 
@@ -58,6 +63,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::Engine;
 pub use logging::LogLevel;
+pub use protocols::Protocol;
 pub use tls::TlsFiles;
 
 use auth::credentials::CredentialStore;
@@ -104,7 +110,8 @@ pub struct ServerConfig {
     /// `--auth FILE`: the credentials file; every request must then carry a valid SigV4
     /// signature of one of its keys, and policies decide what it may do. `None`: open.
     pub auth_file: Option<PathBuf>,
-    /// `--tls-cert`/`--tls-key`: serve HTTPS. `None`: cleartext HTTP.
+    /// `--tls-cert`/`--tls-key`: serve HTTPS, and TLS on every messaging listener. `None`:
+    /// cleartext.
     pub tls: Option<TlsFiles>,
     /// The directory that stands in for S3 in Firehose destinations: bucket `B` is
     /// `buckets_dir/B`. Default (`None`): `DATA_DIR/buckets`.
@@ -116,6 +123,12 @@ pub struct ServerConfig {
     /// throughput limits (writes 1 MiB/s and 1,000 records/s, reads 2 MiB/s per shard; over
     /// them: `ProvisionedThroughputExceededException`). Off by default, as local emulators.
     pub kinesis_throughput_limits: bool,
+    /// `--amqp ADDR`: serve AMQP 0-9-1 there (port 0: any free port). `None`: no AMQP.
+    pub amqp: Option<SocketAddr>,
+    /// `--mqtt ADDR`: serve MQTT there. `None`: no MQTT.
+    pub mqtt: Option<SocketAddr>,
+    /// `--stomp ADDR`: serve STOMP there. `None`: no STOMP.
+    pub stomp: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -134,6 +147,18 @@ impl ServerConfig {
             buckets_dir: None,
             kinesis_iterator_lifetime: DEFAULT_KINESIS_ITERATOR_LIFETIME,
             kinesis_throughput_limits: false,
+            amqp: None,
+            mqtt: None,
+            stomp: None,
+        }
+    }
+
+    /// The address asked for `protocol`, if any.
+    pub fn protocol_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        match protocol {
+            Protocol::Amqp => self.amqp,
+            Protocol::Mqtt => self.mqtt,
+            Protocol::Stomp => self.stomp,
         }
     }
 
@@ -203,6 +228,10 @@ pub(crate) struct Shared {
     pub credentials: Option<Arc<CredentialStore>>,
     /// The running deliveries of Firehose delivery streams.
     pub firehose: firehose::runner::Runners,
+    /// Consumers and exclusive queues of the messaging protocols' connections.
+    pub registry: messaging::Registry,
+    /// MQTT's live sessions and retained messages.
+    pub mqtt: mqtt::broker::Broker,
     request_ids: AtomicU64,
     boot_nanos: u64,
 }
@@ -289,6 +318,9 @@ pub struct Server {
     config: ServerConfig,
     credentials: Option<Arc<CredentialStore>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The messaging listeners (`--amqp`, `--mqtt`, `--stomp`) and their TLS (no ALPN).
+    protocols: protocols::ProtocolListeners,
+    protocol_tls: Option<tokio_rustls::TlsAcceptor>,
     stop_tx: Arc<watch::Sender<bool>>,
     on_ready: Option<Box<dyn FnOnce(SocketAddr) + Send>>,
 }
@@ -310,9 +342,16 @@ impl Server {
             None => None,
         };
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let protocol_tls = config.tls.as_ref().map(|files| tls::acceptor_with_alpn(files, Vec::new())).transpose()?;
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::io("listen on", config.listen.to_string(), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("configure socket", config.listen.to_string(), e))?;
+        let wanted: Vec<(Protocol, Option<SocketAddr>)> =
+            Protocol::ALL.iter().map(|&p| (p, config.protocol_addr(p))).collect();
+        let protocols = protocols::ProtocolListeners::bind(&wanted)?;
+        if config.amqp.is_some() {
+            amqp::predeclare(&engine)?;
+        }
         let (stop_tx, _) = watch::channel(false);
         // Envelopes, ARNs and the topic -> queue delivery check name this server's region,
         // account and address.
@@ -323,7 +362,23 @@ impl Server {
             account_id: config.account_id.clone(),
             endpoint: format!("{scheme}://{addr}"),
         });
-        Ok(Server { listener, engine, config, credentials, tls, stop_tx: Arc::new(stop_tx), on_ready: None })
+        Ok(Server {
+            listener,
+            engine,
+            config,
+            credentials,
+            tls,
+            protocols,
+            protocol_tls,
+            stop_tx: Arc::new(stop_tx),
+            on_ready: None,
+        })
+    }
+
+    /// The address a messaging protocol listens on (`--amqp` and the like), with the port
+    /// chosen when asked for port 0; `None` if it was not asked for.
+    pub fn protocol_addr(&self, protocol: Protocol) -> Option<SocketAddr> {
+        self.protocols.local_addr(protocol)
     }
 
     /// The address the server listens on (with the port chosen when asked for port 0).
@@ -338,12 +393,20 @@ impl Server {
     }
 
     /// The line `weir serve` prints once it accepts connections:
-    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","auth":"none"}`
-    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS).
+    /// `{"listening":"127.0.0.1:PORT","endpoint":"http://127.0.0.1:PORT","amqp":"127.0.0.1:PORT","auth":"none"}`
+    /// (`"auth":"sigv4"` with `--auth`, `https://` with TLS; `amqp`, `mqtt` and `stomp` only
+    /// for the listeners asked for).
     pub fn startup_line(&self) -> String {
         // Written by hand: the field order is part of the contract.
         let auth = if self.credentials.is_some() { "sigv4" } else { "none" };
-        format!(r#"{{"listening":"{}","endpoint":"{}","auth":"{auth}"}}"#, self.local_addr(), self.endpoint())
+        let mut line = format!(r#"{{"listening":"{}","endpoint":"{}""#, self.local_addr(), self.endpoint());
+        for protocol in Protocol::ALL {
+            if let Some(addr) = self.protocol_addr(protocol) {
+                line.push_str(&format!(r#","{}":"{addr}""#, protocol.name()));
+            }
+        }
+        line.push_str(&format!(r#","auth":"{auth}"}}"#));
+        line
     }
 
     /// A handle that reads the credentials file again (key rotation).
@@ -398,6 +461,8 @@ impl Server {
             sns_deliveries: sns::delivery::Deliveries::default(),
             credentials: self.credentials,
             firehose: firehose::runner::Runners::default(),
+            registry: messaging::Registry::default(),
+            mqtt: mqtt::broker::Broker::default(),
             config: self.config,
             local_addr,
             request_ids: AtomicU64::new(0),
@@ -411,6 +476,8 @@ impl Server {
         }
         let stop_tx = Arc::clone(&self.stop_tx);
         let tls = self.tls;
+        let protocol_tls = self.protocol_tls;
+        let protocols = self.protocols;
         let listener = self.listener;
         let on_ready = self.on_ready;
         let result = runtime.block_on(async move {
@@ -425,9 +492,12 @@ impl Server {
             // Delivery streams and HTTP/HTTPS subscriptions deliver while the server runs.
             let deliveries = tokio::spawn(firehose::runner::supervise(Arc::clone(&shared)));
             tokio::spawn(sns::delivery::run(Arc::clone(&shared)));
-            listener::serve(listener, Arc::clone(&shared), tls).await;
+            let (_, served) = tokio::join!(
+                listener::serve(listener, Arc::clone(&shared), tls),
+                protocols.serve(Arc::clone(&shared), protocol_tls),
+            );
             let _ = deliveries.await;
-            Ok::<(), Error>(())
+            served
         });
         // Blocking calls still running (none once every connection is closed) finish here.
         runtime.shutdown_timeout(SHUTDOWN_GRACE);

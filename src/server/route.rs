@@ -6,8 +6,9 @@
 //! older clients POST to a queue URL's path). The services of the next issue are told apart the
 //! same way: by their JSON target prefix (`Kinesis_20131202`, `Firehose_20150804`) or their
 //! query `Version` (`2010-03-31` for SNS), each with its own operation table. A query request
-//! without a `Version` whose `Action` is an SNS operation (a visit of an SNS SubscribeURL or
-//! UnsubscribeURL) is SNS's.
+//! without a `Version` to `/` whose `Action` is an SNS operation (a visit of an SNS SubscribeURL
+//! or UnsubscribeURL) is SNS's; to a queue URL's path it is SQS's (`AddPermission` and
+//! `RemovePermission` are operations of both).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -290,7 +291,9 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
     let version = pairs.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str());
     let service = match version {
         Some(sns::API_VERSION) => ServiceKind::Sns,
-        None if operation.as_deref().is_some_and(sns::serves) => ServiceKind::Sns,
+        // SNS is posted to `/`; a queue URL's path makes an operation both serve (AddPermission,
+        // RemovePermission) SQS's.
+        None if path == "/" && operation.as_deref().is_some_and(sns::serves) => ServiceKind::Sns,
         _ => ServiceKind::Sqs,
     };
     Call {

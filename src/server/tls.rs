@@ -26,8 +26,15 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// A TLS acceptor for `files`, checked now so a bad file fails `bind`, not the first client.
+/// A TLS acceptor for `files` offering ALPN `h2` and `http/1.1`, checked now so a bad file
+/// fails `bind`, not the first client.
 pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
+    acceptor_with_alpn(files, vec![b"h2".to_vec(), b"http/1.1".to_vec()])
+}
+
+/// A TLS acceptor for `files` offering `alpn` (none for the messaging protocols: their
+/// clients send none or names of their own, and a server with no list accepts any).
+pub(crate) fn acceptor_with_alpn(files: &TlsFiles, alpn: Vec<Vec<u8>>) -> Result<TlsAcceptor> {
     let certs = read_certs(&files.cert)?;
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_error("private key", &files.key, e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -43,7 +50,7 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {
                 files.key.display()
             ))
         })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -11,11 +11,14 @@
 //! dead-letters or drops them when the policy runs out.
 
 pub mod attributes;
+pub mod binding;
 pub mod delivery_policy;
 pub mod envelope;
 pub mod filter;
 pub mod http;
+pub mod mqtt_filter;
 mod publish;
+mod route;
 pub mod subscription;
 
 use std::sync::atomic::Ordering;
@@ -30,6 +33,7 @@ use crate::queue::attributes::{from_stored, Attributes};
 use crate::queue::store::QueueStore;
 use crate::queue::{SendEntry, SendOptions, MAX_BATCH_ENTRIES};
 pub use attributes::TopicAttributes;
+pub use binding::{Binding, ExchangeDef, ExchangeKind, RouteFilter};
 pub use envelope::{EnvelopeContext, MessageKind};
 pub use filter::{FilterPolicy, FilterScope};
 pub use http::{FailureOutcome, HttpDeliveries, HttpDelivery, HttpTarget};
@@ -318,6 +322,7 @@ impl TopicCell {
             token: None,
             pending: false,
             confirmed_authenticated: false,
+            binding: None,
         };
         let mut sub = Subscription::durable(&def, None)?;
         sub.target = Target::Callback {

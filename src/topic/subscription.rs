@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::binding::Binding;
 use super::delivery_policy::DeliveryPolicy;
 use super::filter::{self, FilterPolicy, FilterScope};
 use super::{parse_policy, Callback};
@@ -89,6 +90,10 @@ pub struct SubscriptionDef {
     /// SubscribeURL).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub confirmed_authenticated: bool,
+    /// An exchange's binding: the subscription takes only what its filter matches of the
+    /// routing key and headers a message is routed with ([`super::Topic::route_targets`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
 }
 
 impl SubscriptionDef {
@@ -303,7 +308,16 @@ impl Subscription {
         }
     }
 
+    /// A publish without routing information: routed with an empty routing key and no headers.
     pub fn matches(&self, attributes: &Attributes, body: &[u8]) -> bool {
+        if self.def.binding.as_ref().is_some_and(|b| !b.matches("", &[])) {
+            return false;
+        }
+        self.policy_matches(attributes, body)
+    }
+
+    /// Whether the filter policy, if any, takes the message.
+    pub fn policy_matches(&self, attributes: &Attributes, body: &[u8]) -> bool {
         let Some(policy) = &self.policy else { return true };
         match policy.scope() {
             FilterScope::MessageBody => policy.matches_body(body),
@@ -386,6 +400,7 @@ mod tests {
             token: None,
             pending: false,
             confirmed_authenticated: false,
+            binding: None,
         }
     }
 

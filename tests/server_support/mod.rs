@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -314,4 +314,27 @@ pub fn run_client_suite(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     eprintln!("{report}");
     assert!(out.status.success(), "the client suite failed:\n{report}");
     assert!(report.contains("OK"), "{report}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost written into `dir`: the paths of
+/// the PEM certificate (also the CA a client trusts) and of its private key.
+pub fn self_signed_tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("a self-signed certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert.pem");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key.pem");
+    (cert, key)
+}
+
+/// Files of a server with TLS and `--auth`, written in `dir`: a self-signed certificate
+/// ([`self_signed_tls`]) and a credentials file holding `credentials` (the list under
+/// `"credentials"`). Returns their paths: certificate, key, credentials.
+pub fn tls_and_credentials(dir: &Path, credentials: Value) -> (PathBuf, PathBuf, PathBuf) {
+    let (cert, key) = self_signed_tls(dir);
+    let file = dir.join("credentials.json");
+    std::fs::write(&file, serde_json::json!({ "credentials": credentials }).to_string())
+        .expect("write credentials.json");
+    (cert, key, file)
 }

@@ -1,5 +1,6 @@
-//! `weir serve`: the data directory as a local AWS endpoint (SQS, Kinesis, Firehose), until
-//! SIGINT or SIGTERM; SIGHUP reads the `--auth` credentials file again.
+//! `weir serve`: the data directory as a local AWS endpoint (SQS, SNS, Kinesis, Firehose), and
+//! with `--amqp`, `--mqtt` and `--stomp` a message broker, until SIGINT or SIGTERM; SIGHUP
+//! reads the `--auth` credentials file again.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -48,6 +49,16 @@ pub struct ServeArgs {
     /// How long a Kinesis shard iterator lasts, in milliseconds (tests shorten it).
     #[arg(long, value_name = "MS", hide = true)]
     kinesis_iterator_lifetime_ms: Option<u64>,
+    /// Also serve AMQP 0-9-1 (RabbitMQ's clients) on ADDR; port 0 picks a free port. TLS
+    /// (AMQPS) on that port when --tls-cert is given.
+    #[arg(long, value_name = "ADDR")]
+    amqp: Option<SocketAddr>,
+    /// Also serve MQTT on ADDR; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    mqtt: Option<SocketAddr>,
+    /// Also serve STOMP on ADDR; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    stomp: Option<SocketAddr>,
 }
 
 /// Opens the engine, serves it, and closes it cleanly once stopped.
@@ -63,6 +74,9 @@ pub fn run(data: &Path, args: ServeArgs) -> CliResult<()> {
         kinesis_iterator_lifetime: args
             .kinesis_iterator_lifetime_ms
             .map_or(weir::server::DEFAULT_KINESIS_ITERATOR_LIFETIME, std::time::Duration::from_millis),
+        amqp: args.amqp,
+        mqtt: args.mqtt,
+        stomp: args.stomp,
         ..ServerConfig::new(args.listen)
     };
     config.validate()?;

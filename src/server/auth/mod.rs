@@ -15,6 +15,7 @@
 
 pub(crate) mod credentials;
 pub(crate) mod errors;
+pub(crate) mod password;
 pub(crate) mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use hyper::http::request::Parts;
 
 use self::credentials::CredentialStore;
+pub(crate) use self::password::authenticate_password;
 use self::sigv4::{SigError, SignedRequest};
 use crate::policy::{evaluate, Context, Decision, Identity, Policy, Principal as PolicyPrincipal, Request};
 
@@ -62,6 +64,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Whoever calls a server without `--auth`: the server's account, allowed everything.
+    pub(crate) fn open(account_id: &str, source_ip: Option<IpAddr>, secure: bool) -> Principal {
+        Principal { account_id: account_id.to_string(), user: None, access: Access::Open, source_ip, secure }
+    }
+
     /// The principal as policies name it: `arn:aws:iam::ACCOUNT:user/USER`, or the account's
     /// root for an open server.
     pub fn policy_principal(&self) -> PolicyPrincipal {
@@ -142,13 +149,7 @@ pub(crate) fn authenticate(
     let source_ip = connection.map(|c| c.peer.ip());
     let secure = connection.is_some_and(|c| c.secure);
     let Some(store) = settings.store else {
-        return Ok(Principal {
-            account_id: settings.account_id.to_string(),
-            user: None,
-            access: Access::Open,
-            source_ip,
-            secure,
-        });
+        return Ok(Principal::open(settings.account_id, source_ip, secure));
     };
     let headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
     let request = SignedRequest {

@@ -549,6 +549,7 @@ mod tests {
             kms_master_key_id: None,
             kms_data_key_reuse_period_s: 300,
             sqs_managed_sse: false,
+            broker: None,
             created_ms: 1_700_000_000_999,
             last_modified_ms: 1_700_000_001_000,
             approximate_visible: 2,
