@@ -36,15 +36,7 @@ const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub(crate) type Output = Result<Map<String, Value>, FirehoseError>;
 type Handler = fn(Ctx, Input) -> Pin<Box<dyn Future<Output = Output> + Send>>;
 
-/// How completely an operation behaves as Firehose's (`docs/compatibility.md` says how it
-/// differs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
-    /// As Firehose.
-    Full,
-    /// Served, with differences the compatibility document lists.
-    Partial,
-}
+pub use super::wire::Support;
 
 /// One Firehose operation.
 pub struct Operation {

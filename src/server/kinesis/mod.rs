@@ -29,8 +29,8 @@ use serde_json::{json, Map, Value};
 
 use self::errors::{Code, KinesisError};
 use super::route::{Answer, Call, RawParams};
-use super::sqs::Support;
 use super::wire::cbor::{self, Hints};
+use super::wire::Support;
 use super::wire::{Input, Protocol};
 use super::Shared;
 use crate::Engine;

@@ -47,14 +47,7 @@ pub const XML_NAMESPACE: &str = "http://sns.amazonaws.com/doc/2010-03-31/";
 pub(crate) type Output = Result<Map<String, Value>, SnsError>;
 type Handler = fn(Ctx, Input) -> Pin<Box<dyn Future<Output = Output> + Send>>;
 
-/// How completely an operation behaves as SNS's (`docs/compatibility.md` says how it differs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
-    /// As SNS.
-    Full,
-    /// Served, with differences the compatibility document lists.
-    Partial,
-}
+pub use super::wire::Support;
 
 /// One SNS operation.
 pub struct Operation {

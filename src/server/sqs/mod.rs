@@ -53,14 +53,7 @@ const XML_CONTENT_TYPE: &str = "text/xml";
 pub(crate) type Output = Result<Map<String, Value>, SqsError>;
 type Handler = fn(Ctx, Input) -> Pin<Box<dyn Future<Output = Output> + Send>>;
 
-/// How completely an operation behaves as SQS's (`docs/compatibility.md` says how it differs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
-    /// As SQS.
-    Full,
-    /// Served, with differences the compatibility document lists.
-    Partial,
-}
+pub use super::wire::Support;
 
 /// One SQS operation.
 pub struct Operation {

@@ -10,6 +10,16 @@ pub mod eventstream;
 pub mod query;
 pub mod xml;
 
+/// How completely a served operation behaves as the real service's (`docs/compatibility.md`
+/// says how it differs); every service's operation table carries one per operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// As the real service.
+    Full,
+    /// Served, with differences the compatibility document lists.
+    Partial,
+}
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
