@@ -626,8 +626,16 @@ class CrossProtocol(Base):
         self.assertEqual(body, b"from sqs")
         self.assertEqual(props.headers.get("colour"), "blue")
         self.ch.basic_ack(method.delivery_tag)
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        self.assertEqual((attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
+        # basic.ack has no reply: the SQS side sees it once the server has handled the frame,
+        # which a GetQueueAttributes on another connection may overtake. Wait for it.
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            counts = (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"])
+            if counts == ("0", "0") or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertEqual(counts, ("0", "0"), "the acknowledged message is gone for SQS too")
         sqs.delete_queue(QueueUrl=url)
 
 
