@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
@@ -343,22 +343,8 @@ fn error_response(protocol: Protocol, e: &SqsError, request_id: &str) -> Respons
     }
 }
 
-/// A whole answer: status, content type, body and the request id header (shared by services).
-pub(crate) fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: Vec<u8>,
-    request_id: &str,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static("x-amzn-requestid"), v);
-    }
-    response
-}
+/// A whole answer: the one writer every service shares.
+pub(crate) use crate::server::wire::answer::respond;
 
 #[cfg(test)]
 mod tests {
