@@ -69,6 +69,9 @@ pub enum RawParams {
     Json(Map<String, Value>),
     /// Decoded form pairs (query protocol), body and URL query string together.
     Form(Vec<(String, String)>),
+    /// A JSON body left for its operation to read typed, straight from the bytes (Kinesis
+    /// PutRecords, whose records are nearly all of it; see `kinesis::records::TypedPut`).
+    Unparsed(Bytes),
 }
 
 /// A request, routed.
@@ -88,6 +91,37 @@ pub struct Call {
     pub host: String,
     /// The body came as CBOR (`application/x-amz-cbor-1.1`), and the answer goes as CBOR.
     pub cbor: bool,
+}
+
+impl RawParams {
+    /// The JSON object, an [`RawParams::Unparsed`] body parsed now; `None` for form pairs.
+    pub(crate) fn into_json(self) -> Result<Option<Map<String, Value>>, String> {
+        match self {
+            RawParams::Json(map) => Ok(Some(map)),
+            RawParams::Unparsed(body) => json_object(&body).map(Some),
+            RawParams::Form(_) => Ok(None),
+        }
+    }
+}
+
+/// An AWS JSON body: an object (empty when the body is).
+pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("the request body must be a JSON object".to_string()),
+        Err(e) => Err(format!("the request body is not valid JSON: {e}")),
+    }
+}
+
+impl Call {
+    /// Moves the parameters out (a service reads them once; a batch's entries are not copied).
+    /// What is left behind is an empty JSON object.
+    pub(crate) fn take_params(&mut self) -> Result<RawParams, String> {
+        std::mem::replace(&mut self.params, Ok(RawParams::Json(Map::new())))
+    }
 }
 
 /// What a service answers, with what the server counts and logs about it.
@@ -166,8 +200,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let answer = match call.service {
         ServiceKind::Sqs => sqs::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
         ServiceKind::Sns => sns::handle(Arc::clone(&shared), &call, &request_id, principal).await,
-        ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &call, &request_id, principal).await,
-        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &call, &request_id, principal).await,
+        ServiceKind::Firehose => firehose::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
+        ServiceKind::Kinesis => kinesis::handle(Arc::clone(&shared), &mut call, &request_id, principal).await,
     };
     finish(&shared, &call, answer, &request_id, started)
 }
@@ -231,7 +265,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
                 service: ServiceKind::Kinesis,
                 protocol: Protocol::Json,
                 operation: (!operation.is_empty()).then(|| operation.to_string()),
-                params: kinesis::read_params(cbor, body),
+                params: kinesis::read_params_of(operation, cbor, body),
                 path,
                 host,
                 cbor,
@@ -242,15 +276,7 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Call {
             firehose::JSON_TARGET_PREFIX => (ServiceKind::Firehose, true),
             _ => (ServiceKind::Sqs, prefix == sqs::JSON_TARGET_PREFIX),
         };
-        let params = if body.iter().all(u8::is_ascii_whitespace) {
-            Ok(RawParams::Json(Map::new()))
-        } else {
-            match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Object(map)) => Ok(RawParams::Json(map)),
-                Ok(_) => Err("the request body must be a JSON object".to_string()),
-                Err(e) => Err(format!("the request body is not valid JSON: {e}")),
-            }
-        };
+        let params = json_object(body).map(RawParams::Json);
         return Call {
             service,
             protocol: Protocol::Json,

@@ -96,16 +96,14 @@ pub(crate) fn delivery_stream_arn(shared: &Shared, name: &str) -> String {
 }
 
 /// Runs one Firehose request, authorized for `principal`, and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
-    let params = match &call.params {
-        Ok(RawParams::Json(map)) => map.clone(),
-        Ok(RawParams::Form(_)) => {
+pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &str, principal: Principal) -> Answer {
+    let params = match call.take_params() {
+        Ok(RawParams::Json(map)) => map,
+        Ok(RawParams::Form(_) | RawParams::Unparsed(_)) => {
             let e = FirehoseError::new(Code::Serialization, "Firehose takes AWS JSON 1.1 requests only.");
             return answer(None, None, Err(e), request_id);
         }
-        Err(reason) => {
-            return answer(None, None, Err(FirehoseError::new(Code::Serialization, reason.clone())), request_id)
-        }
+        Err(reason) => return answer(None, None, Err(FirehoseError::new(Code::Serialization, reason)), request_id),
     };
     let name = call.operation.as_deref().unwrap_or_default();
     let Some(operation) = OPERATIONS.iter().find(|o| o.name == name) else {

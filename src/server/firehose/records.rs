@@ -50,9 +50,9 @@ pub(crate) async fn put_record(ctx: Ctx, input: Input) -> Output {
 /// so the records succeed or fail together: an engine that cannot take them now answers every
 /// record with `ServiceUnavailableException` (and `FailedPutCount` all), as Firehose answers
 /// records to retry.
-pub(crate) async fn put_record_batch(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn put_record_batch(ctx: Ctx, mut input: Input) -> Output {
     let name = name_of(&input)?;
-    let entries = input.struct_list("Records")?;
+    let entries = input.take_struct_list("Records")?;
     if entries.is_empty() || entries.len() > MAX_BATCH_RECORDS {
         return Err(FirehoseError::invalid(format!(
             "Records must hold 1 to {MAX_BATCH_RECORDS} records, not {}.",

@@ -150,10 +150,19 @@ impl Ctx {
     }
 }
 
-/// Reads a Kinesis request body: JSON, or CBOR when the content type says so.
-pub(crate) fn read_params(cbor: bool, body: &[u8]) -> Result<RawParams, String> {
+/// Reads the body of a request for `operation`: JSON, or CBOR when the content type says so.
+/// A JSON PutRecords body is left [`RawParams::Unparsed`], for [`records::TypedPut`].
+pub(crate) fn read_params_of(operation: &str, cbor: bool, body: &Bytes) -> Result<RawParams, String> {
+    if !cbor && operation == "PutRecords" {
+        return Ok(RawParams::Unparsed(body.clone()));
+    }
+    read_object(cbor, body).map(RawParams::Json)
+}
+
+/// A Kinesis request body as a JSON object (empty when the body is).
+fn read_object(cbor: bool, body: &[u8]) -> Result<Map<String, Value>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RawParams::Json(Map::new()));
+        return Ok(Map::new());
     }
     let value = if cbor {
         cbor::decode(body).map_err(|e| format!("the request body is not valid CBOR: {e}"))?
@@ -161,7 +170,7 @@ pub(crate) fn read_params(cbor: bool, body: &[u8]) -> Result<RawParams, String> 
         serde_json::from_slice::<Value>(body).map_err(|e| format!("the request body is not valid JSON: {e}"))?
     };
     match value {
-        Value::Object(map) => Ok(RawParams::Json(map)),
+        Value::Object(map) => Ok(map),
         _ => Err("the request body must be an object".to_string()),
     }
 }
@@ -177,11 +186,21 @@ pub(crate) fn operation(call: &Call) -> Option<&'static Operation> {
 }
 
 /// Runs one Kinesis request, authorized for `principal`, and renders its answer.
-pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, principal: Principal) -> Answer {
-    let params = match &call.params {
-        Ok(RawParams::Json(map)) => map.clone(),
-        Ok(RawParams::Form(_)) | Err(_) => {
-            let reason = call.params.as_ref().err().cloned().unwrap_or_else(|| "not a Kinesis request".into());
+pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &str, principal: Principal) -> Answer {
+    // A PutRecords body is read typed when it has the expected shape; anything else takes the
+    // general path, which also words every error.
+    let read = match call.take_params() {
+        Ok(RawParams::Json(map)) => Ok((map, None)),
+        Ok(RawParams::Unparsed(body)) => match records::TypedPut::read(&body) {
+            Some(put) => Ok((put.stream_params(), Some(put))),
+            None => read_object(false, &body).map(|map| (map, None)),
+        },
+        Ok(RawParams::Form(_)) => Err("not a Kinesis request".to_string()),
+        Err(reason) => Err(reason),
+    };
+    let (params, typed_put) = match read {
+        Ok(read) => read,
+        Err(reason) => {
             let error = KinesisError::new(Code::SerializationException, reason);
             return answer(call.cbor, operation(call), None, Err(error), request_id);
         }
@@ -202,7 +221,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
     if let Err(denied) = access::check(&ctx, operation.name, &input).await {
         return answer(call.cbor, Some(operation), resource, Err(denied), request_id);
     }
-    let result = (operation.handler)(ctx, input).await;
+    let result = match typed_put {
+        Some(put) => records::put_records_typed(ctx, input, put).await,
+        None => (operation.handler)(ctx, input).await,
+    };
     answer(call.cbor, Some(operation), resource, result, request_id)
 }
 

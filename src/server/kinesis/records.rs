@@ -1,6 +1,9 @@
 //! Record operations: PutRecord, PutRecords, GetShardIterator and GetRecords.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::errors::{from_engine, Code, KinesisError};
@@ -8,11 +11,12 @@ use super::names::{self, shard_id, IteratorPosition};
 use super::streams::parse_hash_key;
 use super::{epoch_seconds, Ctx, Output};
 use crate::server::sqs::errors::shorten;
-use crate::server::wire::Input;
+use crate::server::wire::{Input, ParamError};
 use crate::stream::{PutRecord, StartingPosition, StreamMeta, MAX_BATCH_RECORDS, MAX_PARTITION_KEY_LEN};
 use crate::Error;
 
 /// One record of a put, read from the request.
+#[derive(Debug, PartialEq)]
 struct IncomingRecord {
     partition_key: String,
     data: Vec<u8>,
@@ -20,7 +24,17 @@ struct IncomingRecord {
 }
 
 fn read_record(input: &Input) -> Result<IncomingRecord, KinesisError> {
-    let partition_key = input.required_str("PartitionKey")?.to_string();
+    record_of(input.str("PartitionKey")?, input.str("Data")?, input.str("ExplicitHashKey")?)
+}
+
+/// A record from its members as the request gave them (`data` in base64), checked in the
+/// order the errors are reported.
+fn record_of(
+    partition_key: Option<&str>,
+    data: Option<&str>,
+    explicit_hash_key: Option<&str>,
+) -> Result<IncomingRecord, KinesisError> {
+    let partition_key = partition_key.ok_or_else(|| ParamError::Missing("PartitionKey".into()))?;
     let chars = partition_key.chars().count();
     if chars == 0 || chars > MAX_PARTITION_KEY_LEN {
         return Err(KinesisError::new(
@@ -28,12 +42,78 @@ fn read_record(input: &Input) -> Result<IncomingRecord, KinesisError> {
             format!("1 validation error detected: Value at 'partitionKey' failed to satisfy constraint: Member must have length between 1 and {MAX_PARTITION_KEY_LEN}"),
         ));
     }
-    let data = input.required_str("Data")?;
+    let data = data.ok_or_else(|| ParamError::Missing("Data".into()))?;
     let data = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|_| KinesisError::new(Code::SerializationException, "Data is not valid base64."))?;
-    let explicit_hash_key = input.str("ExplicitHashKey")?.map(|k| parse_hash_key("explicitHashKey", k)).transpose()?;
-    Ok(IncomingRecord { partition_key, data, explicit_hash_key })
+    let explicit_hash_key = explicit_hash_key.map(|k| parse_hash_key("explicitHashKey", k)).transpose()?;
+    Ok(IncomingRecord { partition_key: partition_key.to_owned(), data, explicit_hash_key })
+}
+
+/// A PutRecords body read typed, straight from its bytes, with each record checked and
+/// decoded: the general path builds a JSON tree of every record first, which costs more than
+/// the engine's own work on a batch of small records. Only a body of the expected shape reads
+/// this way ([`TypedPut::read`] says `None` otherwise, and the general path takes it and words
+/// the error); each record's outcome is kept, so that errors come in the general path's order.
+pub(crate) struct TypedPut {
+    stream_name: Option<String>,
+    stream_arn: Option<String>,
+    records: Vec<Result<IncomingRecord, KinesisError>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutRecordsBody<'a> {
+    #[serde(borrow, default)]
+    stream_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "StreamARN")]
+    stream_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    records: Option<Vec<RecordBody<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RecordBody<'a> {
+    // Base64 and most partition keys have no escapes: these borrow from the body.
+    #[serde(borrow)]
+    partition_key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    explicit_hash_key: Option<Cow<'a, str>>,
+}
+
+impl TypedPut {
+    /// The body read typed, or `None` if it is not shaped as a PutRecords request expects
+    /// (not JSON, a member of another type, a member twice, ...).
+    pub(crate) fn read(body: &[u8]) -> Option<TypedPut> {
+        let body: PutRecordsBody<'_> = serde_json::from_slice(body).ok()?;
+        let records = body
+            .records
+            .unwrap_or_default()
+            .iter()
+            .map(|r| record_of(r.partition_key.as_deref(), r.data.as_deref(), r.explicit_hash_key.as_deref()))
+            .collect();
+        Some(TypedPut {
+            stream_name: body.stream_name.map(Cow::into_owned),
+            stream_arn: body.stream_arn.map(Cow::into_owned),
+            records,
+        })
+    }
+
+    /// The members other than the records, as the general path reads them (the stream it
+    /// names, for the authorization step and the log).
+    pub(crate) fn stream_params(&self) -> Map<String, Value> {
+        let mut params = Map::new();
+        if let Some(name) = &self.stream_name {
+            params.insert("StreamName".into(), Value::String(name.clone()));
+        }
+        if let Some(arn) = &self.stream_arn {
+            params.insert("StreamARN".into(), Value::String(arn.clone()));
+        }
+        params
+    }
 }
 
 fn encryption_type(meta: &StreamMeta) -> &'static str {
@@ -79,16 +159,33 @@ pub(crate) async fn put_record(ctx: Ctx, input: Input) -> Output {
     .await
 }
 
-pub(crate) async fn put_records(ctx: Ctx, input: Input) -> Output {
+pub(crate) async fn put_records(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.stream_name(&input)?;
-    let entries = input.struct_list("Records")?;
-    if entries.is_empty() || entries.len() > MAX_BATCH_RECORDS {
+    let entries = input.take_struct_list("Records")?;
+    check_batch_len(entries.len())?;
+    let records = entries.iter().map(read_record).collect::<Result<Vec<_>, _>>()?;
+    put_read_records(ctx, name, records).await
+}
+
+/// PutRecords of a body read typed ([`TypedPut`]); `input` holds its other members.
+pub(crate) async fn put_records_typed(ctx: Ctx, input: Input, put: TypedPut) -> Output {
+    let name = ctx.stream_name(&input)?;
+    check_batch_len(put.records.len())?;
+    let records = put.records.into_iter().collect::<Result<Vec<_>, _>>()?;
+    put_read_records(ctx, name, records).await
+}
+
+fn check_batch_len(len: usize) -> Result<(), KinesisError> {
+    if len == 0 || len > MAX_BATCH_RECORDS {
         return Err(KinesisError::new(
             Code::ValidationException,
             format!("1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length between 1 and {MAX_BATCH_RECORDS}"),
         ));
     }
-    let records = entries.iter().map(read_record).collect::<Result<Vec<_>, _>>()?;
+    Ok(())
+}
+
+async fn put_read_records(ctx: Ctx, name: String, records: Vec<IncomingRecord>) -> Output {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = engine.stream(&name).map_err(stream_error(&name, &account))?;
@@ -258,5 +355,88 @@ fn map(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(m) => m,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::wire::Protocol;
+
+    /// A record's outcome as the tests compare it: the record, or the error's shape and text.
+    type Outcome = Result<Vec<IncomingRecord>, (&'static str, String)>;
+
+    fn failure(e: KinesisError) -> (&'static str, String) {
+        (e.code.shape(), e.message)
+    }
+
+    /// What the general path reads from `body`: a JSON tree, then each record from it.
+    fn general(body: &str) -> Outcome {
+        let params = match serde_json::from_str::<Value>(body) {
+            Ok(Value::Object(map)) => map,
+            other => panic!("the test bodies are JSON objects: {other:?}"),
+        };
+        let mut input = Input { protocol: Protocol::Json, params };
+        let entries = input.take_struct_list("Records").map_err(|e| failure(e.into()))?;
+        check_batch_len(entries.len()).map_err(failure)?;
+        entries.iter().map(read_record).collect::<Result<Vec<_>, _>>().map_err(failure)
+    }
+
+    /// What the typed path reads, or `None` where it leaves the body to the general path.
+    fn typed(body: &str) -> Option<Outcome> {
+        let put = TypedPut::read(body.as_bytes())?;
+        Some(
+            check_batch_len(put.records.len())
+                .map_err(failure)
+                .and_then(|()| put.records.into_iter().collect::<Result<Vec<_>, _>>().map_err(failure)),
+        )
+    }
+
+    #[test]
+    fn the_typed_path_reads_every_body_it_takes_as_the_general_path_does() {
+        let long_key = "k".repeat(MAX_PARTITION_KEY_LEN + 1);
+        let many: Vec<String> =
+            (0..=MAX_BATCH_RECORDS).map(|i| format!(r#"{{"PartitionKey":"p{i}","Data":"AA=="}}"#)).collect();
+        let bodies = [
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","Data":"aGVsbG8="}]}"#.to_string(),
+            // JSON may escape a base64 slash, and keys may hold escapes: those are copied.
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"\u00e9t\u00e9","Data":"\/\/8="}]}"#.to_string(),
+            r#"{"StreamARN":"arn","Records":[{"PartitionKey":"a","Data":"","ExplicitHashKey":"7"}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","Data":"AA==","ExplicitHashKey":"-1"}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","Data":"not base64!"}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"Data":"AA=="}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a"}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"","Data":"AA=="}]}"#.to_string(),
+            format!(r#"{{"StreamName":"s","Records":[{{"PartitionKey":"{long_key}"}}]}}"#),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":null,"Data":"AA=="}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[]}"#.to_string(),
+            r#"{"StreamName":"s","Records":null}"#.to_string(),
+            r#"{"StreamName":"s"}"#.to_string(),
+            format!(r#"{{"StreamName":"s","Records":[{}]}}"#, many.join(",")),
+            // Shapes the typed reader leaves to the general path, which words their errors.
+            r#"{"StreamName":"s","Records":[{"PartitionKey":5,"Data":"AA=="}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[null]}"#.to_string(),
+            r#"{"StreamName":"s","Records":{"PartitionKey":"a"}}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","PartitionKey":"b","Data":"AA=="}]}"#.to_string(),
+        ];
+        let mut taken = 0;
+        for body in &bodies {
+            let expected = general(body);
+            if let Some(outcome) = typed(body) {
+                taken += 1;
+                assert_eq!(outcome, expected, "{body}");
+            }
+        }
+        assert_eq!(taken, 14, "the well-shaped bodies all read typed");
+        assert!(matches!(general(&bodies[1]), Ok(ref r) if r[0].data == [0xff, 0xff] && r[0].partition_key == "été"));
+    }
+
+    #[test]
+    fn the_typed_path_keeps_the_stream_it_names_for_the_authorization_step() {
+        let put = TypedPut::read(br#"{"StreamName":"s","StreamARN":"arn:x","Records":[]}"#).expect("typed");
+        let params = put.stream_params();
+        assert_eq!(params.get("StreamName"), Some(&Value::String("s".into())));
+        assert_eq!(params.get("StreamARN"), Some(&Value::String("arn:x".into())));
+        assert_eq!(params.len(), 2);
     }
 }

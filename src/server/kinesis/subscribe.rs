@@ -21,7 +21,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::errors::{from_engine, Code, KinesisError};
@@ -114,10 +114,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Respon
             return route::finish(&shared, &call, answer, &request_id, started).map(Either::Left);
         }
     };
-    let params = match &call.params {
-        Ok(RawParams::Json(map)) => map.clone(),
-        Ok(RawParams::Form(_)) => Map::new(),
-        Err(reason) => return fail(KinesisError::new(Code::SerializationException, reason.clone())),
+    let params = match call.params.clone().and_then(RawParams::into_json) {
+        Ok(map) => map.unwrap_or_default(),
+        Err(reason) => return fail(KinesisError::new(Code::SerializationException, reason)),
     };
     let ctx = Ctx { shared: Arc::clone(&shared), principal };
     let input = Input { protocol: Protocol::Json, params };

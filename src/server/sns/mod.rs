@@ -141,7 +141,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &Call, request_id: &str, p
     let operation = call.operation.as_deref().and_then(|n| OPERATIONS.iter().find(|o| o.name == n));
     let pairs = match &call.params {
         Ok(RawParams::Form(pairs)) => pairs,
-        Ok(RawParams::Json(_)) => {
+        Ok(RawParams::Json(_) | RawParams::Unparsed(_)) => {
             let error = SnsError::new(Code::InvalidAction, "SNS speaks the query protocol, not AWS JSON.");
             return answer(None, None, Err(error), request_id);
         }

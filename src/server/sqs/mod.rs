@@ -243,13 +243,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &st
 }
 
 fn read_input(call: &mut Call, operation: &Operation) -> Result<Input, SqsError> {
-    let params = std::mem::replace(&mut call.params, Ok(RawParams::Json(Map::new())));
-    let params = params.map_err(|reason| match call.protocol {
+    let params = call.take_params().map_err(|reason| match call.protocol {
         Protocol::Json => SqsError::new(Code::SerializationException, reason),
         Protocol::Query => SqsError::new(Code::MalformedQueryString, reason),
     })?;
     match params {
         RawParams::Json(map) => Ok(Input { protocol: Protocol::Json, params: map }),
+        RawParams::Unparsed(body) => {
+            let map = super::route::json_object(&body).map_err(|e| SqsError::new(Code::SerializationException, e))?;
+            Ok(Input { protocol: Protocol::Json, params: map })
+        }
         RawParams::Form(pairs) => {
             let mut params = query::to_json(&pairs, &[operation.request, COMMON_REQUEST], PROTOCOL_PARAMS)
                 .map_err(|reason| SqsError::new(Code::MalformedQueryString, reason))?;
