@@ -221,10 +221,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, call: &mut Call, request_id: &st
     if let Err(denied) = access::check(&ctx, operation.name, &input).await {
         return answer(call.cbor, Some(operation), resource, Err(denied), request_id);
     }
-    let result = match typed_put {
-        Some(put) => records::put_records_typed(ctx, input, put).await,
-        None => (operation.handler)(ctx, input).await,
-    };
+    if let Some(put) = typed_put {
+        let result = records::put_records_typed(ctx, input, put).await;
+        let encoded = result.map(|outcome| (JSON_CONTENT_TYPE, outcome.to_json()));
+        return answer_encoded(false, Some(operation), resource, encoded, request_id);
+    }
+    let result = (operation.handler)(ctx, input).await;
     answer(call.cbor, Some(operation), resource, result, request_id)
 }
 
@@ -261,9 +263,21 @@ fn answer(
     result: Output,
     request_id: &str,
 ) -> Answer {
+    let encoded = result.map(|output| encode_body(cbor, &Value::Object(output)));
+    answer_encoded(cbor, operation, resource, encoded, request_id)
+}
+
+/// An answer whose body, on success, is encoded already: its content type and bytes.
+fn answer_encoded(
+    cbor: bool,
+    operation: Option<&Operation>,
+    resource: Option<String>,
+    result: Result<(&'static str, Vec<u8>), KinesisError>,
+    request_id: &str,
+) -> Answer {
     let error = result.as_ref().err().map(|e| e.code.shape());
     let response = match result {
-        Ok(output) => body_response(StatusCode::OK, cbor, &Value::Object(output), request_id),
+        Ok((content_type, bytes)) => super::sqs::respond(StatusCode::OK, content_type, bytes, request_id),
         Err(e) => error_response(cbor, &e, request_id),
     };
     Answer { response, operation: operation.map(|o| o.name), resource, error }
