@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use weir::queue::{QueueConfig, ReceiveOptions, SendEntry, SendOptions};
+use weir::queue::{Queue, QueueConfig, ReceiveOptions, SendEntry, SendOptions};
 use weir::stream::Stream;
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine, Options};
@@ -125,18 +125,26 @@ pub fn queue_cycle(window: Duration, dir: &Path, cycle: Cycle, body: &[u8]) -> f
                 });
             }
             count_until_stop(stop, || {
-                let got = q
-                    .receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), ..ReceiveOptions::default() })
-                    .expect("weir: receive");
-                if got.is_empty() {
-                    return 0;
-                }
-                let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
-                let results = q.delete_batch(&handles).expect("weir: delete_batch");
-                results.iter().filter(|r| r.is_ok()).count() as u64
+                receive_and_delete(&q, Some(LONG_POLL), &mut |_: &[u8]| {}).expect("weir: receive")
             })
         }
     })
+}
+
+/// One receiver step of every queue workload: receives up to 10 (waiting up to `wait` when the
+/// queue is empty), hands each body to `on_body` while holding it, and deletes them with one
+/// batch call; returns how many deletes succeeded.
+pub fn receive_and_delete(queue: &Queue, wait: Option<Duration>, on_body: &mut dyn FnMut(&[u8])) -> weir::Result<u64> {
+    let got = queue.receive(ReceiveOptions { max: 10, wait, ..ReceiveOptions::default() })?;
+    if got.is_empty() {
+        return Ok(0);
+    }
+    for m in &got {
+        on_body(&m.body);
+    }
+    let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
+    let results = queue.delete_batch(&handles)?;
+    Ok(results.iter().filter(|r| r.is_ok()).count() as u64)
 }
 
 /// A topic with `FANOUT_QUEUES` raw queue subscriptions, on a fresh engine in `dir`.
