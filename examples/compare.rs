@@ -261,7 +261,7 @@ fn run_scale(ctx: &Ctx, args: &Args, wanted: &dyn Fn(&str) -> bool) {
     print!("{}", scale::render(&rows));
     println!("queue_cycle: 8 senders (one message per durable send, each walking over every queue) and 8 receivers (up to 10 per receive, then one delete batch; each owns every 8th queue, or shares the one queue), Durability::Always, 256 B bodies");
     println!("stream_put_batch: one writer, batches of 100 records of 1 KiB with 100 distinct partition keys, Durability::Always");
-    println!("memory: each run is a fresh child process; setup = VmRSS once the objects exist, VmHWM = its peak, RssAnon = anonymous memory at the end (the mapped log is file memory: in VmRSS and VmHWM, not in RssAnon)");
+    println!("batch: messages per receive that found any (queues), records per fsync (shards); memory: each run is a fresh child process; setup = VmRSS once the objects exist, VmHWM = its peak, RssAnon = anonymous memory at the end (the mapped log is file memory: in VmRSS and VmHWM, not in RssAnon)");
     println!(
         "{} run: {:.1} s windows, {} round(s) (median), total {:.0} s; load average before {load_before}, after {load_after}",
         if ctx.quick { "quick" } else { "full" },

@@ -101,6 +101,9 @@ pub struct ScaleRow {
     pub series: Series,
     /// The memory of each round, in the order they ran.
     pub memory: Vec<Memory>,
+    /// What a unit of work carried in each round: messages per receive that found any
+    /// (queues), records per fsync (shards).
+    pub batch: Vec<f64>,
 }
 
 impl ScaleRow {
@@ -121,7 +124,7 @@ impl ScaleRow {
 
 /// Runs one family at each of its counts, alternating, each run in a fresh child process.
 pub fn run(ctx: &Ctx, family: Family) -> Vec<ScaleRow> {
-    let memory: RefCell<BTreeMap<usize, Vec<Memory>>> = RefCell::new(BTreeMap::new());
+    let memory: RefCell<BTreeMap<usize, Vec<(Memory, f64)>>> = RefCell::new(BTreeMap::new());
     let labels: Vec<String> = family.counts().iter().map(|n| n.to_string()).collect();
     let runs: Vec<BoxedRun<'_>> = family
         .counts()
@@ -129,8 +132,8 @@ pub fn run(ctx: &Ctx, family: Family) -> Vec<ScaleRow> {
         .map(|&count| {
             let memory = &memory;
             Box::new(move |dir: &Path| {
-                let (rate, mem) = spawn_child(ctx, family, count, dir)?;
-                memory.borrow_mut().entry(count).or_default().push(mem);
+                let (rate, mem, batch) = spawn_child(ctx, family, count, dir)?;
+                memory.borrow_mut().entry(count).or_default().push((mem, batch));
                 eprintln!(
                     "    {count} {}: VmRSS after setup {:.1} MiB, VmHWM {:.1} MiB, RssAnon at the end {:.1} MiB",
                     family.object(),
@@ -155,7 +158,10 @@ pub fn run(ctx: &Ctx, family: Family) -> Vec<ScaleRow> {
         .counts()
         .iter()
         .zip(series)
-        .map(|(&count, series)| ScaleRow { family, count, series, memory: memory.remove(&count).unwrap_or_default() })
+        .map(|(&count, series)| {
+            let (memory, batch) = memory.remove(&count).unwrap_or_default().into_iter().unzip();
+            ScaleRow { family, count, series, memory, batch }
+        })
         .collect()
 }
 
@@ -163,8 +169,8 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
 
-/// Runs one child and parses its `scale RATE SETUP_RSS HWM RSS RSS_ANON` line.
-fn spawn_child(ctx: &Ctx, family: Family, count: usize, dir: &Path) -> Result<(f64, Memory), String> {
+/// Runs one child and parses its `scale RATE SETUP_RSS HWM RSS RSS_ANON BATCH` line.
+fn spawn_child(ctx: &Ctx, family: Family, count: usize, dir: &Path) -> Result<(f64, Memory, f64), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this example's executable: {e}"))?;
     let out = Command::new(exe)
         .args(["--child", family.child_kind(), "--child-dir"])
@@ -181,12 +187,12 @@ fn spawn_child(ctx: &Ctx, family: Family, count: usize, dir: &Path) -> Result<(f
     parse_result(line)
 }
 
-fn parse_result(line: &str) -> Result<(f64, Memory), String> {
+fn parse_result(line: &str) -> Result<(f64, Memory, f64), String> {
     let f: Vec<&str> = line.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).ok_or(format!("malformed scale result {line:?}"));
     let rate = num(1)?;
     let mem = Memory { setup_rss: num(2)? as u64, hwm: num(3)? as u64, rss: num(4)? as u64, rss_anon: num(5)? as u64 };
-    Ok((rate, mem))
+    Ok((rate, mem, num(6)?))
 }
 
 /// A field of `/proc/self/status` in bytes (`VmHWM`, `VmRSS`, `RssAnon`: kB in the file).
@@ -203,12 +209,12 @@ fn status_bytes(field: &str) -> u64 {
 /// Entry point of a scale child: one timed run of `family` at `count` on `dir`; prints the
 /// result line the parent parses.
 pub fn child(family: Family, dir: &Path, count: usize, window: Duration) {
-    let (rate, setup_rss) = match family {
+    let (rate, setup_rss, batch) = match family {
         Family::Queues => queues_child(dir, count, window),
         Family::Shards => shards_child(dir, count, window),
     };
     println!(
-        "scale {rate} {setup_rss} {} {} {}",
+        "scale {rate} {setup_rss} {} {} {} {batch}",
         status_bytes("VmHWM"),
         status_bytes("VmRSS"),
         status_bytes("RssAnon")
@@ -231,8 +237,9 @@ fn sender_queue(i: usize, k: usize, count: usize) -> usize {
     (i * count / SENDERS + k) % count
 }
 
-/// `queue_cycle` over `count` queues; returns (messages/s, VmRSS after setup).
-fn queues_child(dir: &Path, count: usize, window: Duration) -> (f64, u64) {
+/// `queue_cycle` over `count` queues; returns (messages/s, VmRSS after setup, messages per
+/// receive that found any).
+fn queues_child(dir: &Path, count: usize, window: Duration) -> (f64, u64, f64) {
     let engine = open_weir(dir, Durability::Always);
     let queues: Vec<Queue> = (0..count)
         .map(|i| {
@@ -274,39 +281,41 @@ fn queues_child(dir: &Path, count: usize, window: Duration) -> (f64, u64) {
             })
         }
     });
-    let (batches, taken) = (batches.into_inner(), taken.into_inner());
-    eprintln!("    {count} queues: {:.1} messages per receive that found any", taken as f64 / batches.max(1) as f64);
-    (rate, setup_rss)
+    let per_receive = taken.into_inner() as f64 / batches.into_inner().max(1) as f64;
+    eprintln!("    {count} queues: {per_receive:.1} messages per receive that found any");
+    (rate, setup_rss, per_receive)
 }
 
 /// `stream_put_batch` into a stream of `count` shards: 100 records of 1 KiB with 100 distinct
 /// partition keys, so that a batch spreads over up to 100 shards; returns (records/s, VmRSS
-/// after setup).
-fn shards_child(dir: &Path, count: usize, window: Duration) -> (f64, u64) {
+/// after setup, records per fsync).
+fn shards_child(dir: &Path, count: usize, window: Duration) -> (f64, u64, f64) {
     let batch: Vec<(Vec<u8>, Vec<u8>)> =
         (0..100).map(|i| (format!("pk-{i}").into_bytes(), noise(1024, 1 + i as u64))).collect();
     let shards = u32::try_from(count).expect("shard count fits u32");
     // The stream is created by weir_put_batch; its setup RSS is measured here, before it.
     let setup_rss = status_bytes("VmRSS");
-    (crate::stream::weir_put_batch(window, dir, shards, &batch, true), setup_rss)
+    let (rate, per_fsync) = crate::stream::weir_put_batch(window, dir, shards, &batch, true);
+    (rate, setup_rss, per_fsync.unwrap_or(f64::NAN))
 }
 
 /// The scale table as printed.
 pub fn render(rows: &[ScaleRow]) -> String {
     let mut out = format!(
-        "{:<18} {:>12} {:>12} {:>9} {:>11} {:>11} {:>11}  rounds\n",
-        "scale", "objects", "ops/s", "vs 1", "setup MiB", "VmHWM MiB", "RssAnon MiB"
+        "{:<18} {:>12} {:>12} {:>9} {:>7} {:>11} {:>11} {:>11}  rounds\n",
+        "scale", "objects", "ops/s", "vs 1", "batch", "setup MiB", "VmHWM MiB", "RssAnon MiB"
     );
     for r in rows {
         let rounds: Vec<String> = r.series.rounds.iter().map(|v| fmt_rate(*v)).collect();
         let mem = r.memory_median();
         let cell = |f: fn(&Memory) -> u64| mem.map_or("-".into(), |m| format!("{:.1}", mib(f(&m))));
         out.push_str(&format!(
-            "{:<18} {:>12} {:>12} {:>9} {:>11} {:>11} {:>11}  {}\n",
+            "{:<18} {:>12} {:>12} {:>9} {:>7} {:>11} {:>11} {:>11}  {}\n",
             r.family.workload(),
             format!("{} {}", r.count, r.family.object()),
             r.series.median().map_or("-".into(), fmt_rate),
             if r.series.unstable() { "unstable".into() } else { fmt_ratio(vs_one(r, rows)) },
+            if r.batch.is_empty() { "-".into() } else { format!("{:.1}", median(&r.batch)) },
             cell(|m| m.setup_rss),
             cell(|m| m.hwm),
             cell(|m| m.rss_anon),
@@ -341,6 +350,11 @@ pub fn to_json(rows: &[ScaleRow]) -> serde_json::Value {
                 "vm_hwm_bytes": mem.map(|m| m.hwm),
                 "vm_rss_bytes": mem.map(|m| m.rss),
                 "rss_anon_bytes": mem.map(|m| m.rss_anon),
+                "batch": (!r.batch.is_empty()).then(|| median(&r.batch)),
+                "batch_is": match r.family {
+                    Family::Queues => "messages per receive that found any",
+                    Family::Shards => "records per fsync",
+                },
                 "error": r.series.error,
             })
         })
@@ -383,9 +397,10 @@ mod tests {
 
     #[test]
     fn child_results_parse() {
-        let (rate, m) = parse_result("scale 1234.5 10 20 30 40").expect("parses");
+        let (rate, m, batch) = parse_result("scale 1234.5 10 20 30 40 9.5").expect("parses");
         assert_eq!(rate, 1234.5);
         assert_eq!(m, Memory { setup_rss: 10, hwm: 20, rss: 30, rss_anon: 40 });
+        assert_eq!(batch, 9.5);
         assert!(parse_result("scale 1 2").is_err());
     }
 }

@@ -51,8 +51,15 @@ fn puts(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<PutRecord<'_>> {
 }
 
 /// weir's side of `stream_put_batch` on `dir`, into a stream of `shards` shards (1 in the
-/// comparison, more in `--scale`): records/s. With `report`, prints weir's fsyncs per second.
-pub fn weir_put_batch(window: Duration, dir: &Path, shards: u32, batch: &[(Vec<u8>, Vec<u8>)], report: bool) -> f64 {
+/// comparison, more in `--scale`): records/s, and with `report` also the records per fsync
+/// (printed with the fsyncs per second).
+pub fn weir_put_batch(
+    window: Duration,
+    dir: &Path,
+    shards: u32,
+    batch: &[(Vec<u8>, Vec<u8>)],
+    report: bool,
+) -> (f64, Option<f64>) {
     let engine = open_weir(dir, Durability::Always);
     engine.create_stream("s", shards, None).expect("weir: create stream");
     let stream = engine.stream("s").expect("weir: stream");
@@ -65,16 +72,13 @@ pub fn weir_put_batch(window: Duration, dir: &Path, shards: u32, batch: &[(Vec<u
             })
         }
     });
-    if report {
-        weir_side::report_syncs(&stream, rate, window);
-    }
-    rate
+    (rate, report.then(|| weir_side::report_syncs(&stream, rate, window)))
 }
 
 /// `stream_put_batch_encrypted`: weir's `stream_put_batch`, encrypted against plain.
 pub fn put_batch_encrypted(ctx: &Ctx) -> Row {
     let batch = records(100, 1024, 1);
-    let run = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false);
+    let run = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false).0;
     let (plain, encrypted) = alternate_encryption(ctx, "stream_put_batch_encrypted", &run);
     encryption_row("stream_put_batch_encrypted", "records/s", plain, encrypted)
 }
@@ -83,7 +87,7 @@ pub fn put_batch_encrypted(ctx: &Ctx) -> Row {
 pub fn put_batch(ctx: &Ctx) -> Row {
     let batch = records(100, 1024, 1);
     let frame = frame_of(&refs(&batch));
-    let weir = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false);
+    let weir = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false).0;
     let limit = |dir: &Path| {
         let file = limit_file(dir, "limit.log");
         timed(1, ctx.window, |_| {

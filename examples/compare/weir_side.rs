@@ -197,8 +197,11 @@ pub fn put_concurrent(window: Duration, dir: &Path, durability: Durability, keys
 }
 
 /// Prints how many records each of weir's fsyncs covered (group commit at work).
-pub fn report_syncs(stream: &Stream, rate: f64, window: Duration) {
+/// Returns the records per fsync.
+pub fn report_syncs(stream: &Stream, rate: f64, window: Duration) -> f64 {
     let syncs: u64 = stream.shards().iter().map(|s| s.log().sync_count()).sum();
     let per_s = syncs as f64 / window.as_secs_f64();
-    eprintln!("    weir: {per_s:.0} fsyncs/s, {:.1} records per fsync", rate / per_s.max(1.0));
+    let per_sync = rate / per_s.max(1.0);
+    eprintln!("    weir: {per_s:.0} fsyncs/s, {per_sync:.1} records per fsync");
+    per_sync
 }
