@@ -80,6 +80,19 @@ const WORKLOADS: &[&str] =
     &["queue_cycle", "fifo_cycle", "topic_fanout", "stream_put_concurrent", "stream_read", "amqp_cycle", "mqtt_qos1"];
 const PEERS: &[&str] = &["postgres", "rabbitmq", "nats", "mosquitto"];
 
+/// The peers a workload runs on (besides weir).
+fn peers_of(workload: &str) -> &'static [&'static str] {
+    match workload {
+        "queue_cycle" => &["postgres", "rabbitmq", "nats"],
+        "fifo_cycle" => &["postgres"],
+        "topic_fanout" => &["rabbitmq", "nats"],
+        "stream_put_concurrent" | "stream_read" => &["nats"],
+        "amqp_cycle" => &["rabbitmq"],
+        "mqtt_qos1" => &["mosquitto"],
+        _ => &[],
+    }
+}
+
 /// What the peers' servers are, or why one is missing.
 struct Peers {
     servers: servers::Servers,
@@ -261,8 +274,15 @@ fn main() {
 fn start_peers(args: &Args, root: &Path, ctx: &Ctx) -> Peers {
     let mut servers = servers::Servers::new(root);
     let mut errors = Vec::new();
+    // A peer starts if `--systems` names it and a workload `--only` picked has it.
+    let needed = |peer: &str| {
+        let workloads: Vec<&str> =
+            if args.only.is_empty() { WORKLOADS.to_vec() } else { args.only.iter().map(String::as_str).collect() };
+        workloads.iter().any(|w| peers_of(w).contains(&peer))
+    };
     let want = |peer: &str| {
-        ctx.systems.is_empty() || ctx.systems.iter().any(|s| s == peer || s.starts_with(&format!("{peer}_")))
+        needed(peer)
+            && (ctx.systems.is_empty() || ctx.systems.iter().any(|s| s == peer || s.starts_with(&format!("{peer}_"))))
     };
     let install = if args.no_install { Ok(()) } else { servers::install_packages() };
     for &peer in PEERS {
@@ -711,4 +731,21 @@ fn mqtt_qos1(run: &Run, peers: &Peers) -> WorkloadOutcome {
     let ops = "messages/s from publish to subscriber over MQTT 3.1.1 (rumqttc for every system), 8 publishers each awaiting the PUBACK of every QoS 1 message, 8 subscribers (persistent sessions at QoS 1), each message to exactly one of them";
     let note = "publisher i publishes to topic i of the run, which one subscriber holds; the subscriber's client acknowledges each delivery (PUBACK) as it arrives".to_string();
     run.workload(name, ops, note, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_peer_serves_some_workload_and_every_workload_names_known_peers() {
+        for peer in PEERS {
+            assert!(WORKLOADS.iter().any(|w| peers_of(w).contains(peer)), "{peer} would never start");
+        }
+        for w in WORKLOADS {
+            assert!(peers_of(w).iter().all(|p| PEERS.contains(p)), "{w} names an unknown peer");
+        }
+        assert_eq!(peers_of("amqp_cycle"), ["rabbitmq"]);
+        assert_eq!(peers_of("mqtt_qos1"), ["mosquitto"]);
+    }
 }
