@@ -262,13 +262,7 @@ fn run_scale(ctx: &Ctx, args: &Args, wanted: &dyn Fn(&str) -> bool) {
     println!("queue_cycle: 8 senders (one message per durable send, each walking over every queue) and 8 receivers (up to 10 per receive, then one delete batch; each owns every 8th queue, or shares the one queue), Durability::Always, 256 B bodies");
     println!("stream_put_batch: one writer, batches of 100 records of 1 KiB with 100 distinct partition keys, Durability::Always");
     println!("batch: messages per receive that found any (queues), records per fsync (shards); memory: each run is a fresh child process; setup = VmRSS once the objects exist, VmHWM = its peak, RssAnon = anonymous memory at the end (the mapped log is file memory: in VmRSS and VmHWM, not in RssAnon)");
-    println!(
-        "{} run: {:.1} s windows, {} round(s) (median), total {:.0} s; load average before {load_before}, after {load_after}",
-        if ctx.quick { "quick" } else { "full" },
-        ctx.window.as_secs_f64(),
-        ctx.rounds,
-        total.as_secs_f64()
-    );
+    println!("{}; load average before {load_before}, after {load_after}", run_line(ctx, total));
     if let Some(path) = &args.json {
         let doc = json!({
             "scale": scale::to_json(&rows),
@@ -381,13 +375,18 @@ fn print_table(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total
     if !ctx.quick && !FULL_RUN_TEN_MILLION && memory.len() == 1 {
         println!("  memory_10M             skipped: it does not fit the run's time budget");
     }
-    println!(
+    println!("{}", run_line(ctx, total));
+}
+
+/// The last line of a table: how the run was made.
+fn run_line(ctx: &Ctx, total: Duration) -> String {
+    format!(
         "{} run: {:.1} s windows, {} round(s) (median), total {:.0} s",
         if ctx.quick { "quick" } else { "full" },
         ctx.window.as_secs_f64(),
         ctx.rounds,
         total.as_secs_f64()
-    );
+    )
 }
 
 fn short_count(n: u64) -> String {

@@ -366,13 +366,7 @@ fn queue_cycle(run: &Run, peers: &Peers, fifo: bool) -> WorkloadOutcome {
     let name = if fifo { "fifo_cycle" } else { "queue_cycle" };
     let body = body(weir_side::BODY, 3);
     let (window, lw) = (run.ctx.window, run.latency_window);
-    let shape = Shape {
-        senders: weir_side::SENDERS,
-        receivers: weir_side::RECEIVERS,
-        latency_receivers: weir_side::RECEIVERS,
-        per_send: 1,
-        fanout: 1,
-    };
+    let shape = cycle_shape(weir_side::RECEIVERS);
     let tmp = |label: &str| run.ctx.tempdir(&format!("{name}-{label}-latency"));
     let mut entries = Vec::new();
     let mut durabilities = vec![Durability::Always];
@@ -627,6 +621,23 @@ fn stream_read(run: &Run, peers: &Peers) -> WorkloadOutcome {
     out
 }
 
+/// The shape of the cycles: `SENDERS` senders, `receivers` receivers, one delivery per send.
+fn cycle_shape(receivers: usize) -> Shape {
+    Shape { senders: weir_side::SENDERS, receivers, latency_receivers: receivers, per_send: 1, fanout: 1 }
+}
+
+/// Runs `f` against a fresh `weir serve` on `dir` with the listeners asked for. The clients `f`
+/// makes end inside it, before the server stops (its stop waits for their connections).
+fn with_weir_server<T>(
+    dir: &Path,
+    durability: Durability,
+    (amqp, mqtt): (bool, bool),
+    f: impl FnOnce(&weir_serve::WeirServer) -> Result<T, String>,
+) -> Result<T, String> {
+    let server = weir_serve::WeirServer::start(dir, durability, amqp, mqtt)?;
+    f(&server)
+}
+
 /// `amqp_cycle` (issue 16): `queue_cycle` over AMQP 0-9-1, one client (lapin, the code of the
 /// RabbitMQ rows) against `weir serve --amqp` and RabbitMQ: publishes with confirms, consumes
 /// with manual acks.
@@ -634,38 +645,23 @@ fn amqp_cycle(run: &Run, peers: &Peers) -> WorkloadOutcome {
     let name = "amqp_cycle";
     let body = body(weir_side::BODY, 17);
     let (window, lw) = (run.ctx.window, run.latency_window);
-    let shape = Shape {
-        senders: weir_side::SENDERS,
-        receivers: weir_side::RECEIVERS,
-        latency_receivers: weir_side::RECEIVERS,
-        per_send: 1,
-        fanout: 1,
-    };
+    let shape = cycle_shape(weir_side::RECEIVERS);
     let kind = rabbit::Kind::Weir;
     let (b1, b2) = (body.clone(), body.clone());
-    // The server goes after the clients: its stop waits for their connections.
-    let weir_run = move |dir: &Path, measure: &dyn Fn(&rabbit::RabbitSetup) -> Result<f64, String>| {
-        let server = weir_serve::WeirServer::start(dir, Durability::Always, true, false)?;
-        let setup = rabbit::RabbitSetup::queue(server.amqp_port()?, kind)?;
-        let out = measure(&setup);
-        drop(setup);
-        drop(server);
-        out
-    };
+    let amqp = (true, false);
     let mut entries = vec![Entry {
         label: kind.label(),
         durability: kind.durability_text(),
         run: Box::new(move |dir| {
-            weir_run(dir, &|setup: &rabbit::RabbitSetup| systems::throughput(setup, shape, window, &b1))
+            with_weir_server(dir, Durability::Always, amqp, |s| {
+                systems::throughput(&rabbit::RabbitSetup::queue(s.amqp_port()?, kind)?, shape, window, &b1)
+            })
         }),
         latency: Some(Box::new(move |rate| {
             let dir = run.ctx.tempdir(&format!("{name}-weir-latency"));
-            let server = weir_serve::WeirServer::start(dir.path(), Durability::Always, true, false)?;
-            let setup = rabbit::RabbitSetup::queue(server.amqp_port()?, kind)?;
-            let out = systems::latency(&setup, shape, rate, lw, &b2);
-            drop(setup);
-            drop(server);
-            out
+            with_weir_server(dir.path(), Durability::Always, amqp, |s| {
+                systems::latency(&rabbit::RabbitSetup::queue(s.amqp_port()?, kind)?, shape, rate, lw, &b2)
+            })
         })),
         per_send: 1.0,
     }];
@@ -684,30 +680,26 @@ fn mqtt_qos1(run: &Run, peers: &Peers) -> WorkloadOutcome {
     let name = "mqtt_qos1";
     let body = body(weir_side::BODY, 19);
     let (window, lw) = (run.ctx.window, run.latency_window);
-    let shape = Shape {
-        senders: weir_side::SENDERS,
-        receivers: mqtt::PAIRS,
-        latency_receivers: mqtt::PAIRS,
-        per_send: 1,
-        fanout: 1,
-    };
+    let shape = cycle_shape(mqtt::PAIRS);
+    let mqtt_only = (false, true);
     let mut entries = Vec::new();
     // Mosquitto never fsyncs per message: weir at Durability::Never runs beside it too.
     for d in [Durability::Always, Durability::Never] {
         let label = if d == Durability::Always { "weir" } else { "weir_never" };
         let (b1, b2) = (body.clone(), body.clone());
-        // Every client connection ends inside the run, before the server stops.
         entries.push(Entry {
             label,
             durability: mqtt::weir_durability_text(d),
             run: Box::new(move |dir| {
-                let server = weir_serve::WeirServer::start(dir, d, false, true)?;
-                systems::throughput(&mqtt::MqttSetup::new(server.mqtt_port()?), shape, window, &b1)
+                with_weir_server(dir, d, mqtt_only, |s| {
+                    systems::throughput(&mqtt::MqttSetup::new(s.mqtt_port()?), shape, window, &b1)
+                })
             }),
             latency: Some(Box::new(move |rate| {
                 let dir = run.ctx.tempdir(&format!("{name}-{label}-latency"));
-                let server = weir_serve::WeirServer::start(dir.path(), d, false, true)?;
-                systems::latency(&mqtt::MqttSetup::new(server.mqtt_port()?), shape, rate, lw, &b2)
+                with_weir_server(dir.path(), d, mqtt_only, |s| {
+                    systems::latency(&mqtt::MqttSetup::new(s.mqtt_port()?), shape, rate, lw, &b2)
+                })
             })),
             per_send: 1.0,
         });

@@ -87,6 +87,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server that is one process (group) with no helpers, stopped by `stop_signal`.
+    fn single(name: &'static str, child: Child, port: u16, dir: &Path, version: String, stop_signal: i32) -> Server {
+        Server { name, child, helpers: Vec::new(), port, data_dir: dir.to_path_buf(), version, stop_signal }
+    }
+
     fn pgids(&self) -> Vec<i32> {
         std::iter::once(&self.child).chain(&self.helpers).map(|c| c.id() as i32).collect()
     }
@@ -351,15 +356,7 @@ fn start_postgres(dir: &Path) -> Result<Server, String> {
         postgres::Client::connect(&conninfo, postgres::NoTls).is_ok()
     })?;
     let version = version_of(bin.join("postgres").to_str().unwrap_or("postgres"), &["--version"]);
-    Ok(Server {
-        name: "postgres",
-        child,
-        helpers: Vec::new(),
-        port,
-        data_dir: dir.to_path_buf(),
-        version,
-        stop_signal: libc::SIGINT,
-    })
+    Ok(Server::single("postgres", child, port, dir, version, libc::SIGINT))
 }
 
 /// The connection string of the started server.
@@ -510,15 +507,7 @@ fn start_nats(dir: &Path) -> Result<Server, String> {
             && line.contains("\"jetstream\":true")
     })?;
     let version = version_of("nats-server", &["--version"]);
-    Ok(Server {
-        name: "nats",
-        child,
-        helpers: Vec::new(),
-        port,
-        data_dir: dir.to_path_buf(),
-        version,
-        stop_signal: libc::SIGTERM,
-    })
+    Ok(Server::single("nats", child, port, dir, version, libc::SIGTERM))
 }
 
 // ----- Mosquitto -----
@@ -564,15 +553,7 @@ fn start_mosquitto(dir: &Path) -> Result<Server, String> {
     let mut child = spawn(cmd, &log, "mosquitto")?;
     wait_ready(&mut child, &log, "mosquitto", Duration::from_secs(30), || mqtt_ready(port))?;
     let version = version_of("mosquitto", &["-h"]);
-    Ok(Server {
-        name: "mosquitto",
-        child,
-        helpers: Vec::new(),
-        port,
-        data_dir: dir.to_path_buf(),
-        version,
-        stop_signal: libc::SIGTERM,
-    })
+    Ok(Server::single("mosquitto", child, port, dir, version, libc::SIGTERM))
 }
 
 /// Whether an MQTT listener accepts a CONNECT (3.1.1, clean session, empty client id).
