@@ -15,7 +15,8 @@
 //! ```
 //!
 //! `--quick` takes well under a minute; the full run (what BENCHMARKS.md reports) about ten
-//! minutes on a 2-core machine.
+//! minutes on a 2-core machine. `--scale` runs the scale table instead (`scale.rs`: weir alone,
+//! `queue_cycle` over 1 to 1,000 queues and `stream_put_batch` into 1 to 256 shards).
 
 #[path = "compare/common.rs"]
 mod common;
@@ -29,6 +30,8 @@ mod kinesis_http;
 mod queue;
 #[path = "compare/recovery.rs"]
 mod recovery;
+#[path = "compare/scale.rs"]
+mod scale;
 #[path = "compare/sns_http.rs"]
 mod sns_http;
 #[path = "compare/sqs_http.rs"]
@@ -46,7 +49,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::{json, Value};
 
-use common::{fmt_rate, Ctx, Row, Target};
+use common::{fmt_rate, load_average, Ctx, Row, Target};
 use weir_side::Cycle;
 
 #[derive(Parser, Debug)]
@@ -73,6 +76,11 @@ struct Args {
     /// Run only these systems (comma-separated: weir, limit, sqlite), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
+    /// Instead of the comparison, the scale table: weir's `queue_cycle` over 1, 10, 100 and
+    /// 1,000 queues and `stream_put_batch` into 1, 16 and 256 shards, each run in a child
+    /// process (rate and resident memory); `--only` picks one of the two.
+    #[arg(long)]
+    scale: bool,
     #[arg(long, hide = true)]
     child: Option<String>,
     #[arg(long, hide = true)]
@@ -81,6 +89,8 @@ struct Args {
     child_stream_bytes: u64,
     #[arg(long, hide = true, default_value_t = 0)]
     child_messages: u64,
+    #[arg(long, hide = true, default_value_t = 1)]
+    child_count: usize,
 }
 
 const NAMES: &[&str] = &[
@@ -108,6 +118,11 @@ fn main() {
     let args = Args::parse();
     if let Some(kind) = &args.child {
         let dir = args.child_dir.clone().expect("--child needs --child-dir");
+        if let Some(family) = scale::Family::from_child_kind(kind) {
+            let window = Duration::from_secs_f64(args.window.expect("a scale child needs --window"));
+            scale::child(family, &dir, args.child_count, window);
+            return;
+        }
         recovery::child(&recovery::ChildArgs {
             kind: kind.clone(),
             dir,
@@ -133,6 +148,10 @@ fn main() {
         systems: args.systems.clone(),
     };
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|n| n == name);
+    if args.scale {
+        run_scale(&ctx, &args, &wanted);
+        return;
+    }
     let started = Instant::now();
     eprintln!(
         "compare: {} run, {:.1} s windows, {} round(s), temporary directories in {}",
@@ -213,6 +232,47 @@ fn main() {
     print_table(&ctx, &rows, &memory, total);
     if let Some(path) = &args.json {
         let doc = to_json(&ctx, &rows, &memory, total);
+        let text = serde_json::to_string_pretty(&doc).expect("results serialize");
+        std::fs::write(path, text + "\n").unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        eprintln!("wrote {}", path.display());
+    }
+}
+
+/// `--scale`: the scale table (`scale.rs`), printed and, with `--json`, written as
+/// `{"scale":[{"name","object","count","ops_s","rounds","unstable","vs_one_object","setup_rss_bytes","vm_hwm_bytes","vm_rss_bytes","rss_anon_bytes","error"}],..}`.
+fn run_scale(ctx: &Ctx, args: &Args, wanted: &dyn Fn(&str) -> bool) {
+    let started = Instant::now();
+    let load_before = load_average();
+    eprintln!(
+        "compare --scale: {} run, {:.1} s windows, {} round(s), load average {load_before}",
+        if ctx.quick { "quick" } else { "full" },
+        ctx.window.as_secs_f64(),
+        ctx.rounds
+    );
+    let mut rows = Vec::new();
+    for family in scale::Family::ALL {
+        if wanted(family.workload()) {
+            rows.extend(scale::run(ctx, family));
+        }
+    }
+    let total = started.elapsed();
+    let load_after = load_average();
+    println!();
+    print!("{}", scale::render(&rows));
+    println!("queue_cycle: 8 senders (one message per durable send, each walking over every queue) and 8 receivers (up to 10 per receive, then one delete batch; each owns every 8th queue, or shares the one queue), Durability::Always, 256 B bodies");
+    println!("stream_put_batch: one writer, batches of 100 records of 1 KiB with 100 distinct partition keys, Durability::Always");
+    println!("batch: messages per receive that found any (queues), records per fsync (shards); memory: each run is a fresh child process; setup = VmRSS once the objects exist, VmHWM = its peak, RssAnon = anonymous memory at the end (the mapped log is file memory: in VmRSS and VmHWM, not in RssAnon)");
+    println!("{}; load average before {load_before}, after {load_after}", run_line(ctx, total));
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "scale": scale::to_json(&rows),
+            "quick": ctx.quick,
+            "window_s": ctx.window.as_secs_f64(),
+            "rounds": ctx.rounds,
+            "total_s": total.as_secs_f64().round(),
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+        });
         let text = serde_json::to_string_pretty(&doc).expect("results serialize");
         std::fs::write(path, text + "\n").unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         eprintln!("wrote {}", path.display());
@@ -315,13 +375,18 @@ fn print_table(ctx: &Ctx, rows: &[Row], memory: &[recovery::MemoryResult], total
     if !ctx.quick && !FULL_RUN_TEN_MILLION && memory.len() == 1 {
         println!("  memory_10M             skipped: it does not fit the run's time budget");
     }
-    println!(
+    println!("{}", run_line(ctx, total));
+}
+
+/// The last line of a table: how the run was made.
+fn run_line(ctx: &Ctx, total: Duration) -> String {
+    format!(
         "{} run: {:.1} s windows, {} round(s) (median), total {:.0} s",
         if ctx.quick { "quick" } else { "full" },
         ctx.window.as_secs_f64(),
         ctx.rounds,
         total.as_secs_f64()
-    );
+    )
 }
 
 fn short_count(n: u64) -> String {

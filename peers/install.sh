@@ -4,7 +4,7 @@
 set -euo pipefail
 missing=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql rabbitmq-server nats-server; do
+for pkg in postgresql rabbitmq-server nats-server mosquitto; do
     have "$pkg" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -104,6 +104,8 @@ pub fn spread(values: &[f64]) -> f64 {
 
 /// One run of one system on a fresh directory: operations per second, or why it failed.
 pub type TryRun<'a> = &'a dyn Fn(&Path) -> Result<f64, String>;
+/// A [`TryRun`] owned by the table of runs that lends it to [`alternate_series`].
+pub type BoxedRun<'a> = Box<dyn Fn(&Path) -> Result<f64, String> + 'a>;
 
 /// Runs every system `ctx.rounds` times, alternating (the order rotates every round), each run
 /// on a fresh directory, and returns each system's rounds. A system whose run fails is not run
@@ -268,6 +270,14 @@ pub fn text_noise(len: usize, seed: u64) -> Vec<u8> {
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The 1, 5 and 15 minute load averages, as `uptime` prints them (each report states the load
+/// of the machine before and after its run).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 // ----- formatting -----

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use weir::format::RecordRef;
@@ -50,26 +50,35 @@ fn puts(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<PutRecord<'_>> {
     records.iter().map(|(k, v)| PutRecord { partition_key: k, data: v, explicit_hash_key: None }).collect()
 }
 
-/// weir's side of `stream_put_batch` on `dir`: records/s.
-fn weir_put_batch(ctx: &Ctx, dir: &Path, batch: &[(Vec<u8>, Vec<u8>)]) -> f64 {
+/// weir's side of `stream_put_batch` on `dir`, into a stream of `shards` shards (1 in the
+/// comparison, more in `--scale`): records/s, and with `report` also the records per fsync
+/// (printed with the fsyncs per second).
+pub fn weir_put_batch(
+    window: Duration,
+    dir: &Path,
+    shards: u32,
+    batch: &[(Vec<u8>, Vec<u8>)],
+    report: bool,
+) -> (f64, Option<f64>) {
     let engine = open_weir(dir, Durability::Always);
-    engine.create_stream("s", 1, None).expect("weir: create stream");
+    engine.create_stream("s", shards, None).expect("weir: create stream");
     let stream = engine.stream("s").expect("weir: stream");
     let puts = puts(batch);
-    timed(1, ctx.window, |_| {
+    let rate = timed(1, window, |_| {
         |stop: &Stop| {
             count_until_stop(stop, || {
                 stream.put_batch(&puts).expect("weir: put_batch");
-                100
+                puts.len() as u64
             })
         }
-    })
+    });
+    (rate, report.then(|| weir_side::report_syncs(&stream, rate, window)))
 }
 
 /// `stream_put_batch_encrypted`: weir's `stream_put_batch`, encrypted against plain.
 pub fn put_batch_encrypted(ctx: &Ctx) -> Row {
     let batch = records(100, 1024, 1);
-    let run = |dir: &Path| weir_put_batch(ctx, dir, &batch);
+    let run = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false).0;
     let (plain, encrypted) = alternate_encryption(ctx, "stream_put_batch_encrypted", &run);
     encryption_row("stream_put_batch_encrypted", "records/s", plain, encrypted)
 }
@@ -78,7 +87,7 @@ pub fn put_batch_encrypted(ctx: &Ctx) -> Row {
 pub fn put_batch(ctx: &Ctx) -> Row {
     let batch = records(100, 1024, 1);
     let frame = frame_of(&refs(&batch));
-    let weir = |dir: &Path| weir_put_batch(ctx, dir, &batch);
+    let weir = |dir: &Path| weir_put_batch(ctx.window, dir, 1, &batch, false).0;
     let limit = |dir: &Path| {
         let file = limit_file(dir, "limit.log");
         timed(1, ctx.window, |_| {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use weir::queue::{QueueConfig, ReceiveOptions, SendEntry, SendOptions};
+use weir::queue::{Queue, QueueConfig, ReceiveOptions, SendEntry, SendOptions};
 use weir::stream::Stream;
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine, Options};
@@ -125,18 +125,26 @@ pub fn queue_cycle(window: Duration, dir: &Path, cycle: Cycle, body: &[u8]) -> f
                 });
             }
             count_until_stop(stop, || {
-                let got = q
-                    .receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), ..ReceiveOptions::default() })
-                    .expect("weir: receive");
-                if got.is_empty() {
-                    return 0;
-                }
-                let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
-                let results = q.delete_batch(&handles).expect("weir: delete_batch");
-                results.iter().filter(|r| r.is_ok()).count() as u64
+                receive_and_delete(&q, Some(LONG_POLL), &mut |_: &[u8]| {}).expect("weir: receive")
             })
         }
     })
+}
+
+/// One receiver step of every queue workload: receives up to 10 (waiting up to `wait` when the
+/// queue is empty), hands each body to `on_body` while holding it, and deletes them with one
+/// batch call; returns how many deletes succeeded.
+pub fn receive_and_delete(queue: &Queue, wait: Option<Duration>, on_body: &mut dyn FnMut(&[u8])) -> weir::Result<u64> {
+    let got = queue.receive(ReceiveOptions { max: 10, wait, ..ReceiveOptions::default() })?;
+    if got.is_empty() {
+        return Ok(0);
+    }
+    for m in &got {
+        on_body(&m.body);
+    }
+    let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
+    let results = queue.delete_batch(&handles)?;
+    Ok(results.iter().filter(|r| r.is_ok()).count() as u64)
 }
 
 /// A topic with `FANOUT_QUEUES` raw queue subscriptions, on a fresh engine in `dir`.
@@ -189,8 +197,11 @@ pub fn put_concurrent(window: Duration, dir: &Path, durability: Durability, keys
 }
 
 /// Prints how many records each of weir's fsyncs covered (group commit at work).
-pub fn report_syncs(stream: &Stream, rate: f64, window: Duration) {
+/// Returns the records per fsync.
+pub fn report_syncs(stream: &Stream, rate: f64, window: Duration) -> f64 {
     let syncs: u64 = stream.shards().iter().map(|s| s.log().sync_count()).sum();
     let per_s = syncs as f64 / window.as_secs_f64();
-    eprintln!("    weir: {per_s:.0} fsyncs/s, {:.1} records per fsync", rate / per_s.max(1.0));
+    let per_sync = rate / per_s.max(1.0);
+    eprintln!("    weir: {per_s:.0} fsyncs/s, {per_sync:.1} records per fsync");
+    per_sync
 }

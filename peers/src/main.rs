@@ -1,7 +1,9 @@
 //! `weir-peers` (issue 15): weir side by side with the servers people run as message systems
 //! today, PostgreSQL (as pgmq builds a queue), RabbitMQ (quorum and classic queues) and NATS
 //! JetStream, each started by this program from Debian's packages on its own data directory
-//! under `target/`, on loopback, and stopped afterwards.
+//! under `target/`, on loopback, and stopped afterwards. The open-protocol rows (issue 16) put
+//! `weir serve` itself beside the brokers of those protocols, one client library for both:
+//! `amqp_cycle` (lapin) against RabbitMQ and `mqtt_qos1` (rumqttc) against Mosquitto.
 //!
 //! ```text
 //! cargo run --release -p weir-peers -- [--quick] [--json FILE]
@@ -17,6 +19,7 @@
 #[path = "../../examples/compare/harness.rs"]
 mod harness;
 mod latency;
+mod mqtt;
 mod nats;
 mod pg;
 mod rabbit;
@@ -24,6 +27,7 @@ mod report;
 mod servers;
 mod systems;
 mod weir_peer;
+mod weir_serve;
 #[path = "../../examples/compare/weir_side.rs"]
 mod weir_side;
 
@@ -34,13 +38,13 @@ use clap::Parser;
 use serde_json::{json, Map, Value};
 use weir::Durability;
 
-use harness::{alternate_series, noise, text_noise, Ctx, TryRun};
+use harness::{alternate_series, load_average, noise, text_noise, BoxedRun, Ctx, TryRun};
 use latency::{LatencyResult, STAMP_LEN};
 use report::{SystemOutcome, WorkloadOutcome};
 use systems::Shape;
 
 #[derive(Parser, Debug)]
-#[command(about = "weir side by side with PostgreSQL, RabbitMQ and NATS JetStream")]
+#[command(about = "weir side by side with PostgreSQL, RabbitMQ, NATS JetStream and Mosquitto")]
 struct Args {
     /// Small counts, short windows, one round: finishes in under three minutes.
     #[arg(long)]
@@ -52,7 +56,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Run only these systems (comma-separated: weir, weir_never, postgres, rabbitmq_quorum,
-    /// rabbitmq_classic, nats).
+    /// rabbitmq_classic, nats, mosquitto).
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// Measuring window of each throughput run, seconds (default 3, quick 1).
@@ -72,8 +76,22 @@ struct Args {
     rabbit_prefetch: u16,
 }
 
-const WORKLOADS: &[&str] = &["queue_cycle", "fifo_cycle", "topic_fanout", "stream_put_concurrent", "stream_read"];
-const PEERS: &[&str] = &["postgres", "rabbitmq", "nats"];
+const WORKLOADS: &[&str] =
+    &["queue_cycle", "fifo_cycle", "topic_fanout", "stream_put_concurrent", "stream_read", "amqp_cycle", "mqtt_qos1"];
+const PEERS: &[&str] = &["postgres", "rabbitmq", "nats", "mosquitto"];
+
+/// The peers a workload runs on (besides weir).
+fn peers_of(workload: &str) -> &'static [&'static str] {
+    match workload {
+        "queue_cycle" => &["postgres", "rabbitmq", "nats"],
+        "fifo_cycle" => &["postgres"],
+        "topic_fanout" => &["rabbitmq", "nats"],
+        "stream_put_concurrent" | "stream_read" => &["nats"],
+        "amqp_cycle" => &["rabbitmq"],
+        "mqtt_qos1" => &["mosquitto"],
+        _ => &[],
+    }
+}
 
 /// What the peers' servers are, or why one is missing.
 struct Peers {
@@ -92,8 +110,6 @@ impl Peers {
     }
 }
 
-/// A throughput run of one round in a fresh directory: its ops/s, or why it failed.
-type ThroughputRun<'a> = Box<dyn Fn(&Path) -> Result<f64, String> + 'a>;
 /// A latency run at this many sends per second.
 type LatencyRun<'a> = Box<dyn Fn(f64) -> Result<LatencyResult, String> + 'a>;
 
@@ -101,7 +117,8 @@ type LatencyRun<'a> = Box<dyn Fn(f64) -> Result<LatencyResult, String> + 'a>;
 struct Entry<'a> {
     label: &'static str,
     durability: String,
-    run: ThroughputRun<'a>,
+    /// A throughput run of one round in a fresh directory: its ops/s, or why it failed.
+    run: BoxedRun<'a>,
     /// Runs the latency measurement at this many sends per second.
     latency: Option<LatencyRun<'a>>,
     /// Sends per second are throughput / this (10 for a fan-out counted in deliveries).
@@ -209,6 +226,12 @@ fn main() {
     if wanted("stream_read") {
         workloads.push(stream_read(&run, &peers));
     }
+    if wanted("amqp_cycle") {
+        workloads.push(amqp_cycle(&run, &peers));
+    }
+    if wanted("mqtt_qos1") {
+        workloads.push(mqtt_qos1(&run, &peers));
+    }
     let total = started.elapsed();
     let load_after = load_average();
 
@@ -248,17 +271,18 @@ fn main() {
     // `peers` drops here: every server is stopped and its data directory removed.
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn start_peers(args: &Args, root: &Path, ctx: &Ctx) -> Peers {
     let mut servers = servers::Servers::new(root);
     let mut errors = Vec::new();
+    // A peer starts if `--systems` names it and a workload `--only` picked has it.
+    let needed = |peer: &str| {
+        let workloads: Vec<&str> =
+            if args.only.is_empty() { WORKLOADS.to_vec() } else { args.only.iter().map(String::as_str).collect() };
+        workloads.iter().any(|w| peers_of(w).contains(&peer))
+    };
     let want = |peer: &str| {
-        ctx.systems.is_empty() || ctx.systems.iter().any(|s| s == peer || s.starts_with(&format!("{peer}_")))
+        needed(peer)
+            && (ctx.systems.is_empty() || ctx.systems.iter().any(|s| s == peer || s.starts_with(&format!("{peer}_"))))
     };
     let install = if args.no_install { Ok(()) } else { servers::install_packages() };
     for &peer in PEERS {
@@ -269,6 +293,7 @@ fn start_peers(args: &Args, root: &Path, ctx: &Ctx) -> Peers {
         let result = install.clone().and_then(|()| match peer {
             "postgres" => servers.start_postgres(),
             "rabbitmq" => servers.start_rabbitmq(),
+            "mosquitto" => servers.start_mosquitto(),
             _ => servers.start_nats(),
         });
         match result {
@@ -341,13 +366,7 @@ fn queue_cycle(run: &Run, peers: &Peers, fifo: bool) -> WorkloadOutcome {
     let name = if fifo { "fifo_cycle" } else { "queue_cycle" };
     let body = body(weir_side::BODY, 3);
     let (window, lw) = (run.ctx.window, run.latency_window);
-    let shape = Shape {
-        senders: weir_side::SENDERS,
-        receivers: weir_side::RECEIVERS,
-        latency_receivers: weir_side::RECEIVERS,
-        per_send: 1,
-        fanout: 1,
-    };
+    let shape = cycle_shape(weir_side::RECEIVERS);
     let tmp = |label: &str| run.ctx.tempdir(&format!("{name}-{label}-latency"));
     let mut entries = Vec::new();
     let mut durabilities = vec![Durability::Always];
@@ -600,4 +619,125 @@ fn stream_read(run: &Run, peers: &Peers) -> WorkloadOutcome {
     let out = run.workload(name, ops, note, entries);
     drop(weir_dir);
     out
+}
+
+/// The shape of the cycles: `SENDERS` senders, `receivers` receivers, one delivery per send.
+fn cycle_shape(receivers: usize) -> Shape {
+    Shape { senders: weir_side::SENDERS, receivers, latency_receivers: receivers, per_send: 1, fanout: 1 }
+}
+
+/// Runs `f` against a fresh `weir serve` on `dir` with the listeners asked for. The clients `f`
+/// makes end inside it, before the server stops (its stop waits for their connections).
+fn with_weir_server<T>(
+    dir: &Path,
+    durability: Durability,
+    (amqp, mqtt): (bool, bool),
+    f: impl FnOnce(&weir_serve::WeirServer) -> Result<T, String>,
+) -> Result<T, String> {
+    let server = weir_serve::WeirServer::start(dir, durability, amqp, mqtt)?;
+    f(&server)
+}
+
+/// `amqp_cycle` (issue 16): `queue_cycle` over AMQP 0-9-1, one client (lapin, the code of the
+/// RabbitMQ rows) against `weir serve --amqp` and RabbitMQ: publishes with confirms, consumes
+/// with manual acks.
+fn amqp_cycle(run: &Run, peers: &Peers) -> WorkloadOutcome {
+    let name = "amqp_cycle";
+    let body = body(weir_side::BODY, 17);
+    let (window, lw) = (run.ctx.window, run.latency_window);
+    let shape = cycle_shape(weir_side::RECEIVERS);
+    let kind = rabbit::Kind::Weir;
+    let (b1, b2) = (body.clone(), body.clone());
+    let amqp = (true, false);
+    let mut entries = vec![Entry {
+        label: kind.label(),
+        durability: kind.durability_text(),
+        run: Box::new(move |dir| {
+            with_weir_server(dir, Durability::Always, amqp, |s| {
+                systems::throughput(&rabbit::RabbitSetup::queue(s.amqp_port()?, kind)?, shape, window, &b1)
+            })
+        }),
+        latency: Some(Box::new(move |rate| {
+            let dir = run.ctx.tempdir(&format!("{name}-weir-latency"));
+            with_weir_server(dir.path(), Durability::Always, amqp, |s| {
+                systems::latency(&rabbit::RabbitSetup::queue(s.amqp_port()?, kind)?, shape, rate, lw, &b2)
+            })
+        })),
+        per_send: 1.0,
+    }];
+    rabbit_entries(&mut entries, peers, None, shape, window, lw, &body, 1.0);
+    let ops = "messages/s through publish + consume + ack over AMQP 0-9-1 (lapin 4 for every system), 8 publishers each awaiting the confirm of every message, 8 consumers acking up to 10 at a time (multiple)";
+    let note = format!(
+        "the same client code as the RabbitMQ rows of queue_cycle; weir: an in-process weir::server::Server with an AMQP listener on a fresh directory per run, prefetch {} as for RabbitMQ",
+        rabbit::DEFAULT_PREFETCH
+    );
+    run.workload(name, ops, note, entries)
+}
+
+/// `mqtt_qos1` (issue 16): MQTT 3.1.1 QoS 1 publish -> subscriber, one client (rumqttc) against
+/// `weir serve --mqtt` and Mosquitto.
+fn mqtt_qos1(run: &Run, peers: &Peers) -> WorkloadOutcome {
+    let name = "mqtt_qos1";
+    let body = body(weir_side::BODY, 19);
+    let (window, lw) = (run.ctx.window, run.latency_window);
+    let shape = cycle_shape(mqtt::PAIRS);
+    let mqtt_only = (false, true);
+    let mut entries = Vec::new();
+    // Mosquitto never fsyncs per message: weir at Durability::Never runs beside it too.
+    for d in [Durability::Always, Durability::Never] {
+        let label = if d == Durability::Always { "weir" } else { "weir_never" };
+        let (b1, b2) = (body.clone(), body.clone());
+        entries.push(Entry {
+            label,
+            durability: mqtt::weir_durability_text(d),
+            run: Box::new(move |dir| {
+                with_weir_server(dir, d, mqtt_only, |s| {
+                    systems::throughput(&mqtt::MqttSetup::new(s.mqtt_port()?), shape, window, &b1)
+                })
+            }),
+            latency: Some(Box::new(move |rate| {
+                let dir = run.ctx.tempdir(&format!("{name}-{label}-latency"));
+                with_weir_server(dir.path(), d, mqtt_only, |s| {
+                    systems::latency(&mqtt::MqttSetup::new(s.mqtt_port()?), shape, rate, lw, &b2)
+                })
+            })),
+            per_send: 1.0,
+        });
+    }
+    let text = mqtt::mosquitto_durability_text();
+    match peers.port("mosquitto") {
+        Ok(port) => {
+            let (b1, b2) = (body.clone(), body.clone());
+            entries.push(Entry {
+                label: "mosquitto",
+                durability: text,
+                run: Box::new(move |_| systems::throughput(&mqtt::MqttSetup::new(port), shape, window, &b1)),
+                latency: Some(Box::new(move |rate| {
+                    systems::latency(&mqtt::MqttSetup::new(port), shape, rate, lw, &b2)
+                })),
+                per_send: 1.0,
+            });
+        }
+        Err(e) => entries.push(Entry::missing("mosquitto", text, e)),
+    }
+    let ops = "messages/s from publish to subscriber over MQTT 3.1.1 (rumqttc for every system), 8 publishers each awaiting the PUBACK of every QoS 1 message, 8 subscribers (persistent sessions at QoS 1), each message to exactly one of them";
+    let note = "publisher i publishes to topic i of the run, which one subscriber holds; the subscriber's client acknowledges each delivery (PUBACK) as it arrives".to_string();
+    run.workload(name, ops, note, entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_peer_serves_some_workload_and_every_workload_names_known_peers() {
+        for peer in PEERS {
+            assert!(WORKLOADS.iter().any(|w| peers_of(w).contains(peer)), "{peer} would never start");
+        }
+        for w in WORKLOADS {
+            assert!(peers_of(w).iter().all(|p| PEERS.contains(p)), "{w} names an unknown peer");
+        }
+        assert_eq!(peers_of("amqp_cycle"), ["rabbitmq"]);
+        assert_eq!(peers_of("mqtt_qos1"), ["mosquitto"]);
+    }
 }

@@ -1,7 +1,8 @@
 //! RabbitMQ at its strongest durability: durable queues (a quorum queue, or a classic queue as
 //! the second row), persistent messages (delivery mode 2), publisher confirms (a send returns
 //! once the broker confirmed it, i.e. after its fsync), manual acknowledgements, and a tuned
-//! prefetch. Every thread has its own connection and channel.
+//! prefetch. Every thread has its own connection and channel. The same client code drives
+//! `weir serve --amqp` in the `amqp_cycle` row ([`Kind::Weir`]).
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -30,6 +31,8 @@ fn prefetch() -> u16 {
 pub enum Kind {
     Quorum,
     Classic,
+    /// weir's AMQP listener: a plain durable queue (weir's queues are all durable).
+    Weir,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::Quorum => "rabbitmq_quorum",
             Kind::Classic => "rabbitmq_classic",
+            Kind::Weir => "weir",
         }
     }
 
@@ -45,6 +49,9 @@ impl Kind {
             Kind::Quorum => "durable quorum queue (one node: its Raft log is fsynced before a confirm)",
             Kind::Classic => {
                 "durable classic queue, x-queue-version 2 (a persistent message is confirmed once fsynced)"
+            }
+            Kind::Weir => {
+                "weir serve --amqp (weir::server::Server in this process), Durability::Always: a confirm follows the fsync of the message; a durable queue"
             }
         };
         format!("{queue}; persistent messages, publisher confirms awaited per send, manual acks (multiple, per batch of up to 10), prefetch {}", prefetch())
@@ -60,6 +67,7 @@ impl Kind {
                 args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("classic")));
                 args.insert("x-queue-version".into(), AMQPValue::LongInt(2));
             }
+            Kind::Weir => {}
         }
         args
     }

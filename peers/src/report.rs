@@ -235,10 +235,13 @@ pub fn render(workloads: &[WorkloadOutcome]) -> String {
         );
     }
     line(&mut out, "configurations:".into());
-    let mut seen: Vec<&str> = Vec::new();
+    // A label can stand for more than one configuration (weir through the library, through
+    // its AMQP listener, through its MQTT listener): each one is listed.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
     for s in workloads.iter().flat_map(|w| &w.systems) {
-        if !seen.contains(&s.label.as_str()) {
-            seen.push(&s.label);
+        let key = (s.label.as_str(), s.durability.as_str());
+        if !seen.contains(&key) {
+            seen.push(key);
             line(&mut out, format!("  {:<17} {}", s.label, s.durability));
         }
     }

@@ -87,6 +87,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server that is one process (group) with no helpers, stopped by `stop_signal`.
+    fn single(name: &'static str, child: Child, port: u16, dir: &Path, version: String, stop_signal: i32) -> Server {
+        Server { name, child, helpers: Vec::new(), port, data_dir: dir.to_path_buf(), version, stop_signal }
+    }
+
     fn pgids(&self) -> Vec<i32> {
         std::iter::once(&self.child).chain(&self.helpers).map(|c| c.id() as i32).collect()
     }
@@ -159,6 +164,12 @@ impl Servers {
 
     pub fn start_nats(&mut self) -> Result<(), String> {
         let server = start_nats(&self.root.join("nats"))?;
+        self.add(server);
+        Ok(())
+    }
+
+    pub fn start_mosquitto(&mut self) -> Result<(), String> {
+        let server = start_mosquitto(&self.root.join("mosquitto"))?;
         self.add(server);
         Ok(())
     }
@@ -345,15 +356,7 @@ fn start_postgres(dir: &Path) -> Result<Server, String> {
         postgres::Client::connect(&conninfo, postgres::NoTls).is_ok()
     })?;
     let version = version_of(bin.join("postgres").to_str().unwrap_or("postgres"), &["--version"]);
-    Ok(Server {
-        name: "postgres",
-        child,
-        helpers: Vec::new(),
-        port,
-        data_dir: dir.to_path_buf(),
-        version,
-        stop_signal: libc::SIGINT,
-    })
+    Ok(Server::single("postgres", child, port, dir, version, libc::SIGINT))
 }
 
 /// The connection string of the started server.
@@ -504,13 +507,63 @@ fn start_nats(dir: &Path) -> Result<Server, String> {
             && line.contains("\"jetstream\":true")
     })?;
     let version = version_of("nats-server", &["--version"]);
-    Ok(Server {
-        name: "nats",
-        child,
-        helpers: Vec::new(),
-        port,
-        data_dir: dir.to_path_buf(),
-        version,
-        stop_signal: libc::SIGTERM,
-    })
+    Ok(Server::single("nats", child, port, dir, version, libc::SIGTERM))
+}
+
+// ----- Mosquitto -----
+
+/// Mosquitto's settings for the run, as stated in the report. `persistence true` keeps an
+/// in-memory store that is written to `mosquitto.db` every `autosave_interval` seconds and at
+/// shutdown, never per message: a PUBACK means the message is in the broker's memory.
+/// `max_queued_messages 0` (no limit) so that nothing is dropped for a subscriber that falls
+/// behind (the default, 1,000, drops QoS 1 messages silently beyond it); `max_inflight_messages`
+/// as the other brokers' prefetch.
+pub const MOSQUITTO_SETTINGS: &[(&str, &str)] = &[
+    ("persistence", "true"),
+    ("autosave_interval", "1800"),
+    ("autosave_on_changes", "false"),
+    ("max_queued_messages", "0"),
+    ("max_inflight_messages", "100"),
+    ("allow_anonymous", "true"),
+];
+
+fn start_mosquitto(dir: &Path) -> Result<Server, String> {
+    fresh_dir(dir)?;
+    let port = free_port().map_err(|e| format!("mosquitto: no free port: {e}"))?;
+    // Started as root, mosquitto drops to its own user, which must own the persistence dir.
+    let user = match user_ids("mosquitto") {
+        Ok((uid, gid)) => {
+            chown_tree(dir, uid, gid)?;
+            "mosquitto"
+        }
+        Err(_) => "root",
+    };
+    let mut text = format!(
+        "listener {port} 127.0.0.1\nuser {user}\npersistence_location {}/\npersistence_file mosquitto.db\nlog_dest stdout\nlog_type error\nlog_type warning\n",
+        dir.display()
+    );
+    for (k, v) in MOSQUITTO_SETTINGS {
+        text.push_str(&format!("{k} {v}\n"));
+    }
+    let conf = dir.join("mosquitto.conf");
+    fs::write(&conf, text).map_err(|e| format!("mosquitto: cannot write its config: {e}"))?;
+    let mut cmd = Command::new("mosquitto");
+    cmd.arg("-c").arg(&conf).current_dir(dir);
+    let log = dir.join("mosquitto.log");
+    let mut child = spawn(cmd, &log, "mosquitto")?;
+    wait_ready(&mut child, &log, "mosquitto", Duration::from_secs(30), || mqtt_ready(port))?;
+    let version = version_of("mosquitto", &["-h"]);
+    Ok(Server::single("mosquitto", child, port, dir, version, libc::SIGTERM))
+}
+
+/// Whether an MQTT listener accepts a CONNECT (3.1.1, clean session, empty client id).
+fn mqtt_ready(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let connect = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 0];
+    if s.write_all(&connect).is_err() {
+        return false;
+    }
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).is_ok() && connack == [0x20, 2, 0, 0]
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir::queue::{Queue, QueueConfig, ReceiveOptions};
+use weir::queue::{Queue, QueueConfig};
 use weir::stream::{PutRecord, StartingPosition, Stream};
 use weir::topic::{PublishOptions, Topic};
 use weir::{Durability, Engine};
@@ -56,26 +56,11 @@ impl Sender for QueueSender<'_> {
     }
 }
 
-/// Receives up to 10 (long poll), hands each body over, deletes them with one batch call.
-fn receive_and_delete(queue: &Queue, on_body: &mut dyn FnMut(&[u8])) -> Result<u64, String> {
-    let got =
-        queue.receive(ReceiveOptions { max: 10, wait: Some(LONG_POLL), ..ReceiveOptions::default() }).map_err(err)?;
-    if got.is_empty() {
-        return Ok(0);
-    }
-    for m in &got {
-        on_body(&m.body);
-    }
-    let handles: Vec<&str> = got.iter().map(|m| m.receipt_handle.as_str()).collect();
-    let results = queue.delete_batch(&handles).map_err(err)?;
-    Ok(results.iter().filter(|r| r.is_ok()).count() as u64)
-}
-
 struct QueueReceiver<'a>(&'a Queue);
 
 impl Receiver for QueueReceiver<'_> {
     fn receive(&mut self, on_body: &mut dyn FnMut(&[u8])) -> Result<u64, String> {
-        receive_and_delete(self.0, on_body)
+        weir_side::receive_and_delete(self.0, Some(LONG_POLL), on_body).map_err(err)
     }
 }
 
