@@ -802,3 +802,74 @@ fn a_checkpoint_beyond_the_end_of_a_shard_after_a_power_cut_skips_no_new_record(
     let expected: Vec<String> = (0..10).map(|i| format!("new {i}")).collect();
     assert_eq!(consume(&engine), expected, "a second crash before any new checkpoint skips nothing either");
 }
+
+/// The data each shard of stream `name` serves, in order.
+fn shard_data(engine: &Engine, name: &str, shards: u32) -> Vec<Vec<Vec<u8>>> {
+    let stream = engine.stream(name).expect("stream");
+    (0..shards)
+        .map(|shard| {
+            let mut it = stream.iterator(shard, StartingPosition::TrimHorizon).expect("iterator");
+            let mut data = Vec::new();
+            loop {
+                let batch = it.next_batch(1000).expect("read");
+                if batch.records.is_empty() {
+                    return data;
+                }
+                data.extend(batch.records.into_iter().map(|r| r.data.to_vec()));
+            }
+        })
+        .collect()
+}
+
+/// A put over several shards writes every shard's frame and then waits for their fsyncs
+/// together: it is acknowledged only once all of them are durable, and an fsync that fails on
+/// any shard fails the call. After a power cut, each acknowledged put is in every shard it
+/// touched, and the failed put's records are missing from (at least) the shard whose fsync
+/// failed.
+#[test]
+fn a_put_over_several_shards_is_acknowledged_only_once_every_shard_is_durable() {
+    const SHARDS: u32 = 6;
+    // A hash key inside each shard's share of the hash range: one record per shard.
+    let key_of = |shard: u32| (u128::MAX / u128::from(SHARDS)) * u128::from(shard) + 7;
+    let put = |engine: &Engine, tag: &str| {
+        let data: Vec<String> = (0..SHARDS).map(|s| format!("{tag}-{s}")).collect();
+        let records: Vec<PutRecord<'_>> = (0..SHARDS)
+            .map(|s| PutRecord {
+                partition_key: b"k",
+                data: data[s as usize].as_bytes(),
+                explicit_hash_key: Some(key_of(s)),
+            })
+            .collect();
+        engine.stream("multi").and_then(|s| s.put_batch(&records))
+    };
+    for fail in [false, true] {
+        let rig = Rig::new(Durability::Always);
+        {
+            let engine = rig.open().expect("open");
+            engine.create_stream("multi", SHARDS, None).expect("create");
+            let acked = put(&engine, "acked").expect("the first put");
+            let shards: std::collections::BTreeSet<u32> = acked.iter().map(|p| p.shard).collect();
+            assert_eq!(shards.len(), SHARDS as usize, "the put touched every shard");
+            if fail {
+                rig.fs.fail_next_fsync();
+                let error = put(&engine, "failed").expect_err("a put whose fsync failed");
+                assert_storage_error(&error, rig.dir(), "a put over several shards");
+            } else {
+                put(&engine, "second").expect("the second put");
+            }
+        }
+        rig.fs.power_cut();
+        let engine = rig.open().expect("reopen");
+        let served = shard_data(&engine, "multi", SHARDS);
+        for (shard, data) in served.iter().enumerate() {
+            assert_eq!(data.first().map(Vec::as_slice), Some(format!("acked-{shard}").as_bytes()), "shard {shard}");
+            if !fail {
+                assert_eq!(data.len(), 2, "shard {shard}: both acknowledged puts");
+            }
+        }
+        if fail {
+            let lost = served.iter().filter(|data| data.len() == 1).count();
+            assert!(lost >= 1, "the shard whose fsync failed lost the unacknowledged record: {served:?}");
+        }
+    }
+}

@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::format::RecordRef;
 use crate::log::io::Vfs;
-use crate::log::{Log, LogConfig};
+use crate::log::{Durability, Log, LogConfig};
 use crate::signal::{ChangeSignal, Changed};
 use checkpoint::CheckpointStore;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, InitialPosition};
@@ -406,6 +406,34 @@ fn shard_limits(meta: &StreamMeta, env: &StreamEnv) -> Option<ShardLimiter> {
     })
 }
 
+/// Waits until every `(shard, next_seq)` written is durable. Under `Always` each shard's log
+/// runs its own fsync: those run at once, on scoped threads (at most [`PARALLEL_SYNCS`]), so a
+/// batch over many shards waits about one fsync, not one per shard.
+fn wait_all_durable(written: &[(&Shard, u64)]) -> Result<()> {
+    let always = written.first().is_some_and(|(s, _)| s.log.config().durability == Durability::Always);
+    if written.len() < 2 || !always {
+        return written.iter().try_for_each(|(shard, next)| shard.log.wait_durable(*next));
+    }
+    let per_thread = written.len().div_ceil(PARALLEL_SYNCS);
+    std::thread::scope(|scope| {
+        let mut chunks = written.chunks(per_thread);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|(shard, next)| shard.log.wait_durable(*next))))
+            .collect();
+        let mut result = first.iter().try_for_each(|(shard, next)| shard.log.wait_durable(*next));
+        for handle in others {
+            // A panic there is a bug: it goes on as if it had happened on this thread.
+            let joined = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(joined);
+        }
+        result
+    })
+}
+
+/// At most this many fsyncs of one put run at once.
+const PARALLEL_SYNCS: usize = 8;
+
 /// The first hash key of the upper child when `shard` splits in the middle of its range.
 pub(crate) fn split_point(shard: &ShardMeta) -> u128 {
     shard.hash_start.saturating_add((shard.hash_end - shard.hash_start) / 2 + 1)
@@ -667,15 +695,22 @@ impl Stream {
                 refused.push(*shard_id);
             }
         }
+        // Every shard's frame is written first, then all of them are waited for together: one
+        // shard after the other, a batch over N shards waited for N fsyncs in a row.
+        let mut written: Vec<(&Shard, u64)> = Vec::with_capacity(groups.len());
         for (shard_id, (shard, indexes)) in groups.iter().filter(|(id, _)| !refused.contains(id)) {
             let refs: Vec<RecordRef<'_>> =
                 indexes.iter().map(|&i| RecordRef { key: records[i].partition_key, value: records[i].data }).collect();
-            let outcome = shard.log.append(&refs, now)?;
+            let outcome = shard.log.write(&refs, now)?;
             shard.counters.wrote(refs.len(), refs.iter().map(|r| r.key.len() + r.value.len()).sum());
-            shard.signal.notify();
+            written.push((shard, outcome.next_seq));
             for (k, &i) in indexes.iter().enumerate() {
                 results[i] = Ok(PutResult { shard: *shard_id, seq: outcome.base_seq + k as u64 });
             }
+        }
+        wait_all_durable(&written)?;
+        for (shard, _) in &written {
+            shard.signal.notify();
         }
         Ok(results)
     }
