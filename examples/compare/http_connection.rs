@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use serde::Deserialize;
-use serde_json::Value;
 
 pub struct Connection {
     reader: BufReader<TcpStream>,
@@ -63,14 +62,15 @@ impl Connection {
             .unwrap_or_else(|e| panic!("{what}: not the JSON expected ({e}): {}", String::from_utf8_lossy(body)))
     }
 
-    /// One AWS JSON call: `X-Amz-Target: target`, a body of `content_type`; the JSON answer.
-    pub fn call_target(&mut self, content_type: &str, target: &str, body: &str) -> Value {
-        let request = format!(
+    /// The bytes of an AWS JSON request (`X-Amz-Target: target`), to send with [`Connection::call`]
+    /// as often as wanted.
+    pub fn target_request(&self, content_type: &str, target: &str, body: &str) -> Vec<u8> {
+        format!(
             "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: {content_type}\r\nx-amz-target: {target}\r\ncontent-length: {}\r\n\r\n{body}",
             self.host,
             body.len()
-        );
-        self.call(target, request.as_bytes())
+        )
+        .into_bytes()
     }
 
     /// POSTs `body` to `/` with `headers` (each line ending in `\r\n`) and returns the body of

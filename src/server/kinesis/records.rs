@@ -1,6 +1,7 @@
 //! Record operations: PutRecord, PutRecords, GetShardIterator and GetRecords.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -15,50 +16,100 @@ use crate::server::wire::{Input, ParamError};
 use crate::stream::{PutRecord, PutResult, StartingPosition, StreamMeta, MAX_BATCH_RECORDS, MAX_PARTITION_KEY_LEN};
 use crate::Error;
 
-/// One record of a put, read from the request.
-#[derive(Debug, PartialEq)]
-struct IncomingRecord {
-    partition_key: String,
-    data: Vec<u8>,
+/// The records of a put, read from the request, checked, and decoded into one buffer: a batch
+/// costs a few allocations, not two a record.
+#[derive(Debug, Default)]
+struct IncomingRecords {
+    bytes: Vec<u8>,
+    records: Vec<RecordSpan>,
+}
+
+/// Where one record's partition key and data are in [`IncomingRecords::bytes`].
+#[derive(Debug)]
+struct RecordSpan {
+    partition_key: Range<usize>,
+    data: Range<usize>,
     explicit_hash_key: Option<u128>,
 }
 
-fn read_record(input: &Input) -> Result<IncomingRecord, KinesisError> {
-    record_of(input.str("PartitionKey")?, input.str("Data")?, input.str("ExplicitHashKey")?)
-}
-
-/// A record from its members as the request gave them (`data` in base64), checked in the
-/// order the errors are reported.
-fn record_of(
-    partition_key: Option<&str>,
-    data: Option<&str>,
-    explicit_hash_key: Option<&str>,
-) -> Result<IncomingRecord, KinesisError> {
-    let partition_key = partition_key.ok_or_else(|| ParamError::Missing("PartitionKey".into()))?;
-    let chars = partition_key.chars().count();
-    if chars == 0 || chars > MAX_PARTITION_KEY_LEN {
-        return Err(KinesisError::new(
-            Code::ValidationException,
-            format!("1 validation error detected: Value at 'partitionKey' failed to satisfy constraint: Member must have length between 1 and {MAX_PARTITION_KEY_LEN}"),
-        ));
+impl IncomingRecords {
+    /// Reads one record from a request structure.
+    fn push_input(&mut self, input: &Input) -> Result<(), KinesisError> {
+        self.push(input.str("PartitionKey")?, input.str("Data")?, input.str("ExplicitHashKey")?)
     }
-    let data = data.ok_or_else(|| ParamError::Missing("Data".into()))?;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| KinesisError::new(Code::SerializationException, "Data is not valid base64."))?;
-    let explicit_hash_key = explicit_hash_key.map(|k| parse_hash_key("explicitHashKey", k)).transpose()?;
-    Ok(IncomingRecord { partition_key: partition_key.to_owned(), data, explicit_hash_key })
+
+    /// Adds a record from its members as the request gave them (`data` in base64), checked in
+    /// the order the errors are reported. A record in error adds nothing.
+    fn push(
+        &mut self,
+        partition_key: Option<&str>,
+        data: Option<&str>,
+        explicit_hash_key: Option<&str>,
+    ) -> Result<(), KinesisError> {
+        let start = self.bytes.len();
+        let pushed = self.push_checked(partition_key, data, explicit_hash_key);
+        if pushed.is_err() {
+            self.bytes.truncate(start);
+        }
+        pushed
+    }
+
+    fn push_checked(
+        &mut self,
+        partition_key: Option<&str>,
+        data: Option<&str>,
+        explicit_hash_key: Option<&str>,
+    ) -> Result<(), KinesisError> {
+        let partition_key = partition_key.ok_or_else(|| ParamError::Missing("PartitionKey".into()))?;
+        let chars = partition_key.chars().count();
+        if chars == 0 || chars > MAX_PARTITION_KEY_LEN {
+            return Err(KinesisError::new(
+                Code::ValidationException,
+                format!("1 validation error detected: Value at 'partitionKey' failed to satisfy constraint: Member must have length between 1 and {MAX_PARTITION_KEY_LEN}"),
+            ));
+        }
+        let data = data.ok_or_else(|| ParamError::Missing("Data".into()))?;
+        let key_start = self.bytes.len();
+        self.bytes.extend_from_slice(partition_key.as_bytes());
+        let data_start = self.bytes.len();
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(data, &mut self.bytes)
+            .map_err(|_| KinesisError::new(Code::SerializationException, "Data is not valid base64."))?;
+        let explicit_hash_key = explicit_hash_key.map(|k| parse_hash_key("explicitHashKey", k)).transpose()?;
+        self.records.push(RecordSpan {
+            partition_key: key_start..data_start,
+            data: data_start..self.bytes.len(),
+            explicit_hash_key,
+        });
+        Ok(())
+    }
+
+    /// The records as the engine takes them.
+    fn put_records(&self) -> Vec<PutRecord<'_>> {
+        self.records
+            .iter()
+            .map(|r| PutRecord {
+                partition_key: &self.bytes[r.partition_key.clone()],
+                data: &self.bytes[r.data.clone()],
+                explicit_hash_key: r.explicit_hash_key,
+            })
+            .collect()
+    }
 }
 
 /// A PutRecords body read typed, straight from its bytes, with each record checked and
 /// decoded: the general path builds a JSON tree of every record first, which costs more than
 /// the engine's own work on a batch of small records. Only a body of the expected shape reads
 /// this way ([`TypedPut::read`] says `None` otherwise, and the general path takes it and words
-/// the error); each record's outcome is kept, so that errors come in the general path's order.
+/// the error); the first record in error is kept, so that errors come in the general path's
+/// order.
 pub(crate) struct TypedPut {
     stream_name: Option<String>,
     stream_arn: Option<String>,
-    records: Vec<Result<IncomingRecord, KinesisError>>,
+    /// How many records the body lists.
+    count: usize,
+    records: IncomingRecords,
+    first_error: Option<KinesisError>,
 }
 
 #[derive(Deserialize)]
@@ -84,21 +135,39 @@ struct RecordBody<'a> {
     explicit_hash_key: Option<Cow<'a, str>>,
 }
 
+impl RecordBody<'_> {
+    /// The bytes this record takes once decoded, at most.
+    fn byte_len(&self) -> usize {
+        let key = self.partition_key.as_deref().map_or(0, str::len);
+        key + self.data.as_deref().map_or(0, |d| d.len() / 4 * 3 + 3)
+    }
+}
+
 impl TypedPut {
     /// The body read typed, or `None` if it is not shaped as a PutRecords request expects
     /// (not JSON, a member of another type, a member twice, ...).
     pub(crate) fn read(body: &[u8]) -> Option<TypedPut> {
         let body: PutRecordsBody<'_> = serde_json::from_slice(body).ok()?;
-        let records = body
-            .records
-            .unwrap_or_default()
-            .iter()
-            .map(|r| record_of(r.partition_key.as_deref(), r.data.as_deref(), r.explicit_hash_key.as_deref()))
-            .collect();
+        let listed = body.records.unwrap_or_default();
+        let mut records = IncomingRecords {
+            // Base64 is 4 characters for 3 bytes: room for every record's key and data.
+            bytes: Vec::with_capacity(listed.iter().map(|r| r.byte_len()).sum()),
+            records: Vec::with_capacity(listed.len()),
+        };
+        let mut first_error = None;
+        for r in &listed {
+            if first_error.is_none() {
+                let pushed =
+                    records.push(r.partition_key.as_deref(), r.data.as_deref(), r.explicit_hash_key.as_deref());
+                first_error = pushed.err();
+            }
+        }
         Some(TypedPut {
             stream_name: body.stream_name.map(Cow::into_owned),
             stream_arn: body.stream_arn.map(Cow::into_owned),
+            count: listed.len(),
             records,
+            first_error,
         })
     }
 
@@ -133,7 +202,8 @@ fn stream_error<'a>(name: &'a str, account: &'a str) -> impl Fn(Error) -> Kinesi
 
 pub(crate) async fn put_record(ctx: Ctx, input: Input) -> Output {
     let name = ctx.stream_name(&input)?;
-    let record = read_record(&input)?;
+    let mut record = IncomingRecords::default();
+    record.push_input(&input)?;
     // Sequence numbers of one shard lineage always increase, so the ordering this asks for
     // holds by construction; it is checked for form only.
     if let Some(after) = input.str("SequenceNumberForOrdering")? {
@@ -142,13 +212,7 @@ pub(crate) async fn put_record(ctx: Ctx, input: Input) -> Output {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = engine.stream(&name).map_err(stream_error(&name, &account))?;
-        let put = s
-            .put_batch(&[PutRecord {
-                partition_key: record.partition_key.as_bytes(),
-                data: &record.data,
-                explicit_hash_key: record.explicit_hash_key,
-            }])
-            .map_err(|e| from_engine(&e))?;
+        let put = s.put_batch(&record.put_records()).map_err(|e| from_engine(&e))?;
         let put = put.first().ok_or_else(|| KinesisError::new(Code::InternalFailure, "the put returned nothing"))?;
         Ok(map(json!({
             "ShardId": shard_id(put.shard),
@@ -163,7 +227,10 @@ pub(crate) async fn put_records(ctx: Ctx, mut input: Input) -> Output {
     let name = ctx.stream_name(&input)?;
     let entries = input.take_struct_list("Records")?;
     check_batch_len(entries.len())?;
-    let records = entries.iter().map(read_record).collect::<Result<Vec<_>, _>>()?;
+    let mut records = IncomingRecords::default();
+    for entry in &entries {
+        records.push_input(entry)?;
+    }
     put_read_records(ctx, name, records).await.map(PutOutcome::into_map)
 }
 
@@ -171,9 +238,11 @@ pub(crate) async fn put_records(ctx: Ctx, mut input: Input) -> Output {
 /// answer goes as JSON ([`PutOutcome::to_json`]), as the request came.
 pub(crate) async fn put_records_typed(ctx: Ctx, input: Input, put: TypedPut) -> Result<PutOutcome, KinesisError> {
     let name = ctx.stream_name(&input)?;
-    check_batch_len(put.records.len())?;
-    let records = put.records.into_iter().collect::<Result<Vec<_>, _>>()?;
-    put_read_records(ctx, name, records).await
+    check_batch_len(put.count)?;
+    if let Some(error) = put.first_error {
+        return Err(error);
+    }
+    put_read_records(ctx, name, put.records).await
 }
 
 fn check_batch_len(len: usize) -> Result<(), KinesisError> {
@@ -186,19 +255,11 @@ fn check_batch_len(len: usize) -> Result<(), KinesisError> {
     Ok(())
 }
 
-async fn put_read_records(ctx: Ctx, name: String, records: Vec<IncomingRecord>) -> Result<PutOutcome, KinesisError> {
+async fn put_read_records(ctx: Ctx, name: String, records: IncomingRecords) -> Result<PutOutcome, KinesisError> {
     let account = ctx.account().to_string();
     ctx.engine_with(move |engine| {
         let s = engine.stream(&name).map_err(stream_error(&name, &account))?;
-        let refs: Vec<PutRecord<'_>> = records
-            .iter()
-            .map(|r| PutRecord {
-                partition_key: r.partition_key.as_bytes(),
-                data: &r.data,
-                explicit_hash_key: r.explicit_hash_key,
-            })
-            .collect();
-        let results = s.put_each(&refs).map_err(|e| from_engine(&e))?;
+        let results = s.put_each(&records.put_records()).map_err(|e| from_engine(&e))?;
         Ok(PutOutcome {
             results: results.into_iter().map(|r| r.map_err(|e| from_engine(&e))).collect(),
             encryption: encryption_type(&s.meta()),
@@ -420,8 +481,20 @@ mod tests {
     use super::*;
     use crate::server::wire::Protocol;
 
-    /// A record's outcome as the tests compare it: the record, or the error's shape and text.
-    type Outcome = Result<Vec<IncomingRecord>, (&'static str, String)>;
+    /// A read's outcome as the tests compare it: each record's key, data and hash key, or the
+    /// error's shape and text.
+    type Outcome = Result<Vec<(Vec<u8>, Vec<u8>, Option<u128>)>, (&'static str, String)>;
+
+    fn materialized(records: &IncomingRecords) -> Vec<(Vec<u8>, Vec<u8>, Option<u128>)> {
+        let out: Vec<_> = records
+            .put_records()
+            .iter()
+            .map(|r| (r.partition_key.to_vec(), r.data.to_vec(), r.explicit_hash_key))
+            .collect();
+        let used: usize = out.iter().map(|(k, d, _)| k.len() + d.len()).sum();
+        assert_eq!(used, records.bytes.len(), "the buffer holds exactly the records' bytes");
+        out
+    }
 
     fn failure(e: KinesisError) -> (&'static str, String) {
         (e.code.shape(), e.message)
@@ -436,17 +509,20 @@ mod tests {
         let mut input = Input { protocol: Protocol::Json, params };
         let entries = input.take_struct_list("Records").map_err(|e| failure(e.into()))?;
         check_batch_len(entries.len()).map_err(failure)?;
-        entries.iter().map(read_record).collect::<Result<Vec<_>, _>>().map_err(failure)
+        let mut records = IncomingRecords::default();
+        for entry in &entries {
+            records.push_input(entry).map_err(failure)?;
+        }
+        Ok(materialized(&records))
     }
 
     /// What the typed path reads, or `None` where it leaves the body to the general path.
     fn typed(body: &str) -> Option<Outcome> {
         let put = TypedPut::read(body.as_bytes())?;
-        Some(
-            check_batch_len(put.records.len())
-                .map_err(failure)
-                .and_then(|()| put.records.into_iter().collect::<Result<Vec<_>, _>>().map_err(failure)),
-        )
+        Some(check_batch_len(put.count).map_err(failure).and_then(|()| match put.first_error {
+            Some(e) => Err(failure(e)),
+            None => Ok(materialized(&put.records)),
+        }))
     }
 
     #[test]
@@ -470,6 +546,9 @@ mod tests {
             r#"{"StreamName":"s","Records":null}"#.to_string(),
             r#"{"StreamName":"s"}"#.to_string(),
             format!(r#"{{"StreamName":"s","Records":[{}]}}"#, many.join(",")),
+            // The first record in error is the one reported, after good ones.
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","Data":"AA=="},{"PartitionKey":"b","Data":"%"},{"Data":"AA=="}]}"#.to_string(),
+            r#"{"StreamName":"s","Records":[{"PartitionKey":"a","Data":"AAE="},{"PartitionKey":"bb","Data":"AAEC"}]}"#.to_string(),
             // Shapes the typed reader leaves to the general path, which words their errors.
             r#"{"StreamName":"s","Records":[{"PartitionKey":5,"Data":"AA=="}]}"#.to_string(),
             r#"{"StreamName":"s","Records":[null]}"#.to_string(),
@@ -484,8 +563,8 @@ mod tests {
                 assert_eq!(outcome, expected, "{body}");
             }
         }
-        assert_eq!(taken, 14, "the well-shaped bodies all read typed");
-        assert!(matches!(general(&bodies[1]), Ok(ref r) if r[0].data == [0xff, 0xff] && r[0].partition_key == "été"));
+        assert_eq!(taken, 16, "the well-shaped bodies all read typed");
+        assert!(matches!(general(&bodies[1]), Ok(ref r) if r[0].1 == [0xff, 0xff] && r[0].0 == "été".as_bytes()));
     }
 
     #[test]
