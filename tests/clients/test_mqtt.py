@@ -585,6 +585,74 @@ class ExactlyOnceAcrossReconnects(unittest.TestCase):
         end.disconnect()
 
 
+def read_publish(s):
+    """One PUBLISH (3.1.1) from a raw socket: (dup, qos, packet id, payload)."""
+    first, body = read_packet(s)
+    assert first & 0xF0 == 0x30, f"a PUBLISH, not {first:#x}"
+    qos = (first >> 1) & 3
+    tlen = struct.unpack(">H", body[:2])[0]
+    pid = body[2 + tlen:4 + tlen] if qos else b""
+    return bool(first & 0x08), qos, pid, body[2 + tlen + len(pid):]
+
+
+class UnacknowledgedAcrossReconnects(unittest.TestCase):
+    @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
+    def test_an_unacknowledged_publish_comes_again_with_dup_and_its_packet_id(self):
+        # Spec 4.4 (3.1.1 MQTT-4.4.0-1): on reconnecting with Clean Session 0 the server sends
+        # again every PUBLISH (QoS 1 and 2) not acknowledged, with DUP set and its original
+        # packet identifier (a client that stored a QoS 2 packet id may deliver on PUBLISH).
+        cid, topic = unique("dup"), unique("dupt")
+        s, present = raw_persistent(cid)
+        self.assertFalse(present)
+        f = topic.encode()
+        s.sendall(bytes([0x82, 2 + 2 + len(f) + 1]) + struct.pack(">H", 1) + struct.pack(">H", len(f)) + f + b"\x02")
+        self.assertEqual(read_packet(s)[0], 0x90)
+        pub = Peer(mqtt.MQTTv311)
+        pub.connect()
+        # Deliveries acknowledged first, so that the ids of the next ones are not the first
+        # ones a new connection would pick.
+        for i in range(3):
+            pub.publish(topic, b"acked", qos=1)
+            dup, qos, pid, payload = read_publish(s)
+            self.assertEqual((dup, qos, payload), (False, 1, b"acked"))
+            s.sendall(bytes([0x40, 2]) + pid)  # PUBACK
+        pub.publish(topic, b"one", qos=1)
+        pub.publish(topic, b"two", qos=2)
+        first = {}
+        for _ in range(2):
+            dup, qos, pid, payload = read_publish(s)
+            self.assertFalse(dup)
+            first[payload] = (qos, pid)
+        self.assertEqual(sorted(first), [b"one", b"two"])
+        self.assertEqual(first[b"one"][0], 1)
+        self.assertEqual(first[b"two"][0], 2)
+        s.close()  # gone before PUBACK and PUBREC
+        s, present = raw_persistent(cid)
+        self.assertTrue(present)
+        again = [read_publish(s) for _ in range(2)]
+        for dup, qos, pid, payload in again:
+            self.assertTrue(dup, f"{payload!r} sent again with DUP")
+            self.assertEqual((qos, pid), first[payload], f"{payload!r} sent again with its packet id")
+            if qos == 1:
+                s.sendall(bytes([0x40, 2]) + pid)  # PUBACK
+            else:
+                s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
+                self.assertEqual(read_packet(s), (0x62, pid), "PUBREL")
+                s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        s.settimeout(1.0)
+        try:
+            extra = s.recv(4096)
+        except socket.timeout:
+            extra = b""
+        self.assertEqual(extra, b"", "nothing more")
+        s.sendall(bytes([0xE0, 0]))
+        s.close()
+        pub.disconnect()
+        end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
 @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
 class Malformed(unittest.TestCase):
     def test_a_malformed_packet_closes_the_connection(self):

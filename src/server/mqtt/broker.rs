@@ -65,7 +65,12 @@ impl Broker {
             let waited =
                 tokio::time::timeout(super::TAKEOVER_WAIT, async { while old.done.changed().await.is_ok() {} }).await;
             if waited.is_err() {
-                self.release(client_id, connection);
+                // The older connection still holds the session: it stays the live one (it has
+                // been asked to close), so that the next connection waits for it too.
+                let mut live = self.live.lock();
+                if live.get(client_id).is_some_and(|l| l.connection == connection) {
+                    live.insert(client_id.to_string(), old);
+                }
                 return None;
             }
         }
