@@ -205,6 +205,34 @@ fn kill_9_with_qos_1_and_2_in_flight(exactly_once: bool) {
     assert!(status.success(), "{status:?}");
 }
 
+/// MQTT 5 sessions across a kill -9: a shared subscription's member gets the group's messages
+/// after reconnecting without subscribing again, and a session whose Session Expiry Interval
+/// passed (its deadline durable in the engine) is gone. The expiry's own timing is tested with
+/// the engine's clock (`server::mqtt::expiry`); this waits on the server's real clock once.
+#[test]
+fn shared_subscriptions_and_session_expiry_survive_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let stamp_dir = tempfile::tempdir().unwrap();
+    let stamp = stamp_dir.path().join("left");
+    let port = free_port();
+    let mqtt = format!("127.0.0.1:{port}");
+    let args = ["--log-level", "warn", "--mqtt", mqtt.as_str()];
+    let run = |mode: &str| {
+        let mut c = Command::new(python());
+        c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/restart_mqtt.py"));
+        let out = c.args([mode, &port.to_string(), stamp.to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let mut serve = ServeChild::start(dir.path(), &args);
+    run("join");
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    let mut serve = ServeChild::start(dir.path(), &args);
+    run("check");
+    let status = serve.signal_and_wait("TERM", Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+}
+
 /// The same suite against Mosquitto, to show it checks MQTT and not weir's habits. Opt-in:
 /// `WEIR_REFERENCE_BROKERS=1` (needs `mosquitto` from Debian's packages).
 #[test]

@@ -171,7 +171,8 @@ impl Engine {
         let (_, kind, name) = resource.parts();
         let exists = match resource {
             ResourceRef::Queue(n) => {
-                crate::names::validate_queue_name("queue", n, n.ends_with(".fifo"))?;
+                // Broker queues (AMQP's, MQTT's sessions) have names SQS would refuse.
+                crate::names::validate_lookup_name("queue", n)?;
                 state.queues.contains_key(n)
             }
             ResourceRef::Topic(n) => {

@@ -398,6 +398,32 @@ class SharedSubscriptions(unittest.TestCase, Both):
 
         self.each_version(body)
 
+    def test_a_persistent_session_is_still_a_member_after_reconnecting(self):
+        # A shared subscription is part of the session state (spec 4.1 and 4.8.2), kept like
+        # the session's other subscriptions.
+        def body(v):
+            group, topic, cid = unique("g"), unique("st"), unique("member")
+            expiry = 300 if v == mqtt.MQTTv5 else None
+            member = Peer(v, client_id=cid, clean=False, expiry=expiry)
+            member.connect()
+            member.subscribe(f"$share/{group}/{topic}", qos=1)
+            member.disconnect()
+            member = Peer(v, client_id=cid, clean=False, expiry=expiry)
+            flags, rc, _ = member.connect()
+            self.assertEqual(rc_value(rc), 0)
+            self.assertTrue(flags.session_present)
+            pub = Peer(v)
+            pub.connect()
+            pub.publish(topic, b"to the group", qos=1)
+            self.assertEqual([m.payload for m in member.take(1)], [b"to the group"])
+            pub.disconnect()
+            member.disconnect()
+            end = Peer(v, client_id=cid, clean=True)
+            end.connect()
+            end.disconnect()
+
+        self.each_version(body)
+
 
 class Authentication(unittest.TestCase):
     @unittest.skipUnless(USER, "the server checks credentials (--auth)")

@@ -26,6 +26,8 @@ use crate::Engine;
 #[derive(Debug)]
 struct Live {
     connection: u64,
+    /// The session's queue (what session expiry knows a session by).
+    session: String,
     /// Set to ask the connection to close (taken over).
     kick: watch::Sender<bool>,
     /// Closes (its sender dropped) when the connection has let go of its session.
@@ -39,6 +41,8 @@ pub(crate) struct Broker {
     next_connection: AtomicU64,
     /// Topic name to (receipt handle in `mqtt.retained`, message); loaded on first use.
     retained: Mutex<Option<BTreeMap<String, (String, MqttMessage)>>>,
+    /// Told when a session's expiry deadline is set (the sweep looks again).
+    pub expiry_changed: tokio::sync::Notify,
 }
 
 /// What a connection holds while it owns a client id.
@@ -59,7 +63,8 @@ impl Broker {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         let (kick, kicked) = watch::channel(false);
         let (done_tx, done) = watch::channel(());
-        let old = self.live.lock().insert(client_id.to_string(), Live { connection, kick, done });
+        let session = message::session_queue(client_id);
+        let old = self.live.lock().insert(client_id.to_string(), Live { connection, session, kick, done });
         if let Some(mut old) = old {
             old.kick.send_replace(true);
             let waited =
@@ -85,9 +90,16 @@ impl Broker {
         }
     }
 
-    /// Whether a connection holds the client id.
-    pub fn is_live(&self, client_id: &str) -> bool {
-        self.live.lock().contains_key(client_id)
+    /// Runs `f` unless a connection holds the session of queue `session`, with no connection
+    /// able to take it meanwhile (a connection claims its client id first). Blocking.
+    pub fn unless_live<T>(&self, session: &str, f: impl FnOnce() -> T) -> Option<T> {
+        let live = self.live.lock();
+        if live.values().any(|l| l.session == session) {
+            return None;
+        }
+        let out = f();
+        drop(live);
+        Some(out)
     }
 
     /// Sets (or with an empty payload clears) the retained message of `m.topic`. Blocking.
@@ -212,6 +224,16 @@ impl SessionNames {
             qos2: message::qos2_queue(client_id),
             pubrel: message::pubrel_queue(client_id),
         }
+    }
+
+    /// The names of the session whose queue is `queue` (`None`: not a session queue).
+    pub fn of_queue(queue: &str) -> Option<SessionNames> {
+        let digest = queue.strip_prefix(message::SESSION_PREFIX)?;
+        Some(SessionNames {
+            queue: queue.to_string(),
+            qos2: format!("{}{digest}", message::QOS2_PREFIX),
+            pubrel: format!("{}{digest}", message::PUBREL_PREFIX),
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::broker::{self, Claim, SessionNames};
 use super::codec::{self, Ack, ConnAck, Connect, Disconnect, Packet, Publish, QoS, SubAck, Version, Will};
 use super::consumer::{self, Taken};
+use super::expiry;
 use super::message::{MqttMessage, EXCHANGE};
 use super::properties::{id, Properties, Value};
 use super::reason::ReasonCode;
@@ -233,10 +234,14 @@ async fn accept(
         .blocking(move |e| -> crate::Result<OpenedSession> {
             broker::ensure_exchange(e)?;
             let names = opening;
-            if clean {
+            let gone = !clean && e.queue(&names.queue).is_ok() && expiry::expired(e, &names.queue)?;
+            if clean || gone {
                 broker::delete_session(e, &names)?;
             }
             let (queue, existed) = broker::ensure_queue(e, &names.queue, transient)?;
+            if !transient {
+                expiry::opened(e, &names.queue, expiry)?;
+            }
             let (qos2, _) = broker::ensure_queue(e, &names.qos2, transient)?;
             let (pubrel, _) = broker::ensure_queue(e, &names.pubrel, transient)?;
             let bindings: Vec<(String, Binding)> =
@@ -312,9 +317,24 @@ async fn accept(
         principal,
         keep_alive: (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
     };
+    let mut groups = Vec::new();
     for (_, binding) in bindings {
-        if let Some(sub) = parse_arguments(&binding.arguments) {
-            conn.subs.insert(binding.key.clone(), sub);
+        let Some(sub) = parse_arguments(&binding.arguments) else { continue };
+        match topic::parse_filter(&binding.key) {
+            Some(parsed) if parsed.group.is_some() => groups.push((binding.key, parsed, sub)),
+            _ => {
+                conn.subs.insert(binding.key, sub);
+            }
+        }
+    }
+    // The session's shared subscriptions: a member again, without subscribing again.
+    for (text, parsed, sub) in groups {
+        if let Err(e) = conn.join_group(&text, &parsed, sub).await {
+            conn.session.log(
+                LogLevel::Warn,
+                "MQTT shared subscription not restored",
+                fields!("error" => e.to_string()),
+            );
         }
     }
     // Spec 4.4: PUBREL again, with its packet id, for every QoS 2 delivery released and not
@@ -347,6 +367,24 @@ fn binding_arguments(s: &codec::Subscription, id: Option<u32>) -> String {
         a.push_str(&format!(";id={id}"));
     }
     a
+}
+
+/// The binding arguments of a subscription as the session holds it.
+fn sub_arguments(sub: &Sub) -> String {
+    let options = codec::Subscription {
+        filter: String::new(),
+        qos: sub.qos,
+        no_local: sub.no_local,
+        retain_as_published: sub.retain_as_published,
+        retain_handling: 0,
+    };
+    binding_arguments(&options, sub.id)
+}
+
+/// The filter of a binding that records a shared subscription's membership on the session
+/// queue: headers matching at least one of no pairs, which no message does.
+fn no_messages() -> RouteFilter {
+    RouteFilter::Headers { any: true, pairs: Vec::new() }
 }
 
 fn parse_arguments(text: &str) -> Option<Sub> {
@@ -814,34 +852,15 @@ impl Conn {
             arguments: arguments.clone(),
             filter: RouteFilter::Mqtt(parsed.filter.clone()),
         };
-        if let Some(group) = &parsed.group {
-            if let Some(old) = self.subs.get_mut(&sub.filter) {
-                old.qos = sub.qos;
-                return Ok(());
-            }
-            let name = super::message::shared_queue(group, &parsed.filter);
-            let queue = self
-                .session
-                .shared
-                .blocking(move |e| -> crate::Result<Queue> {
-                    let (queue, _) = broker::ensure_queue(e, &name, false)?;
-                    let binding = Binding { arguments: String::new(), ..binding };
-                    e.bind(EXCHANGE, &name, binding)?;
-                    Ok(queue)
-                })
-                .await
-                .map_err(|e| crate::Error::InvalidArgument(e.0))??;
-            let (stop, stop_rx) = watch::channel(false);
-            self.start_consumer(queue.clone(), Some(sub.filter.clone()), stop_rx);
+        if parsed.group.is_some() {
             let entry = Sub {
                 qos: sub.qos,
                 no_local: false,
                 retain_as_published: sub.retain_as_published,
                 id: sub_id,
-                shared: Some((queue, stop)),
+                shared: None,
             };
-            self.subs.insert(sub.filter.clone(), entry);
-            return Ok(());
+            return self.join_group(&sub.filter, parsed, entry).await;
         }
         let old_arguments = self.subs.get(&sub.filter).map(|old| {
             binding_arguments(
@@ -875,6 +894,46 @@ impl Conn {
             shared: None,
         };
         self.subs.insert(sub.filter.clone(), entry);
+        Ok(())
+    }
+
+    /// Joins (or rejoins after a reconnect or a restart) the group of a shared subscription:
+    /// the group's queue bound to the filter, a consumer of it, and the membership, durable
+    /// as a binding of the session queue that matches no message (its key the whole
+    /// `$share/GROUP/FILTER`, its arguments the subscription's options), so that the session
+    /// is a member again when a connection opens it.
+    async fn join_group(&mut self, text: &str, parsed: &SubscriptionFilter, entry: Sub) -> crate::Result<()> {
+        let Some(group) = &parsed.group else { return Ok(()) };
+        let name = super::message::shared_queue(group, &parsed.filter);
+        let routing = Binding {
+            key: parsed.filter.clone(),
+            arguments: String::new(),
+            filter: RouteFilter::Mqtt(parsed.filter.clone()),
+        };
+        let membership = Binding { key: text.to_string(), arguments: sub_arguments(&entry), filter: no_messages() };
+        let old = self.subs.get(text).map(sub_arguments).filter(|old| *old != membership.arguments);
+        let session = self.names.queue.clone();
+        let queue = self
+            .session
+            .shared
+            .blocking(move |e| -> crate::Result<Queue> {
+                let (queue, _) = broker::ensure_queue(e, &name, false)?;
+                e.bind(EXCHANGE, &name, routing)?;
+                if let Some(old) = old {
+                    e.unbind(EXCHANGE, &session, &membership.key, &old)?;
+                }
+                e.bind(EXCHANGE, &session, membership)?;
+                Ok(queue)
+            })
+            .await
+            .map_err(|e| crate::Error::InvalidArgument(e.0))??;
+        if let Some(old) = self.subs.get_mut(text) {
+            (old.qos, old.retain_as_published, old.id) = (entry.qos, entry.retain_as_published, entry.id);
+            return Ok(());
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        self.start_consumer(queue.clone(), Some(text.to_string()), stop_rx);
+        self.subs.insert(text.to_string(), Sub { shared: Some((queue, stop)), ..entry });
         Ok(())
     }
 
@@ -917,21 +976,11 @@ impl Conn {
                 continue;
             };
             if let Some((_, stop)) = &sub.shared {
-                // The group's queue and binding stay for the group's other members.
+                // The group's queue and binding stay for the group's other members; the
+                // membership (a binding of the session queue) goes.
                 stop.send_replace(true);
-                reasons.push(ReasonCode::SUCCESS);
-                continue;
             }
-            let arguments = binding_arguments(
-                &codec::Subscription {
-                    filter: text.clone(),
-                    qos: sub.qos,
-                    no_local: sub.no_local,
-                    retain_as_published: sub.retain_as_published,
-                    retain_handling: 0,
-                },
-                sub.id,
-            );
+            let arguments = sub_arguments(&sub);
             let (queue, key) = (self.names.queue.clone(), text.clone());
             let done = self.session.shared.blocking(move |e| e.unbind(EXCHANGE, &queue, &key, &arguments)).await;
             reasons.push(match done {
@@ -990,7 +1039,7 @@ impl Conn {
         let pubrel = self.pubrel.clone();
         let will = if publish_will { self.will.take() } else { None };
         let client_id = self.client_id.clone();
-        let delete = self.expiry == 0;
+        let (delete, interval) = (self.expiry == 0, self.expiry);
         let names = self.names.clone();
         let shared = Arc::clone(&self.session.shared);
         let done = self
@@ -1031,6 +1080,10 @@ impl Conn {
                 }
                 if delete {
                     broker::delete_session(e, &names)?;
+                } else {
+                    // Durable: the session expires this long after now even if the server
+                    // restarts meanwhile, unless a connection takes it up again.
+                    expiry::ended(e, &names.queue, interval)?;
                 }
                 Ok(())
             })
@@ -1038,19 +1091,7 @@ impl Conn {
         if let Ok(Err(e)) = done {
             self.session.log(LogLevel::Warn, "MQTT session end failed", fields!("error" => e.to_string()));
         }
-        if self.expiry != 0 && self.expiry != u32::MAX {
-            // A v5 session expires this long after its connection ends, unless a connection
-            // takes it up again.
-            let shared = Arc::clone(&self.session.shared);
-            let (client_id, after) = (self.client_id.clone(), Duration::from_secs(u64::from(self.expiry)));
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                if !shared.mqtt.is_live(&client_id) {
-                    let names = SessionNames::of(&client_id);
-                    let _ = shared.blocking(move |e| broker::delete_session(e, &names)).await;
-                }
-            });
-        }
+        self.session.shared.mqtt.expiry_changed.notify_one();
     }
 }
 
