@@ -304,6 +304,78 @@ class Wills(unittest.TestCase, Both):
         self.each_version(body)
 
 
+class MessageExpiry(unittest.TestCase):
+    def test_a_message_waits_no_longer_than_its_expiry_interval(self):
+        # Spec 3.3.2.3.3: once its Message Expiry Interval has passed, a message not yet sent
+        # to a subscriber is not sent; one sent carries the interval minus the time it waited.
+        cid, topic = unique("mx"), unique("mxt")
+        sub = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=300)
+        sub.connect()
+        sub.subscribe(topic, qos=1)
+        sub.disconnect()
+        pub = Peer(mqtt.MQTTv5)
+        pub.connect()
+        for payload, interval in ((b"short", 1), (b"long", 100)):
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = interval
+            info = pub.client.publish(topic, payload, qos=1, properties=props)
+            info.wait_for_publish(timeout=WAIT)
+        pub.disconnect()
+        time.sleep(2.2)  # the short one's interval passes while it waits in the session
+        sub = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=300)
+        sub.connect()
+        got = sub.take(1)
+        self.assertEqual(got[0].payload, b"long")
+        left = got[0].properties.MessageExpiryInterval
+        self.assertTrue(95 <= left <= 98, f"interval forwarded after a wait of 2.2 s: {left}")
+        sub.nothing_more()
+        sub.disconnect()
+        end = Peer(mqtt.MQTTv5, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
+class WillDelay(unittest.TestCase):
+    def lost_with_delayed_will(self, topic, delay):
+        cid = unique("wd")
+        c = Peer(mqtt.MQTTv5, client_id=cid, clean=True, expiry=60)
+        props = Properties(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = delay
+        c.client.will_set(topic, b"gone", qos=1, properties=props)
+        c.connect()
+        c.drop()
+        return cid
+
+    def watcher(self, topic):
+        w = Peer(mqtt.MQTTv5)
+        w.connect()
+        w.subscribe(topic, qos=1)
+        return w
+
+    def test_a_will_waits_for_its_delay(self):
+        # Spec 3.1.3.2.2: the server delays the will until the Will Delay Interval has passed.
+        topic = unique("wdt")
+        w = self.watcher(topic)
+        self.lost_with_delayed_will(topic, 2)
+        w.nothing_more(within=1.0)
+        self.assertEqual([m.payload for m in w.take(1)], [b"gone"])
+        w.disconnect()
+
+    def test_a_will_is_not_published_when_the_client_comes_back_within_its_delay(self):
+        topic = unique("wdt")
+        w = self.watcher(topic)
+        cid = self.lost_with_delayed_will(topic, 2)
+        back = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=60)
+        back.connect()
+        w.nothing_more(within=3.5)
+        back.disconnect()
+        w.nothing_more(within=0.5)
+        w.disconnect()
+        end = Peer(mqtt.MQTTv5, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
 class Sessions(unittest.TestCase, Both):
     def persistent(self, v, cid, clean=False):
         return Peer(v, client_id=cid, clean=clean, expiry=3600 if v == mqtt.MQTTv5 else None)

@@ -117,6 +117,8 @@ struct Conn {
     keep_alive: Option<Duration>,
     /// Who the connection acts as.
     principal: Principal,
+    /// This connection's number in the broker's table of client ids.
+    connection: u64,
 }
 
 /// Serves one connection to its end.
@@ -315,6 +317,7 @@ async fn accept(
         stop_session_consumer,
         client_max_packet,
         principal,
+        connection: claim.connection,
         keep_alive: (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500)),
     };
     let mut groups = Vec::new();
@@ -723,7 +726,12 @@ impl Conn {
             return self.ack(taken.queue, handle).await.map(|()| None);
         };
         let qos = m.qos.min(granted);
-        let mut properties = m.properties.clone();
+        let waited = self.session.shared.engine.clock().now_ms().saturating_sub(taken.message.sent_ms);
+        let Some(mut properties) = m.properties.aged(waited) else {
+            // Its Message Expiry Interval passed while it waited: not delivered (3.3.2.3.3).
+            self.window.add_permits(1);
+            return self.ack(taken.queue, handle).await.map(|()| None);
+        };
         for id in ids {
             properties.push(id::SUBSCRIPTION_ID, Value::VarInt(id));
         }
@@ -771,6 +779,23 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Publishes a will (retaining it too if it asks to be). Blocking.
+fn send_will(engine: &crate::Engine, shared: &crate::server::Shared, w: Will, client_id: String) -> crate::Result<()> {
+    let m = MqttMessage {
+        topic: w.topic,
+        qos: w.qos,
+        retain: w.retain,
+        publisher: client_id,
+        properties: w.properties.forwarded(),
+        payload: w.payload.into(),
+    };
+    if m.retain {
+        shared.mqtt.retain(engine, &m)?;
+    }
+    broker::publish(engine, &m, None)?;
+    Ok(())
 }
 
 /// The packet id of a delivery of the message `message_id` (FNV-1a onto 1..=65535): the same
@@ -946,13 +971,14 @@ impl Conn {
             Ok(Ok(m)) => m,
             _ => return Ok(()),
         };
-        for m in messages {
+        for (m, waited) in messages {
+            // A retained message whose Message Expiry Interval passed is not sent.
+            let Some(mut properties) = m.properties.aged(waited) else { continue };
             let qos = m.qos.min(granted);
             let packet_id = (qos != QoS::AtMostOnce).then(|| self.next_packet_id());
             if let Some(pid) = packet_id {
                 self.out.insert(pid, Out::Sent { from: None, qos });
             }
-            let mut properties = m.properties.clone();
             properties.extend_subscription_id(sub_id);
             let publish = Publish {
                 dup: false,
@@ -1038,6 +1064,10 @@ impl Conn {
         }
         let pubrel = self.pubrel.clone();
         let will = if publish_will { self.will.take() } else { None };
+        // Spec 3.1.3.2.2: the will waits for its delay, or for the end of the session if that
+        // comes first, and is not published if a connection takes the session up meanwhile.
+        let delay = will.as_ref().map_or(0, |w| w.properties.four(id::WILL_DELAY).unwrap_or(0).min(self.expiry));
+        let (will, delayed) = if delay > 0 { (None, will) } else { (will, None) };
         let client_id = self.client_id.clone();
         let (delete, interval) = (self.expiry == 0, self.expiry);
         let names = self.names.clone();
@@ -1065,18 +1095,7 @@ impl Conn {
                     pubrel.release_to_head(&records.iter().map(String::as_str).collect::<Vec<_>>())?;
                 }
                 if let Some(w) = will {
-                    let m = MqttMessage {
-                        topic: w.topic,
-                        qos: w.qos,
-                        retain: w.retain,
-                        publisher: client_id,
-                        properties: w.properties.forwarded(),
-                        payload: w.payload.into(),
-                    };
-                    if m.retain {
-                        shared.mqtt.retain(e, &m)?;
-                    }
-                    broker::publish(e, &m, None)?;
+                    send_will(e, &shared, w, client_id)?;
                 }
                 if delete {
                     broker::delete_session(e, &names)?;
@@ -1092,6 +1111,30 @@ impl Conn {
             self.session.log(LogLevel::Warn, "MQTT session end failed", fields!("error" => e.to_string()));
         }
         self.session.shared.mqtt.expiry_changed.notify_one();
+        if let Some(will) = delayed {
+            let shared = Arc::clone(&self.session.shared);
+            let (client_id, wait) = (self.client_id.clone(), Duration::from_secs(u64::from(delay)));
+            // None when a newer connection has the client id already: no will then.
+            let Some((token, cancelled)) = shared.mqtt.delay_will(&client_id, self.connection) else { return };
+            let mut stop = shared.stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    // A connection took the client id: no will.
+                    _ = cancelled.notified() => return,
+                    // Not durable: a will still waiting when the server stops is not published.
+                    _ = stopped(&mut stop) => return,
+                }
+                if !shared.mqtt.will_due(&client_id, token) {
+                    return;
+                }
+                let publisher = Arc::clone(&shared);
+                let published = shared.blocking(move |e| send_will(e, &publisher, will, client_id)).await;
+                if let Ok(Err(e)) = published {
+                    shared.log.warn("MQTT will not published", fields!("error" => e.to_string()));
+                }
+            });
+        }
     }
 }
 
