@@ -640,49 +640,6 @@ def raw_persistent(client_id):
     return s, connack[0] & 1 == 1
 
 
-@unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
-class ExactlyOnceAcrossReconnects(unittest.TestCase):
-    def test_a_released_message_gets_its_pubrel_again_and_never_its_publish(self):
-        # Spec 4.4 (3.1.1): on reconnecting with Clean Session 0 the server sends again every
-        # PUBREL not completed, with its packet identifier, and not the PUBLISH it released.
-        cid, topic = unique("eo"), unique("eot")
-        s, present = raw_persistent(cid)
-        self.assertFalse(present)
-        f = topic.encode()
-        s.sendall(bytes([0x82, 2 + 2 + len(f) + 1]) + struct.pack(">H", 1) + struct.pack(">H", len(f)) + f + b"\x02")
-        self.assertEqual(read_packet(s)[0], 0x90)
-        pub = Peer(mqtt.MQTTv311)
-        pub.connect()
-        pub.publish(topic, b"once", qos=2)
-        first, body = read_packet(s)
-        self.assertEqual(first & 0xF6, 0x34, "a QoS 2 PUBLISH")
-        tlen = struct.unpack(">H", body[:2])[0]
-        pid = body[2 + tlen:4 + tlen]
-        self.assertEqual(body[4 + tlen:], b"once")
-        s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
-        first, body = read_packet(s)
-        self.assertEqual((first, body), (0x62, pid), "PUBREL")
-        s.close()  # gone before PUBCOMP
-        s, present = raw_persistent(cid)
-        self.assertTrue(present)
-        first, body = read_packet(s)
-        self.assertEqual((first, body), (0x62, pid), "the PUBREL again, not the PUBLISH")
-        s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
-        s.settimeout(1.0)
-        try:
-            extra = s.recv(4096)
-        except socket.timeout:
-            extra = b""
-        self.assertEqual(extra, b"", "nothing more")
-        s.sendall(bytes([0xE0, 0]))
-        s.close()
-        pub.disconnect()
-        # End the session.
-        end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
-        end.connect()
-        end.disconnect()
-
-
 def read_publish(s):
     """One PUBLISH (3.1.1) from a raw socket: (dup, qos, packet id, payload)."""
     first, body = read_packet(s)
@@ -693,13 +650,11 @@ def read_publish(s):
     return bool(first & 0x08), qos, pid, body[2 + tlen + len(pid):]
 
 
-class UnacknowledgedAcrossReconnects(unittest.TestCase):
-    @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
-    def test_an_unacknowledged_publish_comes_again_with_dup_and_its_packet_id(self):
-        # Spec 4.4 (3.1.1 MQTT-4.4.0-1): on reconnecting with Clean Session 0 the server sends
-        # again every PUBLISH (QoS 1 and 2) not acknowledged, with DUP set and its original
-        # packet identifier (a client that stored a QoS 2 packet id may deliver on PUBLISH).
-        cid, topic = unique("dup"), unique("dupt")
+@unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
+class InFlightAcrossReconnects(unittest.TestCase):
+    def subscriber_and_publisher(self, cid, topic):
+        """A new persistent session on a raw socket subscribed to `topic` at QoS 2, and a paho
+        publisher."""
         s, present = raw_persistent(cid)
         self.assertFalse(present)
         f = topic.encode()
@@ -707,6 +662,48 @@ class UnacknowledgedAcrossReconnects(unittest.TestCase):
         self.assertEqual(read_packet(s)[0], 0x90)
         pub = Peer(mqtt.MQTTv311)
         pub.connect()
+        return s, pub
+
+    def nothing_more_then_end(self, s, pub, cid):
+        """Nothing more comes on the raw socket; then everything goes, the session too."""
+        s.settimeout(1.0)
+        try:
+            extra = s.recv(4096)
+        except socket.timeout:
+            extra = b""
+        self.assertEqual(extra, b"", "nothing more")
+        s.sendall(bytes([0xE0, 0]))
+        s.close()
+        pub.disconnect()
+        end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+    def test_a_released_message_gets_its_pubrel_again_and_never_its_publish(self):
+        # Spec 4.4 (3.1.1): on reconnecting with Clean Session 0 the server sends again every
+        # PUBREL not completed, with its packet identifier, and not the PUBLISH it released.
+        cid, topic = unique("eo"), unique("eot")
+        s, pub = self.subscriber_and_publisher(cid, topic)
+        pub.publish(topic, b"once", qos=2)
+        dup, qos, pid, payload = read_publish(s)
+        self.assertEqual((qos, payload), (2, b"once"), "a QoS 2 PUBLISH")
+        s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "PUBREL")
+        s.close()  # gone before PUBCOMP
+        s, present = raw_persistent(cid)
+        self.assertTrue(present)
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "the PUBREL again, not the PUBLISH")
+        s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        self.nothing_more_then_end(s, pub, cid)
+
+    def test_an_unacknowledged_publish_comes_again_with_dup_and_its_packet_id(self):
+        # Spec 4.4 (3.1.1 MQTT-4.4.0-1): on reconnecting with Clean Session 0 the server sends
+        # again every PUBLISH (QoS 1 and 2) not acknowledged, with DUP set and its original
+        # packet identifier (a client that stored a QoS 2 packet id may deliver on PUBLISH).
+        cid, topic = unique("dup"), unique("dupt")
+        s, pub = self.subscriber_and_publisher(cid, topic)
         # Deliveries acknowledged first, so that the ids of the next ones are not the first
         # ones a new connection would pick.
         for i in range(3):
@@ -737,18 +734,7 @@ class UnacknowledgedAcrossReconnects(unittest.TestCase):
                 s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
                 self.assertEqual(read_packet(s), (0x62, pid), "PUBREL")
                 s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
-        s.settimeout(1.0)
-        try:
-            extra = s.recv(4096)
-        except socket.timeout:
-            extra = b""
-        self.assertEqual(extra, b"", "nothing more")
-        s.sendall(bytes([0xE0, 0]))
-        s.close()
-        pub.disconnect()
-        end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
-        end.connect()
-        end.disconnect()
+        self.nothing_more_then_end(s, pub, cid)
 
 
 @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
