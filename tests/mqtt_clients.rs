@@ -230,12 +230,13 @@ fn kill_9_with_qos_1_and_2_in_flight(exactly_once: bool) {
     assert!(status.success(), "{status:?}");
 }
 
-/// MQTT 5 sessions across a kill -9: a shared subscription's member gets the group's messages
-/// after reconnecting without subscribing again, and a session whose Session Expiry Interval
-/// passed (its deadline durable in the engine) is gone. The expiry's own timing is tested with
+/// Sessions across a kill -9: a PUBLISH left unacknowledged is sent again with DUP and its
+/// original packet id; a shared subscription's member gets the group's messages after
+/// reconnecting without subscribing again; a session whose Session Expiry Interval passed
+/// (its deadline durable in the engine) is gone. The expiry's own timing is tested with
 /// the engine's clock (`server::mqtt::expiry`); this waits on the server's real clock once.
 #[test]
-fn shared_subscriptions_and_session_expiry_survive_a_kill_9() {
+fn packet_ids_shared_subscriptions_and_session_expiry_survive_a_kill_9() {
     let stamp_dir = tempfile::tempdir().unwrap();
     let stamp = stamp_dir.path().join("left");
     let server = Restartable::new();
