@@ -224,4 +224,23 @@ mod tests {
         let many: Tags = (0..=MAX_TAGS).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(matches!(validate_tags(&many), Err(Error::LimitExceeded(_))));
     }
+
+    #[test]
+    fn a_broker_queue_takes_tags_and_keeps_them_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::queue::QueueConfig {
+            broker: Some(crate::queue::BrokerOptions::default()),
+            ..crate::queue::QueueConfig::default()
+        };
+        let wanted = tags(&[("mqtt.expiry", "30")]);
+        {
+            let engine = Engine::open(dir.path(), crate::Options::default()).unwrap();
+            // A name SQS would refuse (dots), as AMQP and MQTT name their queues.
+            engine.create_queue("mqtt.session.ab12", config).unwrap();
+            engine.tag(ResourceRef::Queue("mqtt.session.ab12"), &wanted).unwrap();
+            assert!(matches!(engine.tag(ResourceRef::Queue("no.such.queue"), &wanted), Err(Error::NotFound { .. })));
+        }
+        let engine = Engine::open(dir.path(), crate::Options::default()).unwrap();
+        assert_eq!(engine.tags(ResourceRef::Queue("mqtt.session.ab12")).unwrap(), wanted);
+    }
 }
