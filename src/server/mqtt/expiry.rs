@@ -49,6 +49,9 @@ pub(crate) fn ended(engine: &Engine, queue: &str, interval: u32) -> Result<()> {
     if interval != NEVER {
         let at = engine.clock().now_ms().saturating_add(u64::from(interval) * 1000);
         tags.insert(DEADLINE_TAG.to_string(), at.to_string());
+    } else if engine.tags(ResourceRef::Queue(queue))?.get(INTERVAL_TAG) == tags.get(INTERVAL_TAG) {
+        // A session that never expires (3.1.1's persistent ones): nothing to write each time.
+        return Ok(());
     }
     engine.tag(ResourceRef::Queue(queue), &tags)
 }
