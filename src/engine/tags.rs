@@ -171,7 +171,8 @@ impl Engine {
         let (_, kind, name) = resource.parts();
         let exists = match resource {
             ResourceRef::Queue(n) => {
-                crate::names::validate_queue_name("queue", n, n.ends_with(".fifo"))?;
+                // Broker queues (AMQP's, MQTT's sessions) have names SQS would refuse.
+                crate::names::validate_lookup_name("queue", n)?;
                 state.queues.contains_key(n)
             }
             ResourceRef::Topic(n) => {
@@ -222,5 +223,24 @@ mod tests {
         }
         let many: Tags = (0..=MAX_TAGS).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(matches!(validate_tags(&many), Err(Error::LimitExceeded(_))));
+    }
+
+    #[test]
+    fn a_broker_queue_takes_tags_and_keeps_them_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::queue::QueueConfig {
+            broker: Some(crate::queue::BrokerOptions::default()),
+            ..crate::queue::QueueConfig::default()
+        };
+        let wanted = tags(&[("mqtt.expiry", "30")]);
+        {
+            let engine = Engine::open(dir.path(), crate::Options::default()).unwrap();
+            // A name SQS would refuse (dots), as AMQP and MQTT name their queues.
+            engine.create_queue("mqtt.session.ab12", config).unwrap();
+            engine.tag(ResourceRef::Queue("mqtt.session.ab12"), &wanted).unwrap();
+            assert!(matches!(engine.tag(ResourceRef::Queue("no.such.queue"), &wanted), Err(Error::NotFound { .. })));
+        }
+        let engine = Engine::open(dir.path(), crate::Options::default()).unwrap();
+        assert_eq!(engine.tags(ResourceRef::Queue("mqtt.session.ab12")).unwrap(), wanted);
     }
 }

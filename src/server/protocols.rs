@@ -154,6 +154,10 @@ impl ProtocolListeners {
                 .map_err(|e| Error::io("listen on", format!("{} listener {addr}", protocol.name()), e))?;
             let Some(handler) = protocol.handler() else { continue };
             running.spawn(accept_loop(protocol, listener, handler, Arc::clone(&shared), tls.clone()));
+            if protocol == Protocol::Mqtt {
+                // Sessions expire by deadlines kept in the engine, across restarts.
+                running.spawn(super::mqtt::expiry::run(Arc::clone(&shared)));
+            }
         }
         while running.join_next().await.is_some() {}
         Ok(())

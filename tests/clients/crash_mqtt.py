@@ -16,14 +16,35 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import mqtt_ms_resend_pubrel
 
 HOST = "127.0.0.1"
 SUBSCRIBER = "crash-subscriber"
 PUBLISHER = "crash-publisher"
 
 
+class Client(mqtt.Client):
+    """paho-mqtt 2.1.0 with one bug of its own worked around, so that the test checks the server.
+
+    On every reconnect attempt paho puts its in-flight messages "in a valid state": a QoS 2
+    message whose PUBREL was sent becomes `resend_pubrel`. A second attempt (the first one
+    refused while the server restarts) turns `resend_pubrel` into `publish`, and the CONNACK
+    of the attempt that succeeds sends the message again as a new PUBLISH (DUP 0, its old
+    packet id, whose exchange the server had completed): a second copy, where MQTT-4.3.3 says
+    the sender MUST NOT send the PUBLISH again once it has sent the PUBREL. This keeps the
+    state `resend_pubrel` across attempts, as the first attempt left it.
+    """
+
+    def _messages_reconnect_reset_out(self):
+        with self._out_message_mutex:
+            released = [m for m in self._out_messages.values() if m.qos == 2 and m.state == mqtt_ms_resend_pubrel]
+            super()._messages_reconnect_reset_out()
+            for m in released:
+                m.state = mqtt_ms_resend_pubrel
+
+
 def client(client_id):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False)
+    c = Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=False)
     c.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
     # A loaded machine may take seconds to open a session after the restart: a short CONNACK
     # timeout would only pile up reconnects that each take the session over.

@@ -304,6 +304,78 @@ class Wills(unittest.TestCase, Both):
         self.each_version(body)
 
 
+class MessageExpiry(unittest.TestCase):
+    def test_a_message_waits_no_longer_than_its_expiry_interval(self):
+        # Spec 3.3.2.3.3: once its Message Expiry Interval has passed, a message not yet sent
+        # to a subscriber is not sent; one sent carries the interval minus the time it waited.
+        cid, topic = unique("mx"), unique("mxt")
+        sub = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=300)
+        sub.connect()
+        sub.subscribe(topic, qos=1)
+        sub.disconnect()
+        pub = Peer(mqtt.MQTTv5)
+        pub.connect()
+        for payload, interval in ((b"short", 1), (b"long", 100)):
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = interval
+            info = pub.client.publish(topic, payload, qos=1, properties=props)
+            info.wait_for_publish(timeout=WAIT)
+        pub.disconnect()
+        time.sleep(2.2)  # the short one's interval passes while it waits in the session
+        sub = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=300)
+        sub.connect()
+        got = sub.take(1)
+        self.assertEqual(got[0].payload, b"long")
+        left = got[0].properties.MessageExpiryInterval
+        self.assertTrue(95 <= left <= 98, f"interval forwarded after a wait of 2.2 s: {left}")
+        sub.nothing_more()
+        sub.disconnect()
+        end = Peer(mqtt.MQTTv5, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
+class WillDelay(unittest.TestCase):
+    def lost_with_delayed_will(self, topic, delay):
+        cid = unique("wd")
+        c = Peer(mqtt.MQTTv5, client_id=cid, clean=True, expiry=60)
+        props = Properties(PacketTypes.WILLMESSAGE)
+        props.WillDelayInterval = delay
+        c.client.will_set(topic, b"gone", qos=1, properties=props)
+        c.connect()
+        c.drop()
+        return cid
+
+    def watcher(self, topic):
+        w = Peer(mqtt.MQTTv5)
+        w.connect()
+        w.subscribe(topic, qos=1)
+        return w
+
+    def test_a_will_waits_for_its_delay(self):
+        # Spec 3.1.3.2.2: the server delays the will until the Will Delay Interval has passed.
+        topic = unique("wdt")
+        w = self.watcher(topic)
+        self.lost_with_delayed_will(topic, 2)
+        w.nothing_more(within=1.0)
+        self.assertEqual([m.payload for m in w.take(1)], [b"gone"])
+        w.disconnect()
+
+    def test_a_will_is_not_published_when_the_client_comes_back_within_its_delay(self):
+        topic = unique("wdt")
+        w = self.watcher(topic)
+        cid = self.lost_with_delayed_will(topic, 2)
+        back = Peer(mqtt.MQTTv5, client_id=cid, clean=False, expiry=60)
+        back.connect()
+        w.nothing_more(within=3.5)
+        back.disconnect()
+        w.nothing_more(within=0.5)
+        w.disconnect()
+        end = Peer(mqtt.MQTTv5, client_id=cid, clean=True)
+        end.connect()
+        end.disconnect()
+
+
 class Sessions(unittest.TestCase, Both):
     def persistent(self, v, cid, clean=False):
         return Peer(v, client_id=cid, clean=clean, expiry=3600 if v == mqtt.MQTTv5 else None)
@@ -395,6 +467,32 @@ class SharedSubscriptions(unittest.TestCase, Both):
                 m.nothing_more(within=0.2)
             for p in members + [pub]:
                 p.disconnect()
+
+        self.each_version(body)
+
+    def test_a_persistent_session_is_still_a_member_after_reconnecting(self):
+        # A shared subscription is part of the session state (spec 4.1 and 4.8.2), kept like
+        # the session's other subscriptions.
+        def body(v):
+            group, topic, cid = unique("g"), unique("st"), unique("member")
+            expiry = 300 if v == mqtt.MQTTv5 else None
+            member = Peer(v, client_id=cid, clean=False, expiry=expiry)
+            member.connect()
+            member.subscribe(f"$share/{group}/{topic}", qos=1)
+            member.disconnect()
+            member = Peer(v, client_id=cid, clean=False, expiry=expiry)
+            flags, rc, _ = member.connect()
+            self.assertEqual(rc_value(rc), 0)
+            self.assertTrue(flags.session_present)
+            pub = Peer(v)
+            pub.connect()
+            pub.publish(topic, b"to the group", qos=1)
+            self.assertEqual([m.payload for m in member.take(1)], [b"to the group"])
+            pub.disconnect()
+            member.disconnect()
+            end = Peer(v, client_id=cid, clean=True)
+            end.connect()
+            end.disconnect()
 
         self.each_version(body)
 
@@ -542,12 +640,21 @@ def raw_persistent(client_id):
     return s, connack[0] & 1 == 1
 
 
+def read_publish(s):
+    """One PUBLISH (3.1.1) from a raw socket: (dup, qos, packet id, payload)."""
+    first, body = read_packet(s)
+    assert first & 0xF0 == 0x30, f"a PUBLISH, not {first:#x}"
+    qos = (first >> 1) & 3
+    tlen = struct.unpack(">H", body[:2])[0]
+    pid = body[2 + tlen:4 + tlen] if qos else b""
+    return bool(first & 0x08), qos, pid, body[2 + tlen + len(pid):]
+
+
 @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")
-class ExactlyOnceAcrossReconnects(unittest.TestCase):
-    def test_a_released_message_gets_its_pubrel_again_and_never_its_publish(self):
-        # Spec 4.4 (3.1.1): on reconnecting with Clean Session 0 the server sends again every
-        # PUBREL not completed, with its packet identifier, and not the PUBLISH it released.
-        cid, topic = unique("eo"), unique("eot")
+class InFlightAcrossReconnects(unittest.TestCase):
+    def subscriber_and_publisher(self, cid, topic):
+        """A new persistent session on a raw socket subscribed to `topic` at QoS 2, and a paho
+        publisher."""
         s, present = raw_persistent(cid)
         self.assertFalse(present)
         f = topic.encode()
@@ -555,21 +662,10 @@ class ExactlyOnceAcrossReconnects(unittest.TestCase):
         self.assertEqual(read_packet(s)[0], 0x90)
         pub = Peer(mqtt.MQTTv311)
         pub.connect()
-        pub.publish(topic, b"once", qos=2)
-        first, body = read_packet(s)
-        self.assertEqual(first & 0xF6, 0x34, "a QoS 2 PUBLISH")
-        tlen = struct.unpack(">H", body[:2])[0]
-        pid = body[2 + tlen:4 + tlen]
-        self.assertEqual(body[4 + tlen:], b"once")
-        s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
-        first, body = read_packet(s)
-        self.assertEqual((first, body), (0x62, pid), "PUBREL")
-        s.close()  # gone before PUBCOMP
-        s, present = raw_persistent(cid)
-        self.assertTrue(present)
-        first, body = read_packet(s)
-        self.assertEqual((first, body), (0x62, pid), "the PUBREL again, not the PUBLISH")
-        s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        return s, pub
+
+    def nothing_more_then_end(self, s, pub, cid):
+        """Nothing more comes on the raw socket; then everything goes, the session too."""
         s.settimeout(1.0)
         try:
             extra = s.recv(4096)
@@ -579,10 +675,66 @@ class ExactlyOnceAcrossReconnects(unittest.TestCase):
         s.sendall(bytes([0xE0, 0]))
         s.close()
         pub.disconnect()
-        # End the session.
         end = Peer(mqtt.MQTTv311, client_id=cid, clean=True)
         end.connect()
         end.disconnect()
+
+    def test_a_released_message_gets_its_pubrel_again_and_never_its_publish(self):
+        # Spec 4.4 (3.1.1): on reconnecting with Clean Session 0 the server sends again every
+        # PUBREL not completed, with its packet identifier, and not the PUBLISH it released.
+        cid, topic = unique("eo"), unique("eot")
+        s, pub = self.subscriber_and_publisher(cid, topic)
+        pub.publish(topic, b"once", qos=2)
+        dup, qos, pid, payload = read_publish(s)
+        self.assertEqual((qos, payload), (2, b"once"), "a QoS 2 PUBLISH")
+        s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "PUBREL")
+        s.close()  # gone before PUBCOMP
+        s, present = raw_persistent(cid)
+        self.assertTrue(present)
+        first, body = read_packet(s)
+        self.assertEqual((first, body), (0x62, pid), "the PUBREL again, not the PUBLISH")
+        s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        self.nothing_more_then_end(s, pub, cid)
+
+    def test_an_unacknowledged_publish_comes_again_with_dup_and_its_packet_id(self):
+        # Spec 4.4 (3.1.1 MQTT-4.4.0-1): on reconnecting with Clean Session 0 the server sends
+        # again every PUBLISH (QoS 1 and 2) not acknowledged, with DUP set and its original
+        # packet identifier (a client that stored a QoS 2 packet id may deliver on PUBLISH).
+        cid, topic = unique("dup"), unique("dupt")
+        s, pub = self.subscriber_and_publisher(cid, topic)
+        # Deliveries acknowledged first, so that the ids of the next ones are not the first
+        # ones a new connection would pick.
+        for i in range(3):
+            pub.publish(topic, b"acked", qos=1)
+            dup, qos, pid, payload = read_publish(s)
+            self.assertEqual((dup, qos, payload), (False, 1, b"acked"))
+            s.sendall(bytes([0x40, 2]) + pid)  # PUBACK
+        pub.publish(topic, b"one", qos=1)
+        pub.publish(topic, b"two", qos=2)
+        first = {}
+        for _ in range(2):
+            dup, qos, pid, payload = read_publish(s)
+            self.assertFalse(dup)
+            first[payload] = (qos, pid)
+        self.assertEqual(sorted(first), [b"one", b"two"])
+        self.assertEqual(first[b"one"][0], 1)
+        self.assertEqual(first[b"two"][0], 2)
+        s.close()  # gone before PUBACK and PUBREC
+        s, present = raw_persistent(cid)
+        self.assertTrue(present)
+        again = [read_publish(s) for _ in range(2)]
+        for dup, qos, pid, payload in again:
+            self.assertTrue(dup, f"{payload!r} sent again with DUP")
+            self.assertEqual((qos, pid), first[payload], f"{payload!r} sent again with its packet id")
+            if qos == 1:
+                s.sendall(bytes([0x40, 2]) + pid)  # PUBACK
+            else:
+                s.sendall(bytes([0x50, 2]) + pid)  # PUBREC
+                self.assertEqual(read_packet(s), (0x62, pid), "PUBREL")
+                s.sendall(bytes([0x70, 2]) + pid)  # PUBCOMP
+        self.nothing_more_then_end(s, pub, cid)
 
 
 @unittest.skipUnless(RAW, "a raw socket speaks plain TCP without credentials")

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -26,6 +27,8 @@ use crate::Engine;
 #[derive(Debug)]
 struct Live {
     connection: u64,
+    /// The session's queue (what session expiry knows a session by).
+    session: String,
     /// Set to ask the connection to close (taken over).
     kick: watch::Sender<bool>,
     /// Closes (its sender dropped) when the connection has let go of its session.
@@ -37,9 +40,17 @@ struct Live {
 pub(crate) struct Broker {
     live: Mutex<HashMap<String, Live>>,
     next_connection: AtomicU64,
-    /// Topic name to (receipt handle in `mqtt.retained`, message); loaded on first use.
-    retained: Mutex<Option<BTreeMap<String, (String, MqttMessage)>>>,
+    /// Topic name to its retained message; loaded on first use.
+    retained: Mutex<Option<BTreeMap<String, Retained>>>,
+    /// Told when a session's expiry deadline is set (the sweep looks again).
+    pub expiry_changed: tokio::sync::Notify,
+    /// Wills waiting for their delay, by client id: a token and what cancels the wait.
+    wills: Mutex<HashMap<String, (u64, Arc<tokio::sync::Notify>)>>,
 }
+
+/// A retained message: its receipt handle in `mqtt.retained`, the message, when it was
+/// published (ms by the engine's clock: its Message Expiry Interval counts from there).
+type Retained = (String, MqttMessage, u64);
 
 /// What a connection holds while it owns a client id.
 pub(crate) struct Claim {
@@ -59,13 +70,29 @@ impl Broker {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         let (kick, kicked) = watch::channel(false);
         let (done_tx, done) = watch::channel(());
-        let old = self.live.lock().insert(client_id.to_string(), Live { connection, kick, done });
+        let session = message::session_queue(client_id);
+        let old = {
+            // Under the table's lock, as `delay_will` looks: a will registered is cancelled
+            // here, and one registered later sees this connection.
+            let mut live = self.live.lock();
+            let old = live.insert(client_id.to_string(), Live { connection, session, kick, done });
+            if let Some((_, cancel)) = self.wills.lock().remove(client_id) {
+                // A will waiting for its delay is not published once the client is back.
+                cancel.notify_one();
+            }
+            old
+        };
         if let Some(mut old) = old {
             old.kick.send_replace(true);
             let waited =
                 tokio::time::timeout(super::TAKEOVER_WAIT, async { while old.done.changed().await.is_ok() {} }).await;
             if waited.is_err() {
-                self.release(client_id, connection);
+                // The older connection still holds the session: it stays the live one (it has
+                // been asked to close), so that the next connection waits for it too.
+                let mut live = self.live.lock();
+                if live.get(client_id).is_some_and(|l| l.connection == connection) {
+                    live.insert(client_id.to_string(), old);
+                }
                 return None;
             }
         }
@@ -80,9 +107,42 @@ impl Broker {
         }
     }
 
-    /// Whether a connection holds the client id.
-    pub fn is_live(&self, client_id: &str) -> bool {
-        self.live.lock().contains_key(client_id)
+    /// Registers the will of connection `connection` of `client_id` as waiting for its delay:
+    /// the token to ask [`Broker::will_due`] with, and what is told if a connection takes the
+    /// client id. `None` when a newer connection has taken the client id already.
+    pub fn delay_will(&self, client_id: &str, connection: u64) -> Option<(u64, Arc<tokio::sync::Notify>)> {
+        let live = self.live.lock();
+        if live.get(client_id).is_some_and(|l| l.connection != connection) {
+            return None;
+        }
+        let token = self.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        self.wills.lock().insert(client_id.to_string(), (token, Arc::clone(&cancel)));
+        drop(live);
+        Some((token, cancel))
+    }
+
+    /// Whether the will registered with `token` is still to be published (and no longer
+    /// waiting).
+    pub fn will_due(&self, client_id: &str, token: u64) -> bool {
+        let mut wills = self.wills.lock();
+        if wills.get(client_id).is_some_and(|(t, _)| *t == token) {
+            wills.remove(client_id);
+            return true;
+        }
+        false
+    }
+
+    /// Runs `f` unless a connection holds the session of queue `session`, with no connection
+    /// able to take it meanwhile (a connection claims its client id first). Blocking.
+    pub fn unless_live<T>(&self, session: &str, f: impl FnOnce() -> T) -> Option<T> {
+        let live = self.live.lock();
+        if live.values().any(|l| l.session == session) {
+            return None;
+        }
+        let out = f();
+        drop(live);
+        Some(out)
     }
 
     /// Sets (or with an empty payload clears) the retained message of `m.topic`. Blocking.
@@ -98,32 +158,38 @@ impl Broker {
             // Every other message of the queue is held already: what comes is the new one.
             for got in queue.receive_held(16)? {
                 if let Some(r) = MqttMessage::from_engine(&got.attributes, got.body.clone()) {
-                    map.insert(r.topic.clone(), (got.receipt_handle, r));
+                    map.insert(r.topic.clone(), (got.receipt_handle, r, got.sent_ms));
                 }
             }
         }
-        if let Some((handle, _)) = old {
+        if let Some((handle, _, _)) = old {
             queue.ack(&[handle.as_str()])?;
         }
         Ok(())
     }
 
-    /// The retained messages whose topics match `filter`. Blocking.
-    pub fn retained_matching(&self, engine: &Engine, filter: &str) -> Result<Vec<MqttMessage>> {
+    /// The retained messages whose topics match `filter`, each with how long it has waited
+    /// (ms). Blocking.
+    pub fn retained_matching(&self, engine: &Engine, filter: &str) -> Result<Vec<(MqttMessage, u64)>> {
         let mut guard = self.retained.lock();
         let queue = retained_queue(engine)?;
         let map = load(&mut guard, &queue)?;
-        Ok(map.values().filter(|(_, m)| topic::matches(filter, &m.topic)).map(|(_, m)| m.clone()).collect())
+        let now = engine.clock().now_ms();
+        Ok(map
+            .values()
+            .filter(|(_, m, _)| topic::matches(filter, &m.topic))
+            .map(|(_, m, sent)| (m.clone(), now.saturating_sub(*sent)))
+            .collect())
     }
 }
 
 /// Reads every retained message once (holding them), keeping the latest per topic.
 fn load<'a>(
-    slot: &'a mut Option<BTreeMap<String, (String, MqttMessage)>>,
+    slot: &'a mut Option<BTreeMap<String, Retained>>,
     queue: &Queue,
-) -> Result<&'a mut BTreeMap<String, (String, MqttMessage)>> {
+) -> Result<&'a mut BTreeMap<String, Retained>> {
     if slot.is_none() {
-        let mut map: BTreeMap<String, (String, MqttMessage)> = BTreeMap::new();
+        let mut map: BTreeMap<String, Retained> = BTreeMap::new();
         loop {
             let got = queue.receive_held(256)?;
             if got.is_empty() {
@@ -132,7 +198,7 @@ fn load<'a>(
             for m in got {
                 match MqttMessage::from_engine(&m.attributes, m.body.clone()) {
                     Some(r) => {
-                        if let Some((older, _)) = map.insert(r.topic.clone(), (m.receipt_handle, r)) {
+                        if let Some((older, _, _)) = map.insert(r.topic.clone(), (m.receipt_handle, r, m.sent_ms)) {
                             queue.ack(&[older.as_str()])?;
                         }
                     }
@@ -207,6 +273,16 @@ impl SessionNames {
             qos2: message::qos2_queue(client_id),
             pubrel: message::pubrel_queue(client_id),
         }
+    }
+
+    /// The names of the session whose queue is `queue` (`None`: not a session queue).
+    pub fn of_queue(queue: &str) -> Option<SessionNames> {
+        let digest = queue.strip_prefix(message::SESSION_PREFIX)?;
+        Some(SessionNames {
+            queue: queue.to_string(),
+            qos2: format!("{}{digest}", message::QOS2_PREFIX),
+            pubrel: format!("{}{digest}", message::PUBREL_PREFIX),
+        })
     }
 }
 

@@ -34,19 +34,26 @@ fn digest(parts: &[&str]) -> String {
     crate::text::hex(&h.finalize()[..16])
 }
 
+/// What a session queue's name starts with (the digest of the client id follows).
+pub(crate) const SESSION_PREFIX: &str = "mqtt.session.";
+/// What a QoS 2 queue's name starts with.
+pub(crate) const QOS2_PREFIX: &str = "mqtt.qos2.";
+/// What a released-deliveries queue's name starts with.
+pub(crate) const PUBREL_PREFIX: &str = "mqtt.pubrel.";
+
 /// The durable queue of a client's session: its subscriptions are the queue's bindings.
 pub(crate) fn session_queue(client_id: &str) -> String {
-    format!("mqtt.session.{}", digest(&[client_id]))
+    format!("{SESSION_PREFIX}{}", digest(&[client_id]))
 }
 
 /// The queue of a client's received-but-unreleased QoS 2 packet ids.
 pub(crate) fn qos2_queue(client_id: &str) -> String {
-    format!("mqtt.qos2.{}", digest(&[client_id]))
+    format!("{QOS2_PREFIX}{}", digest(&[client_id]))
 }
 
 /// The queue of a client's released QoS 2 deliveries (PUBREC received, PUBCOMP not yet).
 pub(crate) fn pubrel_queue(client_id: &str) -> String {
-    format!("mqtt.pubrel.{}", digest(&[client_id]))
+    format!("{PUBREL_PREFIX}{}", digest(&[client_id]))
 }
 
 /// The queue a shared subscription's group consumes.

@@ -4,6 +4,7 @@ pub(crate) mod broker;
 pub(crate) mod codec;
 mod connection;
 mod consumer;
+pub(crate) mod expiry;
 pub(crate) mod message;
 pub(crate) mod properties;
 pub(crate) mod reason;

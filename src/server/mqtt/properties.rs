@@ -18,6 +18,7 @@ pub(crate) enum Value {
 
 /// The identifiers weir reads or writes (spec table 2-4; `kind` knows every one).
 pub(crate) mod id {
+    pub const MESSAGE_EXPIRY: u32 = 0x02;
     pub const SUBSCRIPTION_ID: u32 = 0x0B;
     pub const SESSION_EXPIRY: u32 = 0x11;
     pub const ASSIGNED_CLIENT_ID: u32 = 0x12;
@@ -25,6 +26,7 @@ pub(crate) mod id {
     pub const RECEIVE_MAXIMUM: u32 = 0x21;
     pub const TOPIC_ALIAS_MAXIMUM: u32 = 0x22;
     pub const TOPIC_ALIAS: u32 = 0x23;
+    pub const WILL_DELAY: u32 = 0x18;
     pub const USER_PROPERTY: u32 = 0x26;
     pub const MAXIMUM_PACKET_SIZE: u32 = 0x27;
 }
@@ -131,8 +133,61 @@ impl Properties {
     }
 
     /// Keeps only the properties a receiver of a PUBLISH gets forwarded unchanged (spec 3.3.2.3):
-    /// all but the topic alias and subscription identifiers.
+    /// all but the topic alias and subscription identifiers (and a will's delay, which is the
+    /// server's, not the message's).
     pub fn forwarded(&self) -> Properties {
-        Properties(self.0.iter().filter(|(i, _)| *i != id::TOPIC_ALIAS && *i != id::SUBSCRIPTION_ID).cloned().collect())
+        let dropped = [id::TOPIC_ALIAS, id::SUBSCRIPTION_ID, id::WILL_DELAY];
+        Properties(self.0.iter().filter(|(i, _)| !dropped.contains(i)).cloned().collect())
+    }
+
+    /// The properties of a message that has waited `waited_ms` in the server (spec 3.3.2.3.3):
+    /// `None` once its Message Expiry Interval has passed, else the interval lowered by the
+    /// whole seconds it waited.
+    pub fn aged(&self, waited_ms: u64) -> Option<Properties> {
+        let Some(interval) = self.four(id::MESSAGE_EXPIRY) else { return Some(self.clone()) };
+        let waited_s = waited_ms / 1000;
+        if waited_ms >= u64::from(interval) * 1000 {
+            return None;
+        }
+        let left = u32::try_from(u64::from(interval) - waited_s).unwrap_or(interval);
+        let mut aged = self.clone();
+        for (i, v) in &mut aged.0 {
+            if *i == id::MESSAGE_EXPIRY {
+                *v = Value::Four(left);
+            }
+        }
+        Some(aged)
+    }
+}
+
+#[cfg(test)]
+mod aging_tests {
+    use super::*;
+
+    fn expiring(interval: u32) -> Properties {
+        let mut p = Properties::default();
+        p.push(0x03, Value::Text("text/plain".into()));
+        p.push(id::MESSAGE_EXPIRY, Value::Four(interval));
+        p
+    }
+
+    #[test]
+    fn a_message_expiry_interval_is_lowered_by_the_wait_and_ends_the_message() {
+        assert_eq!(expiring(60).aged(0), Some(expiring(60)));
+        assert_eq!(expiring(60).aged(999), Some(expiring(60)));
+        assert_eq!(expiring(60).aged(2_500), Some(expiring(58)));
+        assert_eq!(expiring(60).aged(59_999), Some(expiring(1)));
+        assert_eq!(expiring(60).aged(60_000), None);
+        assert_eq!(expiring(0).aged(0), None);
+        assert_eq!(expiring(u32::MAX).aged(u64::MAX), None);
+        let plain = Properties::default();
+        assert_eq!(plain.aged(u64::MAX), Some(plain.clone()), "no interval: never expires");
+    }
+
+    #[test]
+    fn a_will_delay_is_not_forwarded() {
+        let mut p = expiring(5);
+        p.push(id::WILL_DELAY, Value::Four(10));
+        assert_eq!(p.forwarded(), expiring(5));
     }
 }
