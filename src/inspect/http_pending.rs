@@ -1,9 +1,9 @@
 //! The HTTP/HTTPS subscriptions of a data directory and their pending deliveries, read from
 //! the files alone (no lock: beside a running `weir serve` too). The catalog says which
 //! subscriptions exist and which internal queue holds each one's deliveries; the message log
-//! says which deliveries are still there (sent, not deleted, not purged). Retention is not
-//! applied: a delivery older than 14 days that the engine would drop at its next look still
-//! counts here.
+//! says which deliveries are still there (sent or moved forward by compaction, not deleted,
+//! not purged). Retention is not applied: a delivery older than 14 days that the engine would
+//! drop at its next look still counts here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -85,8 +85,10 @@ pub fn http_subscriptions(root: &Path, key_source: Option<&KeySource>) -> Result
                 }
                 let keys = live.entry(decoded.queue()).or_default();
                 match decoded {
-                    QueueRecord::Message(m) if m.key == OWN_SEQ => {
-                        keys.insert(record.seq);
+                    QueueRecord::Message(m) => {
+                        // A message compaction moved forward keeps the key of its first
+                        // record (whose segment may be gone); a new one is keyed by its own.
+                        keys.insert(if m.key == OWN_SEQ { record.seq } else { m.key });
                     }
                     QueueRecord::Delete { key, .. } => {
                         keys.remove(&key);
