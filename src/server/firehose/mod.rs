@@ -186,35 +186,17 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::wire::compatibility_document;
 
     /// `docs/compatibility.md` has, under its Firehose heading (up to the next heading), one
     /// table row per operation,
     /// `| Name | yes/partial | ... |`, and says `partial` exactly where the table says so.
     #[test]
     fn the_compatibility_document_matches_the_operation_table() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md")).unwrap();
-        let section: Vec<&str> = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("# Firehose"))
-            .skip(1)
-            .take_while(|l| !l.starts_with('#'))
-            .collect();
-        let mut rows = std::collections::BTreeMap::new();
-        for line in section {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() >= 4 && cells[1].starts_with('`') {
-                rows.insert(cells[1].trim_matches('`').to_string(), cells[2].to_string());
-            }
-        }
-        for op in OPERATIONS {
-            let support =
-                rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from the Firehose table", op.name));
-            let expected = match op.support {
-                Support::Full => "yes",
-                Support::Partial => "partial",
-            };
-            assert_eq!(support, expected, "{}: the document and the operation table disagree", op.name);
-        }
+        let doc = compatibility_document::text();
+        let lines =
+            doc.lines().skip_while(|l| !l.starts_with("# Firehose")).skip(1).take_while(|l| !l.starts_with('#'));
+        let rows = compatibility_document::check(lines, OPERATIONS.iter().map(|o| (o.name, o.support)));
         for (name, support) in rows {
             assert_eq!(support, "no", "{name} is in the document as served but not in the table");
         }

@@ -317,6 +317,7 @@ pub(crate) fn epoch_seconds(ms: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::wire::compatibility_document;
 
     #[test]
     fn the_table_names_each_operation_once() {
@@ -335,23 +336,10 @@ mod tests {
     /// `| Name | yes/partial/no | ... |`, and `no` rows only for operations the table lacks.
     #[test]
     fn the_compatibility_document_matches_the_operation_table() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md")).unwrap();
+        let doc = compatibility_document::text();
         let section = doc.split("# Kinesis compatibility").nth(1).expect("a Kinesis section");
-        let mut rows = std::collections::BTreeMap::new();
-        for line in section.lines().take_while(|l| !l.starts_with("## Kinesis errors")) {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() >= 4 && cells[1].starts_with('`') {
-                rows.insert(cells[1].trim_matches('`').to_string(), cells[2].to_string());
-            }
-        }
-        for op in OPERATIONS {
-            let support = rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from the document", op.name));
-            let expected = match op.support {
-                Support::Full => "yes",
-                Support::Partial => "partial",
-            };
-            assert_eq!(support, expected, "{}: the document and the operation table disagree", op.name);
-        }
+        let lines = section.lines().take_while(|l| !l.starts_with("## Kinesis errors"));
+        let rows = compatibility_document::check(lines, OPERATIONS.iter().map(|o| (o.name, o.support)));
         for (name, support) in rows {
             assert_eq!(support, "no", "{name} is in the document as served, but not in the table");
         }

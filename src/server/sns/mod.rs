@@ -246,6 +246,7 @@ pub(crate) const PAGE_SIZE: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::wire::compatibility_document;
 
     #[test]
     fn the_table_names_each_operation_once() {
@@ -264,24 +265,10 @@ mod tests {
     /// ones not served as `no`.
     #[test]
     fn the_compatibility_document_matches_the_operation_table() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md")).unwrap();
+        let doc = compatibility_document::text();
         let section = doc.split("# SNS compatibility").nth(1).expect("docs/compatibility.md has an SNS section");
-        let mut rows = std::collections::BTreeMap::new();
-        for line in section.lines().take_while(|l| !l.starts_with("## Errors")) {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() >= 4 && cells[1].starts_with('`') {
-                rows.insert(cells[1].trim_matches('`').to_string(), cells[2].to_string());
-            }
-        }
-        for op in OPERATIONS {
-            let support =
-                rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from docs/compatibility.md", op.name));
-            let expected = match op.support {
-                Support::Full => "yes",
-                Support::Partial => "partial",
-            };
-            assert_eq!(support, expected, "{}: the document and the operation table disagree", op.name);
-        }
+        let lines = section.lines().take_while(|l| !l.starts_with("## Errors"));
+        let rows = compatibility_document::check(lines, OPERATIONS.iter().map(|o| (o.name, o.support)));
         for (name, support) in &rows {
             assert_eq!(support, "no", "{name} is listed as served but the server does not have it");
         }

@@ -352,6 +352,7 @@ pub(crate) use crate::server::wire::answer::respond;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::wire::compatibility_document;
 
     #[test]
     fn the_table_names_each_operation_once() {
@@ -367,24 +368,10 @@ mod tests {
     /// and says `partial` exactly where the table says [`Support::Partial`].
     #[test]
     fn the_compatibility_document_matches_the_operation_table() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md")).unwrap();
-        let mut rows = std::collections::BTreeMap::new();
+        let doc = compatibility_document::text();
         // The operations table comes before the errors section.
-        for line in doc.lines().take_while(|l| !l.starts_with("## Errors")) {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() >= 4 && cells[1].starts_with('`') {
-                rows.insert(cells[1].trim_matches('`').to_string(), cells[2].to_string());
-            }
-        }
-        for op in OPERATIONS {
-            let support =
-                rows.remove(op.name).unwrap_or_else(|| panic!("{} is missing from docs/compatibility.md", op.name));
-            let expected = match op.support {
-                Support::Full => "yes",
-                Support::Partial => "partial",
-            };
-            assert_eq!(support, expected, "{}: the document and the operation table disagree", op.name);
-        }
+        let lines = doc.lines().take_while(|l| !l.starts_with("## Errors"));
+        let rows = compatibility_document::check(lines, OPERATIONS.iter().map(|o| (o.name, o.support)));
         assert!(rows.is_empty(), "docs/compatibility.md lists operations the server does not have: {rows:?}");
     }
 }

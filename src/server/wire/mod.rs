@@ -20,6 +20,45 @@ pub enum Support {
     Partial,
 }
 
+/// Test support: `docs/compatibility.md` held to the services' operation tables.
+#[cfg(test)]
+pub(crate) mod compatibility_document {
+    use std::collections::BTreeMap;
+
+    use super::Support;
+
+    /// The text of `docs/compatibility.md`.
+    pub fn text() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md"))
+            .expect("docs/compatibility.md")
+    }
+
+    /// Reads the operation rows (`| `Name` | support | ... |`) of `lines` and asserts that each
+    /// served operation has one, saying `yes` for [`Support::Full`] and `partial` for
+    /// [`Support::Partial`]. Returns the rows of the operations not served: name to support.
+    pub fn check<'a>(
+        lines: impl Iterator<Item = &'a str>,
+        served: impl IntoIterator<Item = (&'static str, Support)>,
+    ) -> BTreeMap<String, String> {
+        let mut rows = BTreeMap::new();
+        for line in lines {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() >= 4 && cells[1].starts_with('`') {
+                rows.insert(cells[1].trim_matches('`').to_string(), cells[2].to_string());
+            }
+        }
+        for (name, support) in served {
+            let row = rows.remove(name).unwrap_or_else(|| panic!("{name} is missing from docs/compatibility.md"));
+            let expected = match support {
+                Support::Full => "yes",
+                Support::Partial => "partial",
+            };
+            assert_eq!(row, expected, "{name}: the document and the operation table disagree");
+        }
+        rows
+    }
+}
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
