@@ -49,7 +49,7 @@ use crate::queue::config::{
 use crate::queue::dedup::{digest, scoped_digest, DedupWindow, FirstSend};
 use crate::queue::pause::{Pause, PausePoints};
 use crate::queue::receipt::{Receipt, ReceiptKey};
-use crate::queue::state::{Msg, QueueState};
+use crate::queue::state::{Msg, QueueState, Taken};
 use crate::queue::{
     PeekedMessage, QueueAttributes, ReceiveOptions, ReceivedMessage, RedriveResult, SendEntry, SendResult,
     MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_RECEIVE,
@@ -434,6 +434,18 @@ impl QueueStore {
             return None;
         }
         self.queues.read().values().find(|c| c.id == origin).map(|c| c.name.clone())
+    }
+
+    /// The messages a receive from queue `queue` took (each read under the queue's lock), as
+    /// the receiver gets them: handles signed and ids formatted after the lock.
+    fn received_all(&self, queue: u32, fifo: bool, taken: Vec<(&Taken, MessageRecord)>) -> Vec<ReceivedMessage> {
+        taken
+            .into_iter()
+            .map(|(t, m)| {
+                let source = self.dead_letter_source(m.origin_queue);
+                received(&self.receipt_key, queue, t.key, &t.msg, m, fifo, source)
+            })
+            .collect()
     }
 
     /// A fresh message id.
@@ -878,17 +890,7 @@ impl QueueStore {
         if selection.delivered.is_empty() && selection.to_dead_letter.is_empty() {
             return Ok((Vec::new(), false));
         }
-        let mut records: Vec<QueueRecord> = selection
-            .delivered
-            .iter()
-            .map(|t| QueueRecord::Receive {
-                queue: cell.id,
-                key: t.key,
-                receive_count: t.msg.receive_count,
-                visible_at_ms: t.msg.visible_at_ms,
-                received_ms: now,
-            })
-            .collect();
+        let mut records = receive_records(cell.id, &selection.delivered, now);
         let mut last = 0u64;
         if !records.is_empty() {
             last = self.write(&records, now)?.next_seq;
@@ -932,13 +934,7 @@ impl QueueStore {
         if let (Some(d), false) = (&dlq, selection.to_dead_letter.is_empty()) {
             d.wake_everyone();
         }
-        let out: Vec<ReceivedMessage> = taken
-            .into_iter()
-            .map(|(t, m)| {
-                let source = self.dead_letter_source(m.origin_queue);
-                received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo, source)
-            })
-            .collect();
+        let out = self.received_all(cell.id, fifo, taken);
         self.log.wait_durable(last)?;
         Ok((out, !selection.to_dead_letter.is_empty()))
     }
@@ -1604,6 +1600,20 @@ pub(crate) fn arriving(m: &mut MessageRecord, queue: u32, origin: u32, now: u64)
 /// Text of a stored string field, `None` if empty.
 fn text_of(bytes: &Bytes) -> Option<String> {
     (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// The Receive records of the messages a receive took from queue `queue` at `now`.
+fn receive_records(queue: u32, delivered: &[Taken], now: u64) -> Vec<QueueRecord> {
+    delivered
+        .iter()
+        .map(|t| QueueRecord::Receive {
+            queue,
+            key: t.key,
+            receive_count: t.msg.receive_count,
+            visible_at_ms: t.msg.visible_at_ms,
+            received_ms: now,
+        })
+        .collect()
 }
 
 fn received(

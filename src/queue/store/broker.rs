@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::MutexGuard;
 
-use super::{received, QueueCell, QueueStore};
+use super::{receive_records, QueueCell, QueueStore};
 use crate::error::{Error, Result};
 use crate::format::queue_record::{MessageRecord, QueueRecord, OWN_SEQ};
 use crate::queue::attributes::{self, to_stored, Attributes};
@@ -164,18 +164,7 @@ impl QueueStore {
         if selection.delivered.is_empty() {
             return Ok(Vec::new());
         }
-        let records: Vec<QueueRecord> = selection
-            .delivered
-            .iter()
-            .map(|t| QueueRecord::Receive {
-                queue: cell.id,
-                key: t.key,
-                receive_count: t.msg.receive_count,
-                visible_at_ms: t.msg.visible_at_ms,
-                received_ms: now,
-            })
-            .collect();
-        let outcome = self.write(&records, now)?;
+        let outcome = self.write(&receive_records(cell.id, &selection.delivered, now), now)?;
         let fifo = st.config.fifo;
         let mut taken = Vec::with_capacity(selection.delivered.len());
         for t in &selection.delivered {
@@ -183,13 +172,7 @@ impl QueueStore {
             taken.push((t, self.read_message(t.msg.anchor)?));
         }
         drop(st);
-        let out = taken
-            .into_iter()
-            .map(|(t, m)| {
-                let source = self.dead_letter_source(m.origin_queue);
-                received(&self.receipt_key, cell.id, t.key, &t.msg, m, fifo, source)
-            })
-            .collect();
+        let out = self.received_all(cell.id, fifo, taken);
         self.log().wait_durable(outcome.next_seq)?;
         Ok(out)
     }
