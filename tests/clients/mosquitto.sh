@@ -8,9 +8,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 mosquitto="${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}"
 [ -x "$mosquitto" ] || { echo "mosquitto not found (apt-get install mosquitto)" >&2; exit 2; }
 python="$(bash "$here/setup.sh" | tail -n 1)"
+source "$here/brokers.sh"
 dir="$(mktemp -d)"
 chmod 777 "$dir"  # mosquitto started as root drops to its own user
-port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 cat > "$dir/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -21,9 +22,6 @@ CONF
 "$mosquitto" -c "$dir/mosquitto.conf" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-    "$python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
-    sleep 0.05
-done
+wait_for_port "$port" 5 "mosquitto"
 cd "$here"
 MQTT_HOST=127.0.0.1 MQTT_PORT="$port" "$python" -m unittest -v test_mqtt.py
