@@ -47,17 +47,12 @@ fn pika_passes_the_conformance_suite_and_meets_boto3_on_the_same_queues() {
 fn the_suite_passes_over_tls_with_credentials_checked() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("a self-signed certificate");
-    let cert = files.path().join("cert.pem");
-    let key = files.path().join("key.pem");
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let credentials = files.path().join("credentials.json");
-    let doc = json!({"credentials": [
-        {"access_key_id": "AKIAADMIN00000001", "secret_access_key": "admin-secret", "account": "000000000000", "user": "admin"},
-    ]});
-    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let (cert, key, credentials) = server_support::tls_and_credentials(
+        files.path(),
+        json!([
+            {"access_key_id": "AKIAADMIN00000001", "secret_access_key": "admin-secret", "account": "000000000000", "user": "admin"},
+        ]),
+    );
     let args = [
         "--log-level",
         "warn",
@@ -128,15 +123,7 @@ fn a_kill_9_loses_no_confirmed_publish_and_revives_no_acknowledged_delivery() {
     }
     serve.child.kill().expect("kill -9 weir serve");
     serve.child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while load.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = load.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = load.wait();
+    server_support::reap_within(&mut load, Duration::from_secs(30));
     let j = read_journals(journal.path());
     eprintln!(
         "killed after {} confirmed publishes, {} acknowledged and {} held deliveries",

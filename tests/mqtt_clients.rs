@@ -44,14 +44,14 @@ fn paho_passes_the_mqtt_suite() {
 fn paho_passes_the_mqtt_suite_over_tls_with_credentials_checked() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
-    let (cert, key) = server_support::self_signed_tls(files.path());
-    let credentials = files.path().join("credentials.json");
-    let doc = serde_json::json!({"credentials": [
-        {"access_key_id": "AKIAMQTT000000001", "secret_access_key": "mqtt-secret", "account": "000000000000", "user": "device"},
-        {"access_key_id": "AKIAMQTTREADONLY1", "secret_access_key": "reader-secret", "account": "000000000000", "user": "reader",
-         "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Subscribe", "Resource": "*"}]}},
-    ]});
-    std::fs::write(&credentials, doc.to_string()).unwrap();
+    let (cert, key, credentials) = server_support::tls_and_credentials(
+        files.path(),
+        serde_json::json!([
+            {"access_key_id": "AKIAMQTT000000001", "secret_access_key": "mqtt-secret", "account": "000000000000", "user": "device"},
+            {"access_key_id": "AKIAMQTTREADONLY1", "secret_access_key": "reader-secret", "account": "000000000000", "user": "reader",
+             "policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sns:Subscribe", "Resource": "*"}]}},
+        ]),
+    );
     let args = [
         "--log-level",
         "warn",

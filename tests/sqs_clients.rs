@@ -68,15 +68,7 @@ fn a_kill_9_loses_no_answered_send_and_revives_no_answered_delete() {
     }
     serve.child.kill().expect("kill -9 weir serve");
     serve.child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while load.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = load.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = load.wait();
+    server_support::reap_within(&mut load, Duration::from_secs(30));
     let (sent, deleting, deleted) = read_journals(journal.path());
     eprintln!("killed after {} answered sends and {} answered deletes", sent.len(), deleted.len());
 

@@ -316,6 +316,20 @@ pub fn run_client_suite(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     assert!(report.contains("OK"), "{report}");
 }
 
+/// Waits up to `within` for a child (a load generator whose server was killed) to end, then
+/// kills it; either way it is reaped.
+pub fn reap_within(child: &mut std::process::Child, within: Duration) {
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("poll the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.wait();
+}
+
 /// A self-signed certificate for 127.0.0.1 and localhost written into `dir`: the paths of
 /// the PEM certificate (also the CA a client trusts) and of its private key.
 pub fn self_signed_tls(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
