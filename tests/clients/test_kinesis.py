@@ -95,6 +95,38 @@ class Cli(unittest.TestCase):
         aws("kinesis", "delete-stream", "--stream-name", name)
         self.assertNotIn(name, aws("kinesis", "list-streams")["StreamNames"])
 
+    def test_put_records_takes_a_batch_from_the_cli_and_answers_each_record(self):
+        # PutRecords' JSON body is read typed on the server: the CLI's own encoding of it.
+        name = unique("Batch")
+        aws("kinesis", "create-stream", "--stream-name", name, "--shard-count", "2")
+        records = json.dumps([{"PartitionKey": f"user{i}", "Data": f"event {i}"} for i in range(20)])
+        out = aws("kinesis", "put-records", "--stream-name", name, "--records", records)
+        self.assertEqual(out["FailedRecordCount"], 0)
+        self.assertEqual(len(out["Records"]), 20)
+        self.assertLessEqual({r["ShardId"] for r in out["Records"]}, {"shardId-000000000000", "shardId-000000000001"})
+        self.assertTrue(all(r["SequenceNumber"].isdigit() for r in out["Records"]))
+        self.assertEqual(out["EncryptionType"], "NONE")
+
+
+class PutRecordsErrors(unittest.TestCase):
+    """PutRecords' errors as Kinesis sends them, through the typed reading of its body."""
+
+    def test_a_batch_with_a_bad_record_or_no_stream_is_refused_as_kinesis_refuses_it(self):
+        k = client()
+        name = unique("errors")
+        k.create_stream(StreamName=name, ShardCount=1)
+        with self.assertRaises(ClientError) as refused:
+            k.put_records(StreamName=name, Records=[{"PartitionKey": "k" * 257, "Data": b"x"}])
+        self.assertEqual(refused.exception.response["Error"]["Code"], "ValidationException")
+        self.assertEqual(refused.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+        with self.assertRaises(k.exceptions.ResourceNotFoundException):
+            k.put_records(StreamName=unique("missing"), Records=[{"PartitionKey": "k", "Data": b"x"}])
+        out = k.put_records(StreamName=name, Records=[{"PartitionKey": "k", "Data": b"\x00\xff"}])
+        self.assertEqual(out["FailedRecordCount"], 0)
+        it = k.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON")
+        got = k.get_records(ShardIterator=it["ShardIterator"])["Records"]
+        self.assertEqual([r["Data"] for r in got], [b"\x00\xff"])
+
 
 class Streams(unittest.TestCase):
     def setUp(self):
