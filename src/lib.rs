@@ -35,3 +35,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::encryption::{generate_key_line, KeySource, RekeyReport};
 pub use engine::{Durability, Engine, Options};
 pub use error::{Error, Result};
+pub use log::durable::Durable;

@@ -6,6 +6,7 @@
 //! through memory maps and never see records that are not yet durable under the log's mode.
 //! This module knows nothing of queues, topics or streams.
 
+pub mod durable;
 pub mod fault;
 pub mod group_commit;
 pub(crate) mod head;
@@ -19,7 +20,9 @@ pub mod tail;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -28,6 +31,7 @@ use crate::format::batch::{payload_len, EncodedBatch, FrameLayout, FrameStamp, M
 use crate::format::lost::{LostRanges, LOST_FILE};
 use crate::format::segment_header::SEGMENT_HEADER_LEN;
 use crate::format::{Compression, Head, IndexEntry, IndexFile, Record, RecordRef, SegmentHeader};
+use durable::DurableLog;
 use group_commit::{GroupCommit, Turn};
 use head::{continue_after, read_head, write_head, LastSegment, Reservation};
 use io::Vfs;
@@ -158,7 +162,8 @@ pub struct Log {
     config: LogConfig,
     segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
-    commit: GroupCommit,
+    /// Shared with the log's sync thread (see [`Log::poll_durable`]).
+    commit: Arc<GroupCommit>,
     /// Records below this are readable: durable ones under `Always`, written ones otherwise.
     visible_next: AtomicU64,
     report: RecoveryReport,
@@ -309,7 +314,7 @@ impl Log {
                 reservation: Reservation::default(),
                 data_key: None,
             }),
-            commit: GroupCommit::new(next_seq),
+            commit: Arc::new(GroupCommit::new(next_seq)),
             visible_next: AtomicU64::new(next_seq),
             bytes_written: AtomicU64::new(0),
             bytes_synced: AtomicU64::new(0),
@@ -402,6 +407,50 @@ impl Log {
             Durability::Always => self.sync_to(next_seq),
             Durability::Interval(_) | Durability::Never => self.flush_ahead(),
         }
+    }
+
+    /// The future's side of [`Log::wait_durable`] (see [`crate::Durable`]): ready once every
+    /// record below `next_seq` is durable as the mode promises. Under `Always` nobody blocks:
+    /// the future registers its waker (its id kept in `*registered`) and the log's sync thread,
+    /// started here if none runs, leads the fsync and wakes it. `owner` is what the sync
+    /// thread reaches the log through; it holds it only while it syncs.
+    pub(crate) fn poll_durable(
+        &self,
+        next_seq: u64,
+        registered: &mut Option<u64>,
+        cx: &mut Context<'_>,
+        owner: impl FnOnce() -> Weak<dyn DurableLog>,
+    ) -> Poll<Result<()>> {
+        if self.config.durability != Durability::Always {
+            return Poll::Ready(self.flush_ahead());
+        }
+        let polled = self.commit.poll_durable(next_seq, registered, cx);
+        if polled.start_sync_thread {
+            let (owner, commit) = (owner(), Arc::clone(&self.commit));
+            let started =
+                std::thread::Builder::new().name("weir-sync".into()).spawn(move || run_sync_thread(&owner, &commit));
+            if started.is_err() {
+                // No thread to lead for the future: it syncs here, as a blocking wait would.
+                self.commit.sync_thread_not_started();
+                if let Some(id) = registered.take() {
+                    self.commit.cancel(id);
+                }
+                return Poll::Ready(self.sync_to(next_seq));
+            }
+        }
+        match polled.poll {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(reason)) => Poll::Ready(Err(Error::Poisoned { path: self.dir.clone(), reason })),
+            Poll::Ready(Ok(())) => {
+                self.visible_next.fetch_max(next_seq, Ordering::SeqCst);
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    /// Forgets a future of [`Log::poll_durable`] dropped before it was ready.
+    pub(crate) fn cancel_durable(&self, registered: u64) {
+        self.commit.cancel(registered);
     }
 
     /// Runs an fsync if [`FLUSH_AHEAD_BYTES`] or more were written since the last one and no
@@ -797,6 +846,31 @@ impl Log {
                 }
             })
             .collect()
+    }
+}
+
+/// How long a log's sync thread waits for another future before it exits.
+const SYNC_THREAD_IDLE: Duration = Duration::from_secs(1);
+
+/// A log's sync thread: leads the fsyncs that futures of [`Log::poll_durable`] wait for, so
+/// that no thread of theirs blocks, and exits once none has waited for [`SYNC_THREAD_IDLE`].
+/// It holds the log (through `owner`) only while it syncs, so a closed engine's log is not
+/// kept open by it.
+fn run_sync_thread(owner: &Weak<dyn DurableLog>, commit: &GroupCommit) {
+    loop {
+        if let Some(target) = commit.needed_target() {
+            let Some(owner) = owner.upgrade() else {
+                // Unreachable while a future waits (each holds the owner); stop cleanly.
+                commit.sync_thread_not_started();
+                return;
+            };
+            // A failure reaches every waiting future through the group commit.
+            let _ = owner.log().sync_to(target);
+            continue;
+        }
+        if !commit.idle_until_needed(SYNC_THREAD_IDLE) {
+            return;
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::log::durable::Durable;
 pub use attributes::{AttributeValue, Attributes};
 pub use config::{BrokerOptions, DedupScope, FifoThroughputLimit, QueueConfig, RedriveAllowPolicy, RedrivePolicy};
 use store::{QueueCell, QueueStore};
@@ -265,6 +266,30 @@ impl Queue {
     /// Receives up to `options.max` messages, long-polling if asked.
     pub fn receive(&self, options: ReceiveOptions) -> Result<Vec<ReceivedMessage>> {
         self.store.receive(&self.cell, &options)
+    }
+
+    /// [`Queue::send_batch`] without waiting for durability on this thread: the messages are
+    /// written, and the answers are handed out by the [`Durable`] once the write is durable
+    /// (`.await` it in async code: no thread waits for the fsync). For servers that answer
+    /// many clients on a few threads.
+    pub fn send_batch_pending(&self, entries: &[SendEntry]) -> Result<Durable<Vec<Result<SendResult>>>> {
+        let (results, upto) = self.store.send_unsynced(&self.cell, entries)?;
+        Ok(Durable::new(self.store.clone(), upto, results))
+    }
+
+    /// One try of [`Queue::receive`] that never waits for a message (`options.wait` is checked,
+    /// then ignored: long-poll with [`Queue::changed`]), its messages handed out by the
+    /// [`Durable`] once their receive is durable (see [`Queue::send_batch_pending`]).
+    pub fn receive_pending(&self, options: ReceiveOptions) -> Result<Durable<Vec<ReceivedMessage>>> {
+        let (messages, upto) = self.store.receive_unsynced(&self.cell, &options)?;
+        Ok(Durable::new(self.store.clone(), upto, messages))
+    }
+
+    /// [`Queue::delete_batch`], its answers handed out by the [`Durable`] once the deletes
+    /// are durable (see [`Queue::send_batch_pending`]).
+    pub fn delete_batch_pending(&self, receipt_handles: &[&str]) -> Result<Durable<Vec<Result<()>>>> {
+        let (results, upto) = self.store.delete_unsynced(&self.cell, receipt_handles)?;
+        Ok(Durable::new(self.store.clone(), upto, results))
     }
 
     /// Deletes the message a receipt handle names.

@@ -37,6 +37,7 @@ use crate::format::queue_record::{
     OWN_SEQ,
 };
 use crate::format::RecordRef;
+use crate::log::durable::DurableLog;
 use crate::log::io::Vfs;
 use crate::log::{AppendOutcome, Log, LogConfig};
 use crate::queue::attempts::{validate_attempt_id, AttemptEntry};
@@ -211,6 +212,12 @@ const MESSAGE_RECORD_OVERHEAD: usize = 71 + 2 * (2 + MAX_ID_LEN) + MAX_ATTRIBUTE
 // overhead fits one frame a reader accepts.
 const _: () =
     assert!(MAX_MAX_MESSAGE_BYTES + MAX_BATCH_ENTRIES * (MESSAGE_RECORD_OVERHEAD + RECORD_OVERHEAD) <= MAX_PAYLOAD_LEN);
+
+impl DurableLog for QueueStore {
+    fn log(&self) -> &Log {
+        &self.log
+    }
+}
 
 impl QueueStore {
     /// Opens the message log in `dir` and rebuilds every queue's index: from the newest
@@ -497,6 +504,16 @@ impl QueueStore {
 
     /// Sends a batch (1 to 10 entries); per-entry results, the outer error for storage failures.
     pub fn send(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<Vec<Result<SendResult>>> {
+        let (results, wait_for) = self.send_unsynced(cell, entries)?;
+        if wait_for > 0 {
+            self.log.wait_durable(wait_for)?;
+        }
+        Ok(results)
+    }
+
+    /// [`QueueStore::send`] up to its wait for durability: the answers, and one past the last
+    /// record they depend on (0: none), for the caller to wait for before handing them out.
+    pub fn send_unsynced(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<(Vec<Result<SendResult>>, u64)> {
         check_batch_len(entries.len())?;
         // Ids hash a counter (SHA-256): made before the lock, which every other sender waits on.
         let mut ids = entries.iter().map(|_| self.new_message_id()).collect::<Vec<_>>().into_iter();
@@ -597,13 +614,11 @@ impl QueueStore {
         if !records.is_empty() {
             cell.changed.notify();
         }
-        if wait_for > 0 {
-            self.log.wait_durable(wait_for)?;
-        }
-        Ok(results
+        let results = results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(Error::InvalidArgument("entry not processed".into()))))
-            .collect())
+            .collect();
+        Ok((results, wait_for))
     }
 
     fn lock_live<'a>(&self, cell: &'a QueueCell) -> Result<MutexGuard<'a, QueueState>> {
@@ -746,37 +761,17 @@ impl QueueStore {
 
     /// Receives messages, long-polling up to the wait.
     pub fn receive(&self, cell: &QueueCell, options: &ReceiveOptions) -> Result<Vec<ReceivedMessage>> {
-        let max = options.max.max(1);
-        if max > MAX_RECEIVE {
-            return Err(Error::InvalidArgument(format!("a receive returns 1 to {MAX_RECEIVE} messages, not {max}")));
-        }
-        if let Some(v) = options.visibility_timeout {
-            check_range("visibility timeout", v, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
-        }
-        if let Some(id) = &options.attempt_id {
-            validate_attempt_id(id)?;
-        }
-        let (queue_wait, fifo) = {
-            let st = cell.state.lock();
-            (st.config.receive_wait, st.config.fifo)
-        };
-        let wait = match options.wait {
-            Some(w) => {
-                check_range("receive wait time", w, Duration::ZERO, MAX_RECEIVE_WAIT)?;
-                w
-            }
-            None => queue_wait,
-        };
-        // Standard queues ignore attempt ids, as SQS.
-        let attempt = options.attempt_id.as_deref().filter(|_| fifo);
+        let (max, wait, attempt) = self.receive_arguments(cell, options)?;
         if let Some(id) = attempt {
-            if let Some(again) = self.retry_attempt(cell, id, options.visibility_timeout)? {
+            if let Some((again, upto)) = self.retry_attempt(cell, id, options.visibility_timeout)? {
+                self.log.wait_durable(upto)?;
                 return Ok(again);
             }
         }
         let deadline = Instant::now() + wait;
         loop {
-            let (delivered, moved) = self.receive_once(cell, max, options.visibility_timeout, attempt)?;
+            let (delivered, moved, upto) = self.receive_once(cell, max, options.visibility_timeout, attempt)?;
+            self.log.wait_durable(upto)?;
             if !delivered.is_empty() {
                 return Ok(delivered);
             }
@@ -804,6 +799,58 @@ impl QueueStore {
         }
     }
 
+    /// One try of [`QueueStore::receive`] that waits for no message (`options.wait` is
+    /// checked, then ignored) and stops before its wait for durability: the messages, and one
+    /// past the last record they depend on (see [`QueueStore::send_unsynced`]).
+    pub fn receive_unsynced(&self, cell: &QueueCell, options: &ReceiveOptions) -> Result<(Vec<ReceivedMessage>, u64)> {
+        let (max, _, attempt) = self.receive_arguments(cell, options)?;
+        if let Some(id) = attempt {
+            if let Some(again) = self.retry_attempt(cell, id, options.visibility_timeout)? {
+                return Ok(again);
+            }
+        }
+        let mut upto = 0;
+        loop {
+            let (delivered, moved, last) = self.receive_once(cell, max, options.visibility_timeout, attempt)?;
+            upto = upto.max(last);
+            // Everything taken went to the dead-letter queue: look again, as `receive` does.
+            if !delivered.is_empty() || !moved {
+                return Ok((delivered, upto));
+            }
+        }
+    }
+
+    /// A receive's checked arguments: how many messages at most, how long to wait for them,
+    /// and the attempt id that counts (FIFO queues only; standard queues ignore them, as SQS).
+    fn receive_arguments<'o>(
+        &self,
+        cell: &QueueCell,
+        options: &'o ReceiveOptions,
+    ) -> Result<(usize, Duration, Option<&'o str>)> {
+        let max = options.max.max(1);
+        if max > MAX_RECEIVE {
+            return Err(Error::InvalidArgument(format!("a receive returns 1 to {MAX_RECEIVE} messages, not {max}")));
+        }
+        if let Some(v) = options.visibility_timeout {
+            check_range("visibility timeout", v, Duration::ZERO, MAX_VISIBILITY_TIMEOUT)?;
+        }
+        if let Some(id) = &options.attempt_id {
+            validate_attempt_id(id)?;
+        }
+        let (queue_wait, fifo) = {
+            let st = cell.state.lock();
+            (st.config.receive_wait, st.config.fifo)
+        };
+        let wait = match options.wait {
+            Some(w) => {
+                check_range("receive wait time", w, Duration::ZERO, MAX_RECEIVE_WAIT)?;
+                w
+            }
+            None => queue_wait,
+        };
+        Ok((max, wait, options.attempt_id.as_deref().filter(|_| fifo)))
+    }
+
     /// A receive repeated with a remembered attempt id: the same messages with the same
     /// receipt handles, their visibility timeout started again, if each is still in flight from
     /// that receive and untouched since (not deleted, received again or its visibility
@@ -813,7 +860,7 @@ impl QueueStore {
         cell: &QueueCell,
         id: &str,
         visibility: Option<Duration>,
-    ) -> Result<Option<Vec<ReceivedMessage>>> {
+    ) -> Result<Option<(Vec<ReceivedMessage>, u64)>> {
         let mut st = self.lock_live(cell)?;
         let now = self.clock.now_ms();
         let Some(taken) = st.attempts.get(id, now) else { return Ok(None) };
@@ -859,8 +906,7 @@ impl QueueStore {
                 received(&self.receipt_key, cell.id, key, &msg, m, true, source)
             })
             .collect();
-        self.log.wait_durable(outcome.next_seq)?;
-        Ok(Some(out))
+        Ok(Some((out, outcome.next_seq)))
     }
 
     fn receive_once(
@@ -869,7 +915,7 @@ impl QueueStore {
         max: usize,
         visibility: Option<Duration>,
         attempt: Option<&str>,
-    ) -> Result<(Vec<ReceivedMessage>, bool)> {
+    ) -> Result<(Vec<ReceivedMessage>, bool, u64)> {
         let redrive = cell.state.lock().config.redrive.clone();
         let dlq = redrive.as_ref().and_then(|r| self.cell(&r.dead_letter_queue)).filter(|d| d.id != cell.id);
         self.pauses.at(Pause::ReceiveLocks);
@@ -888,7 +934,7 @@ impl QueueStore {
         let max_receives = dlq_st.as_ref().and(redrive.as_ref()).map(|r| r.max_receives);
         let selection = st.select(now, max, visibility_ms, max_receives);
         if selection.delivered.is_empty() && selection.to_dead_letter.is_empty() {
-            return Ok((Vec::new(), false));
+            return Ok((Vec::new(), false, 0));
         }
         let mut records = receive_records(cell.id, &selection.delivered, now);
         let mut last = 0u64;
@@ -935,8 +981,7 @@ impl QueueStore {
             d.wake_everyone();
         }
         let out = self.received_all(cell.id, fifo, taken);
-        self.log.wait_durable(last)?;
-        Ok((out, !selection.to_dead_letter.is_empty()))
+        Ok((out, !selection.to_dead_letter.is_empty(), last))
     }
 
     // ----- delete / change visibility -----
@@ -967,6 +1012,15 @@ impl QueueStore {
 
     /// Deletes by receipt handle; per-entry results.
     pub fn delete(&self, cell: &QueueCell, handles: &[&str]) -> Result<Vec<Result<()>>> {
+        let (results, wait_for) = self.delete_unsynced(cell, handles)?;
+        if wait_for > 0 {
+            self.log.wait_durable(wait_for)?;
+        }
+        Ok(results)
+    }
+
+    /// [`QueueStore::delete`] up to its wait for durability (see [`QueueStore::send_unsynced`]).
+    pub fn delete_unsynced(&self, cell: &QueueCell, handles: &[&str]) -> Result<(Vec<Result<()>>, u64)> {
         check_batch_len(handles.len())?;
         let verified: Vec<Result<Receipt>> = handles.iter().map(|h| self.verify_receipt(cell, h)).collect();
         let mut st = self.lock_live(cell)?;
@@ -984,7 +1038,7 @@ impl QueueStore {
             }
         }
         if keys.is_empty() {
-            return Ok(results);
+            return Ok((results, 0));
         }
         let records: Vec<QueueRecord> = keys.iter().map(|&key| QueueRecord::Delete { queue: cell.id, key }).collect();
         let outcome = self.write(&records, now)?;
@@ -1001,8 +1055,7 @@ impl QueueStore {
         if fifo {
             cell.changed.notify();
         }
-        self.log.wait_durable(outcome.next_seq)?;
-        Ok(results)
+        Ok((results, outcome.next_seq))
     }
 
     /// Changes visibility by receipt handle; per-entry results.

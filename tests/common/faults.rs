@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use weir::format::Compression;
 use weir::log::fault::FaultyFs;
-use weir::queue::{AttributeValue, QueueConfig, ReceiveOptions, SendOptions};
+use weir::queue::{AttributeValue, Queue, QueueConfig, ReceiveOptions, SendEntry, SendOptions, SendResult};
 use weir::stream::{PutRecord, StartingPosition};
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine, Error, ManualClock, Options};
@@ -458,6 +458,23 @@ pub struct Driver {
     held: Vec<(String, String)>,
 }
 
+/// Every other run of six queue operations goes through the `_pending` calls and awaits
+/// them (their fsync then runs on the log's sync thread), so that every fault and crash the
+/// tests inject reaches that path as much as the blocking one.
+fn awaited(i: u64) -> bool {
+    (i / 6) % 2 == 1
+}
+
+/// Sends one message, blocking or through `send_batch_pending` awaited.
+fn send_one(queue: &Queue, data: &str, options: SendOptions, awaited: bool) -> weir::Result<SendResult> {
+    if !awaited {
+        return queue.send(data.as_bytes(), options);
+    }
+    let entry = SendEntry { body: data.to_string().into(), options };
+    let sent = futures_lite::future::block_on(queue.send_batch_pending(std::slice::from_ref(&entry))?)?;
+    sent.into_iter().next().unwrap_or_else(|| Err(Error::InvalidArgument("a send returned no result".into())))
+}
+
 impl Driver {
     /// A driver for `model`; `Interval` engines get a flush every sixth operation.
     pub fn new(model: Model, tag: &str, durability: Durability) -> Driver {
@@ -493,7 +510,12 @@ impl Driver {
                 2 | 5 => {
                     ledger.begin(Pending::Receive);
                     let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), ..ReceiveOptions::default() };
-                    let got = engine.queue(WORK)?.receive(options)?;
+                    let queue = engine.queue(WORK)?;
+                    let got = if awaited(i) {
+                        futures_lite::future::block_on(queue.receive_pending(options)?)?
+                    } else {
+                        queue.receive(options)?
+                    };
                     let mut bodies = Vec::new();
                     for m in got {
                         let b = String::from_utf8_lossy(&m.body).into_owned();
@@ -507,7 +529,13 @@ impl Driver {
                     let (b, handle) = self.held.remove(0);
                     ledger.handles.retain(|(_, h)| *h != handle);
                     ledger.begin(Pending::Delete { body: b.clone() });
-                    engine.queue(WORK)?.delete(&handle)?;
+                    let queue = engine.queue(WORK)?;
+                    if awaited(i) {
+                        let deleted = futures_lite::future::block_on(queue.delete_batch_pending(&[handle.as_str()])?)?;
+                        deleted.into_iter().next().unwrap_or(Ok(()))?;
+                    } else {
+                        queue.delete(&handle)?;
+                    }
                     ledger.ack(Acked::Delete { body: b });
                 }
                 3 => {
@@ -517,12 +545,12 @@ impl Driver {
                         dedup_id: Some(format!("{}-{i}", self.tag)),
                         ..SendOptions::default()
                     };
-                    let sent = engine.queue(ORDERED)?.send(data.as_bytes(), options)?;
+                    let sent = send_one(&engine.queue(ORDERED)?, &data, options, awaited(i))?;
                     ledger.ack(Acked::Send { queue: ORDERED.into(), seq: sent.sequence, body: data });
                 }
                 _ => {
                     ledger.begin(Pending::Send { queue: WORK.into(), body: data.clone() });
-                    engine.queue(WORK)?.send(data.as_bytes(), SendOptions::default())?;
+                    send_one(&engine.queue(WORK)?, &data, SendOptions::default(), awaited(i))?;
                     ledger.ack(Acked::Send { queue: WORK.into(), seq: None, body: data });
                 }
             },
