@@ -279,22 +279,26 @@ impl Shared {
         f: impl FnOnce(&Engine) -> T + Send + 'static,
     ) -> std::result::Result<T, BlockingFailed> {
         let engine = &self.engine;
-        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine)))).map_err(
-            |panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".to_string());
-                BlockingFailed(what)
-            },
-        )
+        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))))
+            .map_err(BlockingFailed::from_panic)
     }
 }
 
 /// An engine call that panicked (a bug, never input).
 #[derive(Debug)]
 pub(crate) struct BlockingFailed(pub String);
+
+impl BlockingFailed {
+    /// The panic's message, caught by `catch_unwind`.
+    pub(crate) fn from_panic(panic: Box<dyn std::any::Any + Send>) -> Self {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        BlockingFailed(what)
+    }
+}
 
 /// Reads the credentials file of a running server again (what SIGHUP does for `weir serve`):
 /// rotated keys take effect for the next request. Cheap to clone.

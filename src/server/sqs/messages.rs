@@ -136,7 +136,7 @@ pub(crate) async fn send_message(ctx: Ctx, input: Input) -> Output {
     let fifo = name.ends_with(".fifo");
     let send = read_send(&input, fifo)?;
     let entry = send.entry(fifo, &ctx.principal.account_id);
-    let sent = ctx.queue(&name, move |_, q| q.send_batch(std::slice::from_ref(&entry))).await?;
+    let sent = ctx.queue_pending(&name, |_, q| q.send_batch_pending(std::slice::from_ref(&entry))).await?;
     let sent = sent.into_iter().next().unwrap_or_else(|| Err(crate::Error::InvalidArgument("no result".into())));
     let sent = sent.map_err(|e| from_engine(&e))?;
     Ok(send.answer(&sent))
@@ -156,8 +156,11 @@ pub(crate) async fn send_message_batch(ctx: Ctx, mut input: Input) -> Output {
         ));
     }
     let to_send: Vec<SendEntry> = valid.iter().map(|(_, s)| s.entry(fifo, &ctx.principal.account_id)).collect();
-    let results =
-        if to_send.is_empty() { Vec::new() } else { ctx.queue(&name, move |_, q| q.send_batch(&to_send)).await? };
+    let results = if to_send.is_empty() {
+        Vec::new()
+    } else {
+        ctx.queue_pending(&name, |_, q| q.send_batch_pending(&to_send)).await?
+    };
     Ok(batch::answer(&valid, results, failed, |id, send, sent| {
         let mut entry = send.answer(&sent);
         entry.insert("Id".into(), id.into());
@@ -184,7 +187,8 @@ fn visibility_timeout(input: &Input) -> Result<Duration, SqsError> {
 pub(crate) async fn delete_message(ctx: Ctx, input: Input) -> Output {
     let name = ctx.queue_name(&input)?;
     let handle = receipt_handle(&input)?;
-    ctx.queue(&name, move |_, q| q.delete(&handle)).await?;
+    let deleted = ctx.queue_pending(&name, |_, q| q.delete_batch_pending(&[handle.as_str()])).await?;
+    deleted.into_iter().next().unwrap_or(Ok(())).map_err(|e| from_engine(&e))?;
     Ok(Map::new())
 }
 
@@ -197,7 +201,8 @@ pub(crate) async fn delete_message_batch(ctx: Ctx, mut input: Input) -> Output {
     let results = if handles.is_empty() {
         Vec::new()
     } else {
-        ctx.queue(&name, move |_, q| q.delete_batch(&handles.iter().map(String::as_str).collect::<Vec<_>>())).await?
+        let handles: Vec<&str> = handles.iter().map(String::as_str).collect();
+        ctx.queue_pending(&name, |_, q| q.delete_batch_pending(&handles)).await?
     };
     Ok(batch::answer(&valid, results, failed, |id, _, ()| json!({ "Id": id })))
 }

@@ -1,5 +1,6 @@
 //! Long polls without a thread each: a `ReceiveMessage` that finds nothing waits on the async
-//! side and tries again, each try one engine call (see `Shared::blocking`).
+//! side and tries again, each try one engine call on the request's thread whose durability
+//! is awaited (see `Ctx::queue_pending`).
 //!
 //! `wait_for_messages` is the one place that waits. A try takes the queue's
 //! [`Queue::changed`](crate::queue::Queue::changed) future *before* it receives, so nothing
@@ -17,27 +18,11 @@ use tokio::time::Instant;
 
 use super::context::Ctx;
 use super::errors::SqsError;
-use crate::queue::changed::QueueChanged;
 use crate::queue::{ReceiveOptions, ReceivedMessage};
 
 /// Longest pause after tries that came back empty although the engine said a message may be
 /// visible (a race with another receiver): the poll backs off to this instead of spinning.
 const LONGEST_RETRY_NAP: Duration = Duration::from_millis(50);
-
-/// What one try found.
-enum Try {
-    /// Messages.
-    Got(Vec<ReceivedMessage>),
-    /// None yet.
-    Empty {
-        /// Completes once the queue changed after the try began.
-        changed: QueueChanged,
-        /// How long until the next delayed or in-flight message becomes visible, if one waits.
-        next_visible_in: Option<Duration>,
-        /// The queue's `ReceiveMessageWaitTimeSeconds`, when the request gave no wait.
-        default_wait: Option<Duration>,
-    },
-}
 
 /// Receives from `queue`, waiting up to `wait` for a message (`None`: the queue's
 /// `ReceiveMessageWaitTimeSeconds`); answers empty at the deadline or when the server stops.
@@ -54,25 +39,20 @@ pub(crate) async fn wait_for_messages(
     let mut retry_nap = Duration::ZERO;
     loop {
         let try_options = options.clone();
-        let need_default_wait = deadline.is_none();
-        let round = ctx
-            .queue(queue, move |engine, q| {
+        let (got, changed, q) = ctx
+            .queue_pending(queue, move |_, q| {
                 let changed = q.changed();
-                let got = q.receive(try_options)?;
-                if !got.is_empty() {
-                    return Ok(Try::Got(got));
-                }
-                let now_ms = engine.clock().now_ms();
-                let next_visible_in = q.next_visible_at_ms().map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
-                // Read only once a try came back empty, and without counting messages.
-                let default_wait = need_default_wait.then(|| q.config().receive_wait);
-                Ok(Try::Empty { changed, next_visible_in, default_wait })
+                Ok(q.receive_pending(try_options)?.map(|got| (got, changed, q)))
             })
             .await?;
-        let (changed, next_visible_in, default_wait) = match round {
-            Try::Got(got) => return Ok(got),
-            Try::Empty { changed, next_visible_in, default_wait } => (changed, next_visible_in, default_wait),
-        };
+        if !got.is_empty() {
+            return Ok(got);
+        }
+        // Asked only once a try came back empty (neither blocks: each takes the queue's lock
+        // for a moment), and the default wait without counting messages.
+        let now_ms = ctx.shared.engine.clock().now_ms();
+        let next_visible_in = q.next_visible_at_ms().map(|at| Duration::from_millis(at.saturating_sub(now_ms)));
+        let default_wait = deadline.is_none().then(|| q.config().receive_wait);
         let deadline = *deadline.get_or_insert_with(|| started + default_wait.unwrap_or_default());
         let now = Instant::now();
         if now >= deadline || ctx.shared.stopping() {
