@@ -412,8 +412,10 @@ impl Log {
     /// The future's side of [`Log::wait_durable`] (see [`crate::Durable`]): ready once every
     /// record below `next_seq` is durable as the mode promises. Under `Always` nobody blocks:
     /// the future registers its waker (its id kept in `*registered`) and the log's sync thread,
-    /// started here if none runs, leads the fsync and wakes it. `owner` is what the sync
-    /// thread reaches the log through; it holds it only while it syncs.
+    /// started here if none runs, leads the fsync and wakes it. Under `Interval` and `Never` it
+    /// is ready at once, as `wait_durable` (after the flush-ahead fsync that the writer finding
+    /// [`FLUSH_AHEAD_BYTES`] unsynced runs, here on the polling thread). `owner` is what the
+    /// sync thread reaches the log through; it holds it only while it syncs.
     pub(crate) fn poll_durable(
         &self,
         next_seq: u64,
