@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aes_gcm::aead::rand_core::RngCore;
-use aes_gcm::aead::OsRng;
 use parking_lot::{Mutex, RwLock};
+use ring::rand::SecureRandom;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -58,9 +57,9 @@ impl LogEncryption {
 
 /// Fills `buf` from the operating system's random source.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    OsRng
-        .try_fill_bytes(buf)
-        .map_err(|e| Error::io("read random bytes", "getrandom", std::io::Error::other(e.to_string())))
+    ring::rand::SystemRandom::new().fill(buf).map_err(|_| {
+        Error::io("read random bytes", "getrandom", std::io::Error::other("the system's random source failed"))
+    })
 }
 
 /// The data key a writer seals under now.
