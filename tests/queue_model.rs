@@ -1012,7 +1012,9 @@ impl Harness {
         model.dedup.clear();
         for first in &model.sends {
             let key = model.dedup_key(&first.group, &first.dedup);
-            model.dedup.entry(key).or_insert_with(|| first.clone());
+            // Sends that were apart under the old scope and share an id under the new one:
+            // the most recent stays (the id is a duplicate until five minutes after it).
+            model.dedup.insert(key, first.clone());
         }
         let name = model.name;
         self.engine().set_queue_attributes(name, config).expect("change the deduplication scope");
@@ -1437,4 +1439,28 @@ fn lowering_retention_expires_old_messages_for_good() {
     engine.set_queue_attributes("q", QueueConfig::default()).expect("raise retention again");
     assert!(q.peek(10).expect("peek").is_empty(), "an expired message came back when retention grew");
     assert!(receive_now(&q, 10, None).is_empty(), "an expired message was delivered");
+}
+
+/// Two sends whose ids were apart under one deduplication scope and are the same under the
+/// other: after the change, the window is the one a reopen rebuilds from the log (the most
+/// recent send stays). Found by `fifo_queue_behaves_like_the_model`: the live window kept the
+/// first send, which expired first, so a third send was taken as new, while a reopen (with
+/// the first send out of its window) found the second and called the third a duplicate.
+#[test]
+fn sends_joined_by_a_scope_change_leave_the_window_a_reopen_rebuilds() {
+    let send = |group, dedup| {
+        Op::Send(SendSpec { word: 0, pad: 0, delay: 0, group, dedup: Some(dedup), attributes: false, empty: false })
+    };
+    let ops = [
+        send(0, 0),
+        Op::Advance(4), // 30 s
+        send(1, 0),     // another group: not a duplicate under the group scope
+        Op::ToggleDedupScope,
+        Op::Advance(6), // 121 s
+        Op::Advance(6),
+        Op::Advance(4), // 302 s: the first send's window is over, the second's is not
+        send(1, 0),
+        Op::Reopen,
+    ];
+    run_case(Kind::Fifo { content_dedup: false, delay_s: 0, group_scope: true }, &ops);
 }

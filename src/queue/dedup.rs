@@ -40,7 +40,8 @@ pub fn scoped_digest(scope: DedupScope, group: &[u8], dedup_id: &[u8]) -> DedupD
     }
 }
 
-/// What a remembered id answers with: the first message's id and key.
+/// What a remembered id answers with: the id and key of the send it remembers (the id's
+/// first send, or its most recent one where a change of scope joined ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FirstSend {
     /// Message id of the first send.
@@ -69,10 +70,19 @@ impl DedupWindow {
         self.seen.get(id).copied()
     }
 
-    /// Remembers a first send (replay may offer an id again; the first one stays).
+    /// Remembers a send. Offered an id it holds (a replay or a rekey meets two sends that were
+    /// apart under another deduplication scope and share an id under this one), the later
+    /// send stays: an id is a duplicate until five minutes after its most recent successful
+    /// send. So the window is the same whenever it is rebuilt from the log (at a change of
+    /// scope, at open, from a snapshot), not one that depends on which send expired first.
     pub fn remember(&mut self, id: DedupDigest, first: FirstSend) {
-        if self.seen.contains_key(&id) {
-            return;
+        if let Some(held) = self.seen.get(&id).copied() {
+            // Sends come in log order, so of two sent in the same millisecond the later wins.
+            if held.expires_ms > first.expires_ms {
+                return;
+            }
+            self.seen.remove(&id);
+            self.expiry.remove(&(held.expires_ms, id));
         }
         while self.seen.len() >= MAX_DEDUP_ENTRIES {
             // Past the bound, the ids closest to expiring are forgotten first.
