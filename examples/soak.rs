@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir::queue::{AttributeValue, Queue, QueueConfig, ReceiveOptions, SendOptions};
+use weir::queue::{AttributeValue, Queue, QueueConfig, ReceiveOptions, SendEntry, SendOptions};
 use weir::stream::StartingPosition;
 use weir::topic::{Endpoint, PublishOptions, SubscribeOptions, TopicConfig};
 use weir::{Durability, Engine, Options};
@@ -449,20 +449,29 @@ fn queue_worker(engine: &Engine, generation: u64, seed: u64, alive: impl Fn() ->
     let mut n = 0u64;
     while alive() {
         n += 1;
+        // Every other pair of rounds awaits the `_pending` calls (their fsync runs on the
+        // log's sync thread) instead of blocking: kills land in both paths.
+        let awaited = n % 4 >= 2;
         let body = format!("j{generation}-{n}-{}", "y".repeat(rng.below(300) as usize));
-        match queue.send(body.as_bytes(), SendOptions::default()) {
-            Ok(_) => say(format!("sent {JOBS} {body}")),
+        match send(&queue, &body, awaited) {
+            Ok(()) => say(format!("sent {JOBS} {body}")),
             Err(e) => return say(format!("violation send failed: {e}")),
         }
         if n.is_multiple_of(2) {
-            let got = match queue.receive(ReceiveOptions { max: 3, wait: Some(Duration::ZERO), ..Default::default() }) {
+            let options = ReceiveOptions { max: 3, wait: Some(Duration::ZERO), ..Default::default() };
+            let got = if awaited {
+                queue.receive_pending(options).and_then(futures_lite::future::block_on)
+            } else {
+                queue.receive(options)
+            };
+            let got = match got {
                 Ok(got) => got,
                 Err(e) => return say(format!("violation receive failed: {e}")),
             };
             for m in got {
                 let body = String::from_utf8_lossy(&m.body).into_owned();
                 say(format!("deleting {JOBS} {body}"));
-                match queue.delete(&m.receipt_handle) {
+                match delete(&queue, &m.receipt_handle, awaited) {
                     Ok(()) => say(format!("deleted {JOBS} {body}")),
                     // Its visibility ran out and another receive took it: fine.
                     Err(weir::Error::InvalidReceiptHandle(_)) => {}
@@ -471,6 +480,25 @@ fn queue_worker(engine: &Engine, generation: u64, seed: u64, alive: impl Fn() ->
             }
         }
     }
+}
+
+/// One send, blocking or through `send_batch_pending` awaited.
+fn send(queue: &Queue, body: &str, awaited: bool) -> weir::Result<()> {
+    if !awaited {
+        return queue.send(body.as_bytes(), SendOptions::default()).map(|_| ());
+    }
+    let entry = SendEntry { body: body.to_string().into(), options: SendOptions::default() };
+    let sent = futures_lite::future::block_on(queue.send_batch_pending(std::slice::from_ref(&entry))?)?;
+    sent.into_iter().next().unwrap_or(Err(weir::Error::InvalidArgument("no result".into()))).map(|_| ())
+}
+
+/// One delete, blocking or through `delete_batch_pending` awaited.
+fn delete(queue: &Queue, handle: &str, awaited: bool) -> weir::Result<()> {
+    if !awaited {
+        return queue.delete(handle);
+    }
+    let deleted = futures_lite::future::block_on(queue.delete_batch_pending(&[handle])?)?;
+    deleted.into_iter().next().unwrap_or(Ok(()))
 }
 
 fn fifo_worker(engine: &Engine, generation: u64, alive: impl Fn() -> bool) {
