@@ -999,9 +999,9 @@ impl Harness {
     }
 
     /// Switches the FIFO queue's deduplication scope: the window is keyed again at once from
-    /// every send of the last five minutes (the oldest of a key counts), as a reopen keys it.
-    /// Two sends that were apart under the old scope and share a key under the new one are
-    /// both in the log; the older answers.
+    /// every send of the last five minutes, as a reopen keys it. Two sends that were apart
+    /// under the old scope and share a key under the new one are both in the log; the more
+    /// recent answers (its window ends last).
     fn toggle_dedup_scope(&mut self) {
         let now = self.now();
         let model = &mut self.queues[MAIN];
@@ -1463,4 +1463,32 @@ fn sends_joined_by_a_scope_change_leave_the_window_a_reopen_rebuilds() {
         Op::Reopen,
     ];
     run_case(Kind::Fifo { content_dedup: false, delay_s: 0, group_scope: true }, &ops);
+}
+
+/// A rated move task that has moved the last message it was started for is complete at that
+/// step, not a second later when its next step finds nothing. Found by
+/// `queue_with_dead_letter_queue_behaves_like_the_model`.
+#[test]
+fn a_move_task_that_moved_its_last_message_is_complete_at_once() {
+    let send = Op::Send(SendSpec { word: 0, pad: 0, delay: 0, group: 0, dedup: None, attributes: false, empty: false });
+    let receive = Op::Receive { queue: 0, max: 1, visibility: 0 };
+    let ops = [
+        send.clone(),
+        receive.clone(),
+        Op::Advance(4),
+        receive, // a second receive: over max_receives, into the dead-letter queue
+        Op::StartMoveTask { rated: true },
+        send.clone(),
+        Op::Purge { queue: 0 },
+        send.clone(),
+        send.clone(),
+        send.clone(),
+        Op::Advance(1),
+        Op::Delete { pick: 0, cross: false },
+        send.clone(),
+        send.clone(),
+        send,
+        Op::Maintenance,
+    ];
+    run_case(Kind::WithDeadLetter { max_receives: 1, fifo: true }, &ops);
 }

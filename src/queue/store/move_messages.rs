@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format::queue_record::QueueRecord;
-use crate::queue::state::Msg;
+use crate::queue::state::{Msg, QueueState};
 use crate::queue::store::{arriving, format_id, lock_in_order, split_guards, QueueCell, QueueStore};
 
 /// Where a move task is and what it moves.
@@ -56,25 +56,7 @@ impl QueueStore {
             // and drop its old segment once the lock is free).
             let (key, msg, mut m) = {
                 let mut st = self.lock_live(source)?;
-                st.pump(now);
-                let mut next = None;
-                let mut expired = Vec::new();
-                let mut from = step.next_key;
-                while let Some((key, msg)) = st.first_from(from) {
-                    if key >= job.before_key {
-                        break;
-                    }
-                    from = key.saturating_add(1);
-                    if st.expired(msg, now) {
-                        expired.push(key);
-                    } else if !(msg.in_flight() && msg.visible_at_ms > now) {
-                        next = Some((key, *msg));
-                        break;
-                    }
-                }
-                for key in expired {
-                    st.remove(key); // past retention: gone, not moved
-                }
+                let (next, from) = next_to_move(&mut st, step.next_key, job.before_key, now);
                 let Some((key, msg)) = next else {
                     step.next_key = from;
                     step.done = true;
@@ -140,11 +122,46 @@ impl QueueStore {
             step.next_key = key.saturating_add(1);
             last = outcome.next_seq;
         }
+        if !step.done && step.failure.is_none() {
+            // The rate's share is used up: if nothing is left to move, the task is done now,
+            // not at its next step a second later.
+            let mut st = self.lock_live(source)?;
+            if let (None, from) = next_to_move(&mut st, step.next_key, job.before_key, now) {
+                step.next_key = from;
+                step.done = true;
+            }
+        }
         if last > 0 {
             self.log.wait_durable(last)?;
         }
         Ok(step)
     }
+}
+
+/// The next message a move task takes from `from` on (below `before_key`: those that were in
+/// the source when it started), skipping messages in flight and removing those past retention
+/// (gone, not moved); with where the next look starts.
+fn next_to_move(st: &mut QueueState, from: u64, before_key: u64, now: u64) -> (Option<(u64, Msg)>, u64) {
+    st.pump(now);
+    let mut next = None;
+    let mut expired = Vec::new();
+    let mut from = from;
+    while let Some((key, msg)) = st.first_from(from) {
+        if key >= before_key {
+            break;
+        }
+        from = key.saturating_add(1);
+        if st.expired(msg, now) {
+            expired.push(key);
+        } else if !(msg.in_flight() && msg.visible_at_ms > now) {
+            next = Some((key, *msg));
+            break;
+        }
+    }
+    for key in expired {
+        st.remove(key);
+    }
+    (next, from)
 }
 
 /// True if the message changed since it was chosen (a move would act on stale state).
