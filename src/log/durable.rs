@@ -58,9 +58,7 @@ impl<T> Durable<T> {
     /// Blocks until the write is durable, then returns the answer; fails if the log cannot
     /// make it durable (a failed fsync poisons it).
     pub fn wait(mut self) -> Result<T> {
-        if self.next_seq > 0 {
-            self.owner.log().wait_durable(self.next_seq)?;
-        }
+        self.owner.log().wait_durable(self.next_seq)?;
         self.value.take().ok_or_else(already_taken)
     }
 }
@@ -86,9 +84,6 @@ impl<T: Unpin> Future for Durable<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = self.get_mut();
-        if this.next_seq == 0 {
-            return Poll::Ready(this.value.take().ok_or_else(already_taken));
-        }
         let owner = &this.owner;
         let polled = owner.log().poll_durable(this.next_seq, &mut this.registered, cx, || {
             let weak: Weak<dyn DurableLog> = Arc::downgrade(owner);

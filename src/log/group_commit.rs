@@ -608,14 +608,17 @@ mod tests {
         }
     }
 
+    /// A log under `Always` on the gated file system, owned as the stores own theirs.
+    fn gated_owner(dir: &Path, gate: &Arc<Gate>) -> Arc<Owner> {
+        Arc::new(Owner(Log::open(Arc::new(GatedFs { gate: Arc::clone(gate) }), dir, always(), 0).expect("open")))
+    }
+
     #[test]
     fn an_awaited_write_is_synced_by_the_log_sync_thread_and_invisible_until_then() {
         let dir = tempfile::tempdir().expect("tempdir");
         let gate = Arc::new(Gate::default());
         gate.set_open_at(usize::MAX);
-        let owner = Arc::new(Owner(
-            Log::open(Arc::new(GatedFs { gate: Arc::clone(&gate) }), dir.path(), always(), 0).expect("open"),
-        ));
+        let owner = gated_owner(dir.path(), &gate);
         let outcome = owner.0.write(&[RecordRef { key: b"", value: b"awaited" }], 1).expect("write");
         let mut durable = crate::Durable::new(owner.clone(), outcome.next_seq, "the answer");
         let (counter, waker) = counting();
@@ -637,9 +640,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let gate = Arc::new(Gate::default());
         gate.set_open_at(2 * EACH);
-        let owner = Arc::new(Owner(
-            Log::open(Arc::new(GatedFs { gate: Arc::clone(&gate) }), dir.path(), always(), 0).expect("open"),
-        ));
+        let owner = gated_owner(dir.path(), &gate);
         std::thread::scope(|scope| {
             for t in 0..2 * EACH {
                 let owner = Arc::clone(&owner);

@@ -403,6 +403,9 @@ impl Log {
     /// Returns once every record below `next_seq` is durable as the log's mode promises:
     /// under `Always` after an fsync covers it, otherwise at once.
     pub fn wait_durable(&self, next_seq: u64) -> Result<()> {
+        if next_seq == 0 {
+            return Ok(()); // below 0 there is nothing (a call that wrote nothing waits for nothing)
+        }
         match self.config.durability {
             Durability::Always => self.sync_to(next_seq),
             Durability::Interval(_) | Durability::Never => self.flush_ahead(),
@@ -423,6 +426,9 @@ impl Log {
         cx: &mut Context<'_>,
         owner: impl FnOnce() -> Weak<dyn DurableLog>,
     ) -> Poll<Result<()>> {
+        if next_seq == 0 {
+            return Poll::Ready(Ok(())); // as `wait_durable`: nothing to wait for
+        }
         if self.config.durability != Durability::Always {
             return Poll::Ready(self.flush_ahead());
         }

@@ -505,9 +505,7 @@ impl QueueStore {
     /// Sends a batch (1 to 10 entries); per-entry results, the outer error for storage failures.
     pub fn send(&self, cell: &QueueCell, entries: &[SendEntry]) -> Result<Vec<Result<SendResult>>> {
         let (results, wait_for) = self.send_unsynced(cell, entries)?;
-        if wait_for > 0 {
-            self.log.wait_durable(wait_for)?;
-        }
+        self.log.wait_durable(wait_for)?;
         Ok(results)
     }
 
@@ -730,9 +728,7 @@ impl QueueStore {
         for cell in &cells {
             cell.wake_everyone();
         }
-        if wait_for > 0 {
-            self.log.wait_durable(wait_for)?;
-        }
+        self.log.wait_durable(wait_for)?;
         Ok(outcomes.into_iter().flatten().collect())
     }
 
@@ -1013,9 +1009,7 @@ impl QueueStore {
     /// Deletes by receipt handle; per-entry results.
     pub fn delete(&self, cell: &QueueCell, handles: &[&str]) -> Result<Vec<Result<()>>> {
         let (results, wait_for) = self.delete_unsynced(cell, handles)?;
-        if wait_for > 0 {
-            self.log.wait_durable(wait_for)?;
-        }
+        self.log.wait_durable(wait_for)?;
         Ok(results)
     }
 
